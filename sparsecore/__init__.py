@@ -1,0 +1,12 @@
+"""sparsecore: prune, distil and deploy transformer text classifiers on CPUs.
+
+The engine (this package minus ``adapters`` / ``cli``) depends on torch and
+numpy only — it never imports Hugging Face ``transformers``.
+"""
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.recipe import Recipe, load_recipe
+from sparsecore.session import Session
+
+__version__ = "0.1.0"
+__all__ = ["Recipe", "Session", "SparsecoreError", "load_recipe", "__version__"]

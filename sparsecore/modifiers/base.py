@@ -1,0 +1,149 @@
+"""The one modifier base class and its typed-field validation.
+
+Lifecycle (driven by :class:`sparsecore.session.Session`):
+``initialize(state)`` once → ``update(state, epoch)`` at the start of every
+batch → ``modify_loss(...)`` once per batch → ``finalize(state)`` once.
+Concrete modifiers are frozen dataclasses: their fields are the recipe fields,
+validated on construction; run-time state lives in ``self.rt`` (a plain object).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from sparsecore.errors import SparsecoreError
+
+Params = tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Modifier:
+    tag: str = field(default="", repr=False, compare=False)  # the recipe tag it was written with
+    rt: types.SimpleNamespace = field(default_factory=types.SimpleNamespace, init=False, repr=False, compare=False)
+
+    # ---- construction -------------------------------------------------
+    @classmethod
+    def from_fields(cls, tag: str, fields: dict, where: str, defaults: dict | None = None) -> "Modifier":
+        """Build from recipe ``fields``: unknown, missing and mistyped fields are errors."""
+        known = [f for f in dataclasses.fields(cls) if f.init and f.name != "tag"]
+        allowed = [f.name for f in known]
+        hints = typing.get_type_hints(cls)
+        values = dict(defaults or {})
+        for key, value in fields.items():
+            if key not in allowed:
+                raise SparsecoreError(f"unknown field {key!r} for !{tag}", where,
+                                      f"allowed fields: {', '.join(allowed)}")
+            values[key] = _coerce(value, hints[key], f"!{tag}.{key}", where)
+        missing = [f.name for f in known if f.name not in values
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise SparsecoreError(f"!{tag} is missing required field(s) {', '.join(missing)}", where,
+                                  f"add {missing[0]}: <value>")
+        try:
+            return cls(tag=tag, **values)
+        except SparsecoreError as exc:  # re-anchor field errors at the recipe location
+            raise SparsecoreError(exc.what, where, exc.fix) from None
+
+    def fail(self, field_name: str, problem: str, fix: str) -> typing.NoReturn:
+        raise SparsecoreError(f"!{self.tag}.{field_name} {problem}", "recipe", fix)
+
+    def check_epochs(self, start: float, end: float, *, end_required: bool) -> None:
+        if start < 0:
+            self.fail("start_epoch", f"is {start}", "use an epoch >= 0")
+        if end_required and end < 0:
+            self.fail("end_epoch", f"is {end}", "give an end_epoch >= start_epoch")
+        if end >= 0 and end < start:
+            self.fail("end_epoch", f"({end}) is before start_epoch ({start})", "make end_epoch >= start_epoch")
+
+    def recipe_fields(self) -> dict:
+        """The fields as they would be written back into a recipe."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.init and f.name != "tag":
+                value = getattr(self, f.name)
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    # ---- lifecycle (override what you need) ---------------------------
+    def last_epoch(self) -> float:
+        """Epoch at which this modifier stops acting (-1: no bound)."""
+        return float(getattr(self, "end_epoch", -1.0))
+
+    def initialize(self, state: Any) -> None:  # noqa: D401 - lifecycle hook
+        """Prepare for training (resolve parameters, read settings)."""
+
+    def update(self, state: Any, epoch: float) -> None:
+        """Act at the start of a batch at fractional ``epoch``."""
+
+    def modify_loss(self, state: Any, epoch: float, loss: torch.Tensor, student: Any, teacher: Any) -> torch.Tensor:
+        return loss
+
+    def finalize(self, state: Any) -> None:
+        """Leave the model in its final state."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "a name or list of names"
+    if tp is Any:
+        return "any value"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
+    """Check ``value`` against annotation ``tp`` (the small set recipes use)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, name, where)
+            except SparsecoreError:
+                continue
+    elif origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+    elif origin is tuple:
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and items and all(isinstance(v, str) for v in items):
+            return tuple(items)
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is dict:
+        if isinstance(value, dict):
+            return value
+    elif tp is list:
+        if isinstance(value, list):
+            return value
+    raise SparsecoreError(f"{name} is {value!r}", where, f"expected {_describe(tp)}")

@@ -1,0 +1,53 @@
+"""``!DistillationModifier``: blend a teacher's soft targets into the loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.losses import blend, distillation_loss
+from sparsecore.modifiers.base import Modifier, Params
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillationModifier(Modifier):
+    hardness: float = 0.5
+    temperature: float = 2.0
+    distill_output_keys: Params = ("logits",)
+    start_epoch: float = 0.0
+    end_epoch: float = -1.0
+
+    def __post_init__(self) -> None:
+        self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
+        if not 0.0 <= self.hardness <= 1.0:
+            self.fail("hardness", f"is {self.hardness}", "use a value in [0, 1]")
+        if self.temperature <= 0:
+            self.fail("temperature", f"is {self.temperature}", "use a positive temperature")
+
+    def active(self, epoch: float) -> bool:
+        return epoch + _EPS >= self.start_epoch and (self.end_epoch < 0 or epoch + _EPS < self.end_epoch)
+
+    def modify_loss(self, state, epoch, loss, student, teacher) -> torch.Tensor:
+        if not self.active(epoch) or state.teacher_disabled:
+            return loss
+        if teacher is None:
+            raise RuntimeError("DistillationModifier is active but no teacher outputs were passed to Session.loss")
+        total = 0.0
+        for key in self.distill_output_keys:
+            s, t = _pick(student, key), _pick(teacher, key)
+            total = total + distillation_loss(s, t, self.temperature, state.problem_type)
+        return blend(loss, total, self.hardness)
+
+
+def _pick(outputs, key: str) -> torch.Tensor:
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    try:
+        return outputs[key]
+    except (KeyError, TypeError):
+        raise SparsecoreError(f"distill_output_keys names {key!r}, which the model outputs lack", "recipe",
+                              "use keys the model returns, e.g. logits") from None

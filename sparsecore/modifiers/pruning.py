@@ -1,0 +1,165 @@
+"""Magnitude pruning modifiers: gradual (GMP), global, and constant.
+
+``!GMPruningModifier``, ``!MagnitudePruningModifier`` (same thing) and
+``!GlobalMagnitudePruningModifier`` (``global_sparsity: true`` and
+``params: __ALL_PRUNABLE__`` by default) share :class:`GMPruningModifier`; the
+registry records which tag was written. ``!ConstantPruningModifier`` freezes the
+current zero pattern of its parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sparsecore.modifiers.base import Modifier, Params
+from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
+from sparsecore.pruning.schedule import sparsity_at
+from sparsecore.pruning.structure import Structure, check_shape, parse_mask_type
+from sparsecore.selectors import resolve_params
+
+FROM_PARAM = "__FROM_PARAM__"
+_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare with slack
+
+
+@dataclass(frozen=True, kw_only=True)
+class GMPruningModifier(Modifier):
+    end_epoch: float
+    final_sparsity: float | dict
+    params: Params | None = None
+    init_sparsity: float | Literal["__FROM_PARAM__"] = 0.0
+    start_epoch: float = 0.0
+    update_frequency: float = 1.0
+    inter_func: Literal["linear", "cubic", "inverse_cubic"] = "cubic"
+    mask_type: str | list = "unstructured"
+    leave_enabled: bool = True
+    global_sparsity: bool = False
+
+    def __post_init__(self) -> None:
+        self.check_epochs(self.start_epoch, self.end_epoch, end_required=True)
+        if self.update_frequency <= 0:
+            self.fail("update_frequency", f"is {self.update_frequency}", "use a positive number of epochs")
+        for sparsity, _ in self.groups():
+            self._check_sparsity("final_sparsity", sparsity)
+        if self.init_sparsity != FROM_PARAM:
+            self._check_sparsity("init_sparsity", self.init_sparsity)
+            if any(s < self.init_sparsity for s, _ in self.groups()):
+                self.fail("final_sparsity", f"is below init_sparsity {self.init_sparsity}",
+                          "make final_sparsity >= init_sparsity")
+        if self.params is None and not isinstance(self.final_sparsity, dict):
+            self.fail("params", "is missing", "name the parameters, e.g. params: __ALL_PRUNABLE__")
+        structure = self.structure()
+        if any(s > structure.max_sparsity + 1e-12 for s, _ in self.groups()):
+            self.fail("final_sparsity", f"exceeds what mask_type {structure.describe()} allows "
+                      f"({structure.max_sparsity:g})", f"use final_sparsity <= {structure.max_sparsity:g}")
+
+    def _check_sparsity(self, field_name: str, value: float) -> None:
+        if not 0.0 <= value < 1.0:
+            self.fail(field_name, f"is {value}", "use a sparsity in [0, 1)")
+
+    def structure(self) -> Structure:
+        return parse_mask_type(self.mask_type, f"!{self.tag}.mask_type")
+
+    def groups(self) -> list[tuple[float, tuple[str, ...]]]:
+        """``[(final_sparsity, selectors)]`` — one group, or one per map entry."""
+        if not isinstance(self.final_sparsity, dict):
+            return [(self.final_sparsity, self.params or ())]
+        out = []
+        for key, selectors in self.final_sparsity.items():
+            try:
+                sparsity = float(key)
+            except (TypeError, ValueError):
+                self.fail("final_sparsity", f"has key {key!r}", "use {sparsity: [params]} with numeric keys")
+            if isinstance(selectors, str):
+                selectors = [selectors]
+            if not isinstance(selectors, list) or not all(isinstance(s, str) for s in selectors):
+                self.fail("final_sparsity", f"entry {key!r} is {selectors!r}", "map each sparsity to a list of names")
+            out.append((sparsity, tuple(selectors)))
+        return out
+
+    # ---- lifecycle ----------------------------------------------------
+    def initialize(self, state) -> None:
+        structure = self.structure()
+        self.rt.groups = []
+        for final, selectors in self.groups():
+            params = resolve_params(state.model, selectors, f"!{self.tag}.params")
+            for name, param in params:
+                check_shape(structure, param.shape, name)
+            self.rt.groups.append((final, params))
+        self.rt.last_update = None
+        self.rt.done = False
+        self.rt.init = None  # per-group init sparsities, read at start_epoch
+
+    def _init_for(self, params) -> list[float] | float:
+        if self.init_sparsity != FROM_PARAM:
+            return self.init_sparsity if self.global_sparsity else [self.init_sparsity] * len(params)
+        if self.global_sparsity:
+            return zero_fraction(params)
+        return [zero_fraction([p]) for p in params]
+
+    def update(self, state, epoch: float) -> None:
+        if self.rt.done or epoch + _EPS < self.start_epoch:
+            return
+        at_end = epoch + _EPS >= self.end_epoch
+        if not at_end and self.rt.last_update is not None and epoch + _EPS < self.rt.last_update + self.update_frequency:
+            return
+        if self.rt.init is None:
+            self.rt.init = [self._init_for(params) for _, params in self.rt.groups]
+        structure = self.structure()
+        for (final, params), init in zip(self.rt.groups, self.rt.init):
+            def target(s0: float) -> float:
+                return sparsity_at(epoch, self.start_epoch, self.end_epoch, s0, max(final, s0), self.inter_func)
+            if self.global_sparsity:
+                prune_global(params, target(init), state.masks, structure)
+            else:
+                prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure)
+        self.rt.last_update = epoch
+        if at_end:
+            self.rt.done = True
+            if not self.leave_enabled:
+                for _, params in self.rt.groups:
+                    for name, _ in params:
+                        state.masks.release(name)
+
+    def finalize(self, state) -> None:
+        if not self.rt.done:
+            state.warn(f"!{self.tag} stopped at epoch {state.epoch:.3g}, before its end_epoch {self.end_epoch:g}: "
+                       "final sparsity not reached — train longer or lower end_epoch")
+
+    def state_dict(self) -> dict:
+        return {"last_update": self.rt.last_update, "done": self.rt.done, "init": self.rt.init}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rt.last_update, self.rt.done, self.rt.init = state["last_update"], state["done"], state["init"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConstantPruningModifier(Modifier):
+    params: Params
+    start_epoch: float = 0.0
+    end_epoch: float = -1.0
+
+    def __post_init__(self) -> None:
+        self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
+
+    def initialize(self, state) -> None:
+        self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params")
+        self.rt.phase = "waiting"
+
+    def update(self, state, epoch: float) -> None:
+        if self.rt.phase == "waiting" and epoch + _EPS >= self.start_epoch:
+            for name, param in self.rt.params:
+                if name not in state.masks:
+                    state.masks.set(name, param, param.detach() == 0)
+            self.rt.phase = "holding"
+        if self.rt.phase == "holding" and self.end_epoch >= 0 and epoch + _EPS >= self.end_epoch:
+            for name, _ in self.rt.params:
+                state.masks.release(name)
+            self.rt.phase = "done"
+
+    def state_dict(self) -> dict:
+        return {"phase": self.rt.phase}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rt.phase = state["phase"]
+

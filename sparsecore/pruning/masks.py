@@ -1,0 +1,79 @@
+"""Masks that keep pruned weights at exactly zero.
+
+One owner (the session) attaches two optimizer hooks and always removes them:
+a step *pre*-hook zeroes the gradients of pruned entries (so AdamW moments stay
+zero there) and a step *post*-hook zeroes the pruned weights again (weight decay
+and momentum cannot revive them). Weights are also zeroed the moment a mask is
+set, so every forward pass sees exact zeros.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+class MaskSet:
+    """``name → (parameter, pruned)``, pruned a bool tensor of the parameter's shape."""
+
+    def __init__(self) -> None:
+        self._masks: dict[str, tuple[nn.Parameter, torch.Tensor]] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._masks
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def names(self) -> list[str]:
+        return list(self._masks)
+
+    def pruned(self, name: str) -> torch.Tensor:
+        return self._masks[name][1]
+
+    @torch.no_grad()
+    def set(self, name: str, param: nn.Parameter, pruned: torch.Tensor) -> None:
+        if pruned.shape != param.shape or pruned.dtype != torch.bool:
+            raise ValueError(f"mask for {name} must be bool of shape {tuple(param.shape)}")
+        pruned = pruned.to(param.device)
+        self._masks[name] = (param, pruned)
+        param.masked_fill_(pruned, 0.0)
+
+    def release(self, name: str) -> None:
+        """Stop enforcing ``name``'s mask (its weights may grow back)."""
+        self._masks.pop(name, None)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for param, pruned in self._masks.values():
+            param.masked_fill_(pruned, 0.0)
+
+    @torch.no_grad()
+    def mask_grads(self) -> None:
+        for param, pruned in self._masks.values():
+            if param.grad is not None:
+                param.grad.masked_fill_(pruned, 0.0)
+
+    @contextmanager
+    def enforced(self, optimizer: torch.optim.Optimizer | None) -> Iterator[None]:
+        """Attach the optimizer hooks for the duration of the block."""
+        if optimizer is None:
+            yield
+            return
+        pre = optimizer.register_step_pre_hook(lambda *_: self.mask_grads())
+        post = optimizer.register_step_post_hook(lambda *_: self.apply())
+        try:
+            yield
+        finally:
+            pre.remove()
+            post.remove()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: pruned.cpu() for name, (_, pruned) in self._masks.items()}
+
+    def sparsity(self, name: str) -> float:
+        pruned = self._masks[name][1]
+        return float(pruned.sum()) / max(1, pruned.numel())

@@ -1,0 +1,118 @@
+"""Restricted arithmetic for ``eval(...)`` recipe values — never Python ``eval``.
+
+Grammar (parsed with :mod:`ast`, which only builds a tree and runs nothing):
+numbers, variable names, ``+ - * / // ** %``, unary ``+``/``-`` and parentheses.
+Anything else (calls, attributes, subscripts, strings, comparisons) is rejected.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from typing import Callable, Mapping
+
+from sparsecore.errors import SparsecoreError
+
+Number = int | float
+
+_BINOPS: dict[type, Callable[[Number, Number], Number]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type, Callable[[Number], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_MAX_EXPONENT = 1024  # guards `9**9**9`-style inputs that would hang the parser's caller
+
+
+def evaluate(expr: str, lookup: Callable[[str], Number], where: str) -> Number:
+    """Evaluate ``expr`` where names are resolved through ``lookup(name)``."""
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise SparsecoreError(
+            f"cannot parse eval expression {expr!r}: {exc.msg}", where,
+            "use numbers, variable names, + - * / // ** % and parentheses",
+        ) from None
+    return _eval(tree.body, lookup, expr, where)
+
+
+def _eval(node: ast.AST, lookup: Callable[[str], Number], expr: str, where: str) -> Number:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.Name):
+        return lookup(node.id)
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_eval(node.operand, lookup, expr, where))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left = _eval(node.left, lookup, expr, where)
+        right = _eval(node.right, lookup, expr, where)
+        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
+            raise SparsecoreError(f"exponent {right} too large in {expr!r}", where,
+                                  f"keep exponents within ±{_MAX_EXPONENT}")
+        try:
+            value = _BINOPS[type(node.op)](left, right)
+        except ZeroDivisionError:
+            raise SparsecoreError(f"division by zero in {expr!r}", where,
+                                  "check the variables the expression uses") from None
+        if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
+            raise SparsecoreError(f"{expr!r} is not a finite real number", where,
+                                  "check the variables the expression uses")
+        return value
+    raise SparsecoreError(
+        f"{ast.unparse(node)!r} is not allowed in eval expression {expr!r}", where,
+        "only numbers, variable names, + - * / // ** % and parentheses are allowed",
+    )
+
+
+def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object]:
+    """Resolve recipe variables, some of which may be ``eval(...)`` of others.
+
+    Cycles (``a: eval(b)``, ``b: eval(a)``) are errors naming the cycle.
+    """
+    done: dict[str, object] = {}
+    visiting: list[str] = []
+
+    def get(name: str) -> Number:
+        if name in done:
+            value = done[name]
+        elif name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            raise SparsecoreError(f"variable cycle {cycle}", where, "break the cycle")
+        elif name in raw:
+            visiting.append(name)
+            value = resolve_value(raw[name], get, f"{where}: variable {name}")
+            visiting.pop()
+            done[name] = value
+        else:
+            raise SparsecoreError(
+                f"unknown variable {name!r}", where,
+                f"define it at the top level of the recipe (known: {', '.join(sorted(raw)) or 'none'})",
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SparsecoreError(f"variable {name!r} is {value!r}, not a number", where,
+                                  "only numeric variables can be used inside eval()")
+        return value
+
+    for key in raw:
+        if key not in done:
+            done[key] = resolve_value(raw[key], get, f"{where}: variable {key}")
+    return done
+
+
+def resolve_value(value: object, lookup: Callable[[str], Number], where: str) -> object:
+    """Recursively replace ``eval(expr)`` strings inside ``value``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("eval(") and text.endswith(")"):
+            return evaluate(text[5:-1], lookup, where)
+        return value
+    if isinstance(value, list):
+        return [resolve_value(v, lookup, where) for v in value]
+    if isinstance(value, dict):
+        return {resolve_value(k, lookup, where): resolve_value(v, lookup, where) for k, v in value.items()}
+    return value

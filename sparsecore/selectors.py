@@ -1,0 +1,62 @@
+"""Resolve recipe ``params`` selectors to parameters, by fully-qualified name.
+
+Selectors, resolved once against ``model.named_parameters()``:
+- an exact parameter name, e.g. ``bert.encoder.layer.0.output.dense.weight``;
+- ``re:<regex>`` — Python regex that must match the *whole* name (``re.fullmatch``);
+- ``__ALL_PRUNABLE__`` — the weights of every ``nn.Linear`` and ``nn.Conv1d/2d/3d``;
+- ``__ALL__`` — every parameter.
+The result is the union, in the model's parameter order, without duplicates.
+Precedence does not change membership; it only decides error messages: an exact
+name is tried first, so a name that happens to contain regex characters is
+still matched literally. Every selector must match at least one parameter.
+"""
+
+from __future__ import annotations
+
+import re
+
+from torch import nn
+
+from sparsecore.errors import SparsecoreError
+
+ALL_PRUNABLE = "__ALL_PRUNABLE__"
+ALL = "__ALL__"
+_PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def prunable_names(model: nn.Module) -> list[str]:
+    names = []
+    for mod_name, module in model.named_modules():
+        if isinstance(module, _PRUNABLE_TYPES):
+            names.append(f"{mod_name}.weight" if mod_name else "weight")
+    return names
+
+
+def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], where: str) -> list[tuple[str, nn.Parameter]]:
+    """Return ``[(name, parameter), ...]`` selected by ``selectors``."""
+    params = dict(model.named_parameters())
+    order = {name: i for i, name in enumerate(params)}
+    chosen: set[str] = set()
+    for selector in selectors:
+        if selector in params:
+            hits = {selector}
+        elif selector == ALL:
+            hits = set(params)
+        elif selector == ALL_PRUNABLE:
+            hits = set(prunable_names(model)) & set(params)
+        elif selector.startswith("re:"):
+            try:
+                pattern = re.compile(selector[3:])
+            except re.error as exc:
+                raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc}", where,
+                                      "fix the regular expression") from None
+            hits = {name for name in params if pattern.fullmatch(name)}
+        else:
+            hits = set()
+        if not hits:
+            sample = ", ".join(list(params)[:3])
+            raise SparsecoreError(f"selector {selector!r} matches no parameter", where,
+                                  f"use an exact name, re:<regex> matching whole names, {ALL_PRUNABLE} or {ALL} "
+                                  f"(names look like: {sample}, ...)")
+        chosen |= hits
+    return [(name, params[name]) for name in sorted(chosen, key=order.__getitem__)]

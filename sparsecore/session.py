@@ -1,0 +1,168 @@
+"""Drive a recipe from any training loop.
+
+Lifecycle::
+
+    session = Session(recipe, model, optimizer, steps_per_epoch=len(loader))
+    with session:                                  # initialize(): resolve params, attach mask hooks
+        for epoch in range(session.num_epochs):    # ceil of the recipe's last epoch
+            for batch in loader:
+                session.batch_start()              # modifiers act at fractional epoch step/steps_per_epoch
+                out = model(batch.x)
+                loss = session.loss(loss_fn(out, batch.y), out,
+                                    teacher(batch.x) if session.needs_teacher else None)
+                loss.backward(); optimizer.step(); optimizer.zero_grad()   # masks re-applied by hooks
+    # finalize(): hooks removed, pruned weights exactly zero
+
+Modifiers receive the session as their ``state``: they use ``model``,
+``optimizer``, ``masks``, ``epoch``, ``problem_type``, ``teacher_disabled``,
+``warn()`` and ``require_optimizer()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from contextlib import ExitStack
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.modifiers.distillation import DistillationModifier
+from sparsecore.pruning.masks import MaskSet
+from sparsecore.recipe import Recipe, load_recipe
+
+log = logging.getLogger("sparsecore")
+MASKS_FILE = "sparsecore_masks.safetensors"
+STATE_FILE = "sparsecore_session.json"
+
+
+class Session:
+    def __init__(self, recipe: Recipe | str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
+                 steps_per_epoch: int, recipe_args: str | dict | None = None,
+                 problem_type: str = "single_label_classification", teacher_disabled: bool = False) -> None:
+        if steps_per_epoch < 1:
+            raise SparsecoreError(f"steps_per_epoch is {steps_per_epoch}", "Session", "pass len(train_loader) >= 1")
+        self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, recipe_args)
+        self.model, self.optimizer = model, optimizer
+        self.steps_per_epoch = steps_per_epoch
+        self.problem_type = problem_type
+        self.teacher_disabled = teacher_disabled
+        self.masks = MaskSet()
+        self.step = 0
+        self.warnings: list[str] = []
+        self._stack: ExitStack | None = None
+
+    # ---- properties ---------------------------------------------------
+    @property
+    def epoch(self) -> float:
+        return self.step / self.steps_per_epoch
+
+    @property
+    def num_epochs(self) -> int:
+        """Whole epochs to run: ceil of the recipe's last epoch (1 if it has none)."""
+        last = self.recipe.num_epochs
+        return max(1, math.ceil(last - 1e-9)) if last is not None else 1
+
+    @property
+    def total_steps(self) -> int:
+        last = self.recipe.num_epochs
+        return math.ceil((last if last is not None else 1) * self.steps_per_epoch - 1e-9)
+
+    @property
+    def needs_teacher(self) -> bool:
+        return not self.teacher_disabled and any(
+            isinstance(m, DistillationModifier) and m.active(self.epoch) for m in self.recipe.modifiers)
+
+    def has_distillation(self) -> bool:
+        return any(isinstance(m, DistillationModifier) for m in self.recipe.modifiers)
+
+    # ---- helpers for modifiers ----------------------------------------
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    def require_optimizer(self, tag: str) -> None:
+        if self.optimizer is None:
+            raise SparsecoreError(f"!{tag} needs an optimizer", "Session", "pass optimizer= when creating the Session")
+
+    # ---- lifecycle ----------------------------------------------------
+    def initialize(self) -> "Session":
+        if self._stack is not None:
+            return self
+        for modifier in self.recipe.modifiers:
+            modifier.initialize(self)
+        self._stack = ExitStack()
+        self._stack.enter_context(self.masks.enforced(self.optimizer))
+        return self
+
+    def batch_start(self, step: int | None = None) -> None:
+        """Call before each forward pass; ``step`` (global, 0-based) overrides the internal counter."""
+        if self._stack is None:
+            self.initialize()
+        if step is not None:
+            self.step = step
+        for modifier in self.recipe.modifiers:
+            modifier.update(self, self.epoch)
+        self.step += 1
+
+    def loss(self, task_loss: torch.Tensor, student_outputs=None, teacher_outputs=None) -> torch.Tensor:
+        """Apply loss modifiers (distillation) to the loss of the current batch."""
+        epoch = (self.step - 1) / self.steps_per_epoch if self.step else 0.0
+        for modifier in self.recipe.modifiers:
+            task_loss = modifier.modify_loss(self, epoch, task_loss, student_outputs, teacher_outputs)
+        return task_loss
+
+    def finalize(self) -> None:
+        if self._stack is None:
+            return
+        for modifier in self.recipe.modifiers:
+            modifier.finalize(self)
+        self.masks.apply()
+        self._stack.close()
+        self._stack = None
+
+    def __enter__(self) -> "Session":
+        return self.initialize()
+
+    def __exit__(self, *exc) -> None:
+        self.finalize()
+
+    # ---- checkpoints --------------------------------------------------
+    def _recipe_digest(self) -> str:
+        return hashlib.sha256(self.recipe.to_yaml().encode()).hexdigest()[:16]
+
+    def save(self, folder: str | Path) -> None:
+        """Write masks (safetensors) and schedule position (JSON) into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        masks = {name: m.contiguous() for name, m in self.masks.state_dict().items()}
+        save_file(masks, str(folder / MASKS_FILE))
+        state = {"step": self.step, "steps_per_epoch": self.steps_per_epoch, "recipe": self._recipe_digest(),
+                 "modifiers": [m.state_dict() for m in self.recipe.modifiers]}
+        (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+    def load(self, folder: str | Path) -> None:
+        """Restore what :meth:`save` wrote (call after :meth:`initialize`)."""
+        folder = Path(folder)
+        if not (folder / STATE_FILE).is_file() or not (folder / MASKS_FILE).is_file():
+            raise SparsecoreError("checkpoint has no sparsecore session state", str(folder),
+                                  f"resume from a folder holding {STATE_FILE} and {MASKS_FILE}")
+        state = json.loads((folder / STATE_FILE).read_text())
+        if state["recipe"] != self._recipe_digest():
+            raise SparsecoreError("checkpoint was written with a different recipe", str(folder),
+                                  "resume with the same --recipe and --recipe_args")
+        self.initialize()
+        params = dict(self.model.named_parameters())
+        for name, pruned in load_file(str(folder / MASKS_FILE)).items():
+            if name not in params:
+                raise SparsecoreError(f"checkpoint mask for unknown parameter {name}", str(folder),
+                                      "resume with the same model")
+            self.masks.set(name, params[name], pruned)
+        for modifier, mstate in zip(self.recipe.modifiers, state["modifiers"]):
+            modifier.load_state_dict(mstate)
+        self.step = state["step"]
