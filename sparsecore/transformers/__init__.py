@@ -1,0 +1,1 @@
+"""SparseML-compatible entry points: ``python -m sparsecore.transformers.text_classification``."""
