@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +34,11 @@ def _check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> Path:
     parent = out
     while not parent.exists():
         parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise SparsecoreError("output_dir is not writable", f"--output_dir {output_dir} (at {parent})",
-                              "choose a folder you can write to")
+    try:  # a real write test: permission bits say little when running as root
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as exc:
+        raise SparsecoreError("output_dir is not writable", f"--output_dir {output_dir} ({parent}: {exc.strerror})",
+                              "choose a folder you can write to") from None
     return out
 
 

@@ -63,6 +63,8 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
     data = plan.data
     tokenizer = load_tokenizer(model_args.tokenizer_name or plan.model_path, model_args.cache_dir)
     model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir)
+    if plan.recipe is not None:
+        Session(plan.recipe, model, steps_per_epoch=1).validate()  # selectors and shapes, before any output
     teacher = _load_teacher(plan, model, model_args)
 
     def features(split, limit):

@@ -100,6 +100,17 @@ class Session:
         self._stack.enter_context(self.masks.enforced(self.optimizer))
         return self
 
+    def validate(self) -> None:
+        """Resolve every selector and check shapes now, changing nothing (fail before training starts)."""
+        real = self.optimizer
+        if self.optimizer is None:
+            self.optimizer = torch.optim.SGD([p for p in self.model.parameters()], lr=0.0)
+        try:
+            for modifier in self.recipe.modifiers:
+                modifier.initialize(self)
+        finally:
+            self.optimizer = real
+
     def batch_start(self, step: int | None = None) -> None:
         """Call before each forward pass; ``step`` (global, 0-based) overrides the internal counter."""
         if self._stack is None:

@@ -77,30 +77,31 @@ def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object
     done: dict[str, object] = {}
     visiting: list[str] = []
 
-    def get(name: str) -> Number:
+    def resolve(name: str) -> object:
         if name in done:
-            value = done[name]
-        elif name in visiting:
+            return done[name]
+        if name in visiting:
             cycle = " -> ".join(visiting[visiting.index(name):] + [name])
             raise SparsecoreError(f"variable cycle {cycle}", where, "break the cycle")
-        elif name in raw:
-            visiting.append(name)
-            value = resolve_value(raw[name], get, f"{where}: variable {name}")
-            visiting.pop()
-            done[name] = value
-        else:
+        if name not in raw:
             raise SparsecoreError(
                 f"unknown variable {name!r}", where,
                 f"define it at the top level of the recipe (known: {', '.join(sorted(raw)) or 'none'})",
             )
+        visiting.append(name)
+        done[name] = resolve_value(raw[name], get, f"{where}: variable {name}")
+        visiting.pop()
+        return done[name]
+
+    def get(name: str) -> Number:
+        value = resolve(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SparsecoreError(f"variable {name!r} is {value!r}, not a number", where,
                                   "only numeric variables can be used inside eval()")
         return value
 
     for key in raw:
-        if key not in done:
-            done[key] = resolve_value(raw[key], get, f"{where}: variable {key}")
+        resolve(key)
     return done
 
 

@@ -40,11 +40,14 @@ def read_recipe_source(source: str) -> tuple[str, str]:
     if source in builtin_names():
         path = resources.files("sparsecore.recipe") / "builtin" / f"{source}.yaml"
         return path.read_text(encoding="utf-8"), f"builtin:{source}"
-    if "\n" in source or source.lstrip().startswith(("{", "---")) or ("modifiers" in source and ":" in source):
+    if "\n" not in source:
+        path = Path(source).expanduser()
+        if path.is_file():
+            return path.read_text(encoding="utf-8"), str(path)
+        if path.suffix.lower() in (".yaml", ".yml", ".md"):
+            raise SparsecoreError("recipe file not found", f"--recipe {source}", "check the path")
+    if ":" in source:
         return source, "inline recipe"
-    path = Path(source).expanduser()
-    if path.is_file():
-        return path.read_text(encoding="utf-8"), str(path)
     raise SparsecoreError(f"recipe {source!r} not found", "--recipe",
                           f"pass a .yaml/.md file, inline YAML, or a built-in name: {', '.join(builtin_names())}")
 
@@ -71,8 +74,18 @@ def parse_recipe_args(text: str | dict | None) -> dict:
         if not sep or not key.strip():
             raise SparsecoreError(f"--recipe_args item {item!r} is not key=value", "--recipe_args",
                                   'use var=value,var2=value2 or a JSON object')
-        out[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else ""
+        out[key.strip()] = _scalar(value.strip())
     return out
+
+
+def _scalar(text: str):
+    """``3`` → int, ``1e-4`` → float (YAML 1.1 would keep it a string), else YAML's reading."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text) if text else ""
 
 
 def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:

@@ -1,0 +1,123 @@
+"""The CLI on real MiniLM weights and real GLUE rows (small samples, so the suite stays fast)."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+GMP50 = """
+modifiers:
+  - !EpochRangeModifier
+    end_epoch: 1
+  - !GMPruningModifier
+    params: ["re:.*encoder\\\\.layer\\\\.\\\\d+\\\\..*dense\\\\.weight", "re:.*attention\\\\.self\\\\.(query|key|value)\\\\.weight"]
+    final_sparsity: 0.5
+    start_epoch: 0
+    end_epoch: 0.5
+    update_frequency: 0.25
+  - !DistillationModifier
+    hardness: 0.5
+    temperature: 2.0
+"""
+
+
+def small(n_train=32, n_eval=48):
+    return ["--max_train_samples", n_train, "--max_eval_samples", n_eval]
+
+
+def test_sst2_gmp_with_self_distillation_writes_a_complete_output(tmp_path, cli, fast_args, glue_dir):
+    recipe = tmp_path / "gmp50.yaml"
+    recipe.write_text(GMP50)
+    out = tmp_path / "out"
+    code, stdout, stderr = cli("--model_name_or_path", "minilm", "--task_name", "sst2", "--glue_dir", glue_dir,
+                               "--recipe", recipe, "--distill_teacher", "self", "--do_train", "--do_eval",
+                               "--output_dir", out, *small(), *fast_args)
+    assert code == 0, stderr
+    results = json.loads(stdout)
+    assert 0.0 <= results["eval_accuracy"] <= 1.0
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "recipe.yaml", "eval_results.json",
+                 "sparsity_report.json", "sparsity_report.png", "sparsecore_training.json"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    report = json.loads((out / "sparsity_report.json").read_text())
+    assert len(report["params"]) == 36
+    weights = load_file(out / "model.safetensors")
+    for row in report["params"]:  # exactly k zeros per layer, as saved
+        w = weights[row["name"]]
+        assert int((w == 0).sum()) == int(0.5 * w.numel() + 0.5)
+    assert (weights["bert.encoder.layer.0.attention.self.query.bias"] != 0).all()
+    saved = yaml.safe_load((out / "recipe.yaml").read_text().replace("!", ""))
+    assert saved["modifiers"][1]["GMPruningModifier"]["final_sparsity"] == 0.5
+    assert (out / "sparsity_report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_mrpc_sentence_pairs_report_f1(tmp_path, cli, fast_args, glue_dir):
+    out = tmp_path / "mrpc"
+    code, stdout, stderr = cli("--task_name", "mrpc", "--glue_dir", glue_dir, "--do_train", "--do_eval",
+                               "--num_train_epochs", "1", "--output_dir", out, *small(), *fast_args)
+    assert code == 0, stderr
+    results = json.loads(stdout)
+    assert {"eval_accuracy", "eval_f1", "eval_combined_score"} <= set(results)
+    assert json.loads((out / "config.json").read_text())["id2label"]["1"] == "equivalent"
+
+
+def test_stsb_regression(tmp_path, cli, fast_args, glue_dir):
+    out = tmp_path / "stsb"
+    code, stdout, stderr = cli("--task_name", "stsb", "--glue_dir", glue_dir, "--recipe", "minilm-gmp80-demo",
+                               "--recipe_args", "num_epochs=1,pruning_start_epoch=0,pruning_end_epoch=0.5",
+                               "--distill_teacher", "self", "--output_dir", out, *small(), *fast_args)
+    assert code == 0, stderr
+    results = json.loads(stdout)
+    assert {"eval_pearson", "eval_spearmanr"} <= set(results)
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_labels"] == 1 and config["problem_type"] == "regression"
+    assert abs(results["encoder_sparsity"] - 0.8) < 1e-4
+
+
+def test_custom_csv_with_string_labels_and_one_shot(tmp_path, cli, fast_args, glue_dir):
+    rows = (glue_dir / "rte" / "validation.tsv").read_text().splitlines()[1:41]
+    import csv
+    import io
+    parsed = list(csv.reader(io.StringIO("\n".join(rows)), delimiter="\t"))
+    data = tmp_path / "pairs.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["premise", "claim", "verdict"])
+        for s1, s2, label in parsed:
+            writer.writerow([s1, s2, "yes" if label == "0" else "no"])
+    out = tmp_path / "custom"
+    code, stdout, stderr = cli("--train_file", data, "--validation_file", data, "--input_column_names",
+                               "premise,claim", "--label_column_name", "verdict", "--one_shot", "--do_eval",
+                               "--recipe", "minilm-gmp80-demo", "--output_dir", out, *fast_args)
+    assert code == 0, stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "no", "1": "yes"}
+    assert abs(json.loads(stdout)["encoder_sparsity"] - 0.8) < 1e-4
+
+
+def test_resume_from_checkpoint_keeps_masks_and_schedule(tmp_path, cli, fast_args, glue_dir):
+    args = ["--task_name", "sst2", "--glue_dir", glue_dir, "--recipe", "minilm-gmp80-demo",
+            "--recipe_args", "num_epochs=2,pruning_start_epoch=0,pruning_end_epoch=1.5,pruning_update_frequency=0.5",
+            "--max_train_samples", 32, "--max_eval_samples", 16, "--do_train", "--seed", 7,
+            "--dataloader_num_workers", 0]
+    fast = [a for a in fast_args if a not in ("--save_strategy", "no")]
+    full = tmp_path / "full"
+    code, _, stderr = cli(*args, "--output_dir", full, "--save_strategy", "epoch", *fast)
+    assert code == 0, stderr
+    ckpt = full / "checkpoint-2"
+    assert (ckpt / "sparsecore_masks.safetensors").is_file() and (ckpt / "sparsecore_session.json").is_file()
+    session = json.loads((ckpt / "sparsecore_session.json").read_text())
+    assert session["step"] == 2
+    resumed = tmp_path / "resumed"
+    import shutil
+    shutil.copytree(ckpt, resumed / "checkpoint-2")
+    code, _, stderr = cli(*args, "--output_dir", resumed, "--save_strategy", "no",
+                          "--resume_from_checkpoint", resumed / "checkpoint-2", *fast)
+    assert code == 0, stderr
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name, w in a.items():
+        assert torch.equal(w == 0, b[name] == 0), name
+        torch.testing.assert_close(w, b[name], atol=1e-5, rtol=1e-4)
