@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import GLUE_TASKS
 
 DEFAULT_MODEL = "minilm"
@@ -69,10 +70,17 @@ class OneLineParser(HfArgumentParser):
 def parse(argv: list[str] | None = None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments, set[str]]:
     """Parse flags; also return the set of flags the user typed (to spot recipe conflicts)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = OneLineParser((ModelArguments, DataTrainingArguments, TrainingArguments),
+    parser = OneLineParser((ModelArguments, DataTrainingArguments, TrainingArguments), allow_abbrev=False,
                            description="Sparsify (prune, distil) a BERT-family text classifier with a recipe.")
     if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
         argv += ["--output_dir", "out/text_classification"]
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True)
+    except ValueError as exc:  # TrainingArguments.__post_init__ rejects some combinations
+        raise SparsecoreError(str(exc).splitlines()[0], "flags", "fix the flag values (see --help)") from None
+    if rest:
+        raise SparsecoreError(f"unrecognized arguments: {' '.join(rest)}", "command line",
+                              "run with --help to see the flags")
     given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
     return model_args, data_args, training_args, given
