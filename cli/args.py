@@ -25,7 +25,6 @@ class ModelArguments:
     distill_teacher: str = field(default="disable", metadata={
         "help": "Teacher for distillation: a local model folder trained on the task, 'self' (a frozen copy of the "
                 "starting model), or 'disable'."})
-    config_name: str | None = field(default=None, metadata={"help": "Config folder if not the model's."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
 
@@ -71,6 +70,7 @@ def parse(argv: list[str] | None = None) -> tuple[ModelArguments, DataTrainingAr
     """Parse flags; also return the set of flags the user typed (to spot recipe conflicts)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = OneLineParser((ModelArguments, DataTrainingArguments, TrainingArguments), allow_abbrev=False,
+                           prog="python -m sparsecore.transformers.text_classification",
                            description="Sparsify (prune, distil) a BERT-family text classifier with a recipe.")
     if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
         argv += ["--output_dir", "out/text_classification"]

@@ -126,8 +126,6 @@ def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one
         if clash:
             notes.append(f"the recipe's !LearningRateFunctionModifier sets the learning rate: "
                          f"{', '.join('--' + c for c in clash)} ignored")
-        training_args.lr_scheduler_type = "constant"
-        training_args.warmup_steps = 0
     has_kd = any(m.tag == "DistillationModifier" for m in recipe.modifiers)
     if has_kd and teacher == "disable" and not one_shot:
         notes.append("the recipe's !DistillationModifier is skipped: --distill_teacher disable")

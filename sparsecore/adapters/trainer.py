@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback
 
+from sparsecore.modifiers.training import LearningRateFunctionModifier
 from sparsecore.recipe import Recipe
 from sparsecore.session import Session
 
@@ -40,13 +41,18 @@ class SessionCallback(TrainerCallback):
         if folder.is_dir():
             self.trainer.session.save(folder)
 
-    def on_log(self, args, state, control, logs=None, optimizer=None, **kwargs):
-        if logs is not None and "learning_rate" in logs and self.trainer.session is not None:
-            inner = getattr(optimizer, "optimizer", optimizer)
-            logs["learning_rate"] = inner.param_groups[0]["lr"]  # the recipe's rate, not the idle scheduler's
-
     def on_train_end(self, args, state, control, **kwargs):
         self.trainer.session.finalize()
+
+
+class RecipeOwnedLR(torch.optim.lr_scheduler.LRScheduler):
+    """Scheduler that leaves the learning rate to the recipe's modifiers and reports what they set."""
+
+    def get_lr(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list[float]:  # Trainer logs this right after optimizer.step()
+        return self.get_lr()
 
 
 class SparseTrainer(Trainer):
@@ -63,6 +69,12 @@ class SparseTrainer(Trainer):
             for p in teacher.parameters():
                 p.requires_grad_(False)
         self.add_callback(SessionCallback(self))
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None and any(isinstance(m, LearningRateFunctionModifier) for m in self.recipe.modifiers):
+            self.lr_scheduler = RecipeOwnedLR(optimizer or self.optimizer)
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)

@@ -107,8 +107,15 @@ def test_resume_from_checkpoint_keeps_masks_and_schedule(tmp_path, cli, fast_arg
     i = fast_args.index("--save_strategy")
     fast = fast_args[:i] + fast_args[i + 2:]
     full = tmp_path / "full"
-    code, _, stderr = cli(*args, "--output_dir", full, "--save_strategy", "epoch", *fast)
+    code, _, stderr = cli(*args, "--output_dir", full, "--save_strategy", "epoch", *fast,
+                          "--logging_strategy", "steps", "--logging_steps", 1)
     assert code == 0, stderr
+    # the recipe's linear LR (1e-4 → 1e-6 over 2 epochs of 2 steps) is what trained and what was logged
+    history = json.loads((full / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
+    logged = [(h["step"], h["learning_rate"]) for h in history if "learning_rate" in h]
+    assert [s for s, _ in logged] == [1, 2, 3, 4]
+    for step, lr in logged:
+        assert lr == pytest.approx(1e-4 + (1e-6 - 1e-4) * ((step - 1) / 2) / 2)
     ckpt = full / "checkpoint-2"
     assert (ckpt / "sparsecore_masks.safetensors").is_file() and (ckpt / "sparsecore_session.json").is_file()
     session = json.loads((ckpt / "sparsecore_session.json").read_text())
