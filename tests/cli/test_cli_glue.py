@@ -130,3 +130,54 @@ def test_resume_from_checkpoint_keeps_masks_and_schedule(tmp_path, cli, fast_arg
     for name, w in a.items():
         assert torch.equal(w == 0, b[name] == 0), name
         torch.testing.assert_close(w, b[name], atol=1e-5, rtol=1e-4)
+
+
+def _rows(glue_dir, task, n):
+    import csv
+    with open(glue_dir / task / "validation.tsv", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))[:n]
+
+
+def test_multi_label_jsonl_and_predictions(tmp_path, cli, fast_args, glue_dir):
+    rows = _rows(glue_dir, "sst2", 40)
+    train = tmp_path / "train.jsonl"
+    with open(train, "w") as f:
+        for i, r in enumerate(rows):
+            labels = (["positive"] if r["label"] == "1" else ["negative"]) + (["long"] if len(r["sentence"]) > 100 else [])
+            f.write(json.dumps({"text": r["sentence"], "tags": labels}) + "\n")
+    test = tmp_path / "test.csv"
+    test.write_text("text\n" + "\n".join(f'"{r["sentence"].strip()}"' for r in rows[:5]) + "\n")
+    out = tmp_path / "multi"
+    code, _, stderr = cli("--train_file", train, "--validation_file", train, "--test_file", test,
+                          "--label_column_name", "tags", "--do_train", "--do_eval", "--do_predict",
+                          "--num_train_epochs", "1", "--output_dir", out, *fast_args)
+    assert code == 0, stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    assert set(config["label2id"]) == {"long", "negative", "positive"}
+    results = json.loads((out / "eval_results.json").read_text())
+    assert {"eval_f1", "eval_accuracy"} <= set(results)
+    lines = (out / "predict_results.txt").read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 6
+
+
+def test_mnli_reports_matched_and_mismatched(tmp_path, cli, fast_args, glue_dir):
+    """MNLI is not in the shared data: build its layout from real RTE/MRPC sentence pairs."""
+    mnli = tmp_path / "glue" / "mnli"
+    mnli.mkdir(parents=True)
+    sources = {"train": ("rte", 0), "validation_matched": ("rte", 40), "validation_mismatched": ("mrpc", 0)}
+    for split, (task, skip) in sources.items():
+        rows = _rows(glue_dir, task, skip + 30)[skip:]
+        with open(mnli / f"{split}.tsv", "w", newline="") as f:
+            import csv
+            w = csv.writer(f, delimiter="\t")
+            w.writerow(["premise", "hypothesis", "label"])
+            for i, r in enumerate(rows):
+                w.writerow([r["sentence1"], r["sentence2"], i % 3])
+    out = tmp_path / "mnli-out"
+    code, _, stderr = cli("--task_name", "mnli", "--glue_dir", tmp_path / "glue", "--do_train", "--do_eval",
+                          "--num_train_epochs", "1", "--output_dir", out, *fast_args)
+    assert code == 0, stderr
+    results = json.loads((out / "eval_results.json").read_text())
+    assert {"eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"} <= set(results)
+    assert json.loads((out / "config.json").read_text())["id2label"]["2"] == "contradiction"
