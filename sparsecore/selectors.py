@@ -32,8 +32,13 @@ def prunable_names(model: nn.Module) -> list[str]:
     return names
 
 
-def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], where: str) -> list[tuple[str, nn.Parameter]]:
-    """Return ``[(name, parameter), ...]`` selected by ``selectors``."""
+def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], where: str,
+                   strict: bool = True) -> list[tuple[str, nn.Parameter]]:
+    """Return ``[(name, parameter), ...]`` selected by ``selectors``.
+
+    ``strict=False`` (TrainableParamsModifier's ``params_strict: false``) skips selectors that
+    match nothing instead of failing.
+    """
     params = dict(model.named_parameters())
     order = {name: i for i, name in enumerate(params)}
     chosen: set[str] = set()
@@ -53,7 +58,7 @@ def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], whe
             hits = {name for name in params if pattern.fullmatch(name)}
         else:
             hits = set()
-        if not hits:
+        if not hits and strict:
             sample = ", ".join(list(params)[:3])
             raise SparsecoreError(f"selector {selector!r} matches no parameter", where,
                                   f"use an exact name, re:<regex> matching whole names, {ALL_PRUNABLE} or {ALL} "

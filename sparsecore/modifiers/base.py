@@ -20,6 +20,7 @@ import torch
 from sparsecore.errors import SparsecoreError
 
 Params = tuple[str, ...]
+EPOCH_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare with this slack
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,9 +8,8 @@ import torch
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.losses import blend, distillation_loss
-from sparsecore.modifiers.base import Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
 
-_EPS = 1e-9
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +28,7 @@ class DistillationModifier(Modifier):
             self.fail("temperature", f"is {self.temperature}", "use a positive temperature")
 
     def active(self, epoch: float) -> bool:
-        return epoch + _EPS >= self.start_epoch and (self.end_epoch < 0 or epoch + _EPS < self.end_epoch)
+        return epoch + EPOCH_EPS >= self.start_epoch and (self.end_epoch < 0 or epoch + EPOCH_EPS < self.end_epoch)
 
     def modify_loss(self, state, epoch, loss, student, teacher) -> torch.Tensor:
         if not self.active(epoch) or state.teacher_disabled:

@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.structure import Structure, check_shape, parse_mask_type
 from sparsecore.selectors import resolve_params
 
 FROM_PARAM = "__FROM_PARAM__"
-_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare with slack
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,10 +97,10 @@ class GMPruningModifier(Modifier):
         return [zero_fraction([p]) for p in params]
 
     def update(self, state, epoch: float) -> None:
-        if self.rt.done or epoch + _EPS < self.start_epoch:
+        if self.rt.done or epoch + EPOCH_EPS < self.start_epoch:
             return
-        at_end = epoch + _EPS >= self.end_epoch
-        if not at_end and self.rt.last_update is not None and epoch + _EPS < self.rt.last_update + self.update_frequency:
+        at_end = epoch + EPOCH_EPS >= self.end_epoch
+        if not at_end and self.rt.last_update is not None and epoch + EPOCH_EPS < self.rt.last_update + self.update_frequency:
             return
         if self.rt.init is None:
             self.rt.init = [self._init_for(params) for _, params in self.rt.groups]
@@ -147,12 +146,12 @@ class ConstantPruningModifier(Modifier):
         self.rt.phase = "waiting"
 
     def update(self, state, epoch: float) -> None:
-        if self.rt.phase == "waiting" and epoch + _EPS >= self.start_epoch:
+        if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
             for name, param in self.rt.params:
                 if name not in state.masks:
                     state.masks.set(name, param, param.detach() == 0)
             self.rt.phase = "holding"
-        if self.rt.phase == "holding" and self.end_epoch >= 0 and epoch + _EPS >= self.end_epoch:
+        if self.rt.phase == "holding" and self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch:
             for name, _ in self.rt.params:
                 state.masks.release(name)
             self.rt.phase = "done"

@@ -6,10 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
 from sparsecore.selectors import resolve_params
 
-_EPS = 1e-9
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +69,7 @@ class LearningRateFunctionModifier(Modifier):
         self.rt.groups = _groups(self, state)
 
     def update(self, state, epoch: float) -> None:
-        if epoch + _EPS < self.start_epoch:
+        if epoch + EPOCH_EPS < self.start_epoch:
             return
         lr = lr_at(epoch, self.lr_func, self.init_lr, self.final_lr, self.start_epoch, self.end_epoch, self.cycle_epochs)
         for group in self.rt.groups:
@@ -93,7 +92,7 @@ class SetWeightDecayModifier(Modifier):
         self.rt.groups = _groups(self, state)
 
     def update(self, state, epoch: float) -> None:
-        if epoch + _EPS >= self.start_epoch:
+        if epoch + EPOCH_EPS >= self.start_epoch:
             for group in self.rt.groups:
                 group["weight_decay"] = self.weight_decay
 
@@ -122,16 +121,16 @@ class TrainableParamsModifier(Modifier):
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
 
     def initialize(self, state) -> None:
-        self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params")
+        self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params", strict=self.params_strict)
         self.rt.original = {name: p.requires_grad for name, p in self.rt.params}
         self.rt.phase = "waiting"
 
     def update(self, state, epoch: float) -> None:
-        if self.rt.phase == "waiting" and epoch + _EPS >= self.start_epoch:
+        if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
             for _, param in self.rt.params:
                 param.requires_grad_(self.trainable)
             self.rt.phase = "active"
-        if self.rt.phase == "active" and self.end_epoch >= 0 and epoch + _EPS >= self.end_epoch:
+        if self.rt.phase == "active" and self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch:
             self._restore()
 
     def finalize(self, state) -> None:
@@ -142,3 +141,12 @@ class TrainableParamsModifier(Modifier):
         for name, param in self.rt.params:
             param.requires_grad_(self.rt.original[name])
         self.rt.phase = "done"
+
+    def state_dict(self) -> dict:
+        return {"phase": self.rt.phase}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["phase"] == "active":
+            for _, param in self.rt.params:
+                param.requires_grad_(self.trainable)
+        self.rt.phase = state["phase"]

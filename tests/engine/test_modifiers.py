@@ -130,3 +130,12 @@ modifiers:
             s.batch_start()
         assert int((model[0].weight == 0).sum()) == 32 and int((model[2].weight == 0).sum()) == 8
         assert len(s.masks) == 0  # leave_enabled: false releases the masks at end_epoch
+
+
+def test_params_strict_false_skips_unmatched_selectors():
+    recipe = ("modifiers:\n  - !TrainableParamsModifier\n    params: ['0.weight', 'missing.weight']\n"
+              "    trainable: false\n    params_strict: false\n")
+    model, _ = run(recipe, epochs=1)
+    assert not model[0].weight.requires_grad
+    with pytest.raises(Exception, match="selector 'missing.weight' matches no parameter"):
+        run(recipe.replace("params_strict: false", "params_strict: true"), epochs=1)

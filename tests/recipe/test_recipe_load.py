@@ -121,3 +121,12 @@ def test_missing_recipe_and_unknown_zoo_stub():
 def test_unknown_short_name_lists_builtins():
     with pytest.raises(SparsecoreError, match="not found.*built-in name: .*minilm-gmp80-demo"):
         load_recipe("gmp-ninety")
+
+
+def test_readme_recipe_example_loads():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    recipe = load_recipe(block)
+    assert recipe.num_epochs == 6 and recipe.modifiers[2].final_sparsity == 0.8
