@@ -21,6 +21,7 @@ class Plan:
     recipe: Recipe | None
     data: DataBundle
     output_dir: Path
+    resume_dir: str | None  # checkpoint folder to resume from
     notes: list[str]  # printed loudly before the run
 
 
@@ -101,11 +102,36 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     recipe = load_recipe(data_args.recipe, data_args.recipe_args) if data_args.recipe else None
     if data_args.recipe_args and not data_args.recipe:
         raise SparsecoreError("--recipe_args given without --recipe", "--recipe_args", "pass --recipe as well")
+    if data_args.one_shot:
+        if recipe is None:
+            raise SparsecoreError("--one_shot needs a recipe to apply", "--one_shot", "pass --recipe as well")
+        if training_args.do_train:
+            notes.append("--one_shot applies the recipe without training: --do_train ignored")
+            training_args.do_train = False
+    resume_dir = _resume_dir(training_args.resume_from_checkpoint, out)
     if recipe is not None:
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
     elif teacher != "disable":
         notes.append("--distill_teacher is set but there is no recipe with a !DistillationModifier: teacher unused")
-    return Plan(model_path, teacher, recipe, data, out, notes)
+    return Plan(model_path, teacher, recipe, data, out, resume_dir, notes)
+
+
+def _resume_dir(value: str | None, out: Path) -> str | None:
+    """``--resume_from_checkpoint``: a checkpoint folder, or true/last for the newest in output_dir."""
+    if value is None or value.lower() in ("false", "no", "none"):
+        return None
+    if value.lower() in ("true", "last", "yes"):
+        checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
+                             if p.name.split("-")[-1].isdigit() else -1)
+        if not checkpoints:
+            raise SparsecoreError("no checkpoint-N folder to resume from", f"--output_dir {out}",
+                                  "pass the checkpoint folder itself, or drop --resume_from_checkpoint")
+        return str(checkpoints[-1])
+    path = Path(value).expanduser()
+    if not (path / "trainer_state.json").is_file():
+        raise SparsecoreError("not a training checkpoint (no trainer_state.json)",
+                              f"--resume_from_checkpoint {value}", "pass a checkpoint-N folder written by a run")
+    return str(path)
 
 
 def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one_shot: bool) -> list[str]:

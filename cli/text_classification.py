@@ -52,8 +52,7 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 def execute(plan: Plan, model_args, data_args, training_args) -> dict:
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers import DataCollatorWithPadding, set_seed
 
     from sparsecore.adapters.trainer import SparseTrainer
 
@@ -63,12 +62,14 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
     data = plan.data
     tokenizer = load_tokenizer(model_args.tokenizer_name or plan.model_path, model_args.cache_dir)
     model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir)
-    if plan.recipe is not None:
-        Session(plan.recipe, model, steps_per_epoch=1).validate()  # selectors and shapes, before any output
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and data_args.max_seq_length > limit:
+        raise SparsecoreError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {limit} positions",
+                              "--max_seq_length", f"use at most {limit}")
     teacher = _load_teacher(plan, model, model_args)
 
-    def features(split, limit):
-        return tokenize_split(split, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length, limit)
+    def features(split, max_rows):
+        return tokenize_split(split, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length, max_rows)
 
     train_ds = features(data.train, data_args.max_train_samples) if training_args.do_train and data.train else None
     eval_sets = {name: features(split, data_args.max_eval_samples) for name, split in data.evals.items()}
@@ -82,24 +83,21 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False  # pinning needs an accelerator; avoids a warning per run
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+    first_eval = next(iter(eval_sets.values()), None)
+    trainer = SparseTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=first_eval,
+                            processing_class=tokenizer, data_collator=collator, compute_metrics=metrics_fn,
+                            recipe=plan.recipe, problem_type=data.problem_type, teacher=teacher,
+                            resume_dir=plan.resume_dir)
+    if plan.recipe is not None:
+        if training_args.do_train and not data_args.one_shot:
+            trainer.create_optimizer()  # the real optimizer, so param_groups indices are checked as trained
+        Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1).validate()  # before any output
     created = not plan.output_dir.exists()
     try:
-        if plan.recipe is not None and not data_args.one_shot:
-            resume = training_args.resume_from_checkpoint
-            if resume in ("True", "true", "last"):
-                resume = get_last_checkpoint(str(plan.output_dir))
-            trainer = SparseTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=None,
-                                    processing_class=tokenizer, data_collator=collator, compute_metrics=metrics_fn,
-                                    recipe=plan.recipe, problem_type=data.problem_type, teacher=teacher,
-                                    resume_dir=resume)
-        else:
-            resume = None
-            trainer = Trainer(model=model, args=training_args, train_dataset=train_ds, processing_class=tokenizer,
-                              data_collator=collator, compute_metrics=metrics_fn)
-        if data_args.one_shot and plan.recipe is not None:
+        if data_args.one_shot:
             apply_one_shot(plan, model, data.problem_type)
         elif training_args.do_train:
-            trainer.train(resume_from_checkpoint=resume)
+            trainer.train(resume_from_checkpoint=plan.resume_dir)
         metrics = {}
         if training_args.do_eval:
             for name, ds in eval_sets.items():
@@ -123,8 +121,9 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
             "recipe": plan.recipe.source if plan.recipe else None, "model_name_or_path": model_args.model_name_or_path,
         }, indent=1))
     except BaseException:
-        if created and plan.output_dir.exists():
-            shutil.rmtree(plan.output_dir, ignore_errors=True)  # no half-written output on failure
+        # no half-written output on failure, but never throw away checkpoints of a long run
+        if created and plan.output_dir.exists() and not any(plan.output_dir.glob("checkpoint-*")):
+            shutil.rmtree(plan.output_dir, ignore_errors=True)
         raise
     return {"metrics": metrics, "sparsity": table, "output_dir": str(plan.output_dir)}
 

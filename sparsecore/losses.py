@@ -12,9 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PROBLEM_TYPES = ("single_label_classification", "regression", "multi_label_classification")
-
-
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
                       problem_type: str = "single_label_classification") -> torch.Tensor:
     teacher = teacher.detach().to(student.dtype)
@@ -25,6 +22,8 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature:
         return F.mse_loss(student, teacher)
     if problem_type == "multi_label_classification":
         return F.binary_cross_entropy_with_logits(student / t, torch.sigmoid(teacher / t)) * t * t
+    if problem_type != "single_label_classification":
+        raise ValueError(f"unknown problem_type {problem_type!r}")
     return F.kl_div(F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1),
                     reduction="batchmean", log_target=True) * t * t
 

@@ -20,6 +20,7 @@ Modifiers receive the session as their ``state``: they use ``model``,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -48,6 +49,8 @@ class Session:
         if steps_per_epoch < 1:
             raise SparsecoreError(f"steps_per_epoch is {steps_per_epoch}", "Session", "pass len(train_loader) >= 1")
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, recipe_args)
+        # fresh copies: each session owns its modifiers' run-time state (the Recipe stays reusable)
+        self.modifiers = tuple(dataclasses.replace(m) for m in self.recipe.modifiers)
         self.model, self.optimizer = model, optimizer
         self.steps_per_epoch = steps_per_epoch
         self.problem_type = problem_type
@@ -60,7 +63,8 @@ class Session:
     # ---- properties ---------------------------------------------------
     @property
     def epoch(self) -> float:
-        return self.step / self.steps_per_epoch
+        """Fractional epoch of the current batch (the last ``batch_start``), 0 before any."""
+        return max(self.step - 1, 0) / self.steps_per_epoch
 
     @property
     def num_epochs(self) -> int:
@@ -69,17 +73,9 @@ class Session:
         return max(1, math.ceil(last - 1e-9)) if last is not None else 1
 
     @property
-    def total_steps(self) -> int:
-        last = self.recipe.num_epochs
-        return math.ceil((last if last is not None else 1) * self.steps_per_epoch - 1e-9)
-
-    @property
     def needs_teacher(self) -> bool:
         return not self.teacher_disabled and any(
-            isinstance(m, DistillationModifier) and m.active(self.epoch) for m in self.recipe.modifiers)
-
-    def has_distillation(self) -> bool:
-        return any(isinstance(m, DistillationModifier) for m in self.recipe.modifiers)
+            isinstance(m, DistillationModifier) and m.active(self.epoch) for m in self.modifiers)
 
     # ---- helpers for modifiers ----------------------------------------
     def warn(self, message: str) -> None:
@@ -94,7 +90,7 @@ class Session:
     def initialize(self) -> "Session":
         if self._stack is not None:
             return self
-        for modifier in self.recipe.modifiers:
+        for modifier in self.modifiers:
             modifier.initialize(self)
         self._stack = ExitStack()
         self._stack.enter_context(self.masks.enforced(self.optimizer))
@@ -106,7 +102,7 @@ class Session:
         if self.optimizer is None:
             self.optimizer = torch.optim.SGD([p for p in self.model.parameters()], lr=0.0)
         try:
-            for modifier in self.recipe.modifiers:
+            for modifier in self.modifiers:
                 modifier.initialize(self)
         finally:
             self.optimizer = real
@@ -117,21 +113,20 @@ class Session:
             self.initialize()
         if step is not None:
             self.step = step
-        for modifier in self.recipe.modifiers:
-            modifier.update(self, self.epoch)
         self.step += 1
+        for modifier in self.modifiers:
+            modifier.update(self, self.epoch)
 
     def loss(self, task_loss: torch.Tensor, student_outputs=None, teacher_outputs=None) -> torch.Tensor:
         """Apply loss modifiers (distillation) to the loss of the current batch."""
-        epoch = (self.step - 1) / self.steps_per_epoch if self.step else 0.0
-        for modifier in self.recipe.modifiers:
-            task_loss = modifier.modify_loss(self, epoch, task_loss, student_outputs, teacher_outputs)
+        for modifier in self.modifiers:
+            task_loss = modifier.modify_loss(self, self.epoch, task_loss, student_outputs, teacher_outputs)
         return task_loss
 
     def finalize(self) -> None:
         if self._stack is None:
             return
-        for modifier in self.recipe.modifiers:
+        for modifier in self.modifiers:
             modifier.finalize(self)
         self.masks.apply()
         self._stack.close()
@@ -154,7 +149,7 @@ class Session:
         masks = {name: m.contiguous() for name, m in self.masks.state_dict().items()}
         save_file(masks, str(folder / MASKS_FILE))
         state = {"step": self.step, "steps_per_epoch": self.steps_per_epoch, "recipe": self._recipe_digest(),
-                 "modifiers": [m.state_dict() for m in self.recipe.modifiers]}
+                 "modifiers": [m.state_dict() for m in self.modifiers]}
         (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
 
     def load(self, folder: str | Path) -> None:
@@ -164,6 +159,10 @@ class Session:
             raise SparsecoreError("checkpoint has no sparsecore session state", str(folder),
                                   f"resume from a folder holding {STATE_FILE} and {MASKS_FILE}")
         state = json.loads((folder / STATE_FILE).read_text())
+        if state["steps_per_epoch"] != self.steps_per_epoch:
+            raise SparsecoreError(f"checkpoint has {state['steps_per_epoch']} steps per epoch, this run "
+                                  f"{self.steps_per_epoch}", str(folder),
+                                  "resume with the same data size, batch size and gradient accumulation")
         if state["recipe"] != self._recipe_digest():
             raise SparsecoreError("checkpoint was written with a different recipe", str(folder),
                                   "resume with the same --recipe and --recipe_args")
@@ -174,6 +173,6 @@ class Session:
                 raise SparsecoreError(f"checkpoint mask for unknown parameter {name}", str(folder),
                                       "resume with the same model")
             self.masks.set(name, params[name], pruned)
-        for modifier, mstate in zip(self.recipe.modifiers, state["modifiers"]):
+        for modifier, mstate in zip(self.modifiers, state["modifiers"]):
             modifier.load_state_dict(mstate)
         self.step = state["step"]

@@ -56,9 +56,13 @@ class RecipeOwnedLR(torch.optim.lr_scheduler.LRScheduler):
 
 
 class SparseTrainer(Trainer):
-    """``Trainer`` that applies a recipe through a :class:`Session`."""
+    """``Trainer`` that applies a recipe through a :class:`Session` (``recipe=None``: plain fine-tuning)."""
 
-    def __init__(self, *args, recipe: Recipe, problem_type: str, teacher: torch.nn.Module | None = None,
+    # compute_loss returns per-micro-batch means (BERT's loss and the distillation blend), so let
+    # Trainer divide by gradient_accumulation_steps even though BERT's forward accepts **kwargs
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, recipe: Recipe | None, problem_type: str, teacher: torch.nn.Module | None = None,
                  resume_dir: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.recipe, self.problem_type, self.teacher = recipe, problem_type, teacher
@@ -68,10 +72,11 @@ class SparseTrainer(Trainer):
             teacher.to(self.args.device).eval()
             for p in teacher.parameters():
                 p.requires_grad_(False)
-        self.add_callback(SessionCallback(self))
+        if recipe is not None:
+            self.add_callback(SessionCallback(self))
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        if self.lr_scheduler is None and any(isinstance(m, LearningRateFunctionModifier) for m in self.recipe.modifiers):
+        if self.lr_scheduler is None and self.recipe is not None and any(isinstance(m, LearningRateFunctionModifier) for m in self.recipe.modifiers):
             self.lr_scheduler = RecipeOwnedLR(optimizer or self.optimizer)
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)

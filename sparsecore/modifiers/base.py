@@ -10,6 +10,7 @@ validated on construction; run-time state lives in ``self.rt`` (a plain object).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
         if isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):

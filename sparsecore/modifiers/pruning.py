@@ -9,13 +9,14 @@ current zero pattern of its parameters.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import sparsity_at
-from sparsecore.pruning.structure import Structure, check_shape, parse_mask_type
+from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
 from sparsecore.selectors import resolve_params
 
 FROM_PARAM = "__FROM_PARAM__"
@@ -48,7 +49,7 @@ class GMPruningModifier(Modifier):
         if self.params is None and not isinstance(self.final_sparsity, dict):
             self.fail("params", "is missing", "name the parameters, e.g. params: __ALL_PRUNABLE__")
         structure = self.structure()
-        if any(s > structure.max_sparsity + 1e-12 for s, _ in self.groups()):
+        if any(s > structure.max_sparsity + NM_SLACK for s, _ in self.groups()):
             self.fail("final_sparsity", f"exceeds what mask_type {structure.describe()} allows "
                       f"({structure.max_sparsity:g})", f"use final_sparsity <= {structure.max_sparsity:g}")
 
@@ -97,10 +98,12 @@ class GMPruningModifier(Modifier):
         return [zero_fraction([p]) for p in params]
 
     def update(self, state, epoch: float) -> None:
+        """Prune at start_epoch + i·update_frequency (a fixed grid, no drift) and at end_epoch."""
         if self.rt.done or epoch + EPOCH_EPS < self.start_epoch:
             return
         at_end = epoch + EPOCH_EPS >= self.end_epoch
-        if not at_end and self.rt.last_update is not None and epoch + EPOCH_EPS < self.rt.last_update + self.update_frequency:
+        index = math.floor((epoch - self.start_epoch) / self.update_frequency + EPOCH_EPS)
+        if not at_end and self.rt.last_update is not None and index <= self.rt.last_update:
             return
         if self.rt.init is None:
             self.rt.init = [self._init_for(params) for _, params in self.rt.groups]
@@ -112,7 +115,7 @@ class GMPruningModifier(Modifier):
                 prune_global(params, target(init), state.masks, structure)
             else:
                 prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure)
-        self.rt.last_update = epoch
+        self.rt.last_update = index
         if at_end:
             self.rt.done = True
             if not self.leave_enabled:

@@ -16,7 +16,7 @@ from torch import nn
 from sparsecore.pruning.masks import MaskSet
 from sparsecore.pruning.schedule import exact_k
 from sparsecore.pruning.select import select_lowest, select_lowest_global
-from sparsecore.pruning.structure import Structure, element_units_pruned, expand_units, unit_scores
+from sparsecore.pruning.structure import NM_SLACK, Structure, element_units_pruned, expand_units, unit_scores
 
 ScoreFn = Callable[[str, nn.Parameter], torch.Tensor]
 
@@ -33,13 +33,24 @@ def _units(name: str, param: nn.Parameter, masks: MaskSet, structure: Structure,
     return units
 
 
+def _k(target: float, units: torch.Tensor, structure: Structure) -> int:
+    """Units to prune: exact-k of the target, never fewer than already pruned (masks only grow,
+    even when another modifier pruned first), never more than the N:M candidates."""
+    k = exact_k(target, units.numel())
+    if structure.kind == "nm":
+        if target >= structure.max_sparsity - NM_SLACK:
+            k = exact_k(structure.max_sparsity, units.numel())
+        k = min(k, int(torch.isfinite(units).sum()) + int((units == float("-inf")).sum()))
+    return max(k, int((units == float("-inf")).sum()))
+
+
 @torch.no_grad()
 def prune_layerwise(params: list[tuple[str, nn.Parameter]], targets: list[float], masks: MaskSet,
                     structure: Structure, score_fn: ScoreFn = magnitude_scores) -> None:
     """Each parameter pruned to its own target sparsity (exactly round(s·units) units)."""
     for (name, param), target in zip(params, targets):
         units = _units(name, param, masks, structure, score_fn)
-        chosen = select_lowest(units, exact_k(target, units.numel()))
+        chosen = select_lowest(units, _k(target, units, structure))
         masks.set(name, param, expand_units(chosen, param.shape, structure))
 
 
@@ -48,7 +59,8 @@ def prune_global(params: list[tuple[str, nn.Parameter]], target: float, masks: M
                  structure: Structure, score_fn: ScoreFn = magnitude_scores) -> None:
     """One target over all ``params`` together: scores compete across layers."""
     units = [_units(name, param, masks, structure, score_fn) for name, param in params]
-    k = exact_k(target, sum(u.numel() for u in units))
+    flat = torch.cat(units)
+    k = _k(target, flat, structure)
     for (name, param), chosen in zip(params, select_lowest_global(units, k)):
         masks.set(name, param, expand_units(chosen, param.shape, structure))
 

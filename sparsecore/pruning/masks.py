@@ -73,7 +73,3 @@ class MaskSet:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: pruned.cpu() for name, (_, pruned) in self._masks.items()}
-
-    def sparsity(self, name: str) -> float:
-        pruned = self._masks[name][1]
-        return float(pruned.sum()) / max(1, pruned.numel())

@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from sparsecore.errors import SparsecoreError
 
 
+NM_SLACK = 1e-3  # a target within this of 1 - N/M means "the full N:M pattern" (so 0.667 works for 1:3)
+
+
 @dataclass(frozen=True)
 class Structure:
     kind: str  # "unstructured" | "block" | "nm"
@@ -86,13 +89,6 @@ def unit_scores(scores: torch.Tensor, structure: Structure) -> torch.Tensor:
     ranks = torch.argsort(torch.argsort(groups, dim=-1, stable=True), dim=-1, stable=True)
     candidate = ranks < (structure.m - structure.n)
     return torch.where(candidate, groups, torch.full_like(groups, float("inf"))).reshape(-1)
-
-
-def unit_count(shape: torch.Size, structure: Structure) -> int:
-    if structure.kind != "block":
-        return int(torch.Size(shape).numel())
-    rows, cols = shape[0], int(torch.Size(shape[1:]).numel())
-    return -(-rows // structure.rows) * -(-cols // structure.cols)
 
 
 def expand_units(unit_mask: torch.Tensor, shape: torch.Size, structure: Structure) -> torch.Tensor:

@@ -26,7 +26,7 @@ _BINOPS: dict[type, Callable[[Number, Number], Number]] = {
     ast.Pow: operator.pow,
 }
 _UNARY: dict[type, Callable[[Number], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_MAX_EXPONENT = 1024  # guards `9**9**9`-style inputs that would hang the parser's caller
+_MAX_MAGNITUDE = 1e15  # recipe numbers are epochs, rates and sparsities; anything larger is a mistake
 
 
 def evaluate(expr: str, lookup: Callable[[str], Number], where: str) -> Number:
@@ -51,22 +51,29 @@ def _eval(node: ast.AST, lookup: Callable[[str], Number], expr: str, where: str)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left = _eval(node.left, lookup, expr, where)
         right = _eval(node.right, lookup, expr, where)
-        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
-            raise SparsecoreError(f"exponent {right} too large in {expr!r}", where,
-                                  f"keep exponents within ±{_MAX_EXPONENT}")
+        if isinstance(node.op, ast.Pow) and left != 0 and abs(right) * math.log10(max(abs(left), 1.0)) > 15:
+            raise _too_big(expr, where)  # checked before computing: 9**9**9 would never finish
         try:
             value = _BINOPS[type(node.op)](left, right)
         except ZeroDivisionError:
             raise SparsecoreError(f"division by zero in {expr!r}", where,
                                   "check the variables the expression uses") from None
-        if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
-            raise SparsecoreError(f"{expr!r} is not a finite real number", where,
-                                  "check the variables the expression uses")
+        except OverflowError:
+            raise _too_big(expr, where) from None
+        if isinstance(value, complex):
+            raise SparsecoreError(f"{expr!r} is not a real number", where, "check the variables the expression uses")
+        if not math.isfinite(value) or abs(value) > _MAX_MAGNITUDE:
+            raise _too_big(expr, where)
         return value
     raise SparsecoreError(
         f"{ast.unparse(node)!r} is not allowed in eval expression {expr!r}", where,
         "only numbers, variable names, + - * / // ** % and parentheses are allowed",
     )
+
+
+def _too_big(expr: str, where: str) -> SparsecoreError:
+    return SparsecoreError(f"{expr!r} is not a finite number of at most {_MAX_MAGNITUDE:g}", where,
+                           "check the expression and the variables it uses")
 
 
 def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object]:

@@ -48,6 +48,9 @@ def cases(tmp):
         "predict without test file": (["--do_predict"], "--do_predict needs --test_file"),
         "missing glue folder": (["--task_name", "rte", "--glue_dir", tmp / "no-glue"], "GLUE folder does not exist"),
         "task without data": (["--task_name", "cola"], "no data for task 'cola'"),
+        "one shot without recipe": (["--one_shot"], "--one_shot needs a recipe"),
+        "resume without checkpoint": (["--resume_from_checkpoint", tmp / "nowhere"], "not a training checkpoint"),
+        "sequence longer than the model": (["--max_seq_length", "1024"], "exceeds the model's 512 positions"),
     }
 
 
@@ -55,7 +58,8 @@ CASES = ["missing data file", "unknown task", "bad column name", "bad label colu
          "selector matches nothing", "unknown modifier", "unknown recipe variable", "epochs conflict",
          "zoo model stub", "missing model folder", "missing teacher", "output dir not writable",
          "output dir under a file", "output dir not empty", "bad max_seq_length", "unknown flag",
-         "predict without test file", "missing glue folder", "task without data"]
+         "predict without test file", "missing glue folder", "task without data", "one shot without recipe",
+         "resume without checkpoint", "sequence longer than the model"]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -139,3 +139,66 @@ def test_params_strict_false_skips_unmatched_selectors():
     assert not model[0].weight.requires_grad
     with pytest.raises(Exception, match="selector 'missing.weight' matches no parameter"):
         run(recipe.replace("params_strict: false", "params_strict: true"), epochs=1)
+
+
+def test_teacher_is_requested_for_the_last_batch_before_distillation_ends():
+    recipe = "modifiers:\n  - !DistillationModifier\n    hardness: 1.0\n    end_epoch: 1\n"
+    model, opt = model_and_opt()
+    teacher = nn.Linear(8, 4)
+    x, y = torch.randn(4, 8), torch.randint(0, 4, (4,))
+    with Session(recipe, model, opt, steps_per_epoch=4) as s:
+        wanted = []
+        for _ in range(6):
+            s.batch_start()
+            wanted.append(s.needs_teacher)
+            out = model(x)
+            s.loss(F.cross_entropy(out, y), out, teacher(x) if s.needs_teacher else None)  # never raises
+    assert wanted == [True, True, True, True, False, False]
+
+
+def test_gmp_updates_on_a_fixed_grid_without_drift():
+    recipe = ("modifiers:\n  - !GMPruningModifier\n    params: ['0.weight']\n    final_sparsity: 0.8\n"
+              "    end_epoch: 2\n    update_frequency: 0.5\n    inter_func: linear\n")
+    model, opt = model_and_opt()
+    levels = []
+    with Session(recipe, model, opt, steps_per_epoch=3) as s:
+        for _ in range(7):
+            s.batch_start()
+            levels.append(int((model[0].weight == 0).sum()))
+    # batches at epochs 0, 1/3, 2/3, 1, 4/3, 5/3, 2 → updates at 0, 2/3, 1, 5/3 and 2 (end)
+    assert levels == [0, 0, 17, 26, 26, 43, 51]
+
+
+def test_gmp_after_constant_pruning_keeps_the_held_zeros():
+    recipe = """
+modifiers:
+  - !ConstantPruningModifier
+    params: ["0.weight"]
+  - !GMPruningModifier
+    params: ["0.weight"]
+    final_sparsity: 0.5
+    start_epoch: 0
+    end_epoch: 2
+"""
+    model, opt = model_and_opt()
+    with torch.no_grad():
+        model[0].weight[:5] = 0  # 40 of 64 held zeros
+    with Session(recipe, model, opt, steps_per_epoch=2) as s:
+        for _ in range(5):
+            s.batch_start()
+            model(torch.randn(4, 8)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            assert (model[0].weight[:5] == 0).all()
+    assert int((model[0].weight == 0).sum()) == 40  # 0.5 target is below what was already held
+
+
+def test_one_in_three_pattern_from_rounded_sparsity():
+    recipe = ("modifiers:\n  - !GMPruningModifier\n    params: ['0.weight']\n    final_sparsity: 0.667\n"
+              "    end_epoch: 1\n    mask_type: '1:3'\n")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(9, 6))
+    with Session(recipe, model, None, steps_per_epoch=1) as s:
+        s.batch_start(step=1)
+    kept = (model[0].weight != 0).reshape(6, 3, 3).sum(-1)
+    assert (kept == 1).all()

@@ -125,3 +125,12 @@ def test_readme_plain_torch_example_runs_and_is_in_readme(capsys):
     runpy.run_path(str(path), run_name="__main__")
     assert "sparsity: 0.9000" in capsys.readouterr().out
     assert path.read_text().strip() in (ROOT / "README.md").read_text()
+
+
+def test_resume_with_other_steps_per_epoch_is_refused(tmp_path):
+    model, data = make_model(), batches()
+    session, _ = train(model, RECIPE, data, epochs=1)
+    session.save(tmp_path)
+    other = Session(RECIPE, make_model(), None, steps_per_epoch=len(data) * 2)
+    with pytest.raises(SparsecoreError, match="steps per epoch"):
+        other.load(tmp_path)

@@ -97,6 +97,9 @@ BAD = {
     "python eval": ("x: eval(__import__('os').getcwd())\nmodifiers:\n  - !EpochRangeModifier\n    end_epoch: eval(x)\n",
                     "is not allowed in eval expression"),
     "bad recipe_args": (RECIPE, "unknown variable 'epochs'"),
+    "nan learning rate": ("lr: .nan\nmodifiers:\n  - !LearningRateFunctionModifier\n    init_lr: eval(lr)\n"
+                          "    final_lr: 0\n    end_epoch: 1\n", "not a finite number|init_lr is nan"),
+    "inf epochs": ("modifiers:\n  - !EpochRangeModifier\n    end_epoch: .inf\n", "end_epoch is inf"),
     "hardness": ("modifiers:\n  - !DistillationModifier\n    hardness: 1.5\n", r"hardness is 1.5.*\[0, 1\]"),
     "lr negative": ("modifiers:\n  - !LearningRateFunctionModifier\n    init_lr: -1\n    final_lr: 0\n"
                     "    end_epoch: 1\n", "init_lr is -1"),
