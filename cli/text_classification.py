@@ -84,16 +84,16 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
         training_args.dataloader_pin_memory = False  # pinning needs an accelerator; avoids a warning per run
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
     first_eval = next(iter(eval_sets.values()), None)
-    trainer = SparseTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=first_eval,
-                            processing_class=tokenizer, data_collator=collator, compute_metrics=metrics_fn,
-                            recipe=plan.recipe, problem_type=data.problem_type, teacher=teacher,
-                            resume_dir=plan.resume_dir)
-    if plan.recipe is not None:
-        if training_args.do_train and not data_args.one_shot:
-            trainer.create_optimizer()  # the real optimizer, so param_groups indices are checked as trained
-        Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1).validate()  # before any output
-    created = not plan.output_dir.exists()
+    created = not plan.output_dir.exists()  # Trainer creates output_dir as soon as it is built
     try:
+        trainer = SparseTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=first_eval,
+                                processing_class=tokenizer, data_collator=collator, compute_metrics=metrics_fn,
+                                recipe=plan.recipe, problem_type=data.problem_type, teacher=teacher,
+                                resume_dir=plan.resume_dir)
+        if plan.recipe is not None:
+            if training_args.do_train:
+                trainer.create_optimizer()  # the real optimizer, so param_groups indices are checked as trained
+            Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1).validate()  # before training
         if data_args.one_shot:
             apply_one_shot(plan, model, data.problem_type)
         elif training_args.do_train:
