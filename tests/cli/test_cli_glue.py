@@ -58,7 +58,8 @@ def test_sst2_gmp_with_self_distillation_writes_a_complete_output(tmp_path, cli,
 def test_mrpc_sentence_pairs_report_f1(tmp_path, cli, fast_args, glue_dir):
     out = tmp_path / "mrpc"
     code, stdout, stderr = cli("--task_name", "mrpc", "--glue_dir", glue_dir, "--do_train", "--do_eval",
-                               "--num_train_epochs", "1", "--output_dir", out, *small(), *fast_args)
+                               "--num_train_epochs", "1", "--output_dir", out, *small(), *fast_args,
+                               "--eval_strategy", "epoch")  # evaluation during training works too
     assert code == 0, stderr
     results = json.loads((out / "eval_results.json").read_text())
     assert {"eval_accuracy", "eval_f1", "eval_combined_score"} <= set(results)
