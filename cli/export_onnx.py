@@ -1,0 +1,172 @@
+"""``sparsecore.transformers.export_onnx``: a trained folder → ``<folder>/deployment/``.
+
+    python -m sparsecore.transformers.export_onnx --model_path out/sst2-gmp80 --task text-classification
+
+Writes model.onnx (dynamic batch and sequence axes), config.json, tokenizer files, recipe.yaml,
+validation.json (checker + ONNX Runtime vs PyTorch on real inputs) and, with
+--num_export_samples N, sample-inputs/ and sample-outputs/ (.npz). The folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sparsecore.errors import SparsecoreError
+
+TASKS = ("text-classification", "sentiment-analysis", "glue")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
+        sys.exit(2)
+
+
+def parse(argv):
+    p = _Parser(prog="python -m sparsecore.transformers.export_onnx", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("--model_path", required=True, help="folder written by text_classification (config.json + weights)")
+    p.add_argument("--task", default="text-classification", help=f"one of {', '.join(TASKS)}")
+    p.add_argument("--sequence_length", type=int, default=None,
+                   help="tokens per input for validation and samples (default: the max_seq_length the model was "
+                        "trained with); the graph itself accepts any length")
+    p.add_argument("--onnx_file_name", default="model.onnx")
+    p.add_argument("--opset", type=int, default=14, help="ONNX opset (DeepSparse 1.8 reads 11-17; default 14)")
+    p.add_argument("--num_export_samples", type=int, default=0, help="sample inputs/outputs to write (.npz)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        report = run(argv)
+    except SparsecoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    print(json.dumps({k: report[k] for k in ("deployment", "max_abs_diff", "passed", "sparsity_preserved")}, indent=1))
+
+
+def _check(args) -> tuple[Path, int]:
+    model_dir = Path(args.model_path).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise SparsecoreError("not a model folder (no config.json)", f"--model_path {args.model_path}",
+                              "pass a folder written by sparsecore.transformers.text_classification")
+    if args.task not in TASKS:
+        raise SparsecoreError(f"unknown task {args.task!r}", "--task", f"use one of: {', '.join(TASKS)}")
+    if not args.onnx_file_name.endswith(".onnx") or "/" in args.onnx_file_name:
+        raise SparsecoreError(f"--onnx_file_name {args.onnx_file_name!r} is not a file name ending in .onnx",
+                              "--onnx_file_name", "e.g. model.onnx")
+    if not 11 <= args.opset <= 17:
+        raise SparsecoreError(f"--opset {args.opset} is outside 11-17", "--opset", "use 14 (DeepSparse reads 11-17)")
+    if args.num_export_samples < 0:
+        raise SparsecoreError(f"--num_export_samples is {args.num_export_samples}", "--num_export_samples",
+                              "use 0 or more")
+    trained = {}
+    if (model_dir / "sparsecore_training.json").is_file():
+        trained = json.loads((model_dir / "sparsecore_training.json").read_text())
+    length = args.sequence_length or trained.get("max_seq_length") or 128
+    limit = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 512)
+    if not 1 <= length <= limit:
+        raise SparsecoreError(f"--sequence_length {length} is outside 1..{limit}", "--sequence_length",
+                              f"use a length the model supports (at most {limit})")
+    return model_dir, length
+
+
+def run(argv: list[str] | None = None) -> dict:
+    from sparsecore.adapters.bert import BERT
+    from sparsecore.adapters.export import (LogitsOnly, copy_if_present, load_for_export, sample_cases,
+                                            write_tokenizer_files)
+    from sparsecore.export import DEPLOYMENT, atomic_folder, export_onnx, initializer_sparsity, validate_onnx
+    from sparsecore.selectors import ALL_PRUNABLE, resolve_params
+
+    args = parse(sys.argv[1:] if argv is None else argv)
+    model_dir, length = _check(args)
+    steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
+    model, tokenizer, config = load_for_export(model_dir)
+    texts = _validation_texts(model_dir, pairs=_is_pair_model(model_dir))
+    wrapper = LogitsOnly(model).eval()
+    cases = sample_cases(tokenizer, texts[:8], lengths=tuple(sorted({min(16, length), length})))
+    steps.update()
+
+    def reference(feeds):
+        with torch.no_grad():
+            return wrapper(*(torch.from_numpy(feeds[n]) for n in BERT.onnx_inputs)).numpy()
+
+    with atomic_folder(model_dir / DEPLOYMENT) as tmp:
+        onnx_path = tmp / args.onnx_file_name
+        sample = {n: torch.from_numpy(v) for n, v in cases[0].items()}
+        onnx_model = export_onnx(wrapper, sample, onnx_path, ("logits",),
+                            {**BERT.dynamic_axes, "logits": {0: "batch"}}, opset=args.opset)
+        steps.update()
+        report = validate_onnx(onnx_path, cases, reference, BERT.export_atol)
+        report["sparsity_preserved"] = _same_sparsity(model, onnx_model, resolve_params(model, (ALL_PRUNABLE,), "export"))
+        if not report["sparsity_preserved"]:
+            raise SparsecoreError("pruned zeros did not survive the export", str(onnx_path), "report this as a bug")
+        steps.update()
+        copy_if_present(model_dir, tmp, ("config.json", "recipe.yaml"))
+        write_tokenizer_files(tokenizer, tmp)
+        _write_samples(tmp, tokenizer, texts, length, args.num_export_samples, reference)
+        report.update({"opset": args.opset, "ir_version": onnx_model.ir_version, "sequence_length": length,
+                       "onnx_file_name": args.onnx_file_name, "initializers": initializer_sparsity(onnx_model)})
+        (tmp / "validation.json").write_text(json.dumps(report, indent=1))
+        (tmp / "sparsecore_deployment.json").write_text(json.dumps({
+            "task": "text-classification", "sequence_length": length, "onnx_file_name": args.onnx_file_name,
+            "problem_type": getattr(config, "problem_type", None) or "single_label_classification",
+            "text_pairs": _is_pair_model(model_dir)}, indent=1))
+        steps.update()
+    steps.close()
+    report["deployment"] = str(model_dir / DEPLOYMENT)
+    sys.stderr.write(f"validation: ONNX checker passed; ONNX Runtime vs PyTorch max |Δlogit| "
+                     f"{report['max_abs_diff']:.2e} ≤ {report['atol']:g} over {len(report['cases'])} batches\n")
+    return report
+
+
+def _is_pair_model(model_dir: Path) -> bool:
+    path = model_dir / "sparsecore_training.json"
+    return path.is_file() and len(json.loads(path.read_text()).get("text_columns", [])) == 2
+
+
+def _validation_texts(model_dir: Path, pairs: bool) -> list[tuple[str, ...]]:
+    """Real sentences: the bundled SST-2 validation rows (pairs: consecutive sentences)."""
+    from sparsecore.tasks import load_data, sample_glue_dir
+
+    sentences = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:64]]
+    if pairs:
+        return [(a, b) for a, b in zip(sentences[::2], sentences[1::2])]
+    return [(s,) for s in sentences]
+
+
+def _same_sparsity(model, onnx_model, params) -> bool:
+    """Every pruned torch weight has an initializer with the same values (or their transpose)."""
+    from onnx import numpy_helper
+
+    inits = [numpy_helper.to_array(i) for i in onnx_model.graph.initializer if len(i.dims) == 2]
+    for _, param in params:
+        w = param.detach().numpy()
+        if not any(a.shape == w.shape and np.array_equal(a, w) or a.shape == w.T.shape and np.array_equal(a, w.T)
+                   for a in inits):
+            return False
+    return True
+
+
+def _write_samples(folder: Path, tokenizer, texts, length: int, n: int, reference) -> None:
+    if n <= 0:
+        return
+    from sparsecore.adapters.export import sample_cases
+
+    (folder / "sample-inputs").mkdir()
+    (folder / "sample-outputs").mkdir()
+    for i, text in enumerate(texts[:n]):
+        feeds = sample_cases(tokenizer, [text], lengths=(length,))[0]
+        np.savez(folder / "sample-inputs" / f"inp-{i:04d}.npz", **feeds)
+        np.savez(folder / "sample-outputs" / f"out-{i:04d}.npz", logits=reference(feeds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Export a trained text-classification folder (HF layout) to a deployment folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsecore.adapters.bert import BERT, load_tokenizer
+from sparsecore.errors import SparsecoreError
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+class LogitsOnly(torch.nn.Module):
+    """Positional inputs in the adapter's order → logits (what the ONNX graph exposes)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+def load_for_export(model_dir: Path):
+    """``(model, tokenizer, config)`` of a trained folder, eager attention (traceable)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+        raise SparsecoreError("model folder does not hold a sequence classifier", str(model_dir),
+                              "export a folder written by sparsecore.transformers.text_classification")
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+    return model.eval(), load_tokenizer(str(model_dir)), config
+
+
+def write_tokenizer_files(tokenizer, folder: Path) -> None:
+    """tokenizer.json + tokenizer_config.json, plus vocab.txt and special_tokens_map.json (DeepSparse, older HF)."""
+    tokenizer.save_pretrained(str(folder))
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    (folder / "vocab.txt").write_text("".join(token + "\n" for token, _ in vocab), encoding="utf-8")
+    specials = {k: str(v) for k, v in tokenizer.special_tokens_map.items() if isinstance(v, str)}
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=1))
+    for extra in ("chat_template.jinja",):
+        (folder / extra).unlink(missing_ok=True)
+
+
+def sample_cases(tokenizer, texts: list[tuple[str, ...]], lengths: tuple[int, ...]) -> list[dict[str, np.ndarray]]:
+    """Real tokenized inputs: one batch per length (padded/truncated to it) plus one dynamic-length batch."""
+    columns = list(zip(*texts))
+    cases = []
+    for length in lengths:
+        enc = tokenizer(*columns, truncation=True, max_length=length, padding="max_length", return_tensors="np")
+        cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
+    enc = tokenizer(*[c[:1] for c in columns], truncation=True, max_length=max(lengths), return_tensors="np")
+    cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
+    return cases
+
+
+def copy_if_present(src: Path, dst: Path, names: tuple[str, ...]) -> list[str]:
+    copied = []
+    for name in names:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+            copied.append(name)
+    return copied
