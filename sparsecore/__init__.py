@@ -4,9 +4,10 @@ The engine (this package minus ``adapters`` / ``cli``) depends on torch and
 numpy only — it never imports Hugging Face ``transformers``.
 """
 
+from sparsecore.deploy import Pipeline
 from sparsecore.errors import SparsecoreError
 from sparsecore.recipe import Recipe, load_recipe
 from sparsecore.session import Session
 
 __version__ = "0.1.0"
-__all__ = ["Recipe", "Session", "SparsecoreError", "load_recipe", "__version__"]
+__all__ = ["Pipeline", "Recipe", "Session", "SparsecoreError", "load_recipe", "__version__"]

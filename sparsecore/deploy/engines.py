@@ -1,0 +1,61 @@
+"""Inference engines behind the Pipeline: ONNX Runtime and DeepSparse.
+
+An engine takes ``{input_name: int64 array (batch, seq)}`` and returns logits ``(batch, labels)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sparsecore.errors import SparsecoreError
+
+ENGINES = ("onnxruntime", "deepsparse")
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.batch_size = batch_size
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {n: feeds[n] for n in self.input_names})[0]
+
+
+class DeepSparseEngine:
+    """DeepSparse compiles static shapes: one engine per sequence bucket, batches padded to ``batch_size``."""
+
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
+        try:
+            from deepsparse import Engine
+        except ImportError:
+            raise SparsecoreError("engine='deepsparse' needs the deepsparse package, which is not importable here",
+                                  "Pipeline.create", "run inside the DeepSparse environment "
+                                  "(python -m sparsecore.cli.deepsparse_env builds .venv-deepsparse) or use "
+                                  "engine='onnxruntime'") from None
+        import onnx
+
+        self.input_names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
+        self.batch_size = batch_size
+        self.engines = {length: Engine(model=str(onnx_path), batch_size=batch_size,
+                                       input_shapes=[[batch_size, length]] * len(self.input_names))
+                        for length in sequence_lengths}
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        arrays = [feeds[n] for n in self.input_names]
+        n, length = arrays[0].shape
+        if n < self.batch_size:  # static batch: pad with copies of row 0, drop their outputs
+            arrays = [np.concatenate([a, np.repeat(a[:1], self.batch_size - n, axis=0)]) for a in arrays]
+        return self.engines[length].run(arrays)[0][:n]
+
+
+def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: list[int]):
+    if name == "onnxruntime":
+        return OnnxRuntimeEngine(onnx_path, batch_size, sequence_lengths)
+    if name == "deepsparse":
+        return DeepSparseEngine(onnx_path, batch_size, sequence_lengths)
+    raise SparsecoreError(f"unknown engine {name!r}", "Pipeline.create", f"use one of: {', '.join(ENGINES)}")

@@ -1,0 +1,76 @@
+"""Find and check what a deployment needs: model.onnx, config.json, tokenizer.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from sparsecore.errors import SparsecoreError
+
+REQUIRED_INPUTS = ("input_ids", "attention_mask")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    folder: Path
+    onnx_path: Path
+    id2label: dict[int, str]
+    problem_type: str
+    max_positions: int
+    default_sequence_length: int
+    input_names: tuple[str, ...]
+
+
+def locate(model_path: str | Path) -> Deployment:
+    """``model_path``: a deployment folder, a trained folder holding ``deployment/``, or a ``.onnx`` file."""
+    path = Path(model_path).expanduser()
+    if path.is_file() and path.suffix == ".onnx":
+        folder, onnx_path = path.parent, path
+    elif path.is_dir():
+        folder = path / "deployment" if (path / "deployment").is_dir() else path
+        meta = _json(folder / "sparsecore_deployment.json") if (folder / "sparsecore_deployment.json").is_file() else {}
+        onnx_path = folder / meta.get("onnx_file_name", "model.onnx")
+    else:
+        raise SparsecoreError("model path does not exist", str(model_path),
+                              "pass a deployment folder (from export_onnx) or its model.onnx")
+    if not onnx_path.is_file():
+        raise SparsecoreError("no model.onnx in the folder", str(folder),
+                              "run python -m sparsecore.transformers.export_onnx --model_path <trained folder>")
+    for name in ("tokenizer.json", "config.json"):
+        if not (folder / name).is_file():
+            raise SparsecoreError(f"deployment folder has no {name}", str(folder),
+                                  "re-export with sparsecore.transformers.export_onnx (it writes tokenizer and config)")
+    config = _json(folder / "config.json")
+    meta = _json(folder / "sparsecore_deployment.json") if (folder / "sparsecore_deployment.json").is_file() else {}
+    id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
+    inputs = _check_classifier(onnx_path, len(id2label) or None)
+    return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
+                      int(config.get("max_position_embeddings", 512)), int(meta.get("sequence_length", 128)), inputs)
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SparsecoreError(f"invalid JSON: {exc.msg}", str(path), "re-export the model") from None
+
+
+def _check_classifier(onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for non-ONNX bytes
+        raise SparsecoreError(f"not a readable ONNX file ({type(exc).__name__})", str(onnx_path),
+                              "pass the model.onnx written by export_onnx") from None
+    inputs = tuple(i.name for i in model.graph.input)
+    outputs = model.graph.output
+    missing = [n for n in REQUIRED_INPUTS if n not in inputs]
+    dims = outputs[0].type.tensor_type.shape.dim if outputs else []
+    last = dims[-1].dim_value if dims else 0
+    if missing or len(outputs) != 1 or len(dims) != 2 or (num_labels and last and last != num_labels):
+        raise SparsecoreError("ONNX model is not a text classifier (inputs input_ids/attention_mask, one "
+                              f"(batch, labels) output; found inputs {list(inputs)}, {len(outputs)} output(s))",
+                              str(onnx_path), "export the classifier with sparsecore.transformers.export_onnx")
+    return inputs
