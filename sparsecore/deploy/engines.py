@@ -5,6 +5,8 @@ An engine takes ``{input_name: int64 array (batch, seq)}`` and returns logits ``
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,11 @@ class OnnxRuntimeEngine:
 
 
 class DeepSparseEngine:
-    """DeepSparse compiles static shapes: one engine per sequence bucket, batches padded to ``batch_size``."""
+    """DeepSparse compiles static shapes: one engine per sequence bucket, batches padded to ``batch_size``.
+
+    DeepSparse rewrites the input shapes of the ONNX file it is given *in place*; each engine gets a
+    private copy so the deployment's dynamic-shape model.onnx is never modified.
+    """
 
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
         try:
@@ -41,9 +47,13 @@ class DeepSparseEngine:
 
         self.input_names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
         self.batch_size = batch_size
-        self.engines = {length: Engine(model=str(onnx_path), batch_size=batch_size,
-                                       input_shapes=[[batch_size, length]] * len(self.input_names))
-                        for length in sequence_lengths}
+        self._scratch = tempfile.TemporaryDirectory(prefix="sparsecore-deepsparse-")
+        self.engines = {}
+        for length in sequence_lengths:
+            private = Path(self._scratch.name) / f"model-{length}.onnx"
+            shutil.copyfile(onnx_path, private)
+            self.engines[length] = Engine(model=str(private), batch_size=batch_size,
+                                          input_shapes=[[batch_size, length]] * len(self.input_names))
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         arrays = [feeds[n] for n in self.input_names]

@@ -1,0 +1,71 @@
+"""Evaluate an exported model on a GLUE validation split — metrics computed from the ONNX model.
+
+    python -m sparsecore.cli.evaluate_deployment --model_path out/sst2-gmp80/deployment --task_name sst2 \
+        --glue_dir ../shared/data/glue
+
+Prints and writes ``eval_onnx_results.json`` into the deployment folder: the same metrics as training's
+``eval_results.json``, so you can see that the export lost nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from sparsecore.deploy import Pipeline
+from sparsecore.errors import SparsecoreError
+from sparsecore.tasks import compute_metrics, default_glue_dir, get_task, load_data, metric_names_for, sample_glue_dir
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
+        sys.exit(2)
+
+
+def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", batch_size=32,
+             sequence_length=None, max_eval_samples=None) -> dict:
+    spec = get_task(task_name)
+    folder = glue_dir or default_glue_dir() or (sample_glue_dir() if task_name == "sst2" else None)
+    if folder is None:
+        raise SparsecoreError(f"no data for task {task_name!r}", "--glue_dir", "pass --glue_dir or set SPARSECORE_GLUE_DIR")
+    data = load_data(task_name=spec.name, glue_dir=folder)
+    pipe = Pipeline.create(model_path=model_path, engine=engine, batch_size=batch_size, sequence_length=sequence_length)
+    metrics, started = {}, time.time()
+    for name, split in data.evals.items():
+        n = len(split.texts) if max_eval_samples is None else min(max_eval_samples, len(split.texts))
+        texts = [t[0] if len(t) == 1 else list(t) for t in split.texts[:n]]
+        logits = pipe.logits(texts)
+        prefix = "eval" if name == "validation" else f"eval_{name}"
+        found = compute_metrics(data.problem_type, metric_names_for(spec.name, data.problem_type), logits,
+                                split.labels[:n])
+        metrics.update({f"{prefix}_{k}": v for k, v in found.items()} | {f"{prefix}_samples": n})
+    metrics["eval_runtime_s"] = time.time() - started
+    (pipe.deployment.folder / "eval_onnx_results.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _Parser(prog="python -m sparsecore.cli.evaluate_deployment", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("--model_path", required=True)
+    p.add_argument("--task_name", required=True)
+    p.add_argument("--glue_dir", default=None)
+    p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "deepsparse"))
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--sequence_length", type=int, default=None)
+    p.add_argument("--max_eval_samples", type=int, default=None)
+    args = p.parse_args(argv)
+    try:
+        metrics = evaluate(args.model_path, args.task_name, args.glue_dir, args.engine, args.batch_size,
+                           args.sequence_length, args.max_eval_samples)
+    except SparsecoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    print(json.dumps(metrics, indent=1))
+
+
+if __name__ == "__main__":
+    main()

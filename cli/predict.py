@@ -1,0 +1,79 @@
+"""Run a deployed classifier over a file of texts and write predictions.
+
+    python -m sparsecore.cli.predict --model_path out/sst2-gmp80/deployment --input reviews.txt --output preds.jsonl
+
+Input: .txt (one text per line), .csv/.tsv (column --text_column, and --text_pair_column for pairs),
+or .jsonl (same keys). Output: JSON lines {"text": ..., "label": ..., "score": ...} (plus "labels" with
+--top_k > 1). Long inputs are truncated to the sequence length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from sparsecore.deploy import Pipeline
+from sparsecore.errors import SparsecoreError
+from sparsecore.tasks import read_table
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
+        sys.exit(2)
+
+
+def read_texts(path: Path, column: str, pair_column: str | None) -> list:
+    if not path.is_file():
+        raise SparsecoreError("input file not found", str(path), "check the path")
+    if path.suffix == ".txt":
+        texts = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise SparsecoreError("input file has no text lines", str(path), "one text per line")
+        return texts
+    table = read_table(path)
+    for name in filter(None, (column, pair_column)):
+        if name not in table:
+            raise SparsecoreError(f"no column {name!r}", str(path), f"columns: {', '.join(table)}")
+    if pair_column:
+        return [[str(a), str(b)] for a, b in zip(table[column], table[pair_column])]
+    return [str(t) for t in table[column]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = _Parser(prog="python -m sparsecore.cli.predict", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("--model_path", required=True)
+    p.add_argument("--input", required=True, type=Path)
+    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--text_column", default="text")
+    p.add_argument("--text_pair_column", default=None)
+    p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "deepsparse"))
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--sequence_length", type=int, default=None)
+    p.add_argument("--top_k", type=int, default=1)
+    args = p.parse_args(argv)
+    try:
+        texts = read_texts(args.input, args.text_column, args.text_pair_column)
+        pipe = Pipeline.create(model_path=args.model_path, engine=args.engine, batch_size=args.batch_size,
+                               sequence_length=args.sequence_length)
+        rows = []
+        for i in tqdm(range(0, len(texts), args.batch_size), desc="predict", unit="batch", file=sys.stderr):
+            chunk = texts[i:i + args.batch_size]
+            for text, labels in zip(chunk, pipe(chunk, top_k=args.top_k)):
+                row = {"text": text, "label": labels[0]["label"], "score": labels[0]["score"]}
+                rows.append(row | ({"labels": labels} if args.top_k > 1 else {}))
+    except SparsecoreError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    sys.stderr.write(f"wrote {len(rows)} predictions to {args.output}\n")
+
+
+if __name__ == "__main__":
+    main()
