@@ -70,7 +70,7 @@ def _check(args) -> tuple[Path, int]:
     trained = {}
     if (model_dir / "sparsecore_training.json").is_file():
         trained = json.loads((model_dir / "sparsecore_training.json").read_text())
-    length = args.sequence_length or trained.get("max_seq_length") or 128
+    length = args.sequence_length if args.sequence_length is not None else trained.get("max_seq_length", 128)
     limit = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 512)
     if not 1 <= length <= limit:
         raise SparsecoreError(f"--sequence_length {length} is outside 1..{limit}", "--sequence_length",

@@ -45,7 +45,8 @@ class TextClassificationPipeline:
             raise SparsecoreError(f"batch_size is {batch_size!r}", "Pipeline.create", "use an integer >= 1")
         self.deployment = deployment
         self.batch_size = batch_size
-        self.buckets = _buckets(sequence_length or deployment.default_sequence_length, deployment.max_positions)
+        length = deployment.default_sequence_length if sequence_length is None else sequence_length
+        self.buckets = _buckets(length, deployment.max_positions)
         self.tokenizer = Tokenizer.from_file(str(deployment.folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
