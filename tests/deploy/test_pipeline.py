@@ -6,7 +6,6 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper
 
 from sparsecore import Pipeline
@@ -20,20 +19,7 @@ def sst2_rows():
     return [t[0] for t in split.texts], split.labels
 
 
-def torch_logits(model_dir, texts, max_length=128):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(texts), 64):
-            enc = tok(texts[i:i + 64], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-            out.append(model(**enc).logits.numpy())
-    return np.concatenate(out)
-
-
-def test_onnxruntime_matches_pytorch_on_real_sst2(pruned_minilm, sst2_rows):
+def test_onnxruntime_matches_pytorch_on_real_sst2(pruned_minilm, sst2_rows, torch_logits):
     texts, _ = sst2_rows
     pipe = Pipeline.create(task="text-classification", model_path=pruned_minilm / "deployment", batch_size=32)
     ours = pipe.logits(texts[:300])
@@ -59,7 +45,7 @@ def test_call_forms_labels_and_scores(pruned_minilm):
     assert via_onnx_file("great")[0]["label"] == pipe("great")[0]["label"]
 
 
-def test_truncation_and_buckets_agree(pruned_minilm, sst2_rows):
+def test_truncation_and_buckets_agree(pruned_minilm, sst2_rows, torch_logits):
     texts, _ = sst2_rows
     long_text = " ".join(texts[:40])  # far beyond 128 tokens: truncated, not an error
     fixed = Pipeline.create(model_path=pruned_minilm, sequence_length=128)
