@@ -1,0 +1,69 @@
+"""predict and evaluate_deployment CLIs."""
+
+import json
+import re
+
+import pytest
+
+from sparsecore.cli.evaluate_deployment import main as evaluate_main
+from sparsecore.cli.predict import main as predict_main
+
+
+@pytest.mark.parametrize("kind", ["txt", "csv", "jsonl", "pairs"])
+def test_predict_file_formats(kind, pruned_minilm, tmp_path):
+    texts = ["a gripping, beautifully acted film", "a dull, lifeless mess", "fine"]
+    src = tmp_path / f"in.{'csv' if kind == 'pairs' else kind}"
+    extra = []
+    if kind == "txt":
+        src.write_text("\n".join(texts) + "\n\n")
+    elif kind == "csv":
+        src.write_text("id,text\n" + "\n".join(f'{i},"{t}"' for i, t in enumerate(texts)) + "\n")
+    elif kind == "jsonl":
+        src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    else:
+        src.write_text("a,b\n" + "\n".join(f'"{t}","{t}"' for t in texts) + "\n")
+        extra = ["--text_column", "a", "--text_pair_column", "b"]
+    out = tmp_path / "preds.jsonl"
+    predict_main(["--model_path", str(pruned_minilm / "deployment"), "--input", str(src), "--output", str(out),
+                  "--top_k", "2", *extra])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 3
+    assert all(r["label"] in ("negative", "positive") and len(r["labels"]) == 2 for r in rows)
+
+
+def test_evaluate_deployment_matches_training_eval(pruned_minilm, tmp_path, capsys):
+    """The bundled SST-2 validation set: ONNX accuracy equals the PyTorch pipeline's labels."""
+    from sparsecore import Pipeline
+    from sparsecore.tasks import load_data, sample_glue_dir
+
+    evaluate_main(["--model_path", str(pruned_minilm), "--task_name", "sst2", "--glue_dir", str(sample_glue_dir())])
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["eval_samples"] == 872
+    split = load_data("sst2", sample_glue_dir()).evals["validation"]
+    labels = Pipeline.create(model_path=pruned_minilm, batch_size=32).logits([t[0] for t in split.texts]).argmax(1)
+    assert metrics["eval_accuracy"] == pytest.approx(float((labels == split.labels).mean()))
+    assert (pruned_minilm / "deployment" / "eval_onnx_results.json").is_file()
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--input", "{tmp}/none.txt"], "input file not found"),
+    (["--input", "{csv}", "--text_column", "body"], "no column 'body'"),
+    (["--input", "{empty}"], "no text lines"),
+    (["--input", "{csv}", "--model_path", "{tmp}/nowhere"], "model path does not exist"),
+])
+def test_predict_bad_input(argv, pattern, pruned_minilm, tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("text\nhello\n")
+    (tmp_path / "empty.txt").write_text("\n\n")
+    base = ["--model_path", str(pruned_minilm), "--output", str(tmp_path / "o.jsonl")]
+    argv = base + [a.format(tmp=tmp_path, csv=tmp_path / "in.csv", empty=tmp_path / "empty.txt") for a in argv]
+    with pytest.raises(SystemExit) as info:
+        predict_main(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert info.value.code == 2 and len(err) == 1 and re.search(pattern, err[0]), err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_evaluate_bad_task(pruned_minilm, capsys):
+    with pytest.raises(SystemExit) as info:
+        evaluate_main(["--model_path", str(pruned_minilm), "--task_name", "squad"])
+    assert info.value.code == 2 and "unknown GLUE task 'squad'" in capsys.readouterr().err
