@@ -1,33 +1,31 @@
-"""Exact-k selection: prune exactly k units, ties broken by lowest index.
+"""Exact-k selection for the engine: torch tensors in, bool masks out (one boundary to the kernels).
 
-Contract (DESIGN principle 3): masks are built by *selecting indices*, never by
-``score <= threshold``. NaN scores rank above +inf (they are pruned last), the
-order of ``torch.sort``. For global selection over several tensors, ties break
-by tensor order first, then by index within the tensor.
+Contract (DESIGN principle 3): prune exactly k units, ties broken by lowest index — for several
+tensors by tensor order, then index; NaN scores rank above +inf (selected last); -0.0 equals 0.0.
+The work is done by the Numba radix-select kernel :mod:`sparsecore.kernels.select` (O(n), no sort,
+no concatenation of the tensors).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
-def select_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask (same shape as 1-D ``scores``) with exactly ``k`` True: the k lowest.
+def _as_numpy(scores: torch.Tensor) -> np.ndarray:
+    return scores.detach().to(device="cpu", dtype=torch.float32).contiguous().reshape(-1).numpy()
 
-    Cost: one stable sort, O(n log n) time, O(n) memory.
-    """
-    n = scores.numel()
-    if not 0 <= k <= n:
-        raise ValueError(f"k={k} outside [0, {n}]")
-    chosen = torch.zeros(n, dtype=torch.bool, device=scores.device)
-    if k:
-        order = torch.sort(scores.reshape(-1), stable=True).indices
-        chosen[order[:k]] = True
-    return chosen
+
+def select_lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Flat bool mask with exactly ``k`` True: the ``k`` lowest scores."""
+    from sparsecore.kernels import lowest_k_mask  # lazy: the deploy path (e.g. in DeepSparse's env) never needs Numba
+
+    return torch.from_numpy(lowest_k_mask(_as_numpy(scores), int(k))).to(scores.device)
 
 
 def select_lowest_global(scores: list[torch.Tensor], k: int) -> list[torch.Tensor]:
-    """:func:`select_lowest` over the concatenation of flat ``scores`` (one k for all)."""
-    flat = torch.cat([s.reshape(-1) for s in scores])
-    chosen = select_lowest(flat, k)
-    return list(torch.split(chosen, [s.numel() for s in scores]))
+    """:func:`select_lowest` over all ``scores`` together (one k for all), one flat mask per tensor."""
+    from sparsecore.kernels import lowest_k_masks
+
+    masks = lowest_k_masks([_as_numpy(s) for s in scores], int(k))
+    return [torch.from_numpy(m).to(s.device) for m, s in zip(masks, scores)]
