@@ -54,7 +54,7 @@ def run(argv: list[str] | None = None) -> dict:
 def execute(plan: Plan, model_args, data_args, training_args) -> dict:
     from transformers import DataCollatorWithPadding, set_seed
 
-    from sparsecore.adapters.trainer import SparseTrainer
+    from sparsecore.adapters.trainer import SparseTrainer, make_grad_sampler
 
     logging.getLogger("sparsecore").setLevel(logging.INFO)
     set_seed(training_args.seed)
@@ -71,7 +71,8 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
     def features(split, max_rows):
         return tokenize_split(split, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length, max_rows)
 
-    train_ds = features(data.train, data_args.max_train_samples) if training_args.do_train and data.train else None
+    wants_train = training_args.do_train or data_args.one_shot  # one-shot OBS samples gradients from train data
+    train_ds = features(data.train, data_args.max_train_samples) if wants_train and data.train else None
     eval_sets = {name: features(split, data_args.max_eval_samples) for name, split in data.evals.items()}
     metric_names = metric_names_for(data.task_name, data.problem_type)
 
@@ -95,7 +96,11 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
                 trainer.create_optimizer()  # the real optimizer, so param_groups indices are checked as trained
             Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1).validate()  # before training
         if data_args.one_shot:
-            apply_one_shot(plan, model, data.problem_type)
+            sampler = None
+            if train_ds is not None:
+                sampler = make_grad_sampler(model, train_ds, collator, training_args.per_device_train_batch_size,
+                                            training_args.device)
+            apply_one_shot(plan, model, data.problem_type, sampler)
         elif training_args.do_train:
             trainer.train(resume_from_checkpoint=plan.resume_dir)
         metrics = {}
@@ -140,12 +145,13 @@ def _load_teacher(plan: Plan, model, model_args):
     return teacher
 
 
-def apply_one_shot(plan: Plan, model, problem_type: str) -> None:
+def apply_one_shot(plan: Plan, model, problem_type: str, grad_sampler=None) -> None:
     """Apply every modifier at the recipe's last epoch, without training (``--one_shot``)."""
     last = plan.recipe.num_epochs or 1.0
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # LR/weight-decay modifiers need one; never stepped
     steps = 1000
-    with Session(plan.recipe, model, optimizer, steps_per_epoch=steps, problem_type=problem_type) as session:
+    with Session(plan.recipe, model, optimizer, steps_per_epoch=steps, problem_type=problem_type,
+                 grad_sampler=grad_sampler) as session:
         session.batch_start(step=math.ceil(last * steps))
 
 

@@ -15,7 +15,9 @@ Lifecycle::
 
 Modifiers receive the session as their ``state``: they use ``model``,
 ``optimizer``, ``masks``, ``epoch``, ``problem_type``, ``teacher_disabled``,
-``warn()`` and ``require_optimizer()``.
+``warn()``, ``require_optimizer()`` and ``sample_gradients()`` (OBS; needs ``grad_sampler``:
+a callable ``(count, batch_size, description)`` that runs forward/backward on ``count`` training
+batches and yields after each one).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import logging
 import math
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable, Iterable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -45,7 +48,8 @@ STATE_FILE = "sparsecore_session.json"
 class Session:
     def __init__(self, recipe: Recipe | str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
                  steps_per_epoch: int, recipe_args: str | dict | None = None,
-                 problem_type: str = "single_label_classification", teacher_disabled: bool = False) -> None:
+                 problem_type: str = "single_label_classification", teacher_disabled: bool = False,
+                 grad_sampler: Callable[[int, int | None, str], Iterable[None]] | None = None) -> None:
         if steps_per_epoch < 1:
             raise SparsecoreError(f"steps_per_epoch is {steps_per_epoch}", "Session", "pass len(train_loader) >= 1")
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, recipe_args)
@@ -55,6 +59,7 @@ class Session:
         self.steps_per_epoch = steps_per_epoch
         self.problem_type = problem_type
         self.teacher_disabled = teacher_disabled
+        self.grad_sampler = grad_sampler
         self.masks = MaskSet()
         self.step = 0
         self.warnings: list[str] = []
@@ -81,6 +86,13 @@ class Session:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         log.warning(message)
+
+    def sample_gradients(self, count: int, batch_size: int | None, desc: str) -> Iterable[None]:
+        """Run ``count`` forward/backward passes on training batches, yielding with gradients in ``.grad``."""
+        if self.grad_sampler is None:
+            raise SparsecoreError("this recipe needs gradients (OBS pruning) but the session has no grad_sampler",
+                                  "Session", "pass grad_sampler= (the CLI and SparseTrainer do this for you)")
+        return self.grad_sampler(count, batch_size, desc)
 
     def require_optimizer(self, tag: str) -> None:
         if self.optimizer is None:

@@ -19,6 +19,32 @@ from sparsecore.recipe import Recipe
 from sparsecore.session import Session
 
 
+def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_size: int, device):
+    """Gradients for OBS: forward/backward on shuffled training batches (eval mode: no dropout noise)."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    def sample(count: int, batch_size: int | None, desc: str):
+        loader = DataLoader(dataset, batch_size=batch_size or default_batch_size, shuffle=True, collate_fn=collator)
+        was_training = model.training
+        model.eval()
+        batches = iter(())
+        try:
+            for _ in tqdm(range(count), desc=desc, unit="grad"):
+                batch = next(batches, None)
+                if batch is None:
+                    batches = iter(loader)
+                    batch = next(batches)
+                model.zero_grad(set_to_none=False)
+                model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
+                yield
+        finally:
+            model.zero_grad(set_to_none=True)
+            model.train(was_training)
+
+    return sample
+
+
 class SessionCallback(TrainerCallback):
     def __init__(self, trainer: "SparseTrainer") -> None:
         self.trainer = trainer
@@ -27,8 +53,10 @@ class SessionCallback(TrainerCallback):
         t = self.trainer
         steps = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
+        sampler = make_grad_sampler(t.model, t.train_dataset, t.data_collator, args.per_device_train_batch_size,
+                                    args.device)
         t.session = Session(t.recipe, t.model, inner, steps_per_epoch=steps, problem_type=t.problem_type,
-                            teacher_disabled=t.teacher is None)
+                            teacher_disabled=t.teacher is None, grad_sampler=sampler)
         t.session.initialize()
         if t.resume_dir is not None:
             t.session.load(t.resume_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sparsecore.modifiers.base import Modifier
 from sparsecore.modifiers.distillation import DistillationModifier
+from sparsecore.modifiers.obs import OBSPruningModifier
 from sparsecore.modifiers.pruning import ConstantPruningModifier, GMPruningModifier
 from sparsecore.modifiers.training import (
     EpochRangeModifier,
@@ -21,13 +22,13 @@ MODIFIERS: dict[str, tuple[type[Modifier], dict]] = {
     "MagnitudePruningModifier": (GMPruningModifier, {}),
     "GlobalMagnitudePruningModifier": (GMPruningModifier, {"global_sparsity": True, "params": ("__ALL_PRUNABLE__",)}),
     "ConstantPruningModifier": (ConstantPruningModifier, {}),
+    "OBSPruningModifier": (OBSPruningModifier, {}),
     "DistillationModifier": (DistillationModifier, {}),
 }
 
 # Known SparseML modifiers this release does not run yet: named so the error can say so.
 NOT_YET = {
     "QuantizationModifier": "quantization-aware training is not implemented yet",
-    "OBSPruningModifier": "OBS/oBERT pruning is not implemented yet",
 }
 
 __all__ = ["MODIFIERS", "NOT_YET", "Modifier"]

@@ -9,13 +9,12 @@ current zero pattern of its parameters.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
-from sparsecore.pruning.schedule import sparsity_at
+from sparsecore.pruning.schedule import due_update, sparsity_at
 from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
 from sparsecore.selectors import resolve_params
 
@@ -99,11 +98,11 @@ class GMPruningModifier(Modifier):
 
     def update(self, state, epoch: float) -> None:
         """Prune at start_epoch + i·update_frequency (a fixed grid, no drift) and at end_epoch."""
-        if self.rt.done or epoch + EPOCH_EPS < self.start_epoch:
+        if self.rt.done:
             return
-        at_end = epoch + EPOCH_EPS >= self.end_epoch
-        index = math.floor((epoch - self.start_epoch) / self.update_frequency + EPOCH_EPS)
-        if not at_end and self.rt.last_update is not None and index <= self.rt.last_update:
+        due, index, at_end = due_update(epoch, self.start_epoch, self.end_epoch, self.update_frequency,
+                                        self.rt.last_update, EPOCH_EPS)
+        if not due:
             return
         if self.rt.init is None:
             self.rt.init = [self._init_for(params) for _, params in self.rt.groups]

@@ -38,3 +38,17 @@ def sparsity_at(epoch: float, start: float, end: float, init: float, final: floa
 def exact_k(sparsity: float, n: int) -> int:
     """Number of elements to prune: round-half-up of ``sparsity · n`` (Python's round is banker's)."""
     return min(n, max(0, math.floor(sparsity * n + 0.5)))
+
+
+def due_update(epoch: float, start: float, end: float, frequency: float, last_index: int | None,
+               eps: float = 1e-9) -> tuple[bool, int, bool]:
+    """Is a pruning update due at ``epoch``? Updates sit on the grid start + i·frequency, plus end.
+
+    Returns ``(due, grid index, at_end)``; a fixed grid (not "last update + frequency") never drifts
+    when epochs advance in steps of 1/steps_per_epoch.
+    """
+    if epoch + eps < start:
+        return False, -1, False
+    at_end = epoch + eps >= end
+    index = math.floor((epoch - start) / frequency + eps)
+    return at_end or last_index is None or index > last_index, index, at_end

@@ -1,0 +1,57 @@
+"""Optimal Brain Surgeon maths for oBERT (Kurtic et al. 2022, arXiv:2203.07259) — pure functions.
+
+Weights are flattened and cut into Fisher blocks of B consecutive weights (the last block padded;
+padding never pruned). With F⁻¹ the damped empirical-Fisher inverse of a block:
+- unstructured saliency (eq. 6):   ρ_i = w_i² / (2 [F⁻¹]_ii)
+- block saliency, groups Q of G consecutive weights (block4: G = 4):  ρ_Q = ½ w_Qᵀ ([F⁻¹]_QQ)⁻¹ w_Q
+- optimal update when the set Q of a block is removed (eq. 7):  δw = −F⁻¹ e_Q ([F⁻¹]_QQ)⁻¹ w_Q
+Q holds every pruned weight of the block (earlier ones are zero and stay zero under δw).
+Shapes: w (n_blocks, B); finv (n_blocks, B, B); memory O(d·B) floats for d weights.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def to_blocks(flat: torch.Tensor, block_size: int) -> torch.Tensor:
+    """(d,) → (ceil(d/B), B), zero padded."""
+    pad = (-flat.numel()) % block_size
+    return torch.nn.functional.pad(flat, (0, pad)).reshape(-1, block_size)
+
+
+def fisher_inverse_torch(grads: torch.Tensor, damp: float) -> torch.Tensor:
+    """Batched torch reference of the Woodbury recursion: grads (m, n_blocks, B) → (n_blocks, B, B)."""
+    m, n_blocks, size = grads.shape
+    finv = torch.eye(size, dtype=grads.dtype).expand(n_blocks, size, size) / damp
+    for g in grads:
+        v = torch.bmm(finv, g.unsqueeze(-1)).squeeze(-1)  # (n_blocks, B)
+        denom = m + (g * v).sum(-1)
+        finv = finv - v.unsqueeze(-1) * v.unsqueeze(-2) / denom[:, None, None]
+    return finv
+
+
+def saliency(w: torch.Tensor, finv: torch.Tensor, group: int = 1) -> torch.Tensor:
+    """ρ per unit: (n_blocks, B) for group 1, (n_blocks, B // group) for groups of ``group`` weights."""
+    if group == 1:
+        return w.pow(2) / (2.0 * torch.diagonal(finv, dim1=-2, dim2=-1))
+    n_blocks, size = w.shape
+    idx = torch.arange(size).reshape(-1, group)  # (B/G, G)
+    sub = finv[:, idx[:, :, None], idx[:, None, :]]  # (n_blocks, B/G, G, G)
+    wq = w.reshape(n_blocks, -1, group)
+    x = torch.linalg.solve(sub, wq.unsqueeze(-1)).squeeze(-1)
+    return 0.5 * (wq * x).sum(-1)
+
+
+def update(w: torch.Tensor, finv: torch.Tensor, pruned: torch.Tensor) -> torch.Tensor:
+    """w + δw for every block with its pruned set Q (bool (n_blocks, B)); pruned entries end at 0.
+
+    Batched over blocks with different |Q|: solve A x = P w with A = P F⁻¹ P + (I − P), P = diag(Q),
+    which gives x_Q = ([F⁻¹]_QQ)⁻¹ w_Q and x elsewhere 0; then δw = −F⁻¹ x.
+    """
+    p = pruned.to(w.dtype)
+    eye = torch.eye(w.shape[1], dtype=w.dtype)
+    a = finv * p[:, :, None] * p[:, None, :] + eye * (1.0 - p)[:, None, :]
+    x = torch.linalg.solve(a, (w * p).unsqueeze(-1))
+    new = w - torch.bmm(finv, x).squeeze(-1)
+    return torch.where(pruned, torch.zeros_like(new), new)
