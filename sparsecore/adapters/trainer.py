@@ -36,7 +36,8 @@ def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_s
                     batches = iter(loader)
                     batch = next(batches)
                 model.zero_grad(set_to_none=False)
-                model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
+                with torch.enable_grad():  # callers may hold no_grad around the sampling loop
+                    model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
                 yield
         finally:
             model.zero_grad(set_to_none=True)

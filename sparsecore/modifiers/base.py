@@ -134,6 +134,11 @@ def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
         if isinstance(value, bool):
             return value
     elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-7` (no dot) as a string; recipes mean the number
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif tp is int:

@@ -133,3 +133,8 @@ def test_readme_recipe_example_loads():
     block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     recipe = load_recipe(block)
     assert recipe.num_epochs == 6 and recipe.modifiers[2].final_sparsity == 0.8
+
+
+def test_exponent_without_dot_is_a_number():
+    r = load_recipe("modifiers:\n  - !LearningRateFunctionModifier\n    init_lr: 1e-4\n    final_lr: 0\n    end_epoch: 1\n")
+    assert r.modifiers[0].init_lr == 1e-4
