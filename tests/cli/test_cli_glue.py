@@ -182,3 +182,18 @@ def test_mnli_reports_matched_and_mismatched(tmp_path, cli, fast_args, glue_dir)
     results = json.loads((out / "eval_results.json").read_text())
     assert {"eval_validation_matched_accuracy", "eval_validation_mismatched_accuracy"} <= set(results)
     assert json.loads((out / "config.json").read_text())["id2label"]["2"] == "contradiction"
+
+
+def test_one_shot_obs_from_the_cli_uses_training_rows_for_gradients(tmp_path, cli, fast_args, glue_dir):
+    recipe = tmp_path / "obs.yaml"
+    recipe.write_text("modifiers:\n  - !OBSPruningModifier\n    params: ['bert.encoder.layer.0.intermediate.dense.weight']\n"
+                      "    final_sparsity: 0.6\n    end_epoch: 1\n    num_grads: 4\n    damp: 1e-5\n"
+                      "    fisher_block_size: 32\n    grad_sampler_kwargs: {batch_size: 4}\n")
+    out = tmp_path / "obs"
+    code, _, stderr = cli("--task_name", "sst2", "--glue_dir", glue_dir, "--recipe", recipe, "--one_shot",
+                          "--do_eval", "--max_train_samples", 16, "--max_eval_samples", 16, "--output_dir", out,
+                          *fast_args)
+    assert code == 0, stderr
+    assert "!OBSPruningModifier gradients" in stderr  # progress shown
+    w = load_file(out / "model.safetensors")["bert.encoder.layer.0.intermediate.dense.weight"]
+    assert int((w == 0).sum()) == round(0.6 * w.numel())
