@@ -15,6 +15,7 @@ from typing import Literal
 import torch
 
 from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
+from sparsecore.modifiers.pruning_steps import close_step, warn_if_unfinished
 from sparsecore.pruning import obs
 from sparsecore.pruning.schedule import due_update, exact_k, sparsity_at
 from sparsecore.pruning.select import select_lowest, select_lowest_global
@@ -81,17 +82,10 @@ class OBSPruningModifier(Modifier):
         current = self._sparsity(state)
         for r in range(1, self.num_recomputations + 1):
             self._step(state, current + (target - current) * r / self.num_recomputations)
-        self.rt.last_update = index
-        if at_end:
-            self.rt.done = True
-            if not self.leave_enabled:
-                for name, _ in self.rt.params:
-                    state.masks.release(name)
+        close_step(self, state, index, at_end, [name for name, _ in self.rt.params])
 
     def finalize(self, state) -> None:
-        if not self.rt.done:
-            state.warn(f"!{self.tag} stopped at epoch {state.epoch:.3g}, before its end_epoch {self.end_epoch:g}: "
-                       "final sparsity not reached — train longer or lower end_epoch")
+        warn_if_unfinished(self, state)
 
     def state_dict(self) -> dict:
         return {"last_update": self.rt.last_update, "done": self.rt.done}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
+from sparsecore.modifiers.pruning_steps import close_step, warn_if_unfinished
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import due_update, sparsity_at
 from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
@@ -114,18 +115,10 @@ class GMPruningModifier(Modifier):
                 prune_global(params, target(init), state.masks, structure)
             else:
                 prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure)
-        self.rt.last_update = index
-        if at_end:
-            self.rt.done = True
-            if not self.leave_enabled:
-                for _, params in self.rt.groups:
-                    for name, _ in params:
-                        state.masks.release(name)
+        close_step(self, state, index, at_end, [name for _, params in self.rt.groups for name, _ in params])
 
     def finalize(self, state) -> None:
-        if not self.rt.done:
-            state.warn(f"!{self.tag} stopped at epoch {state.epoch:.3g}, before its end_epoch {self.end_epoch:g}: "
-                       "final sparsity not reached — train longer or lower end_epoch")
+        warn_if_unfinished(self, state)
 
     def state_dict(self) -> dict:
         return {"last_update": self.rt.last_update, "done": self.rt.done, "init": self.rt.init}
