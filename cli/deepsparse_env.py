@@ -16,7 +16,9 @@ import venv
 from pathlib import Path
 
 REQUIREMENTS = (["torch==2.13.0"], ["deepsparse[transformers]==1.8.0", "numpy<2", "pyarrow<20"])
-DEFAULT = Path(__file__).resolve().parents[1] / ".venv-deepsparse"
+_CHECKOUT = Path(__file__).resolve().parents[1]
+# in a checkout (editable install) the env lives at its root; otherwise in the current folder
+DEFAULT = (_CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()) / ".venv-deepsparse"
 
 
 def python_of(path: Path) -> Path:
@@ -32,9 +34,14 @@ def works(path: Path) -> bool:
 def build(path: Path) -> Path:
     if works(path):
         return python_of(path)
+    if path.exists() and any(path.iterdir()) and not (path / "pyvenv.cfg").is_file():
+        raise SystemExit(f"error: {path} exists and is not a virtual environment — pass another --path")
     venv.EnvBuilder(with_pip=True, clear=path.exists()).create(path)
     for packages in REQUIREMENTS:
-        subprocess.run([str(python_of(path)), "-m", "pip", "install", "--quiet", *packages], check=True)
+        done = subprocess.run([str(python_of(path)), "-m", "pip", "install", "--quiet", *packages])
+        if done.returncode:
+            raise SystemExit(f"error: pip could not install {' '.join(packages)} into {path} (exit "
+                             f"{done.returncode}) — see pip's output above")
     if not works(path):
         raise SystemExit(f"error: the DeepSparse environment at {path} does not import deepsparse — "
                          "see the pip output above")

@@ -9,20 +9,15 @@ Prints and writes ``eval_onnx_results.json`` into the deployment folder: the sam
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
 from sparsecore.deploy import Pipeline
+from sparsecore.cli.parser import OneLineArgumentParser
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import compute_metrics, default_glue_dir, get_task, load_data, metric_names_for, sample_glue_dir
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
-        sys.exit(2)
 
 
 def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", batch_size=32,
@@ -32,7 +27,14 @@ def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", ba
     if folder is None:
         raise SparsecoreError(f"no data for task {task_name!r}", "--glue_dir", "pass --glue_dir or set SPARSECORE_GLUE_DIR")
     data = load_data(task_name=spec.name, glue_dir=folder)
+    if max_eval_samples is not None and max_eval_samples < 1:
+        raise SparsecoreError(f"--max_eval_samples is {max_eval_samples}", "--max_eval_samples", "use a positive integer")
     pipe = Pipeline.create(model_path=model_path, engine=engine, batch_size=batch_size, sequence_length=sequence_length)
+    trained = [pipe.deployment.id2label[i] for i in sorted(pipe.deployment.id2label)]
+    if pipe.deployment.problem_type != data.problem_type or (data.label_names and trained != data.label_names):
+        raise SparsecoreError(f"the model's labels {trained} ({pipe.deployment.problem_type}) do not match task "
+                              f"{spec.name}'s {data.label_names} ({data.problem_type})", str(model_path),
+                              "evaluate on the task the model was trained for")
     metrics, started = {}, time.time()
     for name, split in data.evals.items():
         n = len(split.texts) if max_eval_samples is None else min(max_eval_samples, len(split.texts))
@@ -48,8 +50,7 @@ def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", ba
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = _Parser(prog="python -m sparsecore.cli.evaluate_deployment", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p = OneLineArgumentParser(prog="python -m sparsecore.cli.evaluate_deployment", description=__doc__)
     p.add_argument("--model_path", required=True)
     p.add_argument("--task_name", required=True)
     p.add_argument("--glue_dir", default=None)

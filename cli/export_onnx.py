@@ -9,7 +9,6 @@ validation.json (checker + ONNX Runtime vs PyTorch on real inputs) and, with
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,20 +17,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sparsecore.cli.parser import OneLineArgumentParser
+from sparsecore.deploy.pipeline import TASKS
 from sparsecore.errors import SparsecoreError
 
-TASKS = ("text-classification", "sentiment-analysis", "glue")
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
-        sys.exit(2)
 
 
 def parse(argv):
-    p = _Parser(prog="python -m sparsecore.transformers.export_onnx", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p = OneLineArgumentParser(prog="python -m sparsecore.transformers.export_onnx", description=__doc__)
     p.add_argument("--model_path", required=True, help="folder written by text_classification (config.json + weights)")
     p.add_argument("--task", default="text-classification", help=f"one of {', '.join(TASKS)}")
     p.add_argument("--sequence_length", type=int, default=None,
@@ -69,7 +63,11 @@ def _check(args) -> tuple[Path, int]:
                               "use 0 or more")
     trained = {}
     if (model_dir / "sparsecore_training.json").is_file():
-        trained = json.loads((model_dir / "sparsecore_training.json").read_text())
+        try:
+            trained = json.loads((model_dir / "sparsecore_training.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise SparsecoreError(f"invalid JSON: {exc.msg}", str(model_dir / "sparsecore_training.json"),
+                                  "re-run training or pass --sequence_length and delete the file") from None
     length = args.sequence_length if args.sequence_length is not None else trained.get("max_seq_length", 128)
     limit = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 512)
     if not 1 <= length <= limit:
@@ -117,7 +115,6 @@ def run(argv: list[str] | None = None) -> dict:
         (tmp / "validation.json").write_text(json.dumps(report, indent=1))
         (tmp / "sparsecore_deployment.json").write_text(json.dumps({
             "task": "text-classification", "sequence_length": length, "onnx_file_name": args.onnx_file_name,
-            "problem_type": getattr(config, "problem_type", None) or "single_label_classification",
             "text_pairs": _is_pair_model(model_dir)}, indent=1))
         steps.update()
     steps.close()

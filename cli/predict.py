@@ -9,7 +9,6 @@ or .jsonl (same keys). Output: JSON lines {"text": ..., "label": ..., "score": .
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,21 +16,21 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sparsecore.deploy import Pipeline
+from sparsecore.cli.parser import OneLineArgumentParser
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import read_table
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
-        sys.exit(2)
 
 
 def read_texts(path: Path, column: str, pair_column: str | None) -> list:
     if not path.is_file():
         raise SparsecoreError("input file not found", str(path), "check the path")
     if path.suffix == ".txt":
-        texts = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise SparsecoreError(f"not UTF-8 text (byte {exc.start})", str(path), "save the file as UTF-8") from None
+        texts = [line for line in lines if line.strip()]
         if not texts:
             raise SparsecoreError("input file has no text lines", str(path), "one text per line")
         return texts
@@ -45,8 +44,7 @@ def read_texts(path: Path, column: str, pair_column: str | None) -> list:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = _Parser(prog="python -m sparsecore.cli.predict", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p = OneLineArgumentParser(prog="python -m sparsecore.cli.predict", description=__doc__)
     p.add_argument("--model_path", required=True)
     p.add_argument("--input", required=True, type=Path)
     p.add_argument("--output", required=True, type=Path)
@@ -58,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--top_k", type=int, default=1)
     args = p.parse_args(argv)
     try:
+        if args.output.is_dir():
+            raise SparsecoreError("--output is a folder", str(args.output), "give a file path such as preds.jsonl")
         texts = read_texts(args.input, args.text_column, args.text_pair_column)
         pipe = Pipeline.create(model_path=args.model_path, engine=args.engine, batch_size=args.batch_size,
                                sequence_length=args.sequence_length)

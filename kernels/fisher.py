@@ -32,10 +32,11 @@ def _update(finv, grads, m: float) -> None:
         for i in range(size):
             denom += g[i] * v[i]
         scale = np.float32(1.0) / denom
-        for i in range(size):
+        for i in range(size):  # upper triangle, mirrored: F⁻¹ stays exactly symmetric
             vi = v[i] * scale
-            for j in range(size):
+            for j in range(i, size):
                 f[i, j] -= vi * v[j]
+                f[j, i] = f[i, j]
 
 
 def fisher_inverse_init(n_blocks: int, block_size: int, damp: float) -> np.ndarray:

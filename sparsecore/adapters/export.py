@@ -34,7 +34,11 @@ def load_for_export(model_dir: Path):
     if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         raise SparsecoreError("model folder does not hold a sequence classifier", str(model_dir),
                               "export a folder written by sparsecore.transformers.text_classification")
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+    except OSError as exc:
+        raise SparsecoreError(f"cannot load the model weights: {str(exc).splitlines()[0]}", str(model_dir),
+                              "export a complete folder written by text_classification") from None
     return model.eval(), load_tokenizer(str(model_dir)), config
 
 

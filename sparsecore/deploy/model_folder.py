@@ -22,6 +22,7 @@ class Deployment:
     max_positions: int
     default_sequence_length: int
     input_names: tuple[str, ...]
+    text_pairs: bool
 
 
 def locate(model_path: str | Path) -> Deployment:
@@ -48,7 +49,8 @@ def locate(model_path: str | Path) -> Deployment:
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
     inputs = _check_classifier(onnx_path, len(id2label) or None)
     return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
-                      int(config.get("max_position_embeddings", 512)), int(meta.get("sequence_length", 128)), inputs)
+                      int(config.get("max_position_embeddings", 512)), int(meta.get("sequence_length", 128)), inputs,
+                      bool(meta.get("text_pairs", False)))
 
 
 def _json(path: Path) -> dict:

@@ -53,12 +53,11 @@ class TextClassificationPipeline:
         self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets)
 
     def __call__(self, inputs, top_k: int | None = None):
-        single, examples = _normalize(inputs)
+        single = isinstance(inputs, str)
         k = 1 if top_k is None else top_k
         if not isinstance(k, int) or k < 1:
             raise SparsecoreError(f"top_k is {top_k!r}", "Pipeline call", "use an integer >= 1")
-        logits = np.concatenate([self.engine(self._features(examples[i:i + self.batch_size]))
-                                 for i in range(0, len(examples), self.batch_size)])
+        logits = self.logits(inputs)
         results = [self._labels(row, k) for row in logits]
         if top_k is None:
             results = [r[0] for r in results]
@@ -67,6 +66,9 @@ class TextClassificationPipeline:
     def logits(self, inputs) -> np.ndarray:
         """Raw model outputs ``(n, labels)`` for a list of texts or pairs."""
         _, examples = _normalize(inputs)
+        if self.deployment.text_pairs and any(isinstance(e, str) for e in examples):
+            raise SparsecoreError("this model was trained on sentence pairs but got single texts", "Pipeline call",
+                                  'pass [["text a", "text b"], ...]')
         return np.concatenate([self.engine(self._features(examples[i:i + self.batch_size]))
                                for i in range(0, len(examples), self.batch_size)])
 

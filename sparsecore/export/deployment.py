@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from sparsecore.errors import SparsecoreError
 
 DEPLOYMENT = "deployment"
 
@@ -16,12 +19,21 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``target``, on error it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_dir():
+        raise SparsecoreError(f"{target.name} exists and is not a folder", str(target), "move or delete that file")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    old = target.with_name(f".{target.name}-old-{tmp.name.rsplit('-', 1)[-1]}")
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp made it 0700; publish with the user's usual permissions
+        if target.exists():
+            target.rename(old)  # keep the previous deployment until the new one is in place
+        tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not target.exists():
+            old.rename(target)
         raise
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

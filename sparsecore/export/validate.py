@@ -31,7 +31,12 @@ def validate_onnx(path: str | Path, cases: list[Feeds], reference: Callable[[Fee
     for feeds in cases:
         got = session.run(None, feeds)[0]
         want = reference(feeds)
+        if got.shape != want.shape:
+            raise SparsecoreError(f"ONNX Runtime output shape {got.shape} differs from PyTorch's {want.shape}",
+                                  str(path), "report this as a bug; the export was not written")
         diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+        if not np.isfinite(diff):
+            diff = float("inf")  # NaN/inf anywhere fails validation
         batch, seq = next(iter(feeds.values())).shape
         rows.append({"batch": int(batch), "sequence_length": int(seq), "max_abs_diff": diff})
     worst = max(r["max_abs_diff"] for r in rows)

@@ -108,9 +108,9 @@ class OBSPruningModifier(Modifier):
         batch_size = (self.grad_sampler_kwargs or {}).get("batch_size")
         for _ in state.sample_gradients(self.num_grads, batch_size, f"!{self.tag} gradients"):
             for name, param in self.rt.params:
-                grad = param.grad.detach().float().reshape(-1)
+                grad = param.grad.detach().float().cpu().reshape(-1)  # kernels work on host memory
                 if name in state.masks:
-                    grad = grad.masked_fill(state.masks.pruned(name).reshape(-1), 0.0)
+                    grad = grad.masked_fill(state.masks.pruned(name).cpu().reshape(-1), 0.0)
                 fisher_inverse_update(finvs[name], obs.to_blocks(grad, b).numpy(), self.num_grads)
         return finvs
 
@@ -119,12 +119,18 @@ class OBSPruningModifier(Modifier):
         b, g = self.fisher_block_size, self.group
         finvs = self._fisher_inverses(state)
         scores = []
+        unstable = 0
         for name, param in self.rt.params:
-            w = obs.to_blocks(param.detach().float().reshape(-1), b)
-            units = obs.saliency(w, torch.from_numpy(finvs[name]), g).reshape(-1)[: param.numel() // g].clone()
+            w = obs.to_blocks(param.detach().float().cpu().reshape(-1), b)
+            finv = torch.from_numpy(finvs[name])
+            unstable += int((torch.diagonal(finv, dim1=-2, dim2=-1) <= 0).sum())
+            units = obs.saliency(w, finv, g).reshape(-1)[: param.numel() // g].clone()
             if name in state.masks:  # already pruned: chosen first, so masks only grow
-                units[state.masks.pruned(name).reshape(-1, g).all(-1)] = float("-inf")
+                units[state.masks.pruned(name).cpu().reshape(-1, g).all(-1)] = float("-inf")
             scores.append(units)
+        if unstable:
+            state.warn(f"!{self.tag}: {unstable} Fisher-inverse diagonal entries are not positive (float32 "
+                       "cancellation); those weights are kept — raise damp or lower the gradient scale")
         if self.global_sparsity:
             flat = torch.cat(scores)
             k = max(exact_k(target, flat.numel()), int(torch.isneginf(flat).sum()))
@@ -133,8 +139,10 @@ class OBSPruningModifier(Modifier):
             chosen = [select_lowest(s, max(exact_k(target, s.numel()), int(torch.isneginf(s).sum())))
                       for s in scores]
         for (name, param), units in zip(self.rt.params, chosen):
-            pruned = units.repeat_interleave(g)
-            w = obs.to_blocks(param.detach().float().reshape(-1), b)
+            pruned = units.cpu().repeat_interleave(g)
+            if name in state.masks:  # keep every earlier zero, even in partly pruned groups
+                pruned |= state.masks.pruned(name).cpu().reshape(-1)
+            w = obs.to_blocks(param.detach().float().cpu().reshape(-1), b)
             new = obs.update(w, torch.from_numpy(finvs[name]), obs.to_blocks(pruned, b).bool())
-            param.copy_(new.reshape(-1)[: param.numel()].reshape(param.shape).to(param.dtype))
+            param.copy_(new.reshape(-1)[: param.numel()].reshape(param.shape).to(param.device, param.dtype))
             state.masks.set(name, param, pruned.reshape(param.shape))

@@ -34,7 +34,9 @@ def fisher_inverse_torch(grads: torch.Tensor, damp: float) -> torch.Tensor:
 def saliency(w: torch.Tensor, finv: torch.Tensor, group: int = 1) -> torch.Tensor:
     """ρ per unit: (n_blocks, B) for group 1, (n_blocks, B // group) for groups of ``group`` weights."""
     if group == 1:
-        return w.pow(2) / (2.0 * torch.diagonal(finv, dim1=-2, dim2=-1))
+        diag = torch.diagonal(finv, dim1=-2, dim2=-1)
+        # a non-positive diagonal is float32 round-off (F⁻¹ is positive definite): never prune those
+        return torch.where(diag > 0, w.pow(2) / (2.0 * diag), torch.full_like(w, float("inf")))
     n_blocks, size = w.shape
     idx = torch.arange(size).reshape(-1, group)  # (B/G, G)
     sub = finv[:, idx[:, :, None], idx[:, None, :]]  # (n_blocks, B/G, G, G)

@@ -67,3 +67,9 @@ def test_evaluate_bad_task(pruned_minilm, capsys):
     with pytest.raises(SystemExit) as info:
         evaluate_main(["--model_path", str(pruned_minilm), "--task_name", "squad"])
     assert info.value.code == 2 and "unknown GLUE task 'squad'" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_task_with_other_labels(pruned_minilm, glue_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        evaluate_main(["--model_path", str(pruned_minilm), "--task_name", "rte", "--glue_dir", str(glue_dir)])
+    assert info.value.code == 2 and "do not match task rte" in capsys.readouterr().err

@@ -88,3 +88,15 @@ def test_export_bad_input(argv, pattern, pruned_minilm, tmp_path, capsys):
         export_main(argv)
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert info.value.code == 2 and len(err) == 1 and re.search(pattern, err[0]), err
+
+
+def test_reexport_replaces_the_folder_whole(pruned_minilm, tmp_path):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(pruned_minilm, model)
+    (model / "deployment" / "stale.txt").write_text("from an older export")
+    export_main(["--model_path", str(model)])
+    assert not (model / "deployment" / "stale.txt").exists() and (model / "deployment" / "model.onnx").is_file()
+    assert [p.name for p in model.iterdir() if p.name.startswith(".deployment")] == []
+    assert oct((model / "deployment").stat().st_mode & 0o777) != oct(0o700)

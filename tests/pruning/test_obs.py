@@ -85,3 +85,35 @@ def test_obs_needs_gradients_and_validates_fields():
         load_recipe(recipe + "    mask_type: block4\n    fisher_block_size: 50\n")
     with pytest.raises(SparsecoreError, match="grad_sampler_kwargs has unknown key 'shuffle'"):
         load_recipe(recipe + "    grad_sampler_kwargs: {shuffle: true}\n")
+
+
+def test_block4_obs_keeps_earlier_unstructured_zeros():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 4, bias=False))
+    rng = np.random.default_rng(2)
+    grads = rng.standard_normal((6, 4, 16)).astype(np.float32)
+
+    def sampler(count, batch_size, desc):
+        for g in grads[:count]:
+            model[0].weight.grad = torch.from_numpy(g.copy())
+            yield
+
+    recipe = """
+modifiers:
+  - !OBSPruningModifier
+    params: ["0.weight"]
+    final_sparsity: 0.5
+    end_epoch: 1
+    mask_type: block4
+    num_grads: 6
+    damp: 0.01
+    fisher_block_size: 8
+"""
+    with Session(recipe, model, None, steps_per_epoch=1, grad_sampler=sampler) as s:
+        earlier = torch.zeros(4, 16, dtype=torch.bool)
+        earlier.view(-1)[::4] = True  # every 4th weight pruned before, by an unstructured step
+        s.masks.set("0.weight", model[0].weight, earlier)
+        s.batch_start(step=1)
+        final = s.masks.pruned("0.weight")
+    assert final[earlier].all()
+    assert (model[0].weight[final] == 0).all()
