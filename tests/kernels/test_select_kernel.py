@@ -84,3 +84,26 @@ def test_runs_without_jit_for_coverage():
                          env=dict(os.environ, NUMBA_DISABLE_JIT="1"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[[False, True, False, True], [True, False]]"
+
+
+@pytest.mark.parametrize("case", ["normal", "ties", "nan_tail", "many_arrays"])
+def test_sampled_fast_path_is_exact(case):
+    """n ≥ 4M takes the sampled-window path (with its exact fallback): same answer as the reference."""
+    rng = np.random.default_rng(7)
+    n = 4_500_000
+    if case == "normal":
+        arrays_ = [rng.standard_normal(n, dtype=np.float32)]
+    elif case == "ties":
+        arrays_ = [rng.integers(0, 4, n).astype(np.float32)]
+    elif case == "nan_tail":
+        values = rng.standard_normal(n, dtype=np.float32)
+        values[rng.random(n) < 0.1] = np.nan
+        arrays_ = [values]
+    else:
+        arrays_ = [rng.standard_normal(s, dtype=np.float32) for s in (1_000_000, 7, 0, 2_500_001, 999_999)]
+    flat = np.concatenate([a.reshape(-1) for a in arrays_])
+    for fraction in (0.0000003, 0.5, 0.9, 0.92, 0.9999999):
+        k = int(fraction * flat.size)
+        got = np.concatenate([m.reshape(-1) for m in lowest_k_masks(arrays_, k)])
+        assert int(got.sum()) == k
+        np.testing.assert_array_equal(got, naive_lowest_k(flat, k), err_msg=f"{case} k={k}")
