@@ -1,7 +1,8 @@
 """sparsecore: prune, distil and deploy transformer text classifiers on CPUs.
 
-The engine (this package minus ``adapters`` / ``cli``) depends on torch and
-numpy only — it never imports Hugging Face ``transformers``.
+The engine (this package minus ``adapters``; ``cli`` and ``kernels`` install under it) builds on
+torch, numpy and Numba, with onnx / onnxruntime / tokenizers for export and deployment — it never
+imports Hugging Face ``transformers``.
 """
 
 from sparsecore.deploy import Pipeline
