@@ -224,8 +224,12 @@ def _spans(sizes: list[int], threads: int) -> np.ndarray:
     return out
 
 
-def lowest_k_masks(arrays: list[np.ndarray], k: int) -> list[np.ndarray]:
-    """Bool masks (one per array, same shapes) selecting exactly the ``k`` smallest values of all arrays."""
+def lowest_k_masks(arrays: list[np.ndarray], k: int, out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Bool masks (one per array, same shapes) selecting exactly the ``k`` smallest values of all arrays.
+
+    ``out``: C-contiguous bool arrays of the same shapes to fill (and return) instead of allocating —
+    fresh masks cost first-touch page faults comparable to the selection itself on large inputs.
+    """
     flat = []
     for i, a in enumerate(arrays):
         if not isinstance(a, np.ndarray) or a.dtype != np.float32:
@@ -235,9 +239,17 @@ def lowest_k_masks(arrays: list[np.ndarray], k: int) -> list[np.ndarray]:
     n = sum(sizes)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
         raise ValueError(f"k={k!r} must be an integer in [0, {n}]")
+    if out is not None:
+        if len(out) != len(arrays) or any(not isinstance(o, np.ndarray) or o.dtype != np.bool_ or o.shape != a.shape
+                                          or not o.flags.c_contiguous for o, a in zip(out, arrays)):
+            raise ValueError("out must hold one C-contiguous bool array per input, of the same shape")
     if k == 0 or k == n:
-        return [np.full(a.shape, k == n, dtype=np.bool_) for a in arrays]
-    masks = [np.empty(s, dtype=np.bool_) for s in sizes]
+        if out is None:
+            return [np.full(a.shape, k == n, dtype=np.bool_) for a in arrays]
+        for o in out:
+            o.fill(k == n)
+        return list(out)
+    masks = [np.empty(s, dtype=np.bool_) for s in sizes] if out is None else [o.reshape(-1) for o in out]
     bases = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     if n >= _SAMPLED_MIN and _sampled(flat, masks, bases, n, k):
         return [m.reshape(a.shape) for m, a in zip(masks, arrays)]

@@ -107,3 +107,16 @@ def test_sampled_fast_path_is_exact(case):
         got = np.concatenate([m.reshape(-1) for m in lowest_k_masks(arrays_, k)])
         assert int(got.sum()) == k
         np.testing.assert_array_equal(got, naive_lowest_k(flat, k), err_msg=f"{case} k={k}")
+
+
+def test_out_masks_are_filled_and_returned():
+    rng = np.random.default_rng(3)
+    arrays_ = [rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal(9).astype(np.float32)]
+    outs = [np.ones((5, 7), np.bool_), np.ones(9, np.bool_)]
+    got = lowest_k_masks(arrays_, 20, out=outs)
+    assert got[0] is outs[0] or np.shares_memory(got[0], outs[0])
+    flat = np.concatenate([a.reshape(-1) for a in arrays_])
+    np.testing.assert_array_equal(np.concatenate([o.reshape(-1) for o in outs]), naive_lowest_k(flat, 20))
+    assert lowest_k_masks(arrays_, 0, out=outs)[1].sum() == 0
+    with pytest.raises(ValueError, match="out must hold"):
+        lowest_k_masks(arrays_, 3, out=[np.ones((5, 7), np.bool_)])
