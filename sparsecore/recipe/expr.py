@@ -1,4 +1,4 @@
-"""Restricted arithmetic for ``eval(...)`` recipe values — never Python ``eval``.
+"""Restricted arithmetic for recipe values written as ``eval`` expressions — never Python's ``eval``.
 
 Grammar (parsed with :mod:`ast`, which only builds a tree and runs nothing):
 numbers, variable names, ``+ - * / // ** %``, unary ``+``/``-`` and parentheses.
@@ -77,9 +77,9 @@ def _too_big(expr: str, where: str) -> SparsecoreError:
 
 
 def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object]:
-    """Resolve recipe variables, some of which may be ``eval(...)`` of others.
+    """Resolve recipe variables, some of which may be ``eval`` expressions over others.
 
-    Cycles (``a: eval(b)``, ``b: eval(a)``) are errors naming the cycle.
+    Cycles (``a`` defined from ``b`` and ``b`` from ``a``) are errors naming the cycle.
     """
     done: dict[str, object] = {}
     visiting: list[str] = []
@@ -104,7 +104,7 @@ def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object
         value = resolve(name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SparsecoreError(f"variable {name!r} is {value!r}, not a number", where,
-                                  "only numeric variables can be used inside eval()")
+                                  "only numeric variables can be used inside eval expressions")
         return value
 
     for key in raw:
@@ -113,7 +113,7 @@ def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object
 
 
 def resolve_value(value: object, lookup: Callable[[str], Number], where: str) -> object:
-    """Recursively replace ``eval(expr)`` strings inside ``value``."""
+    """Recursively replace ``eval`` expression strings inside ``value`` by their numbers."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("eval(") and text.endswith(")"):
