@@ -14,10 +14,10 @@ from typing import Literal
 
 import torch
 
-from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
-from sparsecore.modifiers.pruning_steps import close_step, warn_if_unfinished
+from sparsecore.modifiers.base import Modifier, Params
+from sparsecore.modifiers.pruning_steps import close_step, due_step, warn_if_unfinished
 from sparsecore.pruning import obs
-from sparsecore.pruning.schedule import due_update, exact_k, sparsity_at
+from sparsecore.pruning.schedule import exact_k, sparsity_at
 from sparsecore.pruning.select import select_lowest, select_lowest_global
 from sparsecore.selectors import resolve_params
 
@@ -71,12 +71,10 @@ class OBSPruningModifier(Modifier):
         self.rt.last_update, self.rt.done = None, False
 
     def update(self, state, epoch: float) -> None:
-        if self.rt.done:
+        step = due_step(self, epoch)
+        if step is None:
             return
-        due, index, at_end = due_update(epoch, self.start_epoch, self.end_epoch, self.update_frequency,
-                                        self.rt.last_update, EPOCH_EPS)
-        if not due:
-            return
+        index, at_end = step
         target = sparsity_at(epoch, self.start_epoch, self.end_epoch, self.init_sparsity, self.final_sparsity,
                              self.inter_func)
         current = self._sparsity(state)

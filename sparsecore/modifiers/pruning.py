@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
-from sparsecore.modifiers.pruning_steps import close_step, warn_if_unfinished
+from sparsecore.modifiers.pruning_steps import close_step, due_step, warn_if_unfinished
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
-from sparsecore.pruning.schedule import due_update, sparsity_at
+from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
 from sparsecore.selectors import resolve_params
 
@@ -99,12 +99,10 @@ class GMPruningModifier(Modifier):
 
     def update(self, state, epoch: float) -> None:
         """Prune at start_epoch + i·update_frequency (a fixed grid, no drift) and at end_epoch."""
-        if self.rt.done:
+        step = due_step(self, epoch)
+        if step is None:
             return
-        due, index, at_end = due_update(epoch, self.start_epoch, self.end_epoch, self.update_frequency,
-                                        self.rt.last_update, EPOCH_EPS)
-        if not due:
-            return
+        index, at_end = step
         if self.rt.init is None:
             self.rt.init = [self._init_for(params) for _, params in self.rt.groups]
         structure = self.structure()
