@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from sparsecore.cli.parser import OneLineErrors
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import GLUE_TASKS
 
@@ -58,12 +59,8 @@ class DataTrainingArguments:
         "help": "Allow writing into a non-empty output_dir."})
 
 
-class OneLineParser(HfArgumentParser):
-    """argparse errors as one line, exit 2 (argparse's usage block is hundreds of flags long)."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        sys.stderr.write(f"error: {message} — run with --help to see the flags\n")
-        sys.exit(2)
+class OneLineParser(OneLineErrors, HfArgumentParser):
+    """HF's dataclass parser with one-line errors."""
 
 
 def parse(argv: list[str] | None = None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments, set[str]]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+from sparsecore.cli.parser import user_errors
 from sparsecore.cli.text_classification import run
-from sparsecore.errors import SparsecoreError
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,11 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prune_epochs", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    try:
+    with user_errors():
         summary = demo(Path(args.output_dir), args.max_train_samples, args.dense_epochs, args.prune_epochs, args.seed)
-    except SparsecoreError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
     print(format_summary(summary))
 
 

@@ -10,14 +10,12 @@ Prints and writes ``eval_onnx_results.json`` into the deployment folder: the sam
 from __future__ import annotations
 
 import json
-import sys
 import time
 
+from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy import Pipeline
-from sparsecore.cli.parser import OneLineArgumentParser
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import compute_metrics, default_glue_dir, get_task, load_data, metric_names_for, sample_glue_dir
-
 
 
 def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", batch_size=32,
@@ -59,12 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sequence_length", type=int, default=None)
     p.add_argument("--max_eval_samples", type=int, default=None)
     args = p.parse_args(argv)
-    try:
+    with user_errors():
         metrics = evaluate(args.model_path, args.task_name, args.glue_dir, args.engine, args.batch_size,
                            args.sequence_length, args.max_eval_samples)
-    except SparsecoreError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
     print(json.dumps(metrics, indent=1))
 
 

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sparsecore.cli.parser import OneLineArgumentParser
+from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy.pipeline import TASKS
 from sparsecore.errors import SparsecoreError
-
-
 
 
 def parse(argv):
@@ -38,11 +36,8 @@ def parse(argv):
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
+    with user_errors():
         report = run(argv)
-    except SparsecoreError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
     print(json.dumps({k: report[k] for k in ("deployment", "max_abs_diff", "passed", "sparsity_preserved")}, indent=1))
 
 

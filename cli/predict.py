@@ -15,11 +15,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy import Pipeline
-from sparsecore.cli.parser import OneLineArgumentParser
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import read_table
-
 
 
 def read_texts(path: Path, column: str, pair_column: str | None) -> list:
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sequence_length", type=int, default=None)
     p.add_argument("--top_k", type=int, default=1)
     args = p.parse_args(argv)
-    try:
+    with user_errors():
         if args.output.is_dir():
             raise SparsecoreError("--output is a folder", str(args.output), "give a file path such as preds.jsonl")
         texts = read_texts(args.input, args.text_column, args.text_pair_column)
@@ -67,9 +66,6 @@ def main(argv: list[str] | None = None) -> None:
             for text, labels in zip(chunk, pipe(chunk, top_k=args.top_k)):
                 row = {"text": text, "label": labels[0]["label"], "score": labels[0]["score"]}
                 rows.append(row | ({"labels": labels} if args.top_k > 1 else {}))
-    except SparsecoreError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     sys.stderr.write(f"wrote {len(rows)} predictions to {args.output}\n")

@@ -26,6 +26,7 @@ import torch
 from sparsecore.adapters.bert import BERT, load_classifier, load_tokenizer
 from sparsecore.cli.args import parse
 from sparsecore.cli.features import tokenize_split
+from sparsecore.cli.parser import user_errors
 from sparsecore.cli.plan import Plan, make_plan
 from sparsecore.errors import SparsecoreError
 from sparsecore.report import write_sparsity_report
@@ -34,11 +35,8 @@ from sparsecore.tasks import compute_metrics, metric_names_for
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
+    with user_errors():
         result = run(argv)
-    except SparsecoreError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
     print(json.dumps(result["metrics"], indent=1))
 
 
