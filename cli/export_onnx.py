@@ -82,7 +82,8 @@ def run(argv: list[str] | None = None) -> dict:
     model_dir, length = _check(args)
     steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
     model, tokenizer, config = load_for_export(model_dir)
-    texts = _validation_texts(model_dir, pairs=_is_pair_model(model_dir))
+    pairs = _is_pair_model(model_dir)
+    texts = _validation_texts(model_dir, pairs=pairs)
     wrapper = LogitsOnly(model).eval()
     cases = sample_cases(tokenizer, texts[:8], lengths=tuple(sorted({min(16, length), length})))
     steps.update()
@@ -110,7 +111,7 @@ def run(argv: list[str] | None = None) -> dict:
         (tmp / "validation.json").write_text(json.dumps(report, indent=1))
         (tmp / "sparsecore_deployment.json").write_text(json.dumps({
             "task": "text-classification", "sequence_length": length, "onnx_file_name": args.onnx_file_name,
-            "text_pairs": _is_pair_model(model_dir)}, indent=1))
+            "text_pairs": pairs}, indent=1))
         steps.update()
     steps.close()
     report["deployment"] = str(model_dir / DEPLOYMENT)

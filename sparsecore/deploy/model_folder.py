@@ -30,9 +30,10 @@ def locate(model_path: str | Path) -> Deployment:
     path = Path(model_path).expanduser()
     if path.is_file() and path.suffix == ".onnx":
         folder, onnx_path = path.parent, path
+        meta = _meta(folder)
     elif path.is_dir():
         folder = path / "deployment" if (path / "deployment").is_dir() else path
-        meta = _json(folder / "sparsecore_deployment.json") if (folder / "sparsecore_deployment.json").is_file() else {}
+        meta = _meta(folder)
         onnx_path = folder / meta.get("onnx_file_name", "model.onnx")
     else:
         raise SparsecoreError("model path does not exist", str(model_path),
@@ -45,12 +46,17 @@ def locate(model_path: str | Path) -> Deployment:
             raise SparsecoreError(f"deployment folder has no {name}", str(folder),
                                   "re-export with sparsecore.transformers.export_onnx (it writes tokenizer and config)")
     config = _json(folder / "config.json")
-    meta = _json(folder / "sparsecore_deployment.json") if (folder / "sparsecore_deployment.json").is_file() else {}
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
     inputs = _check_classifier(onnx_path, len(id2label) or None)
     return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
                       int(config.get("max_position_embeddings", 512)), int(meta.get("sequence_length", 128)), inputs,
                       bool(meta.get("text_pairs", False)))
+
+
+def _meta(folder: Path) -> dict:
+    """sparsecore_deployment.json (written by export_onnx), or {} for a folder without one."""
+    path = folder / "sparsecore_deployment.json"
+    return _json(path) if path.is_file() else {}
 
 
 def _json(path: Path) -> dict:

@@ -17,8 +17,10 @@ import torch
 from sparsecore.modifiers.base import Modifier, Params
 from sparsecore.modifiers.pruning_steps import close_step, due_step, warn_if_unfinished
 from sparsecore.pruning import obs
-from sparsecore.pruning.schedule import exact_k, sparsity_at
+from sparsecore.pruning.apply import prune_count
+from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.select import select_lowest, select_lowest_global
+from sparsecore.pruning.structure import Structure
 from sparsecore.selectors import resolve_params
 
 
@@ -116,10 +118,11 @@ class OBSPruningModifier(Modifier):
     def _step(self, state, target: float) -> None:
         b, g = self.fisher_block_size, self.group
         finvs = self._fisher_inverses(state)
-        scores = []
+        scores, blocks = [], []
         unstable = 0
         for name, param in self.rt.params:
-            w = obs.to_blocks(param.detach().float().cpu().reshape(-1), b)
+            w = obs.to_blocks(param.detach().float().cpu().reshape(-1), b)  # (n_blocks, B)
+            blocks.append(w)
             finv = torch.from_numpy(finvs[name])
             unstable += int((torch.diagonal(finv, dim1=-2, dim2=-1) <= 0).sum())
             units = obs.saliency(w, finv, g).reshape(-1)[: param.numel() // g].clone()
@@ -129,18 +132,15 @@ class OBSPruningModifier(Modifier):
         if unstable:
             state.warn(f"!{self.tag}: {unstable} Fisher-inverse diagonal entries are not positive (float32 "
                        "cancellation); those weights are kept — raise damp or lower the gradient scale")
+        units_only = Structure("unstructured")  # scores are already per unit (weight or group of 4)
         if self.global_sparsity:
-            flat = torch.cat(scores)
-            k = max(exact_k(target, flat.numel()), int(torch.isneginf(flat).sum()))
-            chosen = select_lowest_global(scores, k)
+            chosen = select_lowest_global(scores, prune_count(target, torch.cat(scores), units_only))
         else:
-            chosen = [select_lowest(s, max(exact_k(target, s.numel()), int(torch.isneginf(s).sum())))
-                      for s in scores]
-        for (name, param), units in zip(self.rt.params, chosen):
+            chosen = [select_lowest(s, prune_count(target, s, units_only)) for s in scores]
+        for (name, param), units, w in zip(self.rt.params, chosen, blocks):
             pruned = units.cpu().repeat_interleave(g)
             if name in state.masks:  # keep every earlier zero, even in partly pruned groups
                 pruned |= state.masks.pruned(name).cpu().reshape(-1)
-            w = obs.to_blocks(param.detach().float().cpu().reshape(-1), b)
             new = obs.update(w, torch.from_numpy(finvs[name]), obs.to_blocks(pruned, b).bool())
             param.copy_(new.reshape(-1)[: param.numel()].reshape(param.shape).to(param.device, param.dtype))
             state.masks.set(name, param, pruned.reshape(param.shape))

@@ -33,7 +33,7 @@ def _units(name: str, param: nn.Parameter, masks: MaskSet, structure: Structure,
     return units
 
 
-def _k(target: float, units: torch.Tensor, structure: Structure) -> int:
+def prune_count(target: float, units: torch.Tensor, structure: Structure) -> int:
     """Units to prune: exact-k of the target, never fewer than already pruned (masks only grow,
     even when another modifier pruned first), never more than the N:M candidates."""
     k = exact_k(target, units.numel())
@@ -50,7 +50,7 @@ def prune_layerwise(params: list[tuple[str, nn.Parameter]], targets: list[float]
     """Each parameter pruned to its own target sparsity (exactly round(s·units) units)."""
     for (name, param), target in zip(params, targets):
         units = _units(name, param, masks, structure, score_fn)
-        chosen = select_lowest(units, _k(target, units, structure))
+        chosen = select_lowest(units, prune_count(target, units, structure))
         masks.set(name, param, expand_units(chosen, param.shape, structure))
 
 
@@ -60,7 +60,7 @@ def prune_global(params: list[tuple[str, nn.Parameter]], target: float, masks: M
     """One target over all ``params`` together: scores compete across layers."""
     units = [_units(name, param, masks, structure, score_fn) for name, param in params]
     flat = torch.cat(units)
-    k = _k(target, flat, structure)
+    k = prune_count(target, flat, structure)
     for (name, param), chosen in zip(params, select_lowest_global(units, k)):
         masks.set(name, param, expand_units(chosen, param.shape, structure))
 
