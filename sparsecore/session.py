@@ -15,9 +15,13 @@ Lifecycle::
 
 Modifiers receive the session as their ``state``: they use ``model``,
 ``optimizer``, ``masks``, ``epoch``, ``problem_type``, ``teacher_disabled``,
-``warn()``, ``require_optimizer()`` and ``sample_gradients()`` (OBS; needs ``grad_sampler``:
+``warn()``, ``require_optimizer()``, ``sample_gradients()`` (OBS; needs ``grad_sampler``:
 a callable ``(count, batch_size, description)`` that runs forward/backward on ``count`` training
-batches and yields after each one).
+batches and yields after each one) and ``run_forward()`` (quantization calibration; needs
+``forward_sampler``: ``(count or None for one pass, description)``, forward passes only).
+``one_shot=True`` marks a session applied without training (``--one_shot``: post-training
+quantization calibrates and freezes its ranges). After a ``!QuantizationModifier`` starts,
+``session.quantization`` holds its fake-quant points (:class:`sparsecore.quant.qat.QuantState`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from sparsecore.recipe import Recipe, load_recipe
 
 log = logging.getLogger("sparsecore")
 MASKS_FILE = "sparsecore_masks.safetensors"
+TENSORS_FILE = "sparsecore_modifier_tensors.safetensors"  # e.g. quantization ranges
 STATE_FILE = "sparsecore_session.json"
 
 
@@ -49,7 +54,9 @@ class Session:
     def __init__(self, recipe: Recipe | str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
                  steps_per_epoch: int, recipe_args: str | dict | None = None,
                  problem_type: str = "single_label_classification", teacher_disabled: bool = False,
-                 grad_sampler: Callable[[int, int | None, str], Iterable[None]] | None = None) -> None:
+                 grad_sampler: Callable[[int, int | None, str], Iterable[None]] | None = None,
+                 forward_sampler: Callable[[int | None, str], Iterable[None]] | None = None,
+                 one_shot: bool = False) -> None:
         if steps_per_epoch < 1:
             raise SparsecoreError(f"steps_per_epoch is {steps_per_epoch}", "Session", "pass len(train_loader) >= 1")
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, recipe_args)
@@ -60,6 +67,9 @@ class Session:
         self.problem_type = problem_type
         self.teacher_disabled = teacher_disabled
         self.grad_sampler = grad_sampler
+        self.forward_sampler = forward_sampler
+        self.one_shot = one_shot
+        self.quantization = None  # QuantState once a QuantizationModifier has started
         self.masks = MaskSet()
         self.step = 0
         self.warnings: list[str] = []
@@ -93,6 +103,14 @@ class Session:
             raise SparsecoreError("this recipe needs gradients (OBS pruning) but the session has no grad_sampler",
                                   "Session", "pass grad_sampler= (the CLI and SparseTrainer do this for you)")
         return self.grad_sampler(count, batch_size, desc)
+
+    def run_forward(self, count: int | None, desc: str) -> Iterable[None]:
+        """Run forward passes on ``count`` training batches (None: one pass over them), yielding after each."""
+        if self.forward_sampler is None:
+            raise SparsecoreError("this recipe needs calibration data (quantization) but the session has no "
+                                  "forward_sampler", "Session",
+                                  "pass forward_sampler= (the CLI and SparseTrainer do this for you)")
+        return self.forward_sampler(count, desc)
 
     def require_optimizer(self, tag: str) -> None:
         if self.optimizer is None:
@@ -160,6 +178,8 @@ class Session:
         folder.mkdir(parents=True, exist_ok=True)
         masks = {name: m.contiguous() for name, m in self.masks.state_dict().items()}
         save_file(masks, str(folder / MASKS_FILE))
+        tensors = {f"{i}.{k}": v for i, m in enumerate(self.modifiers) for k, v in m.tensor_state().items()}
+        save_file(tensors, str(folder / TENSORS_FILE))
         state = {"step": self.step, "steps_per_epoch": self.steps_per_epoch, "recipe": self._recipe_digest(),
                  "modifiers": [m.state_dict() for m in self.modifiers]}
         (folder / STATE_FILE).write_text(json.dumps(state, indent=1))
@@ -185,6 +205,9 @@ class Session:
                 raise SparsecoreError(f"checkpoint mask for unknown parameter {name}", str(folder),
                                       "resume with the same model")
             self.masks.set(name, params[name], pruned)
-        for modifier, mstate in zip(self.modifiers, state["modifiers"]):
+        tensors = load_file(str(folder / TENSORS_FILE)) if (folder / TENSORS_FILE).is_file() else {}
+        for i, (modifier, mstate) in enumerate(zip(self.modifiers, state["modifiers"])):
             modifier.load_state_dict(mstate)
+            prefix = f"{i}."
+            modifier.load_tensor_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         self.step = state["step"]

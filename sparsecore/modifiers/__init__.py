@@ -6,6 +6,7 @@ from sparsecore.modifiers.base import Modifier
 from sparsecore.modifiers.distillation import DistillationModifier
 from sparsecore.modifiers.obs import OBSPruningModifier
 from sparsecore.modifiers.pruning import ConstantPruningModifier, GMPruningModifier
+from sparsecore.modifiers.quantization import QuantizationModifier
 from sparsecore.modifiers.training import (
     EpochRangeModifier,
     LearningRateFunctionModifier,
@@ -24,11 +25,7 @@ MODIFIERS: dict[str, tuple[type[Modifier], dict]] = {
     "ConstantPruningModifier": (ConstantPruningModifier, {}),
     "OBSPruningModifier": (OBSPruningModifier, {}),
     "DistillationModifier": (DistillationModifier, {}),
+    "QuantizationModifier": (QuantizationModifier, {}),
 }
 
-# Known SparseML modifiers this release does not run yet: named so the error can say so.
-NOT_YET = {
-    "QuantizationModifier": "quantization-aware training is not implemented yet",
-}
-
-__all__ = ["MODIFIERS", "NOT_YET", "Modifier"]
+__all__ = ["MODIFIERS", "Modifier"]

@@ -95,6 +95,13 @@ class Modifier:
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` saved."""
 
+    def tensor_state(self) -> dict[str, torch.Tensor]:
+        """Tensors to checkpoint beside :meth:`state_dict` (saved as safetensors)."""
+        return {}
+
+    def load_tensor_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`tensor_state` saved (called right after :meth:`load_state_dict`)."""
+
 
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)

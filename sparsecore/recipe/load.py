@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.modifiers import MODIFIERS, NOT_YET
+from sparsecore.modifiers import MODIFIERS
+from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
 from sparsecore.recipe.expr import resolve_value, resolve_variables
 from sparsecore.recipe.model import Recipe
 from sparsecore.recipe.parse import parse_recipe_text
@@ -107,11 +108,16 @@ def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:
     modifiers = []
     for i, entry in enumerate(raw.modifiers):
         loc = f"{where}: {entry.group}[{i}] !{entry.tag}"
-        if entry.tag in NOT_YET:
-            raise SparsecoreError(f"!{entry.tag}: {NOT_YET[entry.tag]}", loc, "remove it from the recipe for now")
         if entry.tag not in MODIFIERS:
             raise SparsecoreError(f"unknown modifier !{entry.tag}", loc, f"allowed: {', '.join(MODIFIERS)}")
         cls, defaults = MODIFIERS[entry.tag]
         fields = resolve_value(entry.fields, lookup, loc)
         modifiers.append(cls.from_fields(entry.tag, fields, loc, defaults))
-    return Recipe(variables, tuple(modifiers), tuple(m.group for m in raw.modifiers), where)
+    recipe = Recipe(variables, tuple(modifiers), tuple(m.group for m in raw.modifiers), where)
+    for modifier in recipe.modifiers:
+        if isinstance(modifier, QuantizationModifier):
+            try:
+                check_training_end(modifier, recipe.num_epochs)
+            except SparsecoreError as exc:
+                raise SparsecoreError(exc.what, where, exc.fix) from None
+    return recipe

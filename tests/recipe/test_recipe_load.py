@@ -63,13 +63,13 @@ def test_global_magnitude_alias_defaults():
 
 def test_builtins_and_zoo_stub_load():
     for name in builtin_names():
-        if name != "bert-pruned80-quant-transfer":
-            assert load_recipe(name).modifiers
+        assert load_recipe(name).modifiers
     pruned90 = next(k for k, v in ZOO_RECIPES.items() if v == "bert-pruned90-mnli")
     assert load_recipe(pruned90).modifiers[2].final_sparsity == 0.9
     quant = next(k for k, v in ZOO_RECIPES.items() if v == "bert-pruned80-quant-transfer")
-    with pytest.raises(SparsecoreError, match="QuantizationModifier: quantization-aware training is not implemented"):
-        load_recipe(quant)
+    qat = load_recipe(quant).modifiers[-1]
+    assert qat.tag == "QuantizationModifier" and qat.start_epoch == 5.0
+    assert qat.exclude_module_types == ("LayerNorm", "Tanh")
 
 
 BAD = {
