@@ -9,6 +9,7 @@ validation.json (checker + ONNX Runtime vs PyTorch on real inputs) and, with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -32,13 +33,17 @@ def parse(argv):
     p.add_argument("--onnx_file_name", default="model.onnx")
     p.add_argument("--opset", type=int, default=14, help="ONNX opset (DeepSparse 1.8 reads 11-17; default 14)")
     p.add_argument("--num_export_samples", type=int, default=0, help="sample inputs/outputs to write (.npz)")
+    p.add_argument("--quantized_format", default="integer", choices=("integer", "qdq"),
+                   help="quantized models only: 'integer' (MatMulInteger + int8 tables: what DeepSparse and ONNX "
+                        "Runtime run as int8; default) or 'qdq' (QuantizeLinear/DequantizeLinear around float ops)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         report = run(argv)
-    print(json.dumps({k: report[k] for k in ("deployment", "max_abs_diff", "passed", "sparsity_preserved")}, indent=1))
+    keys = ("deployment", "max_abs_diff", "passed", "sparsity_preserved", "label_agreement", "quantized")
+    print(json.dumps({k: report[k] for k in keys if k in report}, indent=1))
 
 
 def _check(args) -> tuple[Path, int]:
@@ -73,19 +78,22 @@ def _check(args) -> tuple[Path, int]:
 
 def run(argv: list[str] | None = None) -> dict:
     from sparsecore.adapters.bert import BERT
-    from sparsecore.adapters.export import (LogitsOnly, copy_if_present, load_for_export, sample_cases,
-                                            write_tokenizer_files)
-    from sparsecore.export import DEPLOYMENT, atomic_folder, export_onnx, initializer_sparsity, validate_onnx
+    from sparsecore.adapters.export import (LogitsOnly, copy_if_present, load_for_export, padded_batches,
+                                            sample_cases, write_tokenizer_files)
+    from sparsecore.export import (DEPLOYMENT, QUANTIZED, Tolerance, atomic_folder, export_onnx,
+                                   initializer_sparsity, validate_onnx)
     from sparsecore.selectors import ALL_PRUNABLE, resolve_params
 
     args = parse(sys.argv[1:] if argv is None else argv)
     model_dir, length = _check(args)
     steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
-    model, tokenizer, config = load_for_export(model_dir)
+    model, tokenizer, config, quant = load_for_export(model_dir)
     pairs = _is_pair_model(model_dir)
     texts = _validation_texts(model_dir, pairs=pairs)
     wrapper = LogitsOnly(model).eval()
     cases = sample_cases(tokenizer, texts[:8], lengths=tuple(sorted({min(16, length), length})))
+    if quant is not None:  # label agreement needs rows: every bundled sentence, padded per batch
+        cases += padded_batches(tokenizer, texts[8:], length, 28)
     steps.update()
 
     def reference(feeds):
@@ -95,11 +103,17 @@ def run(argv: list[str] | None = None) -> dict:
     with atomic_folder(model_dir / DEPLOYMENT) as tmp:
         onnx_path = tmp / args.onnx_file_name
         sample = {n: torch.from_numpy(v) for n, v in cases[0].items()}
-        onnx_model = export_onnx(wrapper, sample, onnx_path, ("logits",),
-                            {**BERT.dynamic_axes, "logits": {0: "batch"}}, opset=args.opset)
+        with quant.exporting() if quant is not None else contextlib.nullcontext():
+            onnx_model = export_onnx(wrapper, sample, onnx_path, ("logits",),
+                                     {**BERT.dynamic_axes, "logits": {0: "batch"}}, opset=args.opset)
+        converted = None
+        if quant is not None:
+            onnx_model, converted = finish_quantized(onnx_path, args.quantized_format)
         steps.update()
-        report = validate_onnx(onnx_path, cases, reference, BERT.export_atol)
-        report["sparsity_preserved"] = _same_sparsity(model, onnx_model, resolve_params(model, (ALL_PRUNABLE,), "export"))
+        tolerance = QUANTIZED if quant is not None else Tolerance(atol=BERT.export_atol)
+        report = validate_onnx(onnx_path, cases, reference, tolerance)
+        prunable = resolve_params(model, (ALL_PRUNABLE,), "export")
+        report["sparsity_preserved"] = _same_sparsity(prunable, onnx_model, quantized=quant is not None)
         if not report["sparsity_preserved"]:
             raise SparsecoreError("pruned zeros did not survive the export", str(onnx_path), "report this as a bug")
         steps.update()
@@ -108,6 +122,8 @@ def run(argv: list[str] | None = None) -> dict:
         _write_samples(tmp, tokenizer, texts, length, args.num_export_samples, reference)
         report.update({"opset": args.opset, "ir_version": onnx_model.ir_version, "sequence_length": length,
                        "onnx_file_name": args.onnx_file_name, "initializers": initializer_sparsity(onnx_model)})
+        if quant is not None:
+            report["quantized"] = {"format": args.quantized_format, "converted": converted}
         (tmp / "validation.json").write_text(json.dumps(report, indent=1))
         (tmp / "sparsecore_deployment.json").write_text(json.dumps({
             "task": "text-classification", "sequence_length": length, "onnx_file_name": args.onnx_file_name,
@@ -115,8 +131,10 @@ def run(argv: list[str] | None = None) -> dict:
         steps.update()
     steps.close()
     report["deployment"] = str(model_dir / DEPLOYMENT)
-    sys.stderr.write(f"validation: ONNX checker passed; ONNX Runtime vs PyTorch max |Δlogit| "
-                     f"{report['max_abs_diff']:.2e} ≤ {report['atol']:g} over {len(report['cases'])} batches\n")
+    agreement = f", label agreement {report['label_agreement']:.1%} of {report['rows']} rows" if quant else ""
+    sys.stderr.write(f"validation: ONNX checker passed; ONNX Runtime vs PyTorch{' fake-quant' if quant else ''} "
+                     f"max |Δlogit| {report['max_abs_diff']:.2e} ≤ {report['atol']:.2g} over {len(report['cases'])} "
+                     f"batches{agreement}\n")
     return report
 
 
@@ -135,17 +153,40 @@ def _validation_texts(model_dir: Path, pairs: bool) -> list[tuple[str, ...]]:
     return [(s,) for s in sentences]
 
 
-def _same_sparsity(model, onnx_model, params) -> bool:
-    """Every pruned torch weight has an initializer with the same values (or their transpose)."""
+def _same_sparsity(params, onnx_model, quantized: bool) -> bool:
+    """Every torch weight has an initializer with the same values, or their transpose.
+
+    Quantized: an int8 initializer of that shape that is 0 wherever the weight is 0 (small non-zero
+    weights may round to 0 as well, so the int8 zeros are a superset).
+    """
     from onnx import numpy_helper
 
     inits = [numpy_helper.to_array(i) for i in onnx_model.graph.initializer if len(i.dims) == 2]
-    for _, param in params:
-        w = param.detach().numpy()
-        if not any(a.shape == w.shape and np.array_equal(a, w) or a.shape == w.T.shape and np.array_equal(a, w.T)
-                   for a in inits):
+
+    def same(a, w) -> bool:
+        if a.shape != w.shape:
             return False
-    return True
+        if quantized:
+            return a.dtype == np.int8 and not np.any(a[w == 0])
+        return np.array_equal(a, w)
+
+    return all(any(same(a, w) or same(a, w.T) for a in inits) for w in (p.detach().numpy() for _, p in params))
+
+
+def finish_quantized(path: Path, form: str):
+    """Constants → initializers, then (``integer``) QDQ → integer kernels; saved in place."""
+    import onnx
+
+    from sparsecore.export.qdq_to_integer import constants_to_initializers, qdq_to_integer
+
+    model = onnx.load(str(path))
+    converted = None
+    if form == "integer":
+        converted = qdq_to_integer(model)
+    else:
+        constants_to_initializers(model)
+    onnx.save(model, str(path))
+    return model, converted
 
 
 def _write_samples(folder: Path, tokenizer, texts, length: int, n: int, reference) -> None:

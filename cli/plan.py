@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sparsecore.adapters.bert import resolve_model_path
 from sparsecore.errors import SparsecoreError
+from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
 from sparsecore.modifiers.training import LearningRateFunctionModifier
 from sparsecore.recipe import Recipe, load_recipe
 from sparsecore.tasks import DataBundle, default_glue_dir, get_task, load_data, sample_glue_dir
@@ -147,6 +148,10 @@ def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one
         notes.append(f"training for {epochs:g} epochs, as the recipe says")
     if training_args.max_steps > 0 and not one_shot:
         notes.append(f"--max_steps {training_args.max_steps} cuts the recipe's epoch schedule short")
+    if not one_shot:
+        for modifier in recipe.modifiers:
+            if isinstance(modifier, QuantizationModifier):  # the recipe may leave training length to the flags
+                check_training_end(modifier, training_args.num_train_epochs)
     if any(isinstance(m, LearningRateFunctionModifier) for m in recipe.modifiers):
         clash = sorted({"learning_rate", "lr_scheduler_type", "warmup_steps"} & given)
         if clash:

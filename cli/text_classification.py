@@ -29,6 +29,7 @@ from sparsecore.cli.features import tokenize_split
 from sparsecore.cli.parser import user_errors
 from sparsecore.cli.plan import Plan, make_plan
 from sparsecore.errors import SparsecoreError
+from sparsecore.modifiers.quantization import QuantizationModifier
 from sparsecore.report import write_sparsity_report
 from sparsecore.session import Session
 from sparsecore.tasks import compute_metrics, metric_names_for
@@ -52,7 +53,8 @@ def run(argv: list[str] | None = None) -> dict:
 def execute(plan: Plan, model_args, data_args, training_args) -> dict:
     from transformers import DataCollatorWithPadding, set_seed
 
-    from sparsecore.adapters.trainer import SparseTrainer, make_grad_sampler
+    from sparsecore.adapters.quant_attention import quantizable_attention
+    from sparsecore.adapters.trainer import SparseTrainer, make_forward_sampler, make_grad_sampler
 
     logging.getLogger("sparsecore").setLevel(logging.INFO)
     set_seed(training_args.seed)
@@ -65,6 +67,8 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
         raise SparsecoreError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {limit} positions",
                               "--max_seq_length", f"use at most {limit}")
     teacher = _load_teacher(plan, model, model_args)
+    if _quantizes(plan):
+        quantizable_attention(model)  # QKᵀ and attn·V become quantizable matmuls
 
     def features(split, max_rows):
         return tokenize_split(split, tokenizer, data_args.max_seq_length, data_args.pad_to_max_length, max_rows)
@@ -93,14 +97,16 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
             if training_args.do_train:
                 trainer.create_optimizer()  # the real optimizer, so param_groups indices are checked as trained
             Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1).validate()  # before training
+        quantization = None
         if data_args.one_shot:
-            sampler = None
+            samplers = {}
             if train_ds is not None:
-                sampler = make_grad_sampler(model, train_ds, collator, training_args.per_device_train_batch_size,
-                                            training_args.device)
-            apply_one_shot(plan, model, data.problem_type, sampler)
+                batch = (model, train_ds, collator, training_args.per_device_train_batch_size, training_args.device)
+                samplers = {"grad_sampler": make_grad_sampler(*batch), "forward_sampler": make_forward_sampler(*batch)}
+            quantization = apply_one_shot(plan, model, data.problem_type, **samplers).quantization
         elif training_args.do_train:
             trainer.train(resume_from_checkpoint=plan.resume_dir)
+            quantization = trainer.session.quantization if trainer.session else None
         metrics = {}
         if training_args.do_eval:
             for name, ds in eval_sets.items():
@@ -114,6 +120,8 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
             _predict(trainer, features(data.test, data_args.max_predict_samples), data, out)
         if plan.recipe is not None:
             (out / "recipe.yaml").write_text(plan.recipe.to_yaml())
+        if quantization is not None:
+            quantization.save(out)  # ranges + sites: export_onnx rebuilds the fake-quant model from them
         table = write_sparsity_report(model, out, BERT.prunable, title=f"Sparsity per layer — {out.name}")
         metrics["encoder_sparsity"] = table["total"]["sparsity"]
         metrics["wall_time_s"] = time.time() - started
@@ -143,14 +151,19 @@ def _load_teacher(plan: Plan, model, model_args):
     return teacher
 
 
-def apply_one_shot(plan: Plan, model, problem_type: str, grad_sampler=None) -> None:
+def apply_one_shot(plan: Plan, model, problem_type: str, grad_sampler=None, forward_sampler=None) -> Session:
     """Apply every modifier at the recipe's last epoch, without training (``--one_shot``)."""
     last = plan.recipe.num_epochs or 1.0
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # LR/weight-decay modifiers need one; never stepped
     steps = 1000
     with Session(plan.recipe, model, optimizer, steps_per_epoch=steps, problem_type=problem_type,
-                 grad_sampler=grad_sampler) as session:
+                 grad_sampler=grad_sampler, forward_sampler=forward_sampler, one_shot=True) as session:
         session.batch_start(step=math.ceil(last * steps))
+    return session
+
+
+def _quantizes(plan: Plan) -> bool:
+    return plan.recipe is not None and any(isinstance(m, QuantizationModifier) for m in plan.recipe.modifiers)
 
 
 def _predict(trainer, ds, data, out: Path) -> None:

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from sparsecore.adapters.bert import BERT, load_tokenizer
+from sparsecore.adapters.quant_attention import quantizable_attention
 from sparsecore.errors import SparsecoreError
+from sparsecore.quant.qat import CONFIG_FILE, QuantState
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
@@ -27,7 +29,10 @@ class LogitsOnly(torch.nn.Module):
 
 
 def load_for_export(model_dir: Path):
-    """``(model, tokenizer, config)`` of a trained folder, eager attention (traceable)."""
+    """``(model, tokenizer, config, quantization)`` of a trained folder, eager attention (traceable).
+
+    ``quantization`` is the rebuilt fake-quant state (ranges frozen) when the folder was quantized, else None.
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(str(model_dir))
@@ -39,7 +44,11 @@ def load_for_export(model_dir: Path):
     except OSError as exc:
         raise SparsecoreError(f"cannot load the model weights: {str(exc).splitlines()[0]}", str(model_dir),
                               "export a complete folder written by text_classification") from None
-    return model.eval(), load_tokenizer(str(model_dir)), config
+    quantization = None
+    if (model_dir / CONFIG_FILE).is_file():
+        quantizable_attention(model)
+        quantization = QuantState.load(model_dir, model)
+    return model.eval(), load_tokenizer(str(model_dir)), config, quantization
 
 
 def write_tokenizer_files(tokenizer, folder: Path) -> None:
@@ -62,6 +71,16 @@ def sample_cases(tokenizer, texts: list[tuple[str, ...]], lengths: tuple[int, ..
         cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
     enc = tokenizer(*[c[:1] for c in columns], truncation=True, max_length=max(lengths), return_tensors="np")
     cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
+    return cases
+
+
+def padded_batches(tokenizer, texts: list[tuple[str, ...]], max_length: int, size: int) -> list[dict[str, np.ndarray]]:
+    """``texts`` in batches of ``size``, each padded to its longest row (what a deployment sees)."""
+    cases = []
+    for start in range(0, len(texts), size):
+        columns = list(zip(*texts[start:start + size]))
+        enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+        cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
     return cases
 
 

@@ -21,29 +21,51 @@ from sparsecore.session import Session
 
 def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_size: int, device):
     """Gradients for OBS: forward/backward on shuffled training batches (eval mode: no dropout noise)."""
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     def sample(count: int, batch_size: int | None, desc: str):
-        loader = DataLoader(dataset, batch_size=batch_size or default_batch_size, shuffle=True, collate_fn=collator)
-        was_training = model.training
-        model.eval()
-        batches = iter(())
         try:
-            for _ in tqdm(range(count), desc=desc, unit="grad"):
-                batch = next(batches, None)
-                if batch is None:
-                    batches = iter(loader)
-                    batch = next(batches)
+            for batch in _eval_batches(model, dataset, collator, batch_size or default_batch_size, count, desc):
                 model.zero_grad(set_to_none=False)
                 with torch.enable_grad():  # callers may hold no_grad around the sampling loop
                     model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
                 yield
         finally:
             model.zero_grad(set_to_none=True)
-            model.train(was_training)
 
     return sample
+
+
+def make_forward_sampler(model: torch.nn.Module, dataset, collator, batch_size: int, device):
+    """Forward passes for quantization calibration (``count`` None: one pass over ``dataset``)."""
+
+    def sample(count: int | None, desc: str):
+        steps = math.ceil(len(dataset) / batch_size) if count is None else count
+        for batch in _eval_batches(model, dataset, collator, batch_size, steps, desc):
+            with torch.no_grad():
+                model(**{k: v.to(device) for k, v in batch.items() if k != "labels"})
+            yield
+
+    return sample
+
+
+def _eval_batches(model, dataset, collator, batch_size: int, count: int, desc: str):
+    """``count`` shuffled batches (cycling), with the model in eval mode meanwhile."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator)
+    was_training = model.training
+    model.eval()
+    batches = iter(())
+    try:
+        for _ in tqdm(range(count), desc=desc, unit="batch"):
+            batch = next(batches, None)
+            if batch is None:
+                batches = iter(loader)
+                batch = next(batches)
+            yield batch
+    finally:
+        model.train(was_training)
 
 
 class SessionCallback(TrainerCallback):
@@ -54,10 +76,10 @@ class SessionCallback(TrainerCallback):
         t = self.trainer
         steps = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
-        sampler = make_grad_sampler(t.model, t.train_dataset, t.data_collator, args.per_device_train_batch_size,
-                                    args.device)
+        data = (t.model, t.train_dataset, t.data_collator, args.per_device_train_batch_size, args.device)
         t.session = Session(t.recipe, t.model, inner, steps_per_epoch=steps, problem_type=t.problem_type,
-                            teacher_disabled=t.teacher is None, grad_sampler=sampler)
+                            teacher_disabled=t.teacher is None, grad_sampler=make_grad_sampler(*data),
+                            forward_sampler=make_forward_sampler(*data))
         t.session.initialize()
         if t.resume_dir is not None:
             t.session.load(t.resume_dir)

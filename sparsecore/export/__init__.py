@@ -2,6 +2,6 @@
 
 from sparsecore.export.deployment import DEPLOYMENT, atomic_folder
 from sparsecore.export.onnx_export import export_onnx, initializer_sparsity
-from sparsecore.export.validate import validate_onnx
+from sparsecore.export.validate import QUANTIZED, Tolerance, validate_onnx
 
-__all__ = ["DEPLOYMENT", "atomic_folder", "export_onnx", "initializer_sparsity", "validate_onnx"]
+__all__ = ["DEPLOYMENT", "QUANTIZED", "Tolerance", "atomic_folder", "export_onnx", "initializer_sparsity", "validate_onnx"]

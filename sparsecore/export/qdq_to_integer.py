@@ -1,0 +1,150 @@
+"""Rewrite a QDQ ONNX graph into integer kernels (the form DeepSparse and ONNX Runtime run as int8).
+
+Rules (everything else is left as it is):
+
+* ``MatMul(DequantizeLinear(qa, sa, za), DequantizeLinear(qb, sb, zb))`` with a per-tensor ``a`` and a
+  per-tensor or per-column ``b`` →
+  ``Mul(Cast<float>(MatMulInteger(qa, qb, za, zb)), sa·sb)``. Exact: Σ(qa−za)(qb−zb) is computed
+  in int32 and scaled once, where the QDQ graph dequantizes first (fp32 rounding only). Weights keep
+  their int8 codes (0 stays 0) with an explicit int8 zero point: DeepSparse 1.8 runs that form
+  (it asserts on an int8 ``b`` without zero point), ONNX Runtime too.
+* ``Gather(DequantizeLinear(q, s, z), ids)`` (quantized embeddings) → ``DequantizeLinear(Gather(q, ids), s, z)``:
+  the table stays int8 and only the gathered rows are dequantized.
+
+Weight codes are copied unchanged, so pruned zeros stay exactly zero in the int8 initializers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+class _Graph:
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model, self.graph = model, model.graph
+        self.inits = {i.name: i for i in self.graph.initializer}
+        self.producer = {o: n for n in self.graph.node for o in n.output}
+        self.consumers: dict[str, list] = defaultdict(list)
+        for n in self.graph.node:
+            for i in n.input:
+                self.consumers[i].append(n)
+
+    def const(self, name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(self.inits[name]) if name in self.inits else None
+
+    def add_init(self, name: str, array: np.ndarray) -> str:
+        self.graph.initializer.append(numpy_helper.from_array(array, name))
+        self.inits[name] = self.graph.initializer[-1]
+        return name
+
+    def dq(self, tensor: str):
+        node = self.producer.get(tensor)
+        return node if node is not None and node.op_type == "DequantizeLinear" else None
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> None:
+    """``Constant`` nodes holding tensors → initializers (what graph rewrites and DeepSparse expect)."""
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            model.graph.initializer.append(tensor)
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+
+
+def _axis(node, rank: int) -> int:
+    for a in node.attribute:
+        if a.name == "axis":
+            return a.i % rank
+    return 1 % rank
+
+
+def qdq_to_integer(model: onnx.ModelProto) -> dict:
+    """Rewrite ``model`` in place; returns counts of what was converted."""
+    constants_to_initializers(model)
+    g = _Graph(model)
+    new_nodes, drop, counts = {}, set(), {"MatMulInteger": 0, "Gather": 0}
+    for node in list(g.graph.node):
+        if node.op_type == "MatMul":
+            done = _matmul(g, node)
+        elif node.op_type == "Gather":
+            done = _gather(g, node)
+        else:
+            continue
+        if done:
+            new_nodes[id(node)] = done
+            drop.add(id(node))
+            counts["MatMulInteger" if node.op_type == "MatMul" else "Gather"] += 1
+    nodes = []
+    for node in g.graph.node:
+        nodes.extend(new_nodes.get(id(node), [node]))
+    del g.graph.node[:]
+    g.graph.node.extend(nodes)
+    _prune(model)
+    return counts
+
+
+def _matmul(g: _Graph, node) -> list | None:
+    dq_a, dq_b = g.dq(node.input[0]), g.dq(node.input[1])
+    if dq_a is None or dq_b is None or len(dq_a.input) < 3 or len(dq_b.input) < 3:
+        return None
+    sa, za, sb, zb = (g.const(n) for n in (dq_a.input[1], dq_a.input[2], dq_b.input[1], dq_b.input[2]))
+    if any(v is None for v in (sa, za, sb, zb)) or sa.ndim != 0 or za.ndim != 0:
+        return None
+    qb = g.const(dq_b.input[0])
+    if sb.ndim == 1:  # per-column b: only for a 2-D constant weight quantized along its columns
+        if qb is None or qb.ndim != 2 or _axis(dq_b, 2) != 1:
+            return None
+    out, base = node.output[0], node.name or node.output[0]
+    scale = g.add_init(f"{base}_int_scale", (sa.astype(np.float32) * sb.astype(np.float32)).astype(np.float32))
+    zb_name = dq_b.input[2]
+    if zb.ndim == 1 and np.all(zb == zb[0]):  # symmetric weights: one zero point (0) for every column
+        zb_name = g.add_init(f"{base}_b_zero_point", np.array(zb[0], dtype=zb.dtype))
+    # the zero points are always explicit: DeepSparse 1.8 rejects a MatMulInteger whose int8 b has none
+    inputs = [dq_a.input[0], dq_b.input[0], dq_a.input[2], zb_name]
+    return [helper.make_node("MatMulInteger", inputs, [f"{base}_int32"], name=f"{base}_integer"),
+            helper.make_node("Cast", [f"{base}_int32"], [f"{base}_float"], to=TensorProto.FLOAT, name=f"{base}_cast"),
+            helper.make_node("Mul", [f"{base}_float", scale], [out], name=f"{base}_rescale")]
+
+
+def _gather(g: _Graph, node) -> list | None:
+    dq = g.dq(node.input[0])
+    if dq is None or g.const(dq.input[0]) is None or any(a.name == "axis" and a.i != 0 for a in node.attribute):
+        return None
+    table = g.const(dq.input[0])
+    scale = g.const(dq.input[1])
+    base = node.name or node.output[0]
+    attrs = {}
+    if scale is not None and scale.ndim == 1:
+        if _axis(dq, table.ndim) != table.ndim - 1:
+            return None
+        attrs["axis"] = -1  # the table's last axis is the gathered rows' last axis
+    return [helper.make_node("Gather", [dq.input[0], node.input[1]], [f"{base}_codes"], name=f"{base}_int8", axis=0),
+            helper.make_node("DequantizeLinear", [f"{base}_codes", *dq.input[1:]], [node.output[0]],
+                             name=f"{base}_dequantize", **attrs)]
+
+
+def _prune(model: onnx.ModelProto) -> None:
+    """Drop nodes whose outputs nobody reads and initializers no node uses."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {i for n in graph.node for i in n.input} | outputs
+        keep = [n for n in graph.node if any(o in used for o in n.output)]
+        if len(keep) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(keep)
+    used = {i for n in graph.node for i in n.input}
+    inits = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
