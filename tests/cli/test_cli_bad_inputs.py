@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+QAT = "modifiers:\n  - !QuantizationModifier\n"
 GOOD_RECIPE = "modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n    final_sparsity: 0.5\n    end_epoch: 1\n"
 
 
@@ -51,6 +52,17 @@ def cases(tmp):
         "one shot without recipe": (["--one_shot"], "--one_shot needs a recipe"),
         "resume without checkpoint": (["--resume_from_checkpoint", tmp / "nowhere"], "not a training checkpoint"),
         "sequence longer than the model": (["--max_seq_length", "1024"], "exceeds the model's 512 positions"),
+        "quantization bits outside 2-8": (["--recipe", QAT + "    activation_bits: 16\n"],
+                                          "activation_bits.num_bits is 16"),
+        "unknown quantization strategy": (["--recipe", QAT + "    scheme: {weights: {strategy: block}}\n"],
+                                          "strategy is 'block'"),
+        "quantized submodule missing": (["--recipe", QAT + "    submodules: [bert.decoder]\n"],
+                                        "submodule 'bert.decoder' does not exist"),
+        "quantization after training end": (["--recipe", "minilm-pruned-qat", "--recipe_args",
+                                             "quantization_start_epoch=2,observer_freeze_epoch=2"],
+                                            "is not before the end of training"),
+        "quantization after flag epochs": (["--recipe", QAT + "    start_epoch: 4.0\n", "--num_train_epochs", "3"],
+                                           "is not before the end of training"),
     }
 
 
@@ -59,7 +71,9 @@ CASES = ["missing data file", "unknown task", "bad column name", "bad label colu
          "zoo model stub", "missing model folder", "missing teacher", "output dir not writable",
          "output dir under a file", "output dir not empty", "bad max_seq_length", "unknown flag",
          "predict without test file", "missing glue folder", "task without data", "one shot without recipe",
-         "resume without checkpoint", "sequence longer than the model"]
+         "resume without checkpoint", "sequence longer than the model", "quantization bits outside 2-8",
+         "unknown quantization strategy", "quantized submodule missing", "quantization after training end",
+         "quantization after flag epochs"]
 
 
 @pytest.mark.parametrize("name", CASES)

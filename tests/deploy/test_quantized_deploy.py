@@ -1,0 +1,130 @@
+"""Quantized MiniLM end to end: QAT through the CLI, integer ONNX export, ONNX Runtime and DeepSparse runs.
+
+The reference everywhere is the PyTorch fake-quant model rebuilt from the training folder, compared
+with the tolerance of :data:`sparsecore.export.QUANTIZED` (see sparsecore/export/validate.py).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from test_deepsparse_compat import ROOT, deepsparse_python
+
+from sparsecore import Pipeline
+from sparsecore.export.validate import QUANTIZED, _judge
+from sparsecore.tasks import load_data, sample_glue_dir
+
+
+@pytest.fixture(scope="session")
+def qat_minilm(pruned_minilm, tmp_path_factory):
+    """The 80%-pruned MiniLM, QAT fine-tuned for a few steps through the CLI, exported in integer form."""
+    from sparsecore.cli.export_onnx import run as export
+    from sparsecore.cli.text_classification import run as train
+
+    out = tmp_path_factory.mktemp("qat-minilm") / "model"
+    train(["--model_name_or_path", str(pruned_minilm), "--task_name", "sst2", "--recipe", "minilm-pruned-qat",
+           "--recipe_args", "num_epochs=1,observer_freeze_epoch=0.5,calibration_steps=2", "--distill_teacher",
+           "disable", "--max_train_samples", "96", "--max_eval_samples", "8", "--per_device_train_batch_size", "16",
+           "--pad_to_max_length", "false", "--save_strategy", "no", "--logging_strategy", "no",
+           "--disable_tqdm", "true", "--do_train", "--do_eval", "--output_dir", str(out)])
+    export(["--model_path", str(out)])
+    return out
+
+
+@pytest.fixture(scope="session")
+def sst2_rows():
+    return [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts]
+
+
+def fake_quant_logits(folder: Path, feeds: dict) -> np.ndarray:
+    from sparsecore.adapters.export import load_for_export
+
+    model, _, _, quant = load_for_export(folder)
+    assert quant is not None
+    with torch.no_grad():
+        return np.concatenate([model(**{k: torch.from_numpy(v[i:i + 64]) for k, v in feeds.items()}).logits.numpy()
+                               for i in range(0, len(feeds["input_ids"]), 64)])
+
+
+def fixed_length_feeds(folder: Path, texts: list[str], length: int = 128) -> dict:
+    from transformers import AutoTokenizer
+
+    enc = AutoTokenizer.from_pretrained(str(folder))(texts, truncation=True, max_length=length,
+                                                     padding="max_length", return_tensors="np")
+    return {n: enc[n].astype(np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def test_training_folder_holds_the_quantization(qat_minilm):
+    doc = json.loads((qat_minilm / "sparsecore_quantization.json").read_text())
+    kinds = Counter(s["kind"] for s in doc["sites"])
+    assert kinds == {"linear": 38, "matmul": 6, "embedding": 3}  # 6 layers × 6 + pooler + classifier
+    assert doc["weights"]["strategy"] == "channel" and not doc["activations"]["symmetric"]
+    assert (qat_minilm / "sparsecore_quantization.safetensors").stat().st_size > 0
+    config = json.loads((qat_minilm / "config.json").read_text())
+    assert config.get("_attn_implementation") in (None, "eager", "sdpa")  # the folder loads without sparsecore
+
+
+def test_integer_export_is_validated_smaller_and_keeps_zeros(qat_minilm, pruned_minilm):
+    report = json.loads((qat_minilm / "deployment" / "validation.json").read_text())
+    assert report["passed"] and report["sparsity_preserved"] and report["label_agreement"] >= 0.99
+    assert report["quantized"] == {"format": "integer", "converted": {"MatMulInteger": 50, "Gather": 3}}
+    graph = onnx.load(str(qat_minilm / "deployment" / "model.onnx"))
+    assert Counter(n.op_type for n in graph.graph.node)["MatMul"] == 0
+    size = (qat_minilm / "deployment" / "model.onnx").stat().st_size
+    assert size < 0.3 * (pruned_minilm / "deployment" / "model.onnx").stat().st_size
+    int8 = [r for r in report["initializers"] if r["shape"] in ([384, 384], [384, 1536], [1536, 384])]
+    assert len(int8) == 36 and all(r["zeros"] / r["numel"] >= 0.8 for r in int8)  # 80% pruned, codes 0
+
+
+def test_onnxruntime_matches_fake_quant_pytorch_on_all_sst2_rows(qat_minilm, sst2_rows):
+    feeds = fixed_length_feeds(qat_minilm, sst2_rows)
+    want = fake_quant_logits(qat_minilm, feeds)
+    engine = Pipeline.create(model_path=qat_minilm, batch_size=32).engine
+    got = np.concatenate([engine({k: v[i:i + 32] for k, v in feeds.items()}) for i in range(0, len(want), 32)])
+    verdict = _judge(got, want, float(np.abs(got - want).max()), QUANTIZED)
+    assert verdict["passed"], verdict
+    assert len(set(want.argmax(1))) == 2  # a real classifier
+
+
+def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, sst2_rows, tmp_path):
+    py = deepsparse_python()
+    rows = sst2_rows[:864]  # a multiple of the engine batch
+    feeds = fixed_length_feeds(qat_minilm, rows)
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    copy = tmp_path / "model.onnx"  # DeepSparse rewrites the input shapes of the file it loads
+    shutil.copyfile(qat_minilm / "deployment" / "model.onnx", copy)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NM_DISABLE_ANALYTICS="1")
+    proc = subprocess.run([str(py), str(Path(__file__).with_name("deepsparse_logits.py")), str(copy),
+                           str(tmp_path / "feeds.npz"), str(tmp_path / "out.npz"), "16"],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "out.npz")["logits"]
+    want = fake_quant_logits(qat_minilm, feeds)
+    verdict = _judge(got, want, float(np.abs(got - want).max()), QUANTIZED)
+    print(json.dumps(verdict))
+    assert verdict["passed"], verdict
+
+
+def test_qdq_format_and_post_training_quantization(pruned_minilm, tmp_path):
+    from sparsecore.cli.export_onnx import run as export
+    from sparsecore.cli.text_classification import run as train
+
+    out = tmp_path / "ptq"
+    result = train(["--model_name_or_path", str(pruned_minilm), "--task_name", "sst2", "--one_shot", "--recipe",
+                    "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n    ignore: [classifier]\n",
+                    "--max_train_samples", "32", "--max_eval_samples", "32", "--per_device_train_batch_size", "16",
+                    "--do_eval", "--output_dir", str(out), "--disable_tqdm", "true"])
+    assert 0.0 < result["metrics"]["eval_accuracy"] <= 1.0
+    sites = json.loads((out / "sparsecore_quantization.json").read_text())["sites"]
+    assert "classifier" not in {s["name"] for s in sites}
+    report = export(["--model_path", str(out), "--quantized_format", "qdq"])
+    assert report["passed"] and report["quantized"]["format"] == "qdq"
+    ops = Counter(n.op_type for n in onnx.load(str(out / "deployment" / "model.onnx")).graph.node)
+    assert ops["QuantizeLinear"] == 37 + 12 and ops["MatMulInteger"] == 0  # classifier left float
