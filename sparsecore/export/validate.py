@@ -4,11 +4,18 @@ A failed validation is an error (``SparsecoreError``), never a warning.
 
 Float exports must match PyTorch to ``atol`` on every logit. Quantized exports are held to a
 different standard, because a rounding step sits after every quantized activation: fp32 noise of
-1e-7 that lands on a rounding boundary flips one int8 code, and that one-step change propagates.
-So a quantized graph must (1) match on most rows to fp32 precision (median |Δ| ≤ ``median_atol``:
-same function, same codes), (2) keep every logit within ``range_fraction`` of the largest reference
-logit (rows with flipped codes stay close), and (3) agree on the predicted label for at least
-``min_agreement`` of the rows.
+1e-7 (another summation order, another erf) that lands on a rounding boundary flips one int8 code,
+and that one-step change propagates to the logits. So a quantized graph must
+
+1. match most rows to fp32 precision — median |Δlogit| ≤ ``median_atol`` (1e-4). This is the check
+   that catches a wrong graph: a wrong scale, zero point, bias or transpose moves *every* row, and
+   the median by orders of magnitude;
+2. keep every logit within ``range_fraction`` (25%) of the largest reference logit — rows with a
+   flipped code stay close (measured on MiniLM SST-2 exports: worst rows 3–9% of the range);
+3. predict the same label for at least ``min_agreement`` (99%) of the rows where PyTorch is decisive
+   (top-1 minus top-2 logit ≥ ``decisive_fraction`` = 5% of the largest logit). A row on the fence flips
+   under any perturbation and says nothing about the graph; the report also gives the agreement over
+   all rows.
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ class Tolerance:
     atol: float  # float graphs: every |Δlogit|
     median_atol: float | None = None  # quantized graphs: median |Δlogit| (fp32-level on unflipped rows)
     range_fraction: float | None = None  # quantized graphs: max |Δlogit| ≤ this × max |reference logit|
-    min_agreement: float | None = None  # quantized graphs: fraction of rows with the same argmax
+    min_agreement: float | None = None  # quantized graphs: fraction of decisive rows with the same argmax
+    decisive_fraction: float = 0.05  # a row is decisive when its top-2 margin ≥ this × max |reference logit|
 
 
-QUANTIZED = Tolerance(atol=1e-4, median_atol=1e-4, range_fraction=0.1, min_agreement=0.99)
+QUANTIZED = Tolerance(atol=1e-4, median_atol=1e-4, range_fraction=0.25, min_agreement=0.99)
 
 
 def validate_onnx(path: str | Path, cases: list[Feeds], reference: Callable[[Feeds], np.ndarray],
@@ -77,10 +85,15 @@ def _judge(got: np.ndarray, want: np.ndarray, worst: float, tol: Tolerance) -> d
     diff = np.abs(got - want)
     median = float(np.median(diff)) if diff.size else 0.0
     atol = max(tol.atol, tol.range_fraction * float(np.max(np.abs(want)))) if want.size else tol.atol
-    agreement = float(np.mean(got.argmax(1) == want.argmax(1))) if want.shape[1] > 1 else 1.0
+    same = got.argmax(1) == want.argmax(1) if want.shape[1] > 1 else np.ones(len(want), bool)
+    top2 = np.sort(want, axis=1)[:, -2:] if want.shape[1] > 1 else np.zeros((len(want), 2))
+    decisive = (top2[:, 1] - top2[:, 0]) >= tol.decisive_fraction * float(np.max(np.abs(want)))
+    agreement = float(np.mean(same[decisive])) if decisive.any() else 1.0
     checks = [(median <= tol.median_atol, f"median |Δlogit| {median:.3g} > {tol.median_atol:g}"),
               (worst <= atol, f"max |Δlogit| {worst:.3g} > {atol:.3g} ({tol.range_fraction:g} × max |logit|)"),
-              (agreement >= tol.min_agreement, f"label agreement {agreement:.2%} < {tol.min_agreement:.0%}")]
+              (agreement >= tol.min_agreement, f"label agreement {agreement:.2%} < {tol.min_agreement:.0%} "
+                                               f"on {int(decisive.sum())} decisive rows")]
     failed = [msg for ok, msg in checks if not ok]
-    return {"atol": atol, "median_abs_diff": median, "label_agreement": agreement, "rows": int(len(want)),
-            "passed": not failed, "failed": "; ".join(failed) or None}
+    return {"atol": atol, "median_abs_diff": median, "label_agreement": agreement,
+            "label_agreement_all_rows": float(np.mean(same)), "rows": int(len(want)),
+            "decisive_rows": int(decisive.sum()), "passed": not failed, "failed": "; ".join(failed) or None}

@@ -33,6 +33,7 @@ class FakeQuantize(nn.Module):
         self.is_weight = is_weight
         self.observer = OBSERVERS["minmax" if is_weight else observer](self.axis)
         self.export_codes: torch.Tensor | None = None  # weights, while QuantState.exporting() is active
+        self.export_bias: torch.Tensor | None = None  # the owning Linear's bias on its int32 grid, ditto
 
     def observe(self, x: torch.Tensor) -> None:
         if self.is_weight:

@@ -87,3 +87,10 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
                   axis: int | None = None) -> torch.Tensor:
     """``dequantize(quantize(x))`` in float, differentiable through the straight-through estimator."""
     return _FakeQuantize.apply(x, scale, zero_point.to(x.dtype), qmin, qmax, axis)
+
+
+def fake_quantize_bias(bias: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Bias on the int32 accumulator grid ``scale = s_input · s_weight`` (per output channel or scalar):
+    ``round(b / scale) · scale``, as integer kernels add it. Straight-through gradient; int32 range
+    is never reached in practice (|b| / scale < 2³¹), so there is no clamp."""
+    return bias + (torch.round(bias / scale) * scale - bias).detach()

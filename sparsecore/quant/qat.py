@@ -21,6 +21,7 @@ from torch import nn
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.quant.fake_quant import FakeQuantize
+from sparsecore.quant.primitives import fake_quantize_bias
 from sparsecore.quant.scheme import QuantArgs
 from sparsecore.quant.sites import Site
 
@@ -87,11 +88,12 @@ class QuantState:
                 x = fq_in(x, observe)
             if fq_w is None:
                 y = F.linear(x, module.weight, module.bias)
-            elif torch.onnx.is_in_onnx_export():  # MatMul(x, DequantizeLinear(Wᵀ codes)) + bias
+            elif torch.onnx.is_in_onnx_export():  # MatMul(x, DequantizeLinear(Wᵀ codes)) + bias (constant)
                 y = torch.matmul(x, fq_w(module.weight, observe, transpose=True))
-                y = y if module.bias is None else y + module.bias
+                y = y if module.bias is None else y + fq_w.export_bias
             else:
-                y = F.linear(x, fq_w(module.weight, observe), module.bias)
+                w = fq_w(module.weight, observe)
+                y = F.linear(x, w, bias_on_grid(module.bias, fq_in, fq_w))
             return y if fq_out is None else fq_out(y, observe)
 
         module.forward = forward
@@ -132,15 +134,19 @@ class QuantState:
     def exporting(self):
         """Freeze ranges and precompute every weight's integer codes for the duration of an ONNX export."""
         self.freeze()
-        weights = {f"{s.name}.weight": self._modules[s.name].weight for s in self.sites if s.kind != "matmul"}
-        for name, w in weights.items():
-            if name in self.points:
-                self.points[name].export_codes = self.points[name].codes(w)
+        for site in self.sites:
+            point = self.points.get(f"{site.name}.weight")
+            if point is None:
+                continue
+            module = self._modules[site.name]
+            point.export_codes = point.codes(module.weight)
+            if site.kind == "linear" and module.bias is not None:
+                point.export_bias = bias_on_grid(module.bias, self.points.get(f"{site.name}.input"), point).detach()
         try:
             yield self
         finally:
             for point in self.points.values():
-                point.export_codes = None
+                point.export_codes = point.export_bias = None
 
     # ---- persistence --------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -186,6 +192,13 @@ class QuantState:
         """Observed ranges: ``<point>.min`` / ``<point>.max``."""
         return {f"{n}.{k}": getattr(p.observer, f"{k}_val").contiguous()
                 for n, p in self.points.items() if p.observer.ready for k in ("min", "max")}
+
+
+def bias_on_grid(bias: torch.Tensor | None, fq_in: FakeQuantize | None, fq_w: FakeQuantize) -> torch.Tensor | None:
+    """The bias as the integer graph adds it: on the int32 grid ``s_input · s_weight`` when both are quantized."""
+    if bias is None or fq_in is None:
+        return bias
+    return fake_quantize_bias(bias, fq_in.qparams()[0] * fq_w.qparams()[0])
 
 
 class MatMulQuant:

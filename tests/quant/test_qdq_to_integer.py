@@ -69,7 +69,7 @@ def test_qdq_graph_holds_int8_weight_constants(exported):
 
 def test_integer_form_ops_and_agreement_with_pytorch(exported):
     model, folder, counts, integer = exported
-    assert counts == {"MatMulInteger": 8, "Gather": 1}  # 6 Linears + QKᵀ + attn·V; the embedding table
+    assert counts == {"MatMulInteger": 8, "Gather": 1, "int32 bias": 6}  # 6 Linears (biases folded) + QKᵀ + attn·V
     ops = Counter(n.op_type for n in integer.graph.node)
     assert ops["MatMulInteger"] == 8 and ops["MatMul"] == 0
     assert not [i for i in integer.graph.initializer if i.data_type == onnx.TensorProto.FLOAT and len(i.dims) == 2]
