@@ -78,16 +78,29 @@ def _check(args) -> tuple[Path, int]:
 
 def run(argv: list[str] | None = None) -> dict:
     from sparsecore.adapters.bert import BERT
-    from sparsecore.adapters.export import (LogitsOnly, copy_if_present, load_for_export, padded_batches,
-                                            sample_cases, write_tokenizer_files)
-    from sparsecore.export import (DEPLOYMENT, QUANTIZED, Tolerance, atomic_folder, export_onnx,
-                                   initializer_sparsity, validate_onnx)
+    from sparsecore.adapters.export import (
+        LogitsOnly,
+        copy_if_present,
+        load_for_export,
+        padded_batches,
+        sample_cases,
+        write_tokenizer_files,
+    )
+    from sparsecore.export import (
+        DEPLOYMENT,
+        QUANTIZED,
+        Tolerance,
+        atomic_folder,
+        export_onnx,
+        initializer_sparsity,
+        validate_onnx,
+    )
     from sparsecore.selectors import ALL_PRUNABLE, resolve_params
 
     args = parse(sys.argv[1:] if argv is None else argv)
     model_dir, length = _check(args)
     steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
-    model, tokenizer, config, quant = load_for_export(model_dir)
+    model, tokenizer, _, quant = load_for_export(model_dir)
     pairs = _is_pair_model(model_dir)
     # quantized: every bundled validation sentence (872), so label agreement is measured to 0.1%
     texts = _validation_texts(model_dir, pairs=pairs, limit=None if quant is not None else 64)

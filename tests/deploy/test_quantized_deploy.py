@@ -39,8 +39,12 @@ def qat_minilm(pruned_minilm, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def sst2_rows():
-    return [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts]
+def reference(qat_minilm):
+    """All 872 bundled SST-2 validation rows at one fixed length (DeepSparse compiles static shapes; 64
+    tokens keeps the fake-quant PyTorch pass short) and their fake-quant PyTorch logits."""
+    texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts]
+    feeds = fixed_length_feeds(qat_minilm, texts, length=64)
+    return feeds, fake_quant_logits(qat_minilm, feeds)
 
 
 def fake_quant_logits(folder: Path, feeds: dict) -> np.ndarray:
@@ -53,7 +57,7 @@ def fake_quant_logits(folder: Path, feeds: dict) -> np.ndarray:
                                for i in range(0, len(feeds["input_ids"]), 64)])
 
 
-def fixed_length_feeds(folder: Path, texts: list[str], length: int = 128) -> dict:
+def fixed_length_feeds(folder: Path, texts: list[str], length: int) -> dict:
     from transformers import AutoTokenizer
 
     enc = AutoTokenizer.from_pretrained(str(folder))(texts, truncation=True, max_length=length,
@@ -84,9 +88,8 @@ def test_integer_export_is_validated_smaller_and_keeps_zeros(qat_minilm, pruned_
     assert sum(r["zeros"] >= int(0.8 * r["numel"]) for r in int8) == 36
 
 
-def test_onnxruntime_matches_fake_quant_pytorch_on_all_sst2_rows(qat_minilm, sst2_rows):
-    feeds = fixed_length_feeds(qat_minilm, sst2_rows)
-    want = fake_quant_logits(qat_minilm, feeds)
+def test_onnxruntime_matches_fake_quant_pytorch_on_all_sst2_rows(qat_minilm, reference):
+    feeds, want = reference
     engine = Pipeline.create(model_path=qat_minilm, batch_size=32).engine
     got = np.concatenate([engine({k: v[i:i + 32] for k, v in feeds.items()}) for i in range(0, len(want), 32)])
     verdict = _judge(got, want, float(np.abs(got - want).max()), QUANTIZED)
@@ -94,10 +97,10 @@ def test_onnxruntime_matches_fake_quant_pytorch_on_all_sst2_rows(qat_minilm, sst
     assert len(set(want.argmax(1))) == 2  # a real classifier
 
 
-def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, sst2_rows, tmp_path):
+def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, reference, tmp_path):
     py = deepsparse_python()
-    rows = sst2_rows[:864]  # a multiple of the engine batch
-    feeds = fixed_length_feeds(qat_minilm, rows)
+    feeds, want = reference
+    feeds, want = {k: v[:864] for k, v in feeds.items()}, want[:864]  # a multiple of the engine batch
     np.savez(tmp_path / "feeds.npz", **feeds)
     copy = tmp_path / "model.onnx"  # DeepSparse rewrites the input shapes of the file it loads
     shutil.copyfile(qat_minilm / "deployment" / "model.onnx", copy)
@@ -107,7 +110,6 @@ def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, sst2_rows, tm
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(tmp_path / "out.npz")["logits"]
-    want = fake_quant_logits(qat_minilm, feeds)
     verdict = _judge(got, want, float(np.abs(got - want).max()), QUANTIZED)
     print(json.dumps(verdict))
     assert verdict["passed"], verdict

@@ -61,7 +61,7 @@ def exported(tmp_path):
 
 
 def test_qdq_graph_holds_int8_weight_constants(exported):
-    model, folder, _, _ = exported
+    _, folder, _, _ = exported
     ops = Counter(n.op_type for n in onnx.load(folder / "qdq.onnx").graph.node)
     assert ops["QuantizeLinear"] == 6 + 4  # one per Linear input (q, k, v, ffn ×2, head), two per attention product
     assert ops["DequantizeLinear"] == ops["QuantizeLinear"] + 6 + 1  # + int8 weights of 6 Linears + embedding

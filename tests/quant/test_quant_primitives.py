@@ -5,8 +5,7 @@ import pytest
 import torch
 from reference import naive_fake_quant, naive_qparams
 
-from sparsecore.quant.primitives import (SCALE_EPS, choose_qparams, dequantize, fake_quantize, quant_range,
-                                         quantize)
+from sparsecore.quant.primitives import SCALE_EPS, choose_qparams, dequantize, fake_quantize, quant_range, quantize
 
 
 @pytest.mark.parametrize("bits, symmetric, reduce, expect", [
