@@ -31,3 +31,20 @@ def naive_fake_quant(x: np.ndarray, scale: float, zero_point: int, qmin: int, qm
         q = min(max(np.round(np.float32(v) / np.float32(scale)) + zero_point, qmin), qmax)
         out.reshape(-1)[i] = (q - zero_point) * np.float32(scale)
     return out.reshape(np.shape(x))
+
+
+def naive_linear_t(w: np.ndarray, xt: np.ndarray, bias=None, gelu: bool = False) -> np.ndarray:
+    """Yᵀ = W·Xᵀ (+ b) (then exact GELU), summed in float64 one product at a time."""
+    import math
+
+    n, k = w.shape
+    out = np.zeros((n, xt.shape[1]), dtype=np.float64)
+    for i in range(n):
+        for j in range(k):
+            if w[i, j] != 0:
+                out[i] += float(w[i, j]) * xt[j].astype(np.float64)
+    if bias is not None:
+        out += np.asarray(bias, dtype=np.float64)[:, None]
+    if gelu:
+        out = np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))(out)
+    return out

@@ -1,4 +1,4 @@
-"""Inference engines behind the Pipeline: ONNX Runtime and DeepSparse.
+"""Inference engines behind the Pipeline: ONNX Runtime, DeepSparse and our own (``sparse_engine``).
 
 An engine takes ``{input_name: int64 array (batch, seq)}`` and returns logits ``(batch, labels)``.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from sparsecore.errors import SparsecoreError
 
-ENGINES = ("onnxruntime", "deepsparse")
+ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
 
 
 class OnnxRuntimeEngine:
@@ -68,4 +68,8 @@ def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: l
         return OnnxRuntimeEngine(onnx_path, batch_size, sequence_lengths)
     if name == "deepsparse":
         return DeepSparseEngine(onnx_path, batch_size, sequence_lengths)
+    if name == "sparsecore":
+        from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+        return SparsecoreEngine(onnx_path, batch_size, sequence_lengths)
     raise SparsecoreError(f"unknown engine {name!r}", "Pipeline.create", f"use one of: {', '.join(ENGINES)}")

@@ -1,0 +1,206 @@
+"""Latency/throughput of torch, ONNX Runtime, DeepSparse and sparsecore on pruned BERT models, side by side.
+
+    python benchmarks/engine_bench.py [--models minilm,bert-base] [--sparsities 0,0.8,0.9,0.95]
+        [--structures unstructured,block4] [--batches 1,32] [--seq 128] [--iters 20] [--out runs/engine-bench]
+
+Models: the real all-MiniLM-L6-v2 weights and a BERT-base-shaped model (random init: timing does not
+depend on trained values), each one-shot magnitude-pruned by our CLI per (sparsity, structure) and
+exported. Every engine runs the same export (torch: the trained folder); ONNX Runtime and torch in this
+process, DeepSparse in its own environment (a subprocess that reports JSON), one at a time; a warm-up,
+then medians over repeated runs. Writes results.json, results.md (table + ratios against ONNX Runtime on
+the dense model and against DeepSparse on the same model) and results.png, and prints the markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from deploy_latency import deepsparse_ms, ort_ms
+
+from sparsecore.cli.deepsparse_env import DEFAULT, python_of
+from sparsecore.cli.export_onnx import run as export
+from sparsecore.cli.text_classification import run as train
+
+TARGETS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+           r"|intermediate\.dense|output\.dense)\.weight")
+
+
+def recipe(sparsity: float, structure: str) -> str:
+    mask = "block4" if structure == "block4" else "unstructured"
+    return (f"modifiers:\n  - !GMPruningModifier\n    params: ['{TARGETS}']\n    final_sparsity: {sparsity}\n"
+            f"    mask_type: {mask}\n    end_epoch: 1\n")
+
+
+def base_model(name: str, root: Path) -> str:
+    if name == "minilm":
+        return "minilm"
+    folder = root / "bert-base-random"
+    if not (folder / "config.json").is_file():
+        from transformers import BertConfig, BertForSequenceClassification
+
+        from sparsecore.adapters.bert import minilm_path
+
+        model = BertForSequenceClassification(BertConfig(num_labels=2))  # BERT-base shape, random init
+        model.save_pretrained(str(folder))
+        for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+            if (minilm_path() / f).is_file():
+                shutil.copy2(minilm_path() / f, folder / f)
+    return str(folder)
+
+
+def build(model: str, sparsity: float, structure: str, root: Path) -> Path:
+    folder = root / f"{model}-{structure}-{int(round(sparsity * 100))}"
+    if not (folder / "deployment" / "model.onnx").is_file():
+        extra = ["--recipe", recipe(sparsity, structure), "--one_shot"] if sparsity > 0 else []
+        train(["--model_name_or_path", base_model(model, root), "--task_name", "sst2", "--do_eval",
+               "--max_eval_samples", "8", "--output_dir", str(folder), "--overwrite_output_dir",
+               "--disable_tqdm", "true", *extra])
+        export(["--model_path", str(folder)])
+    return folder
+
+
+def feeds(batch: int, seq: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"input_ids": rng.integers(1000, 30000, (batch, seq)).astype(np.int64),
+            "attention_mask": np.ones((batch, seq), np.int64), "token_type_ids": np.zeros((batch, seq), np.int64)}
+
+
+def median_ms(fn, iters: int) -> float:
+    fn()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def torch_ms(folder: Path, batch: int, seq: int, iters: int) -> float:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder)).eval()
+    inputs = {k: torch.from_numpy(v) for k, v in feeds(batch, seq).items()}
+    with torch.inference_mode():
+        return median_ms(lambda: model(**inputs), iters)
+
+
+def sparsecore_ms(folder: Path, batch: int, seq: int, iters: int) -> tuple[float, dict]:
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    engine = SparsecoreEngine(folder / "deployment" / "model.onnx", batch, [seq])
+    f = feeds(batch, seq)
+    return median_ms(lambda: engine(f), iters), engine.model.formats()
+
+
+def machine() -> dict:
+    flags = ""
+    if Path("/proc/cpuinfo").is_file():
+        info = Path("/proc/cpuinfo").read_text()
+        model_line = next((ln for ln in info.splitlines() if ln.startswith("model name")), "")
+        flag_line = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
+        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flag_line]
+        flags = f"{model_line.split(':', 1)[-1].strip()}; ISA: {', '.join(isa)}"
+    return {"cpu": flags or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="minilm,bert-base")
+    ap.add_argument("--sparsities", default="0,0.8,0.9,0.95")
+    ap.add_argument("--structures", default="unstructured,block4")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--engines", default="torch,onnxruntime,deepsparse,sparsecore")
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=20, help="timed runs at batch 1 (batch 32: a quarter, ≥ 3)")
+    ap.add_argument("--out", type=Path, default=Path("runs/engine-bench"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    ds_python = Path(os.environ.get("SPARSECORE_DEEPSPARSE_PYTHON", python_of(DEFAULT)))
+    engines = args.engines.split(",")
+    configs = [(m, 0.0, "unstructured") for m in args.models.split(",")]
+    configs += [(m, float(s), st) for m in args.models.split(",") for s in args.sparsities.split(",") if float(s) > 0
+                for st in args.structures.split(",")]
+    folders = {c: build(*c, args.out) for c in configs}  # build everything first: timing runs alone
+    rows = []
+    for (model, sparsity, structure), folder in folders.items():
+        onnx_path = folder / "deployment" / "model.onnx"
+        for batch in map(int, args.batches.split(",")):
+            iters = args.iters if batch == 1 else max(3, args.iters // 4)
+            row = {"model": model, "sparsity": sparsity, "structure": structure, "batch": batch, "seq": args.seq}
+            if "torch" in engines:
+                row["torch_ms"] = torch_ms(folder, batch, args.seq, iters)
+            if "onnxruntime" in engines:
+                row["onnxruntime_ms"] = ort_ms(onnx_path, batch, args.seq, iters)
+            if "deepsparse" in engines and ds_python.is_file():
+                row["deepsparse_ms"] = deepsparse_ms(ds_python, onnx_path, batch, args.seq, iters)
+            if "sparsecore" in engines:
+                row["sparsecore_ms"], row["formats"] = sparsecore_ms(folder, batch, args.seq, iters)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    result = {"machine": machine(), "rows": rows}
+    (args.out / "results.json").write_text(json.dumps(result, indent=1))
+    table = markdown(result, engines)
+    (args.out / "results.md").write_text(table)
+    print(table)
+    plot(rows, engines, args.out / "results.png")
+
+
+def markdown(result: dict, engines: list[str]) -> str:
+    m = result["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores. Medians (ms) at seq {result['rows'][0]['seq']}; "
+             "throughput = batch × 1000 / ms (sequences/s).", "",
+             "| model | sparsity | structure | batch | " + " | ".join(f"{e} ms" for e in engines)
+             + " | sparsecore seq/s | sparsecore vs ORT-dense | sparsecore / DeepSparse |",
+             "|---|---:|---|---:|" + "---:|" * (len(engines) + 3)]
+    for r in result["rows"]:
+        dense = next(d for d in result["rows"] if d["model"] == r["model"] and d["sparsity"] == 0
+                     and d["batch"] == r["batch"])
+        sc = r.get("sparsecore_ms")
+        vs_ort = f"{dense['onnxruntime_ms'] / sc:.2f}× faster" if sc and "onnxruntime_ms" in dense else "–"
+        vs_ds = f"{sc / r['deepsparse_ms']:.2f}" if sc and r.get("deepsparse_ms") else "–"
+        cells = " | ".join(f"{r[e + '_ms']:.1f}" if e + "_ms" in r else "–" for e in engines)
+        tput = f"{r['batch'] * 1000 / sc:.0f}" if sc else "–"
+        lines.append(f"| {r['model']} | {r['sparsity']:.0%} | {r['structure'] if r['sparsity'] else '–'} | "
+                     f"{r['batch']} | {cells} | {tput} | {vs_ort} | {vs_ds} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], engines: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(r["model"], r["batch"]) for r in rows})
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.8), squeeze=False)
+    colors = {"torch": "#bbbbbb", "onnxruntime": "#777777", "deepsparse": "#3b7dd8", "sparsecore": "#e07b39"}
+    for ax, (model, batch) in zip(axes[0], groups):
+        sel = [r for r in rows if r["model"] == model and r["batch"] == batch]
+        x = np.arange(len(sel))
+        width = 0.8 / len(engines)
+        for i, e in enumerate(engines):
+            ax.bar(x + (i - (len(engines) - 1) / 2) * width, [r.get(e + "_ms", np.nan) for r in sel], width,
+                   label=e, color=colors.get(e))
+        ax.set_xticks(x, [f"{r['sparsity']:.0%}" + ("" if not r["sparsity"] else
+                                                    " b4" if r["structure"] == "block4" else " u") for r in sel],
+                      fontsize=7)
+        ax.set_ylabel("median latency (ms)")
+        ax.set_title(f"{model}, batch {batch}, seq {sel[0]['seq']}")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""A BERT-family classifier read from our ONNX export, as arrays the sparsecore engine runs.
+
+Weights come from the export's initializers: parameters keep their names (``…encoder.layer.3.output.
+LayerNorm.weight``), MatMul weights are found through the exporter's node names
+(``/…/layer.3/intermediate/dense/MatMul``; stored transposed, (K, N)), the pooler and classifier are
+``Gemm`` nodes. Architecture numbers (heads, LayerNorm eps, activation) come from the deployment's
+config.json. Anything unexpected is a clear error, never a silent mis-read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sparsecore.errors import SparsecoreError
+
+LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+           "intermediate.dense", "output.dense")
+_NODE = re.compile(r"layer\.(\d+)/(attention/self/query|attention/self/key|attention/self/value|"
+                   r"attention/output/dense|intermediate/dense|output/dense)/MatMul$")
+
+
+@dataclass
+class BertArrays:
+    """Float32 arrays of one exported BERT classifier. Linear weights are (N, K) (torch layout)."""
+
+    word: np.ndarray
+    position: np.ndarray
+    token_type: np.ndarray
+    embed_ln: tuple[np.ndarray, np.ndarray]
+    layers: list[dict]  # per layer: {linear name: (W (N, K), b (N,))} + "ln1", "ln2": (gamma, beta)
+    pooler: tuple[np.ndarray, np.ndarray]
+    classifier: tuple[np.ndarray, np.ndarray]
+    heads: int
+    eps: float
+
+
+def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
+    import onnx
+    from onnx import numpy_helper
+
+    config = json.loads(Path(config_path).read_text())
+    if config.get("model_type") != "bert" or config.get("hidden_act", "gelu") != "gelu":
+        raise SparsecoreError(f"engine='sparsecore' runs BERT models with GELU, this is "
+                              f"{config.get('model_type')!r} / {config.get('hidden_act')!r}", str(config_path),
+                              "use engine='onnxruntime' for this model")
+    model = onnx.load(str(onnx_path))
+    inits = {i.name: i for i in model.graph.initializer}
+
+    def param(suffix: str) -> np.ndarray:
+        hits = [name for name in inits if name == suffix or name.endswith("." + suffix)]
+        if len(hits) != 1:
+            raise SparsecoreError(f"the export has {len(hits)} initializers named *{suffix}", str(onnx_path),
+                                  "export the model with sparsecore.transformers.export_onnx")
+        return numpy_helper.to_array(inits[hits[0]]).astype(np.float32)
+
+    n_layers = int(config["num_hidden_layers"])
+    layers = [{} for _ in range(n_layers)]
+    gemms = {}
+    for node in model.graph.node:
+        match = _NODE.search(node.name) if node.op_type == "MatMul" else None
+        if match and node.input[1] in inits:
+            i, name = int(match.group(1)), match.group(2).replace("/", ".")
+            weight_t = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)  # (K, N)
+            layers[i][name] = (np.ascontiguousarray(weight_t.T), param(f"encoder.layer.{i}.{name}.bias"))
+        elif node.op_type == "Gemm" and node.input[1] in inits:
+            key = "pooler" if "pooler" in node.name else "classifier" if "classifier" in node.name else None
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            if key:
+                gemms[key] = (np.ascontiguousarray(w if trans_b else w.T),
+                              numpy_helper.to_array(inits[node.input[2]]).astype(np.float32))
+    for i, layer in enumerate(layers):
+        missing = [n for n in LINEARS if n not in layer]
+        if missing:
+            raise SparsecoreError(f"layer {i} has no {missing[0]} MatMul in the export", str(onnx_path),
+                                  "export the model with sparsecore.transformers.export_onnx (float, not quantized)")
+        layer["ln1"] = (param(f"layer.{i}.attention.output.LayerNorm.weight"),
+                        param(f"layer.{i}.attention.output.LayerNorm.bias"))
+        layer["ln2"] = (param(f"layer.{i}.output.LayerNorm.weight"), param(f"layer.{i}.output.LayerNorm.bias"))
+    if set(gemms) != {"pooler", "classifier"}:
+        raise SparsecoreError("the export has no pooler/classifier Gemm", str(onnx_path),
+                              "export a BertForSequenceClassification folder")
+    return BertArrays(param("embeddings.word_embeddings.weight"), param("embeddings.position_embeddings.weight"),
+                      param("embeddings.token_type_embeddings.weight"),
+                      (param("embeddings.LayerNorm.weight"), param("embeddings.LayerNorm.bias")),
+                      layers, gemms["pooler"], gemms["classifier"], int(config["num_attention_heads"]),
+                      float(config.get("layer_norm_eps", 1e-12)))

@@ -1,0 +1,88 @@
+"""engine="sparsecore": our Numba engine against ONNX Runtime on a real pruned MiniLM export."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sparsecore import Pipeline
+from sparsecore.deploy.sparse_engine import DENSE_BELOW, LinearT, SparseBert
+from sparsecore.deploy.sparse_model import load_bert_arrays
+from sparsecore.errors import SparsecoreError
+from sparsecore.tasks import load_data, sample_glue_dir
+
+ATOL = 1e-4  # the export's own ORT-vs-PyTorch tolerance: fp32, reductions of ≤ 1536 terms, 6 layers
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts]
+
+
+def logits(pipeline, tokenizer_dir, texts):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    out = []
+    for i in range(0, len(texts), 64):
+        enc = tok(texts[i:i + 64], truncation=True, max_length=128, padding=True, return_tensors="np")
+        out.append(pipeline.engine({n: enc[n].astype(np.int64) for n in ("input_ids", "attention_mask",
+                                                                          "token_type_ids")}))
+    return np.concatenate(out)
+
+
+def test_sparsecore_engine_matches_onnxruntime_on_all_sst2_rows(pruned_minilm, rows):
+    deployment = pruned_minilm / "deployment"
+    ours = Pipeline.create(model_path=pruned_minilm, engine="sparsecore", batch_size=32)
+    theirs = Pipeline.create(model_path=pruned_minilm, engine="onnxruntime", batch_size=32)
+    assert ours.engine.model.formats() == {"csr": 24}  # 80% unstructured: every encoder Linear sparse
+    a, b = logits(ours, deployment, rows), logits(theirs, deployment, rows)
+    assert len(a) == 872 and np.abs(a - b).max() <= ATOL
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.999
+    labels = [r["label"] for r in ours(rows[:40])]
+    assert labels == [r["label"] for r in theirs(rows[:40])]  # the whole Pipeline, tokenizer to labels
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "block4"])
+def test_every_format_computes_the_same_model(pruned_minilm, rows, fmt):
+    deployment = pruned_minilm / "deployment"
+    arrays = load_bert_arrays(deployment / "model.onnx", deployment / "config.json")
+    reference = SparseBert(arrays, "dense")
+    model = SparseBert(arrays, fmt)
+    assert model.formats() == {fmt: 24}
+    from transformers import AutoTokenizer
+
+    enc = AutoTokenizer.from_pretrained(str(deployment))(rows[:16], padding=True, return_tensors="np")
+    feeds = [enc[n].astype(np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    np.testing.assert_allclose(model(*feeds), reference(*feeds), atol=ATOL, rtol=0)
+
+
+def test_format_rule():
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 32)).astype(np.float32)
+    assert LinearT.build(w, np.zeros(16, np.float32)).format == "dense"
+    sparse = w * (rng.random(w.shape) > 0.9)
+    assert LinearT.build(sparse, np.zeros(16, np.float32)).format == "csr"
+    blocks = w * np.repeat(rng.random((16, 8)) > 0.9, 4, axis=1)
+    assert LinearT.build(blocks, np.zeros(16, np.float32)).format == "block4"
+    half = w * (rng.random(w.shape) > DENSE_BELOW - 0.2)
+    assert LinearT.build(half, np.zeros(16, np.float32)).format == "dense"
+
+
+def test_quantized_or_foreign_exports_are_refused(pruned_minilm, tmp_path):
+    folder = tmp_path / "d"
+    shutil.copytree(pruned_minilm / "deployment", folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    with pytest.raises(SparsecoreError, match="runs BERT models"):
+        Pipeline.create(model_path=folder, engine="sparsecore")
+    import onnx
+
+    model = onnx.load(str(folder / "model.onnx"))
+    for node in model.graph.node:
+        node.name = node.name.replace("intermediate", "renamed")
+    onnx.save(model, str(folder / "model.onnx"))
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SparsecoreError, match="layer 0 has no intermediate.dense MatMul"):
+        Pipeline.create(model_path=folder, engine="sparsecore")
