@@ -5,9 +5,9 @@
 
 Models: the real all-MiniLM-L6-v2 weights and a BERT-base-shaped model (random init: timing does not
 depend on trained values), each one-shot magnitude-pruned by our CLI per (sparsity, structure) and
-exported. Every engine runs the same export (torch: the trained folder); ONNX Runtime and torch in this
-process, DeepSparse in its own environment (a subprocess that reports JSON), one at a time; a warm-up,
-then medians over repeated runs. Writes results.json, results.md (table + ratios against ONNX Runtime on
+exported. Every engine runs the same export (torch: the trained folder), each timing in a fresh
+subprocess that reports JSON (DeepSparse in its own environment) — engines in one process slow each
+other down through spinning thread pools — one at a time; a warm-up, then medians over repeated runs. Writes results.json, results.md (table + ratios against ONNX Runtime on
 the dense model and against DeepSparse on the same model) and results.png, and prints the markdown.
 """
 
@@ -20,6 +20,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,6 +103,22 @@ def sparsecore_ms(folder: Path, batch: int, seq: int, iters: int) -> tuple[float
     return median_ms(lambda: engine(f), iters), engine.model.formats()
 
 
+def timed_in_subprocess(engine: str, folder: Path, batch: int, seq: int, iters: int) -> dict:
+    """One engine's timing in a fresh interpreter: ``{"ms": ..., ["formats": ...]}``."""
+    proc = subprocess.run([sys.executable, __file__, "--one", engine, str(folder), str(batch), str(seq), str(iters)],
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def one(engine: str, folder: Path, batch: int, seq: int, iters: int) -> dict:
+    if engine == "torch":
+        return {"ms": torch_ms(folder, batch, seq, iters)}
+    if engine == "onnxruntime":
+        return {"ms": ort_ms(folder / "deployment" / "model.onnx", batch, seq, iters)}
+    ms, formats = sparsecore_ms(folder, batch, seq, iters)
+    return {"ms": ms, "formats": formats}
+
+
 def machine() -> dict:
     flags = ""
     if Path("/proc/cpuinfo").is_file():
@@ -123,7 +140,12 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--iters", type=int, default=20, help="timed runs at batch 1 (batch 32: a quarter, ≥ 3)")
     ap.add_argument("--out", type=Path, default=Path("runs/engine-bench"))
+    ap.add_argument("--one", nargs=5, metavar=("ENGINE", "FOLDER", "BATCH", "SEQ", "ITERS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:  # child process: time one engine, print JSON
+        engine, folder, batch, seq, iters = args.one
+        print(json.dumps(one(engine, Path(folder), int(batch), int(seq), int(iters))))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     ds_python = Path(os.environ.get("SPARSECORE_DEEPSPARSE_PYTHON", python_of(DEFAULT)))
     engines = args.engines.split(",")
@@ -137,14 +159,15 @@ def main() -> None:
         for batch in map(int, args.batches.split(",")):
             iters = args.iters if batch == 1 else max(3, args.iters // 4)
             row = {"model": model, "sparsity": sparsity, "structure": structure, "batch": batch, "seq": args.seq}
-            if "torch" in engines:
-                row["torch_ms"] = torch_ms(folder, batch, args.seq, iters)
-            if "onnxruntime" in engines:
-                row["onnxruntime_ms"] = ort_ms(onnx_path, batch, args.seq, iters)
-            if "deepsparse" in engines and ds_python.is_file():
-                row["deepsparse_ms"] = deepsparse_ms(ds_python, onnx_path, batch, args.seq, iters)
-            if "sparsecore" in engines:
-                row["sparsecore_ms"], row["formats"] = sparsecore_ms(folder, batch, args.seq, iters)
+            for engine in engines:
+                if engine == "deepsparse":
+                    if ds_python.is_file():
+                        row["deepsparse_ms"] = deepsparse_ms(ds_python, onnx_path, batch, args.seq, iters)
+                    continue
+                result = timed_in_subprocess(engine, folder.resolve(), batch, args.seq, iters)
+                row[f"{engine}_ms"] = result["ms"]
+                if "formats" in result:
+                    row["formats"] = result["formats"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {"machine": machine(), "rows": rows}

@@ -14,6 +14,7 @@ import time
 
 from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy import Pipeline
+from sparsecore.deploy.engines import ENGINES
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import compute_metrics, default_glue_dir, get_task, load_data, metric_names_for, sample_glue_dir
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model_path", required=True)
     p.add_argument("--task_name", required=True)
     p.add_argument("--glue_dir", default=None)
-    p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "deepsparse"))
+    p.add_argument("--engine", default="onnxruntime", choices=ENGINES)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--sequence_length", type=int, default=None)
     p.add_argument("--max_eval_samples", type=int, default=None)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy import Pipeline
+from sparsecore.deploy.engines import ENGINES
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import read_table
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", required=True, type=Path)
     p.add_argument("--text_column", default="text")
     p.add_argument("--text_pair_column", default=None)
-    p.add_argument("--engine", default="onnxruntime", choices=("onnxruntime", "deepsparse"))
+    p.add_argument("--engine", default="onnxruntime", choices=ENGINES)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--sequence_length", type=int, default=None)
     p.add_argument("--top_k", type=int, default=1)

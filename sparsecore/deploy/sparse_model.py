@@ -50,30 +50,40 @@ def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
                               "use engine='onnxruntime' for this model")
     model = onnx.load(str(onnx_path))
     inits = {i.name: i for i in model.graph.initializer}
+    # the exporter stores identical tensors once and names the copies through Identity nodes
+    alias = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity"}
+
+    def resolve(name: str) -> str | None:
+        seen = 0
+        while name not in inits and name in alias and seen < 16:
+            name, seen = alias[name], seen + 1
+        return name if name in inits else None
+
+    def array(name: str) -> np.ndarray:
+        return numpy_helper.to_array(inits[resolve(name)]).astype(np.float32)
 
     def param(suffix: str) -> np.ndarray:
-        hits = [name for name in inits if name == suffix or name.endswith("." + suffix)]
+        hits = [name for name in (*inits, *alias) if (name == suffix or name.endswith("." + suffix)) and resolve(name)]
         if len(hits) != 1:
             raise SparsecoreError(f"the export has {len(hits)} initializers named *{suffix}", str(onnx_path),
                                   "export the model with sparsecore.transformers.export_onnx")
-        return numpy_helper.to_array(inits[hits[0]]).astype(np.float32)
+        return array(hits[0])
 
     n_layers = int(config["num_hidden_layers"])
     layers = [{} for _ in range(n_layers)]
     gemms = {}
     for node in model.graph.node:
         match = _NODE.search(node.name) if node.op_type == "MatMul" else None
-        if match and node.input[1] in inits:
+        if match and resolve(node.input[1]):
             i, name = int(match.group(1)), match.group(2).replace("/", ".")
-            weight_t = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)  # (K, N)
+            weight_t = array(node.input[1])  # (K, N): torch's exporter stores Linear weights transposed
             layers[i][name] = (np.ascontiguousarray(weight_t.T), param(f"encoder.layer.{i}.{name}.bias"))
-        elif node.op_type == "Gemm" and node.input[1] in inits:
+        elif node.op_type == "Gemm" and resolve(node.input[1]):
             key = "pooler" if "pooler" in node.name else "classifier" if "classifier" in node.name else None
             trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            w = array(node.input[1])
             if key:
-                gemms[key] = (np.ascontiguousarray(w if trans_b else w.T),
-                              numpy_helper.to_array(inits[node.input[2]]).astype(np.float32))
+                gemms[key] = (np.ascontiguousarray(w if trans_b else w.T), array(node.input[2]))
     for i, layer in enumerate(layers):
         missing = [n for n in LINEARS if n not in layer]
         if missing:

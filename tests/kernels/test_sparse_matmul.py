@@ -25,7 +25,8 @@ def bound(w, xt, k):
 
 
 @pytest.mark.parametrize("fmt", ["csr", "block4"])
-@pytest.mark.parametrize("n, k, t", [(1, 4, 1), (7, 12, 3), (33, 64, 300), (64, 256, 517), (5, 8, 256)])
+@pytest.mark.parametrize("n, k, t", [(1, 4, 1), (7, 12, 3), (33, 64, 300), (64, 256, 517), (5, 8, 256),
+                                     (9, 40, 700)])  # 700 tokens: three tiles, the last partial
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 1.0])
 def test_kernels_match_reference(fmt, n, k, t, sparsity):
     rng = np.random.default_rng(n * 1000 + k + t)
@@ -86,3 +87,4 @@ def test_zero_tokens_and_out_buffer():
 def test_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
