@@ -47,23 +47,33 @@ def build(out: Path) -> dict[str, Path]:
     return models
 
 
+def feeds(batch: int, seq: int) -> dict[str, np.ndarray]:
+    """Random in-vocabulary token ids, full attention, one segment (timing does not depend on the text)."""
+    rng = np.random.default_rng(0)
+    return {"input_ids": rng.integers(1000, 30000, (batch, seq)).astype(np.int64),
+            "attention_mask": np.ones((batch, seq), np.int64), "token_type_ids": np.zeros((batch, seq), np.int64)}
+
+
+def median_ms(fn, iters: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in ms over ``iters`` runs after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
 def ort_ms(path: Path, batch: int, seq: int, iters: int) -> float:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = os.cpu_count() or 2
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    feeds = {"input_ids": rng.integers(1000, 30000, (batch, seq)).astype(np.int64),
-             "attention_mask": np.ones((batch, seq), np.int64), "token_type_ids": np.zeros((batch, seq), np.int64)}
-    for _ in range(3):
-        session.run(None, feeds)
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        session.run(None, feeds)
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    inputs = feeds(batch, seq)
+    return median_ms(lambda: session.run(None, inputs), iters, warmup=3)
 
 
 def deepsparse_ms(python: Path, path: Path, batch: int, seq: int, iters: int) -> float:
@@ -104,18 +114,19 @@ def main() -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """ORT vs DeepSparse bars per model, one panel per batch size (also used by quant_latency.py)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, batch in zip(axes, (1, 32)):
         sel = [r for r in rows if r["batch"] == batch]
         x = np.arange(len(sel))
         ax.bar(x - 0.2, [r["ort_ms"] for r in sel], 0.4, label="ONNX Runtime", color="#888888")
         ax.bar(x + 0.2, [r["deepsparse_ms"] for r in sel], 0.4, label="DeepSparse", color="#3b7dd8")
-        ax.set_xticks(x, [r["model"] for r in sel])
+        ax.set_xticks(x, [r["model"] for r in sel], fontsize=8)
         ax.set_ylabel("median latency (ms)")
         ax.set_title(f"MiniLM-L6, batch {batch}, seq 128")
     axes[0].legend(fontsize=8)

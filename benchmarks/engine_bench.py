@@ -18,14 +18,12 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from deploy_latency import deepsparse_ms, ort_ms
+from deploy_latency import deepsparse_ms, feeds, median_ms, ort_ms
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
 from sparsecore.cli.export_onnx import run as export
@@ -67,22 +65,6 @@ def build(model: str, sparsity: float, structure: str, root: Path) -> Path:
                "--disable_tqdm", "true", *extra])
         export(["--model_path", str(folder)])
     return folder
-
-
-def feeds(batch: int, seq: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    return {"input_ids": rng.integers(1000, 30000, (batch, seq)).astype(np.int64),
-            "attention_mask": np.ones((batch, seq), np.int64), "token_type_ids": np.zeros((batch, seq), np.int64)}
-
-
-def median_ms(fn, iters: int) -> float:
-    fn()
-    times = []
-    for _ in range(iters):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def torch_ms(folder: Path, batch: int, seq: int, iters: int) -> float:

@@ -18,8 +18,7 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
-from deploy_latency import deepsparse_ms, ort_ms
+from deploy_latency import deepsparse_ms, ort_ms, plot
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
 from sparsecore.cli.export_onnx import run as export
@@ -66,26 +65,6 @@ def main() -> None:
     (args.out / "quant_latency.json").write_text(json.dumps(rows, indent=1))
     plot(rows, args.out / "quant_latency.png")
 
-
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, batch in zip(axes, (1, 32)):
-        sel = [r for r in rows if r["batch"] == batch]
-        x = np.arange(len(sel))
-        ax.bar(x - 0.2, [r["ort_ms"] for r in sel], 0.4, label="ONNX Runtime", color="#888888")
-        ax.bar(x + 0.2, [r["deepsparse_ms"] for r in sel], 0.4, label="DeepSparse", color="#3b7dd8")
-        ax.set_xticks(x, [r["model"] for r in sel], fontsize=8)
-        ax.set_ylabel("median latency (ms)")
-        ax.set_title(f"MiniLM-L6, batch {batch}, seq 128")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,12 @@ def _gelu(x):
     return 0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))
 
 
+@nb.njit(**NJIT)
+def _gelu_tile(acc):
+    for t in range(acc.size):
+        acc[t] = _gelu(acc[t])
+
+
 @nb.njit(**NJIT_PARALLEL)
 def _csr_t(indptr, indices, values, xt, bias, gelu, out):
     # xt: (K, T) float32 C-contiguous; out: (N, T) float32; bias: (N,) float32 (zeros when absent).
@@ -111,8 +117,7 @@ def _csr_t(indptr, indices, values, xt, bias, gelu, out):
                 for t in range(width):
                     acc[t] += w * x[t]
             if gelu:
-                for t in range(width):
-                    acc[t] = _gelu(acc[t])
+                _gelu_tile(acc)
 
 
 @nb.njit(**NJIT_PARALLEL)
@@ -135,8 +140,7 @@ def _block4_t(indptr, blocks, values, xt, bias, gelu, out):
                 for t in range(width):
                     acc[t] += w0 * x0[t] + w1 * x1[t] + w2 * x2[t] + w3 * x3[t]
             if gelu:
-                for t in range(width):
-                    acc[t] = _gelu(acc[t])
+                _gelu_tile(acc)
 
 
 def _check(weight, xt: np.ndarray, bias, out) -> tuple[np.ndarray, np.ndarray]:

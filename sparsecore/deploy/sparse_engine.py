@@ -24,6 +24,7 @@ from sparsecore.deploy.sparse_model import BertArrays, load_bert_arrays
 
 DENSE_BELOW = 0.7  # measured crossover (README, "Sparse kernels"): below it BLAS wins at 128 tokens
 BLOCK_FILL = 1.25  # block4 when 4·blocks ≤ 1.25·nnz (blocks at least 80% full)
+LINEAR_QKV = ("attention.self.query", "attention.self.key", "attention.self.value")  # fused into one matrix
 
 
 @dataclass
@@ -133,8 +134,6 @@ class SparseBert:
         pooled = np.tanh(self.a.pooler[0] @ cls + self.a.pooler[1][:, None])
         return np.ascontiguousarray((self.a.classifier[0] @ pooled + self.a.classifier[1][:, None]).T)
 
-
-LINEAR_QKV = ("attention.self.query", "attention.self.key", "attention.self.value")
 
 
 class SparsecoreEngine:
