@@ -48,3 +48,28 @@ def naive_linear_t(w: np.ndarray, xt: np.ndarray, bias=None, gelu: bool = False)
     if gelu:
         out = np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))(out)
     return out
+
+
+def naive_attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, heads: int) -> np.ndarray:
+    """Multi-head self-attention context (H, batch·seq) from fused QKVᵀ, one query at a time in float64."""
+    hidden = qkv.shape[0] // 3
+    d = hidden // heads
+    q, k, v = (qkv[i * hidden:(i + 1) * hidden].astype(np.float64) for i in range(3))
+    out = np.zeros((hidden, batch * seq))
+    for b in range(batch):
+        cols = slice(b * seq, (b + 1) * seq)
+        for h in range(heads):
+            rows = slice(h * d, (h + 1) * d)
+            for i in range(seq):
+                scores = q[rows, cols][:, i] @ k[rows, cols] / np.sqrt(d) + add_mask[b].astype(np.float64)
+                p = np.exp(scores - scores.max())
+                out[rows, b * seq + i] = v[rows, cols] @ (p / p.sum())
+    return out
+
+
+def naive_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm of every column (token) of x (H, T) in float64, biased variance as PyTorch."""
+    x = x.astype(np.float64)
+    mean = x.mean(axis=0)
+    var = ((x - mean) ** 2).mean(axis=0)
+    return (x - mean) / np.sqrt(var + eps) * gamma[:, None] + beta[:, None]

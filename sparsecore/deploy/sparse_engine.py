@@ -3,8 +3,10 @@
 Everything runs in the features × tokens layout (see :mod:`sparsecore.kernels.sparse_matmul`): the
 hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear is one kernel call
 ``Yᵀ = W·Xᵀ + b`` and no activation is ever transposed between layers. Q, K and V are fused into one
-(3H, H) matrix per layer. Attention uses batched BLAS matmuls over (batch, head); LayerNorm, softmax and
-the residual adds are numpy over contiguous rows; GELU is fused into the intermediate Linear.
+(3H, H) matrix per layer. Every stage of a layer is one parallel Numba kernel: the Linears
+(:mod:`sparsecore.kernels.sparse_matmul`, GELU fused into the intermediate one), fused attention
+(:mod:`sparsecore.kernels.attention`) and residual-add + LayerNorm (:mod:`sparsecore.kernels.layer_norm`).
+Only dense-format Linears and the pooler/classifier head call BLAS.
 
 Format rule (per Linear, decided once at load; measured with ``benchmarks/test_sparse_kernels.py``,
 table in the README): a matrix with sparsity below ``DENSE_BELOW`` stays dense (BLAS sgemm is faster
@@ -14,7 +16,7 @@ i.e. it was pruned with ``mask_type: block4``), else CSR.
 
 from __future__ import annotations
 
-import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,35 +53,20 @@ class LinearT:
                   "block4": lambda: to_block4(w)}[fmt]()
         return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
 
-    def __call__(self, xt: np.ndarray, gelu: bool = False) -> np.ndarray:
+    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         if self.format == "dense":
-            y = self.weight @ xt
+            y = np.matmul(self.weight, xt, out=out)
             y += self.bias[:, None]
             return gelu_inplace(y) if gelu else y
-        return sparse_linear_t(self.weight, xt, self.bias, gelu)
-
-
-def layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over features (axis 0) of ``x (H, T)``, in place."""
-    x -= x.mean(axis=0)
-    x /= np.sqrt((x * x).mean(axis=0) + np.float32(eps))
-    x *= gamma[:, None]
-    x += beta[:, None]
-    return x
-
-
-def softmax_(x: np.ndarray) -> np.ndarray:
-    x -= x.max(axis=-1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=-1, keepdims=True)
-    return x
+        return sparse_linear_t(self.weight, xt, self.bias, gelu, out=out)
 
 
 class SparseBert:
     def __init__(self, arrays: BertArrays, formats: str = "auto") -> None:
         self.a = arrays
+        self._ws_tokens, self._ws = -1, {}
         self.layers = []
         for layer in arrays.layers:
             qkv_w = np.concatenate([layer[n][0] for n in LINEAR_QKV])
@@ -99,41 +86,67 @@ class SparseBert:
         return counts
 
     def embed_t(self, ids: np.ndarray, token_types: np.ndarray) -> np.ndarray:
+        from sparsecore.kernels.layer_norm import add_layer_norm_t
+
         a = self.a
         batch, seq = ids.shape
         h = a.word[ids] + a.token_type[token_types] + a.position[:seq][None]
         xt = np.ascontiguousarray(h.reshape(batch * seq, -1).T)
-        return layer_norm_t(xt, *a.embed_ln, a.eps)
+        return add_layer_norm_t(xt, *a.embed_ln, a.eps, out=xt)
 
-    def attention_t(self, qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int) -> np.ndarray:
-        hidden = qkv.shape[0] // 3
-        heads = self.a.heads
-        d = hidden // heads
-        q, k, v = (qkv[i * hidden:(i + 1) * hidden].reshape(heads, d, batch, seq) for i in range(3))
-        scores = np.matmul(q.transpose(2, 0, 3, 1), k.transpose(2, 0, 1, 3))  # (B, heads, S, S)
-        scores *= np.float32(1.0 / math.sqrt(d))
-        scores += add_mask[:, None, None, :]
-        probs = softmax_(scores)
-        ctx = np.matmul(v.transpose(2, 0, 1, 3), probs.transpose(0, 1, 3, 2))  # (B, heads, D, S)
-        return np.ascontiguousarray(ctx.transpose(1, 2, 0, 3)).reshape(hidden, batch * seq)
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
+                 profile: dict[str, float] | None = None) -> np.ndarray:
+        """Logits ``(batch, labels)``. ``profile``: when given, milliseconds per stage are added to it."""
+        from sparsecore.kernels.attention import attention_t
+        from sparsecore.kernels.layer_norm import add_layer_norm_t
 
-    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        stage = _Stages(profile)
         batch, seq = input_ids.shape
         eps = self.a.eps
+        ws = self._workspace(batch * seq)
         add_mask = (1.0 - attention_mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
-        xt = self.embed_t(input_ids, token_type_ids)
+        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids)  # (H, T), updated in place
         for layer in self.layers:
-            ctx = self.attention_t(layer["qkv"](xt), add_mask, batch, seq)
-            h = layer["attn_out"](ctx)
-            h += xt
-            xt = layer_norm_t(h, *layer["ln1"], eps)
-            h = layer["out"](layer["intermediate"](xt, gelu=True))
-            h += xt
-            xt = layer_norm_t(h, *layer["ln2"], eps)
+            qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
+            ctx = stage("attention (QKᵀ, softmax, ·V)", attention_t, qkv, add_mask, batch, seq, self.a.heads,
+                        out=ws["ctx"])
+            h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"])
+            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
+            inter = stage(f"intermediate Linear + GELU ({layer['intermediate'].format})", layer["intermediate"], xt,
+                          gelu=True, out=ws["inter"])
+            h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"])
+            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
+        return stage("pooler + classifier", self.head, xt, seq)
+
+    def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
+        """Activation buffers for ``tokens`` tokens, kept between calls: fresh multi-MB arrays every layer
+        cost page faults (measured +0.4 ms per intermediate→output pair at 128 tokens)."""
+        if self._ws_tokens != tokens:
+            hidden, inter = self.a.word.shape[1], self.layers[0]["intermediate"].bias.size if self.layers else 0
+            self._ws = {name: np.empty((rows, tokens), np.float32)
+                        for name, rows in (("qkv", 3 * hidden), ("ctx", hidden), ("h", hidden), ("inter", inter))}
+            self._ws_tokens = tokens
+        return self._ws
+
+    def head(self, xt: np.ndarray, seq: int) -> np.ndarray:
         cls = np.ascontiguousarray(xt[:, ::seq])  # (H, B): the first token of every sequence
         pooled = np.tanh(self.a.pooler[0] @ cls + self.a.pooler[1][:, None])
         return np.ascontiguousarray((self.a.classifier[0] @ pooled + self.a.classifier[1][:, None]).T)
 
+
+class _Stages:
+    """Runs one stage of the forward pass; with a profile dict, adds its wall time (ms) under its name."""
+
+    def __init__(self, profile: dict[str, float] | None) -> None:
+        self.profile = profile
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        if self.profile is None:
+            return fn(*args, **kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.profile[name] = self.profile.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+        return out
 
 
 class SparsecoreEngine:
@@ -153,12 +166,12 @@ class SparsecoreEngine:
         self._pools = ThreadpoolController()
         self._single_blas = any(f != "dense" for f in self.model.formats())  # all dense: BLAS keeps its threads
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, feeds: dict[str, np.ndarray], profile: dict[str, float] | None = None) -> np.ndarray:
         ids = feeds["input_ids"]
         token_types = feeds.get("token_type_ids")
         if token_types is None:
             token_types = np.zeros_like(ids)
         if not self._single_blas:
-            return self.model(ids, feeds["attention_mask"], token_types)
+            return self.model(ids, feeds["attention_mask"], token_types, profile)
         with self._pools.limit(limits=1, user_api="blas"):
-            return self.model(ids, feeds["attention_mask"], token_types)
+            return self.model(ids, feeds["attention_mask"], token_types, profile)

@@ -42,6 +42,32 @@ def test_kernels_match_reference(fmt, n, k, t, sparsity):
 
 
 @pytest.mark.parametrize("fmt", ["csr", "block4"])
+def test_k_panels_and_index_dtypes(fmt):
+    """K = 2000 spans three PANEL-wide column panels (the last partial); rows empty in some panels."""
+    rng = np.random.default_rng(11)
+    w = weights(21, 2000, 0.9, rng, block4=fmt == "block4")
+    w[3, :1536] = 0.0  # row 3 only in the last panel
+    w[4] = 0.0
+    xt = rng.standard_normal((2000, 140)).astype(np.float32)
+    sparse = to_csr(w) if fmt == "csr" else to_block4(w)
+    assert sparse.panels.shape == (21, 4) and sparse.panels[3, 0] == sparse.panels[3, 2]
+    assert np.array_equal(sparse.panels[:, 0], sparse.indptr[:-1]) and np.array_equal(sparse.panels[:, -1], sparse.indptr[1:])
+    index = sparse.indices if fmt == "csr" else sparse.blocks
+    assert index.dtype == np.uint16
+    got = sparse_linear_t(sparse, xt, gelu=True)
+    np.testing.assert_allclose(got, naive_linear_t(w, xt, None, gelu=True), rtol=1e-5, atol=1e-4)
+
+
+def test_wide_k_uses_int32_indices():
+    w = np.zeros((2, 70_000), np.float32)
+    w[0, 69_999], w[1, 5] = 3.0, -1.0
+    csr = to_csr(w)
+    assert csr.indices.dtype == np.int32 and csr.panels.shape == (2, 93)
+    xt = np.arange(70_000 * 2, dtype=np.float32).reshape(70_000, 2) / 1e4
+    np.testing.assert_allclose(sparse_linear_t(csr, xt), w @ xt, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "block4"])
 def test_fused_gelu_and_no_bias(fmt):
     rng = np.random.default_rng(5)
     w = weights(40, 96, 0.9, rng, block4=fmt == "block4")

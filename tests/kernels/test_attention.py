@@ -1,0 +1,52 @@
+"""Fused attention kernel against a naive float64 reference, masks, odd shapes and bad input."""
+
+import numpy as np
+import pytest
+from reference import naive_attention_t
+
+from sparsecore.kernels.attention import attention_t
+
+MIN = np.finfo(np.float32).min
+
+
+@pytest.mark.parametrize("batch, seq, heads, hidden", [(1, 128, 12, 768), (3, 37, 4, 64), (2, 1, 2, 8),
+                                                        (1, 19, 3, 36)])  # d = 12: not a multiple of 8
+def test_matches_reference(batch, seq, heads, hidden):
+    rng = np.random.default_rng(batch * 100 + seq)
+    qkv = (rng.standard_normal((3 * hidden, batch * seq)) * 2).astype(np.float32)
+    mask = np.zeros((batch, seq), np.float32)
+    mask[-1, seq // 2 + 1:] = MIN  # padding in the last sequence
+    got = attention_t(qkv, mask, batch, seq, heads)
+    want = naive_attention_t(qkv, mask, batch, seq, heads)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
+
+
+def test_padded_keys_get_exactly_zero_weight():
+    rng = np.random.default_rng(1)
+    hidden, seq = 16, 10
+    qkv = rng.standard_normal((3 * hidden, seq)).astype(np.float32)
+    mask = np.zeros((1, seq), np.float32)
+    mask[0, 6:] = MIN
+    base = attention_t(qkv, mask, 1, seq, 2)
+    qkv[2 * hidden:, 6:] = 1e6  # values and keys of padded tokens must not matter at all
+    qkv[hidden:2 * hidden, 6:] = -1e3
+    np.testing.assert_array_equal(attention_t(qkv, mask, 1, seq, 2)[:, :6], base[:, :6])
+
+
+def test_out_buffer_and_zero_tokens():
+    qkv = np.ones((24, 6), np.float32)
+    out = np.empty((8, 6), np.float32)
+    assert attention_t(qkv, np.zeros((2, 3), np.float32), 2, 3, 2, out=out) is out
+    np.testing.assert_allclose(out, 1.0)
+    assert attention_t(np.ones((24, 0), np.float32), np.zeros((0, 0), np.float32), 0, 0, 2).shape == (8, 0)
+
+
+@pytest.mark.parametrize("qkv, mask, match", [
+    (np.ones((25, 4), np.float32), np.zeros((1, 4), np.float32), "qkv must be"),
+    (np.ones((24, 4), np.float64), np.zeros((1, 4), np.float32), "qkv must be"),
+    (np.ones((24, 5), np.float32), np.zeros((1, 4), np.float32), "qkv must be"),
+    (np.ones((24, 4), np.float32), np.zeros((4,), np.float32), r"add_mask must have shape \(1, 4\)"),
+])
+def test_bad_input(qkv, mask, match):
+    with pytest.raises(ValueError, match=match):
+        attention_t(qkv, mask, 1, 4, 2)
