@@ -16,10 +16,12 @@ i.e. it was pruned with ``mask_type: block4``), else CSR.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from sparsecore.deploy.sparse_model import BertArrays, load_bert_arrays
@@ -67,6 +69,7 @@ class SparseBert:
     def __init__(self, arrays: BertArrays, formats: str = "auto") -> None:
         self.a = arrays
         self._ws_tokens, self._ws = -1, {}
+        self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.layers = []
         for layer in arrays.layers:
             qkv_w = np.concatenate([layer[n][0] for n in LINEAR_QKV])
@@ -85,18 +88,23 @@ class SparseBert:
                 counts[layer[key].format] = counts.get(layer[key].format, 0) + 1
         return counts
 
-    def embed_t(self, ids: np.ndarray, token_types: np.ndarray) -> np.ndarray:
+    def embed_t(self, ids: np.ndarray, token_types: np.ndarray, out: np.ndarray) -> np.ndarray:
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
         a = self.a
         batch, seq = ids.shape
         h = a.word[ids] + a.token_type[token_types] + a.position[:seq][None]
-        xt = np.ascontiguousarray(h.reshape(batch * seq, -1).T)
-        return add_layer_norm_t(xt, *a.embed_ln, a.eps, out=xt)
+        out[...] = h.reshape(batch * seq, -1).T
+        return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
                  profile: dict[str, float] | None = None) -> np.ndarray:
-        """Logits ``(batch, labels)``. ``profile``: when given, milliseconds per stage are added to it."""
+        """Logits ``(batch, labels)``. ``profile``: when given, milliseconds per stage are added to it.
+        Thread-safe: concurrent calls run one after another (each already uses every core)."""
+        with self._lock:
+            return self._forward(input_ids, attention_mask, token_type_ids, profile)
+
+    def _forward(self, input_ids, attention_mask, token_type_ids, profile) -> np.ndarray:
         from sparsecore.kernels.attention import attention_t
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
@@ -105,7 +113,7 @@ class SparseBert:
         eps = self.a.eps
         ws = self._workspace(batch * seq)
         add_mask = (1.0 - attention_mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
-        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids)  # (H, T), updated in place
+        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"])  # (H, T), in place
         for layer in self.layers:
             qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_t, qkv, add_mask, batch, seq, self.a.heads,
@@ -119,12 +127,15 @@ class SparseBert:
         return stage("pooler + classifier", self.head, xt, seq)
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
-        """Activation buffers for ``tokens`` tokens, kept between calls: fresh multi-MB arrays every layer
-        cost page faults (measured +0.4 ms per intermediate→output pair at 128 tokens)."""
+        """Activation buffers for ``tokens`` tokens, kept between calls (fresh multi-MB arrays every layer
+        cost page faults: +0.4 ms per intermediate→output pair at 128 tokens), on huge pages
+        (:mod:`sparsecore.deploy.hugepages`)."""
+        from sparsecore.deploy.hugepages import huge_page_arrays
+
         if self._ws_tokens != tokens:
             hidden, inter = self.a.word.shape[1], self.layers[0]["intermediate"].bias.size if self.layers else 0
-            self._ws = {name: np.empty((rows, tokens), np.float32)
-                        for name, rows in (("qkv", 3 * hidden), ("ctx", hidden), ("h", hidden), ("inter", inter))}
+            rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
+            self._ws = huge_page_arrays({name: (n, tokens) for name, n in rows.items()})
             self._ws_tokens = tokens
         return self._ws
 
@@ -152,10 +163,12 @@ class _Stages:
 class SparsecoreEngine:
     """Pipeline engine: ``{input_ids, attention_mask, token_type_ids}`` → logits, any batch and length.
 
-    When any Linear runs sparse, BLAS (attention products, dense-format layers) runs single-threaded
-    inside a forward pass: the Numba kernels use every core, and OpenBLAS worker threads spinning
-    between calls would take those cores from them (measured on BERT-base 90%, batch 1: 316 ms with
-    both pools vs 71 ms). An all-dense model keeps BLAS's threads.
+    One thread pool at a time: an idle OpenBLAS or OpenMP pool spins for a while after each call and takes
+    its core from the other pool's next call. When any Linear runs sparse, BLAS (dense-format Linears, the
+    classifier head) runs single-threaded inside a forward pass and the Numba kernels use every core
+    (BERT-base 90%, batch 1: 316 ms with both pools vs 71 ms). An all-dense model does the opposite:
+    BLAS keeps its threads for the big products and the Numba kernels (attention, LayerNorm) run on one
+    thread (BERT-base dense, batch 1: 414 ms with both pools).
     """
 
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto") -> None:
@@ -171,7 +184,12 @@ class SparsecoreEngine:
         token_types = feeds.get("token_type_ids")
         if token_types is None:
             token_types = np.zeros_like(ids)
-        if not self._single_blas:
+        if self._single_blas:
+            with self._pools.limit(limits=1, user_api="blas"):
+                return self.model(ids, feeds["attention_mask"], token_types, profile)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # thread-local to this caller: other threads' kernels keep their setting
+        try:
             return self.model(ids, feeds["attention_mask"], token_types, profile)
-        with self._pools.limit(limits=1, user_api="blas"):
-            return self.model(ids, feeds["attention_mask"], token_types, profile)
+        finally:
+            numba.set_num_threads(threads)

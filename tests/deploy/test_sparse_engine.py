@@ -86,3 +86,45 @@ def test_quantized_or_foreign_exports_are_refused(pruned_minilm, tmp_path):
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(SparsecoreError, match="layer 0 has no intermediate.dense MatMul"):
         Pipeline.create(model_path=folder, engine="sparsecore")
+
+
+def test_profile_workspace_reuse_and_thread_pools(pruned_minilm, rows):
+    """Stage profile; buffers reused across token counts; the dense path restores Numba's thread count."""
+    import numba
+    from transformers import AutoTokenizer
+
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    deployment = pruned_minilm / "deployment"
+    tok = AutoTokenizer.from_pretrained(str(deployment))
+    batches = [tok(rows[i:i + n], padding=True, return_tensors="np") for i, n in ((0, 8), (8, 3), (0, 8))]
+    feeds = [{k: b[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")} for b in batches]
+    engine = SparsecoreEngine(deployment / "model.onnx", 8, [128])
+    first, other, again = (engine(f) for f in feeds)  # 8 rows, then 3 (new workspace), then the 8 again
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(other, SparsecoreEngine(deployment / "model.onnx", 3, [128])(feeds[1]), atol=1e-6)
+    stages = {}
+    np.testing.assert_array_equal(engine(feeds[0], profile=stages), first)
+    assert {"QKV Linear (csr)", "attention (QKᵀ, softmax, ·V)", "residual add + LayerNorm ×2",
+            "output Linear (csr)", "pooler + classifier"} <= set(stages) and all(v > 0 for v in stages.values())
+    dense = SparsecoreEngine(deployment / "model.onnx", 8, [128], formats="dense")
+    threads = numba.get_num_threads()
+    np.testing.assert_allclose(dense(feeds[0]), first, atol=ATOL)
+    assert numba.get_num_threads() == threads
+
+
+def test_concurrent_calls_share_buffers_safely(pruned_minilm, rows):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoTokenizer
+
+    deployment = pruned_minilm / "deployment"
+    tok = AutoTokenizer.from_pretrained(str(deployment))
+    feeds = [{k: v.astype(np.int64) for k, v in tok(rows[i:i + 4], padding="max_length", max_length=48,
+                                                      return_tensors="np").items()} for i in range(0, 40, 4)]
+    pipe = Pipeline.create(model_path=pruned_minilm, engine="sparsecore", batch_size=4)
+    alone = [pipe.engine(f) for f in feeds]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(pipe.engine, feeds))
+    for a, b in zip(alone, together):
+        np.testing.assert_array_equal(a, b)
