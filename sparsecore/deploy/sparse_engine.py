@@ -40,7 +40,7 @@ class LinearT:
     format: str
 
     @classmethod
-    def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> "LinearT":
+    def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
         from sparsecore.kernels.sparse_matmul import to_block4, to_csr
 
         nnz = int(np.count_nonzero(w))

@@ -85,11 +85,13 @@ def test_empty_rows_and_columns_and_negative_zero():
     w[1, 3], w[4, 0], w[4, 7] = 2.0, -1.0, 0.5
     w[2, 2] = -0.0  # -0.0 is zero: not stored
     csr = to_csr(w)
-    assert csr.nnz == 3 and csr.indptr.tolist() == [0, 0, 1, 1, 1, 3, 3]
+    assert csr.nnz == 3 and csr.indptr.tolist() == [0, 0, 8, 8, 8, 16, 16]  # segments padded to 8 entries
+    assert csr.indices[8:16].tolist() == [0, 7, 7, 7, 7, 7, 7, 7] and np.count_nonzero(csr.values[8:16]) == 2
     xt = np.arange(8 * 5, dtype=np.float32).reshape(8, 5)
     np.testing.assert_array_equal(sparse_linear_t(csr, xt), (w @ xt).astype(np.float32))
     b4 = to_block4(w)
-    assert isinstance(b4, Block4) and b4.values.shape == (3, 4) and b4.nnz == 3  # row 1: block 0; row 4: blocks 0, 1
+    # row 1: block 0 and a zero pad block; row 4: blocks 0, 1
+    assert isinstance(b4, Block4) and b4.values.shape == (4, 4) and b4.nnz == 3 and b4.blocks.tolist() == [0, 0, 0, 1]
     np.testing.assert_array_equal(sparse_linear_t(b4, xt), (w @ xt).astype(np.float32))
 
 
