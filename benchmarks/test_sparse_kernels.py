@@ -1,20 +1,22 @@
 """pytest-benchmark: sparse Linear kernels vs dense torch.nn.functional.linear and torch.sparse CSR.
 
     python -m pytest benchmarks/test_sparse_kernels.py --benchmark-only --benchmark-group-by=param:shape,param:sparsity
-BERT-base Linear shapes (N×K: 768×768 attention, 3072×768 intermediate, 768×3072 output) at 80/90/95%
-sparsity, 128 tokens, fp32. The dense rows at each shape are the baseline the engine's format rule
-(``DENSE_BELOW`` in sparsecore/deploy/sparse_engine.py) is read from. (Not part of the test suite.)
+BERT-base Linear shapes (N×K: 768×768 attention, 3072×768 intermediate, 768×3072 output) at 50/70/80/90/95%
+sparsity, 128 tokens, fp32. Our kernels get their input and output in huge-page buffers, as inside the
+engine (sparsecore/deploy/hugepages.py). The dense rows at each shape are the baseline the engine's format
+rule (``DENSE_BELOW`` in sparsecore/deploy/sparse_engine.py) is read from. (Not part of the test suite.)
 """
 
 import numpy as np
 import pytest
 import torch
 
+from sparsecore.deploy.hugepages import huge_page_arrays
 from sparsecore.kernels.sparse_matmul import sparse_linear_t, to_block4, to_csr
 
 TOKENS = 128
 SHAPES = {"768x768": (768, 768), "3072x768": (3072, 768), "768x3072": (768, 3072)}
-SPARSITIES = [0.8, 0.9, 0.95]
+SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95]
 
 
 def case(shape, sparsity, block4=False):
@@ -29,20 +31,26 @@ def case(shape, sparsity, block4=False):
     return w, x, rng.standard_normal(n, dtype=np.float32)
 
 
+def engine_buffers(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    buffers = huge_page_arrays({"xt": x.T.shape, "out": (n, x.shape[0])})
+    buffers["xt"][...] = x.T
+    return buffers["xt"], buffers["out"]
+
+
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_sparsecore_csr(benchmark, shape, sparsity):
     w, x, b = case(shape, sparsity)
-    csr, xt = to_csr(w), np.ascontiguousarray(x.T)
-    benchmark(sparse_linear_t, csr, xt, b)
+    xt, out = engine_buffers(x, w.shape[0])
+    benchmark(sparse_linear_t, to_csr(w), xt, b, out=out)
 
 
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_sparsecore_block4(benchmark, shape, sparsity):
     w, x, b = case(shape, sparsity, block4=True)
-    blocks, xt = to_block4(w), np.ascontiguousarray(x.T)
-    benchmark(sparse_linear_t, blocks, xt, b)
+    xt, out = engine_buffers(x, w.shape[0])
+    benchmark(sparse_linear_t, to_block4(w), xt, b, out=out)
 
 
 @pytest.mark.parametrize("sparsity", SPARSITIES)

@@ -65,7 +65,8 @@ def test_format_rule():
     sparse = w * (rng.random(w.shape) > 0.9)
     assert LinearT.build(sparse, np.zeros(16, np.float32)).format == "csr"
     blocks = w * np.repeat(rng.random((16, 8)) > 0.9, 4, axis=1)
-    assert LinearT.build(blocks, np.zeros(16, np.float32)).format == "block4"
+    assert LinearT.build(blocks, np.zeros(16, np.float32)).format == "csr"  # measured faster than block4
+    assert LinearT.build(blocks, np.zeros(16, np.float32), "block4").format == "block4"
     half = w * (rng.random(w.shape) > DENSE_BELOW - 0.2)
     assert LinearT.build(half, np.zeros(16, np.float32)).format == "dense"
 
