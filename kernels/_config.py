@@ -1,6 +1,8 @@
 """Numba options, in one place for every kernel."""
 
-# cache: compiled kernels are stored next to the source (first call compiles, later processes load);
+# cache: compiled kernels are stored next to the source (first call compiles, later processes load).
+# Numba keys a cache entry on its own file only: after editing an inlined helper in another module
+# (vecmath.py), delete kernels/__pycache__/*.nbi/*.nbc or callers keep the old code.
 # nogil: callers may run kernels from threads; fastmath stays off (exact comparisons matter here).
 NJIT = {"cache": True, "nogil": True, "fastmath": False}
 NJIT_PARALLEL = {**NJIT, "parallel": True}

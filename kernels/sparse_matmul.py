@@ -13,8 +13,8 @@ AVX-512) and kept because each one paid:
 * Work is split into contiguous row ranges (few tokens) or token-tile ranges (many tokens, see
   ``_split``); inside a task, tokens in tiles of ``TILE`` and K in panels of ``PANEL`` columns, so the
   slab of Xᵀ a panel reads (``PANEL × TILE`` floats, 384 KB) stays in the core's L2 while every row of
-  the range uses it. This is what the K = 3072 output Linear of BERT
-  needed (its whole Xᵀ is 1.5 MB at 128 tokens): 0.73 → 0.54 ms. Smaller panels measured slower.
+  the range uses it. BERT's K = 3072 output Linear needed it (its whole Xᵀ is 1.5 MB at 128 tokens):
+  0.73 → 0.54 ms. Smaller panels measured slower.
 * fp32 FMA contraction and vectorised GELU (see ``_config.NJIT_FMA`` and :mod:`.vecmath`).
 
 Formats (built once from a dense matrix, exact: the products are those of the non-zero weights):
@@ -26,7 +26,7 @@ Both keep ``panels (N, P+1) int64``: where each row's entries of each K panel st
 indptr[:-1]``, ``panels[:, -1] = indptr[1:]``). Each (row, panel) segment is padded with zero weights to a
 multiple of the group (8 entries / 2 blocks; ~5% more stored entries at 90% sparsity): the kernels then
 have no remainder loop, whose one-entry passes over the accumulator cost more than the padding
-(6–7% faster). ``nnz`` counts the real non-zeros.
+(5–6% faster). ``nnz`` counts the real non-zeros.
 
 Optional fused epilogue: bias, then exact GELU ``x·½(1 + erf(x/√2))`` (BERT's activation).
 Every kernel is tested against dense ``x @ W.T`` in tests/kernels/test_sparse_matmul.py.
