@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.vecmath import erf32
@@ -141,17 +142,17 @@ def _gelu_tile(acc):
 
 
 @nb.njit(inline="always", **NJIT_FMA)
-def _csr_segment(indices, values, j, end, xt, t0, t1, acc):
-    # acc += Σ_j values[j] · xt[indices[j], t0:t1], eight entries per accumulator pass (segments are padded
+def _csr_segment(index, values, j, end, xt, t0, t1, acc):
+    # acc += Σ_j values[j] · xt[index[j], t0:t1], eight entries per accumulator pass (segments are padded
     # to multiples of 8). The inner loops run over zero-based slices: LLVM vectorises them (offset ranges
     # defeat it, 6× slower).
     while j < end:
         w0, w1, w2, w3 = values[j], values[j + 1], values[j + 2], values[j + 3]
         w4, w5, w6, w7 = values[j + 4], values[j + 5], values[j + 6], values[j + 7]
-        x0, x1 = xt[indices[j], t0:t1], xt[indices[j + 1], t0:t1]
-        x2, x3 = xt[indices[j + 2], t0:t1], xt[indices[j + 3], t0:t1]
-        x4, x5 = xt[indices[j + 4], t0:t1], xt[indices[j + 5], t0:t1]
-        x6, x7 = xt[indices[j + 6], t0:t1], xt[indices[j + 7], t0:t1]
+        x0, x1 = xt[index[j], t0:t1], xt[index[j + 1], t0:t1]
+        x2, x3 = xt[index[j + 2], t0:t1], xt[index[j + 3], t0:t1]
+        x4, x5 = xt[index[j + 4], t0:t1], xt[index[j + 5], t0:t1]
+        x6, x7 = xt[index[j + 6], t0:t1], xt[index[j + 7], t0:t1]
         for t in range(acc.size):
             acc[t] += ((w0 * x0[t] + w1 * x1[t]) + (w2 * x2[t] + w3 * x3[t])) + (
                 (w4 * x4[t] + w5 * x5[t]) + (w6 * x6[t] + w7 * x7[t]))
@@ -159,11 +160,11 @@ def _csr_segment(indices, values, j, end, xt, t0, t1, acc):
 
 
 @nb.njit(inline="always", **NJIT_FMA)
-def _block4_segment(blocks, values, j, end, xt, t0, t1, acc):
-    # acc += Σ_j values[j, :] · xt[4·blocks[j] : 4·blocks[j] + 4, t0:t1], two blocks per accumulator pass
+def _block4_segment(index, values, j, end, xt, t0, t1, acc):
+    # acc += Σ_j values[j, :] · xt[4·index[j] : 4·index[j] + 4, t0:t1], two blocks per accumulator pass
     # (segments are padded to even block counts).
     while j < end:
-        k, m = 4 * blocks[j], 4 * blocks[j + 1]
+        k, m = 4 * index[j], 4 * index[j + 1]
         w0, w1, w2, w3 = values[j, 0], values[j, 1], values[j, 2], values[j, 3]
         w4, w5, w6, w7 = values[j + 1, 0], values[j + 1, 1], values[j + 1, 2], values[j + 1, 3]
         x0, x1, x2, x3 = xt[k, t0:t1], xt[k + 1, t0:t1], xt[k + 2, t0:t1], xt[k + 3, t0:t1]
@@ -189,8 +190,17 @@ def _split(n_rows, t_total, threads):
     return row_tasks, (n_rows + row_tasks - 1) // row_tasks, 1, n_tiles
 
 
+def _segment(index, values, j, end, xt, t0, t1, acc):
+    """acc += the products of entries j..end: CSR (1-D values) or block4 (values (S, 4)), chosen at compile time."""
+
+
+@overload(_segment, inline="always")  # inlined into _linear_t, compiled with its options
+def _segment_impl(index, values, j, end, xt, t0, t1, acc):
+    return (_block4_segment if values.ndim == 2 else _csr_segment).py_func
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _csr_t(panels, indices, values, xt, bias, gelu, out, threads):
+def _linear_t(panels, index, values, xt, bias, gelu, out, threads):
     # xt: (K, T) float32 C-contiguous; out: (N, T) float32; bias: (N,) float32 (zeros when absent).
     n_rows, n_panels, t_total = panels.shape[0], panels.shape[1] - 1, xt.shape[1]
     row_tasks, rows_per, tile_tasks, tiles_per = _split(n_rows, t_total, threads)
@@ -204,28 +214,7 @@ def _csr_t(panels, indices, values, xt, bias, gelu, out, threads):
                 out[n, t0:t1] = bias[n]
             for p in range(n_panels):
                 for n in range(r0, r1):
-                    _csr_segment(indices, values, panels[n, p], panels[n, p + 1], xt, t0, t1, out[n, t0:t1])
-            if gelu:
-                for n in range(r0, r1):
-                    _gelu_tile(out[n, t0:t1])
-
-
-@nb.njit(**NJIT_FMA_PARALLEL)
-def _block4_t(panels, blocks, values, xt, bias, gelu, out, threads):
-    # values: (nb, 4); block c covers rows 4c..4c+3 of xt
-    n_rows, n_panels, t_total = panels.shape[0], panels.shape[1] - 1, xt.shape[1]
-    row_tasks, rows_per, tile_tasks, tiles_per = _split(n_rows, t_total, threads)
-    for task in nb.prange(row_tasks * tile_tasks):
-        r0 = (task // tile_tasks) * rows_per
-        r1 = min(n_rows, r0 + rows_per)
-        tile0 = (task % tile_tasks) * tiles_per
-        for t0 in range(tile0 * TILE, min(t_total, (tile0 + tiles_per) * TILE), TILE):
-            t1 = min(t0 + TILE, t_total)
-            for n in range(r0, r1):
-                out[n, t0:t1] = bias[n]
-            for p in range(n_panels):
-                for n in range(r0, r1):
-                    _block4_segment(blocks, values, panels[n, p], panels[n, p + 1], xt, t0, t1, out[n, t0:t1])
+                    _segment(index, values, panels[n, p], panels[n, p + 1], xt, t0, t1, out[n, t0:t1])
             if gelu:
                 for n in range(r0, r1):
                     _gelu_tile(out[n, t0:t1])
@@ -252,9 +241,9 @@ def sparse_linear_t(weight: CSR | Block4, xt: np.ndarray, bias: np.ndarray | Non
     if xt.shape[1] == 0:
         return out
     if isinstance(weight, CSR):
-        _csr_t(weight.panels, weight.indices, weight.values, xt, bias, gelu, out, nb.get_num_threads())
+        _linear_t(weight.panels, weight.indices, weight.values, xt, bias, gelu, out, nb.get_num_threads())
     elif isinstance(weight, Block4):
-        _block4_t(weight.panels, weight.blocks, weight.values, xt, bias, gelu, out, nb.get_num_threads())
+        _linear_t(weight.panels, weight.blocks, weight.values, xt, bias, gelu, out, nb.get_num_threads())
     else:
         raise TypeError(f"unsupported sparse format {type(weight).__name__}")
     return out
