@@ -66,7 +66,7 @@ class LinearT:
 class SparseBert:
     def __init__(self, arrays: BertArrays, formats: str = "auto") -> None:
         self.a = arrays
-        self._ws_tokens, self._ws = -1, {}
+        self._ws_tokens, self._ws = 0, {}
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.layers = []
         for layer in arrays.layers:
@@ -125,17 +125,17 @@ class SparseBert:
         return stage("pooler + classifier", self.head, xt, seq)
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
-        """Activation buffers for ``tokens`` tokens, kept between calls (fresh multi-MB arrays every layer
-        cost page faults: +0.4 ms per intermediate→output pair at 128 tokens), on huge pages
-        (:mod:`sparsecore.deploy.hugepages`)."""
+        """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept
+        between calls: fresh multi-MB arrays every layer cost page faults (+0.4 ms per intermediate→output
+        pair at 128 tokens). Sized for the most tokens seen so far; smaller calls use the front of them."""
         from sparsecore.deploy.hugepages import huge_page_arrays
 
-        if self._ws_tokens != tokens:
-            hidden, inter = self.a.word.shape[1], self.layers[0]["intermediate"].bias.size if self.layers else 0
-            rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
-            self._ws = huge_page_arrays({name: (n, tokens) for name, n in rows.items()})
+        hidden, inter = self.a.word.shape[1], self.layers[0]["intermediate"].bias.size if self.layers else 0
+        rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
+        if tokens > self._ws_tokens:
+            self._ws = huge_page_arrays({name: (n * tokens,) for name, n in rows.items()})
             self._ws_tokens = tokens
-        return self._ws
+        return {name: self._ws[name][:n * tokens].reshape(n, tokens) for name, n in rows.items()}
 
     def head(self, xt: np.ndarray, seq: int) -> np.ndarray:
         cls = np.ascontiguousarray(xt[:, ::seq])  # (H, B): the first token of every sequence

@@ -101,7 +101,7 @@ def test_profile_workspace_reuse_and_thread_pools(pruned_minilm, rows):
     batches = [tok(rows[i:i + n], padding=True, return_tensors="np") for i, n in ((0, 8), (8, 3), (0, 8))]
     feeds = [{k: b[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")} for b in batches]
     engine = SparsecoreEngine(deployment / "model.onnx", 8, [128])
-    first, other, again = (engine(f) for f in feeds)  # 8 rows, then 3 (new workspace), then the 8 again
+    first, other, again = (engine(f) for f in feeds)  # 8 rows, then 3 (front of the buffers), then 8 again
     np.testing.assert_array_equal(first, again)
     np.testing.assert_allclose(other, SparsecoreEngine(deployment / "model.onnx", 3, [128])(feeds[1]), atol=1e-6)
     stages = {}
