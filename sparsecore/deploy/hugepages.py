@@ -23,10 +23,11 @@ ALIGN = 4096
 def huge_page_arrays(shapes: dict[str, tuple[int, ...]], dtype=np.float32) -> dict[str, np.ndarray]:
     """Uninitialised C-contiguous arrays, one per name, carved from one 2 MB-aligned anonymous mapping."""
     itemsize = np.dtype(dtype).itemsize
+    nbytes = {name: int(np.prod(shape, dtype=np.int64)) * itemsize for name, shape in shapes.items()}
     offsets, total = {}, 0
-    for name, shape in shapes.items():
+    for name, size in nbytes.items():
         offsets[name] = total
-        total += -(-int(np.prod(shape, dtype=np.int64)) * itemsize // ALIGN) * ALIGN
+        total += -(-size // ALIGN) * ALIGN
     region = mmap.mmap(-1, total + HUGE)
     buf = np.frombuffer(region, dtype=np.uint8)
     start = (-buf.ctypes.data) % HUGE
@@ -35,5 +36,5 @@ def huge_page_arrays(shapes: dict[str, tuple[int, ...]], dtype=np.float32) -> di
             region.madvise(mmap.MADV_HUGEPAGE, start, total + HUGE - start)
         except OSError:  # THP disabled in this kernel: ordinary pages
             pass
-    return {name: buf[start + off:start + off + int(np.prod(shape, dtype=np.int64)) * itemsize].view(dtype).reshape(shape)
-            for name, (shape, off) in ((n, (s, offsets[n])) for n, s in shapes.items())}
+    return {name: buf[start + offsets[name]:start + offsets[name] + nbytes[name]].view(dtype).reshape(shape)
+            for name, shape in shapes.items()}

@@ -44,11 +44,9 @@ class LinearT:
     def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
         from sparsecore.kernels.sparse_matmul import to_block4, to_csr
 
-        nnz = int(np.count_nonzero(w))
-        sparsity = 1.0 - nnz / w.size
         fmt = formats
         if formats == "auto":
-            fmt = "dense" if sparsity < DENSE_BELOW else "csr"
+            fmt = "dense" if 1.0 - np.count_nonzero(w) / w.size < DENSE_BELOW else "csr"
         weight = {"dense": lambda: np.ascontiguousarray(w), "csr": lambda: to_csr(w),
                   "block4": lambda: to_block4(w)}[fmt]()
         return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
