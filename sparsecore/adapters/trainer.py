@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback
 
-from sparsecore.modifiers.training import LearningRateFunctionModifier
+from sparsecore.adapters.bert import output_keys
+from sparsecore.adapters.layers import finish_layer_pruning
 from sparsecore.recipe import Recipe
 from sparsecore.session import Session
 
@@ -79,7 +80,7 @@ class SessionCallback(TrainerCallback):
         data = (t.model, t.train_dataset, t.data_collator, args.per_device_train_batch_size, args.device)
         t.session = Session(t.recipe, t.model, inner, steps_per_epoch=steps, problem_type=t.problem_type,
                             teacher_disabled=t.teacher is None, grad_sampler=make_grad_sampler(*data),
-                            forward_sampler=make_forward_sampler(*data))
+                            forward_sampler=make_forward_sampler(*data), output_keys=output_keys(t.model))
         t.session.initialize()
         if t.resume_dir is not None:
             t.session.load(t.resume_dir)
@@ -93,7 +94,9 @@ class SessionCallback(TrainerCallback):
             self.trainer.session.save(folder)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.trainer.session.finalize()
+        session = self.trainer.session
+        session.finalize()
+        finish_layer_pruning(self.trainer.model, session.dropped_layers)  # removed layers leave the model
 
 
 class RecipeOwnedLR(torch.optim.lr_scheduler.LRScheduler):
@@ -127,7 +130,7 @@ class SparseTrainer(Trainer):
             self.add_callback(SessionCallback(self))
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        if self.lr_scheduler is None and self.recipe is not None and any(isinstance(m, LearningRateFunctionModifier) for m in self.recipe.modifiers):
+        if self.lr_scheduler is None and self.recipe is not None and any(m.SETS_LR for m in self.recipe.modifiers):
             self.lr_scheduler = RecipeOwnedLR(optimizer or self.optimizer)
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)
@@ -138,6 +141,6 @@ class SparseTrainer(Trainer):
             teacher_out = None
             if self.session.needs_teacher:
                 with torch.no_grad():
-                    teacher_out = self.teacher(**{k: v for k, v in inputs.items() if k != "labels"})
+                    teacher_out = self.teacher(**self.session.teacher_inputs(inputs))
             loss = self.session.loss(loss, outputs, teacher_out)
         return (loss, outputs) if return_outputs else loss

@@ -18,9 +18,9 @@ ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
 
 class OnnxRuntimeEngine:
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
-        import onnxruntime as ort
+        from sparsecore.deploy.ort_session import ort_session
 
-        self.session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        self.session = ort_session(onnx_path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.batch_size = batch_size
 

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
+from sparsecore.deploy.ort_session import ort_session
 from sparsecore.errors import SparsecoreError
 
 Feeds = dict[str, np.ndarray]
@@ -47,14 +48,12 @@ QUANTIZED = Tolerance(atol=1e-4, median_atol=1e-4, range_fraction=0.25, min_agre
 def validate_onnx(path: str | Path, cases: list[Feeds], reference: Callable[[Feeds], np.ndarray],
                   tolerance: Tolerance) -> dict:
     """Run every case through ONNX Runtime and ``reference``; return the comparison report."""
-    import onnxruntime as ort
-
     try:
         onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise SparsecoreError(f"ONNX checker rejected the export: {str(exc).splitlines()[0]}", str(path),
                               "report this as a bug with the model folder") from None
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort_session(path)
     rows, got_all, want_all = [], [], []
     for feeds in cases:
         got = session.run(None, feeds)[0]

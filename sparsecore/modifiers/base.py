@@ -14,7 +14,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -22,12 +22,20 @@ from sparsecore.errors import SparsecoreError
 
 Params = tuple[str, ...]
 EPOCH_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare with this slack
+LOGGING_ONLY = "a SparseML logging option; sparsecore logs through the HF Trainer and Python logging"
+UNUSED_BY_SPARSEML = "SparseML accepted it and did not use it either"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Modifier:
     tag: str = field(default="", repr=False, compare=False)  # the recipe tag it was written with
     rt: types.SimpleNamespace = field(default_factory=types.SimpleNamespace, init=False, repr=False, compare=False)
+    # recipe fields SparseML accepted that change nothing here: field → why (dropped, reported once in notes)
+    IGNORED_FIELDS: ClassVar[dict[str, str]] = {"log_types": LOGGING_ONLY}
+    # SparseML's start_epoch -1 means "from the first step": read as 0 (False where -1 is an error)
+    START_MINUS_ONE_IS_ZERO: ClassVar[bool] = True
+    CHANGES_STRUCTURE: ClassVar[bool] = False  # initialized before the others (they see the changed model)
+    SETS_LR: ClassVar[bool] = False  # owns the learning rate (the HF scheduler is then held constant)
 
     # ---- construction -------------------------------------------------
     @classmethod
@@ -37,6 +45,8 @@ class Modifier:
         allowed = [f.name for f in known]
         hints = typing.get_type_hints(cls)
         values = dict(defaults or {})
+        if cls.START_MINUS_ONE_IS_ZERO and fields.get("start_epoch") in (-1, -1.0) and "start_epoch" in allowed:
+            fields = {**fields, "start_epoch": 0.0}
         for key, value in fields.items():
             if key not in allowed:
                 raise SparsecoreError(f"unknown field {key!r} for !{tag}", where,
@@ -51,6 +61,9 @@ class Modifier:
             return cls(tag=tag, **values)
         except SparsecoreError as exc:  # re-anchor field errors at the recipe location
             raise SparsecoreError(exc.what, where, exc.fix) from None
+
+    def release(self, state: Any) -> None:
+        """Undo what :meth:`initialize` changed in the model (``Session.validate`` changes nothing)."""
 
     def fail(self, field_name: str, problem: str, fix: str) -> typing.NoReturn:
         raise SparsecoreError(f"!{self.tag}.{field_name} {problem}", "recipe", fix)
@@ -140,6 +153,8 @@ def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
     elif tp is bool:
         if isinstance(value, bool):
             return value
+        if type(value) is int and value in (0, 1):  # SparseML recipes write 1 / 0 (often through eval)
+            return bool(value)
     elif tp is float:
         if isinstance(value, str):  # YAML 1.1 reads `1e-7` (no dot) as a string; recipes mean the number
             try:

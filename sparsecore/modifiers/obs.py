@@ -41,6 +41,7 @@ class OBSPruningModifier(Modifier):
     grad_sampler_kwargs: dict | None = None
     num_recomputations: int = 1
     leave_enabled: bool = True
+    START_MINUS_ONE_IS_ZERO = False  # the schedule starts at start_epoch: -1 is a mistake here
 
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params
 from sparsecore.modifiers.pruning_steps import close_step, due_step, warn_if_unfinished
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import sparsity_at
@@ -34,9 +34,17 @@ class GMPruningModifier(Modifier):
     mask_type: str | list = "unstructured"
     leave_enabled: bool = True
     global_sparsity: bool = False
+    phased: bool = False  # SparseML's alternating (AC/DC-like) phases: not implemented, must stay false
+    score_type: str = "magnitude"
+    START_MINUS_ONE_IS_ZERO = False  # the schedule starts at start_epoch: -1 is a mistake here
 
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=True)
+        if self.phased:
+            self.fail("phased", "is true", "phased pruning is not implemented: set phased: false")
+        if self.score_type != "magnitude":
+            self.fail("score_type", f"is {self.score_type!r}", "only 'magnitude' is implemented here; for "
+                      "second-order scores use !OBSPruningModifier")
         if self.update_frequency <= 0:
             self.fail("update_frequency", f"is {self.update_frequency}", "use a positive number of epochs")
         for sparsity, _ in self.groups():
@@ -130,6 +138,7 @@ class ConstantPruningModifier(Modifier):
     params: Params
     start_epoch: float = 0.0
     end_epoch: float = -1.0
+    IGNORED_FIELDS = {**Modifier.IGNORED_FIELDS, "update_frequency": UNUSED_BY_SPARSEML}
 
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)

@@ -31,6 +31,7 @@ from sparsecore.quant.scheme import DEFAULT_ACTIVATIONS, DEFAULT_WEIGHTS, QuantA
 from sparsecore.quant.sites import select_sites
 
 SCHEME_KEYS = ("input_activations", "weights")
+NO_FUSION = (None, "no_fuse", "fuse_module_conv_bn_relus", "conv_bn_relus")  # BERT has no Conv-BN to fuse
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,8 +51,22 @@ class QuantizationModifier(Modifier):
     scheme: dict | None = None
     ignore: tuple[str, ...] | None = None
     observer: Literal["moving_average_minmax", "minmax"] = "moving_average_minmax"
+    strict: bool = True  # False: `ignore` entries that match nothing are skipped (SparseML's meaning)
+    # SparseML legacy fields: accepted where they describe what happens here, an error where they ask for more
+    quantize_embedding_activations: bool = True  # an int8 table's rows are already on its grid
+    quantize_conv_activations: bool = True  # convolutions are never quantized here (BERT has none)
+    exclude_batchnorm: bool = True  # BatchNorm is never quantized here
+    model_fuse_fn_name: str | None = None
+    model_fuse_fn_kwargs: dict | None = None
+    custom_quantizable_module_types: tuple[str, ...] | None = None
+    activation_qconfig_kwargs: dict | None = None
+    weight_qconfig_kwargs: dict | None = None
+    tensorrt: bool = False
+    scheme_overrides: dict | None = None
+    START_MINUS_ONE_IS_ZERO = False  # -1 is this modifier's own "from the first step"
 
     def __post_init__(self) -> None:
+        self._check_legacy()
         if self.end_epoch >= 0:
             self.check_epochs(max(self.start_epoch, 0.0), self.end_epoch, end_required=False)
         for field in ("disable_quantization_observer_epoch", "freeze_bn_stats_epoch"):
@@ -62,6 +77,24 @@ class QuantizationModifier(Modifier):
         if self.num_calibration_steps is not None and self.num_calibration_steps < 1:
             self.fail("num_calibration_steps", f"is {self.num_calibration_steps}", "use 1 or more (or omit it)")
         self.config()  # validates bits, strategies and the scheme
+
+    def _check_legacy(self) -> None:
+        """SparseML's legacy fields that would ask for behaviour not implemented here are errors."""
+        if self.model_fuse_fn_name not in NO_FUSION:
+            self.fail("model_fuse_fn_name", f"is {self.model_fuse_fn_name!r}",
+                      "module fusion is not implemented (BERT-family models have no Conv-BN to fuse): drop it")
+        unsupported = {
+            "custom_quantizable_module_types": "custom quantizable module types are not implemented",
+            "activation_qconfig_kwargs": "torch qconfig arguments are not used: give scheme.input_activations",
+            "weight_qconfig_kwargs": "torch qconfig arguments are not used: give scheme.weights",
+            "scheme_overrides": "per-module scheme overrides are not implemented: use ignore / submodules",
+        }
+        for name, why in unsupported.items():
+            if getattr(self, name):
+                self.fail(name, f"is {getattr(self, name)!r}", f"{why} (drop the field or leave it empty)")
+        if self.tensorrt:
+            self.fail("tensorrt", "is true", "TensorRT mode is not implemented: give "
+                      "scheme: {input_activations: {symmetric: true}} for symmetric activations")
 
     def config(self) -> QuantConfig:
         """The legacy fields and ``scheme`` merged into one typed config."""
@@ -104,7 +137,8 @@ class QuantizationModifier(Modifier):
     # ---- lifecycle ----------------------------------------------------
     def initialize(self, state) -> None:
         self.rt.sites = select_sites(state.model, submodules=self.submodules, exclude_types=self.exclude_module_types,
-                                     ignore=self.ignore, embeddings=self.quantize_embeddings, where=f"!{self.tag}")
+                                     ignore=self.ignore, embeddings=self.quantize_embeddings, where=f"!{self.tag}",
+                                     strict=self.strict)
         if not any(s.kind == "matmul" for s in self.rt.sites) and not getattr(self.rt, "warned", False):
             self.rt.warned = True
             state.warn(f"!{self.tag}: no module declares attention matmuls, they stay fp32 — for BERT models call "

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import EPOCH_EPS, Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, UNUSED_BY_SPARSEML, Modifier, Params
 from sparsecore.selectors import resolve_params
 
 
@@ -53,9 +53,14 @@ class LearningRateFunctionModifier(Modifier):
     end_epoch: float
     cycle_epochs: float = 1.0
     param_groups: list | None = None
+    update_frequency: float = -1.0  # SparseML: must stay -1 (the rate is set at every step)
+    SETS_LR = True
 
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=True)
+        if self.update_frequency != -1:
+            self.fail("update_frequency", f"is {self.update_frequency:g}", "leave it at -1 (or drop it): the "
+                      "learning rate is set at every step, as in SparseML")
         if self.end_epoch == self.start_epoch:
             self.fail("end_epoch", "equals start_epoch", "give the schedule a positive length")
         for name in ("init_lr", "final_lr"):
@@ -66,7 +71,7 @@ class LearningRateFunctionModifier(Modifier):
 
     def initialize(self, state) -> None:
         state.require_optimizer(self.tag)
-        self.rt.groups = _groups(self, state)
+        self.rt.groups = param_groups_of(self, state)
 
     def update(self, state, epoch: float) -> None:
         if epoch + EPOCH_EPS < self.start_epoch:
@@ -81,6 +86,8 @@ class SetWeightDecayModifier(Modifier):
     weight_decay: float
     start_epoch: float = 0.0
     param_groups: list | None = None
+    IGNORED_FIELDS = {**Modifier.IGNORED_FIELDS, "constant_logging": LOGGING_ONLY,
+                      "end_epoch": "SparseML's SetWeightDecayModifier never used it: the decay stays set"}
 
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, -1.0, end_required=False)
@@ -89,7 +96,7 @@ class SetWeightDecayModifier(Modifier):
 
     def initialize(self, state) -> None:
         state.require_optimizer(self.tag)
-        self.rt.groups = _groups(self, state)
+        self.rt.groups = param_groups_of(self, state)
 
     def update(self, state, epoch: float) -> None:
         if epoch + EPOCH_EPS >= self.start_epoch:
@@ -97,7 +104,8 @@ class SetWeightDecayModifier(Modifier):
                 group["weight_decay"] = self.weight_decay
 
 
-def _groups(mod: Modifier, state) -> list[dict]:
+def param_groups_of(mod: Modifier, state) -> list[dict]:
+    """The optimizer's param groups a modifier's ``param_groups`` field names (all when unset)."""
     groups = state.optimizer.param_groups
     if mod.param_groups is None:
         return list(groups)

@@ -41,8 +41,11 @@ def _kind(module: nn.Module, embeddings: bool) -> str | None:
 
 
 def select_sites(model: nn.Module, *, submodules: tuple[str, ...] | None, exclude_types: tuple[str, ...] | None,
-                 ignore: tuple[str, ...] | None, embeddings: bool, where: str) -> list[Site]:
-    """The quantization sites of ``model``, in module order; every recipe name is checked."""
+                 ignore: tuple[str, ...] | None, embeddings: bool, where: str, strict: bool = True) -> list[Site]:
+    """The quantization sites of ``model``, in module order; every recipe name is checked.
+
+    ``strict=False`` (the modifier's ``strict: false``): ``ignore`` entries that match nothing are skipped.
+    """
     modules = dict(model.named_modules())
     type_names = {type(m).__name__ for m in modules.values()}
     for sub in submodules or ():
@@ -57,7 +60,7 @@ def select_sites(model: nn.Module, *, submodules: tuple[str, ...] | None, exclud
     ignored: set[str] = set()
     for entry in ignore or ():
         hits = _match(entry, modules)
-        if not hits:
+        if not hits and strict:
             raise SparsecoreError(f"ignore entry {entry!r} matches no module", f"{where}.ignore",
                                   "use a module name, a class name (e.g. Embedding) or re:<regex> over module names")
         ignored |= hits

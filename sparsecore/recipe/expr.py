@@ -1,8 +1,10 @@
 """Restricted arithmetic for recipe values written as ``eval`` expressions — never Python's ``eval``.
 
-Grammar (parsed with :mod:`ast`, which only builds a tree and runs nothing):
-numbers, variable names, ``+ - * / // ** %``, unary ``+``/``-`` and parentheses.
-Anything else (calls, attributes, subscripts, strings, comparisons) is rejected.
+Grammar (parsed with :mod:`ast`, which only builds a tree and runs nothing): numbers, variable
+names, ``+ - * / // ** %``, unary ``+``/``-``, parentheses, and calls of exactly the functions
+SparseML allowed: ``abs float int min max round``. Anything else (attributes, subscripts, strings,
+comparisons, other calls) is rejected. ``eval(name)`` alone returns the variable's value whatever
+it is (a list of parameter names, a string, a bool), as SparseML did.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ _BINOPS: dict[type, Callable[[Number, Number], Number]] = {
     ast.Pow: operator.pow,
 }
 _UNARY: dict[type, Callable[[Number], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+# name → (function, fewest positional arguments, most positional arguments)
+_FUNCTIONS: dict[str, tuple[Callable[..., Number], int, int]] = {
+    "abs": (abs, 1, 1), "float": (float, 1, 1), "int": (int, 1, 1),
+    "min": (min, 2, 64), "max": (max, 2, 64), "round": (round, 1, 2),
+}
 _MAX_MAGNITUDE = 1e15  # recipe numbers are epochs, rates and sparsities; anything larger is a mistake
+_ALLOWED = "numbers, variable names, + - * / // ** %, parentheses and abs float int min max round"
 
 
 def evaluate(expr: str, lookup: Callable[[str], Number], where: str) -> Number:
@@ -34,11 +42,8 @@ def evaluate(expr: str, lookup: Callable[[str], Number], where: str) -> Number:
     try:
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as exc:
-        raise SparsecoreError(
-            f"cannot parse eval expression {expr!r}: {exc.msg}", where,
-            "use numbers, variable names, + - * / // ** % and parentheses",
-        ) from None
-    return _eval(tree.body, lookup, expr, where)
+        raise SparsecoreError(f"cannot parse eval expression {expr!r}: {exc.msg}", where, f"use {_ALLOWED}") from None
+    return _checked(_eval(tree.body, lookup, expr, where), expr, where)
 
 
 def _eval(node: ast.AST, lookup: Callable[[str], Number], expr: str, where: str) -> Number:
@@ -60,15 +65,45 @@ def _eval(node: ast.AST, lookup: Callable[[str], Number], expr: str, where: str)
                                   "check the variables the expression uses") from None
         except OverflowError:
             raise _too_big(expr, where) from None
-        if isinstance(value, complex):
-            raise SparsecoreError(f"{expr!r} is not a real number", where, "check the variables the expression uses")
-        if not math.isfinite(value) or abs(value) > _MAX_MAGNITUDE:
-            raise _too_big(expr, where)
-        return value
-    raise SparsecoreError(
-        f"{ast.unparse(node)!r} is not allowed in eval expression {expr!r}", where,
-        "only numbers, variable names, + - * / // ** % and parentheses are allowed",
-    )
+        return _checked(value, expr, where)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS:
+        return _call(node, lookup, expr, where)
+    raise SparsecoreError(f"{ast.unparse(node)!r} is not allowed in eval expression {expr!r}", where,
+                          f"only {_ALLOWED} are allowed")
+
+
+def _call(node: ast.Call, lookup: Callable[[str], Number], expr: str, where: str) -> Number:
+    name = node.func.id
+    func, fewest, most = _FUNCTIONS[name]
+    args = [_eval(a, lookup, expr, where) for a in node.args]
+    kwargs = {}
+    for kw in node.keywords:
+        if not (name == "round" and kw.arg == "ndigits"):
+            raise SparsecoreError(f"{name}() takes no keyword {kw.arg!r} in {expr!r}", where,
+                                  "pass positional arguments (round also takes ndigits=)")
+        kwargs["ndigits"] = _eval(kw.value, lookup, expr, where)
+    count = len(args) + len(kwargs)
+    if not fewest <= count <= most:
+        wanted = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+        raise SparsecoreError(f"{name}() takes {wanted} arguments, {count} given in {expr!r}", where,
+                              f"call {name} with {wanted} numbers")
+    if name == "round" and (len(args) + len(kwargs)) == 2:
+        digits = kwargs.get("ndigits", args[-1])
+        if not isinstance(digits, int) or not -20 <= digits <= 20:
+            raise SparsecoreError(f"round() digits {digits!r} in {expr!r} is not an integer in [-20, 20]", where,
+                                  "round to a whole number of digits")
+    try:
+        return func(*args, **kwargs)
+    except (OverflowError, ValueError):
+        raise _too_big(expr, where) from None
+
+
+def _checked(value: Number, expr: str, where: str) -> Number:
+    if isinstance(value, complex):
+        raise SparsecoreError(f"{expr!r} is not a real number", where, "check the variables the expression uses")
+    if not math.isfinite(value) or abs(value) > _MAX_MAGNITUDE:
+        raise _too_big(expr, where)
+    return value
 
 
 def _too_big(expr: str, where: str) -> SparsecoreError:
@@ -76,51 +111,102 @@ def _too_big(expr: str, where: str) -> SparsecoreError:
                            "check the expression and the variables it uses")
 
 
-def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object]:
-    """Resolve recipe variables, some of which may be ``eval`` expressions over others.
-
-    Cycles (``a`` defined from ``b`` and ``b`` from ``a``) are errors naming the cycle.
-    """
-    done: dict[str, object] = {}
-    visiting: list[str] = []
-
-    def resolve(name: str) -> object:
-        if name in done:
-            return done[name]
-        if name in visiting:
-            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
-            raise SparsecoreError(f"variable cycle {cycle}", where, "break the cycle")
-        if name not in raw:
-            raise SparsecoreError(
-                f"unknown variable {name!r}", where,
-                f"define it at the top level of the recipe (known: {', '.join(sorted(raw)) or 'none'})",
-            )
-        visiting.append(name)
-        done[name] = resolve_value(raw[name], get, f"{where}: variable {name}")
-        visiting.pop()
-        return done[name]
-
-    def get(name: str) -> Number:
-        value = resolve(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SparsecoreError(f"variable {name!r} is {value!r}, not a number", where,
-                                  "only numeric variables can be used inside eval expressions")
+def _as_number(value: object) -> Number | None:
+    """Numbers, and strings that read as one (``--recipe_args`` JSON, quoted values): ``"3e-5"`` → 3e-05."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
         return value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
 
-    for key in raw:
-        resolve(key)
-    return done
 
-
-def resolve_value(value: object, lookup: Callable[[str], Number], where: str) -> object:
-    """Recursively replace ``eval`` expression strings inside ``value`` by their numbers."""
+def eval_body(value: object) -> str | None:
+    """``"eval(x + 1)"`` → ``"x + 1"``; None for anything else."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("eval(") and text.endswith(")"):
-            return evaluate(text[5:-1], lookup, where)
+            return text[5:-1].strip()
+    return None
+
+
+class Scope:
+    """Variables of one recipe section, resolved lazily (cycles are errors naming the cycle).
+
+    A stage's scope has the recipe's top-level scope as ``outer``: stage variables shadow global
+    ones. SparseML's one quirk is kept: inside a stage's *variable definitions*, ``eval(name)`` of a
+    bare global ``name`` takes the global value even when the stage defines a number of that name.
+    """
+
+    def __init__(self, raw: Mapping[str, object], where: str, outer: "Scope | None" = None) -> None:
+        self.raw, self.where, self.outer = dict(raw), where, outer
+        self._done: dict[str, object] = {}
+        self._visiting: list[str] = []
+
+    def names(self) -> list[str]:
+        return sorted(set(self.raw) | (set(self.outer.names()) if self.outer else set()))
+
+    def has(self, name: str) -> bool:
+        return name in self.raw or (self.outer is not None and self.outer.has(name))
+
+    def value(self, name: str) -> object:
+        """A variable's resolved value, of any type."""
+        if name not in self.raw:
+            if self.outer is not None and self.outer.has(name):
+                return self.outer.value(name)
+            raise SparsecoreError(f"unknown variable {name!r}", self.where,
+                                  f"define it at the top level of the recipe (known: {', '.join(self.names()) or 'none'})")
+        if name in self._done:
+            return self._done[name]
+        if name in self._visiting:
+            cycle = " -> ".join(self._visiting[self._visiting.index(name):] + [name])
+            raise SparsecoreError(f"variable cycle {cycle}", self.where, "break the cycle")
+        self._visiting.append(name)
+        try:
+            self._done[name] = self._resolve(self.raw[name], f"{self.where}: variable {name}", definition=True)
+        finally:
+            self._visiting.pop()
+        return self._done[name]
+
+    def number(self, name: str) -> Number:
+        value = self.value(name)
+        number = _as_number(value)
+        if number is None:
+            raise SparsecoreError(f"variable {name!r} is {value!r}, not a number", self.where,
+                                  "only numeric variables can be used inside eval expressions")
+        return number
+
+    def resolve(self, value: object, where: str) -> object:
+        """Replace every ``eval`` expression inside ``value`` (nested lists/dicts too)."""
+        return self._resolve(value, where, definition=False)
+
+    def resolved(self) -> dict[str, object]:
+        return {name: self.value(name) for name in self.raw}
+
+    def _resolve(self, value: object, where: str, definition: bool) -> object:
+        body = eval_body(value)
+        if body is not None:
+            if body.isidentifier():
+                return self._bare(body, definition)
+            return evaluate(body, self.number, where)
+        if isinstance(value, list):
+            return [self._resolve(v, where, definition) for v in value]
+        if isinstance(value, dict):
+            return {self._resolve(k, where, definition): self._resolve(v, where, definition) for k, v in value.items()}
         return value
-    if isinstance(value, list):
-        return [resolve_value(v, lookup, where) for v in value]
-    if isinstance(value, dict):
-        return {resolve_value(k, lookup, where): resolve_value(v, lookup, where) for k, v in value.items()}
-    return value
+
+    def _bare(self, name: str, definition: bool) -> object:
+        if definition and self.outer is not None and self.outer.has(name) and name in self.raw:
+            if _as_number(self.raw[name]) is not None or eval_body(self.raw[name]) is not None:
+                return self.outer.value(name)  # SparseML: the global wins over a numeric stage variable
+        return self.value(name)
+
+
+def resolve_variables(raw: Mapping[str, object], where: str) -> dict[str, object]:
+    """Resolve one flat set of recipe variables, some of which may be ``eval`` expressions over others."""
+    return Scope(raw, where).resolved()

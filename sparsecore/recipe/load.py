@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.modifiers import MODIFIERS
+from sparsecore.modifiers import MODIFIERS, OUT_OF_SCOPE, Modifier
 from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
-from sparsecore.recipe.expr import resolve_value, resolve_variables
+from sparsecore.recipe.expr import Scope
 from sparsecore.recipe.model import Recipe
 from sparsecore.recipe.parse import parse_recipe_text
 
@@ -28,8 +28,11 @@ def builtin_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def read_recipe_source(source: str) -> tuple[str, str]:
-    """Return ``(text, where)`` for a path, inline YAML, built-in name or zoo stub."""
+def read_recipe_source(source: str) -> tuple[str, str, bool]:
+    """Return ``(text, where, markdown)`` for a path, inline YAML, built-in name or zoo stub.
+
+    ``markdown``: True for ``.md`` files, False for other files, None for inline text (see ``split_front_matter``).
+    """
     source = source.strip()
     if source.startswith("zoo:"):
         name = ZOO_RECIPES.get(source)
@@ -40,15 +43,15 @@ def read_recipe_source(source: str) -> tuple[str, str]:
         source = name
     if source in builtin_names():
         path = resources.files("sparsecore.recipe") / "builtin" / f"{source}.yaml"
-        return path.read_text(encoding="utf-8"), f"builtin:{source}"
+        return path.read_text(encoding="utf-8"), f"builtin:{source}", False
     if "\n" not in source:
         path = Path(source).expanduser()
         if path.is_file():
-            return path.read_text(encoding="utf-8"), str(path)
+            return path.read_text(encoding="utf-8"), str(path), path.suffix.lower() == ".md"
         if path.suffix.lower() in (".yaml", ".yml", ".md"):
             raise SparsecoreError("recipe file not found", f"--recipe {source}", "check the path")
     if ":" in source:
-        return source, "inline recipe"
+        return source, "inline recipe", None
     raise SparsecoreError(f"recipe {source!r} not found", "--recipe",
                           f"pass a .yaml/.md file, inline YAML, or a built-in name: {', '.join(builtin_names())}")
 
@@ -90,30 +93,33 @@ def _scalar(text: str):
 
 
 def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:
-    text, where = read_recipe_source(source)
-    raw = parse_recipe_text(text, where)
+    text, where, markdown = read_recipe_source(source)
+    raw = parse_recipe_text(text, where, markdown)
     overrides = parse_recipe_args(recipe_args)
-    unknown = sorted(set(overrides) - set(raw.variables))
+    known = set(raw.variables).union(*(stage.variables for stage in raw.stages))
+    unknown = sorted(set(overrides) - known)
     if unknown:
         raise SparsecoreError(f"--recipe_args sets unknown variable {unknown[0]!r}", where,
-                              f"variables in this recipe: {', '.join(sorted(raw.variables)) or 'none'}")
-    variables = resolve_variables({**raw.variables, **overrides}, where)
-
-    def lookup(name: str):
-        if name not in variables:
-            raise SparsecoreError(f"unknown variable {name!r}", where,
-                                  f"define it at the top level (known: {', '.join(sorted(variables)) or 'none'})")
-        return variables[name]
-
-    modifiers = []
-    for i, entry in enumerate(raw.modifiers):
-        loc = f"{where}: {entry.group}[{i}] !{entry.tag}"
-        if entry.tag not in MODIFIERS:
-            raise SparsecoreError(f"unknown modifier !{entry.tag}", loc, f"allowed: {', '.join(MODIFIERS)}")
-        cls, defaults = MODIFIERS[entry.tag]
-        fields = resolve_value(entry.fields, lookup, loc)
-        modifiers.append(cls.from_fields(entry.tag, fields, loc, defaults))
-    recipe = Recipe(variables, tuple(modifiers), tuple(m.group for m in raw.modifiers), where)
+                              f"variables in this recipe: {', '.join(sorted(known)) or 'none'}")
+    # SparseML: an override replaces the top-level variable, and in a staged recipe every stage's too
+    top = Scope({**raw.variables, **{k: v for k, v in overrides.items() if k in raw.variables}}, where)
+    variables = top.resolved()
+    modifiers, groups, stages, stage_variables, ignored = [], [], [], {}, {}
+    for stage in raw.stages:
+        scope = top
+        if stage.name is not None:
+            scope = Scope({**stage.variables, **{k: v for k, v in overrides.items() if k in stage.variables}},
+                          f"{where}: stage {stage.name}", outer=top)
+            stage_variables[stage.name] = scope.resolved()
+        for i, entry in enumerate(stage.modifiers):
+            loc = f"{where}: {'' if stage.name is None else stage.name + '.'}{entry.group}[{i}] !{entry.tag}"
+            modifiers.append(_build(entry, scope, loc, ignored))
+            groups.append(entry.group)
+            stages.append(stage.name)
+    notes = [f"{field} ignored on {len(tags)} modifier(s) ({', '.join(sorted(set(tags)))}): {why}"
+             for field, (why, tags) in ignored.items()]
+    recipe = Recipe(variables, tuple(modifiers), tuple(groups), where, tuple(stages), stage_variables,
+                    tuple(notes + _stage_notes(modifiers, stages)))
     for modifier in recipe.modifiers:
         if isinstance(modifier, QuantizationModifier):
             try:
@@ -121,3 +127,31 @@ def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:
             except SparsecoreError as exc:
                 raise SparsecoreError(exc.what, where, exc.fix) from None
     return recipe
+
+
+def _build(entry, scope: Scope, loc: str, ignored: dict) -> Modifier:
+    if entry.tag not in MODIFIERS:
+        hint = f" — {OUT_OF_SCOPE[entry.tag]}" if entry.tag in OUT_OF_SCOPE else ""
+        raise SparsecoreError(f"unknown modifier !{entry.tag}{hint}", loc, f"allowed: {', '.join(MODIFIERS)}")
+    cls, defaults = MODIFIERS[entry.tag]
+    fields = scope.resolve(entry.fields, loc)
+    for name in [k for k in fields if k in cls.IGNORED_FIELDS]:
+        fields.pop(name)
+        ignored.setdefault(name, (cls.IGNORED_FIELDS[name], []))[1].append(f"!{entry.tag}")
+    return cls.from_fields(entry.tag, fields, loc, defaults)
+
+
+def _stage_notes(modifiers: list[Modifier], stages: list[str | None]) -> list[str]:
+    """Stages run on one absolute epoch axis, as in SparseML: say so when two of them overlap."""
+    spans: dict[str, list[float]] = {}
+    for modifier, stage in zip(modifiers, stages):
+        if stage is None:
+            continue
+        start = max(float(getattr(modifier, "start_epoch", 0.0)), 0.0)
+        end = modifier.last_epoch()
+        span = spans.setdefault(stage, [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+    ordered = sorted(spans.items(), key=lambda item: item[1][0])
+    return [f"stages {a} (epochs {sa:g}-{ea:g}) and {b} (from epoch {sb:g}) overlap: stage epochs are absolute, "
+            "as in SparseML, so their modifiers act at the same time"
+            for (a, (sa, ea)), (b, (sb, _)) in zip(ordered, ordered[1:]) if ea >= 0 and sb < ea]

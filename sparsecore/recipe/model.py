@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -11,10 +11,13 @@ from sparsecore.modifiers import Modifier
 
 @dataclass(frozen=True)
 class Recipe:
-    variables: dict
+    variables: dict  # top-level variables, resolved
     modifiers: tuple[Modifier, ...]
-    groups: tuple[str, ...]  # the top-level list each modifier came from
+    groups: tuple[str, ...]  # the list each modifier came from, e.g. "training_modifiers"
     source: str  # where it was read from (path, "inline", "builtin:<name>", ...)
+    stages: tuple[str | None, ...] = ()  # the stage of each modifier (all None: no stages)
+    stage_variables: dict = field(default_factory=dict)  # stage name → its own variables, resolved
+    notes: tuple[str, ...] = ()  # what was accepted but ignored, and other things a user should read once
 
     @property
     def num_epochs(self) -> float | None:
@@ -22,14 +25,20 @@ class Recipe:
         ends = [m.last_epoch() for m in self.modifiers if m.last_epoch() >= 0]
         return max(ends) if ends else None
 
+    @property
+    def staged(self) -> bool:
+        return any(s is not None for s in self.stages)
+
     def to_yaml(self) -> str:
-        """The recipe as applied: variables resolved, every field written out."""
+        """The recipe as applied: variables resolved, every field written out, stages kept."""
         dumper = type("_RecipeDumper", (yaml.SafeDumper,), {})
         dumper.add_representer(_Tagged, lambda d, t: d.represent_mapping(f"!{t.tag}", t.fields))
         doc: dict = {"version": "1.1.0"}
         doc.update({k: v for k, v in self.variables.items() if k != "version"})
-        for group, mod in zip(self.groups, self.modifiers):
-            doc.setdefault(group, []).append(_Tagged(mod.tag, mod.recipe_fields()))
+        stages = self.stages or (None,) * len(self.modifiers)
+        for stage, group, mod in zip(stages, self.groups, self.modifiers):
+            section = doc if stage is None else doc.setdefault(stage, dict(self.stage_variables.get(stage, {})))
+            section.setdefault(group, []).append(_Tagged(mod.tag, mod.recipe_fields()))
         return yaml.dump(doc, Dumper=dumper, sort_keys=False, default_flow_style=False)
 
 

@@ -4,12 +4,12 @@ from collections import Counter
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from onnx import numpy_helper
 from tiny import tiny
 
+from sparsecore.deploy.ort_session import ort_session
 from sparsecore.export import QUANTIZED, validate_onnx
 from sparsecore.export.onnx_export import export_onnx
 from sparsecore.export.qdq_to_integer import constants_to_initializers, qdq_to_integer
@@ -92,8 +92,8 @@ def test_integer_weights_keep_pruned_zeros(exported):
 def test_integer_and_qdq_forms_compute_the_same(exported):
     _, folder, _, _ = exported
     f = feeds(n=128, seed=9)
-    a = ort.InferenceSession(str(folder / "qdq.onnx")).run(None, f)[0]
-    b = ort.InferenceSession(str(folder / "int.onnx")).run(None, f)[0]
+    a = ort_session(folder / "qdq.onnx").run(None, f)[0]
+    b = ort_session(folder / "int.onnx").run(None, f)[0]
     assert np.median(np.abs(a - b)) < 1e-5 and np.mean(a.argmax(1) == b.argmax(1)) >= 0.99
 
 

@@ -1,0 +1,1 @@
+"""SparseML's ``sparseml.transformers.train.*`` entry-point names."""
