@@ -10,7 +10,6 @@ from pathlib import Path
 from sparsecore.adapters.bert import resolve_model_path
 from sparsecore.errors import SparsecoreError
 from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
-from sparsecore.modifiers.training import LearningRateFunctionModifier
 from sparsecore.recipe import Recipe, load_recipe
 from sparsecore.tasks import DataBundle, default_glue_dir, get_task, load_data, sample_glue_dir
 
@@ -111,6 +110,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
             training_args.do_train = False
     resume_dir = _resume_dir(training_args.resume_from_checkpoint, out)
     if recipe is not None:
+        notes += list(recipe.notes)
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
     elif teacher != "disable":
         notes.append("--distill_teacher is set but there is no recipe with a !DistillationModifier: teacher unused")
@@ -152,11 +152,12 @@ def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one
         for modifier in recipe.modifiers:
             if isinstance(modifier, QuantizationModifier):  # the recipe may leave training length to the flags
                 check_training_end(modifier, training_args.num_train_epochs)
-    if any(isinstance(m, LearningRateFunctionModifier) for m in recipe.modifiers):
+    owners = sorted({f"!{m.tag}" for m in recipe.modifiers if m.SETS_LR})
+    if owners:
         clash = sorted({"learning_rate", "lr_scheduler_type", "warmup_steps"} & given)
         if clash:
-            notes.append(f"the recipe's !LearningRateFunctionModifier sets the learning rate: "
-                         f"{', '.join('--' + c for c in clash)} ignored")
+            notes.append(f"the recipe's {', '.join(owners)} sets the learning rate: "
+                         f"{', '.join('--' + c for c in clash)} only apply before its first change")
     has_kd = any(m.tag == "DistillationModifier" for m in recipe.modifiers)
     if has_kd and teacher == "disable" and not one_shot:
         notes.append("the recipe's !DistillationModifier is skipped: --distill_teacher disable")

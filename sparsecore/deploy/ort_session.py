@@ -6,7 +6,9 @@ drift (measured on an AVX2-only EPYC: median |Δlogit| 1.6e-3 against the fake-q
 label agreement, where VNNI machines agree to 1e-5). ``session.x64quantprecision`` makes ONNX Runtime
 use its exact u8·u8 kernels there (it changes nothing on VNNI machines and nothing for float models).
 It is set for graphs with ``MatMulInteger`` (our integer export) only: on QDQ graphs ONNX Runtime 1.32's
-rewrite fails to initialize the session ("Attempt to replace the existing tensor").
+rewrite fails to initialize the session ("Attempt to replace the existing tensor"). A QDQ graph on such
+a CPU is run with ONNX Runtime's QDQ fusion off instead (``session.disable_quant_qdq``: float matmuls
+of the dequantized values — exact, not int8-fast; VNNI CPUs keep the fused int8 kernels).
 """
 
 from __future__ import annotations
@@ -19,15 +21,26 @@ def ort_session(onnx_path: str | Path, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    if _has_integer_matmul(onnx_path):
+    ops = _op_types(onnx_path)
+    if "MatMulInteger" in ops:
         options.add_session_config_entry("session.x64quantprecision", "1")
+    elif "QuantizeLinear" in ops and not cpu_has_vnni():
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
     if threads is not None:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def _has_integer_matmul(onnx_path: str | Path) -> bool:
+def _op_types(onnx_path: str | Path) -> set[str]:
     import onnx
 
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    return any(node.op_type == "MatMulInteger" for node in graph.node)
+    return {node.op_type for node in onnx.load(str(onnx_path), load_external_data=False).graph.node}
+
+
+def cpu_has_vnni() -> bool:
+    """True on x86 CPUs with AVX-512 VNNI or AVX-VNNI (Linux: read from /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
