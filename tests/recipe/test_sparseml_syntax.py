@@ -126,7 +126,7 @@ def test_numbers_written_with_an_exponent_are_numbers_everywhere():
 
 def test_eval_functions_sparseml_allowed():
     r = load_recipe(fixture("eval_functions.yaml"))
-    assert r.variables["pruning_end"] == 1.2
+    assert r.variables["pruning_end"] == 0.9
     assert by_tag(r, "EpochRangeModifier")[0].end_epoch == 1.0
     lr = by_tag(r, "LearningRateModifier")[0]
     assert (lr.start_epoch, lr.end_epoch, lr.lr_kwargs["gamma"]) == (0.0, 1.5, 0.5)
