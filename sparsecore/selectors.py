@@ -41,7 +41,7 @@ def _same_as_sparseml(selector: str, pattern: re.Pattern, params: dict, hits: se
         raise SparsecoreError(
             f"selector {selector!r} matches {len(hits)} parameter(s) by whole name, but SparseML (which matched "
             f"from the start of the name) would also take {len(extra)} more, e.g. {extra[0]}", where,
-            f"end the pattern with '$' to select whole names only, or with '.*' to take what SparseML took")
+            "end the pattern with '$' to select whole names only, or with '.*' to take what SparseML took")
 
 
 def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], where: str,

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, UNUSED_BY_SPARSEML, Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, Modifier, Params
 from sparsecore.selectors import resolve_params
 
 

@@ -1,19 +1,17 @@
 """A 12-layer BERT cut to 6 by !LayerPruningModifier: the folder, the ONNX export and every engine run 6 layers."""
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from test_deepsparse_compat import deepsparse_engine_logits
 
 from sparsecore import Pipeline
+from sparsecore.deploy.ort_session import ort_session
 from sparsecore.tasks import load_data, sample_glue_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 DROP = [1, 3, 5, 7, 9, 10]  # the oBERT 6-layer recipes' choice
 RECIPE = f"""
 modifiers:
@@ -89,9 +87,6 @@ def test_every_engine_runs_the_cut_model_like_pytorch(cut_bert, torch_logits, en
 
 
 def test_deepsparse_runs_the_cut_model(cut_bert, tmp_path):
-    from tests.deploy.test_deepsparse_compat import deepsparse_python
-
-    py = deepsparse_python()
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(cut_bert / "deployment" / "tokenizer.json"))
@@ -101,15 +96,6 @@ def test_deepsparse_runs_the_cut_model(cut_bert, tmp_path):
     feeds = {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
              "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
              "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64)}
-    np.savez(tmp_path / "feeds.npz", **feeds)
-    copy = tmp_path / "model.onnx"  # DeepSparse rewrites the input shapes of the file it compiles
-    copy.write_bytes((cut_bert / "deployment" / "model.onnx").read_bytes())
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NM_DISABLE_ANALYTICS="1")
-    proc = subprocess.run([str(py), str(Path(__file__).with_name("deepsparse_logits.py")), str(copy),
-                           str(tmp_path / "feeds.npz"), str(tmp_path / "out.npz"), "16"],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / "out.npz")["logits"]
-    from sparsecore.deploy.ort_session import ort_session
+    got = deepsparse_engine_logits(cut_bert / "deployment" / "model.onnx", feeds, tmp_path, 16)
     want = ort_session(cut_bert / "deployment" / "model.onnx").run(None, feeds)[0]
     assert got.shape == (32, 2) and np.max(np.abs(got - want)) < 1e-3

@@ -5,9 +5,6 @@ with the tolerance of :data:`sparsecore.export.QUANTIZED` (see sparsecore/export
 """
 
 import json
-import os
-import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_deepsparse_compat import ROOT, deepsparse_python
+from test_deepsparse_compat import deepsparse_engine_logits
 
 from sparsecore import Pipeline
 from sparsecore.export.validate import QUANTIZED, _judge
@@ -98,18 +95,9 @@ def test_onnxruntime_matches_fake_quant_pytorch_on_all_sst2_rows(qat_minilm, ref
 
 
 def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, reference, tmp_path):
-    py = deepsparse_python()
     feeds, want = reference
     feeds, want = {k: v[:864] for k, v in feeds.items()}, want[:864]  # a multiple of the engine batch
-    np.savez(tmp_path / "feeds.npz", **feeds)
-    copy = tmp_path / "model.onnx"  # DeepSparse rewrites the input shapes of the file it loads
-    shutil.copyfile(qat_minilm / "deployment" / "model.onnx", copy)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NM_DISABLE_ANALYTICS="1")
-    proc = subprocess.run([str(py), str(Path(__file__).with_name("deepsparse_logits.py")), str(copy),
-                           str(tmp_path / "feeds.npz"), str(tmp_path / "out.npz"), "16"],
-                          capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / "out.npz")["logits"]
+    got = deepsparse_engine_logits(qat_minilm / "deployment" / "model.onnx", feeds, tmp_path, 16)
     verdict = _judge(got, want, float(np.abs(got - want).max()), QUANTIZED)
     print(json.dumps(verdict))
     assert verdict["passed"], verdict
