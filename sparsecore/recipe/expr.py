@@ -3,8 +3,8 @@
 Grammar (parsed with :mod:`ast`, which only builds a tree and runs nothing): numbers, variable
 names, ``+ - * / // ** %``, unary ``+``/``-``, parentheses, and calls of exactly the functions
 SparseML allowed: ``abs float int min max round``. Anything else (attributes, subscripts, strings,
-comparisons, other calls) is rejected. ``eval(name)`` alone returns the variable's value whatever
-it is (a list of parameter names, a string, a bool), as SparseML did.
+comparisons, other calls) is rejected. An expression that is a bare variable name returns the
+variable's value whatever it is (a list of parameter names, a string, a bool), as SparseML did.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def _as_number(value: object) -> Number | None:
 
 
 def eval_body(value: object) -> str | None:
-    """``"eval(x + 1)"`` → ``"x + 1"``; None for anything else."""
+    """The expression inside a recipe's eval wrapper (``x + 1`` for that wrapper around it); None otherwise."""
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("eval(") and text.endswith(")"):
@@ -139,8 +139,9 @@ class Scope:
     """Variables of one recipe section, resolved lazily (cycles are errors naming the cycle).
 
     A stage's scope has the recipe's top-level scope as ``outer``: stage variables shadow global
-    ones. SparseML's one quirk is kept: inside a stage's *variable definitions*, ``eval(name)`` of a
-    bare global ``name`` takes the global value even when the stage defines a number of that name.
+    ones. SparseML's one quirk is kept: inside a stage's *variable definitions*, an expression that is
+    just a global variable's ``name`` takes the global value even when the stage defines a number of
+    that name.
     """
 
     def __init__(self, raw: Mapping[str, object], where: str, outer: "Scope | None" = None) -> None:

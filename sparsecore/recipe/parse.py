@@ -38,10 +38,6 @@ class RawRecipe:
     variables: dict  # top-level (global) variables
     stages: tuple[RawStage, ...]  # exactly one, named None, for an unstaged recipe
 
-    @property
-    def staged(self) -> bool:
-        return self.stages[0].name is not None
-
 
 @dataclass(frozen=True)
 class _Tagged:
