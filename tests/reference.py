@@ -73,3 +73,20 @@ def naive_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: 
     mean = x.mean(axis=0)
     var = ((x - mean) ** 2).mean(axis=0)
     return (x - mean) / np.sqrt(var + eps) * gamma[:, None] + beta[:, None]
+
+
+def naive_int_linear_t(codes: np.ndarray, xq: np.ndarray, x_zero: int, bias_int=None, scale=None) -> np.ndarray:
+    """ONNX ``MatMulInteger`` (+ int32 bias, then Cast and per-row Mul), transposed: for every output row n,
+    ``(Σ_k codes[n, k]·(xq[k] − x_zero) + bias_int[n]) · scale[n]`` with the sum in Python integers."""
+    n, k = codes.shape
+    acc = np.zeros((n, xq.shape[1]), dtype=object)
+    for i in range(n):
+        for j in range(k):
+            if codes[i, j]:
+                acc[i] += int(codes[i, j]) * (xq[j].astype(np.int64) - int(x_zero))
+    if bias_int is not None:
+        acc += np.asarray(bias_int, dtype=np.int64)[:, None]
+    acc = acc.astype(np.int64)
+    assert np.all(np.abs(acc) < 2**31), "the int32 accumulator of MatMulInteger would overflow"
+    out = acc.astype(np.float32)
+    return out if scale is None else out * np.asarray(scale, np.float32)[:, None]

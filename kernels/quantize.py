@@ -1,0 +1,70 @@
+"""Activation quantization for the integer path: fp32 → uint8 codes, and quantize-dequantize in place.
+
+Both follow ONNX ``QuantizeLinear`` exactly (what ONNX Runtime and DeepSparse compute):
+``q = saturate(round_half_even(x / scale) + zero_point)`` into [0, 255] — a division, not a multiply by
+1/scale (that rounds differently on ties). :func:`fake_quant_inplace` then writes back
+``(q − zero_point) · scale`` (``DequantizeLinear``), which is how the engine runs the quantized attention
+products (their inputs are the dequantized codes, multiplied in fp32: see ``kernels/attention.py``).
+Tested against numpy in tests/kernels/test_quantize.py.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from sparsecore.kernels._config import NJIT_FMA_PARALLEL
+
+_CHUNK = 4096
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quantize(x, scale, zero, out):
+    f = np.float32
+    lo, hi = f(-zero), f(255 - zero)  # clamp before adding the zero point: the sum stays within [0, 255]
+    for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
+            out[i] = np.uint8(min(max(np.rint(x[i] / scale), lo), hi) + f(zero))
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _fake_quant(x, scale, zero, lo, hi):
+    f = np.float32
+    qlo, qhi = f(lo - zero), f(hi - zero)
+    for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
+            x[i] = min(max(np.rint(x[i] / scale), qlo), qhi) * scale
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError(f"x must be a C-contiguous float32 array, got {x.dtype}")
+    return x.reshape(-1)
+
+
+def _params(scale: float, zero_point: int, lo: int, hi: int) -> tuple[np.float32, int]:
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale}")
+    if not lo <= zero_point <= hi:
+        raise ValueError(f"zero_point {zero_point} is outside [{lo}, {hi}]")
+    return np.float32(scale), int(zero_point)
+
+
+def quantize_u8(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 codes of ``x`` (same shape) for a per-tensor ``scale`` and ``zero_point`` in [0, 255]."""
+    s, z = _params(scale, zero_point, 0, 255)
+    flat = _flat(x)
+    if out is None:
+        out = np.empty(x.shape, np.uint8)
+    elif out.shape != x.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {x.shape}")
+    _quantize(flat, s, z, out.reshape(-1))
+    return out
+
+
+def fake_quant_inplace(x: np.ndarray, scale: float, zero_point: int, lo: int = 0, hi: int = 255) -> np.ndarray:
+    """``x ← (clip(round(x / scale) + zero_point, lo, hi) − zero_point) · scale`` in place; [lo, hi] is the
+    code range (0..255 for uint8, -128..127 for int8)."""
+    s, z = _params(scale, zero_point, lo, hi)
+    _fake_quant(_flat(x), s, z, lo, hi)
+    return x

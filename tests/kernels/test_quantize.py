@@ -1,0 +1,44 @@
+"""Activation quantization kernels against ONNX QuantizeLinear semantics written out in numpy."""
+
+import numpy as np
+import pytest
+from reference import naive_fake_quant
+
+from sparsecore.kernels.quantize import fake_quant_inplace, quantize_u8
+
+
+def numpy_quantize(x, scale, zero):
+    return np.clip(np.rint(x / np.float32(scale)) + zero, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("zero", [0, 1, 128, 255])
+@pytest.mark.parametrize("shape", [(1,), (7, 3), (384, 1000)])  # 384 000: many parallel chunks, the last partial
+def test_quantize_u8_matches_quantize_linear(zero, shape):
+    rng = np.random.default_rng(zero + len(shape))
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    scale = 0.02
+    np.testing.assert_array_equal(quantize_u8(x, scale, zero), numpy_quantize(x, scale, zero))
+
+
+def test_ties_round_half_to_even_and_saturate():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 1e9, -1e9, 254.5, np.inf, -np.inf], np.float32)
+    np.testing.assert_array_equal(quantize_u8(x, 1.0, 0), [0, 2, 2, 0, 0, 255, 0, 254, 255, 0])
+    np.testing.assert_array_equal(quantize_u8(x, 1.0, 10), [10, 12, 12, 10, 8, 255, 0, 255, 255, 0])
+
+
+@pytest.mark.parametrize("lo, hi, zero", [(0, 255, 120), (-128, 127, 0), (0, 255, 0)])
+def test_fake_quant_matches_reference(lo, hi, zero):
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((65, 301)) * 2).astype(np.float32)
+    want = naive_fake_quant(x, 0.01, zero, lo, hi).astype(np.float32)
+    np.testing.assert_array_equal(fake_quant_inplace(x.copy(), 0.01, zero, lo, hi), want)
+
+
+def test_bad_parameters_are_refused():
+    x = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="scale"):
+        quantize_u8(x, 0.0, 0)
+    with pytest.raises(ValueError, match="zero_point"):
+        quantize_u8(x, 1.0, 300)
+    with pytest.raises(ValueError, match="float32"):
+        quantize_u8(x.astype(np.float64), 1.0, 0)
