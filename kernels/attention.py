@@ -12,6 +12,11 @@ Both products are axpy sweeps over contiguous rows of length seq with eight rows
 (the grouping of ``sparse_matmul``); the head's q slab (d·seq floats, 32 KB for BERT) stays in L1.
 ``exp`` is the vectorised :func:`sparsecore.kernels.vecmath.exp32`. The additive mask follows Hugging
 Face: 0 for real tokens, float32 min for padding (their probability is exactly 0).
+
+Quantized exports (``quant``): the caller has replaced Q, K and V by their integer codes minus zero point
+(:func:`sparsecore.kernels.quantize.codes_inplace`); both products then sum integers exactly, as
+``MatMulInteger`` does, and are scaled in the graph's order: ``S = (Σ q·k)·(sq·sk)·(1/√d) + mask``; P =
+softmax(S) normalised, then its codes ``clip(round(P/sp) + zp, 0, 255) − zp``; ``ctx = (Σ p·v)·(sp·sv)``.
 """
 
 from __future__ import annotations
@@ -64,20 +69,31 @@ def _rows_times_matrix(out, coef, rows):
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _attention_t(qkv, add_mask, batch, seq, heads, out):
+def _attention_t(qkv, add_mask, batch, seq, heads, s_scale, p_scale, p_zero, c_scale, out):
     hidden = out.shape[0]
     d = hidden // heads
     scale = np.float32(1.0 / math.sqrt(d))
+    quantized = p_scale > 0
     for bh in nb.prange(batch * heads):
         b, h = bh // heads, bh % heads
         c0, c1 = b * seq, (b + 1) * seq
         q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c1])  # (d, seq)
-        kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T) * scale  # (seq, d)
+        kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T)  # (seq, d)
         vt = np.ascontiguousarray(qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1])  # (d, seq)
         st = np.empty((seq, seq), np.float32)                 # keys × queries
-        for j in range(seq):
-            st[j, :] = add_mask[b, j]
-        _rows_times_matrix(st, kt, q)
+        if quantized:  # integer codes: Σ exact, then ·(sq·sk) and ·1/√d in the graph's order
+            st[:] = 0.0
+            _rows_times_matrix(st, kt, q)
+            for j in range(seq):
+                row = st[j]
+                m = add_mask[b, j]
+                for i in range(seq):
+                    row[i] = (row[i] * s_scale) * scale + m
+        else:
+            kt *= scale
+            for j in range(seq):
+                st[j, :] = add_mask[b, j]
+            _rows_times_matrix(st, kt, q)
         colmax = np.full(seq, -np.inf, np.float32)
         for j in range(seq):
             row = st[j]
@@ -91,6 +107,13 @@ def _attention_t(qkv, add_mask, batch, seq, heads, out):
                 row[i] = e
                 colsum[i] += e
         inv = np.float32(1.0) / colsum
+        if quantized:  # P = E / Σ as its uint8 codes minus the zero point; ctx = Σ codes·codes · (sp·sv)
+            lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
+            for j in range(seq):
+                row = st[j]
+                for i in range(seq):
+                    row[i] = min(max(np.rint((row[i] / colsum[i]) / p_scale), lo), hi)
+            inv[:] = c_scale
         ctx = np.zeros((d, seq), np.float32)
         _rows_times_matrix(ctx, vt, st)
         for e in range(d):
@@ -100,8 +123,10 @@ def _attention_t(qkv, add_mask, batch, seq, heads, out):
 
 
 def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, heads: int,
-                out: np.ndarray | None = None) -> np.ndarray:
-    """Self-attention context ``(H, batch·seq)`` from fused ``qkv (3H, batch·seq)`` and ``add_mask (batch, seq)``."""
+                out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None) -> np.ndarray:
+    """Self-attention context ``(H, batch·seq)`` from fused ``qkv (3H, batch·seq)`` and ``add_mask (batch, seq)``.
+    ``quant = (sq·sk, sp, zp, sp·sv)``: Q/K/V hold integer codes and the products run as the integer graph's
+    (see the module docstring)."""
     three_h, tokens = qkv.shape
     hidden = three_h // 3
     if qkv.dtype != np.float32 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads or tokens != batch * seq:
@@ -112,6 +137,10 @@ def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, hea
         raise ValueError(f"add_mask must have shape ({batch}, {seq}), got {add_mask.shape}")
     if out is None:
         out = np.empty((hidden, tokens), np.float32)
+    s_scale, p_scale, p_zero, c_scale = quant if quant is not None else (1.0, 0.0, 0, 1.0)
+    if quant is not None and not (s_scale > 0 and p_scale > 0 and c_scale > 0 and 0 <= p_zero <= 255):
+        raise ValueError(f"quant must be positive scales and a zero point in [0, 255], got {quant}")
     if tokens:
-        _attention_t(qkv, add_mask, batch, seq, heads, out)
+        f = np.float32
+        _attention_t(qkv, add_mask, batch, seq, heads, f(s_scale), f(p_scale), int(p_zero), f(c_scale), out)
     return out

@@ -1,10 +1,9 @@
-"""Activation quantization for the integer path: fp32 → uint8 codes, and quantize-dequantize in place.
+"""Activation quantization for the integer path: fp32 → uint8 codes, and fp32 → integer codes in place.
 
 Both follow ONNX ``QuantizeLinear`` exactly (what ONNX Runtime and DeepSparse compute):
 ``q = saturate(round_half_even(x / scale) + zero_point)`` into [0, 255] — a division, not a multiply by
-1/scale (that rounds differently on ties). :func:`fake_quant_inplace` then writes back
-``(q − zero_point) · scale`` (``DequantizeLinear``), which is how the engine runs the quantized attention
-products (their inputs are the dequantized codes, multiplied in fp32: see ``kernels/attention.py``).
+1/scale (that rounds differently on ties). :func:`codes_inplace` writes ``q − zero_point`` back
+as float32, the integers the quantized attention products multiply (see ``kernels/attention.py``).
 Tested against numpy in tests/kernels/test_quantize.py.
 """
 
@@ -28,12 +27,12 @@ def _quantize(x, scale, zero, out):
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _fake_quant(x, scale, zero, lo, hi):
+def _codes(x, scale, zero, lo, hi):
     f = np.float32
     qlo, qhi = f(lo - zero), f(hi - zero)
     for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
         for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
-            x[i] = min(max(np.rint(x[i] / scale), qlo), qhi) * scale
+            x[i] = min(max(np.rint(x[i] / scale), qlo), qhi)
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -62,9 +61,9 @@ def quantize_u8(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | 
     return out
 
 
-def fake_quant_inplace(x: np.ndarray, scale: float, zero_point: int, lo: int = 0, hi: int = 255) -> np.ndarray:
-    """``x ← (clip(round(x / scale) + zero_point, lo, hi) − zero_point) · scale`` in place; [lo, hi] is the
-    code range (0..255 for uint8, -128..127 for int8)."""
+def codes_inplace(x: np.ndarray, scale: float, zero_point: int, lo: int = 0, hi: int = 255) -> np.ndarray:
+    """``x ← clip(round(x / scale) + zero_point, lo, hi) − zero_point`` in place: the integer codes a
+    ``MatMulInteger`` multiplies, as exact small integers in float32."""
     s, z = _params(scale, zero_point, lo, hi)
-    _fake_quant(_flat(x), s, z, lo, hi)
+    _codes(_flat(x), s, z, lo, hi)
     return x

@@ -8,57 +8,26 @@ hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear 
 (:mod:`sparsecore.kernels.attention`) and residual-add + LayerNorm (:mod:`sparsecore.kernels.layer_norm`).
 Only dense-format Linears and the pooler/classifier head call BLAS.
 
-Format rule (per Linear, decided once at load; measured with ``benchmarks/test_sparse_kernels.py``,
-table in the README): a matrix with sparsity below ``DENSE_BELOW`` stays dense (BLAS sgemm is faster
-there), every other one runs CSR — also when it was pruned in 1×4 blocks: with eight weights per
-accumulator pass the CSR kernel is 0–10% faster than the block4 kernel on block-pruned matrices (BERT-base
-90% block4: 37.2 vs 38.6 ms per forward). ``formats="block4"`` still selects the block kernel (4.5 instead
-of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere.
+Linears and their format rule: :mod:`sparsecore.deploy.linears`. Integer exports run the same way
+with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and quantize-dequantize
+the attention inputs where the graph quantizes them; LayerNorm, softmax and GELU stay fp32 as in the graph.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numba
 import numpy as np
 
+from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
+from sparsecore.deploy.linears import build_linear
 from sparsecore.deploy.sparse_model import BertArrays, load_bert_arrays
+from sparsecore.errors import SparsecoreError
 
-DENSE_BELOW = 0.5  # CSR beats torch's dense linear from 50% on every BERT-base shape (README, "Sparse kernels")
 LINEAR_QKV = ("attention.self.query", "attention.self.key", "attention.self.value")  # fused into one matrix
-
-
-@dataclass
-class LinearT:
-    """``Yᵀ = W·Xᵀ + b`` with W stored as ``dense`` (N, K) array, ``csr`` or ``block4``."""
-
-    weight: object
-    bias: np.ndarray
-    format: str
-
-    @classmethod
-    def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
-        from sparsecore.kernels.sparse_matmul import to_block4, to_csr
-
-        fmt = formats
-        if formats == "auto":
-            fmt = "dense" if 1.0 - np.count_nonzero(w) / w.size < DENSE_BELOW else "csr"
-        weight = {"dense": lambda: np.ascontiguousarray(w), "csr": lambda: to_csr(w),
-                  "block4": lambda: to_block4(w)}[fmt]()
-        return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
-
-    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
-        from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
-
-        if self.format == "dense":
-            y = np.matmul(self.weight, xt, out=out)
-            y += self.bias[:, None]
-            return gelu_inplace(y) if gelu else y
-        return sparse_linear_t(self.weight, xt, self.bias, gelu, out=out)
 
 
 class SparseBert:
@@ -67,15 +36,24 @@ class SparseBert:
         self._ws_tokens, self._ws = 0, {}
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.layers = []
-        for layer in arrays.layers:
-            qkv_w = np.concatenate([layer[n][0] for n in LINEAR_QKV])
-            qkv_b = np.concatenate([layer[n][1] for n in LINEAR_QKV])
+        quant = arrays.attention_quant or [None] * len(arrays.layers)
+        for i, layer in enumerate(arrays.layers):
+            parts = [layer[n] for n in LINEAR_QKV]
+            if all(isinstance(p, QuantLinear) for p in parts):
+                qkv = fuse_qkv(parts, f"layer {i}")
+            elif any(isinstance(p, QuantLinear) for p in parts):
+                raise SparsecoreError(f"layer {i} quantizes only some of its query/key/value Linears", "export",
+                                      "quantize all three or none, or use engine='onnxruntime'")
+            else:
+                qkv = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
             self.layers.append({
-                "qkv": LinearT.build(qkv_w, qkv_b, formats),
-                "attn_out": LinearT.build(*layer["attention.output.dense"], formats),
-                "intermediate": LinearT.build(*layer["intermediate.dense"], formats),
-                "out": LinearT.build(*layer["output.dense"], formats),
-                "ln1": layer["ln1"], "ln2": layer["ln2"]})
+                "qkv": build_linear(qkv, formats),
+                "attn_out": build_linear(layer["attention.output.dense"], formats),
+                "intermediate": build_linear(layer["intermediate.dense"], formats),
+                "out": build_linear(layer["output.dense"], formats),
+                "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]})
+        self.pooler = build_linear(arrays.pooler, "dense")
+        self.classifier = build_linear(arrays.classifier, "dense")
 
     def formats(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -112,8 +90,12 @@ class SparseBert:
         xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"])  # (H, T), in place
         for layer in self.layers:
             qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
+            quant = layer["quant"]
+            if quant is not None:
+                stage("attention input quantization", _quantize_qkv, qkv, quant)
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_t, qkv, add_mask, batch, seq, self.a.heads,
-                        out=ws["ctx"])
+                        out=ws["ctx"], quant=None if quant is None else
+                        (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale))
             h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
             inter = stage(f"intermediate Linear + GELU ({layer['intermediate'].format})", layer["intermediate"], xt,
@@ -137,8 +119,17 @@ class SparseBert:
 
     def head(self, xt: np.ndarray, seq: int) -> np.ndarray:
         cls = np.ascontiguousarray(xt[:, ::seq])  # (H, B): the first token of every sequence
-        pooled = np.tanh(self.a.pooler[0] @ cls + self.a.pooler[1][:, None])
-        return np.ascontiguousarray((self.a.classifier[0] @ pooled + self.a.classifier[1][:, None]).T)
+        pooled = np.tanh(self.pooler(cls))
+        return np.ascontiguousarray(self.classifier(pooled).T)
+
+
+def _quantize_qkv(qkv: np.ndarray, quant) -> None:
+    """Q, K and V rows of the fused projection replaced by their integer codes (minus zero point), in place."""
+    from sparsecore.kernels.quantize import codes_inplace
+
+    hidden = qkv.shape[0] // 3
+    for i, act in enumerate((quant.q, quant.k, quant.v)):
+        codes_inplace(qkv[i * hidden:(i + 1) * hidden], act.scale, act.zero)
 
 
 class _Stages:
@@ -173,7 +164,8 @@ class SparsecoreEngine:
         self.model = SparseBert(load_bert_arrays(Path(onnx_path), Path(onnx_path).with_name("config.json")), formats)
         self.batch_size = batch_size
         self._pools = ThreadpoolController()
-        self._single_blas = any(f != "dense" for f in self.model.formats())  # all dense: BLAS keeps its threads
+        # all dense: BLAS keeps its threads
+        self._single_blas = any(not f.endswith("dense") for f in self.model.formats())
 
     def __call__(self, feeds: dict[str, np.ndarray], profile: dict[str, float] | None = None) -> np.ndarray:
         ids = feeds["input_ids"]

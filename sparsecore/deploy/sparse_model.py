@@ -3,7 +3,9 @@
 Weights come from the export's initializers: parameters keep their names (``…encoder.layer.3.output.
 LayerNorm.weight``), MatMul weights are found through the exporter's node names
 (``/…/layer.3/intermediate/dense/MatMul``; stored transposed, (K, N)), the pooler and classifier are
-``Gemm`` nodes. Architecture numbers (heads, LayerNorm eps, activation) come from the deployment's
+``Gemm`` nodes. Integer exports (``MatMulInteger`` Linears, int8 embedding tables, quantized attention
+products) are read by :mod:`sparsecore.deploy.int8_model`; a graph may mix both. Architecture numbers
+(heads, LayerNorm eps, activation) come from the deployment's
 config.json. Anything unexpected is a clear error, never a silent mis-read.
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsecore.deploy.int8_model import AttentionQuant, QuantLinear, read_integer_bert
 from sparsecore.errors import SparsecoreError
 
 LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -26,17 +29,24 @@ _NODE = re.compile(r"layer\.(\d+)/(attention/self/query|attention/self/key|atten
 
 @dataclass
 class BertArrays:
-    """Float32 arrays of one exported BERT classifier. Linear weights are (N, K) (torch layout)."""
+    """Arrays of one exported BERT classifier. A Linear is ``(W (N, K) float32, b (N,))`` (torch layout) or,
+    quantized, a :class:`QuantLinear`; ``attention_quant[i]`` holds layer i's attention quantizers (None: fp32)."""
 
     word: np.ndarray
     position: np.ndarray
     token_type: np.ndarray
     embed_ln: tuple[np.ndarray, np.ndarray]
-    layers: list[dict]  # per layer: {linear name: (W (N, K), b (N,))} + "ln1", "ln2": (gamma, beta)
-    pooler: tuple[np.ndarray, np.ndarray]
-    classifier: tuple[np.ndarray, np.ndarray]
+    layers: list[dict]  # per layer: {linear name: (W (N, K), b (N,)) | QuantLinear} + "ln1", "ln2": (gamma, beta)
+    pooler: tuple[np.ndarray, np.ndarray] | QuantLinear
+    classifier: tuple[np.ndarray, np.ndarray] | QuantLinear
     heads: int
     eps: float
+    attention_quant: list[AttentionQuant | None] | None = None
+
+    @property
+    def quantized(self) -> bool:
+        return isinstance(self.classifier, QuantLinear) or any(
+            isinstance(v, QuantLinear) for layer in self.layers for v in layer.values())
 
 
 def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
@@ -62,6 +72,9 @@ def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
     def array(name: str) -> np.ndarray:
         return numpy_helper.to_array(inits[resolve(name)]).astype(np.float32)
 
+    def const(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(inits[resolve(name)]) if resolve(name) else None
+
     def param(suffix: str) -> np.ndarray:
         hits = [name for name in (*inits, *alias) if (name == suffix or name.endswith("." + suffix)) and resolve(name)]
         if len(hits) != 1:
@@ -70,8 +83,11 @@ def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
         return array(hits[0])
 
     n_layers = int(config["num_hidden_layers"])
-    layers = [{} for _ in range(n_layers)]
-    gemms = {}
+    integer = {"layers": [{} for _ in range(n_layers)], "attention": [None] * n_layers, "tables": {}}
+    if any(node.op_type == "MatMulInteger" for node in model.graph.node):
+        integer = read_integer_bert(model, const, n_layers, str(onnx_path))
+    layers = integer["layers"]
+    gemms = {k: integer[k] for k in ("pooler", "classifier") if k in integer}
     for node in model.graph.node:
         match = _NODE.search(node.name) if node.op_type == "MatMul" else None
         if match and resolve(node.input[1]):
@@ -88,15 +104,18 @@ def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
         missing = [n for n in LINEARS if n not in layer]
         if missing:
             raise SparsecoreError(f"layer {i} has no {missing[0]} MatMul in the export", str(onnx_path),
-                                  "export the model with sparsecore.transformers.export_onnx (float, not quantized)")
+                                  "export the model with sparsecore.transformers.export_onnx (float, or quantized "
+                                  "in the default --quantized_format integer)")
         layer["ln1"] = (param(f"layer.{i}.attention.output.LayerNorm.weight"),
                         param(f"layer.{i}.attention.output.LayerNorm.bias"))
         layer["ln2"] = (param(f"layer.{i}.output.LayerNorm.weight"), param(f"layer.{i}.output.LayerNorm.bias"))
     if set(gemms) != {"pooler", "classifier"}:
         raise SparsecoreError("the export has no pooler/classifier Gemm", str(onnx_path),
                               "export a BertForSequenceClassification folder")
-    return BertArrays(param("embeddings.word_embeddings.weight"), param("embeddings.position_embeddings.weight"),
-                      param("embeddings.token_type_embeddings.weight"),
+    tables = {name: integer["tables"].get(name) for name in ("word_embeddings", "position_embeddings",
+                                                              "token_type_embeddings")}
+    tables = {name: param(f"embeddings.{name}.weight") if t is None else t for name, t in tables.items()}
+    return BertArrays(tables["word_embeddings"], tables["position_embeddings"], tables["token_type_embeddings"],
                       (param("embeddings.LayerNorm.weight"), param("embeddings.LayerNorm.bias")),
                       layers, gemms["pooler"], gemms["classifier"], int(config["num_attention_heads"]),
-                      float(config.get("layer_norm_eps", 1e-12)))
+                      float(config.get("layer_norm_eps", 1e-12)), integer["attention"])

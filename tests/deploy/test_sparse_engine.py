@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sparsecore import Pipeline
-from sparsecore.deploy.sparse_engine import DENSE_BELOW, LinearT, SparseBert
+from sparsecore.deploy.linears import DENSE_BELOW, LinearT
+from sparsecore.deploy.sparse_engine import SparseBert
 from sparsecore.deploy.sparse_model import load_bert_arrays
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import load_data, sample_glue_dir

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from reference import naive_fake_quant
 
-from sparsecore.kernels.quantize import fake_quant_inplace, quantize_u8
+from sparsecore.kernels.quantize import codes_inplace, quantize_u8
 
 
 def numpy_quantize(x, scale, zero):
@@ -27,11 +27,14 @@ def test_ties_round_half_to_even_and_saturate():
 
 
 @pytest.mark.parametrize("lo, hi, zero", [(0, 255, 120), (-128, 127, 0), (0, 255, 0)])
-def test_fake_quant_matches_reference(lo, hi, zero):
+def test_codes_match_reference(lo, hi, zero):
+    """codes · scale is the reference's quantize-dequantize value (x̂ = (q − z)·s)."""
     rng = np.random.default_rng(9)
     x = (rng.standard_normal((65, 301)) * 2).astype(np.float32)
-    want = naive_fake_quant(x, 0.01, zero, lo, hi).astype(np.float32)
-    np.testing.assert_array_equal(fake_quant_inplace(x.copy(), 0.01, zero, lo, hi), want)
+    x[0, :3] = [0.005, 0.015, -0.005]  # ties at scale 0.01: half to even
+    codes = codes_inplace(x.copy(), 0.01, zero, lo, hi)
+    assert np.all(codes == np.round(codes)) and codes.min() >= lo - zero and codes.max() <= hi - zero
+    np.testing.assert_array_equal(codes * np.float32(0.01), naive_fake_quant(x, 0.01, zero, lo, hi).astype(np.float32))
 
 
 def test_bad_parameters_are_refused():
