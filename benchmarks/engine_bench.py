@@ -1,14 +1,21 @@
 """Latency/throughput of torch, ONNX Runtime, DeepSparse and sparsecore on pruned BERT models, side by side.
 
     python benchmarks/engine_bench.py [--models minilm,bert-base] [--sparsities 0,0.8,0.9,0.95]
-        [--structures unstructured,block4] [--batches 1,32] [--seq 128] [--iters 20] [--out runs/engine-bench]
+        [--structures unstructured,block4] [--precisions fp32,int8] [--batches 1,32] [--seq 128] [--iters 20]
+        [--first-call] [--out runs/engine-bench]
 
 Models: the real all-MiniLM-L6-v2 weights and a BERT-base-shaped model (random init: timing does not
 depend on trained values), each one-shot magnitude-pruned by our CLI per (sparsity, structure) and
-exported. Every engine runs the same export (torch: the trained folder), each timing in a fresh
-subprocess that reports JSON (DeepSparse in its own environment) — engines in one process slow each
-other down through spinning thread pools — one at a time; a warm-up, then medians over repeated runs. Writes results.json, results.md (table + ratios against ONNX Runtime on
+exported; ``int8`` rows quantize that folder post-training (one-shot QuantizationModifier, 4 calibration
+batches) and export the integer form (MatMulInteger). Every engine runs the same export (torch: the
+trained folder), each timing in a fresh subprocess that reports JSON (DeepSparse in its own environment)
+— engines in one process slow each other down through spinning thread pools — one at a time; a warm-up,
+then medians over repeated runs. Writes results.json, results.md (table + ratios against ONNX Runtime on
 the dense model and against DeepSparse on the same model) and results.png, and prints the markdown.
+The sparsecore column also gives the useful GFLOP/s of its encoder Linears (2 × stored non-zero weights ×
+tokens over the Linears' profiled time; GOP/s for int8) next to this machine's FMA peak measured in the same
+run (benchmarks/peak.py). ``--first-call`` adds what a user waits for the first answer (engine load + first
+forward) with Numba's cache cold (a fresh NUMBA_CACHE_DIR: every kernel compiles) and warm.
 """
 
 from __future__ import annotations
@@ -56,11 +63,20 @@ def base_model(name: str, root: Path) -> str:
     return str(folder)
 
 
-def build(model: str, sparsity: float, structure: str, root: Path) -> Path:
+PTQ = "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 4\n"
+
+
+def build(model: str, sparsity: float, structure: str, precision: str, root: Path) -> Path:
     folder = root / f"{model}-{structure}-{int(round(sparsity * 100))}"
+    if precision == "int8":
+        source, folder = build(model, sparsity, structure, "fp32", root), folder.with_name(folder.name + "-int8")
     if not (folder / "deployment" / "model.onnx").is_file():
-        extra = ["--recipe", recipe(sparsity, structure), "--one_shot"] if sparsity > 0 else []
-        train(["--model_name_or_path", base_model(model, root), "--task_name", "sst2", "--do_eval",
+        if precision == "int8":
+            extra, start = ["--recipe", PTQ, "--one_shot", "--max_train_samples", "64"], str(source)
+        else:
+            extra = ["--recipe", recipe(sparsity, structure), "--one_shot"] if sparsity > 0 else []
+            start = base_model(model, root)
+        train(["--model_name_or_path", start, "--task_name", "sst2", "--do_eval",
                "--max_eval_samples", "8", "--output_dir", str(folder), "--overwrite_output_dir",
                "--disable_tqdm", "true", *extra])
         export(["--model_path", str(folder)])
@@ -77,18 +93,55 @@ def torch_ms(folder: Path, batch: int, seq: int, iters: int) -> float:
         return median_ms(lambda: model(**inputs), iters)
 
 
-def sparsecore_ms(folder: Path, batch: int, seq: int, iters: int) -> tuple[float, dict]:
+def linear_nnz(model) -> int:
+    """Stored non-zero weights of the encoder Linears (what their useful FLOPs are counted on)."""
+    total = 0
+    for layer in model.layers:
+        for key in ("qkv", "attn_out", "intermediate", "out"):
+            w = layer[key].weight
+            total += w.nnz if hasattr(w, "nnz") else int(np.count_nonzero(w))
+    return total
+
+
+def sparsecore_ms(folder: Path, batch: int, seq: int, iters: int) -> dict:
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
 
     engine = SparsecoreEngine(folder / "deployment" / "model.onnx", batch, [seq])
     f = feeds(batch, seq)
-    return median_ms(lambda: engine(f), iters), engine.model.formats()
+    ms = median_ms(lambda: engine(f), iters)
+    profile: dict[str, float] = {}
+    for _ in range(iters):
+        engine(f, profile)
+    linear_ms = sum(v for k, v in profile.items() if "Linear" in k) / iters
+    gflops = 2 * linear_nnz(engine.model) * batch * seq / (linear_ms * 1e6)
+    return {"ms": ms, "formats": engine.model.formats(), "linear_ms": linear_ms, "linear_gflops": gflops}
 
 
-def timed_in_subprocess(engine: str, folder: Path, batch: int, seq: int, iters: int) -> dict:
+def first_call_ms(folder: Path, seq: int) -> float:
+    """Engine load + first forward (batch 1), in this fresh process."""
+    import time
+
+    start = time.perf_counter()
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    SparsecoreEngine(folder / "deployment" / "model.onnx", 1, [seq])(feeds(1, seq))
+    return (time.perf_counter() - start) * 1e3
+
+
+def first_calls(folder: Path, seq: int) -> dict:
+    """First-call latency with Numba's cache cold (an empty NUMBA_CACHE_DIR) and then warm (the same one)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        return {state: timed_in_subprocess("first-call", folder.resolve(), 1, seq, 1, env)["ms"]
+                for state in ("cold", "warm")}
+
+
+def timed_in_subprocess(engine: str, folder: Path, batch: int, seq: int, iters: int, env=None) -> dict:
     """One engine's timing in a fresh interpreter: ``{"ms": ..., ["formats": ...]}``."""
     proc = subprocess.run([sys.executable, __file__, "--one", engine, str(folder), str(batch), str(seq), str(iters)],
-                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -97,8 +150,9 @@ def one(engine: str, folder: Path, batch: int, seq: int, iters: int) -> dict:
         return {"ms": torch_ms(folder, batch, seq, iters)}
     if engine == "onnxruntime":
         return {"ms": ort_ms(folder / "deployment" / "model.onnx", batch, seq, iters)}
-    ms, formats = sparsecore_ms(folder, batch, seq, iters)
-    return {"ms": ms, "formats": formats}
+    if engine == "first-call":
+        return {"ms": first_call_ms(folder, seq)}
+    return sparsecore_ms(folder, batch, seq, iters)
 
 
 def machine() -> dict:
@@ -117,6 +171,8 @@ def main() -> None:
     ap.add_argument("--models", default="minilm,bert-base")
     ap.add_argument("--sparsities", default="0,0.8,0.9,0.95")
     ap.add_argument("--structures", default="unstructured,block4")
+    ap.add_argument("--precisions", default="fp32,int8")
+    ap.add_argument("--first-call", action="store_true", help="time engine load + first call, Numba cache cold/warm")
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--engines", default="torch,onnxruntime,deepsparse,sparsecore")
     ap.add_argument("--seq", type=int, default=128)
@@ -131,28 +187,36 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     ds_python = Path(os.environ.get("SPARSECORE_DEEPSPARSE_PYTHON", python_of(DEFAULT)))
     engines = args.engines.split(",")
-    configs = [(m, 0.0, "unstructured") for m in args.models.split(",")]
-    configs += [(m, float(s), st) for m in args.models.split(",") for s in args.sparsities.split(",") if float(s) > 0
-                for st in args.structures.split(",")]
+    configs = []
+    for precision in args.precisions.split(","):
+        configs += [(m, 0.0, "unstructured", precision) for m in args.models.split(",")]
+        configs += [(m, float(s), st, precision) for m in args.models.split(",") for s in args.sparsities.split(",")
+                    if float(s) > 0 for st in args.structures.split(",")]
     folders = {c: build(*c, args.out) for c in configs}  # build everything first: timing runs alone
-    rows = []
-    for (model, sparsity, structure), folder in folders.items():
+    from peak import fma_peak_gflops
+
+    rows, peak = [], fma_peak_gflops()
+    first = {}
+    for (model, sparsity, structure, precision), folder in folders.items():
+        if args.first_call and sparsity > 0 and precision not in first:
+            first[precision] = {"model": model, "sparsity": sparsity, **first_calls(folder, args.seq)}
+            print(json.dumps(first[precision]), flush=True)
         onnx_path = folder / "deployment" / "model.onnx"
         for batch in map(int, args.batches.split(",")):
             iters = args.iters if batch == 1 else max(3, args.iters // 4)
-            row = {"model": model, "sparsity": sparsity, "structure": structure, "batch": batch, "seq": args.seq}
+            row = {"model": model, "sparsity": sparsity, "structure": structure, "precision": precision,
+                   "batch": batch, "seq": args.seq}
             for engine in engines:
                 if engine == "deepsparse":
                     if ds_python.is_file():
                         row["deepsparse_ms"] = deepsparse_ms(ds_python, onnx_path, batch, args.seq, iters)
                     continue
                 result = timed_in_subprocess(engine, folder.resolve(), batch, args.seq, iters)
-                row[f"{engine}_ms"] = result["ms"]
-                if "formats" in result:
-                    row["formats"] = result["formats"]
+                row[f"{engine}_ms"] = result.pop("ms")
+                row.update(result)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    result = {"machine": machine(), "rows": rows}
+    result = {"machine": {**machine(), "fma_peak_gflops": peak}, "rows": rows, "first_call": first}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
     table = markdown(result, engines)
     (args.out / "results.md").write_text(table)
@@ -162,21 +226,28 @@ def main() -> None:
 
 def markdown(result: dict, engines: list[str]) -> str:
     m = result["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores. Medians (ms) at seq {result['rows'][0]['seq']}; "
-             "throughput = batch × 1000 / ms (sequences/s).", "",
-             "| model | sparsity | structure | batch | " + " | ".join(f"{e} ms" for e in engines)
-             + " | sparsecore seq/s | sparsecore vs ORT-dense | sparsecore / DeepSparse |",
-             "|---|---:|---|---:|" + "---:|" * (len(engines) + 3)]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores; measured fp32 FMA peak {m['fma_peak_gflops']:.0f} GFLOP/s. "
+             f"Medians (ms) at seq {result['rows'][0]['seq']}; throughput = batch × 1000 / ms (sequences/s); "
+             "Linears G(FL)OP/s = useful (non-zero) work of sparsecore's encoder Linears per second.", "",
+             "| model | precision | sparsity | structure | batch | " + " | ".join(f"{e} ms" for e in engines)
+             + " | sparsecore seq/s | Linears G(FL)OP/s (% peak) | sparsecore vs ORT-dense | sparsecore / DeepSparse |",
+             "|---|---|---:|---|---:|" + "---:|" * (len(engines) + 4)]
     for r in result["rows"]:
         dense = next(d for d in result["rows"] if d["model"] == r["model"] and d["sparsity"] == 0
-                     and d["batch"] == r["batch"])
+                     and d["batch"] == r["batch"] and d.get("precision") == r.get("precision"))
         sc = r.get("sparsecore_ms")
         vs_ort = f"{dense['onnxruntime_ms'] / sc:.2f}× faster" if sc and "onnxruntime_ms" in dense else "–"
         vs_ds = f"{sc / r['deepsparse_ms']:.2f}" if sc and r.get("deepsparse_ms") else "–"
         cells = " | ".join(f"{r[e + '_ms']:.1f}" if e + "_ms" in r else "–" for e in engines)
         tput = f"{r['batch'] * 1000 / sc:.0f}" if sc else "–"
-        lines.append(f"| {r['model']} | {r['sparsity']:.0%} | {r['structure'] if r['sparsity'] else '–'} | "
-                     f"{r['batch']} | {cells} | {tput} | {vs_ort} | {vs_ds} |")
+        gf = r.get("linear_gflops")
+        gflops = f"{gf:.0f} ({gf / m['fma_peak_gflops']:.0%})" if gf else "–"
+        lines.append(f"| {r['model']} | {r.get('precision', 'fp32')} | {r['sparsity']:.0%} | "
+                     f"{r['structure'] if r['sparsity'] else '–'} | {r['batch']} | {cells} | {tput} | {gflops} | "
+                     f"{vs_ort} | {vs_ds} |")
+    for precision, f in result.get("first_call", {}).items():
+        lines.append(f"\nFirst call ({precision}, {f['model']} {f['sparsity']:.0%}: engine load + first forward, "
+                     f"batch 1): {f['cold'] / 1e3:.1f} s with Numba's cache cold, {f['warm'] / 1e3:.2f} s warm.")
     return "\n".join(lines) + "\n"
 
 
@@ -191,14 +262,14 @@ def plot(rows: list[dict], engines: list[str], path: Path) -> None:
     colors = {"torch": "#bbbbbb", "onnxruntime": "#777777", "deepsparse": "#3b7dd8", "sparsecore": "#e07b39"}
     for ax, (model, batch) in zip(axes[0], groups):
         sel = [r for r in rows if r["model"] == model and r["batch"] == batch]
+        labels = [("" if r.get("precision", "fp32") == "fp32" else "i8 ") + f"{r['sparsity']:.0%}"
+                  + ("" if not r["sparsity"] else " b4" if r["structure"] == "block4" else " u") for r in sel]
         x = np.arange(len(sel))
         width = 0.8 / len(engines)
         for i, e in enumerate(engines):
             ax.bar(x + (i - (len(engines) - 1) / 2) * width, [r.get(e + "_ms", np.nan) for r in sel], width,
                    label=e, color=colors.get(e))
-        ax.set_xticks(x, [f"{r['sparsity']:.0%}" + ("" if not r["sparsity"] else
-                                                    " b4" if r["structure"] == "block4" else " u") for r in sel],
-                      fontsize=7)
+        ax.set_xticks(x, labels, fontsize=7, rotation=45)
         ax.set_ylabel("median latency (ms)")
         ax.set_title(f"{model}, batch {batch}, seq {sel[0]['seq']}")
     axes[0][0].legend(fontsize=7)
