@@ -2,8 +2,8 @@
 
     python -m pytest benchmarks/test_sparse_kernels.py --benchmark-only --benchmark-group-by=param:shape,param:sparsity
 BERT-base Linear shapes (N×K: 768×768 attention, 3072×768 intermediate, 768×3072 output) at 50/70/80/90/95%
-sparsity, 128 tokens, fp32. Our kernels get their input and output in huge-page buffers, as inside the
-engine (sparsecore/deploy/hugepages.py). The dense rows at each shape are the baseline the engine's format
+sparsity, 128 tokens, fp32 (and int8 codes × uint8 activations for our CSR). Our kernels get their input and
+output in huge-page buffers, as inside the engine (sparsecore/deploy/hugepages.py). The dense rows at each shape are the baseline the engine's format
 rule (``DENSE_BELOW`` in sparsecore/deploy/linears.py) is read from. (Not part of the test suite.)
 """
 
@@ -70,3 +70,14 @@ def test_torch_sparse_csr(benchmark, shape, sparsity):
     xt, bt = torch.from_numpy(np.ascontiguousarray(x.T)), torch.from_numpy(b)[:, None]
     with torch.no_grad():
         benchmark(lambda: torch.addmm(bt, w_csr, xt))
+
+
+@pytest.mark.parametrize("sparsity", SPARSITIES)
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_sparsecore_int8_csr(benchmark, shape, sparsity):
+    """The integer path: int8 weight codes × uint8 activation codes (exact sums), rescale epilogue."""
+    w, x, b = case(shape, sparsity)
+    codes = np.clip(np.rint(w * 40), -128, 127).astype(np.int8)
+    xt, out = engine_buffers(x, w.shape[0])
+    xq = np.clip(np.rint(xt * 40) + 128, 0, 255).astype(np.uint8)
+    benchmark(sparse_linear_t, to_csr(codes), xq, b, out=out, scale=np.full(w.shape[0], 1e-3, np.float32))
