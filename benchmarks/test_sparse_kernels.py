@@ -3,8 +3,9 @@
     python -m pytest benchmarks/test_sparse_kernels.py --benchmark-only --benchmark-group-by=param:shape,param:sparsity
 BERT-base Linear shapes (N×K: 768×768 attention, 3072×768 intermediate, 768×3072 output) at 50/70/80/90/95%
 sparsity, 128 tokens, fp32 (and int8 codes × uint8 activations for our CSR). Our kernels get their input and
-output in huge-page buffers, as inside the engine (sparsecore/deploy/hugepages.py). The dense rows at each shape are the baseline the engine's format
-rule (``DENSE_BELOW`` in sparsecore/deploy/linears.py) is read from. (Not part of the test suite.)
+output in huge-page buffers, as inside the engine (sparsecore/deploy/hugepages.py). The dense rows at each
+shape are the baseline the engine's format rule (``DENSE_BELOW`` in sparsecore/deploy/linears.py) is read
+from. (Not part of the test suite.)
 """
 
 import numpy as np
