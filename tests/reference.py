@@ -90,3 +90,29 @@ def naive_int_linear_t(codes: np.ndarray, xq: np.ndarray, x_zero: int, bias_int=
     assert np.all(np.abs(acc) < 2**31), "the int32 accumulator of MatMulInteger would overflow"
     out = acc.astype(np.float32)
     return out if scale is None else out * np.asarray(scale, np.float32)[:, None]
+
+
+def naive_int_attention_t(codes: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, heads: int,
+                          quant: tuple[float, float, int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The integer graph's attention, one query at a time: ``S = (Σ q·k)·s_qk/√d + mask`` (integer sums),
+    P = softmax(S) in float64, its uint8 codes ``clip(round(P/sp) + zp, 0, 255) − zp``, ``ctx = (Σ p·v)·s_pv``.
+    ``codes`` (3H, T) holds the integer codes of Q, K, V. Returns ``(ctx (H, T), P/sp before rounding (T·heads, seq))``
+    — the second tells how close each code was to a rounding tie."""
+    s_qk, sp, zp, s_pv = quant
+    hidden = codes.shape[0] // 3
+    d = hidden // heads
+    q, k, v = (codes[i * hidden:(i + 1) * hidden].astype(np.int64) for i in range(3))
+    out = np.zeros((hidden, batch * seq))
+    ratios = []
+    for b in range(batch):
+        cols = slice(b * seq, (b + 1) * seq)
+        for h in range(heads):
+            rows = slice(h * d, (h + 1) * d)
+            for i in range(seq):
+                scores = (q[rows, cols][:, i] @ k[rows, cols]) * s_qk / np.sqrt(d) + add_mask[b].astype(np.float64)
+                p = np.exp(scores - scores.max())
+                ratio = p / p.sum() / sp
+                ratios.append(ratio)
+                p_codes = np.clip(np.round(ratio) + zp, 0, 255) - zp
+                out[rows, b * seq + i] = (v[rows, cols] @ p_codes) * s_pv
+    return out, np.array(ratios)
