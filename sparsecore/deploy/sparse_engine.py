@@ -9,8 +9,9 @@ hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear 
 Only dense-format Linears and the pooler/classifier head call BLAS.
 
 Linears and their format rule: :mod:`sparsecore.deploy.linears`. Integer exports run the same way
-with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and quantize-dequantize
-the attention inputs where the graph quantizes them; LayerNorm, softmax and GELU stay fp32 as in the graph.
+with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and, where the graph
+quantizes them, attention products on the integer codes of Q, K, V and the softmax output; LayerNorm,
+softmax and GELU stay fp32 as in the graph.
 """
 
 from __future__ import annotations

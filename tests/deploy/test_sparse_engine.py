@@ -72,7 +72,7 @@ def test_format_rule():
     assert LinearT.build(half, np.zeros(16, np.float32)).format == "dense"
 
 
-def test_quantized_or_foreign_exports_are_refused(pruned_minilm, tmp_path):
+def test_foreign_or_incomplete_exports_are_refused(pruned_minilm, tmp_path):
     folder = tmp_path / "d"
     shutil.copytree(pruned_minilm / "deployment", folder)
     config = json.loads((folder / "config.json").read_text())
