@@ -3,8 +3,8 @@
 A loop of independent fused multiply-adds on eight 8-wide register accumulators per thread (64 floats,
 ``fastmath={"contract"}`` so ``a*b + c`` becomes one FMA): nothing but FMAs, no memory traffic. It is what
 a kernel could reach at best on these cores; the integer path of our engine also runs on FMAs (int8 codes
-widened to fp32, see kernels/sparse_matmul.py), so the same peak bounds int8 rows. An AVX-512 VNNI peak is
-measured only where the CPU has VNNI (this harness reports "no VNNI" otherwise).
+widened to fp32, see kernels/sparse_matmul.py), so the same peak bounds int8 rows. No VNNI peak is
+measured: the engine has no VNNI kernel (and this project's current machines have no VNNI).
 """
 
 from __future__ import annotations

@@ -37,8 +37,9 @@ kernels widen both to fp32 in registers and accumulate with the same FMAs: every
 2¹⁵ is exact and so is every partial sum below 2²⁴ = 16.7 M — the int32 accumulator's value, with a wide
 margin at BERT scale; past it each addition rounds once (2⁻²⁴ relative). The caller folds the activation
 zero point into the bias (Σ w·(q − z) = Σ w·q − z·Σ w) and passes the per-row rescale ``sa·sb`` as ``scale``.
-uint8 rows are a quarter of the fp32 rows' L2→L1 traffic: 0.74–0.91× the fp32 kernel's time on BERT-base
-90% shapes (2 cores, AVX2). On AVX2 without VNNI this beats integer SIMD: ``vpmaddubsw`` saturates u8·s8
+uint8 rows are a quarter of the fp32 rows' L2→L1 traffic: with the grouped loop alone the int8 kernel took
+0.74–0.91× the fp32 kernel's time on BERT-base 90% shapes (2 cores, AVX2); the register tiles' figures are
+above. On AVX2 without VNNI this beats integer SIMD: ``vpmaddubsw`` saturates u8·s8
 pairs at 16 bits and a plain Numba int16/int32 loop measured 5–10× slower than the fp32 kernel.
 
 Optional fused epilogue: bias, per-row scale, then exact GELU ``x·½(1 + erf(x/√2))`` (BERT's activation).

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.export.qdq_to_integer import GraphIndex
 
 _FIX = "re-export the model with sparsecore.transformers.export_onnx, or use engine='onnxruntime'"
 
@@ -60,11 +61,8 @@ class IntegerGraph:
     def __init__(self, model, const, where: str) -> None:
         self.const, self.where = const, where  # const(name) -> the initializer's array (through aliases) or None
         self.nodes = {n.name: n for n in model.graph.node}
-        self.producer = {o: n for n in model.graph.node for o in n.output}
-        self.consumers: dict[str, list] = {}
-        for n in model.graph.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
+        index = GraphIndex(model)
+        self.producer, self.consumers = index.producer, index.consumers
 
     def _fail(self, what: str):
         raise SparsecoreError(what, self.where, _FIX)
@@ -167,7 +165,7 @@ def fuse_qkv(parts: list[QuantLinear], where: str) -> QuantLinear:
 _LINEAR = re.compile(r"layer\.(\d+)/(attention/self/query|attention/self/key|attention/self/value|"
                      r"attention/output/dense|intermediate/dense|output/dense)/MatMul_integer$")
 _SCORES = re.compile(r"^(.*layer\.(\d+)/attention/self)/MatMul_integer$")
-_TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 
 
 def read_integer_bert(model, const, n_layers: int, where: str) -> dict:
@@ -180,7 +178,7 @@ def read_integer_bert(model, const, n_layers: int, where: str) -> dict:
     tables, head = {}, {}
     for name, node in g.nodes.items():
         if node.op_type == "Gather" and name.endswith("/Gather_int8"):
-            table = next((t for t in _TABLES if f"/{t}/" in name), None)
+            table = next((t for t in TABLES if f"/{t}/" in name), None)
             if table:
                 tables[table] = g.embedding(name)
         if node.op_type != "MatMulInteger":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsecore.deploy.int8_model import AttentionQuant, QuantLinear, read_integer_bert
+from sparsecore.deploy.int8_model import TABLES, AttentionQuant, QuantLinear, read_integer_bert
 from sparsecore.errors import SparsecoreError
 
 LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
@@ -112,9 +112,8 @@ def load_bert_arrays(onnx_path: Path, config_path: Path) -> BertArrays:
     if set(gemms) != {"pooler", "classifier"}:
         raise SparsecoreError("the export has no pooler/classifier Gemm", str(onnx_path),
                               "export a BertForSequenceClassification folder")
-    tables = {name: integer["tables"].get(name) for name in ("word_embeddings", "position_embeddings",
-                                                              "token_type_embeddings")}
-    tables = {name: param(f"embeddings.{name}.weight") if t is None else t for name, t in tables.items()}
+    tables = {name: integer["tables"][name] if name in integer["tables"] else param(f"embeddings.{name}.weight")
+              for name in TABLES}
     return BertArrays(tables["word_embeddings"], tables["position_embeddings"], tables["token_type_embeddings"],
                       (param("embeddings.LayerNorm.weight"), param("embeddings.LayerNorm.bias")),
                       layers, gemms["pooler"], gemms["classifier"], int(config["num_attention_heads"]),

@@ -25,7 +25,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-class _Graph:
+class GraphIndex:
+    """Producers, consumers and initializers of an ONNX graph (also read by ``sparsecore.deploy.int8_model``)."""
+
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model, self.graph = model, model.graph
         self.inits = {i.name: i for i in self.graph.initializer}
@@ -73,7 +75,7 @@ def _axis(node, rank: int) -> int:
 def qdq_to_integer(model: onnx.ModelProto) -> dict:
     """Rewrite ``model`` in place; returns counts of what was converted."""
     constants_to_initializers(model)
-    g = _Graph(model)
+    g = GraphIndex(model)
     new_nodes, absorbed, counts = {}, set(), {"MatMulInteger": 0, "Gather": 0, "int32 bias": 0}
     for node in list(g.graph.node):
         if node.op_type == "MatMul":
@@ -99,7 +101,7 @@ def qdq_to_integer(model: onnx.ModelProto) -> dict:
     return counts
 
 
-def _bias_add(g: _Graph, node, columns: int):
+def _bias_add(g: GraphIndex, node, columns: int):
     """``(Add node, bias)`` when the MatMul's only consumer adds a constant per-column bias, else None."""
     users = g.consumers.get(node.output[0], [])
     if len(users) != 1 or users[0].op_type != "Add" or node.output[0] in {o.name for o in g.graph.output}:
@@ -112,7 +114,7 @@ def _bias_add(g: _Graph, node, columns: int):
     return add, bias
 
 
-def _matmul(g: _Graph, node) -> tuple[list, object] | None:
+def _matmul(g: GraphIndex, node) -> tuple[list, object] | None:
     dq_a, dq_b = g.dq(node.input[0]), g.dq(node.input[1])
     if dq_a is None or dq_b is None or len(dq_a.input) < 3 or len(dq_b.input) < 3:
         return None
@@ -146,7 +148,7 @@ def _matmul(g: _Graph, node) -> tuple[list, object] | None:
     return nodes, (bias[0] if bias is not None else None)
 
 
-def _gather(g: _Graph, node) -> list | None:
+def _gather(g: GraphIndex, node) -> list | None:
     dq = g.dq(node.input[0])
     if dq is None or g.const(dq.input[0]) is None or any(a.name == "axis" and a.i != 0 for a in node.attribute):
         return None
