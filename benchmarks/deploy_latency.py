@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
-from sparsecore.cli.export_onnx import run as export
-from sparsecore.cli.text_classification import run as train
+from sparsecore.transformers import export, train
 
 PRUNE90 = """
 modifiers:
@@ -37,12 +36,12 @@ modifiers:
 
 def build(out: Path) -> dict[str, Path]:
     models = {}
-    for name, extra in (("dense", []), ("pruned90", ["--recipe", PRUNE90, "--one_shot"])):
+    for name, extra in (("dense", {}), ("pruned90", {"recipe": PRUNE90, "one_shot": True})):
         folder = out / name
         if not (folder / "deployment" / "model.onnx").is_file():
-            train(["--model_name_or_path", "minilm", "--task_name", "sst2", "--do_eval", "--max_eval_samples", "8",
-                   "--output_dir", str(folder), "--overwrite_output_dir", "--disable_tqdm", "true", *extra])
-            export(["--model_path", str(folder)])
+            train(model_name_or_path="minilm", task_name="sst2", do_eval=True, max_eval_samples=8, output_dir=folder,
+                  overwrite_output_dir=True, disable_tqdm=True, **extra)
+            export(model_path=folder)
         models[name] = folder / "deployment" / "model.onnx"
     return models
 

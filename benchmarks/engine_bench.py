@@ -35,8 +35,7 @@ import numpy as np
 from deploy_latency import deepsparse_ms, feeds, median_ms, ort_ms
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
-from sparsecore.cli.export_onnx import run as export
-from sparsecore.cli.text_classification import run as train
+from sparsecore.transformers import export, train
 
 TARGETS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
            r"|intermediate\.dense|output\.dense)\.weight")
@@ -55,7 +54,7 @@ def base_model(name: str, root: Path) -> str:
     if not (folder / "config.json").is_file():
         from transformers import BertConfig, BertForSequenceClassification
 
-        from sparsecore.adapters.bert import minilm_path
+        from sparsecore.adapters.models import minilm_path
 
         model = BertForSequenceClassification(BertConfig(num_labels=2))  # BERT-base shape, random init
         model.save_pretrained(str(folder))
@@ -74,15 +73,14 @@ def build(model: str, sparsity: float, structure: str, precision: str, root: Pat
         source, folder = build(model, sparsity, structure, "fp32", root), folder.with_name(folder.name + "-int8")
     if not (folder / "deployment" / "model.onnx").is_file():
         if precision == "int8":
-            extra, start = ["--recipe", PTQ, "--one_shot", "--max_train_samples", "64"], str(source)
+            extra, start = {"recipe": PTQ, "one_shot": True, "max_train_samples": 64}, str(source)
         else:
-            extra = ["--recipe", recipe(sparsity, structure), "--one_shot"] if sparsity > 0 else []
+            extra = {"recipe": recipe(sparsity, structure), "one_shot": True} if sparsity > 0 else {}
             start = base_model(model, root)
-        train(["--model_name_or_path", start, "--task_name", "sst2", "--do_eval",
-               "--max_eval_samples", "8", "--output_dir", str(folder), "--overwrite_output_dir",
-               "--disable_tqdm", "true", *extra])
+        train(model_name_or_path=start, task_name="sst2", do_eval=True, max_eval_samples=8, output_dir=folder,
+              overwrite_output_dir=True, disable_tqdm=True, **extra)
         with timing_only_validation(model != "minilm" and precision == "int8"):
-            export(["--model_path", str(folder)])
+            export(model_path=folder)
     return folder
 
 

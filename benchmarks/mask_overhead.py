@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from sparsecore.adapters.bert import BERT, load_classifier, minilm_path
+from sparsecore.adapters.models import load_classifier, minilm_path
+from sparsecore.families import BERT
 from sparsecore.pruning.apply import prune_layerwise
 from sparsecore.pruning.masks import MaskSet
 from sparsecore.pruning.structure import parse_mask_type
@@ -38,7 +39,7 @@ def main() -> None:
     ids = torch.randint(1000, 30000, (args.batch, args.seq))
     labels = torch.randint(0, 2, (args.batch,))
     masks = MaskSet()
-    prune_layerwise(resolve_params(model, BERT.prunable, "bench"), [0.8] * 36, masks,
+    prune_layerwise(resolve_params(model, BERT.encoder_linears, "bench"), [0.8] * 36, masks,
                     parse_mask_type("unstructured", "bench"))
 
     def step() -> float:

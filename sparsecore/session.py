@@ -232,3 +232,16 @@ class Session:
             prefix = f"{i}."
             modifier.load_tensor_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         self.step = state["step"]
+
+
+def apply_one_shot(recipe: Recipe, model: nn.Module, *, problem_type: str = "single_label_classification",
+                   grad_sampler=None, forward_sampler=None) -> Session:
+    """Apply every modifier at the recipe's last epoch without training (SparseML's one-shot); returns the
+    finished session (``dropped_layers``, ``quantization``). OBS needs ``grad_sampler``, post-training
+    quantization ``forward_sampler`` (see the module docstring)."""
+    steps = 1000  # fine enough that fractional start/end epochs land on distinct steps
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # LR/weight-decay modifiers need one; never stepped
+    with Session(recipe, model, optimizer, steps_per_epoch=steps, problem_type=problem_type,
+                 grad_sampler=grad_sampler, forward_sampler=forward_sampler, one_shot=True) as session:
+        session.batch_start(step=math.ceil((recipe.num_epochs or 1.0) * steps))
+    return session

@@ -25,14 +25,12 @@ def glue_dir() -> Path:
 @pytest.fixture(scope="session")
 def pruned_minilm(tmp_path_factory):
     """A real MiniLM, 80% GMP-pruned while fine-tuned on 400 bundled SST-2 rows (about 20 s), exported."""
-    from sparsecore.cli.export_onnx import run as export
-    from sparsecore.cli.text_classification import run as train
+    from sparsecore.transformers import export, train
 
     out = tmp_path_factory.mktemp("pruned-minilm") / "model"
-    train(["--model_name_or_path", "minilm", "--task_name", "sst2", "--recipe", "minilm-gmp80-demo",
-           "--recipe_args", "num_epochs=1,pruning_start_epoch=0,pruning_end_epoch=0.7,init_lr=1e-4",
-           "--max_train_samples", "400", "--max_eval_samples", "8", "--per_device_train_batch_size", "16",
-           "--pad_to_max_length", "false", "--max_seq_length", "128", "--save_strategy", "no",
-           "--logging_strategy", "no", "--disable_tqdm", "true", "--do_train", "--output_dir", str(out)])
-    export(["--model_path", str(out), "--num_export_samples", "2"])
+    train(model_name_or_path="minilm", task_name="sst2", recipe="minilm-gmp80-demo",
+          recipe_args="num_epochs=1,pruning_start_epoch=0,pruning_end_epoch=0.7,init_lr=1e-4", max_train_samples=400,
+          max_eval_samples=8, per_device_train_batch_size=16, pad_to_max_length=False, max_seq_length=128,
+          save_strategy="no", logging_strategy="no", disable_tqdm=True, do_train=True, output_dir=out)
+    export(model_path=out, num_export_samples=2)
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsecore.adapters.bert import BERT, load_tokenizer
+from sparsecore.adapters.models import load_tokenizer
 from sparsecore.adapters.quant_attention import quantizable_attention
 from sparsecore.errors import SparsecoreError
 from sparsecore.quant.qat import CONFIG_FILE, QuantState
@@ -18,14 +18,14 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spec
 
 
 class LogitsOnly(torch.nn.Module):
-    """Positional inputs in the adapter's order → logits (what the ONNX graph exposes)."""
+    """Positional inputs in the family's ONNX input order → logits (what the ONNX graph exposes)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, input_names: tuple[str, ...]) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.input_names = model, input_names
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+    def forward(self, *inputs):
+        return self.model(**dict(zip(self.input_names, inputs))).logits
 
 
 def load_for_export(model_dir: Path):
@@ -62,25 +62,30 @@ def write_tokenizer_files(tokenizer, folder: Path) -> None:
         (folder / extra).unlink(missing_ok=True)
 
 
-def sample_cases(tokenizer, texts: list[tuple[str, ...]], lengths: tuple[int, ...]) -> list[dict[str, np.ndarray]]:
+def sample_cases(tokenizer, texts: list[tuple[str, ...]], lengths: tuple[int, ...],
+                 names: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
     """Real tokenized inputs: one batch per length (padded/truncated to it) plus one dynamic-length batch."""
     columns = list(zip(*texts))
     cases = []
     for length in lengths:
-        enc = tokenizer(*columns, truncation=True, max_length=length, padding="max_length", return_tensors="np")
-        cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
-    enc = tokenizer(*[c[:1] for c in columns], truncation=True, max_length=max(lengths), return_tensors="np")
-    cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
+        enc = tokenizer(*columns, truncation=True, max_length=length, padding="max_length", return_tensors="np",
+                        return_token_type_ids="token_type_ids" in names)
+        cases.append({name: enc[name].astype(np.int64) for name in names})
+    enc = tokenizer(*[c[:1] for c in columns], truncation=True, max_length=max(lengths), return_tensors="np",
+                    return_token_type_ids="token_type_ids" in names)
+    cases.append({name: enc[name].astype(np.int64) for name in names})
     return cases
 
 
-def padded_batches(tokenizer, texts: list[tuple[str, ...]], max_length: int, size: int) -> list[dict[str, np.ndarray]]:
+def padded_batches(tokenizer, texts: list[tuple[str, ...]], max_length: int, size: int,
+                   names: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
     """``texts`` in batches of ``size``, each padded to its longest row (what a deployment sees)."""
     cases = []
     for start in range(0, len(texts), size):
         columns = list(zip(*texts[start:start + size]))
-        enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=True, return_tensors="np")
-        cases.append({name: enc[name].astype(np.int64) for name in BERT.onnx_inputs})
+        enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=True, return_tensors="np",
+                        return_token_type_ids="token_type_ids" in names)
+        cases.append({name: enc[name].astype(np.int64) for name in names})
     return cases
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from sparsecore.adapters.models import family
 from sparsecore.errors import SparsecoreError
 from sparsecore.modifiers.layer_pruning import LayerPruningModifier, SkippedLayer, remove_skipped_layers
 from sparsecore.recipe import Recipe
@@ -19,13 +20,13 @@ RECORD = "sparsecore_layer_pruning"
 
 
 def encoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The name and ``nn.ModuleList`` of the encoder's transformer blocks."""
+    """The name and ``nn.ModuleList`` of the encoder's transformer blocks (the family's ``blocks``)."""
+    blocks = family(model).blocks
     for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.split(".")[-2:] in (["encoder", "layer"],
-                                                                          ["transformer", "layer"]):
+        if isinstance(module, nn.ModuleList) and (name == blocks or name.endswith("." + blocks)):
             return name, module
-    raise SparsecoreError("the model has no encoder layer list (encoder.layer / transformer.layer)", "model",
-                          "use a BERT-family encoder")
+    raise SparsecoreError(f"the model has no encoder layer list ({blocks})", "model",
+                          "load the model with its own architecture class (AutoModelForSequenceClassification)")
 
 
 def check_layer_pruning(model: nn.Module, recipe: Recipe | None, flag: str = "--model_name_or_path") -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback
 
-from sparsecore.adapters.bert import output_keys
 from sparsecore.adapters.layers import finish_layer_pruning
+from sparsecore.adapters.models import output_keys
 from sparsecore.recipe import Recipe
 from sparsecore.session import Session
 
@@ -130,7 +130,7 @@ class SparseTrainer(Trainer):
             self.add_callback(SessionCallback(self))
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        if self.lr_scheduler is None and self.recipe is not None and any(m.SETS_LR for m in self.recipe.modifiers):
+        if self.lr_scheduler is None and self.recipe is not None and self.recipe.owns_lr:
             self.lr_scheduler = RecipeOwnedLR(optimizer or self.optimizer)
             self._created_lr_scheduler = True
         return super().create_scheduler(num_training_steps, optimizer)

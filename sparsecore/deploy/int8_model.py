@@ -13,13 +13,13 @@ and for the two attention products of a layer (``…/attention/self/MatMul_integ
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.export.qdq_to_integer import GraphIndex
+from sparsecore.families import ROLES, Family
 
 _FIX = "re-export the model with sparsecore.transformers.export_onnx, or use engine='onnxruntime'"
 
@@ -162,20 +162,21 @@ def fuse_qkv(parts: list[QuantLinear], where: str) -> QuantLinear:
                        np.concatenate([p.rescale for p in parts]), parts[0].act)
 
 
-_LINEAR = re.compile(r"layer\.(\d+)/(attention/self/query|attention/self/key|attention/self/value|"
-                     r"attention/output/dense|intermediate/dense|output/dense)/MatMul_integer$")
-_SCORES = re.compile(r"^(.*layer\.(\d+)/attention/self)/MatMul_integer$")
 TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 
 
-def read_integer_bert(model, const, n_layers: int, where: str) -> dict:
-    """The integer parts of a BERT classifier export: ``layers`` (per layer {linear name: QuantLinear}),
-    ``attention`` (per layer AttentionQuant, None where fp32), ``tables`` {name: fp32 table}, and ``pooler``/
-    ``classifier`` where quantized. Parts left out are fp32 in the graph and read by the caller."""
+def read_integer_encoder(model, const, family: Family, n_layers: int, where: str) -> dict:
+    """The integer parts of an encoder classifier export: ``layers`` (per layer {role: QuantLinear}),
+    ``attention`` (per layer AttentionQuant, None where fp32), ``tables`` {name: fp32 table}, and ``head``
+    (the head's hidden/output Linear, by position) and ``project`` where quantized. Parts left out are fp32 in
+    the graph and read by the caller."""
     g = IntegerGraph(model, const, where)
     layers: list[dict] = [{} for _ in range(n_layers)]
     attention: list[AttentionQuant | None] = [None] * n_layers
-    tables, head = {}, {}
+    linears = {role: family.onnx_node(role, "MatMul_integer") for role in ROLES}
+    scores = family.onnx_node("query", "MatMul_integer", attention=True)
+    head_names = [p.replace(".", "/") + "/MatMul_integer" for p in family.head]
+    tables, head, project = {}, {}, None
     for name, node in g.nodes.items():
         if node.op_type == "Gather" and name.endswith("/Gather_int8"):
             table = next((t for t in TABLES if f"/{t}/" in name), None)
@@ -183,14 +184,15 @@ def read_integer_bert(model, const, n_layers: int, where: str) -> dict:
                 tables[table] = g.embedding(name)
         if node.op_type != "MatMulInteger":
             continue
-        if match := _LINEAR.search(name):
-            layers[int(match.group(1))][match.group(2).replace("/", ".")] = g.linear(name)
-        elif match := _SCORES.search(name):
-            attention[int(match.group(2))] = g.attention(match.group(1))
-        elif name.endswith("pooler/dense/MatMul_integer"):
-            head["pooler"] = g.linear(name)
-        elif name.endswith("classifier/MatMul_integer"):
-            head["classifier"] = g.linear(name)
+        role = next((r for r, pattern in linears.items() if pattern.search(name)), None)
+        if role is not None:
+            layers[int(linears[role].search(name).group(1))][role] = g.linear(name)
+        elif match := scores.search(name):
+            attention[int(match.group(1))] = g.attention(name.removesuffix("/MatMul_integer"))
+        elif any(name.endswith("/" + h) for h in head_names):
+            head[next(i for i, h in enumerate(head_names) if name.endswith("/" + h))] = g.linear(name)
+        elif name.endswith("embeddings_project/MatMul_integer"):
+            project = g.linear(name)
         elif not name.endswith("MatMul_1_integer"):  # P·V is read with its layer's Q·Kᵀ
             g._fail(f"the export has an integer product the engine does not know: {name}")
-    return {"layers": layers, "attention": attention, "tables": tables, **head}
+    return {"layers": layers, "attention": attention, "tables": tables, "head": head, "project": project}

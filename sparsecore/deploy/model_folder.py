@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.folders import DEPLOYMENT, DeploymentInfo
 
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
 
@@ -30,11 +31,11 @@ def locate(model_path: str | Path) -> Deployment:
     path = Path(model_path).expanduser()
     if path.is_file() and path.suffix == ".onnx":
         folder, onnx_path = path.parent, path
-        meta = _meta(folder)
+        meta = DeploymentInfo.read(folder) or DeploymentInfo()
     elif path.is_dir():
-        folder = path / "deployment" if (path / "deployment").is_dir() else path
-        meta = _meta(folder)
-        onnx_path = folder / meta.get("onnx_file_name", "model.onnx")
+        folder = path / DEPLOYMENT if (path / DEPLOYMENT).is_dir() else path
+        meta = DeploymentInfo.read(folder) or DeploymentInfo()  # a bare ONNX folder: the defaults
+        onnx_path = folder / meta.onnx_file_name
     else:
         raise SparsecoreError("model path does not exist", str(model_path),
                               "pass a deployment folder (from export_onnx) or its model.onnx")
@@ -49,14 +50,7 @@ def locate(model_path: str | Path) -> Deployment:
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
     inputs = _check_classifier(onnx_path, len(id2label) or None)
     return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
-                      int(config.get("max_position_embeddings", 512)), int(meta.get("sequence_length", 128)), inputs,
-                      bool(meta.get("text_pairs", False)))
-
-
-def _meta(folder: Path) -> dict:
-    """sparsecore_deployment.json (written by export_onnx), or {} for a folder without one."""
-    path = folder / "sparsecore_deployment.json"
-    return _json(path) if path.is_file() else {}
+                      int(config.get("max_position_embeddings", 512)), meta.sequence_length, inputs, meta.text_pairs)
 
 
 def _json(path: Path) -> dict:

@@ -1,4 +1,7 @@
-"""``engine="sparsecore"``: our own CPU engine for pruned BERT classifiers (numpy + Numba kernels).
+"""``engine="sparsecore"``: our own CPU engine for pruned encoder classifiers (numpy + Numba kernels).
+
+Every family of :mod:`sparsecore.families` (BERT, RoBERTa/XLM-R, ELECTRA, DistilBERT) runs: they share the
+block shape and differ in embeddings (positions, token types, ELECTRA's projection) and head activation.
 
 Everything runs in the features × tokens layout (see :mod:`sparsecore.kernels.sparse_matmul`): the
 hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear is one kernel call
@@ -6,7 +9,7 @@ hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear 
 (3H, H) matrix per layer. Every stage of a layer is one parallel Numba kernel: the Linears
 (:mod:`sparsecore.kernels.sparse_matmul`, GELU fused into the intermediate one), fused attention
 (:mod:`sparsecore.kernels.attention`) and residual-add + LayerNorm (:mod:`sparsecore.kernels.layer_norm`).
-Only dense-format Linears and the pooler/classifier head call BLAS.
+Only dense-format Linears and the classifier head call BLAS.
 
 Linears and their format rule: :mod:`sparsecore.deploy.linears`. Integer exports run the same way
 with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and, where the graph
@@ -25,21 +28,22 @@ import numpy as np
 
 from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
 from sparsecore.deploy.linears import build_linear
-from sparsecore.deploy.sparse_model import BertArrays, load_bert_arrays
+from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
 from sparsecore.errors import SparsecoreError
 
-LINEAR_QKV = ("attention.self.query", "attention.self.key", "attention.self.value")  # fused into one matrix
+QKV = ("query", "key", "value")  # fused into one matrix
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0, out=x)}  # gelu: fused into the Linear
 
 
-class SparseBert:
-    def __init__(self, arrays: BertArrays, formats: str = "auto") -> None:
+class SparseEncoder:
+    def __init__(self, arrays: EncoderArrays, formats: str = "auto") -> None:
         self.a = arrays
         self._ws_tokens, self._ws = 0, {}
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
         for i, layer in enumerate(arrays.layers):
-            parts = [layer[n] for n in LINEAR_QKV]
+            parts = [layer[n] for n in QKV]
             if all(isinstance(p, QuantLinear) for p in parts):
                 qkv = fuse_qkv(parts, f"layer {i}")
             elif any(isinstance(p, QuantLinear) for p in parts):
@@ -49,12 +53,12 @@ class SparseBert:
                 qkv = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
             self.layers.append({
                 "qkv": build_linear(qkv, formats),
-                "attn_out": build_linear(layer["attention.output.dense"], formats),
-                "intermediate": build_linear(layer["intermediate.dense"], formats),
-                "out": build_linear(layer["output.dense"], formats),
+                "attn_out": build_linear(layer["attn_out"], formats),
+                "intermediate": build_linear(layer["intermediate"], formats),
+                "out": build_linear(layer["output"], formats),
                 "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]})
-        self.pooler = build_linear(arrays.pooler, "dense")
-        self.classifier = build_linear(arrays.classifier, "dense")
+        self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head)
+        self.project = None if arrays.project is None else build_linear(arrays.project, "dense")
 
     def formats(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -68,9 +72,14 @@ class SparseBert:
 
         a = self.a
         batch, seq = ids.shape
-        h = a.word[ids] + a.token_type[token_types] + a.position[:seq][None]
-        out[...] = h.reshape(batch * seq, -1).T
-        return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
+        h = a.word[ids] + a.position[a.positions(ids)]
+        if a.token_type is not None:
+            h += a.token_type[token_types]
+        if self.project is None:
+            out[...] = h.reshape(batch * seq, -1).T
+            return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
+        et = np.ascontiguousarray(h.reshape(batch * seq, -1).T)  # (E, T): ELECTRA's embedding width
+        return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
                  profile: dict[str, float] | None = None) -> np.ndarray:
@@ -103,7 +112,7 @@ class SparseBert:
                           gelu=True, out=ws["inter"])
             h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
-        return stage("pooler + classifier", self.head, xt, seq)
+        return stage("classifier head", self.head, xt, seq)
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept
@@ -111,7 +120,8 @@ class SparseBert:
         pair at 128 tokens). Sized for the most tokens seen so far; smaller calls use the front of them."""
         from sparsecore.deploy.hugepages import huge_page_arrays
 
-        hidden, inter = self.a.word.shape[1], self.layers[0]["intermediate"].bias.size if self.layers else 0
+        hidden = self.layers[0]["attn_out"].bias.size if self.layers else self.a.word.shape[1]
+        inter = self.layers[0]["intermediate"].bias.size if self.layers else 0
         rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
         if tokens > self._ws_tokens:
             self._ws = huge_page_arrays({name: (n * tokens,) for name, n in rows.items()})
@@ -120,8 +130,12 @@ class SparseBert:
 
     def head(self, xt: np.ndarray, seq: int) -> np.ndarray:
         cls = np.ascontiguousarray(xt[:, ::seq])  # (H, B): the first token of every sequence
-        pooled = np.tanh(self.pooler(cls))
-        return np.ascontiguousarray(self.classifier(pooled).T)
+        activation = self.a.family.head_activation
+        if activation == "gelu":
+            hidden = self.head_hidden(cls, gelu=True)
+        else:
+            hidden = _ACTIVATIONS[activation](self.head_hidden(cls))
+        return np.ascontiguousarray(self.head_out(hidden).T)
 
 
 def _quantize_qkv(qkv: np.ndarray, quant) -> None:
@@ -162,7 +176,8 @@ class SparsecoreEngine:
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto") -> None:
         from threadpoolctl import ThreadpoolController
 
-        self.model = SparseBert(load_bert_arrays(Path(onnx_path), Path(onnx_path).with_name("config.json")), formats)
+        self.model = SparseEncoder(load_encoder_arrays(Path(onnx_path), Path(onnx_path).with_name("config.json")),
+                                   formats)
         self.batch_size = batch_size
         self._pools = ThreadpoolController()
         # all dense: BLAS keeps its threads

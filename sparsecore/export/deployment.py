@@ -11,8 +11,6 @@ from typing import Iterator
 
 from sparsecore.errors import SparsecoreError
 
-DEPLOYMENT = "deployment"
-
 
 @contextmanager
 def atomic_folder(target: str | Path) -> Iterator[Path]:

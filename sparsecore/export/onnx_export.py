@@ -46,3 +46,21 @@ def initializer_sparsity(model: onnx.ModelProto, min_size: int = 2) -> list[dict
             rows.append({"name": init.name, "shape": list(array.shape), "numel": int(array.size),
                          "zeros": int(np.count_nonzero(array == 0))})
     return rows
+
+
+def sparsity_preserved(weights: list[np.ndarray], model: onnx.ModelProto, quantized: bool) -> bool:
+    """Every torch weight has a 2-D initializer with the same values, or their transpose.
+
+    Quantized: an int8 initializer of that shape that is 0 wherever the weight is 0 (small non-zero
+    weights may round to 0 as well, so the int8 zeros are a superset).
+    """
+    inits = [numpy_helper.to_array(i) for i in model.graph.initializer if len(i.dims) == 2]
+
+    def same(a: np.ndarray, w: np.ndarray) -> bool:
+        if a.shape != w.shape:
+            return False
+        if quantized:
+            return a.dtype == np.int8 and not np.any(a[w == 0])
+        return np.array_equal(a, w)
+
+    return all(any(same(a, w) or same(a, w.T) for a in inits) for w in weights)

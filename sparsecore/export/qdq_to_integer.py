@@ -180,3 +180,16 @@ def _prune(model: onnx.ModelProto) -> None:
     inits = [i for i in graph.initializer if i.name in used]
     del graph.initializer[:]
     graph.initializer.extend(inits)
+
+
+def finish_quantized(path, form: str) -> tuple[onnx.ModelProto, dict | None]:
+    """A freshly exported QDQ file: constants → initializers, then (``form="integer"``) QDQ → integer kernels;
+    saved in place. Returns the model and what :func:`qdq_to_integer` converted (None for ``"qdq"``)."""
+    model = onnx.load(str(path))
+    converted = None
+    if form == "integer":
+        converted = qdq_to_integer(model)
+    else:
+        constants_to_initializers(model)
+    onnx.save(model, str(path))
+    return model, converted

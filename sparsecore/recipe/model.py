@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from sparsecore.modifiers import Modifier
+from sparsecore.modifiers import DistillationModifier, Modifier, QuantizationModifier
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,25 @@ class Recipe:
         """Training length the recipe implies: the largest bounded end epoch, None if unbounded."""
         ends = [m.last_epoch() for m in self.modifiers if m.last_epoch() >= 0]
         return max(ends) if ends else None
+
+    @property
+    def distills(self) -> bool:
+        """Has a ``!DistillationModifier`` (the run needs a teacher)."""
+        return any(isinstance(m, DistillationModifier) for m in self.modifiers)
+
+    @property
+    def quantizes(self) -> bool:
+        """Has a ``!QuantizationModifier`` (fake-quant during training, quantized export)."""
+        return any(isinstance(m, QuantizationModifier) for m in self.modifiers)
+
+    @property
+    def lr_owners(self) -> tuple[str, ...]:
+        """Tags of the modifiers that set the learning rate (the trainer's own schedule is then held constant)."""
+        return tuple(sorted({f"!{m.tag}" for m in self.modifiers if m.SETS_LR}))
+
+    @property
+    def owns_lr(self) -> bool:
+        return bool(self.lr_owners)
 
     @property
     def staged(self) -> bool:

@@ -1,1 +1,11 @@
-"""SparseML-compatible entry points: ``python -m sparsecore.transformers.text_classification``."""
+"""The workflows as Python calls, and SparseML-compatible entry points.
+
+``train`` / ``oneshot`` / ``export`` take the CLI flags as keyword arguments and return a result object
+(:class:`TrainResult`, :class:`ExportResult`); ``python -m sparsecore.transformers.text_classification`` and
+``python -m sparsecore.transformers.export_onnx`` are the same calls behind an argv parser.
+"""
+
+from sparsecore.transformers.exporting import ExportResult, export
+from sparsecore.transformers.training import TrainResult, oneshot, train
+
+__all__ = ["ExportResult", "TrainResult", "export", "oneshot", "train"]

@@ -36,9 +36,8 @@ def cut_bert(tmp_path_factory):
     """Random-init 12-layer BERT (small widths, MiniLM's tokenizer) → one-shot recipe → export."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from sparsecore.adapters.bert import minilm_path
-    from sparsecore.cli.export_onnx import run as export
-    from sparsecore.cli.text_classification import run as train
+    from sparsecore.adapters.models import minilm_path
+    from sparsecore.transformers import export, train
 
     root = tmp_path_factory.mktemp("bert12")
     torch.manual_seed(0)
@@ -49,9 +48,9 @@ def cut_bert(tmp_path_factory):
     recipe = root / "cut.yaml"
     recipe.write_text(RECIPE)
     out = root / "cut"
-    train(["--model_name_or_path", str(root / "base"), "--task_name", "sst2", "--recipe", str(recipe), "--one_shot",
-           "--do_eval", "--max_eval_samples", "16", "--max_seq_length", "64", "--output_dir", str(out)])
-    export(["--model_path", str(out)])
+    train(model_name_or_path=root / 'base', task_name="sst2", recipe=recipe, one_shot=True, do_eval=True,
+          max_eval_samples=16, max_seq_length=64, output_dir=out)
+    export(model_path=out)
     return out
 
 

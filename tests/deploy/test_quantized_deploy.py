@@ -25,16 +25,14 @@ from sparsecore.tasks import load_data, sample_glue_dir
 @pytest.fixture(scope="session")
 def qat_minilm(pruned_minilm, tmp_path_factory):
     """The 80%-pruned MiniLM, QAT fine-tuned for a few steps through the CLI, exported in integer form."""
-    from sparsecore.cli.export_onnx import run as export
-    from sparsecore.cli.text_classification import run as train
+    from sparsecore.transformers import export, train
 
     out = tmp_path_factory.mktemp("qat-minilm") / "model"
-    train(["--model_name_or_path", str(pruned_minilm), "--task_name", "sst2", "--recipe", "minilm-pruned-qat",
-           "--recipe_args", "num_epochs=1,observer_freeze_epoch=0.5,calibration_steps=2", "--distill_teacher",
-           "disable", "--max_train_samples", "96", "--max_eval_samples", "8", "--per_device_train_batch_size", "16",
-           "--pad_to_max_length", "false", "--save_strategy", "no", "--logging_strategy", "no",
-           "--disable_tqdm", "true", "--do_train", "--do_eval", "--output_dir", str(out)])
-    export(["--model_path", str(out)])
+    train(model_name_or_path=pruned_minilm, task_name="sst2", recipe="minilm-pruned-qat",
+          recipe_args="num_epochs=1,observer_freeze_epoch=0.5,calibration_steps=2", distill_teacher="disable",
+          max_train_samples=96, max_eval_samples=8, per_device_train_batch_size=16, pad_to_max_length=False,
+          save_strategy="no", logging_strategy="no", disable_tqdm=True, do_train=True, do_eval=True, output_dir=out)
+    export(model_path=out)
     return out
 
 
@@ -107,26 +105,25 @@ def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, reference, tm
 
 
 def test_qdq_format_and_post_training_quantization(pruned_minilm, tmp_path):
-    from sparsecore.cli.export_onnx import run as export
-    from sparsecore.cli.text_classification import run as train
+    from sparsecore.transformers import export, train
 
     out = tmp_path / "ptq"
-    result = train(["--model_name_or_path", str(pruned_minilm), "--task_name", "sst2", "--one_shot", "--recipe",
-                    "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n    ignore: [classifier]\n",
-                    "--max_train_samples", "32", "--max_eval_samples", "32", "--per_device_train_batch_size", "16",
-                    "--do_eval", "--output_dir", str(out), "--disable_tqdm", "true"])
-    assert 0.0 < result["metrics"]["eval_accuracy"] <= 1.0
+    ptq = "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n    ignore: [classifier]\n"
+    result = train(model_name_or_path=pruned_minilm, task_name="sst2", one_shot=True, recipe=ptq,
+                   max_train_samples=32, max_eval_samples=32, per_device_train_batch_size=16, do_eval=True,
+                   output_dir=out, disable_tqdm=True)
+    assert 0.0 < result.metrics["eval_accuracy"] <= 1.0
     sites = json.loads((out / "sparsecore_quantization.json").read_text())["sites"]
     assert "classifier" not in {s["name"] for s in sites}
-    report = export(["--model_path", str(out), "--quantized_format", "qdq"])
+    report = export(model_path=out, quantized_format="qdq").report
     assert report["passed"] and report["quantized"]["format"] == "qdq"
     ops = Counter(n.op_type for n in onnx.load(str(out / "deployment" / "model.onnx")).graph.node)
     assert ops["QuantizeLinear"] == 37 + 24 and ops["MatMulInteger"] == 0  # 37 Linear inputs (not the classifier) + 6 × 2 × 2 attention inputs
     with pytest.raises(SparsecoreError, match="integer"):  # our engine runs the integer form only
         Pipeline.create(model_path=out, engine="sparsecore")
-    export(["--model_path", str(out)])  # integer form: a classifier left in fp32 (a mixed graph)
+    export(model_path=out)  # integer form: a classifier left in fp32 (a mixed graph)
     ours = Pipeline.create(model_path=out, batch_size=16, engine="sparsecore").engine
-    assert not isinstance(ours.model.a.classifier, QuantLinear) and ours.model.a.quantized
+    assert not isinstance(ours.model.a.head[1], QuantLinear) and ours.model.a.quantized
     texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:64]]
     feeds = fixed_length_feeds(out, texts, 48)
     ort = batched(Pipeline.create(model_path=out, batch_size=16).engine, feeds, 64, 16)

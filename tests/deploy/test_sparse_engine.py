@@ -8,8 +8,8 @@ import pytest
 
 from sparsecore import Pipeline
 from sparsecore.deploy.linears import DENSE_BELOW, LinearT
-from sparsecore.deploy.sparse_engine import SparseBert
-from sparsecore.deploy.sparse_model import load_bert_arrays
+from sparsecore.deploy.sparse_engine import SparseEncoder
+from sparsecore.deploy.sparse_model import load_encoder_arrays
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import load_data, sample_glue_dir
 
@@ -48,9 +48,9 @@ def test_sparsecore_engine_matches_onnxruntime_on_all_sst2_rows(pruned_minilm, r
 @pytest.mark.parametrize("fmt", ["dense", "csr", "block4"])
 def test_every_format_computes_the_same_model(pruned_minilm, rows, fmt):
     deployment = pruned_minilm / "deployment"
-    arrays = load_bert_arrays(deployment / "model.onnx", deployment / "config.json")
-    reference = SparseBert(arrays, "dense")
-    model = SparseBert(arrays, fmt)
+    arrays = load_encoder_arrays(deployment / "model.onnx", deployment / "config.json")
+    reference = SparseEncoder(arrays, "dense")
+    model = SparseEncoder(arrays, fmt)
     assert model.formats() == {fmt: 24}
     from transformers import AutoTokenizer
 
@@ -108,7 +108,7 @@ def test_profile_workspace_reuse_and_thread_pools(pruned_minilm, rows):
     stages = {}
     np.testing.assert_array_equal(engine(feeds[0], profile=stages), first)
     assert {"QKV Linear (csr)", "attention (QKᵀ, softmax, ·V)", "residual add + LayerNorm ×2",
-            "output Linear (csr)", "pooler + classifier"} <= set(stages) and all(v > 0 for v in stages.values())
+            "output Linear (csr)", "classifier head"} <= set(stages) and all(v > 0 for v in stages.values())
     dense = SparsecoreEngine(deployment / "model.onnx", 8, [128], formats="dense")
     threads = numba.get_num_threads()
     np.testing.assert_allclose(dense(feeds[0]), first, atol=ATOL)

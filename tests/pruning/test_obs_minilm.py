@@ -16,21 +16,20 @@ def finetuned(tmp_path_factory):
     """Dense MiniLM fine-tuned on 800 bundled SST-2 rows (1 epoch), plus its tokenizer and collator."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-    from sparsecore.cli.text_classification import run as train
+    from sparsecore.transformers import train
 
     out = tmp_path_factory.mktemp("finetuned") / "dense"
-    train(["--model_name_or_path", "minilm", "--task_name", "sst2", "--recipe", "dense-finetune",
-           "--recipe_args", "num_epochs=1,init_lr=1e-4", "--max_train_samples", "800", "--max_eval_samples", "8",
-           "--per_device_train_batch_size", "16", "--pad_to_max_length", "false", "--max_seq_length", "64",
-           "--save_strategy", "no", "--logging_strategy", "no", "--disable_tqdm", "true", "--seed", "3",
-           "--do_train", "--output_dir", str(out)])
+    train(model_name_or_path="minilm", task_name="sst2", recipe="dense-finetune",
+          recipe_args="num_epochs=1,init_lr=1e-4", max_train_samples=800, max_eval_samples=8,
+          per_device_train_batch_size=16, pad_to_max_length=False, max_seq_length=64, save_strategy="no",
+          logging_strategy="no", disable_tqdm=True, seed=3, do_train=True, output_dir=out)
     tok = AutoTokenizer.from_pretrained(str(out))
     return AutoModelForSequenceClassification.from_pretrained(str(out)), tok, DataCollatorWithPadding(tok)
 
 
 def test_one_shot_obs_loses_less_than_magnitude(finetuned):
     from sparsecore.adapters.trainer import make_grad_sampler
-    from sparsecore.cli.features import tokenize_split
+    from sparsecore.transformers.features import tokenize_split
 
     model, tok, collator = finetuned
     train = load_data("sst2", sample_glue_dir()).train

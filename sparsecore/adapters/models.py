@@ -1,36 +1,22 @@
-"""BERT-family adapter: a declaration of what generic code needs, plus loading.
+"""Loading encoder classifiers (every family of :mod:`sparsecore.families`) and their tokenizers.
 
-Generic code (pruning reports, export, deployment) reads :data:`BERT` instead of
-knowing BERT's module names.
+What generic code needs to know about a family — module names, ONNX inputs, head — is declared in
+:mod:`sparsecore.families`; :func:`family` finds a loaded model's declaration.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.families import Family, family_of
 
 MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
-@dataclass(frozen=True)
-class ModelAdapter:
-    family: str
-    prunable: tuple[str, ...]  # recipe selectors for the encoder's Linear weights
-    onnx_inputs: tuple[str, ...]
-    dynamic_axes: dict
-    export_atol: float
-
-
-BERT = ModelAdapter(
-    family="bert",
-    prunable=(r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
-              r"|intermediate\.dense|output\.dense)\.weight",),
-    onnx_inputs=("input_ids", "attention_mask", "token_type_ids"),
-    dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask", "token_type_ids")},
-    export_atol=1e-4,
-)
+def family(model) -> Family:
+    """The family declaration of a loaded Hugging Face model."""
+    return family_of(getattr(model.config, "model_type", None), type(model).__name__)
 
 
 def output_keys(model) -> tuple[str, ...]:
@@ -90,9 +76,7 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
     except (OSError, ValueError) as exc:
         raise SparsecoreError(f"cannot load a model config: {str(exc).splitlines()[0]}", f"{flag} {path}",
                               "pass a local model folder, or 'minilm' (no downloads happen offline)") from None
-    if getattr(config, "model_type", None) not in ("bert", "roberta", "distilbert", "xlm-roberta", "electra"):
-        raise SparsecoreError(f"model type {config.model_type!r} is not BERT-family", f"{flag} {path}",
-                              "use a BERT-family encoder (bert, roberta, distilbert, electra)")
+    family_of(getattr(config, "model_type", None), f"{flag} {path}")
     trained_labels = getattr(config, "num_labels", None)
     is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if is_classifier and trained_labels != num_labels:

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsecore.adapters.bert import resolve_model_path
+from sparsecore.adapters.models import resolve_model_path
 from sparsecore.errors import SparsecoreError
 from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
 from sparsecore.recipe import Recipe, load_recipe
@@ -152,13 +152,13 @@ def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one
         for modifier in recipe.modifiers:
             if isinstance(modifier, QuantizationModifier):  # the recipe may leave training length to the flags
                 check_training_end(modifier, training_args.num_train_epochs)
-    owners = sorted({f"!{m.tag}" for m in recipe.modifiers if m.SETS_LR})
+    owners = recipe.lr_owners
     if owners:
         clash = sorted({"learning_rate", "lr_scheduler_type", "warmup_steps"} & given)
         if clash:
             notes.append(f"the recipe's {', '.join(owners)} sets the learning rate: "
                          f"{', '.join('--' + c for c in clash)} only apply before its first change")
-    has_kd = any(m.tag == "DistillationModifier" for m in recipe.modifiers)
+    has_kd = recipe.distills
     if has_kd and teacher == "disable" and not one_shot:
         notes.append("the recipe's !DistillationModifier is skipped: --distill_teacher disable")
     if not has_kd and teacher != "disable":

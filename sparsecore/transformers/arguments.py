@@ -1,0 +1,156 @@
+"""The arguments of the workflows, named exactly like the CLI flags (SparseML seed + HF ``run_glue``).
+
+:func:`sparsecore.transformers.train` / ``oneshot`` take :class:`ModelArguments`, :class:`DataTrainingArguments`
+and every ``transformers.TrainingArguments`` field as keyword arguments; ``export`` takes
+:class:`ExportArguments`. The CLIs parse the same dataclasses from argv, so a flag and a keyword are one thing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+
+from transformers import TrainingArguments
+
+from sparsecore.deploy.pipeline import TASKS
+from sparsecore.errors import SparsecoreError
+from sparsecore.tasks import GLUE_TASKS
+
+DEFAULT_MODEL = "minilm"
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(default=DEFAULT_MODEL, metadata={
+        "help": "Local model folder, the built-in alias 'minilm' (all-MiniLM-L6-v2, bundled), or a hub id "
+                "(online only). zoo: stubs fail: SparseZoo is gone."})
+    distill_teacher: str = field(default="disable", metadata={
+        "help": "Teacher for distillation: a local model folder trained on the task, 'self' (a frozen copy of the "
+                "starting model), or 'disable'."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
+
+
+@dataclass
+class DataTrainingArguments:
+    recipe: str | None = field(default=None, metadata={
+        "help": "Recipe: a .yaml/.md file, inline YAML, a built-in name (minilm-gmp80-demo, dense-finetune, "
+                "bert-pruned90-mnli, ...) or a SparseML zoo: recipe stub that has a built-in equivalent."})
+    recipe_args: str | None = field(default=None, metadata={
+        "help": "Override recipe variables: JSON object or k=v,k=v."})
+    task_name: str | None = field(default=None, metadata={
+        "help": f"GLUE task: {', '.join(GLUE_TASKS)}. Without a GLUE folder, sst2 uses the bundled sample."})
+    glue_dir: str | None = field(default=None, metadata={
+        "help": "Folder laid out like GLUE (<task>/train.tsv, validation.tsv). Default: $SPARSECORE_GLUE_DIR."})
+    train_file: str | None = field(default=None, metadata={"help": "Training data: csv, tsv, json or jsonl."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation data: csv, tsv, json or jsonl."})
+    test_file: str | None = field(default=None, metadata={"help": "Test data to predict (labels optional)."})
+    input_column_names: str | None = field(default=None, metadata={
+        "help": "Comma-separated text column(s) of custom files (one or two)."})
+    label_column_name: str = field(default="label", metadata={"help": "Label column of custom files."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per example after truncation."})
+    pad_to_max_length: bool = field(default=True, metadata={
+        "help": "Pad every example to max_seq_length; false pads each batch to its longest example (faster on CPU)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate each evaluation set."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
+    one_shot: bool = field(default=False, metadata={
+        "help": "Apply the recipe's final state at once (no training), then evaluate and save."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Allow writing into a non-empty output_dir."})
+
+
+@dataclass
+class ExportArguments:
+    model_path: str = field(metadata={"help": "folder written by text_classification (config.json + weights)"})
+    task: str = field(default="text-classification", metadata={"help": f"one of {', '.join(TASKS)}"})
+    sequence_length: int | None = field(default=None, metadata={
+        "help": "tokens per input for validation and samples (default: the max_seq_length the model was trained "
+                "with); the graph itself accepts any length"})
+    onnx_file_name: str = field(default="model.onnx", metadata={"help": "file name of the graph in deployment/"})
+    opset: int = field(default=14, metadata={"help": "ONNX opset (DeepSparse 1.8 reads 11-17; default 14)"})
+    num_export_samples: int = field(default=0, metadata={"help": "sample inputs/outputs to write (.npz)"})
+    quantized_format: str = field(default="integer", metadata={
+        "choices": ["integer", "qdq"],
+        "help": "quantized models only: 'integer' (MatMulInteger + int8 tables: what DeepSparse and ONNX Runtime run "
+                "as int8; default) or 'qdq' (QuantizeLinear/DequantizeLinear around float ops)"})
+
+
+DEFAULT_OUTPUT_DIR = "out/text_classification"
+
+
+def training_arguments(call: str, flags: dict) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
+    """Keyword arguments of ``train``/``oneshot`` → the three argument dataclasses (type-checked, one-line errors)."""
+    flags = {"output_dir": DEFAULT_OUTPUT_DIR, **flags}
+    if isinstance(flags.get("recipe_args"), dict):  # the CLI's JSON form, as a dict
+        flags["recipe_args"] = json.dumps(flags["recipe_args"])
+    groups = (ModelArguments, DataTrainingArguments, TrainingArguments)
+    names = [{f.name: f for f in fields(cls) if f.init} for cls in groups]
+    unknown = sorted(set(flags) - set().union(*names))
+    if unknown:
+        raise SparsecoreError(f"unknown argument {unknown[0]!r}", f"{call}()",
+                              "use the CLI's flag names (python -m sparsecore.transformers.text_classification --help)")
+    model, data, rest = ({k: _typed(call, fs[k], v) for k, v in flags.items() if k in fs} for fs in names)
+    try:
+        return ModelArguments(**model), DataTrainingArguments(**data), TrainingArguments(**rest)
+    except (ValueError, TypeError) as exc:  # TrainingArguments.__post_init__ rejects some combinations
+        raise SparsecoreError(str(exc).splitlines()[0], f"{call}()", "fix the argument values") from None
+
+
+def export_arguments(flags: dict) -> ExportArguments:
+    known = {f.name: f for f in fields(ExportArguments)}
+    unknown = sorted(set(flags) - set(known))
+    if unknown:
+        raise SparsecoreError(f"unknown argument {unknown[0]!r}", "export()",
+                              "use the CLI's flag names (python -m sparsecore.transformers.export_onnx --help)")
+    missing = [n for n, f in known.items() if f.default is MISSING and n not in flags]
+    if missing:
+        raise SparsecoreError(f"export() needs {missing[0]}=", "export()", "pass the trained folder as model_path=")
+    values = {k: _typed("export", known[k], v) for k, v in flags.items()}
+    choices = known["quantized_format"].metadata["choices"]
+    if values.get("quantized_format", "integer") not in choices:
+        raise SparsecoreError(f"quantized_format={values['quantized_format']!r}", "export()",
+                              f"use one of: {', '.join(choices)}")
+    return ExportArguments(**values)
+
+
+def _typed(call: str, f, value):
+    """``value`` if it has the field's declared type (ints for floats; paths for str), else a one-line error.
+
+    Fields whose type is not a plain int/float/bool/str (optionally ``| None``) pass through unchecked:
+    ``TrainingArguments`` validates those itself."""
+    allowed = _simple_types(f.name)
+    if allowed is None or (value is None and type(None) in allowed):
+        return value
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, (str, os.PathLike)):
+            return str(value)
+    names = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
+    raise SparsecoreError(f"{f.name}={value!r} is not {names}", f"{call}()", f"pass {f.name} as {names}")
+
+
+def _simple_types(name: str) -> tuple | None:
+    for cls in (ModelArguments, DataTrainingArguments, ExportArguments, TrainingArguments):
+        hint = _hints(cls).get(name)
+        if hint is not None:
+            allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+            return allowed if set(allowed) <= {int, float, bool, str, type(None)} else None
+    return None
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # a field annotation this Python cannot resolve: leave that class unchecked
+        return {}

@@ -1,1 +1,0 @@
-"""SparseML's ``sparseml.transformers.train.*`` entry-point names."""
