@@ -33,8 +33,8 @@ from sparsecore.kernels.vecmath import exp32
 @nb.njit(inline="always", **NJIT_FMA)
 def _two_rows_times_matrix(acc0, acc1, coef0, coef1, rows):
     """``acc0 += Σ_r coef0[r]·rows[r]`` and the same for acc1/coef1, in one sweep: every row of ``rows``
-    loaded once serves both accumulators, eight rows per pass (two output rows per sweep measured
-    faster than one: the loads, not the FMAs, bound this loop)."""
+    loaded once serves both accumulators, eight rows per pass (the loads, not the FMAs, bound this loop,
+    so each load feeds two rows)."""
     n = coef0.size
     r = 0
     while r + 8 <= n:

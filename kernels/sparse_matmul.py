@@ -12,12 +12,11 @@ AVX-512) and kept because each one paid:
   accumulators in eight vector registers over the whole (row, panel) run of weights — on the AVX2 machine
   +23–31% (fp32) and +50–60% (int8 codes) at 128 tokens over the loop below, equal at 2048 tokens.
 * Token tails (< 64 tokens): eight stored weights (CSR) or two 1×4 blocks per accumulator update, the
-  accumulator row read and written once per eight products (43 → ~90 GFLOP/s at 90% on AVX-512).
+  accumulator row read and written once per eight products.
 * Work is split into contiguous row ranges (few tokens) or token-tile ranges (many tokens, see
   ``_split``); inside a task, tokens in tiles of ``TILE`` and K in panels of ``PANEL`` columns, so the
   slab of Xᵀ a panel reads (``PANEL × TILE`` floats, 384 KB) stays in the core's L2 while every row of
-  the range uses it. BERT's K = 3072 output Linear needed it (its whole Xᵀ is 1.5 MB at 128 tokens):
-  0.73 → 0.54 ms. Smaller panels measured slower.
+  the range uses it: BERT's K = 3072 output Linear reads a 1.5 MB Xᵀ at 128 tokens, more than L2.
 * fp32 FMA contraction and vectorised GELU (see ``_config.NJIT_FMA`` and :mod:`.vecmath`).
 
 Formats (built once from a dense matrix, exact: the products are those of the non-zero weights):
@@ -37,10 +36,9 @@ kernels widen both to fp32 in registers and accumulate with the same FMAs: every
 2¹⁵ is exact and so is every partial sum below 2²⁴ = 16.7 M — the int32 accumulator's value, with a wide
 margin at BERT scale; past it each addition rounds once (2⁻²⁴ relative). The caller folds the activation
 zero point into the bias (Σ w·(q − z) = Σ w·q − z·Σ w) and passes the per-row rescale ``sa·sb`` as ``scale``.
-uint8 rows are a quarter of the fp32 rows' L2→L1 traffic: with the grouped loop alone the int8 kernel took
-0.74–0.91× the fp32 kernel's time on BERT-base 90% shapes (2 cores, AVX2); the register tiles' figures are
-above. On AVX2 without VNNI this beats integer SIMD: ``vpmaddubsw`` saturates u8·s8
-pairs at 16 bits and a plain Numba int16/int32 loop measured 5–10× slower than the fp32 kernel.
+uint8 rows are a quarter of the fp32 rows' L2→L1 traffic. On AVX2 without VNNI widening to fp32 beats integer
+SIMD: ``vpmaddubsw`` saturates u8·s8 pairs at 16 bits, and a plain int16/int32 loop does not vectorise as well
+(README, engine section).
 
 Optional fused epilogue: bias, per-row scale, then exact GELU ``x·½(1 + erf(x/√2))`` (BERT's activation).
 Every kernel is tested against dense ``x @ W.T`` in tests/kernels/test_sparse_matmul.py.
@@ -198,8 +196,7 @@ def _split(n_rows, t_total, threads):
     """Work split: (row tasks, rows per task, tile tasks, tiles per task). Few tokens: each thread gets
     ranges of rows over all tokens. Many tokens (≥ 2 tiles per thread): each thread gets ranges of token
     tiles over all rows, so Xᵀ (50 MB at batch 32, K = 3072) is read from memory once in all, not once per
-    row range: at 4096 tokens, 768×3072 at 90%, row ranges took 25 ms with 2 ranges, 37 ms with 8 and
-    113 ms with 64; token ranges 26–30 ms, and they do not grow with the number of ranges."""
+    row range (row ranges slow down as they multiply; token ranges do not)."""
     n_tiles = (t_total + TILE - 1) // TILE
     if n_tiles >= 2 * threads:
         tile_tasks = min(n_tiles, 2 * threads)

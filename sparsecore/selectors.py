@@ -35,6 +35,27 @@ def prunable_names(model: nn.Module) -> list[str]:
     return names
 
 
+def compile_selector(selector: str, where: str) -> re.Pattern:
+    """The regex of a ``re:<regex>`` selector, or a one-line error naming it."""
+    try:
+        return re.compile(selector[3:])
+    except re.error as exc:
+        raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc}", where,
+                              "fix the regular expression") from None
+
+
+def match_names(selector: str, names, where: str) -> set[str]:
+    """The names an exact name or a ``re:<regex>`` (whole-name match) selects; exact names are tried first,
+    so a name that contains regex characters still matches literally. Parameters (recipe ``params``) and
+    modules (quantization ``ignore``) are selected by this one rule."""
+    if selector in names:
+        return {selector}
+    if selector.startswith("re:"):
+        pattern = compile_selector(selector, where)
+        return {name for name in names if pattern.fullmatch(name)}
+    return set()
+
+
 def _same_as_sparseml(selector: str, pattern: re.Pattern, params: dict, hits: set[str], where: str) -> None:
     extra = [name for name in params if pattern.match(name) and name not in hits]
     if extra:
@@ -55,22 +76,14 @@ def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], whe
     order = {name: i for i, name in enumerate(params)}
     chosen: set[str] = set()
     for selector in selectors:
-        if selector in params:
-            hits = {selector}
-        elif selector == ALL:
+        if selector == ALL and selector not in params:
             hits = set(params)
-        elif selector == ALL_PRUNABLE:
+        elif selector == ALL_PRUNABLE and selector not in params:
             hits = set(prunable_names(model)) & set(params)
-        elif selector.startswith("re:"):
-            try:
-                pattern = re.compile(selector[3:])
-            except re.error as exc:
-                raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc}", where,
-                                      "fix the regular expression") from None
-            hits = {name for name in params if pattern.fullmatch(name)}
-            _same_as_sparseml(selector, pattern, params, hits, where)
         else:
-            hits = set()
+            hits = match_names(selector, params, where)
+            if selector.startswith("re:") and selector not in params:
+                _same_as_sparseml(selector, compile_selector(selector, where), params, hits, where)
         if not hits and strict:
             sample = ", ".join(list(params)[:3])
             raise SparsecoreError(f"selector {selector!r} matches no parameter", where,

@@ -130,9 +130,14 @@ class SparseTrainer(Trainer):
             self.add_callback(SessionCallback(self))
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        if self.lr_scheduler is None and self.recipe is not None and self.recipe.owns_lr:
-            self.lr_scheduler = RecipeOwnedLR(optimizer or self.optimizer)
-            self._created_lr_scheduler = True
+        """The recipe's learning-rate modifiers own the rate: a :class:`RecipeOwnedLR` (stateless, so one
+        per optimizer serves every ``train()`` call) instead of the flags' schedule."""
+        optimizer = optimizer or self.optimizer
+        if self.recipe is not None and self.recipe.owns_lr and (
+                self.lr_scheduler is None or isinstance(self.lr_scheduler, RecipeOwnedLR)):
+            if self.lr_scheduler is None or self.lr_scheduler.optimizer is not optimizer:
+                self.lr_scheduler = RecipeOwnedLR(optimizer)
+            return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

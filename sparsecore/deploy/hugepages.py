@@ -2,9 +2,8 @@
 
 The sparse kernels read rows of Xᵀ in an order set by the weights' column indices, i.e. scattered over
 the whole activation (0.4–1.5 MB at 128 tokens): with 4 KB pages nearly every row is another page and
-the L1 TLB misses. Backing the activations with 2 MB pages made the BERT-base Linears ~30% faster
-(90% CSR at 128 tokens: 2304×768 0.57 → 0.40 ms, 768×3072 0.79 → 0.56 ms) and the 90% BERT-base
-forward pass 37 → 29 ms.
+the L1 TLB misses. 2 MB pages keep those rows on a handful of TLB entries (the speed-up is in the
+README's engine section).
 
 Linux only does this for memory advised with ``MADV_HUGEPAGE`` when THP is in ``madvise`` mode (the
 default of most distributions); elsewhere the arrays are ordinary memory, and correct either way.

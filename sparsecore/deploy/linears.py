@@ -1,11 +1,10 @@
 """The engine's Linear layers in the features × tokens layout: ``Yᵀ = W·Xᵀ + b`` (fp32) and its integer twin.
 
-Format rule (per Linear, decided once at load; measured with ``benchmarks/test_sparse_kernels.py``,
-table in the README): a matrix with sparsity below ``DENSE_BELOW`` stays dense (BLAS sgemm is faster
-there), every other one runs CSR — also when it was pruned in 1×4 blocks: with eight weights per
-accumulator pass the CSR kernel is 0–10% faster than the block4 kernel on block-pruned matrices (BERT-base
-90% block4: 37.2 vs 38.6 ms per forward). ``formats="block4"`` still selects the block kernel (4.5 instead
-of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere. Integer Linears follow
+Format rule (per Linear, decided once at load; from ``benchmarks/test_sparse_kernels.py``, table in the
+README): a matrix with sparsity below ``DENSE_BELOW`` stays dense (BLAS sgemm is faster there), every other
+one runs CSR — also when it was pruned in 1×4 blocks: with eight weights per accumulator pass the CSR kernel
+is as fast as or faster than the block4 kernel on block-pruned matrices. ``formats="block4"`` still selects the
+block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere. Integer Linears follow
 the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
 """
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.families import Family, family_of
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo
 
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
@@ -24,6 +25,7 @@ class Deployment:
     default_sequence_length: int
     input_names: tuple[str, ...]
     text_pairs: bool
+    family: Family
 
 
 def locate(model_path: str | Path) -> Deployment:
@@ -47,10 +49,12 @@ def locate(model_path: str | Path) -> Deployment:
             raise SparsecoreError(f"deployment folder has no {name}", str(folder),
                                   "re-export with sparsecore.transformers.export_onnx (it writes tokenizer and config)")
     config = _json(folder / "config.json")
+    family = family_of(config.get("model_type"), str(folder / "config.json"))
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
     inputs = _check_classifier(onnx_path, len(id2label) or None)
     return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
-                      int(config.get("max_position_embeddings", 512)), meta.sequence_length, inputs, meta.text_pairs)
+                      int(config.get("max_position_embeddings", 512)), meta.sequence_length, inputs, meta.text_pairs,
+                      family)
 
 
 def _json(path: Path) -> dict:

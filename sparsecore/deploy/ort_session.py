@@ -2,8 +2,8 @@
 
 On x86 CPUs without VNNI (AVX2, or AVX-512 without VNNI) ONNX Runtime's default u8·s8 integer
 matmul adds pairs of products in 16 bits (``vpmaddubsw``) and saturates: a quantized BERT's logits
-drift (measured on an AVX2-only EPYC: median |Δlogit| 1.6e-3 against the fake-quant model, 96.5%
-label agreement, where VNNI machines agree to 1e-5). ``session.x64quantprecision`` makes ONNX Runtime
+drift from the fake-quant model by orders of magnitude more than on VNNI machines (README,
+Quantization). ``session.x64quantprecision`` makes ONNX Runtime
 use its exact u8·u8 kernels there (it changes nothing on VNNI machines and nothing for float models).
 It is set for graphs with ``MatMulInteger`` (our integer export) only: on QDQ graphs ONNX Runtime 1.32's
 rewrite fails to initialize the session ("Attempt to replace the existing tensor"). A QDQ graph on such

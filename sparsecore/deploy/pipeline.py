@@ -82,7 +82,10 @@ class TextClassificationPipeline:
         for row, enc in enumerate(encodings):
             n = len(enc.ids)
             ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.deployment.family.onnx_inputs:  # BERT, ELECTRA (not RoBERTa, DistilBERT)
+            feeds["token_type_ids"] = types
+        return feeds
 
     def _labels(self, row: np.ndarray, k: int) -> list[dict]:
         kind = self.deployment.problem_type

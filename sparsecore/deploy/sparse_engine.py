@@ -116,8 +116,8 @@ class SparseEncoder:
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept
-        between calls: fresh multi-MB arrays every layer cost page faults (+0.4 ms per intermediate→output
-        pair at 128 tokens). Sized for the most tokens seen so far; smaller calls use the front of them."""
+        between calls: fresh multi-MB arrays every layer would cost page faults on every call. Sized for the most
+        tokens seen so far; smaller calls use the front of them."""
         from sparsecore.deploy.hugepages import huge_page_arrays
 
         hidden = self.layers[0]["attn_out"].bias.size if self.layers else self.a.word.shape[1]
@@ -167,10 +167,9 @@ class SparsecoreEngine:
 
     One thread pool at a time: an idle OpenBLAS or OpenMP pool spins for a while after each call and takes
     its core from the other pool's next call. When any Linear runs sparse, BLAS (dense-format Linears, the
-    classifier head) runs single-threaded inside a forward pass and the Numba kernels use every core
-    (BERT-base 90%, batch 1: 316 ms with both pools vs 71 ms). An all-dense model does the opposite:
-    BLAS keeps its threads for the big products and the Numba kernels (attention, LayerNorm) run on one
-    thread (BERT-base dense, batch 1: 414 ms with both pools).
+    classifier head) runs single-threaded inside a forward pass and the Numba kernels use every core. An
+    all-dense model does the opposite: BLAS keeps its threads for the big products and the Numba kernels
+    (attention, LayerNorm) run on one thread. (Both pools at once cost 4× and more: README, engine section.)
     """
 
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto") -> None:

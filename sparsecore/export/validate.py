@@ -11,7 +11,7 @@ and that one-step change propagates to the logits. So a quantized graph must
    that catches a wrong graph: a wrong scale, zero point, bias or transpose moves *every* row, and
    the median by orders of magnitude;
 2. keep every logit within ``range_fraction`` (25%) of the largest reference logit — rows with a
-   flipped code stay close (measured on MiniLM SST-2 exports: worst rows 3–9% of the range);
+   flipped code stay close (README, Quantization, gives the worst rows measured);
 3. predict the same label for at least ``min_agreement`` (99%) of the rows where PyTorch is decisive
    (top-1 minus top-2 logit ≥ ``decisive_fraction`` = 5% of the largest logit). A row on the fence flips
    under any perturbation and says nothing about the graph; the report also gives the agreement over

@@ -5,6 +5,7 @@ Lifecycle (driven by :class:`sparsecore.session.Session`):
 batch → ``modify_loss(...)`` once per batch → ``finalize(state)`` once.
 Concrete modifiers are frozen dataclasses: their fields are the recipe fields,
 validated on construction; run-time state lives in ``self.rt`` (a plain object).
+What a modifier may see and change of the session driving it is :class:`SessionState`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,47 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Protocol
 
 import torch
+from torch import nn
 
 from sparsecore.errors import SparsecoreError
+
+if TYPE_CHECKING:
+    from sparsecore.pruning.masks import MaskSet
+    from sparsecore.quant.qat import QuantState
 
 Params = tuple[str, ...]
 EPOCH_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare with this slack
 LOGGING_ONLY = "a SparseML logging option; sparsecore logs through the HF Trainer and Python logging"
 UNUSED_BY_SPARSEML = "SparseML accepted it and did not use it either"
+
+
+class SessionState(Protocol):
+    """The part of :class:`sparsecore.session.Session` a modifier may use: modifiers never reach into each
+    other, only into this."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    masks: MaskSet
+    steps_per_epoch: int
+    problem_type: str
+    teacher_disabled: bool
+    one_shot: bool  # applied without training (post-training quantization freezes its ranges)
+    quantization: QuantState | None  # set by the quantization modifier when it starts
+    dropped_layers: list[str]  # set by the layer-pruning modifier
+
+    @property
+    def epoch(self) -> float: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def require_optimizer(self, tag: str) -> None: ...
+
+    def sample_gradients(self, count: int, batch_size: int | None, desc: str) -> Iterable[None]: ...
+
+    def run_forward(self, count: int | None, desc: str) -> Iterable[None]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +94,7 @@ class Modifier:
         except SparsecoreError as exc:  # re-anchor field errors at the recipe location
             raise SparsecoreError(exc.what, where, exc.fix) from None
 
-    def release(self, state: Any) -> None:
+    def release(self, state: SessionState) -> None:
         """Undo what :meth:`initialize` changed in the model (``Session.validate`` changes nothing)."""
 
     def fail(self, field_name: str, problem: str, fix: str) -> typing.NoReturn:
@@ -90,16 +122,17 @@ class Modifier:
         """Epoch at which this modifier stops acting (-1: no bound)."""
         return float(getattr(self, "end_epoch", -1.0))
 
-    def initialize(self, state: Any) -> None:  # noqa: D401 - lifecycle hook
+    def initialize(self, state: SessionState) -> None:  # noqa: D401 - lifecycle hook
         """Prepare for training (resolve parameters, read settings)."""
 
-    def update(self, state: Any, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         """Act at the start of a batch at fractional ``epoch``."""
 
-    def modify_loss(self, state: Any, epoch: float, loss: torch.Tensor, student: Any, teacher: Any) -> torch.Tensor:
+    def modify_loss(self, state: SessionState, epoch: float, loss: torch.Tensor, student: Any,
+                    teacher: Any) -> torch.Tensor:
         return loss
 
-    def finalize(self, state: Any) -> None:
+    def finalize(self, state: SessionState) -> None:
         """Leave the model in its final state."""
 
     def state_dict(self) -> dict:

@@ -8,8 +8,7 @@ import torch
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.losses import blend, distillation_loss
-from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params
-
+from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params, SessionState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +28,7 @@ class DistillationModifier(Modifier):
         if self.temperature <= 0:
             self.fail("temperature", f"is {self.temperature}", "use a positive temperature")
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         known = getattr(state, "output_keys", None)
         missing = [k for k in self.distill_output_keys if known is not None and k not in known]
         if missing:
@@ -49,7 +48,7 @@ class DistillationModifier(Modifier):
     def active(self, epoch: float) -> bool:
         return epoch + EPOCH_EPS >= self.start_epoch and (self.end_epoch < 0 or epoch + EPOCH_EPS < self.end_epoch)
 
-    def modify_loss(self, state, epoch, loss, student, teacher) -> torch.Tensor:
+    def modify_loss(self, state: SessionState, epoch, loss, student, teacher) -> torch.Tensor:
         if not self.active(epoch) or state.teacher_disabled:
             return loss
         if teacher is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params, SessionState
 from sparsecore.selectors import ALL, ALL_PRUNABLE
 
 
@@ -57,10 +57,9 @@ def remove_skipped_layers(model: nn.Module) -> dict[str, list[int]]:
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.ModuleList) and any(isinstance(m, SkippedLayer) for m in module):
             keep = [i for i, m in enumerate(module) if not isinstance(m, SkippedLayer)]
-            layers = [module[i] for i in keep]
-            module._modules.clear()  # noqa: SLF001 - rebuild in place so references to the list stay valid
-            for i, layer in enumerate(layers):
-                module.add_module(str(i), layer)
+            for i in reversed(range(len(module))):  # in place (references to the list stay valid); re-indexed
+                if i not in keep:
+                    del module[i]
             kept[name] = keep
     return kept
 
@@ -84,7 +83,7 @@ class LayerPruningModifier(Modifier):
     def last_epoch(self) -> float:
         return self.end_epoch
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         modules = dict(state.model.named_modules())
         for name in self.layers:
             if name not in modules or name == "":
@@ -114,19 +113,19 @@ class LayerPruningModifier(Modifier):
         self.rt.originals = {}
         state.dropped_layers = sorted(set(getattr(state, "dropped_layers", ())) - set(self.layers))
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
             self._drop(state)
         if self.rt.phase == "dropped" and self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch:
             self._restore(state)
             self.rt.phase = "restored"
 
-    def finalize(self, state) -> None:
+    def finalize(self, state: SessionState) -> None:
         if self.rt.phase == "dropped" and self.end_epoch >= 0:  # SparseML's finalize runs at epoch ∞
             self._restore(state)
             self.rt.phase = "restored"
 
-    def release(self, state) -> None:
+    def release(self, state: SessionState) -> None:
         if self.rt.phase == "dropped":
             self._restore(state)
         self.rt.phase = "waiting"

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, Modifier
+from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, Modifier, SessionState
 from sparsecore.modifiers.training import param_groups_of
 
 LR_CLASSES = ("StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingWarmRestarts")
@@ -63,12 +63,12 @@ class SetLearningRateModifier(Modifier):
         if not 0.0 < self.learning_rate <= 1.0:
             self.fail("learning_rate", f"is {self.learning_rate}", "use a learning rate in (0, 1], as SparseML")
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         state.require_optimizer(self.tag)
         self.rt.groups = param_groups_of(self, state)
         self.rt.applied = getattr(self.rt, "applied", False)
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if not self.rt.applied and epoch + EPOCH_EPS >= self.start_epoch:
             for group in self.rt.groups:
                 group["lr"] = self.learning_rate
@@ -137,12 +137,12 @@ class LearningRateModifier(Modifier):
                               f"{f'{self.end_epoch:g}' if self.end_epoch >= 0 else 'inf'})",
                               "every milestone must lie after start_epoch and before end_epoch (SparseML's rule)")
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         state.require_optimizer(self.tag)
         self.rt.groups = list(state.optimizer.param_groups)  # SparseML: every group
         self.rt.steps_per_epoch = state.steps_per_epoch
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if epoch + EPOCH_EPS < self.start_epoch or (self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch):
             return
         lr = scheduled_lr(epoch, self.rt.steps_per_epoch, self.lr_class, self.lr_kwargs, self.init_lr,

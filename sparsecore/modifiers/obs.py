@@ -14,13 +14,13 @@ from typing import Literal
 
 import torch
 
-from sparsecore.modifiers.base import Modifier, Params
-from sparsecore.modifiers.pruning_steps import close_step, due_step, warn_if_unfinished
+from sparsecore.modifiers.base import Modifier, Params, SessionState
+from sparsecore.modifiers.pruning_steps import PruningProgress
 from sparsecore.pruning import obs
 from sparsecore.pruning.apply import prune_count
 from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.select import select_lowest, select_lowest_global
-from sparsecore.pruning.structure import Structure
+from sparsecore.pruning.structure import Structure, parse_mask_type
 from sparsecore.selectors import resolve_params
 
 
@@ -34,7 +34,7 @@ class OBSPruningModifier(Modifier):
     update_frequency: float = 1.0
     inter_func: Literal["linear", "cubic", "inverse_cubic"] = "cubic"
     global_sparsity: bool = True
-    mask_type: Literal["unstructured", "block4"] = "unstructured"
+    mask_type: str | list = "unstructured"  # parsed by the pruning modifiers' parser; OBS runs unstructured or 1×4
     num_grads: int = 1024
     damp: float = 1e-7
     fisher_block_size: int = 50
@@ -55,7 +55,10 @@ class OBSPruningModifier(Modifier):
                 self.fail(name, f"is {getattr(self, name)}", "use a positive integer")
         if self.damp <= 0 or self.update_frequency <= 0:
             self.fail("damp" if self.damp <= 0 else "update_frequency", "must be > 0", "use a positive number")
-        if self.mask_type == "block4" and self.fisher_block_size % 4:
+        structure = parse_mask_type(self.mask_type, f"!{self.tag}.mask_type")
+        if structure.kind != "unstructured" and (structure.rows, structure.cols) != (1, 4):
+            self.fail("mask_type", f"{structure.describe()} is not supported by OBS", "use unstructured or block4")
+        if self.group == 4 and self.fisher_block_size % 4:
             self.fail("fisher_block_size", f"({self.fisher_block_size}) is not a multiple of 4",
                       "use a multiple of 4 with mask_type block4, e.g. 48")
         unknown = set(self.grad_sampler_kwargs or {}) - {"batch_size"}
@@ -64,35 +67,37 @@ class OBSPruningModifier(Modifier):
 
     @property
     def group(self) -> int:
-        return 4 if self.mask_type == "block4" else 1
+        """Weights pruned together: 4 for 1×4 blocks, else 1."""
+        return 1 if parse_mask_type(self.mask_type, f"!{self.tag}.mask_type").kind == "unstructured" else 4
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params")
         for name, param in self.rt.params:
             if self.group == 4 and param.numel() % 4:
                 self.fail("mask_type", f"block4 needs {name} to hold a multiple of 4 weights", "use unstructured")
-        self.rt.last_update, self.rt.done = None, False
+        self.rt.progress = PruningProgress(self.start_epoch, self.end_epoch, self.update_frequency)
 
-    def update(self, state, epoch: float) -> None:
-        step = due_step(self, epoch)
+    def update(self, state: SessionState, epoch: float) -> None:
+        step = self.rt.progress.due(epoch)
         if step is None:
             return
-        index, at_end = step
         target = sparsity_at(epoch, self.start_epoch, self.end_epoch, self.init_sparsity, self.final_sparsity,
                              self.inter_func)
         current = self._sparsity(state)
         for r in range(1, self.num_recomputations + 1):
             self._step(state, current + (target - current) * r / self.num_recomputations)
-        close_step(self, state, index, at_end, [name for name, _ in self.rt.params])
+        if self.rt.progress.close(*step) and not self.leave_enabled:
+            for name, _ in self.rt.params:
+                state.masks.release(name)
 
-    def finalize(self, state) -> None:
-        warn_if_unfinished(self, state)
+    def finalize(self, state: SessionState) -> None:
+        self.rt.progress.warn_if_unfinished(self.tag, state)
 
     def state_dict(self) -> dict:
-        return {"last_update": self.rt.last_update, "done": self.rt.done}
+        return self.rt.progress.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.rt.last_update, self.rt.done = state["last_update"], state["done"]
+        self.rt.progress.load_state_dict(state)
 
     # ---- one OBS step -------------------------------------------------
     def _sparsity(self, state) -> float:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params
-from sparsecore.modifiers.pruning_steps import close_step, due_step, warn_if_unfinished
+from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params, SessionState
+from sparsecore.modifiers.pruning_steps import PruningProgress
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
@@ -86,7 +86,7 @@ class GMPruningModifier(Modifier):
         return out
 
     # ---- lifecycle ----------------------------------------------------
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         structure = self.structure()
         self.rt.groups = []
         for final, selectors in self.groups():
@@ -94,8 +94,7 @@ class GMPruningModifier(Modifier):
             for name, param in params:
                 check_shape(structure, param.shape, name)
             self.rt.groups.append((final, params))
-        self.rt.last_update = None
-        self.rt.done = False
+        self.rt.progress = PruningProgress(self.start_epoch, self.end_epoch, self.update_frequency)
         self.rt.init = None  # per-group init sparsities, read at start_epoch
 
     def _init_for(self, params) -> list[float] | float:
@@ -105,12 +104,11 @@ class GMPruningModifier(Modifier):
             return zero_fraction(params)
         return [zero_fraction([p]) for p in params]
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         """Prune at start_epoch + i·update_frequency (a fixed grid, no drift) and at end_epoch."""
-        step = due_step(self, epoch)
+        step = self.rt.progress.due(epoch)
         if step is None:
             return
-        index, at_end = step
         if self.rt.init is None:
             self.rt.init = [self._init_for(params) for _, params in self.rt.groups]
         structure = self.structure()
@@ -121,16 +119,20 @@ class GMPruningModifier(Modifier):
                 prune_global(params, target(init), state.masks, structure)
             else:
                 prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure)
-        close_step(self, state, index, at_end, [name for _, params in self.rt.groups for name, _ in params])
+        if self.rt.progress.close(*step) and not self.leave_enabled:
+            for _, params in self.rt.groups:
+                for name, _ in params:
+                    state.masks.release(name)
 
-    def finalize(self, state) -> None:
-        warn_if_unfinished(self, state)
+    def finalize(self, state: SessionState) -> None:
+        self.rt.progress.warn_if_unfinished(self.tag, state)
 
     def state_dict(self) -> dict:
-        return {"last_update": self.rt.last_update, "done": self.rt.done, "init": self.rt.init}
+        return {**self.rt.progress.state_dict(), "init": self.rt.init}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rt.last_update, self.rt.done, self.rt.init = state["last_update"], state["done"], state["init"]
+        self.rt.progress.load_state_dict(state)
+        self.rt.init = state["init"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,11 +145,11 @@ class ConstantPruningModifier(Modifier):
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params")
         self.rt.phase = "waiting"
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
             for name, param in self.rt.params:
                 if name not in state.masks:

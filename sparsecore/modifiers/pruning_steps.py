@@ -1,31 +1,45 @@
-"""Bookkeeping shared by the gradual pruning modifiers (GMP and OBS)."""
+"""Where a gradual pruning modifier (GMP, OBS) is on its update grid: an object each modifier owns in its
+run-time state, so no code outside the modifier touches that state."""
 
 from __future__ import annotations
 
-from sparsecore.modifiers.base import EPOCH_EPS
+from dataclasses import dataclass
+
+from sparsecore.modifiers.base import EPOCH_EPS, SessionState
 from sparsecore.pruning.schedule import due_update
 
 
-def due_step(modifier, epoch: float) -> tuple[int, bool] | None:
-    """``(grid index, at_end)`` when ``modifier`` should prune at ``epoch``; None when done or not due."""
-    if modifier.rt.done:
-        return None
-    due, index, at_end = due_update(epoch, modifier.start_epoch, modifier.end_epoch, modifier.update_frequency,
-                                    modifier.rt.last_update, EPOCH_EPS)
-    return (index, at_end) if due else None
+@dataclass
+class PruningProgress:
+    """The last grid index pruned at (None: not started) and whether end_epoch was reached."""
 
+    start_epoch: float
+    end_epoch: float
+    update_frequency: float
+    last_update: int | None = None
+    done: bool = False
 
-def close_step(modifier, state, index: int, at_end: bool, names: list[str]) -> None:
-    """Record the grid index just pruned; at end_epoch mark done and, unless leave_enabled, release masks."""
-    modifier.rt.last_update = index
-    if at_end:
-        modifier.rt.done = True
-        if not modifier.leave_enabled:
-            for name in names:
-                state.masks.release(name)
+    def due(self, epoch: float) -> tuple[int, bool] | None:
+        """``(grid index, at_end)`` when pruning is due at ``epoch``; None when done or not due."""
+        if self.done:
+            return None
+        due, index, at_end = due_update(epoch, self.start_epoch, self.end_epoch, self.update_frequency,
+                                        self.last_update, EPOCH_EPS)
+        return (index, at_end) if due else None
 
+    def close(self, index: int, at_end: bool) -> bool:
+        """Record the grid index just pruned; True when that was the last update (end_epoch reached)."""
+        self.last_update = index
+        self.done = self.done or at_end
+        return at_end
 
-def warn_if_unfinished(modifier, state) -> None:
-    if not modifier.rt.done:
-        state.warn(f"!{modifier.tag} stopped at epoch {state.epoch:.3g}, before its end_epoch "
-                   f"{modifier.end_epoch:g}: final sparsity not reached — train longer or lower end_epoch")
+    def warn_if_unfinished(self, tag: str, state: SessionState) -> None:
+        if not self.done:
+            state.warn(f"!{tag} stopped at epoch {state.epoch:.3g}, before its end_epoch {self.end_epoch:g}: "
+                       "final sparsity not reached — train longer or lower end_epoch")
+
+    def state_dict(self) -> dict:
+        return {"last_update": self.last_update, "done": self.done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_update, self.done = state["last_update"], state["done"]

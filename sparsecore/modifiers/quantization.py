@@ -25,7 +25,7 @@ from typing import Literal
 from torch import nn
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.modifiers.base import EPOCH_EPS, Modifier
+from sparsecore.modifiers.base import EPOCH_EPS, Modifier, SessionState
 from sparsecore.quant.qat import QuantConfig, QuantState
 from sparsecore.quant.scheme import DEFAULT_ACTIVATIONS, DEFAULT_WEIGHTS, QuantArgs
 from sparsecore.quant.sites import select_sites
@@ -135,7 +135,7 @@ class QuantizationModifier(Modifier):
         return self.end_epoch
 
     # ---- lifecycle ----------------------------------------------------
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         self.rt.sites = select_sites(state.model, submodules=self.submodules, exclude_types=self.exclude_module_types,
                                      ignore=self.ignore, embeddings=self.quantize_embeddings, where=f"!{self.tag}",
                                      strict=self.strict)
@@ -148,7 +148,7 @@ class QuantizationModifier(Modifier):
         self.rt.frozen = getattr(self.rt, "frozen", False)
         self.rt.bn_frozen = getattr(self.rt, "bn_frozen", False)
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if self.rt.qstate is None and epoch >= self.start_epoch - EPOCH_EPS:
             self._start(state)
         if self.rt.qstate is None:
@@ -180,7 +180,7 @@ class QuantizationModifier(Modifier):
         finally:
             qstate.calibrating = False
 
-    def finalize(self, state) -> None:
+    def finalize(self, state: SessionState) -> None:
         if self.rt.qstate is not None and not self.rt.frozen:
             self.rt.qstate.freeze()  # evaluation and export see the ranges training ended with
             self.rt.frozen = True

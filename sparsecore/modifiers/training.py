@@ -6,9 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, Modifier, Params
+from sparsecore.modifiers.base import EPOCH_EPS, LOGGING_ONLY, Modifier, Params, SessionState
 from sparsecore.selectors import resolve_params
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,11 +68,11 @@ class LearningRateFunctionModifier(Modifier):
         if self.cycle_epochs <= 0:
             self.fail("cycle_epochs", f"is {self.cycle_epochs}", "use a positive number of epochs")
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         state.require_optimizer(self.tag)
         self.rt.groups = param_groups_of(self, state)
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if epoch + EPOCH_EPS < self.start_epoch:
             return
         lr = lr_at(epoch, self.lr_func, self.init_lr, self.final_lr, self.start_epoch, self.end_epoch, self.cycle_epochs)
@@ -94,11 +93,11 @@ class SetWeightDecayModifier(Modifier):
         if self.weight_decay < 0:
             self.fail("weight_decay", f"is {self.weight_decay}", "use a value >= 0")
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         state.require_optimizer(self.tag)
         self.rt.groups = param_groups_of(self, state)
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if epoch + EPOCH_EPS >= self.start_epoch:
             for group in self.rt.groups:
                 group["weight_decay"] = self.weight_decay
@@ -128,12 +127,12 @@ class TrainableParamsModifier(Modifier):
     def __post_init__(self) -> None:
         self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
 
-    def initialize(self, state) -> None:
+    def initialize(self, state: SessionState) -> None:
         self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params", strict=self.params_strict)
         self.rt.original = {name: p.requires_grad for name, p in self.rt.params}
         self.rt.phase = "waiting"
 
-    def update(self, state, epoch: float) -> None:
+    def update(self, state: SessionState, epoch: float) -> None:
         if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
             for _, param in self.rt.params:
                 param.requires_grad_(self.trainable)
@@ -141,7 +140,7 @@ class TrainableParamsModifier(Modifier):
         if self.rt.phase == "active" and self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch:
             self._restore()
 
-    def finalize(self, state) -> None:
+    def finalize(self, state: SessionState) -> None:
         if self.rt.phase == "active" and self.end_epoch >= 0:
             self._restore()
 

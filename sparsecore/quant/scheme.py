@@ -1,6 +1,6 @@
 """What to quantize and how: typed, validated on construction.
 
-Defaults (the issue-5 contract, and what DeepSparse's VNNI kernels expect): int8 weights,
+Defaults (SparseML's, and what DeepSparse's int8 kernels expect): int8 weights,
 symmetric, one scale per output channel; int8 activations, asymmetric, one scale per tensor.
 """
 

@@ -2,18 +2,18 @@
 
 Kinds: ``linear`` (``nn.Linear``: input activations + weights [+ outputs]), ``embedding``
 (``nn.Embedding`` weights) and ``matmul`` (modules that declare activation×activation products in
-``sparsecore_matmuls``, e.g. BERT self-attention after :func:`sparsecore.adapters.bert.quantizable_attention`:
+``sparsecore_matmuls``, e.g. BERT self-attention after :func:`sparsecore.adapters.quant_attention.quantizable_attention`:
 both inputs of QKᵀ and of attn·V). Every name the recipe gives must exist (a typo is an error, not a no-op).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from torch import nn
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.selectors import match_names
 
 MATMULS_ATTR = "sparsecore_matmuls"  # a module's tuple of matmul names it runs through sparsecore_matmul_quant
 
@@ -59,7 +59,7 @@ def select_sites(model: nn.Module, *, submodules: tuple[str, ...] | None, exclud
                                   f"use class names of its modules, e.g. {', '.join(sorted(type_names)[:8])}")
     ignored: set[str] = set()
     for entry in ignore or ():
-        hits = _match(entry, modules)
+        hits = _match(entry, modules, f"{where}.ignore")
         if not hits and strict:
             raise SparsecoreError(f"ignore entry {entry!r} matches no module", f"{where}.ignore",
                                   "use a module name, a class name (e.g. Embedding) or re:<regex> over module names")
@@ -78,13 +78,6 @@ def select_sites(model: nn.Module, *, submodules: tuple[str, ...] | None, exclud
     return sites
 
 
-def _match(entry: str, modules: dict[str, nn.Module]) -> set[str]:
-    if entry in modules:
-        return {entry}
-    if entry.startswith("re:"):
-        try:
-            pattern = re.compile(entry[3:])
-        except re.error as exc:
-            raise SparsecoreError(f"invalid regex {entry!r}: {exc}", "ignore", "fix the regular expression") from None
-        return {n for n in modules if pattern.fullmatch(n)}
-    return {n for n, m in modules.items() if type(m).__name__ == entry}
+def _match(entry: str, modules: dict[str, nn.Module], where: str) -> set[str]:
+    """A module name or ``re:<regex>`` (the recipe selector rule), else a class name."""
+    return match_names(entry, modules, where) or {n for n, m in modules.items() if type(m).__name__ == entry}

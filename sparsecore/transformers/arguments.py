@@ -94,7 +94,8 @@ def training_arguments(call: str, flags: dict) -> tuple[ModelArguments, DataTrai
     if unknown:
         raise SparsecoreError(f"unknown argument {unknown[0]!r}", f"{call}()",
                               "use the CLI's flag names (python -m sparsecore.transformers.text_classification --help)")
-    model, data, rest = ({k: _typed(call, fs[k], v) for k, v in flags.items() if k in fs} for fs in names)
+    model, data, rest = ({k: _typed(call, cls, k, v) for k, v in flags.items() if k in fs}
+                         for cls, fs in zip(groups, names))
     try:
         return ModelArguments(**model), DataTrainingArguments(**data), TrainingArguments(**rest)
     except (ValueError, TypeError) as exc:  # TrainingArguments.__post_init__ rejects some combinations
@@ -110,7 +111,7 @@ def export_arguments(flags: dict) -> ExportArguments:
     missing = [n for n, f in known.items() if f.default is MISSING and n not in flags]
     if missing:
         raise SparsecoreError(f"export() needs {missing[0]}=", "export()", "pass the trained folder as model_path=")
-    values = {k: _typed("export", known[k], v) for k, v in flags.items()}
+    values = {k: _typed("export", ExportArguments, k, v) for k, v in flags.items()}
     choices = known["quantized_format"].metadata["choices"]
     if values.get("quantized_format", "integer") not in choices:
         raise SparsecoreError(f"quantized_format={values['quantized_format']!r}", "export()",
@@ -118,12 +119,12 @@ def export_arguments(flags: dict) -> ExportArguments:
     return ExportArguments(**values)
 
 
-def _typed(call: str, f, value):
+def _typed(call: str, cls: type, name: str, value):
     """``value`` if it has the field's declared type (ints for floats; paths for str), else a one-line error.
 
     Fields whose type is not a plain int/float/bool/str (optionally ``| None``) pass through unchecked:
     ``TrainingArguments`` validates those itself."""
-    allowed = _simple_types(f.name)
+    allowed = _simple_types(cls, name)
     if allowed is None or (value is None and type(None) in allowed):
         return value
     for kind in allowed:
@@ -136,16 +137,16 @@ def _typed(call: str, f, value):
         if kind is str and isinstance(value, (str, os.PathLike)):
             return str(value)
     names = " or ".join("None" if k is type(None) else k.__name__ for k in allowed)
-    raise SparsecoreError(f"{f.name}={value!r} is not {names}", f"{call}()", f"pass {f.name} as {names}")
+    raise SparsecoreError(f"{name}={value!r} is not {names}", f"{call}()", f"pass {name} as {names}")
 
 
-def _simple_types(name: str) -> tuple | None:
-    for cls in (ModelArguments, DataTrainingArguments, ExportArguments, TrainingArguments):
-        hint = _hints(cls).get(name)
-        if hint is not None:
-            allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-            return allowed if set(allowed) <= {int, float, bool, str, type(None)} else None
-    return None
+def _simple_types(cls: type, name: str) -> tuple | None:
+    """The types a field of ``cls`` allows when they are all plain (int/float/bool/str/None), else None."""
+    hint = _hints(cls).get(name)
+    if hint is None:
+        return None
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return allowed if set(allowed) <= {int, float, bool, str, type(None)} else None
 
 
 @functools.cache

@@ -11,35 +11,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
+from deepsparse_run import ROOT, deepsparse_python
 
 from sparsecore import Pipeline
-from sparsecore.cli.deepsparse_env import DEFAULT, python_of
 from sparsecore.tasks import load_data, sample_glue_dir
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def deepsparse_python() -> Path:
-    path = Path(os.environ.get("SPARSECORE_DEEPSPARSE_PYTHON", python_of(DEFAULT)))
-    if not path.is_file():
-        pytest.skip(f"DeepSparse environment not found at {path}: build it with "
-                    "`python -m sparsecore.cli.deepsparse_env` (or set SPARSECORE_DEEPSPARSE_PYTHON)")
-    return path
-
-
-def deepsparse_engine_logits(onnx_file: Path, feeds: dict, workdir: Path, batch: int) -> np.ndarray:
-    """Logits of ``deepsparse.Engine`` (its own environment) on a private copy of ``onnx_file``."""
-    py = deepsparse_python()
-    np.savez(workdir / "feeds.npz", **feeds)
-    copy = workdir / "model.onnx"  # DeepSparse rewrites the input shapes of the file it loads
-    shutil.copyfile(onnx_file, copy)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NM_DISABLE_ANALYTICS="1")
-    proc = subprocess.run([str(py), str(Path(__file__).with_name("deepsparse_logits.py")), str(copy),
-                           str(workdir / "feeds.npz"), str(workdir / "out.npz"), str(batch)],
-                          capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return np.load(workdir / "out.npz")["logits"]
 
 
 def test_deepsparse_loads_our_export_and_agrees_on_all_sst2_validation_rows(pruned_minilm, tmp_path, torch_logits):

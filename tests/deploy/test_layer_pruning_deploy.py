@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_deepsparse_compat import deepsparse_engine_logits
+from deepsparse_run import deepsparse_engine_logits
 
 from sparsecore import Pipeline
 from sparsecore.deploy.ort_session import ort_session

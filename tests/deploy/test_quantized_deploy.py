@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_deepsparse_compat import deepsparse_engine_logits
+from deepsparse_run import deepsparse_engine_logits
 
 from sparsecore import Pipeline
 from sparsecore.deploy.int8_model import QuantLinear

@@ -76,9 +76,15 @@ def test_foreign_or_incomplete_exports_are_refused(pruned_minilm, tmp_path):
     folder = tmp_path / "d"
     shutil.copytree(pruned_minilm / "deployment", folder)
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    with pytest.raises(SparsecoreError, match="runs BERT models"):
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))  # not what the graph is
+    with pytest.raises(SparsecoreError, match="the export has no classifier.dense / classifier.out_proj Gemm"):
         Pipeline.create(model_path=folder, engine="sparsecore")
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_act": "gelu_new"}))
+    with pytest.raises(SparsecoreError, match="runs encoders with exact GELU, this is bert / 'gelu_new'"):
+        Pipeline.create(model_path=folder, engine="sparsecore")
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    with pytest.raises(SparsecoreError, match="model type 'gpt2' is not a supported encoder family"):
+        Pipeline.create(model_path=folder)  # every engine: the Pipeline reads the family too
     import onnx
 
     model = onnx.load(str(folder / "model.onnx"))

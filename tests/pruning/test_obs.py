@@ -1,5 +1,7 @@
 """OBS pruning (oBERT) against a brute-force dense computation with exact inverses."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,24 @@ def test_obs_needs_gradients_and_validates_fields():
         load_recipe(recipe + "    mask_type: block4\n    fisher_block_size: 50\n")
     with pytest.raises(SparsecoreError, match="grad_sampler_kwargs has unknown key 'shuffle'"):
         load_recipe(recipe + "    grad_sampler_kwargs: {shuffle: true}\n")
+
+
+@pytest.mark.parametrize("mask_type, group", [("unstructured", 1), ("[1, 1]", 1), ("block4", 4), ("block", 4),
+                                               ("[1, 4]", 4)])
+def test_obs_reads_mask_type_like_the_magnitude_modifiers(mask_type, group):
+    recipe = ("modifiers:\n  - !OBSPruningModifier\n    params: ['0.weight']\n    final_sparsity: 0.5\n"
+              f"    end_epoch: 1\n    fisher_block_size: 8\n    mask_type: {mask_type}\n")
+    assert load_recipe(recipe).modifiers[0].group == group
+
+
+@pytest.mark.parametrize("mask_type, message", [("'2:4'", "mask_type 2:4 is not supported by OBS"),
+                                                ("[2, 2]", "mask_type [2, 2] is not supported by OBS"),
+                                                ("diagonal", "mask_type 'diagonal' is not understood")])
+def test_obs_refuses_structures_it_cannot_prune(mask_type, message):
+    recipe = ("modifiers:\n  - !OBSPruningModifier\n    params: ['0.weight']\n    final_sparsity: 0.5\n"
+              f"    end_epoch: 1\n    fisher_block_size: 8\n    mask_type: {mask_type}\n")
+    with pytest.raises(SparsecoreError, match=re.escape(message)):
+        load_recipe(recipe)
 
 
 def test_block4_obs_keeps_earlier_unstructured_zeros():

@@ -138,3 +138,13 @@ def test_readme_recipe_example_loads():
 def test_exponent_without_dot_is_a_number():
     r = load_recipe("modifiers:\n  - !LearningRateFunctionModifier\n    init_lr: 1e-4\n    final_lr: 0\n    end_epoch: 1\n")
     assert r.modifiers[0].init_lr == 1e-4
+
+
+def test_recipe_capabilities_come_from_modifier_types():
+    plain = load_recipe("dense-finetune")
+    assert not plain.distills and not plain.quantizes and plain.owns_lr
+    assert plain.lr_owners == ("!LearningRateFunctionModifier",)
+    qat = load_recipe("minilm-pruned-qat")
+    assert qat.distills and qat.quantizes
+    ptq = load_recipe("modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n")
+    assert ptq.quantizes and not ptq.distills and not ptq.owns_lr and ptq.lr_owners == ()

@@ -15,7 +15,8 @@ from sparsecore.families import FAMILIES, family_of
 from sparsecore.tasks import load_data, sample_glue_dir
 from sparsecore.transformers import export, oneshot, train
 
-SIZE = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64, max_position_embeddings=80)
+SIZE = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+            max_position_embeddings=80)
 FAST = dict(task_name="sst2", max_eval_samples=32, max_seq_length=32, disable_tqdm=True, per_device_eval_batch_size=32)
 SPECIAL = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -77,10 +78,12 @@ def pruned(request, tmp_path_factory):
     """A random-init classifier of the family, one-shot pruned to 70% and exported."""
     torch.manual_seed(0)
     model, tokenizer = _model(request.param)
+    family = family_of(request.param)
+    with torch.no_grad():  # logits of order 1 (random init gives ~0.01), so int8 errors are measurable
+        model.get_submodule(family.head[1]).weight.mul_(100.0)
     root = tmp_path_factory.mktemp(request.param)
     model.save_pretrained(root / "base")
     tokenizer.save_pretrained(root / "base")
-    family = family_of(request.param)
     recipe = (f"modifiers:\n  - !GMPruningModifier\n    params: ['{family.encoder_linears[0]}']\n"
               "    final_sparsity: 0.7\n    end_epoch: 1\n")
     result = oneshot(model_name_or_path=root / "base", recipe=recipe, output_dir=root / "pruned", **FAST)
@@ -106,24 +109,40 @@ def test_pipeline_and_our_engine_agree(pruned):
     assert [r["label"] for r in ours(texts(8))] == [r["label"] for r in ort(texts(8))]
 
 
-def test_quantization_aware_training_and_integer_export(pruned, tmp_path):
+@pytest.fixture(scope="module")
+def quantized(pruned, tmp_path_factory):
+    """The pruned model QAT fine-tuned (zeros held, int8 fake-quant) and exported in integer form."""
     model_type, result, _ = pruned
     family = family_of(model_type)
     recipe = (f"modifiers:\n  - !ConstantPruningModifier\n    params: ['{family.encoder_linears[0]}']\n"
               "  - !QuantizationModifier\n    num_calibration_steps: 2\n    disable_quantization_observer_epoch: 0.5\n"
               "  - !EpochRangeModifier\n    end_epoch: 1\n")
-    qat = train(model_name_or_path=result.output_dir, recipe=recipe, output_dir=tmp_path / "qat", do_train=True,
-                max_train_samples=64, per_device_train_batch_size=16, save_strategy="no", **FAST)
+    qat = train(model_name_or_path=result.output_dir, recipe=recipe, output_dir=tmp_path_factory.mktemp("qat") / "m",
+                do_train=True, max_train_samples=64, per_device_train_batch_size=16, save_strategy="no", **FAST)
+    return result, qat, export(model_path=qat.output_dir)
+
+
+def test_quantization_aware_training_and_integer_export(quantized):
+    result, qat, exported = quantized
     assert qat.metrics["encoder_sparsity"] == pytest.approx(result.metrics["encoder_sparsity"], abs=1e-6)
     assert qat.files["quantization"].is_file()
-    exported = export(model_path=qat.output_dir)
     assert exported.quantized and exported.report["passed"]
-    ops = {n.op_type for n in onnx.load(str(exported.onnx_path)).graph.node}
-    assert "MatMulInteger" in ops
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(exported.onnx_path)).graph.node}
     ort = Pipeline.create(model_path=exported.deployment, batch_size=16).logits(texts())
     ours = Pipeline.create(model_path=exported.deployment, batch_size=16, engine="sparsecore").logits(texts())
-    spread = np.abs(ort).max()
-    assert np.median(np.abs(ours - ort)) <= 1e-4 * max(1.0, spread) and np.abs(ours - ort).max() <= 0.25 * spread
+    spread = np.abs(ort).max()  # measured: our engine's int8 logits equal ONNX Runtime's exactly on every family
+    assert np.median(np.abs(ours - ort)) <= 1e-3 * spread and np.abs(ours - ort).max() <= 0.05 * spread
+
+
+def test_deepsparse_runs_the_integer_export(quantized, tmp_path):
+    from deepsparse_run import deepsparse_engine_logits
+
+    _, _, exported = quantized
+    feeds = _fixed_length_feeds(exported)
+    ds = deepsparse_engine_logits(exported.onnx_path, feeds, tmp_path, 16)
+    ort = Pipeline.create(model_path=exported.deployment).engine(feeds)
+    spread = np.abs(ort).max()  # measured: equal on four families, DistilBERT's median 1.6% of the range off
+    assert np.median(np.abs(ds - ort)) <= 0.05 * spread and np.abs(ds - ort).max() <= 0.25 * spread
 
 
 def test_an_unsupported_model_type_is_one_clear_error(tmp_path):
@@ -136,3 +155,22 @@ def test_an_unsupported_model_type_is_one_clear_error(tmp_path):
     assert not (tmp_path / "out").exists()
     assert set(FAMILIES) == {"bert", "roberta", "electra", "distilbert"}
     assert json.loads((tmp_path / "gpt2" / "config.json").read_text())["model_type"] == "gpt2"
+
+
+def _fixed_length_feeds(exported, n=32, length=32) -> dict:
+    from transformers import AutoTokenizer
+
+    names = [i.name for i in onnx.load(str(exported.onnx_path), load_external_data=False).graph.input]
+    enc = AutoTokenizer.from_pretrained(str(exported.deployment))(texts(n), padding="max_length", truncation=True,
+                                                                  max_length=length, return_tensors="np")
+    return {n: enc[n].astype(np.int64) if n in enc else np.zeros_like(enc["input_ids"]) for n in names}
+
+
+def test_deepsparse_runs_every_family(pruned, tmp_path):
+    from deepsparse_run import deepsparse_engine_logits
+
+    _, _, exported = pruned
+    feeds = _fixed_length_feeds(exported)
+    ort = Pipeline.create(model_path=exported.deployment).engine(feeds)
+    got = deepsparse_engine_logits(exported.onnx_path, feeds, tmp_path, 16)
+    assert got.shape == ort.shape == (32, 2) and np.abs(got - ort).max() <= 1e-4
