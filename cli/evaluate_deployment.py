@@ -16,7 +16,10 @@ from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy import Pipeline
 from sparsecore.deploy.engines import ENGINES
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import check_writable
 from sparsecore.tasks import compute_metrics, default_glue_dir, get_task, load_data, metric_names_for, sample_glue_dir
+
+RESULTS = "eval_onnx_results.json"
 
 
 def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", batch_size=32,
@@ -29,6 +32,8 @@ def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", ba
     if max_eval_samples is not None and max_eval_samples < 1:
         raise SparsecoreError(f"--max_eval_samples is {max_eval_samples}", "--max_eval_samples", "use a positive integer")
     pipe = Pipeline.create(model_path=model_path, engine=engine, batch_size=batch_size, sequence_length=sequence_length)
+    check_writable(pipe.deployment.folder / RESULTS, str(pipe.deployment.folder),
+                   f"make the deployment folder writable ({RESULTS} is written there)")
     trained = [pipe.deployment.id2label[i] for i in sorted(pipe.deployment.id2label)]
     if pipe.deployment.problem_type != data.problem_type or (data.label_names and trained != data.label_names):
         raise SparsecoreError(f"the model's labels {trained} ({pipe.deployment.problem_type}) do not match task "
@@ -44,7 +49,7 @@ def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", ba
                                 split.labels[:n])
         metrics.update({f"{prefix}_{k}": v for k, v in found.items()} | {f"{prefix}_samples": n})
     metrics["eval_runtime_s"] = time.time() - started
-    (pipe.deployment.folder / "eval_onnx_results.json").write_text(json.dumps(metrics, indent=1))
+    (pipe.deployment.folder / RESULTS).write_text(json.dumps(metrics, indent=1))
     return metrics
 
 

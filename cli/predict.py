@@ -19,6 +19,7 @@ from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.deploy import Pipeline
 from sparsecore.deploy.engines import ENGINES
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import check_writable
 from sparsecore.tasks import read_table
 
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     with user_errors():
         if args.output.is_dir():
             raise SparsecoreError("--output is a folder", str(args.output), "give a file path such as preds.jsonl")
+        check_writable(args.output, f"--output {args.output}")
         texts = read_texts(args.input, args.text_column, args.text_pair_column)
         pipe = Pipeline.create(model_path=args.model_path, engine=args.engine, batch_size=args.batch_size,
                                sequence_length=args.sequence_length)

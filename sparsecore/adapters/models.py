@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import Family, family_of
+from sparsecore.file_checks import check_weights, read_json
 
 MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -47,6 +48,9 @@ def resolve_model_path(name_or_path: str, flag: str = "--model_name_or_path") ->
         if not (path / "config.json").is_file():
             raise SparsecoreError("model folder has no config.json", f"{flag} {name_or_path}",
                                   "pass a folder saved by save_pretrained (config.json + model.safetensors)")
+        if not isinstance(read_json(path / "config.json", f"{flag} {name_or_path}", "re-save the model"), dict):
+            raise SparsecoreError("config.json is not a JSON object", f"{flag} {name_or_path}", "re-save the model")
+        check_weights(path, f"{flag} {name_or_path}")
         return str(path)
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise SparsecoreError("model folder does not exist", f"{flag} {name_or_path}",

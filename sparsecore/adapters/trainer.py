@@ -99,6 +99,25 @@ class SessionCallback(TrainerCallback):
         finish_layer_pruning(self.trainer.model, session.dropped_layers)  # removed layers leave the model
 
 
+ARGS_JSON = "training_args.json"
+ARGS_PICKLE = "training_args.bin"  # what Trainer writes: a pickle of TrainingArguments, never read by anyone
+
+
+def args_as_json(folder: str | Path, args) -> None:
+    """Replace the Trainer's pickled ``training_args.bin`` in ``folder`` by ``training_args.json`` (the same
+    arguments, readable and safe to share: a copied folder carries no pickle)."""
+    folder = Path(folder)
+    (folder / ARGS_PICKLE).unlink(missing_ok=True)
+    (folder / ARGS_JSON).write_text(args.to_json_string())
+
+
+class ArgsAsJsonCallback(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            args_as_json(folder, args)
+
+
 class RecipeOwnedLR(torch.optim.lr_scheduler.LRScheduler):
     """Scheduler that leaves the learning rate to the recipe's modifiers and reports what they set."""
 
@@ -126,6 +145,7 @@ class SparseTrainer(Trainer):
             teacher.to(self.args.device).eval()
             for p in teacher.parameters():
                 p.requires_grad_(False)
+        self.add_callback(ArgsAsJsonCallback())
         if recipe is not None:
             self.add_callback(SessionCallback(self))
 

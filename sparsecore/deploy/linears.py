@@ -4,8 +4,8 @@ Format rule (per Linear, decided once at load; from ``benchmarks/test_sparse_ker
 README): a matrix with sparsity below ``DENSE_BELOW`` stays dense (BLAS sgemm is faster there), every other
 one runs CSR — also when it was pruned in 1×4 blocks: with eight weights per accumulator pass the CSR kernel
 is as fast as or faster than the block4 kernel on block-pruned matrices. ``formats="block4"`` still selects the
-block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere. Integer Linears follow
-the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
+block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere.
+Integer Linears follow the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
 """
 
 from __future__ import annotations

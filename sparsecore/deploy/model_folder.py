@@ -59,9 +59,13 @@ def locate(model_path: str | Path) -> Deployment:
 
 def _json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SparsecoreError(f"invalid JSON: {exc.msg}", str(path), "re-export the model") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SparsecoreError(f"invalid JSON: {getattr(exc, 'msg', type(exc).__name__)}", str(path),
+                              "re-export the model") from None
+    if not isinstance(data, dict):
+        raise SparsecoreError(f"{path.name} is not a JSON object", str(path), "re-export the model")
+    return data
 
 
 def _check_classifier(onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:

@@ -33,6 +33,9 @@ class Pipeline:
                batch_size: int = 1, sequence_length: int | list[int] | None = None) -> "TextClassificationPipeline":
         if task not in TASKS:
             raise SparsecoreError(f"unknown task {task!r}", "Pipeline.create", f"use one of: {', '.join(TASKS)}")
+        if not isinstance(model_path, (str, Path)) or not str(model_path):
+            raise SparsecoreError(f"model_path is {model_path!r}", "Pipeline.create",
+                                  "pass a deployment folder (from export_onnx) or its model.onnx")
         return TextClassificationPipeline(locate(model_path), engine, batch_size, sequence_length)
 
 
@@ -47,7 +50,12 @@ class TextClassificationPipeline:
         self.batch_size = batch_size
         length = deployment.default_sequence_length if sequence_length is None else sequence_length
         self.buckets = _buckets(length, deployment.max_positions)
-        self.tokenizer = Tokenizer.from_file(str(deployment.folder / "tokenizer.json"))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(deployment.folder / "tokenizer.json"))
+        except Exception as exc:  # the Rust tokenizers library raises plain Exception on bad files
+            raise SparsecoreError(f"tokenizer.json cannot be read ({str(exc).splitlines()[0][:120]})",
+                                  str(deployment.folder),
+                                  "re-export the model (export_onnx writes tokenizer.json)") from None
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
         self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets)

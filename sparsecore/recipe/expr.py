@@ -37,8 +37,14 @@ _MAX_MAGNITUDE = 1e15  # recipe numbers are epochs, rates and sparsities; anythi
 _ALLOWED = "numbers, variable names, + - * / // ** %, parentheses and abs float int min max round"
 
 
+MAX_EXPRESSION_CHARS = 1000  # eval(...) bodies in real recipes are a few dozen characters
+
+
 def evaluate(expr: str, lookup: Callable[[str], Number], where: str) -> Number:
     """Evaluate ``expr`` where names are resolved through ``lookup(name)``."""
+    if len(expr) > MAX_EXPRESSION_CHARS:  # also bounds the parser's and evaluator's recursion depth
+        raise SparsecoreError(f"eval expression of {len(expr):,} characters (at most {MAX_EXPRESSION_CHARS})", where,
+                              "compute the value once and write it as a number or a variable")
     try:
         tree = ast.parse(expr.strip(), mode="eval")
     except SyntaxError as exc:

@@ -47,13 +47,25 @@ def read_recipe_source(source: str) -> tuple[str, str, bool]:
     if "\n" not in source:
         path = Path(source).expanduser()
         if path.is_file():
-            return path.read_text(encoding="utf-8"), str(path), path.suffix.lower() == ".md"
+            return _read_text(path), str(path), path.suffix.lower() == ".md"
         if path.suffix.lower() in (".yaml", ".yml", ".md"):
             raise SparsecoreError("recipe file not found", f"--recipe {source}", "check the path")
     if ":" in source:
         return source, "inline recipe", None
     raise SparsecoreError(f"recipe {source!r} not found", "--recipe",
                           f"pass a .yaml/.md file, inline YAML, or a built-in name: {', '.join(builtin_names())}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SparsecoreError(f"recipe file is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
+                              f"--recipe {path}", "pass a YAML or Markdown recipe saved as UTF-8") from None
+    if "\x00" in text:
+        raise SparsecoreError("recipe file is binary (it holds NUL bytes)", f"--recipe {path}",
+                              "pass a YAML or Markdown recipe")
+    return text
 
 
 def parse_recipe_args(text: str | dict | None) -> dict:

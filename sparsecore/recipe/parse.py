@@ -115,9 +115,33 @@ def _yaml_error(exc: yaml.YAMLError, where: str) -> SparsecoreError:
     return SparsecoreError(f"malformed recipe YAML: {what}", where, fix)
 
 
+MAX_RECIPE_CHARS = 1_000_000  # the largest real SparseML recipes are ~20 KB
+MAX_EXPANDED_NODES = 100_000  # YAML nodes after expanding *aliases; real recipes have a few hundred
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Nodes of the document with every alias expanded, counted in linear time (shared nodes memoised)."""
+    if node is None:
+        return 0
+    if id(node) not in memo:
+        memo[id(node)] = 1  # a cycle (recursive alias) counts once instead of recursing forever
+        children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else []
+        pairs = [c for pair in children for c in pair] if isinstance(node, yaml.MappingNode) else children
+        memo[id(node)] = min(1 + sum(_expanded_size(c, memo) for c in pairs), 10 * MAX_EXPANDED_NODES)
+    return memo[id(node)]
+
+
 def parse_recipe_text(text: str, where: str, markdown: bool | None = None) -> RawRecipe:
+    if len(text) > MAX_RECIPE_CHARS:
+        raise SparsecoreError(f"recipe is {len(text):,} characters (at most {MAX_RECIPE_CHARS:,})", where,
+                              "pass a recipe file of reasonable size")
+    body = split_front_matter(text, markdown, where)
     try:
-        data = yaml.load(split_front_matter(text, markdown, where), Loader=_TaggedLoader)  # noqa: S506 (safe subclass)
+        size = _expanded_size(yaml.compose(body, Loader=_TaggedLoader), {})
+        if size > MAX_EXPANDED_NODES:  # "billion laughs": nested *aliases expand exponentially
+            raise SparsecoreError(f"recipe expands to over {MAX_EXPANDED_NODES:,} YAML nodes through its *aliases",
+                                  where, "write the values out instead of nesting aliases")
+        data = yaml.load(body, Loader=_TaggedLoader)  # noqa: S506 (safe subclass)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, where) from None
     if isinstance(data, _Tagged):

@@ -115,8 +115,28 @@ def _custom_label_encoder(ref_values: list, where: str, ref_name: str):
             raise _row_error(f"label of type {type(v).__name__} is not a class", where, i,
                              "use strings or integers as class labels")
         keys.append(k)
+    _check_one_kind(keys, ref_values, where)
     names = _sorted_names(set(keys))
     return SINGLE_LABEL, names, lambda vals, w: _encode_classes(vals, names, w)
+
+
+def _kind(key: str) -> str:
+    if key.lower() in ("true", "false"):
+        return "booleans"
+    return "numbers" if _number(key) is not None else "words"
+
+
+def _check_one_kind(keys: list[str], values: list, where: str) -> None:
+    """Class labels are all numbers, all words or all booleans: a mix (``0``, ``positive``, ``true``) is almost
+    always two encodings of the same classes, which would silently train as extra classes."""
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(_kind(key), i)
+    if len(first) > 1:
+        kinds = sorted(first, key=first.get)
+        shown = ", ".join(repr(str(values[first[k]])) for k in kinds)
+        raise _row_error(f"label column mixes {' and '.join(kinds)} ({shown})", where, first[kinds[1]],
+                         "use one encoding for every class, e.g. all 0/1 or all negative/positive")
 
 
 def _list_keys(x: list, where: str, i: int) -> list[str]:

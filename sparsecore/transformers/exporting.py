@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from sparsecore.deploy.pipeline import TASKS
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import check_weights, is_disk_full, read_json
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
 from sparsecore.transformers.arguments import ExportArguments, export_arguments
 
@@ -45,11 +46,23 @@ def export(**flags) -> ExportResult:
     return run(export_arguments(flags))
 
 
+def run(args: ExportArguments) -> ExportResult:
+    """:func:`export` on parsed arguments (the CLI's entry); a full disk is one error, the old deployment kept."""
+    try:
+        return _run(args)
+    except Exception as exc:
+        if is_disk_full(exc):  # atomic_folder already removed the partial temporary folder
+            raise SparsecoreError(f"no space left on the disk of {args.model_path}", "--model_path",
+                                  "free some space; the previous deployment/ (if any) is unchanged") from None
+        raise
+
+
 def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
     model_dir = Path(args.model_path).expanduser()
     if not (model_dir / "config.json").is_file():
         raise SparsecoreError("not a model folder (no config.json)", f"--model_path {args.model_path}",
                               "pass a folder written by sparsecore.transformers.text_classification")
+    check_weights(model_dir, f"--model_path {args.model_path}")
     if args.task not in TASKS:
         raise SparsecoreError(f"unknown task {args.task!r}", "--task", f"use one of: {', '.join(TASKS)}")
     if not args.onnx_file_name.endswith(".onnx") or "/" in args.onnx_file_name:
@@ -64,14 +77,18 @@ def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
     length = args.sequence_length
     if length is None:
         length = trained.max_seq_length if trained is not None else 128
-    limit = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 512)
+    config = read_json(model_dir / "config.json", f"--model_path {args.model_path}", "re-save the model")
+    if not isinstance(config, dict):
+        raise SparsecoreError("config.json is not a JSON object", f"--model_path {args.model_path}",
+                              "re-save the model")
+    limit = config.get("max_position_embeddings", 512)
     if not 1 <= length <= limit:
         raise SparsecoreError(f"--sequence_length {length} is outside 1..{limit}", "--sequence_length",
                               f"use a length the model supports (at most {limit})")
     return model_dir, length, trained
 
 
-def run(args: ExportArguments) -> ExportResult:
+def _run(args: ExportArguments) -> ExportResult:
     from sparsecore.adapters.export import (
         LogitsOnly,
         copy_if_present,

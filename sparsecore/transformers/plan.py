@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-import tempfile
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from sparsecore.adapters.models import resolve_model_path
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import check_writable, checkpoint_problem
 from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
 from sparsecore.recipe import Recipe, load_recipe
 from sparsecore.tasks import DataBundle, default_glue_dir, get_task, load_data, sample_glue_dir
@@ -27,20 +28,34 @@ class Plan:
 
 def _check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> Path:
     out = Path(output_dir).expanduser()
+    if out.is_symlink() and not out.exists():
+        raise SparsecoreError(f"output_dir is a symlink to a missing place ({os.readlink(out)})",
+                              f"--output_dir {output_dir}", "remove the link, or pass a real folder")
     if out.exists() and not out.is_dir():
         raise SparsecoreError("output_dir is a file", f"--output_dir {output_dir}", "pass a folder path")
     if out.is_dir() and any(out.iterdir()) and not (overwrite or resuming):
         raise SparsecoreError("output_dir exists and is not empty", f"--output_dir {output_dir}",
                               "pass --overwrite_output_dir, --resume_from_checkpoint, or another folder")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    try:  # a real write test: permission bits say little when running as root
-        tempfile.TemporaryDirectory(dir=parent).cleanup()
-    except OSError as exc:
-        raise SparsecoreError("output_dir is not writable", f"--output_dir {output_dir} ({parent}: {exc.strerror})",
+    if out.is_dir() and (overwrite or resuming):
+        links = _symlinks(out)
+        if links:
+            raise SparsecoreError(f"output_dir holds a symlink ({links[0]} → {os.readlink(links[0])}); sparsecore "
+                                  "never writes through links", f"--output_dir {output_dir}",
+                                  "remove the link(s), or choose another folder")
+    try:
+        check_writable(out, f"--output_dir {output_dir}")
+    except SparsecoreError as exc:
+        raise SparsecoreError("output_dir is not writable", f"--output_dir {output_dir} ({exc.what})",
                               "choose a folder you can write to") from None
     return out
+
+
+def _symlinks(folder: Path) -> list[Path]:
+    """Symlinks anywhere below ``folder`` (links to folders are not followed)."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        found += [Path(root) / n for n in dirs + files if (Path(root) / n).is_symlink()]
+    return found
 
 
 def _data(data_args) -> tuple[DataBundle, list[str]]:
@@ -78,12 +93,33 @@ def _teacher(value: str, cache_dir) -> str:
     return resolve_model_path(value, "--distill_teacher")
 
 
-def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
-    notes: list[str] = []
+def _check_numbers(data_args, training_args, given: set[str]) -> None:
+    """Flags whose value makes no sense (HF accepts some of them and fails later, or trains nonsense)."""
     for name in ("max_seq_length", "max_train_samples", "max_eval_samples", "max_predict_samples"):
         value = getattr(data_args, name)
         if value is not None and value < 1:
             raise SparsecoreError(f"--{name} is {value}", f"--{name}", "use a positive integer")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        value = getattr(training_args, name)
+        if value < 1:
+            raise SparsecoreError(f"--{name} is {value}", f"--{name}", "use a positive integer")
+    if training_args.learning_rate < 0:
+        raise SparsecoreError(f"--learning_rate is {training_args.learning_rate:g}", "--learning_rate",
+                              "use a rate >= 0, e.g. 5e-5")
+    if "num_train_epochs" in given and training_args.num_train_epochs <= 0 and training_args.max_steps <= 0:
+        raise SparsecoreError(f"--num_train_epochs is {training_args.num_train_epochs:g}", "--num_train_epochs",
+                              "use a positive number of epochs (or --max_steps N)")
+    if training_args.seed < 0:
+        raise SparsecoreError(f"--seed is {training_args.seed}", "--seed", "use an integer >= 0")
+    strategy = str(getattr(training_args.save_strategy, "value", training_args.save_strategy))
+    if strategy == "steps" and training_args.save_steps <= 0:
+        raise SparsecoreError(f"--save_steps is {training_args.save_steps:g} with --save_strategy steps",
+                              "--save_steps", "use a positive number of steps, or --save_strategy epoch/no")
+
+
+def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
+    notes: list[str] = []
+    _check_numbers(data_args, training_args, given)
     out = _check_output_dir(training_args.output_dir, data_args.overwrite_output_dir,
                             training_args.resume_from_checkpoint is not None)
     model_path = resolve_model_path(model_args.model_name_or_path)
@@ -108,7 +144,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
         if training_args.do_train:
             notes.append("--one_shot applies the recipe without training: --do_train ignored")
             training_args.do_train = False
-    resume_dir = _resume_dir(training_args.resume_from_checkpoint, out)
+    resume_dir = _resume_dir(training_args.resume_from_checkpoint, out, notes)
     if recipe is not None:
         notes += list(recipe.notes)
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
@@ -117,8 +153,10 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     return Plan(model_path, teacher, recipe, data, out, resume_dir, notes)
 
 
-def _resume_dir(value: str | None, out: Path) -> str | None:
-    """``--resume_from_checkpoint``: a checkpoint folder, or true/last for the newest in output_dir."""
+def _resume_dir(value: str | None, out: Path, notes: list[str]) -> str | None:
+    """``--resume_from_checkpoint``: a checkpoint folder, or true/last for the newest complete one in output_dir.
+
+    Every file a resume reads is checked first (a run killed while saving leaves a partial checkpoint-N)."""
     if value is None or value.lower() in ("false", "no", "none"):
         return None
     if value.lower() in ("true", "last", "yes"):
@@ -127,11 +165,21 @@ def _resume_dir(value: str | None, out: Path) -> str | None:
         if not checkpoints:
             raise SparsecoreError("no checkpoint-N folder to resume from", f"--output_dir {out}",
                                   "pass the checkpoint folder itself, or drop --resume_from_checkpoint")
-        return str(checkpoints[-1])
+        for newest in reversed(checkpoints):
+            problem = checkpoint_problem(newest)
+            if problem is None:
+                return str(newest)
+            notes.append(f"skipping {newest.name} for resume: {problem} (a run stopped while saving it?)")
+        raise SparsecoreError("no complete checkpoint to resume from", f"--output_dir {out}",
+                              f"every checkpoint-N is partial ({notes[-1].split(': ', 1)[1]}); start afresh")
     path = Path(value).expanduser()
     if not (path / "trainer_state.json").is_file():
         raise SparsecoreError("not a training checkpoint (no trainer_state.json)",
                               f"--resume_from_checkpoint {value}", "pass a checkpoint-N folder written by a run")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise SparsecoreError(f"checkpoint cannot be resumed: {problem}", f"--resume_from_checkpoint {value}",
+                              "resume from an earlier checkpoint-N, or start afresh")
     return str(path)
 
 

@@ -28,7 +28,9 @@ import torch
 
 from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
+from sparsecore.adapters.trainer import args_as_json
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import is_disk_full, remove_added, snapshot
 from sparsecore.folders import TrainingInfo
 from sparsecore.quant.qat import CONFIG_FILE as QUANT_CONFIG
 from sparsecore.report import write_sparsity_report
@@ -82,6 +84,7 @@ def execute(plan: Plan, model_args, data_args, training_args) -> TrainResult:
     started = time.time()
     job = _Job(plan, model_args, data_args, training_args)
     created = not plan.output_dir.exists()  # Trainer creates output_dir as soon as it is built
+    before = snapshot(plan.output_dir)
     try:
         trainer = job.trainer()
         if plan.recipe is not None:
@@ -93,7 +96,11 @@ def execute(plan: Plan, model_args, data_args, training_args) -> TrainResult:
         quantization = job.sparsify(trainer)
         metrics = job.evaluate(trainer) if training_args.do_eval else {}
         files = job.save(trainer, quantization, metrics, started)
-    except BaseException:
+    except BaseException as exc:
+        if is_disk_full(exc):  # what this run wrote is partial: remove all of it, keep what was there before
+            remove_added(plan.output_dir, before)
+            raise SparsecoreError(f"no space left on the disk of {plan.output_dir}", "--output_dir",
+                                  "free some space or choose another folder; nothing of this run was kept") from None
         # no half-written output on failure, but never throw away checkpoints of a long run
         if created and plan.output_dir.exists() and not any(plan.output_dir.glob("checkpoint-*")):
             shutil.rmtree(plan.output_dir, ignore_errors=True)
@@ -179,6 +186,7 @@ class _Job:
         plan, data, out = self.plan, self.plan.data, self.plan.output_dir
         out.mkdir(parents=True, exist_ok=True)
         trainer.save_model(str(out))
+        args_as_json(out, self.args)
         self.tokenizer.save_pretrained(str(out))
         files = {"model": out}
         if self.args.do_predict:

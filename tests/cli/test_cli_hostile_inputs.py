@@ -1,0 +1,396 @@
+"""Hostile inputs as a new user finds them: corrupt and malicious files, impossible flags, links, partial
+checkpoints. Each gets exit code 2, exactly one `error:` line of its own, no traceback, and the output folder
+exactly as before (absent, or byte-identical)."""
+
+import os
+import pickle
+import re
+import shutil
+
+import pytest
+import torch
+
+from sparsecore.cli.text_classification import main as train_main
+
+TINY = ["--max_steps", "1", "--max_train_samples", "8", "--max_eval_samples", "8", "--max_seq_length", "32",
+        "--per_device_train_batch_size", "4", "--save_strategy", "no", "--disable_tqdm", "true"]
+
+
+class Exploit:
+    """Unpickling this would run a command: weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/sparsecore-pwned",))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A random-init 2-layer BERT classifier with MiniLM's tokenizer, saved as safetensors (seconds to train)."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from sparsecore.adapters.models import minilm_path
+
+    folder = tmp_path_factory.mktemp("tiny") / "bert"
+    torch.manual_seed(0)
+    BertForSequenceClassification(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
+    return folder
+
+
+def copy_model(tiny_model, tmp, name="model"):
+    folder = tmp / name
+    shutil.copytree(tiny_model, folder)
+    return folder
+
+
+def truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+def model_case(tiny_model, tmp, kind):
+    folder = copy_model(tiny_model, tmp)
+    weights = folder / "model.safetensors"
+    if kind == "config only":
+        for f in folder.iterdir():
+            if f.name != "config.json":
+                f.unlink()
+    elif kind == "truncated":
+        truncate(weights)
+    elif kind == "garbage":
+        weights.write_bytes(b"\x00\xffnot safetensors" * 100)
+    elif kind == "malicious bin":
+        weights.unlink()
+        with open(folder / "pytorch_model.bin", "wb") as f:
+            pickle.dump(Exploit(), f)
+    elif kind == "config list":
+        (folder / "config.json").write_text("[1, 2]")
+    return folder
+
+
+def snapshot(folder):
+    if not folder.exists():
+        return None
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def run_cli(cli, argv, out):
+    before = snapshot(out)
+    code, _, stderr = cli(*argv)
+    lines = stderr.splitlines()
+    errors = [line for line in lines if "error:" in line]
+    assert code == 2, stderr[-3000:]
+    assert len(errors) == 1 and errors[0].startswith("error: "), stderr[-3000:]  # one line, on its own line
+    assert " — " in errors[0] and "Traceback" not in stderr
+    assert snapshot(out) == before  # nothing written, nothing changed
+    return errors[0]
+
+
+MODEL_CASES = {
+    "config only": "model folder has no weights",
+    "truncated": "model.safetensors is truncated or corrupt",
+    "garbage": "model.safetensors is truncated or corrupt",
+    "malicious bin": "refusing to unpickle pytorch_model.bin",
+    "config list": "config.json is not a JSON object",
+}
+
+
+@pytest.mark.parametrize("kind", MODEL_CASES)
+@pytest.mark.parametrize("role", ["model", "teacher"])
+def test_broken_model_folders(kind, role, tiny_model, tmp_path, cli):
+    broken = model_case(tiny_model, tmp_path, kind)
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", broken, "--output_dir", out, *TINY] if role == "model" else [
+        "--model_name_or_path", tiny_model, "--distill_teacher", broken, "--recipe", "minilm-gmp80-demo",
+        "--output_dir", out, *TINY]
+    line = run_cli(cli, argv, out)
+    assert MODEL_CASES[kind] in line and ("--distill_teacher" in line) == (role == "teacher"), line
+    assert not os.path.exists("/tmp/sparsecore-pwned")
+
+
+@pytest.mark.parametrize("kind", ["config only", "truncated", "malicious bin", "config list"])
+def test_export_refuses_broken_model_folders(kind, tiny_model, tmp_path, capsys):
+    from sparsecore.cli.export_onnx import main
+
+    broken = model_case(tiny_model, tmp_path, kind)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model_path", str(broken)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and MODEL_CASES[kind] in err and "Traceback" not in err
+    assert not (broken / "deployment").exists() and not list(broken.glob(".deployment*"))
+
+
+FLAG_CASES = {
+    "train batch 0": (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size is 0"),
+    "train batch -4": (["--per_device_train_batch_size", "-4"], "--per_device_train_batch_size is -4"),
+    "eval batch -1": (["--per_device_eval_batch_size", "-1"], "--per_device_eval_batch_size is -1"),
+    "accumulation 0": (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps is 0"),
+    "negative learning rate": (["--learning_rate", "-1"], "--learning_rate is -1"),
+    "negative epochs": (["--num_train_epochs", "-1"], "--num_train_epochs is -1"),
+    "save steps 0": (["--save_strategy", "steps", "--save_steps", "0"], "--save_steps is 0 with --save_strategy steps"),
+    "negative seed": (["--seed", "-1"], "--seed is -1"),
+}
+
+
+@pytest.mark.parametrize("name", FLAG_CASES)
+def test_impossible_flags(name, tiny_model, tmp_path, cli):
+    flags, message = FLAG_CASES[name]
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", tiny_model, "--output_dir", out, *TINY]
+    argv = [a for a in argv if a not in ("--save_strategy", "no")] if "--save_strategy" in flags else argv
+    line = run_cli(cli, argv + flags + (["--max_steps", "-1"] if name == "negative epochs" else []), out)
+    assert message in line, line
+
+
+def recipe_case(tmp, kind):
+    path = tmp / "recipe.yaml"
+    if kind == "binary":
+        path.write_bytes(b"modifiers:\x00\x01\x02" * 50)
+    elif kind == "not utf-8":
+        path.write_bytes("modifiers: []\n# caf\xe9\n".encode("latin-1"))
+    elif kind == "huge eval":
+        path.write_text("x: eval(" + "+".join(["1"] * 100_000) + ")\nmodifiers:\n  - !EpochRangeModifier\n"
+                        "    end_epoch: eval(x)\n")
+    elif kind == "alias bomb":
+        levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+        levels += [f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+        path.write_text("\n".join(levels) + "\nmodifiers: []\n")
+    return path
+
+
+RECIPE_CASES = {"binary": "recipe file is binary", "not utf-8": "recipe file is not UTF-8 text",
+                "huge eval": "eval expression of 199,999 characters", "alias bomb": "YAML nodes through its *aliases"}
+
+
+@pytest.mark.parametrize("kind", RECIPE_CASES)
+def test_hostile_recipes_are_refused_quickly(kind, tiny_model, tmp_path, cli):
+    out = tmp_path / "out"
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--recipe", recipe_case(tmp_path, kind),
+                         "--output_dir", out, *TINY], out)
+    assert RECIPE_CASES[kind] in line, line
+
+
+def test_dangling_symlink_as_output_dir(tiny_model, tmp_path, cli):
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "gone")
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--output_dir", out, *TINY], tmp_path / "gone")
+    assert "output_dir is a symlink to a missing place" in line and out.is_symlink()
+    assert not (tmp_path / "gone").exists()
+
+
+def test_never_writes_through_a_planted_symlink(tiny_model, tmp_path, cli):
+    out, victim = tmp_path / "out", tmp_path / "precious.txt"
+    out.mkdir()
+    victim.write_text("keep me")
+    (out / "eval_results.json").symlink_to(victim)
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--output_dir", out, "--overwrite_output_dir", *TINY],
+                   out)
+    assert "output_dir holds a symlink" in line and victim.read_text() == "keep me"
+
+
+def test_label_column_mixing_encodings(tiny_model, tmp_path, cli):
+    data = tmp_path / "mixed.csv"
+    data.write_text("text,label\ngood,positive\nbad,0\nfine,true\nawful,negative\n")
+    out = tmp_path / "out"
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--train_file", data, "--validation_file", data,
+                         "--input_column_names", "text", "--output_dir", out, *TINY], out)
+    assert "label column mixes words and numbers and booleans ('positive', '0', 'true')" in line, line
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tiny_model, tmp_path_factory):
+    """A 2-step run of the tiny model saving checkpoint-1 and checkpoint-2 (GMP recipe: session state saved)."""
+    out = tmp_path_factory.mktemp("ckpt") / "run"
+    recipe = ("modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n    final_sparsity: 0.5\n"
+              "    start_epoch: 0\n    end_epoch: 1\n    update_frequency: 0.5\n")
+    train_main([str(a) for a in ["--model_name_or_path", tiny_model, "--recipe", recipe, "--output_dir", out,
+                                 "--do_train", "--max_train_samples", "8", "--per_device_train_batch_size", "4",
+                                 "--max_seq_length", "32", "--save_strategy", "steps", "--save_steps", "1",
+                                 "--disable_tqdm", "true", "--logging_strategy", "no"]])
+    assert (out / "checkpoint-1").is_dir() and (out / "checkpoint-2").is_dir()
+    return out, recipe
+
+
+CHECKPOINT_CASES = {
+    "truncated session json": ("sparsecore_session.json", "sparsecore_session.json is not valid JSON"),
+    "corrupt masks": ("sparsecore_masks.safetensors", "sparsecore_masks.safetensors is truncated or corrupt"),
+    "pickled optimizer": ("optimizer.pt", "refusing to unpickle optimizer.pt"),
+    "pickled rng state": ("rng_state.pth", "refusing to unpickle rng_state.pth"),
+    "truncated weights": ("model.safetensors", "model.safetensors is truncated or corrupt"),
+}
+
+
+@pytest.mark.parametrize("name", CHECKPOINT_CASES)
+def test_broken_checkpoints(name, checkpointed, tiny_model, tmp_path, cli):
+    run, recipe = checkpointed
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    file, message = CHECKPOINT_CASES[name]
+    target = out / "checkpoint-2" / file
+    if file.endswith((".pt", ".pth")):
+        torch.save({"x": Exploit()}, target)
+    else:
+        truncate(target)
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--recipe", recipe, "--output_dir", out,
+                         "--do_train", "--max_train_samples", "8", "--per_device_train_batch_size", "4",
+                         "--max_seq_length", "32", "--save_strategy", "no", "--disable_tqdm", "true",
+                         "--resume_from_checkpoint", out / "checkpoint-2"], out)
+    assert f"checkpoint cannot be resumed: {message}" in line, line
+
+
+def test_resume_last_skips_a_partial_newest_checkpoint(checkpointed, tiny_model, tmp_path, cli):
+    run, recipe = checkpointed
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    truncate(out / "checkpoint-2" / "model.safetensors")  # a run killed while saving it
+    code, _, stderr = cli("--model_name_or_path", str(tiny_model), "--recipe", recipe, "--output_dir", str(out),
+                          "--do_train", "--max_train_samples", "8", "--per_device_train_batch_size", "4",
+                          "--max_seq_length", "32", "--save_strategy", "no", "--disable_tqdm", "true",
+                          "--resume_from_checkpoint", "last")
+    assert code == 0, stderr[-3000:]
+    assert re.search(r"note: skipping checkpoint-2 for resume: model.safetensors is truncated", stderr)
+    for name in ("checkpoint-1", "checkpoint-2"):
+        truncate(out / name / "model.safetensors")
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--recipe", recipe, "--output_dir", out,
+                         "--do_train", "--max_train_samples", "8", "--save_strategy", "no",
+                         "--resume_from_checkpoint", "last"], out)
+    assert "no complete checkpoint to resume from" in line
+
+
+def test_checkpoints_and_output_carry_no_pickle(checkpointed):
+    run, _ = checkpointed
+    for folder in (run, run / "checkpoint-1", run / "checkpoint-2"):
+        assert not (folder / "training_args.bin").exists() and (folder / "training_args.json").is_file()
+
+
+def test_the_error_line_starts_its_own_line_after_a_progress_bar(capsys):
+    import sys
+
+    from sparsecore.cli.parser import user_errors
+    from sparsecore.errors import SparsecoreError
+
+    with pytest.raises(SystemExit) as exit_:
+        with user_errors():
+            sys.stderr.write("\rexport:  50%|█████     | 2/4 [00:01<00:01,  1.25step/s]")  # a bar mid-line
+            raise SparsecoreError("something is wrong", "here", "fix it")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.endswith("step/s]\nerror: something is wrong (here) — fix it\n")
+    with pytest.raises(SystemExit):
+        with user_errors():
+            raise SparsecoreError("no bar", "here", "fix it")
+    assert capsys.readouterr().err == "error: no bar (here) — fix it\n"  # no empty line when nothing was on screen
+
+
+@pytest.fixture(scope="module")
+def tiny_deployment(tiny_model, tmp_path_factory):
+    from sparsecore.transformers import export, oneshot
+
+    folder = tmp_path_factory.mktemp("dep") / "m"
+    oneshot(model_name_or_path=tiny_model, recipe="modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n"
+            "    final_sparsity: 0.5\n    end_epoch: 1\n", output_dir=folder, max_eval_samples=8, max_seq_length=32)
+    return export(model_path=folder).deployment
+
+
+@pytest.mark.parametrize("kind, message", [("none", "model_path is None"),
+                                           ("tokenizer", "tokenizer.json cannot be read"),
+                                           ("config", "config.json is not a JSON object")])
+def test_pipeline_refuses_broken_deployments(kind, message, tiny_deployment, tmp_path):
+    from sparsecore import Pipeline
+    from sparsecore.errors import SparsecoreError
+
+    folder = tmp_path / "d"
+    shutil.copytree(tiny_deployment, folder)
+    if kind == "tokenizer":
+        truncate(folder / "tokenizer.json", 0.3)
+    elif kind == "config":
+        (folder / "config.json").write_text('"just a string"')
+    with pytest.raises(SparsecoreError, match=re.escape(message)) as err:
+        Pipeline.create(model_path=None if kind == "none" else folder)
+    assert "\n" not in str(err.value)
+
+
+def test_predict_to_an_unwritable_place(tiny_deployment, tmp_path, capsys):
+    from sparsecore.cli.predict import main
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("a fine film\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model_path", str(tiny_deployment), "--input", str(texts), "--output", "/proc/no/preds.jsonl"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "error: /proc/no/preds.jsonl is not writable" in err and "Traceback" not in err
+
+
+def _mount_tmpfs(path, size):
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN): {proc.stderr.decode().strip()}")
+    return path
+
+
+def _umount(path):
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_evaluate_deployment_on_a_read_only_folder(tiny_deployment, tmp_path, capsys):
+    import subprocess
+
+    from sparsecore.cli.evaluate_deployment import main
+
+    mount = _mount_tmpfs(tmp_path / "ro", "16m")
+    try:
+        shutil.copytree(tiny_deployment, mount / "deployment")
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        with pytest.raises(SystemExit) as exit_:
+            main(["--model_path", str(mount / "deployment"), "--task_name", "sst2", "--max_eval_samples", "8"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "is not writable" in err and "eval_onnx_results.json" in err
+        assert "Traceback" not in err
+    finally:
+        _umount(mount)
+
+
+def test_disk_full_training_leaves_nothing_and_says_so(tmp_path, cli):
+    mount = _mount_tmpfs(tmp_path / "small", "20m")
+    try:
+        (mount / "before.txt").write_text("was here")
+        out = mount / "run"  # MiniLM's weights alone are 90 MB
+        code, _, stderr = cli("--model_name_or_path", "minilm", "--one_shot", "--recipe", "minilm-gmp80-demo",
+                              "--max_eval_samples", "8", "--max_seq_length", "32", "--output_dir", str(out))
+        errors = [line for line in stderr.splitlines() if "error:" in line]
+        assert code == 2 and errors == [f"error: no space left on the disk of {out} (--output_dir) — free some space "
+                                        "or choose another folder; nothing of this run was kept"], stderr[-2000:]
+        assert "Traceback" not in stderr and not out.exists() and (mount / "before.txt").read_text() == "was here"
+    finally:
+        _umount(mount)
+
+
+def test_killed_export_leaves_a_temporary_the_next_export_removes(tiny_deployment, tmp_path, caplog):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sparsecore.transformers import export
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_deployment.parent, model)
+    before = snapshot(model / "deployment")
+    proc = subprocess.Popen([sys.executable, "-m", "sparsecore.transformers.export_onnx", "--model_path", str(model),
+                             "--num_export_samples", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not [p for p in model.glob(".deployment-*") if "-old-" not in p.name] and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = list(model.glob(".deployment-*"))
+    assert left, "the export was not caught mid-way"
+    assert snapshot(model / "deployment") == before  # the old deployment survives a kill
+    result = export(model_path=model)
+    assert result.report["passed"] and not list(model.glob(".deployment-*"))
+    assert f"an interrupted earlier export left files behind: removed {left[0].name}" in caplog.text
