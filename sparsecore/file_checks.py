@@ -79,6 +79,25 @@ def check_weights(folder: Path, where: str) -> None:
         check_torch_file(folder / name, where)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "vocab.json")
+
+
+def check_tokenizer_files(folder: Path, where: str) -> None:
+    """A local model folder holds a real tokenizer: without one, transformers quietly builds a 5-token
+    tokenizer that maps every word to [UNK] (training then runs to the end at chance accuracy)."""
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise SparsecoreError(f"model folder has no tokenizer ({', '.join(TOKENIZER_FILES[:2])}, …)", where,
+                              "save the tokenizer into the folder (tokenizer.save_pretrained) or pass --tokenizer_name")
+
+
+def check_vocabulary(tokenizer_size: int, vocab_size: int | None, where: str) -> None:
+    """The tokenizer fits the model's embedding table: no id beyond it, and not a placeholder a fraction of its
+    size (the table would be mostly unreachable: the tokenizer belongs to another model)."""
+    if vocab_size and (tokenizer_size > vocab_size or tokenizer_size < vocab_size // 2):
+        raise SparsecoreError(f"the tokenizer has {tokenizer_size:,} tokens but the model's embedding table has "
+                              f"{vocab_size:,}", where, "use the tokenizer the model was trained with")
+
+
 CHECKPOINT_TENSORS = ("optimizer.pt", "scheduler.pt", "rng_state.pth")  # what the HF Trainer loads on resume
 
 

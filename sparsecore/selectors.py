@@ -16,8 +16,9 @@ still matched literally. Every selector must match at least one parameter.
 
 from __future__ import annotations
 
-import re
+import time
 
+import regex
 from torch import nn
 
 from sparsecore.errors import SparsecoreError
@@ -35,13 +36,29 @@ def prunable_names(model: nn.Module) -> list[str]:
     return names
 
 
-def compile_selector(selector: str, where: str) -> re.Pattern:
-    """The regex of a ``re:<regex>`` selector, or a one-line error naming it."""
+MATCH_SECONDS = 2.0  # per selector, over all names: a pattern that needs longer is catastrophic backtracking
+
+
+def compile_selector(selector: str, where: str):
+    """The compiled regex of a ``re:<regex>`` selector (the ``regex`` package: Python's syntax, plus a match
+    timeout), or a one-line error naming it."""
     try:
-        return re.compile(selector[3:])
-    except re.error as exc:
+        return regex.compile(selector[3:])
+    except regex.error as exc:
         raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc}", where,
                               "fix the regular expression") from None
+
+
+def _timed(selector: str, pattern, names, where: str, method: str) -> list[str]:
+    """The names ``pattern.<method>`` accepts, within :data:`MATCH_SECONDS` in all (else a one-line error)."""
+    deadline = time.monotonic() + MATCH_SECONDS
+    try:
+        return [name for name in names
+                if getattr(pattern, method)(name, timeout=max(deadline - time.monotonic(), 1e-3))]
+    except TimeoutError:
+        raise SparsecoreError(f"selector {selector!r} takes over {MATCH_SECONDS:g} s to match the model's names "
+                              "(catastrophic backtracking)", where,
+                              "simplify the pattern, e.g. no nested repeats like (.*)*") from None
 
 
 def match_names(selector: str, names, where: str) -> set[str]:
@@ -51,13 +68,12 @@ def match_names(selector: str, names, where: str) -> set[str]:
     if selector in names:
         return {selector}
     if selector.startswith("re:"):
-        pattern = compile_selector(selector, where)
-        return {name for name in names if pattern.fullmatch(name)}
+        return set(_timed(selector, compile_selector(selector, where), names, where, "fullmatch"))
     return set()
 
 
-def _same_as_sparseml(selector: str, pattern: re.Pattern, params: dict, hits: set[str], where: str) -> None:
-    extra = [name for name in params if pattern.match(name) and name not in hits]
+def _same_as_sparseml(selector: str, pattern, params: dict, hits: set[str], where: str) -> None:
+    extra = [name for name in _timed(selector, pattern, params, where, "match") if name not in hits]
     if extra:
         raise SparsecoreError(
             f"selector {selector!r} matches {len(hits)} parameter(s) by whole name, but SparseML (which matched "

@@ -74,6 +74,9 @@ class TextClassificationPipeline:
     def logits(self, inputs) -> np.ndarray:
         """Raw model outputs ``(n, labels)`` for a list of texts or pairs."""
         _, examples = _normalize(inputs)
+        if not self.deployment.text_pairs and any(not isinstance(e, str) for e in examples):
+            raise SparsecoreError("this model was trained on single sentences but got sentence pairs", "Pipeline call",
+                                  'pass "text" items (a pair model, e.g. one trained on MRPC, takes pairs)')
         if self.deployment.text_pairs and any(isinstance(e, str) for e in examples):
             raise SparsecoreError("this model was trained on sentence pairs but got single texts", "Pipeline call",
                                   'pass [["text a", "text b"], ...]')

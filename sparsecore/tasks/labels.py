@@ -117,6 +117,9 @@ def _custom_label_encoder(ref_values: list, where: str, ref_name: str):
         keys.append(k)
     _check_one_kind(keys, ref_values, where)
     names = _sorted_names(set(keys))
+    if len(names) == 1:  # a 1-label classifier trains to loss 0.0 and accuracy 1.0: useless, and silent
+        raise SparsecoreError(f"the label column holds one value ({names[0]!r}) in all {len(keys)} {ref_name} rows",
+                              where, "a classifier needs examples of at least two classes")
     return SINGLE_LABEL, names, lambda vals, w: _encode_classes(vals, names, w)
 
 

@@ -25,7 +25,13 @@ from tqdm import tqdm
 
 from sparsecore.deploy.pipeline import TASKS
 from sparsecore.errors import SparsecoreError
-from sparsecore.file_checks import check_weights, is_disk_full, read_json
+from sparsecore.file_checks import (
+    check_tokenizer_files,
+    check_vocabulary,
+    check_weights,
+    is_disk_full,
+    read_json,
+)
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
 from sparsecore.transformers.arguments import ExportArguments, export_arguments
 
@@ -63,6 +69,7 @@ def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
         raise SparsecoreError("not a model folder (no config.json)", f"--model_path {args.model_path}",
                               "pass a folder written by sparsecore.transformers.text_classification")
     check_weights(model_dir, f"--model_path {args.model_path}")
+    check_tokenizer_files(model_dir, f"--model_path {args.model_path}")
     if args.task not in TASKS:
         raise SparsecoreError(f"unknown task {args.task!r}", "--task", f"use one of: {', '.join(TASKS)}")
     if not args.onnx_file_name.endswith(".onnx") or "/" in args.onnx_file_name:
@@ -113,6 +120,7 @@ def _run(args: ExportArguments) -> ExportResult:
     model_dir, length, trained = _check(args)
     steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
     model, tokenizer, _, quant = load_for_export(model_dir)
+    check_vocabulary(len(tokenizer), getattr(model.config, "vocab_size", None), f"--model_path {args.model_path}")
     pairs = trained is not None and trained.text_pairs
     # quantized: every bundled validation sentence (872), so label agreement is measured to 0.1%
     texts = _validation_texts(pairs=pairs, limit=None if quant is not None else 64)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sparsecore.adapters.models import resolve_model_path
 from sparsecore.errors import SparsecoreError
-from sparsecore.file_checks import check_writable, checkpoint_problem
+from sparsecore.file_checks import check_tokenizer_files, check_writable, checkpoint_problem
 from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
 from sparsecore.recipe import Recipe, load_recipe
 from sparsecore.tasks import DataBundle, default_glue_dir, get_task, load_data, sample_glue_dir
@@ -123,6 +123,11 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     out = _check_output_dir(training_args.output_dir, data_args.overwrite_output_dir,
                             training_args.resume_from_checkpoint is not None)
     model_path = resolve_model_path(model_args.model_name_or_path)
+    if model_args.tokenizer_name:
+        check_tokenizer_files(Path(model_args.tokenizer_name).expanduser(),
+                              f"--tokenizer_name {model_args.tokenizer_name}")
+    else:
+        check_tokenizer_files(Path(model_path), f"--model_name_or_path {model_args.model_name_or_path}")
     teacher = _teacher(model_args.distill_teacher, model_args.cache_dir)
     data, data_notes = _data(data_args)
     notes += data_notes

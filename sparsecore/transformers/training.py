@@ -30,7 +30,7 @@ from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
 from sparsecore.adapters.trainer import args_as_json
 from sparsecore.errors import SparsecoreError
-from sparsecore.file_checks import is_disk_full, remove_added, snapshot
+from sparsecore.file_checks import check_vocabulary, is_disk_full, remove_added, snapshot
 from sparsecore.folders import TrainingInfo
 from sparsecore.quant.qat import CONFIG_FILE as QUANT_CONFIG
 from sparsecore.report import write_sparsity_report
@@ -119,6 +119,8 @@ class _Job:
         data = plan.data
         self.tokenizer = load_tokenizer(model_args.tokenizer_name or plan.model_path, model_args.cache_dir)
         self.model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir)
+        check_vocabulary(len(self.tokenizer), getattr(self.model.config, "vocab_size", None),
+                         f"--model_name_or_path {model_args.model_name_or_path}")
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit is not None and data_args.max_seq_length > limit:
             raise SparsecoreError(f"--max_seq_length {data_args.max_seq_length} exceeds the model's {limit} "

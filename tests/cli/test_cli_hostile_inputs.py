@@ -189,6 +189,35 @@ def test_never_writes_through_a_planted_symlink(tiny_model, tmp_path, cli):
     assert "output_dir holds a symlink" in line and victim.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("kind", ["no tokenizer", "foreign tokenizer"])
+def test_model_folder_without_its_tokenizer(kind, tiny_model, tmp_path, cli, capsys):
+    """transformers would build a 5-token tokenizer (every word [UNK]): train and export refuse, and an existing
+    deployment/ keeps its tokenizer."""
+    from sparsecore.cli.export_onnx import main as export_main
+
+    folder = copy_model(tiny_model, tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    message = "model folder has no tokenizer"
+    if kind == "foreign tokenizer":  # a tokenizer of another model: 3 tokens for a 30,522-row table
+        from tokenizers import Tokenizer, models, trainers
+        from transformers import PreTrainedTokenizerFast
+
+        tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        tok.train_from_iterator(["a b c"] * 3, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]"]))
+        PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]").save_pretrained(folder)
+        message = "the tokenizer has 3 tokens but the model's embedding table has 30,522"
+    out = tmp_path / "out"
+    assert message in run_cli(cli, ["--model_name_or_path", folder, "--output_dir", out, *TINY], out)
+    (folder / "deployment").mkdir()
+    (folder / "deployment" / "tokenizer.json").write_text("the good one")
+    with pytest.raises(SystemExit) as exit_:
+        export_main(["--model_path", str(folder), "--sequence_length", "32"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+    assert (folder / "deployment" / "tokenizer.json").read_text() == "the good one"
+
+
 def test_label_column_mixing_encodings(tiny_model, tmp_path, cli):
     data = tmp_path / "mixed.csv"
     data.write_text("text,label\ngood,positive\nbad,0\nfine,true\nawful,negative\n")
@@ -394,3 +423,38 @@ def test_killed_export_leaves_a_temporary_the_next_export_removes(tiny_deploymen
     result = export(model_path=model)
     assert result.report["passed"] and not list(model.glob(".deployment-*"))
     assert f"an interrupted earlier export left files behind: removed {left[0].name}" in caplog.text
+
+
+def test_one_class_in_the_training_labels(tiny_model, tmp_path, cli):
+    data = tmp_path / "one.csv"
+    data.write_text("text,label\ngood,positive\nfine,positive\ngreat,positive\n")
+    out = tmp_path / "out"
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--train_file", data, "--validation_file", data,
+                         "--input_column_names", "text", "--output_dir", out, *TINY], out)
+    assert "the label column holds one value ('positive') in all 3 train rows" in line and "'label'" in line, line
+
+
+def test_catastrophic_selector_ends_quickly_and_writes_nothing(tiny_model, tmp_path, cli):
+    import time
+
+    out = tmp_path / "out"
+    recipe = ("modifiers:\n  - !GMPruningModifier\n    params: ['re:(.*.*)*z']\n    final_sparsity: 0.5\n"
+              "    end_epoch: 1\n")
+    started = time.monotonic()
+    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--recipe", recipe, "--output_dir", out, *TINY], out)
+    assert "selector 're:(.*.*)*z' matches no parameter" in line and time.monotonic() - started < 60
+
+
+def test_a_selector_that_runs_too_long_is_an_error(monkeypatch):
+    from torch import nn
+
+    from sparsecore import selectors
+    from sparsecore.errors import SparsecoreError
+
+    class Slow:  # what the regex engine does when a match exceeds its timeout
+        def fullmatch(self, name, timeout):
+            raise TimeoutError
+
+    monkeypatch.setattr(selectors, "compile_selector", lambda selector, where: Slow())
+    with pytest.raises(SparsecoreError, match=r"selector 're:x' takes over 2 s to match .*catastrophic backtracking"):
+        selectors.resolve_params(nn.Linear(2, 2), ("re:x",), "recipe")

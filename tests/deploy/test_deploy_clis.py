@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 
 import pytest
 
@@ -24,7 +25,13 @@ def test_predict_file_formats(kind, pruned_minilm, tmp_path):
         src.write_text("a,b\n" + "\n".join(f'"{t}","{t}"' for t in texts) + "\n")
         extra = ["--text_column", "a", "--text_pair_column", "b"]
     out = tmp_path / "preds.jsonl"
-    predict_main(["--model_path", str(pruned_minilm / "deployment"), "--input", str(src), "--output", str(out),
+    deployment = pruned_minilm / "deployment"
+    if kind == "pairs":  # the same graph declared a pair model (the reading of pair files is what is tested)
+        deployment = tmp_path / "pair-deployment"
+        shutil.copytree(pruned_minilm / "deployment", deployment)
+        info = json.loads((deployment / "sparsecore_deployment.json").read_text())
+        (deployment / "sparsecore_deployment.json").write_text(json.dumps({**info, "text_pairs": True}))
+    predict_main(["--model_path", str(deployment), "--input", str(src), "--output", str(out),
                   "--top_k", "2", *extra])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3
