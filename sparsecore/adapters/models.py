@@ -48,8 +48,10 @@ def resolve_model_path(name_or_path: str, flag: str = "--model_name_or_path") ->
         if not (path / "config.json").is_file():
             raise SparsecoreError("model folder has no config.json", f"{flag} {name_or_path}",
                                   "pass a folder saved by save_pretrained (config.json + model.safetensors)")
-        if not isinstance(read_json(path / "config.json", f"{flag} {name_or_path}", "re-save the model"), dict):
+        config = read_json(path / "config.json", f"{flag} {name_or_path}", "re-save the model")
+        if not isinstance(config, dict):
             raise SparsecoreError("config.json is not a JSON object", f"{flag} {name_or_path}", "re-save the model")
+        family_of(config.get("model_type"), f"{flag} {name_or_path}")
         check_weights(path, f"{flag} {name_or_path}")
         return str(path)
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:

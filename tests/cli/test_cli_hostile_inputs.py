@@ -458,3 +458,75 @@ def test_a_selector_that_runs_too_long_is_an_error(monkeypatch):
     monkeypatch.setattr(selectors, "compile_selector", lambda selector, where: Slow())
     with pytest.raises(SparsecoreError, match=r"selector 're:x' takes over 2 s to match .*catastrophic backtracking"):
         selectors.resolve_params(nn.Linear(2, 2), ("re:x",), "recipe")
+
+
+def test_disk_full_export_keeps_the_old_deployment(tiny_model, tmp_path, capsys):
+    from sparsecore.cli.export_onnx import main as export_main
+
+    size = sum(p.stat().st_size for p in tiny_model.rglob("*") if p.is_file())
+    mount = _mount_tmpfs(tmp_path / "small", f"{size // 1024 + 1536}k")  # the model fits, its ONNX copy does not
+    try:
+        model = copy_model(tiny_model, mount)
+        (model / "deployment").mkdir()
+        (model / "deployment" / "model.onnx").write_text("the previous export")
+        with pytest.raises(SystemExit) as exit_:
+            export_main(["--model_path", str(model), "--sequence_length", "32"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"error: no space left on the disk of {model}" in err, err[-2000:]
+        assert "Traceback" not in err and not list(model.glob(".deployment*"))
+        assert (model / "deployment" / "model.onnx").read_text() == "the previous export"
+    finally:
+        _umount(mount)
+
+
+def test_killed_training_resumes_to_the_same_masks(tiny_model, tmp_path, cli):
+    """kill -9 mid-run (a checkpoint may be half-written), resume 'last': the masks of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    recipe = tmp_path / "gmp.yaml"
+    recipe.write_text("modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n    final_sparsity: 0.6\n"
+                      "    start_epoch: 0\n    end_epoch: 1.5\n    update_frequency: 0.25\n"
+                      "  - !EpochRangeModifier\n    end_epoch: 2\n")
+    args = ["--model_name_or_path", str(tiny_model), "--recipe", str(recipe), "--do_train", "--max_train_samples",
+            "64", "--per_device_train_batch_size", "4", "--max_seq_length", "32", "--seed", "3",
+            "--save_strategy", "steps", "--save_steps", "2", "--disable_tqdm", "true", "--logging_strategy", "no"]
+    code, _, stderr = cli(*args, "--output_dir", str(tmp_path / "full"))
+    assert code == 0, stderr[-2000:]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "sparsecore.transformers.text_classification", *args,
+                             "--output_dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not (killed / "checkpoint-10" / "trainer_state.json").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists(), "the run finished before it was killed"
+    code, _, stderr = cli(*args, "--output_dir", str(killed), "--resume_from_checkpoint", "last")
+    assert code == 0, stderr[-2000:]
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(killed / "model.safetensors")
+    for name, w in a.items():
+        assert torch.equal(w == 0, b[name] == 0), name
+    import json
+
+    reports = [json.loads((d / "sparsity_report.json").read_text())["total"] for d in (tmp_path / "full", killed)]
+    assert reports[0] == reports[1] and abs(reports[0]["sparsity"] - 0.6) < 0.01
+
+
+def test_eight_threads_share_one_pipeline(tiny_deployment):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from sparsecore import Pipeline
+
+    pipe = Pipeline.create(model_path=tiny_deployment, batch_size=4)
+    batches = [[f"sentence {i} number {j}" for j in range(i % 5 + 1)] for i in range(24)]
+    sequential = [pipe.logits(b) for b in batches]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(pipe.logits, batches))
+    assert all(np.array_equal(a, b) for a, b in zip(sequential, parallel))

@@ -271,8 +271,8 @@ def test_column_inference(tmp_path):
         (["id", "head", "body", "note", "label"], ("head", "body")),
     ]
     for i, (hdr, expect) in enumerate(cases):
-        row = [str(j) if h in ("idx", "id") else f"{h} words" for j, h in enumerate(hdr[:-1])] + ["a"]
-        p = tsv(tmp_path / f"c{i}.tsv", hdr, [row, row])
+        row = [str(j) if h in ("idx", "id") else f"{h} words" for j, h in enumerate(hdr[:-1])]
+        p = tsv(tmp_path / f"c{i}.tsv", hdr, [row + ["a"], row + ["b"]])
         b = load_data(train_file=p)
         assert b.text_columns == expect, hdr
         assert b.train.texts[0] == tuple(f"{c} words" for c in expect)
