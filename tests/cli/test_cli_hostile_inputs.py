@@ -218,15 +218,6 @@ def test_model_folder_without_its_tokenizer(kind, tiny_model, tmp_path, cli, cap
     assert (folder / "deployment" / "tokenizer.json").read_text() == "the good one"
 
 
-def test_label_column_mixing_encodings(tiny_model, tmp_path, cli):
-    data = tmp_path / "mixed.csv"
-    data.write_text("text,label\ngood,positive\nbad,0\nfine,true\nawful,negative\n")
-    out = tmp_path / "out"
-    line = run_cli(cli, ["--model_name_or_path", tiny_model, "--train_file", data, "--validation_file", data,
-                         "--input_column_names", "text", "--output_dir", out, *TINY], out)
-    assert "label column mixes words and numbers and booleans ('positive', '0', 'true')" in line, line
-
-
 @pytest.fixture(scope="module")
 def checkpointed(tiny_model, tmp_path_factory):
     """A 2-step run of the tiny model saving checkpoint-1 and checkpoint-2 (GMP recipe: session state saved)."""
@@ -425,13 +416,19 @@ def test_killed_export_leaves_a_temporary_the_next_export_removes(tiny_deploymen
     assert f"an interrupted earlier export left files behind: removed {left[0].name}" in caplog.text
 
 
-def test_one_class_in_the_training_labels(tiny_model, tmp_path, cli):
-    data = tmp_path / "one.csv"
-    data.write_text("text,label\ngood,positive\nfine,positive\ngreat,positive\n")
+@pytest.mark.parametrize("rows, message", [
+    ("good,positive\nbad,0\nfine,true\nawful,negative\n",
+     "label column mixes words and numbers and booleans ('positive', '0', 'true')"),
+    ("good,positive\nfine,positive\ngreat,positive\n",
+     "the label column holds one value ('positive') in all 3 train rows"),
+])
+def test_labels_that_would_train_nonsense(rows, message, tiny_model, tmp_path, cli):
+    data = tmp_path / "labels.csv"
+    data.write_text("text,label\n" + rows)
     out = tmp_path / "out"
     line = run_cli(cli, ["--model_name_or_path", tiny_model, "--train_file", data, "--validation_file", data,
                          "--input_column_names", "text", "--output_dir", out, *TINY], out)
-    assert "the label column holds one value ('positive') in all 3 train rows" in line and "'label'" in line, line
+    assert message in line and "'label'" in line, line
 
 
 def test_catastrophic_selector_ends_quickly_and_writes_nothing(tiny_model, tmp_path, cli):
@@ -530,3 +527,16 @@ def test_eight_threads_share_one_pipeline(tiny_deployment):
     with ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(pipe.logits, batches))
     assert all(np.array_equal(a, b) for a, b in zip(sequential, parallel))
+
+
+def test_predict_refuses_pairs_for_a_single_sentence_model(tiny_deployment, tmp_path, capsys):
+    from sparsecore.cli.predict import main
+
+    src, out = tmp_path / "pairs.csv", tmp_path / "preds.jsonl"
+    src.write_text('a,b\n"A man is eating.","Someone eats."\n')
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model_path", str(tiny_deployment), "--input", str(src), "--output", str(out),
+              "--text_column", "a", "--text_pair_column", "b"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert exit_.value.code == 2 and len(errors) == 1 and not out.exists()
+    assert errors[0].startswith("error: this model was trained on single sentences but got sentence pairs")
