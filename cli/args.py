@@ -1,4 +1,4 @@
-"""argv → the workflow arguments (:mod:`sparsecore.transformers.arguments`), with one-line parse errors."""
+"""argv → the workflow arguments (:mod:`sparsecore.adapters.arguments`), with one-line parse errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from sparsecore.cli.parser import OneLineErrors
 from sparsecore.errors import SparsecoreError
-from sparsecore.transformers.arguments import (
+from sparsecore.adapters.arguments import (
     DEFAULT_OUTPUT_DIR,
     DataTrainingArguments,
     ExportArguments,

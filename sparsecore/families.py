@@ -19,7 +19,7 @@ distilbert        ``transformer.layer.N`` q_lin/…/lin2   ids, mask           a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sparsecore.errors import SparsecoreError
 
@@ -40,10 +40,10 @@ class Family:
     token_types: bool = True  # the embeddings add a token-type table
     export_atol: float = 1e-4
     engine: bool = True  # engine="sparsecore" runs it
-    dynamic_axes: dict = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "dynamic_axes", {n: {0: "batch", 1: "sequence"} for n in self.onnx_inputs})
+    @property
+    def dynamic_axes(self) -> dict:
+        return {n: {0: "batch", 1: "sequence"} for n in self.onnx_inputs}
 
     @property
     def encoder_linears(self) -> tuple[str, ...]:
@@ -63,6 +63,13 @@ class Family:
         path = "/".join([*map(re.escape, parents), rf"{re.escape(last)}\.(\d+)",
                          *map(re.escape, inner[:-1] if attention else inner)])
         return re.compile(rf"/{path}/{re.escape(suffix)}$")
+
+    def block_linear(self, node_name: str, suffix: str = "MatMul") -> tuple[str, int] | None:
+        """``(role, block index)`` when ``node_name`` is the exporter's node of a block Linear, else None."""
+        for role in ROLES:
+            if match := self.onnx_node(role, suffix).search(node_name):
+                return role, int(match.group(1))
+        return None
 
 
 _BERT_LINEARS = {"query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",

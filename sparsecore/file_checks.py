@@ -54,6 +54,14 @@ def read_json(path: Path, where: str, fix: str) -> object:
         raise SparsecoreError(f"{path.name} is not valid JSON ({type(exc).__name__})", where, fix) from None
 
 
+def read_json_object(path: Path, where: str, fix: str) -> dict:
+    """:func:`read_json` of a file that must hold a JSON object (config.json, sparsecore records)."""
+    data = read_json(path, where, fix)
+    if not isinstance(data, dict):
+        raise SparsecoreError(f"{path.name} is not a JSON object", where, fix)
+    return data
+
+
 def check_weights(folder: Path, where: str) -> None:
     """A model folder holds complete weights: safetensors (single or sharded) or a tensors-only ``.bin``."""
     fix = "pass a folder saved by save_pretrained (config.json + model.safetensors)"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import read_json_object
 
 FORMAT_VERSION = 1
 DEPLOYMENT = "deployment"  # the deployment folder's name inside a trained folder
@@ -47,12 +48,7 @@ class _Record:
         if not path.is_file():
             return None
         fix = f"re-run {cls.WRITER}, or delete the file"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SparsecoreError(f"{cls.FILE} is not valid JSON ({type(exc).__name__})", str(path), fix) from None
-        if not isinstance(data, dict):
-            raise SparsecoreError(f"{cls.FILE} is not a JSON object", str(path), fix)
+        data = read_json_object(path, str(path), fix)
         version = data.pop("format_version", 1)
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise SparsecoreError(f"{cls.FILE} has format_version {version!r}", str(path), fix)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import Family, family_of
-from sparsecore.file_checks import check_weights, read_json
+from sparsecore.file_checks import check_weights, read_json_object
 
 MINILM_ALIASES = ("minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -48,9 +48,7 @@ def resolve_model_path(name_or_path: str, flag: str = "--model_name_or_path") ->
         if not (path / "config.json").is_file():
             raise SparsecoreError("model folder has no config.json", f"{flag} {name_or_path}",
                                   "pass a folder saved by save_pretrained (config.json + model.safetensors)")
-        config = read_json(path / "config.json", f"{flag} {name_or_path}", "re-save the model")
-        if not isinstance(config, dict):
-            raise SparsecoreError("config.json is not a JSON object", f"{flag} {name_or_path}", "re-save the model")
+        config = read_json_object(path / "config.json", f"{flag} {name_or_path}", "re-save the model")
         family_of(config.get("model_type"), f"{flag} {name_or_path}")
         check_weights(path, f"{flag} {name_or_path}")
         return str(path)

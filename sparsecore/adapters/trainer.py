@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, set_seed
 
 from sparsecore.adapters.layers import finish_layer_pruning
 from sparsecore.adapters.models import output_keys
@@ -97,6 +97,16 @@ class SessionCallback(TrainerCallback):
         session = self.trainer.session
         session.finalize()
         finish_layer_pruning(self.trainer.model, session.dropped_layers)  # removed layers leave the model
+
+
+def seed_everything(seed: int) -> None:
+    """Python, numpy and torch RNGs (before the model is built: the new classifier head is random)."""
+    set_seed(seed)
+
+
+def padding_collator(tokenizer) -> DataCollatorWithPadding:
+    """Pads each batch to its longest example (rows are already padded with --pad_to_max_length)."""
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
 
 
 ARGS_JSON = "training_args.json"

@@ -19,7 +19,7 @@ import numpy as np
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.export.qdq_to_integer import GraphIndex
-from sparsecore.families import ROLES, Family
+from sparsecore.families import Family
 
 _FIX = "re-export the model with sparsecore.transformers.export_onnx, or use engine='onnxruntime'"
 
@@ -173,7 +173,6 @@ def read_integer_encoder(model, const, family: Family, n_layers: int, where: str
     g = IntegerGraph(model, const, where)
     layers: list[dict] = [{} for _ in range(n_layers)]
     attention: list[AttentionQuant | None] = [None] * n_layers
-    linears = {role: family.onnx_node(role, "MatMul_integer") for role in ROLES}
     scores = family.onnx_node("query", "MatMul_integer", attention=True)
     head_names = [p.replace(".", "/") + "/MatMul_integer" for p in family.head]
     tables, head, project = {}, {}, None
@@ -184,9 +183,9 @@ def read_integer_encoder(model, const, family: Family, n_layers: int, where: str
                 tables[table] = g.embedding(name)
         if node.op_type != "MatMulInteger":
             continue
-        role = next((r for r, pattern in linears.items() if pattern.search(name)), None)
-        if role is not None:
-            layers[int(linears[role].search(name).group(1))][role] = g.linear(name)
+        if linear := family.block_linear(name, "MatMul_integer"):
+            role, block = linear
+            layers[block][role] = g.linear(name)
         elif match := scores.search(name):
             attention[int(match.group(1))] = g.attention(name.removesuffix("/MatMul_integer"))
         elif any(name.endswith("/" + h) for h in head_names):

@@ -101,13 +101,11 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
         "layers": [{} for _ in range(n_layers)], "attention": [None] * n_layers, "tables": {}, "head": {},
         "project": None}
     layers, head, project = integer["layers"], dict(integer["head"]), integer["project"]
-    nodes = {role: family.onnx_node(role) for role in ROLES}
     gemms = [p.replace(".", "/") + "/Gemm" for p in family.head]
     for node in model.graph.node:
         if node.op_type == "MatMul" and resolve(node.input[1]):
-            role = next((r for r, pattern in nodes.items() if pattern.search(node.name)), None)
-            if role is not None:
-                i = int(nodes[role].search(node.name).group(1))
+            if linear := family.block_linear(node.name):
+                role, i = linear
                 weight_t = array(node.input[1])  # (K, N): torch's exporter stores Linear weights transposed
                 bias = param(f"{family.blocks}.{i}.{family.linears[role]}.bias")
                 layers[i][role] = (np.ascontiguousarray(weight_t.T), bias)

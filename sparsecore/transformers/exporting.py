@@ -30,10 +30,10 @@ from sparsecore.file_checks import (
     check_vocabulary,
     check_weights,
     is_disk_full,
-    read_json,
+    read_json_object,
 )
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
-from sparsecore.transformers.arguments import ExportArguments, export_arguments
+from sparsecore.adapters.arguments import ExportArguments, export_arguments
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,7 @@ def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
     length = args.sequence_length
     if length is None:
         length = trained.max_seq_length if trained is not None else 128
-    config = read_json(model_dir / "config.json", f"--model_path {args.model_path}", "re-save the model")
-    if not isinstance(config, dict):
-        raise SparsecoreError("config.json is not a JSON object", f"--model_path {args.model_path}",
-                              "re-save the model")
+    config = read_json_object(model_dir / "config.json", f"--model_path {args.model_path}", "re-save the model")
     limit = config.get("max_position_embeddings", 512)
     if not 1 <= length <= limit:
         raise SparsecoreError(f"--sequence_length {length} is outside 1..{limit}", "--sequence_length",

@@ -6,7 +6,7 @@
     result.metrics["eval_accuracy"], result.sparsity["total"]["sparsity"], result.output_dir
 
 Keyword arguments are the CLI's flags (``python -m sparsecore.transformers.text_classification --help``):
-:class:`~sparsecore.transformers.arguments.ModelArguments`, ``DataTrainingArguments`` and every
+:class:`~sparsecore.adapters.arguments.ModelArguments`, ``DataTrainingArguments`` and every
 ``transformers.TrainingArguments`` field. Flow: validate everything (nothing written on bad input) → load
 model and data → train through :class:`sparsecore.adapters.trainer.SparseTrainer` (or apply the recipe at
 once) → evaluate → write the trained folder (:mod:`sparsecore.folders`). Notes about the run (recipe vs flag
@@ -28,7 +28,7 @@ import torch
 
 from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
-from sparsecore.adapters.trainer import args_as_json
+from sparsecore.adapters.trainer import args_as_json, seed_everything
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_vocabulary, is_disk_full, remove_added, snapshot
 from sparsecore.folders import TrainingInfo
@@ -36,7 +36,7 @@ from sparsecore.quant.qat import CONFIG_FILE as QUANT_CONFIG
 from sparsecore.report import write_sparsity_report
 from sparsecore.session import Session, apply_one_shot
 from sparsecore.tasks import compute_metrics, metric_names_for
-from sparsecore.transformers.arguments import training_arguments
+from sparsecore.adapters.arguments import training_arguments
 from sparsecore.transformers.features import tokenize_split
 from sparsecore.transformers.plan import Plan, make_plan
 
@@ -78,9 +78,7 @@ def run(model_args, data_args, training_args, given: set[str], on_note=log.warni
 
 
 def execute(plan: Plan, model_args, data_args, training_args) -> TrainResult:
-    from transformers import set_seed
-
-    set_seed(training_args.seed)
+    seed_everything(training_args.seed)
     started = time.time()
     job = _Job(plan, model_args, data_args, training_args)
     created = not plan.output_dir.exists()  # Trainer creates output_dir as soon as it is built
@@ -138,9 +136,7 @@ class _Job:
                               max_rows)
 
     def trainer(self):
-        from transformers import DataCollatorWithPadding
-
-        from sparsecore.adapters.trainer import SparseTrainer
+        from sparsecore.adapters.trainer import SparseTrainer, padding_collator
 
         data = self.plan.data
         metric_names = metric_names_for(data.task_name, data.problem_type)
@@ -151,7 +147,7 @@ class _Job:
 
         if not torch.cuda.is_available():
             self.args.dataloader_pin_memory = False  # pinning needs an accelerator; avoids a warning per run
-        self.collator = DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=None)
+        self.collator = padding_collator(self.tokenizer)
         return SparseTrainer(model=self.model, args=self.args, train_dataset=self.train_ds,
                              eval_dataset=next(iter(self.eval_sets.values()), None), processing_class=self.tokenizer,
                              data_collator=self.collator, compute_metrics=metrics_fn, recipe=self.plan.recipe,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FRONT_ENDS = {"adapters", "transformers"}  # sparsecore/adapters and the sparsecore.transformers entry points
+FRONT_ENDS = {"adapters"}  # sparsecore/adapters: the only package code that imports transformers (and cli/)
 
 
 def engine_files():
