@@ -6,14 +6,14 @@ import sys
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from sparsecore.cli.parser import OneLineErrors
-from sparsecore.errors import SparsecoreError
 from sparsecore.adapters.arguments import (
     DEFAULT_OUTPUT_DIR,
     DataTrainingArguments,
     ExportArguments,
     ModelArguments,
 )
+from sparsecore.cli.parser import OneLineErrors
+from sparsecore.errors import SparsecoreError
 
 
 class OneLineParser(OneLineErrors, HfArgumentParser):

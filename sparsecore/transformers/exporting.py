@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sparsecore.adapters.arguments import ExportArguments, export_arguments
 from sparsecore.deploy.pipeline import TASKS
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import (
@@ -33,7 +34,6 @@ from sparsecore.file_checks import (
     read_json_object,
 )
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
-from sparsecore.adapters.arguments import ExportArguments, export_arguments
 
 
 @dataclass(frozen=True)

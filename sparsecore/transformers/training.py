@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sparsecore.adapters.arguments import training_arguments
 from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
 from sparsecore.adapters.trainer import args_as_json, seed_everything
@@ -36,7 +37,6 @@ from sparsecore.quant.qat import CONFIG_FILE as QUANT_CONFIG
 from sparsecore.report import write_sparsity_report
 from sparsecore.session import Session, apply_one_shot
 from sparsecore.tasks import compute_metrics, metric_names_for
-from sparsecore.adapters.arguments import training_arguments
 from sparsecore.transformers.features import tokenize_split
 from sparsecore.transformers.plan import Plan, make_plan
 

@@ -6,9 +6,9 @@ from dataclasses import fields
 import pytest
 import torch
 
+from sparsecore.adapters.arguments import DataTrainingArguments, ExportArguments, ModelArguments
 from sparsecore.errors import SparsecoreError
 from sparsecore.transformers import ExportResult, TrainResult, export, oneshot, train
-from sparsecore.adapters.arguments import DataTrainingArguments, ExportArguments, ModelArguments
 
 PRUNE = ("modifiers:\n  - !GMPruningModifier\n    params: ['re:.*encoder.layer.*.(query|key|value|dense).weight']\n"
          "    final_sparsity: 0.7\n    end_epoch: 1\n")
