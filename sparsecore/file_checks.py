@@ -109,13 +109,16 @@ def check_vocabulary(tokenizer_size: int, vocab_size: int | None, where: str) ->
 CHECKPOINT_TENSORS = ("optimizer.pt", "scheduler.pt", "rng_state.pth")  # what the HF Trainer loads on resume
 
 
-def checkpoint_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot be resumed from (one line), or None when every file a resume reads is complete."""
+def checkpoint_problem(folder: Path, with_session: bool) -> str | None:
+    """Why ``folder`` cannot be resumed from (one line), or None when every file a resume reads is complete.
+    ``with_session``: the run has a recipe, so the session state (written after the Trainer's files) must be
+    there too — a run killed between the two leaves a checkpoint that looks complete to the Trainer."""
     from sparsecore.session import MASKS_FILE, STATE_FILE, TENSORS_FILE
 
     where = str(folder)
-    if not (folder / "trainer_state.json").is_file():
-        return "trainer_state.json is missing"
+    for name in ("trainer_state.json", *((STATE_FILE, MASKS_FILE) if with_session else ())):
+        if not (folder / name).is_file():
+            return f"{name} is missing"
     try:
         for name in ("trainer_state.json", STATE_FILE):
             if (folder / name).is_file():

@@ -149,7 +149,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
         if training_args.do_train:
             notes.append("--one_shot applies the recipe without training: --do_train ignored")
             training_args.do_train = False
-    resume_dir = _resume_dir(training_args.resume_from_checkpoint, out, notes)
+    resume_dir = _resume_dir(training_args.resume_from_checkpoint, out, notes, with_session=recipe is not None)
     if recipe is not None:
         notes += list(recipe.notes)
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
@@ -158,7 +158,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     return Plan(model_path, teacher, recipe, data, out, resume_dir, notes)
 
 
-def _resume_dir(value: str | None, out: Path, notes: list[str]) -> str | None:
+def _resume_dir(value: str | None, out: Path, notes: list[str], with_session: bool) -> str | None:
     """``--resume_from_checkpoint``: a checkpoint folder, or true/last for the newest complete one in output_dir.
 
     Every file a resume reads is checked first (a run killed while saving leaves a partial checkpoint-N)."""
@@ -171,7 +171,7 @@ def _resume_dir(value: str | None, out: Path, notes: list[str]) -> str | None:
             raise SparsecoreError("no checkpoint-N folder to resume from", f"--output_dir {out}",
                                   "pass the checkpoint folder itself, or drop --resume_from_checkpoint")
         for newest in reversed(checkpoints):
-            problem = checkpoint_problem(newest)
+            problem = checkpoint_problem(newest, with_session)
             if problem is None:
                 return str(newest)
             notes.append(f"skipping {newest.name} for resume: {problem} (a run stopped while saving it?)")
@@ -181,7 +181,7 @@ def _resume_dir(value: str | None, out: Path, notes: list[str]) -> str | None:
     if not (path / "trainer_state.json").is_file():
         raise SparsecoreError("not a training checkpoint (no trainer_state.json)",
                               f"--resume_from_checkpoint {value}", "pass a checkpoint-N folder written by a run")
-    problem = checkpoint_problem(path)
+    problem = checkpoint_problem(path, with_session)
     if problem is not None:
         raise SparsecoreError(f"checkpoint cannot be resumed: {problem}", f"--resume_from_checkpoint {value}",
                               "resume from an earlier checkpoint-N, or start afresh")
