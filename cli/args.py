@@ -11,6 +11,7 @@ from sparsecore.adapters.arguments import (
     DataTrainingArguments,
     ExportArguments,
     ModelArguments,
+    cpu_ranks,
 )
 from sparsecore.cli.parser import OneLineErrors
 from sparsecore.errors import SparsecoreError
@@ -29,6 +30,8 @@ def parse_training(argv: list[str] | None = None) -> tuple[ModelArguments, DataT
                            description="Sparsify (prune, distil) a BERT-family text classifier with a recipe.")
     if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
         argv += ["--output_dir", DEFAULT_OUTPUT_DIR]
+    if cpu_ranks() and not any(a == "--use_cpu" or a.startswith("--use_cpu=") for a in argv):
+        argv += ["--use_cpu", "true"]  # torchrun on CPU: DDP over gloo
     try:
         model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True)

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 
+from sparsecore import distributed
 from sparsecore.cli.args import parse_training
 from sparsecore.cli.parser import user_errors
 
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("sparsecore").setLevel(logging.INFO)
     with user_errors():
         result = run(*parse_training(argv), on_note=lambda note: sys.stderr.write(f"note: {note}\n"))
-    print(json.dumps(result.metrics, indent=1))
+    if distributed.is_main():  # under torchrun, one rank reports
+        print(json.dumps(result.metrics, indent=1))
 
 
 if __name__ == "__main__":

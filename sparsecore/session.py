@@ -27,6 +27,16 @@ asking for another key fails in :meth:`Session.validate`, before training. Modif
 the model's structure (``!LayerPruningModifier``) are initialized first; ``session.dropped_layers``
 lists the layers currently removed (:func:`sparsecore.modifiers.layer_pruning.remove_skipped_layers`
 deletes them from the model after training).
+
+What a user watches: every step at which a modifier acted (pruned, started quantization, dropped layers)
+appends a record to ``session.updates`` — ``{"step", "epoch", "lr", "sparsity", "<modifier>/<value>"…}``;
+``pop_update()`` hands the newest unreported one to a logger (``SparseTrainer`` puts it into the Trainer's
+logs), and ``pop_losses()`` the mean task and distillation losses since the last call.
+
+Under ``torchrun`` (an initialized ``torch.distributed`` group) every rank drives its own session over the
+same weights: OBS gradients are gathered from all ranks, and after each mask update the ranks' masks
+checksums are compared (``session.rank_checks``; see :mod:`sparsecore.distributed`). Pass the unwrapped
+model (``ddp.module``), so parameter names match the recipe.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sparsecore import distributed
 from sparsecore.errors import SparsecoreError
 from sparsecore.modifiers.distillation import DistillationModifier
 from sparsecore.pruning.masks import MaskSet
@@ -80,6 +91,13 @@ class Session:
         self.masks = MaskSet()
         self.step = 0
         self.warnings: list[str] = []
+        self.updates: list[dict] = []  # one record per step at which a modifier acted
+        self.rank_checks: list[dict] = []  # under torchrun: {"step", "checksums": one per rank} per mask update
+        self._labels = _labels(self.modifiers)
+        self._label = ""
+        self._pending: dict[str, float] = {}
+        self._unreported: dict | None = None
+        self._losses: dict[str, list[float]] = {}
         self._stack: ExitStack | None = None
 
     # ---- properties ---------------------------------------------------
@@ -111,11 +129,38 @@ class Session:
         self.warnings.append(message)
         log.warning(message)
 
-    def sample_gradients(self, count: int, batch_size: int | None, desc: str) -> Iterable[None]:
-        """Run ``count`` forward/backward passes on training batches, yielding with gradients in ``.grad``."""
+    def record_update(self, values: dict[str, float]) -> None:
+        """A modifier says what it just did (e.g. ``{"sparsity": 0.42}``); logged with this step's record."""
+        self._pending.update({f"{self._label}/{k}": float(v) for k, v in values.items()})
+
+    def record_losses(self, values: dict[str, torch.Tensor | float]) -> None:
+        """Loss parts of the current batch (e.g. task and distillation loss), averaged by :meth:`pop_losses`."""
+        for key, value in values.items():
+            total = self._losses.setdefault(key, [0.0, 0])
+            total[0] += float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+            total[1] += 1
+
+    def pop_update(self) -> dict | None:
+        """The newest update record not handed out yet (None if there is none)."""
+        record, self._unreported = self._unreported, None
+        return record
+
+    def pop_losses(self) -> dict[str, float]:
+        """Mean of each recorded loss part since the last call."""
+        means = {key: total / count for key, (total, count) in self._losses.items() if count}
+        self._losses = {}
+        return means
+
+    def sample_gradients(self, count: int, batch_size: int | None, desc: str,
+                         params: list[tuple[str, nn.Parameter]] | None = None) -> Iterable[None]:
+        """Yield ``count`` times with training-batch gradients in ``.grad``. Under torchrun, with ``params``
+        (the parameters whose gradients the caller reads), the samples of all ranks are gathered, in the
+        order one process would compute them."""
         if self.grad_sampler is None:
             raise SparsecoreError("this recipe needs gradients (OBS pruning) but the session has no grad_sampler",
                                   "Session", "pass grad_sampler= (the CLI and SparseTrainer do this for you)")
+        if params is not None and distributed.world_size() > 1:
+            return distributed.all_rank_gradients(self.grad_sampler, count, batch_size, desc, params)
         return self.grad_sampler(count, batch_size, desc)
 
     def run_forward(self, count: int | None, desc: str) -> Iterable[None]:
@@ -137,7 +182,9 @@ class Session:
     def initialize(self) -> "Session":
         if self._stack is not None:
             return self
+        labels = {id(m): label for m, label in zip(self.modifiers, self._labels)}
         for modifier in self._init_order():
+            self._label = labels[id(modifier)]
             modifier.initialize(self)
         self._stack = ExitStack()
         self._stack.enter_context(self.masks.enforced(self.optimizer))
@@ -157,6 +204,7 @@ class Session:
             for modifier in reversed(done):
                 modifier.release(self)
             self.optimizer = real
+            self._pending = {}
 
     def batch_start(self, step: int | None = None) -> None:
         """Call before each forward pass; ``step`` (global, 0-based) overrides the internal counter."""
@@ -165,8 +213,29 @@ class Session:
         if step is not None:
             self.step = step
         self.step += 1
-        for modifier in self.modifiers:
+        version = self.masks.version
+        for label, modifier in zip(self._labels, self.modifiers):
+            self._label = label
             modifier.update(self, self.epoch)
+        self._close_update(version)
+
+    def _close_update(self, masks_version: int) -> None:
+        """Turn what the modifiers recorded at this step into one update record; check the ranks agree."""
+        changed = self.masks.version != masks_version
+        if changed and distributed.world_size() > 1:
+            sums = distributed.agreed_checksum(self.masks.state_dict(), self.step - 1)
+            self.rank_checks.append({"step": self.step - 1, "checksums": sums})
+        if not self._pending and not changed:
+            return
+        record = {"step": self.step - 1, "epoch": self.epoch}
+        if self.optimizer is not None and self.optimizer.param_groups:
+            record["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        if len(self.masks):
+            record["sparsity"] = self.masks.sparsity()
+        record.update(self._pending)
+        self._pending = {}
+        self.updates.append(record)
+        self._unreported = record
 
     def loss(self, task_loss: torch.Tensor, student_outputs=None, teacher_outputs=None) -> torch.Tensor:
         """Apply loss modifiers (distillation) to the loss of the current batch."""
@@ -232,6 +301,17 @@ class Session:
             prefix = f"{i}."
             modifier.load_tensor_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
         self.step = state["step"]
+
+
+def _labels(modifiers) -> list[str]:
+    """A name per modifier for its logged values: the tag, numbered when a tag appears more than once."""
+    tags = [m.tag or type(m).__name__ for m in modifiers]
+    seen: dict[str, int] = {}
+    out = []
+    for tag in tags:
+        seen[tag] = seen.get(tag, -1) + 1
+        out.append(f"{tag}.{seen[tag]}" if tags.count(tag) > 1 else tag)
+    return out
 
 
 def apply_one_shot(recipe: Recipe, model: nn.Module, *, problem_type: str = "single_label_classification",

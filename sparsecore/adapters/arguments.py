@@ -14,6 +14,7 @@ import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 
+import torch
 from transformers import TrainingArguments
 
 from sparsecore.deploy.pipeline import TASKS
@@ -83,6 +84,12 @@ class ExportArguments:
 DEFAULT_OUTPUT_DIR = "out/text_classification"
 
 
+def cpu_ranks() -> bool:
+    """Launched by torchrun (``WORLD_SIZE`` > 1) on a machine without CUDA. The Trainer runs DDP on CPU (gloo)
+    only with ``use_cpu``; without it every rank would train alone on all the data, so it becomes the default."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def training_arguments(call: str, flags: dict) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments]:
     """Keyword arguments of ``train``/``oneshot`` → the three argument dataclasses (type-checked, one-line errors)."""
     flags = {"output_dir": DEFAULT_OUTPUT_DIR, **flags}
@@ -96,6 +103,8 @@ def training_arguments(call: str, flags: dict) -> tuple[ModelArguments, DataTrai
                               "use the CLI's flag names (python -m sparsecore.transformers.text_classification --help)")
     model, data, rest = ({k: _typed(call, cls, k, v) for k, v in flags.items() if k in fs}
                          for cls, fs in zip(groups, names))
+    if cpu_ranks():
+        rest.setdefault("use_cpu", True)
     try:
         return ModelArguments(**model), DataTrainingArguments(**data), TrainingArguments(**rest)
     except (ValueError, TypeError) as exc:  # TrainingArguments.__post_init__ rejects some combinations

@@ -14,18 +14,29 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, set_seed
 
+from sparsecore import distributed
 from sparsecore.adapters.layers import finish_layer_pruning
 from sparsecore.adapters.models import output_keys
 from sparsecore.recipe import Recipe
 from sparsecore.session import Session
 
 
-def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_size: int, device):
-    """Gradients for OBS: forward/backward on shuffled training batches (eval mode: no dropout noise)."""
+def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_size: int, device, seed: int = 0):
+    """Gradients for OBS: forward/backward on shuffled training batches (eval mode: no dropout noise).
+
+    Each call draws its batch order from ``seed`` and the call's number (not the global RNG), the same on
+    every rank; under torchrun this rank computes global samples ``rank, rank + W, …`` of it
+    (:func:`sparsecore.distributed.own_samples`), so all ranks together compute what one process would."""
+    calls = iter(range(1 << 62))
 
     def sample(count: int, batch_size: int | None, desc: str):
+        order = torch.Generator().manual_seed(seed + next(calls))
+        own = set(distributed.own_samples(count))
         try:
-            for batch in _eval_batches(model, dataset, collator, batch_size or default_batch_size, count, desc):
+            for i, batch in enumerate(_eval_batches(model, dataset, collator, batch_size or default_batch_size, count,
+                                                    desc, order)):
+                if i not in own:
+                    continue
                 model.zero_grad(set_to_none=False)
                 with torch.enable_grad():  # callers may hold no_grad around the sampling loop
                     model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
@@ -49,17 +60,18 @@ def make_forward_sampler(model: torch.nn.Module, dataset, collator, batch_size: 
     return sample
 
 
-def _eval_batches(model, dataset, collator, batch_size: int, count: int, desc: str):
+def _eval_batches(model, dataset, collator, batch_size: int, count: int, desc: str,
+                  order: torch.Generator | None = None):
     """``count`` shuffled batches (cycling), with the model in eval mode meanwhile."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator, generator=order)
     was_training = model.training
     model.eval()
     batches = iter(())
     try:
-        for _ in tqdm(range(count), desc=desc, unit="batch"):
+        for _ in tqdm(range(count), desc=desc, unit="batch", disable=not distributed.is_main()):
             batch = next(batches, None)
             if batch is None:
                 batches = iter(loader)
@@ -79,18 +91,22 @@ class SessionCallback(TrainerCallback):
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
         data = (t.model, t.train_dataset, t.data_collator, args.per_device_train_batch_size, args.device)
         t.session = Session(t.recipe, t.model, inner, steps_per_epoch=steps, problem_type=t.problem_type,
-                            teacher_disabled=t.teacher is None, grad_sampler=make_grad_sampler(*data),
+                            teacher_disabled=t.teacher is None, grad_sampler=make_grad_sampler(*data, args.seed),
                             forward_sampler=make_forward_sampler(*data), output_keys=output_keys(t.model))
         t.session.initialize()
         if t.resume_dir is not None:
             t.session.load(t.resume_dir)
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self.trainer.session.batch_start(step=state.global_step)
+        session = self.trainer.session
+        session.batch_start(step=state.global_step)
+        update = session.pop_update()
+        if update is not None and args.logging_strategy != "no":  # into log_history, TensorBoard, W&B, …
+            self.trainer.log({f"sparsecore/{k}": v for k, v in update.items() if k not in ("step", "epoch")})
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        if args.should_save and folder.is_dir():  # rank 0 writes; every rank holds the same session
             self.trainer.session.save(folder)
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -124,7 +140,7 @@ def args_as_json(folder: str | Path, args) -> None:
 class ArgsAsJsonCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.is_dir():
+        if args.should_save and folder.is_dir():
             args_as_json(folder, args)
 
 
@@ -170,8 +186,17 @@ class SparseTrainer(Trainer):
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
 
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """Training logs also carry the recipe's loss parts (``sparsecore/task_loss``, ``…/distill_loss``: means
+        since the last log, this rank's batches)."""
+        if self.session is not None and "loss" in logs:
+            logs = {**logs, **{f"sparsecore/{k}": v for k, v in self.session.pop_losses().items()}}
+        super().log(logs, *args, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        # num_items_in_batch is withheld: our classifiers return mean losses, and with it the Trainer would
+        # multiply the loss by the number of ranks under torchrun (its rule for models that sum over tokens)
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
         if model.training and self.session is not None:
             teacher_out = None
             if self.session.needs_teacher:

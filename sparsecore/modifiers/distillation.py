@@ -57,6 +57,8 @@ class DistillationModifier(Modifier):
         for key in self.distill_output_keys:
             s, t = _pick(student, key), _pick(teacher, key)
             total = total + distillation_loss(s, t, self.temperature, state.problem_type)
+        if loss.requires_grad:  # training batches only (evaluation losses are the Trainer's)
+            state.record_losses({"task_loss": loss, "distill_loss": total})
         return blend(loss, total, self.hardness)
 
 

@@ -106,12 +106,14 @@ class LayerPruningModifier(Modifier):
             self.rt.originals[name] = swap_module(state.model, name, SkippedLayer(name))
         self.rt.phase = "dropped"
         state.dropped_layers = sorted(set(getattr(state, "dropped_layers", ())) | set(self.layers))
+        state.record_update({"dropped_layers": float(len(self.layers))})
 
     def _restore(self, state) -> None:
         for name, module in self.rt.originals.items():
             swap_module(state.model, name, module)
         self.rt.originals = {}
         state.dropped_layers = sorted(set(getattr(state, "dropped_layers", ())) - set(self.layers))
+        state.record_update({"dropped_layers": 0.0})
 
     def update(self, state: SessionState, epoch: float) -> None:
         if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:

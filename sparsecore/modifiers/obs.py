@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from sparsecore.modifiers.base import Modifier, Params, SessionState
-from sparsecore.modifiers.pruning_steps import PruningProgress
+from sparsecore.modifiers.pruning_steps import PruningProgress, group_sparsity
 from sparsecore.pruning import obs
 from sparsecore.pruning.apply import prune_count
 from sparsecore.pruning.schedule import sparsity_at
@@ -86,6 +86,7 @@ class OBSPruningModifier(Modifier):
         current = self._sparsity(state)
         for r in range(1, self.num_recomputations + 1):
             self._step(state, current + (target - current) * r / self.num_recomputations)
+        state.record_update({"sparsity": self._sparsity(state)})
         if self.rt.progress.close(*step) and not self.leave_enabled:
             for name, _ in self.rt.params:
                 state.masks.release(name)
@@ -101,8 +102,7 @@ class OBSPruningModifier(Modifier):
 
     # ---- one OBS step -------------------------------------------------
     def _sparsity(self, state) -> float:
-        total = sum(p.numel() for _, p in self.rt.params)
-        return sum(int(state.masks.pruned(n).sum()) for n, _ in self.rt.params if n in state.masks) / total
+        return group_sparsity(state, self.rt.params)
 
     @torch.no_grad()
     def _fisher_inverses(self, state) -> dict:
@@ -112,7 +112,7 @@ class OBSPruningModifier(Modifier):
         b = self.fisher_block_size
         finvs = {name: fisher_inverse_init(-(-p.numel() // b), b, self.damp) for name, p in self.rt.params}
         batch_size = (self.grad_sampler_kwargs or {}).get("batch_size")
-        for _ in state.sample_gradients(self.num_grads, batch_size, f"!{self.tag} gradients"):
+        for _ in state.sample_gradients(self.num_grads, batch_size, f"!{self.tag} gradients", self.rt.params):
             for name, param in self.rt.params:
                 grad = param.grad.detach().float().cpu().reshape(-1)  # kernels work on host memory
                 if name in state.masks:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params, SessionState
-from sparsecore.modifiers.pruning_steps import PruningProgress
+from sparsecore.modifiers.pruning_steps import PruningProgress, group_sparsity
 from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
@@ -119,10 +119,19 @@ class GMPruningModifier(Modifier):
                 prune_global(params, target(init), state.masks, structure)
             else:
                 prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure)
+        state.record_update(self._report(state))
         if self.rt.progress.close(*step) and not self.leave_enabled:
             for _, params in self.rt.groups:
                 for name, _ in params:
                     state.masks.release(name)
+
+    def _report(self, state: SessionState) -> dict[str, float]:
+        """Sparsity of this modifier's parameters, and of each ``final_sparsity`` group when there are several."""
+        groups = [(final, params) for final, params in self.rt.groups]
+        out = {"sparsity": group_sparsity(state, [p for _, params in groups for p in params])}
+        if len(groups) > 1:
+            out.update({f"sparsity@{final:g}": group_sparsity(state, params) for final, params in groups})
+        return out
 
     def finalize(self, state: SessionState) -> None:
         self.rt.progress.warn_if_unfinished(self.tag, state)

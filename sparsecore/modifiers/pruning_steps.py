@@ -43,3 +43,10 @@ class PruningProgress:
 
     def load_state_dict(self, state: dict) -> None:
         self.last_update, self.done = state["last_update"], state["done"]
+
+
+def group_sparsity(state: SessionState, params) -> float:
+    """Pruned fraction of ``params`` (``[(name, parameter)]``) under the session's masks."""
+    total = sum(p.numel() for _, p in params)
+    pruned = sum(int(state.masks.pruned(name).sum()) for name, _ in params if name in state.masks)
+    return pruned / total if total else 0.0

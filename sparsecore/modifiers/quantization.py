@@ -157,14 +157,17 @@ class QuantizationModifier(Modifier):
         if not self.rt.frozen and freeze_at is not None and epoch >= freeze_at - EPOCH_EPS:
             self.rt.qstate.freeze()
             self.rt.frozen = True
+            state.record_update({"observers_frozen": 1.0})
         bn_at = self.freeze_bn_stats_epoch
         if not self.rt.bn_frozen and bn_at is not None and epoch >= bn_at - EPOCH_EPS:
             freeze_batchnorm_stats(state.model)
             self.rt.bn_frozen = True
+            state.record_update({"batchnorm_frozen": 1.0})
 
     def _start(self, state) -> None:
         self.rt.qstate = QuantState(self.config()).attach(state.model, self.rt.sites)
         state.quantization = self.rt.qstate
+        state.record_update({"quantized_sites": float(len(self.rt.sites))})
         if state.one_shot or self.num_calibration_steps is not None:
             self.calibrate(state, self.num_calibration_steps)
         if state.one_shot:  # post-training quantization: ranges are final once calibrated

@@ -21,6 +21,7 @@ class MaskSet:
 
     def __init__(self) -> None:
         self._masks: dict[str, tuple[nn.Parameter, torch.Tensor]] = {}
+        self.version = 0  # counts set/release calls: "did an update change the masks?"
 
     def __contains__(self, name: str) -> bool:
         return name in self._masks
@@ -40,11 +41,18 @@ class MaskSet:
             raise ValueError(f"mask for {name} must be bool of shape {tuple(param.shape)}")
         pruned = pruned.to(param.device)
         self._masks[name] = (param, pruned)
+        self.version += 1
         param.masked_fill_(pruned, 0.0)
 
     def release(self, name: str) -> None:
         """Stop enforcing ``name``'s mask (its weights may grow back)."""
-        self._masks.pop(name, None)
+        if self._masks.pop(name, None) is not None:
+            self.version += 1
+
+    def sparsity(self) -> float:
+        """Fraction of the masked parameters' entries that are pruned (0 with no masks)."""
+        total = sum(p.numel() for p, _ in self._masks.values())
+        return sum(int(m.sum()) for _, m in self._masks.values()) / total if total else 0.0
 
     @torch.no_grad()
     def apply(self) -> None:

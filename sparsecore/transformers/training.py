@@ -30,6 +30,7 @@ from sparsecore.adapters.arguments import training_arguments
 from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
 from sparsecore.adapters.trainer import args_as_json, seed_everything
+from sparsecore import distributed
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_vocabulary, is_disk_full, remove_added, snapshot
 from sparsecore.folders import TrainingInfo
@@ -41,6 +42,7 @@ from sparsecore.transformers.features import tokenize_split
 from sparsecore.transformers.plan import Plan, make_plan
 
 log = logging.getLogger("sparsecore")
+RANKS_FILE = "sparsecore_ranks.json"  # under torchrun: every rank's masks checksum after each mask update
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def oneshot(**flags) -> TrainResult:
 def run(model_args, data_args, training_args, given: set[str], on_note=log.warning) -> TrainResult:
     """Validate the arguments into a plan, report its notes through ``on_note``, then execute it."""
     plan = make_plan(model_args, data_args, training_args, given)
-    for note in plan.notes:
+    _join_ranks(training_args)  # every rank has checked the output folder before rank 0 creates it
+    for note in plan.notes if distributed.is_main() else ():
         on_note(note)
     if "report_to" not in given:
         training_args.report_to = []  # no experiment trackers unless asked for
@@ -100,7 +103,8 @@ def execute(plan: Plan, model_args, data_args, training_args) -> TrainResult:
             raise SparsecoreError(f"no space left on the disk of {plan.output_dir}", "--output_dir",
                                   "free some space or choose another folder; nothing of this run was kept") from None
         # no half-written output on failure, but never throw away checkpoints of a long run
-        if created and plan.output_dir.exists() and not any(plan.output_dir.glob("checkpoint-*")):
+        if created and distributed.is_main() and plan.output_dir.exists() and \
+                not any(plan.output_dir.glob("checkpoint-*")):
             shutil.rmtree(plan.output_dir, ignore_errors=True)
         raise
     return TrainResult(plan.output_dir, metrics, job.table, tuple(plan.notes), files)
@@ -130,6 +134,7 @@ class _Job:
         self.train_ds = self.features(data.train, data_args.max_train_samples) if wants_train and data.train else None
         self.eval_sets = {name: self.features(split, data_args.max_eval_samples) for name, split in data.evals.items()}
         self.table: dict = {}
+        self.rank_checks: list[dict] = []
 
     def features(self, split, max_rows):
         return tokenize_split(split, self.tokenizer, self.data_args.max_seq_length, self.data_args.pad_to_max_length,
@@ -162,14 +167,19 @@ class _Job:
             if self.train_ds is not None:
                 batch = (self.model, self.train_ds, self.collator, self.args.per_device_train_batch_size,
                          self.args.device)
-                samplers = {"grad_sampler": make_grad_sampler(*batch), "forward_sampler": make_forward_sampler(*batch)}
+                samplers = {"grad_sampler": make_grad_sampler(*batch, self.args.seed),
+                            "forward_sampler": make_forward_sampler(*batch)}
             session = apply_one_shot(self.plan.recipe, self.model, problem_type=self.plan.data.problem_type,
                                      **samplers)
             finish_layer_pruning(self.model, session.dropped_layers)
+            self.rank_checks = session.rank_checks
             return session.quantization
         if self.args.do_train:
             trainer.train(resume_from_checkpoint=self.plan.resume_dir)
-            return trainer.session.quantization if trainer.session else None
+            if trainer.session is None:
+                return None
+            self.rank_checks = trainer.session.rank_checks
+            return trainer.session.quantization
         return None
 
     def evaluate(self, trainer) -> dict:
@@ -180,10 +190,15 @@ class _Job:
         return metrics
 
     def save(self, trainer, quantization, metrics: dict, started: float) -> dict:
-        """Write the trained folder; returns name → path of what was written."""
+        """Write the trained folder (rank 0 under torchrun; the others wait); returns name → path written."""
         plan, data, out = self.plan, self.plan.data, self.plan.output_dir
+        trainer.save_model(str(out))  # on rank 0 only (Trainer decides)
+        if not distributed.is_main():
+            if self.args.do_predict:
+                trainer.predict(self.features(data.test, self.data_args.max_predict_samples))  # a collective
+            distributed.barrier()
+            return {}
         out.mkdir(parents=True, exist_ok=True)
-        trainer.save_model(str(out))
         args_as_json(out, self.args)
         self.tokenizer.save_pretrained(str(out))
         files = {"model": out}
@@ -208,7 +223,18 @@ class _Job:
             text_columns=tuple(data.text_columns), max_seq_length=self.data_args.max_seq_length,
             recipe=plan.recipe.source if plan.recipe else None,
             model_name_or_path=self.model_name_or_path).write(out)
+        if distributed.world_size() > 1:
+            files["ranks"] = out / RANKS_FILE
+            files["ranks"].write_text(json.dumps({"world_size": distributed.world_size(),
+                                                  "mask_checks": self.rank_checks}, indent=1))
+        distributed.barrier()
         return files
+
+
+def _join_ranks(training_args) -> None:
+    """Under torchrun: start the process group (Trainer's device set-up does) and wait for every rank."""
+    if training_args.world_size > 1:
+        distributed.barrier()
 
 
 def _load_teacher(plan: Plan, model, model_args):

@@ -46,21 +46,6 @@ def read_json(path):
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    """A random-init 2-layer BERT classifier with MiniLM's tokenizer, saved as safetensors (seconds to train)."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from sparsecore.adapters.models import minilm_path
-
-    folder = tmp_path_factory.mktemp("tiny") / "bert"
-    torch.manual_seed(0)
-    BertForSequenceClassification(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
 def tiny_deployment(tiny_model, tmp_path_factory):
     from sparsecore.transformers import export, oneshot
 

@@ -134,3 +134,54 @@ def test_resume_with_other_steps_per_epoch_is_refused(tmp_path):
     other = Session(RECIPE, make_model(), None, steps_per_epoch=len(data) * 2)
     with pytest.raises(SparsecoreError, match="steps per epoch"):
         other.load(tmp_path)
+
+
+def test_every_update_is_recorded_with_step_epoch_lr_and_sparsity():
+    model, data = make_model(), batches()
+    session, _ = train(model, RECIPE, data)
+    session.finalize()
+    steps = [r["step"] for r in session.updates]
+    assert steps == [3, 6, 9, 12, 15, 18]  # start 0.5 → end 3, every 0.5 epoch, 6 batches an epoch
+    last = session.updates[-1]
+    assert last["epoch"] == pytest.approx(3.0) and last["sparsity"] == pytest.approx(0.75, abs=0.01)
+    assert last["GMPruningModifier/sparsity"] == pytest.approx(0.75, abs=0.01)
+    lr = 0.001 + 0.5 * (0.01 - 0.001) * (1 + math.cos(math.pi * 3 / 4))  # the recipe's cosine at epoch 3
+    assert last["lr"] == pytest.approx(lr, rel=1e-6)
+    sparsities = [r["sparsity"] for r in session.updates]
+    assert sparsities == sorted(sparsities) and sparsities[0] == 0 < sparsities[1]  # init_sparsity 0 at start
+    assert session.pop_update() is last and session.pop_update() is None  # handed out once
+    assert session.rank_checks == []  # one process: nothing to compare
+
+
+def test_groups_and_repeated_tags_get_their_own_names_and_loss_parts_are_averaged():
+    recipe = """
+modifiers:
+  - !GMPruningModifier
+    final_sparsity: {0.5: ["0.weight"], 0.25: ["2.weight"]}
+    end_epoch: 1
+  - !GMPruningModifier
+    params: ["0.bias"]
+    final_sparsity: 0.5
+    end_epoch: 1
+  - !DistillationModifier
+    hardness: 0.5
+"""
+    model, data = make_model(), batches(n=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    session = Session(recipe, model, opt, steps_per_epoch=2).initialize()
+    parts = []
+    for x, y in data:
+        session.batch_start()
+        out = model(x)
+        task = nn.functional.cross_entropy(out, y)
+        session.loss(task, out, out.detach() + 1.0).backward()
+        parts.append(float(task))
+        opt.step()
+        opt.zero_grad()
+    record = session.updates[0]
+    assert record["GMPruningModifier.0/sparsity@0.5"] == pytest.approx(0.0)  # start of a cubic schedule
+    assert set(record) >= {"GMPruningModifier.0/sparsity", "GMPruningModifier.0/sparsity@0.25",
+                           "GMPruningModifier.1/sparsity"}
+    losses = session.pop_losses()
+    assert losses["task_loss"] == pytest.approx(sum(parts) / 2) and losses["distill_loss"] > 0
+    assert session.pop_losses() == {}
