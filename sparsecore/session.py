@@ -323,5 +323,5 @@ def apply_one_shot(recipe: Recipe, model: nn.Module, *, problem_type: str = "sin
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # LR/weight-decay modifiers need one; never stepped
     with Session(recipe, model, optimizer, steps_per_epoch=steps, problem_type=problem_type,
                  grad_sampler=grad_sampler, forward_sampler=forward_sampler, one_shot=True) as session:
-        session.batch_start(step=math.ceil((recipe.num_epochs or 1.0) * steps))
+        session.batch_start(step=max(math.ceil((recipe.num_epochs or 1.0) * steps), recipe.num_steps or 0))
     return session

@@ -116,3 +116,24 @@ def naive_int_attention_t(codes: np.ndarray, add_mask: np.ndarray, batch: int, s
                 p_codes = np.clip(np.round(ratio) + zp, 0, 255) - zp
                 out[rows, b * seq + i] = (v[rows, cols] @ p_codes) * s_pv
     return out, np.array(ratios)
+
+
+def naive_movement_masks(history: list[tuple[int, list[tuple[np.ndarray, np.ndarray]], float | None]]) -> list:
+    """Movement pruning, one layer at a time, written out: ``history`` lists the optimizer steps in order as
+    ``(step, [(weight, grad) per layer], target or None)`` — a target means "prune to it before this step".
+    Scores S = −Σ w·g over the steps before; each update prunes exactly round(target·n) per layer, the
+    already-pruned first, then the lowest scores (ties → lowest index). Returns the final masks (True = pruned)."""
+    scores = masks = None
+    for _, layers, target in history:
+        if scores is None:
+            scores = [np.zeros(w.size, dtype=np.float64) for w, _ in layers]
+            masks = [np.zeros(w.size, dtype=bool) for w, _ in layers]
+        if target is not None:
+            for i, s in enumerate(scores):
+                k = int(np.floor(target * s.size + 0.5))
+                order = sorted(range(s.size), key=lambda j: (not masks[i][j], s[j], j))
+                masks[i] = np.zeros(s.size, dtype=bool)
+                masks[i][order[:k]] = True
+        for i, (w, g) in enumerate(layers):
+            scores[i] -= (w.astype(np.float64) * g.astype(np.float64)).reshape(-1)
+    return masks

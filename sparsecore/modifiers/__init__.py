@@ -27,6 +27,7 @@ MODIFIERS: dict[str, tuple[type[Modifier], dict]] = {
     "GMPruningModifier": (GMPruningModifier, {}),
     "MagnitudePruningModifier": (GMPruningModifier, {}),
     "GlobalMagnitudePruningModifier": (GMPruningModifier, {"global_sparsity": True, "params": ("__ALL_PRUNABLE__",)}),
+    "MovementPruningModifier": (GMPruningModifier, {"score_type": "movement"}),
     "ConstantPruningModifier": (ConstantPruningModifier, {}),
     "OBSPruningModifier": (OBSPruningModifier, {}),
     "LayerPruningModifier": (LayerPruningModifier, {}),
@@ -39,7 +40,6 @@ MODIFIERS: dict[str, tuple[type[Modifier], dict]] = {
 _NEWER = "a newer SparseML / llm-compressor modifier; sparsecore runs SparseML 1.x recipes"
 OUT_OF_SCOPE: dict[str, str] = {
     "MFACPruningModifier": "M-FAC is not implemented: use !OBSPruningModifier (oBERT, its successor)",
-    "MovementPruningModifier": "movement pruning is not implemented: use !GMPruningModifier or !OBSPruningModifier",
     "ACDCPruningModifier": "AC/DC pruning is not implemented: use !GMPruningModifier",
     "RigLPruningModifier": "RigL is not implemented: use !GMPruningModifier",
     "TopKASTPruningModifier": "Top-KAST is not implemented: use !GMPruningModifier",

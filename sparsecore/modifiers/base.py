@@ -30,6 +30,7 @@ Params = tuple[str, ...]
 EPOCH_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare with this slack
 LOGGING_ONLY = "a SparseML logging option; sparsecore logs through the HF Trainer and Python logging"
 UNUSED_BY_SPARSEML = "SparseML accepted it and did not use it either"
+STEP_FIELDS = ("start_step", "end_step", "update_frequency_steps")  # -1: unset (the epoch field rules)
 
 
 class SessionState(Protocol):
@@ -119,13 +120,19 @@ class Modifier:
         for f in dataclasses.fields(self):
             if f.init and f.name != "tag":
                 value = getattr(self, f.name)
+                if f.name in STEP_FIELDS and value == -1:
+                    continue  # unset: written recipes stay SparseML-readable
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
     # ---- lifecycle (override what you need) ---------------------------
     def last_epoch(self) -> float:
-        """Epoch at which this modifier stops acting (-1: no bound)."""
+        """Epoch at which this modifier stops acting (-1: no bound, or bound in steps)."""
         return float(getattr(self, "end_epoch", -1.0))
+
+    def last_step(self) -> int:
+        """Optimizer step at which this modifier stops acting, when its end is given in steps (else -1)."""
+        return int(getattr(self, "end_step", -1))
 
     def initialize(self, state: SessionState) -> None:  # noqa: D401 - lifecycle hook
         """Prepare for training (resolve parameters, read settings)."""

@@ -18,6 +18,7 @@ from torch import nn
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params, SessionState
+from sparsecore.modifiers.pruning_steps import check_window, window
 from sparsecore.selectors import ALL, ALL_PRUNABLE
 
 
@@ -69,11 +70,13 @@ class LayerPruningModifier(Modifier):
     layers: Params
     start_epoch: float = 0.0  # SparseML's -1 ("at once") reads as 0
     end_epoch: float = -1.0  # >= 0: the layers come back at this epoch (SparseML)
+    start_step: int = -1
+    end_step: int = -1
     CHANGES_STRUCTURE = True
     IGNORED_FIELDS = {**Modifier.IGNORED_FIELDS, "update_frequency": UNUSED_BY_SPARSEML}
 
     def __post_init__(self) -> None:
-        self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
+        check_window(self, end_required=False)
         special = [n for n in self.layers if n in (ALL, ALL_PRUNABLE) or n.startswith("re:")]
         if special:
             self.fail("layers", f"has {special[0]!r}", "name each layer to remove, e.g. bert.encoder.layer.7")
@@ -91,14 +94,15 @@ class LayerPruningModifier(Modifier):
                                       "recipe", f"use module names, e.g. {_layer_examples(modules)}")
             if any(other != name and name.startswith(other + ".") for other in self.layers):
                 self.fail("layers", f"names {name!r} inside another listed layer", "list only the outer layer")
-        if self.end_epoch >= 0 and not getattr(self.rt, "warned", False):
+        self.rt.window = window(self, state.steps_per_epoch)
+        if self.rt.window.end >= 0 and not getattr(self.rt, "warned", False):
             self.rt.warned = True
-            state.warn(f"!{self.tag}: end_epoch {self.end_epoch:g} puts the removed layers back at that epoch (or "
-                       "when training ends), as in SparseML — omit end_epoch to remove them for good")
+            state.warn(f"!{self.tag}: {self.rt.window.end_name} puts the removed layers back then (or when training "
+                       "ends), as in SparseML — omit it to remove them for good")
         self.rt.session = state
         self.rt.originals = getattr(self.rt, "originals", {})
         self.rt.phase = getattr(self.rt, "phase", "waiting")
-        if self.start_epoch <= EPOCH_EPS and self.rt.phase == "waiting":
+        if self.rt.window.start <= EPOCH_EPS and self.rt.phase == "waiting":
             self._drop(state)  # before the other modifiers resolve their selectors
 
     def _drop(self, state) -> None:
@@ -116,14 +120,15 @@ class LayerPruningModifier(Modifier):
         state.record_update({"dropped_layers": 0.0})
 
     def update(self, state: SessionState, epoch: float) -> None:
-        if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
+        start, end = self.rt.window.start, self.rt.window.end
+        if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= start:
             self._drop(state)
-        if self.rt.phase == "dropped" and self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch:
+        if self.rt.phase == "dropped" and end >= 0 and epoch + EPOCH_EPS >= end:
             self._restore(state)
             self.rt.phase = "restored"
 
     def finalize(self, state: SessionState) -> None:
-        if self.rt.phase == "dropped" and self.end_epoch >= 0:  # SparseML's finalize runs at epoch ∞
+        if self.rt.phase == "dropped" and self.rt.window.end >= 0:  # SparseML's finalize runs at epoch ∞
             self._restore(state)
             self.rt.phase = "restored"
 

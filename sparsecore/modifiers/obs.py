@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from sparsecore.modifiers.base import Modifier, Params, SessionState
-from sparsecore.modifiers.pruning_steps import PruningProgress, group_sparsity
+from sparsecore.modifiers.pruning_steps import PruningProgress, check_window, group_sparsity, window
 from sparsecore.pruning import obs
 from sparsecore.pruning.apply import prune_count
 from sparsecore.pruning.schedule import sparsity_at
@@ -26,8 +26,8 @@ from sparsecore.selectors import resolve_params
 
 @dataclass(frozen=True, kw_only=True)
 class OBSPruningModifier(Modifier):
-    end_epoch: float
     final_sparsity: float
+    end_epoch: float = -1.0  # this or end_step is required
     params: Params = ("__ALL_PRUNABLE__",)
     init_sparsity: float = 0.0
     start_epoch: float = 0.0
@@ -41,10 +41,13 @@ class OBSPruningModifier(Modifier):
     grad_sampler_kwargs: dict | None = None
     num_recomputations: int = 1
     leave_enabled: bool = True
+    start_step: int = -1
+    end_step: int = -1
+    update_frequency_steps: int = -1
     START_MINUS_ONE_IS_ZERO = False  # the schedule starts at start_epoch: -1 is a mistake here
 
     def __post_init__(self) -> None:
-        self.check_epochs(self.start_epoch, self.end_epoch, end_required=True)
+        check_window(self, end_required=True)
         for name in ("init_sparsity", "final_sparsity"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 self.fail(name, f"is {getattr(self, name)}", "use a sparsity in [0, 1)")
@@ -75,14 +78,15 @@ class OBSPruningModifier(Modifier):
         for name, param in self.rt.params:
             if self.group == 4 and param.numel() % 4:
                 self.fail("mask_type", f"block4 needs {name} to hold a multiple of 4 weights", "use unstructured")
-        self.rt.progress = PruningProgress(self.start_epoch, self.end_epoch, self.update_frequency)
+        self.rt.window = window(self, state.steps_per_epoch)
+        self.rt.progress = PruningProgress.of(self.rt.window)
 
     def update(self, state: SessionState, epoch: float) -> None:
         step = self.rt.progress.due(epoch)
         if step is None:
             return
-        target = sparsity_at(epoch, self.start_epoch, self.end_epoch, self.init_sparsity, self.final_sparsity,
-                             self.inter_func)
+        w = self.rt.window
+        target = sparsity_at(epoch, w.start, w.end, self.init_sparsity, self.final_sparsity, self.inter_func)
         current = self._sparsity(state)
         for r in range(1, self.num_recomputations + 1):
             self._step(state, current + (target - current) * r / self.num_recomputations)

@@ -1,10 +1,12 @@
-"""Magnitude pruning modifiers: gradual (GMP), global, and constant.
+"""Gradual pruning by magnitude or movement, and constant masks.
 
-``!GMPruningModifier``, ``!MagnitudePruningModifier`` (same thing) and
+``!GMPruningModifier``, ``!MagnitudePruningModifier`` (same thing),
 ``!GlobalMagnitudePruningModifier`` (``global_sparsity: true`` and
-``params: __ALL_PRUNABLE__`` by default) share :class:`GMPruningModifier`; the
-registry records which tag was written. ``!ConstantPruningModifier`` freezes the
-current zero pattern of its parameters.
+``params: __ALL_PRUNABLE__`` by default) and ``!MovementPruningModifier`` (``score_type: movement``:
+scores −w·∇w accumulated at every optimizer step since training began, :mod:`sparsecore.pruning.movement`)
+share :class:`GMPruningModifier`; the registry records which tag was written.
+``!ConstantPruningModifier`` freezes the current zero pattern of its parameters. Every one of them takes
+step fields too (:mod:`sparsecore.modifiers.pruning_steps`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+
 from sparsecore.modifiers.base import EPOCH_EPS, UNUSED_BY_SPARSEML, Modifier, Params, SessionState
-from sparsecore.modifiers.pruning_steps import PruningProgress, group_sparsity
-from sparsecore.pruning.apply import prune_global, prune_layerwise, zero_fraction
+from sparsecore.modifiers.pruning_steps import PruningProgress, check_window, group_sparsity, window
+from sparsecore.pruning import movement
+from sparsecore.pruning.apply import magnitude_scores, prune_global, prune_layerwise, zero_fraction
 from sparsecore.pruning.schedule import sparsity_at
 from sparsecore.pruning.structure import NM_SLACK, Structure, check_shape, parse_mask_type
 from sparsecore.selectors import resolve_params
@@ -24,8 +29,8 @@ FROM_PARAM = "__FROM_PARAM__"
 
 @dataclass(frozen=True, kw_only=True)
 class GMPruningModifier(Modifier):
-    end_epoch: float
     final_sparsity: float | dict
+    end_epoch: float = -1.0  # this or end_step is required
     params: Params | None = None
     init_sparsity: float | Literal["__FROM_PARAM__"] = 0.0
     start_epoch: float = 0.0
@@ -35,15 +40,20 @@ class GMPruningModifier(Modifier):
     leave_enabled: bool = True
     global_sparsity: bool = False
     phased: bool = False  # SparseML's alternating (AC/DC-like) phases: not implemented, must stay false
-    score_type: str = "magnitude"
+    score_type: str = "magnitude"  # or "movement" (what !MovementPruningModifier sets)
+    start_step: int = -1
+    end_step: int = -1
+    update_frequency_steps: int = -1
     START_MINUS_ONE_IS_ZERO = False  # the schedule starts at start_epoch: -1 is a mistake here
 
     def __post_init__(self) -> None:
-        self.check_epochs(self.start_epoch, self.end_epoch, end_required=True)
+        check_window(self, end_required=True)
         if self.phased:
             self.fail("phased", "is true", "phased pruning is not implemented: set phased: false")
-        if self.score_type != "magnitude":
-            self.fail("score_type", f"is {self.score_type!r}", "only 'magnitude' is implemented here; for "
+        if self.tag == "MovementPruningModifier" and self.score_type != "movement":
+            self.fail("score_type", f"is {self.score_type!r}", "drop score_type, or use !GMPruningModifier")
+        if self.score_type not in ("magnitude", "movement"):
+            self.fail("score_type", f"is {self.score_type!r}", "use 'magnitude' or 'movement'; for "
                       "second-order scores use !OBSPruningModifier")
         if self.update_frequency <= 0:
             self.fail("update_frequency", f"is {self.update_frequency}", "use a positive number of epochs")
@@ -94,8 +104,43 @@ class GMPruningModifier(Modifier):
             for name, param in params:
                 check_shape(structure, param.shape, name)
             self.rt.groups.append((final, params))
-        self.rt.progress = PruningProgress(self.start_epoch, self.end_epoch, self.update_frequency)
+        self.rt.window = window(self, state.steps_per_epoch)
+        self.rt.progress = PruningProgress.of(self.rt.window)
         self.rt.init = None  # per-group init sparsities, read at start_epoch
+        if self.score_type == "movement":
+            self._start_movement(state)
+
+    # ---- movement scores ----------------------------------------------
+    def _start_movement(self, state: SessionState) -> None:
+        """Accumulate −w·∇w before every optimizer step (after gradient clipping, before the update)."""
+        if state.one_shot:
+            self.fail("score_type", "is movement in a one-shot run", "movement scores come from training: train "
+                      "with the recipe, or prune one-shot with !GMPruningModifier / !OBSPruningModifier")
+        state.require_optimizer(self.tag)
+        params = [p for _, params in self.rt.groups for p in params]
+        self.rt.scores = {name: torch.zeros(p.shape, device=p.device) for name, p in params}  # O(d) floats
+        self.rt.accumulated = 0  # optimizer steps scored (restored on resume with the scores)
+
+        def add_scores(*_):
+            if all([movement.accumulate(self.rt.scores[name], p, p.grad) for name, p in params]):
+                self.rt.accumulated += 1
+
+        self.rt.hook = state.optimizer.register_step_pre_hook(add_scores)
+
+    def _score_fn(self, state: SessionState):
+        if self.score_type == "magnitude":
+            return magnitude_scores
+        if self.rt.accumulated == 0:  # an update before the first optimizer step (start at step 0)
+            state.warn(f"!{self.tag}: no optimizer step yet at epoch {state.epoch:.3g}, so no movement scores: "
+                       "this update ranks by magnitude")
+            return magnitude_scores
+        return lambda name, param: self.rt.scores[name]
+
+    def release(self, state: SessionState) -> None:
+        hook = getattr(self.rt, "hook", None)
+        if hook is not None:
+            hook.remove()
+            self.rt.hook = None
 
     def _init_for(self, params) -> list[float] | float:
         if self.init_sparsity != FROM_PARAM:
@@ -111,14 +156,14 @@ class GMPruningModifier(Modifier):
             return
         if self.rt.init is None:
             self.rt.init = [self._init_for(params) for _, params in self.rt.groups]
-        structure = self.structure()
+        structure, w, score_fn = self.structure(), self.rt.window, self._score_fn(state)
         for (final, params), init in zip(self.rt.groups, self.rt.init):
             def target(s0: float) -> float:
-                return sparsity_at(epoch, self.start_epoch, self.end_epoch, s0, max(final, s0), self.inter_func)
+                return sparsity_at(epoch, w.start, w.end, s0, max(final, s0), self.inter_func)
             if self.global_sparsity:
-                prune_global(params, target(init), state.masks, structure)
+                prune_global(params, target(init), state.masks, structure, score_fn)
             else:
-                prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure)
+                prune_layerwise(params, [target(s0) for s0 in init], state.masks, structure, score_fn)
         state.record_update(self._report(state))
         if self.rt.progress.close(*step) and not self.leave_enabled:
             for _, params in self.rt.groups:
@@ -135,13 +180,26 @@ class GMPruningModifier(Modifier):
 
     def finalize(self, state: SessionState) -> None:
         self.rt.progress.warn_if_unfinished(self.tag, state)
+        self.release(state)
 
     def state_dict(self) -> dict:
-        return {**self.rt.progress.state_dict(), "init": self.rt.init}
+        out = {**self.rt.progress.state_dict(), "init": self.rt.init}
+        if self.score_type == "movement":
+            out["accumulated"] = self.rt.accumulated
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         self.rt.progress.load_state_dict(state)
         self.rt.init = state["init"]
+        self.rt.accumulated = state.get("accumulated", 0)
+
+    def tensor_state(self) -> dict[str, torch.Tensor]:
+        return dict(self.rt.scores) if self.score_type == "movement" else {}
+
+    def load_tensor_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, scores in tensors.items():
+            if name in self.rt.scores:
+                self.rt.scores[name].copy_(scores)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,22 +207,26 @@ class ConstantPruningModifier(Modifier):
     params: Params
     start_epoch: float = 0.0
     end_epoch: float = -1.0
+    start_step: int = -1
+    end_step: int = -1
     IGNORED_FIELDS = {**Modifier.IGNORED_FIELDS, "update_frequency": UNUSED_BY_SPARSEML}
 
     def __post_init__(self) -> None:
-        self.check_epochs(self.start_epoch, self.end_epoch, end_required=False)
+        check_window(self, end_required=False)
 
     def initialize(self, state: SessionState) -> None:
         self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params")
+        self.rt.window = window(self, state.steps_per_epoch)
         self.rt.phase = "waiting"
 
     def update(self, state: SessionState, epoch: float) -> None:
-        if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= self.start_epoch:
+        start, end = self.rt.window.start, self.rt.window.end
+        if self.rt.phase == "waiting" and epoch + EPOCH_EPS >= start:
             for name, param in self.rt.params:
                 if name not in state.masks:
                     state.masks.set(name, param, param.detach() == 0)
             self.rt.phase = "holding"
-        if self.rt.phase == "holding" and self.end_epoch >= 0 and epoch + EPOCH_EPS >= self.end_epoch:
+        if self.rt.phase == "holding" and end >= 0 and epoch + EPOCH_EPS >= end:
             for name, _ in self.rt.params:
                 state.masks.release(name)
             self.rt.phase = "done"

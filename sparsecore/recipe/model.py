@@ -26,6 +26,12 @@ class Recipe:
         return max(ends) if ends else None
 
     @property
+    def num_steps(self) -> int | None:
+        """Optimizer steps the recipe's step-bounded modifiers need (``end_step``), None if it has none."""
+        ends = [m.last_step() for m in self.modifiers if m.last_step() >= 0]
+        return max(ends) if ends else None
+
+    @property
     def distills(self) -> bool:
         """Has a ``!DistillationModifier`` (the run needs a teacher)."""
         return any(isinstance(m, DistillationModifier) for m in self.modifiers)

@@ -199,8 +199,13 @@ def _reconcile(recipe: Recipe, training_args, given: set[str], teacher: str, one
                                   "drop --num_train_epochs, or change the recipe (e.g. --recipe_args num_epochs=N)")
         training_args.num_train_epochs = epochs
         notes.append(f"training for {epochs:g} epochs, as the recipe says")
-    if training_args.max_steps > 0 and not one_shot:
-        notes.append(f"--max_steps {training_args.max_steps} cuts the recipe's epoch schedule short")
+    steps = recipe.num_steps
+    if steps is not None and not one_shot and epochs is None and training_args.max_steps <= 0:
+        training_args.max_steps = steps + 1  # the update at end_step happens before step end_step's batch
+        notes.append(f"training for {steps + 1} optimizer steps, as the recipe's end_step says")
+    elif training_args.max_steps > 0 and not one_shot and "max_steps" in given:
+        end = f"{epochs:g} epochs" if epochs is not None else f"{steps} steps"
+        notes.append(f"--max_steps {training_args.max_steps} bounds training (the recipe's schedule: {end})")
     if not one_shot:
         for modifier in recipe.modifiers:
             if isinstance(modifier, QuantizationModifier):  # the recipe may leave training length to the flags

@@ -202,6 +202,9 @@ class _Job:
         args_as_json(out, self.args)
         self.tokenizer.save_pretrained(str(out))
         files = {"model": out}
+        if self.args.do_train and not self.data_args.one_shot:
+            trainer.save_state()  # trainer_state.json: log_history with every sparsecore/ update, as run_glue does
+            files["trainer_state"] = out / "trainer_state.json"
         if self.args.do_predict:
             files["predictions"] = _predict(trainer, self.features(data.test, self.data_args.max_predict_samples),
                                             data, out)

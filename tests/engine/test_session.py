@@ -175,7 +175,7 @@ modifiers:
         out = model(x)
         task = nn.functional.cross_entropy(out, y)
         session.loss(task, out, out.detach() + 1.0).backward()
-        parts.append(float(task))
+        parts.append(float(task.detach()))
         opt.step()
         opt.zero_grad()
     record = session.updates[0]

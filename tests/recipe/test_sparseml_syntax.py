@@ -157,7 +157,7 @@ def test_bare_lists_and_single_modifiers_are_recipes_too():
     ("modifiers:\n  - !MFACPruningModifier\n    end_epoch: 1\n", "use !OBSPruningModifier"),
     ("pruners:\n  - !EpochRangeModifier\n    end_epoch: 1\n", "'pruners' holds a !Modifier but its key does not"),
     ("modifiers:\n  - !GMPruningModifier\n    params: __ALL__\n    final_sparsity: 0.5\n    end_epoch: 2\n"
-     "    score_type: movement\n", "score_type is 'movement'.*only 'magnitude'"),
+     "    score_type: taylor\n", "score_type is 'taylor'.*use 'magnitude' or 'movement'"),
     ("modifiers:\n  - !LearningRateFunctionModifier\n    init_lr: 0.1\n    final_lr: 0\n    end_epoch: 1\n"
      "    update_frequency: 2\n", "update_frequency is 2.*leave it at -1"),
     ("modifiers:\n  - !LearningRateModifier\n    lr_class: StepLR\n    lr_kwargs: {gamma: 0.5}\n"
