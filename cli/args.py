@@ -45,7 +45,11 @@ def parse_training(argv: list[str] | None = None) -> tuple[ModelArguments, DataT
 
 
 def parse_export(argv: list[str] | None = None, description: str = "") -> ExportArguments:
-    parser = OneLineParser(ExportArguments, allow_abbrev=False, prog="python -m sparsecore.transformers.export_onnx",
-                           description=description)
+    return parse_one(ExportArguments, "sparsecore.transformers.export_onnx", argv, description)
+
+
+def parse_one(cls: type, module: str, argv: list[str] | None = None, description: str = ""):
+    """argv → one flags dataclass (the parser is generated from its fields)."""
+    parser = OneLineParser(cls, allow_abbrev=False, prog=f"python -m {module}", description=description)
     (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else list(argv))
     return args

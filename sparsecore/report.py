@@ -55,3 +55,29 @@ def plot_sparsity(table: dict, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_sensitivity(result, path: Path, title: str) -> None:
+    """Heat map per method: layers (rows) × sparsity (columns), colour = validation loss increase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    methods = list(result.results)
+    short = [n.replace(".weight", "").replace("encoder.layer.", "L").replace("attention.", "") for n in result.layers]
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods) + 1.5, 0.22 * len(short) + 2),
+                             squeeze=False)
+    grids = [np.array([result.increase(m)[n] for n in result.layers]) for m in methods]
+    top = max(float(np.nanmax(g)) for g in grids)
+    for ax, method, grid in zip(axes[0], methods, grids):
+        image = ax.imshow(grid, aspect="auto", cmap="magma_r", vmin=0.0, vmax=max(top, 1e-6))
+        ax.set_xticks(range(len(result.sparsities)), [f"{s:g}" for s in result.sparsities])
+        ax.set_yticks(range(len(short)), short if ax is axes[0][0] else [""] * len(short), fontsize=6)
+        ax.set_xlabel("sparsity of this layer alone")
+        ax.set_title(f"{method}: loss increase (baseline {result.baseline['loss']:.3f})", fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)

@@ -81,6 +81,29 @@ class ExportArguments:
                 "as int8; default) or 'qdq' (QuantizeLinear/DequantizeLinear around float ops)"})
 
 
+@dataclass
+class SensitivityArguments:
+    model_path: str = field(metadata={"help": "a trained classifier folder (e.g. written by text_classification)"})
+    task_name: str | None = field(default=None, metadata={
+        "help": "GLUE task of the validation rows (default: the task the folder was trained on)"})
+    glue_dir: str | None = field(default=None, metadata={
+        "help": "folder of GLUE tasks (default: $SPARSECORE_GLUE_DIR, else the bundled SST-2 sample)"})
+    sparsities: str = field(default="0.5,0.7,0.8,0.9,0.95", metadata={"help": "comma-separated sparsity grid"})
+    methods: str = field(default="magnitude,obs", metadata={"help": "comma-separated: magnitude, obs"})
+    num_rows: int = field(default=256, metadata={"help": "validation rows each measurement evaluates"})
+    num_grads: int = field(default=32, metadata={"help": "OBS: gradients (training batches) per Fisher estimate"})
+    grad_batch_size: int = field(default=8, metadata={"help": "OBS: rows per gradient"})
+    fisher_block_size: int = field(default=50, metadata={"help": "OBS: block size B of the block-diagonal F⁻¹"})
+    batch_size: int = field(default=32, metadata={"help": "evaluation batch size"})
+    max_seq_length: int | None = field(default=None, metadata={
+        "help": "tokens per row (default: the max_seq_length the model was trained with, else 128)"})
+    target_sparsity: float | None = field(default=None, metadata={
+        "help": "also write recipe.yaml: per-layer sparsities at this overall target (SparseML's final_sparsity map)"})
+    output_dir: str | None = field(default=None, metadata={"help": "where to write (default: <model_path>/sensitivity)"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "replace an existing output_dir"})
+    seed: int = field(default=42, metadata={"help": "order of the OBS gradient batches"})
+
+
 DEFAULT_OUTPUT_DIR = "out/text_classification"
 
 
@@ -112,20 +135,26 @@ def training_arguments(call: str, flags: dict) -> tuple[ModelArguments, DataTrai
 
 
 def export_arguments(flags: dict) -> ExportArguments:
-    known = {f.name: f for f in fields(ExportArguments)}
+    values = call_arguments(ExportArguments, "export", flags, "sparsecore.transformers.export_onnx")
+    choices = ("integer", "qdq")
+    if values.quantized_format not in choices:
+        raise SparsecoreError(f"quantized_format={values.quantized_format!r}", "export()",
+                              f"use one of: {', '.join(choices)}")
+    return values
+
+
+def call_arguments(cls: type, call: str, flags: dict, cli: str):
+    """Keyword arguments of a Python call → ``cls`` (a flags dataclass): unknown, missing and mistyped
+    arguments are one-line errors naming the CLI whose flags they mirror."""
+    known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(flags) - set(known))
     if unknown:
-        raise SparsecoreError(f"unknown argument {unknown[0]!r}", "export()",
-                              "use the CLI's flag names (python -m sparsecore.transformers.export_onnx --help)")
+        raise SparsecoreError(f"unknown argument {unknown[0]!r}", f"{call}()",
+                              f"use the CLI's flag names (python -m {cli} --help)")
     missing = [n for n, f in known.items() if f.default is MISSING and n not in flags]
     if missing:
-        raise SparsecoreError(f"export() needs {missing[0]}=", "export()", "pass the trained folder as model_path=")
-    values = {k: _typed("export", ExportArguments, k, v) for k, v in flags.items()}
-    choices = known["quantized_format"].metadata["choices"]
-    if values.get("quantized_format", "integer") not in choices:
-        raise SparsecoreError(f"quantized_format={values['quantized_format']!r}", "export()",
-                              f"use one of: {', '.join(choices)}")
-    return ExportArguments(**values)
+        raise SparsecoreError(f"{call}() needs {missing[0]}=", f"{call}()", f"pass the trained folder as {missing[0]}=")
+    return cls(**{k: _typed(call, cls, k, v) for k, v in flags.items()})
 
 
 def _typed(call: str, cls: type, name: str, value):

@@ -1,0 +1,193 @@
+"""Sensitivity analysis: prune one layer alone, over a grid of sparsities, and measure what it costs.
+
+For each method (``magnitude``: lowest |w|; ``obs``: lowest OBS saliency w²/(2[F⁻¹]ᵢᵢ) with the optimal
+update of the surviving weights, oBERT arXiv:2203.07259 eqs. 4–5, F⁻¹ block-diagonal from ``num_grads``
+gradients), each layer and each sparsity: prune exactly round(s·n) weights of that layer, call
+``evaluate()`` (the caller's validation loss/metric), put the weights back. Memory: one layer's copy, and for
+OBS the F⁻¹ of a chunk of layers at a time (≤ ``MAX_FISHER_WEIGHTS``·B floats; gradients sampled once a chunk).
+
+:meth:`SensitivityResult.allocate` turns the loss curves into per-layer sparsities at an overall target
+(greedy on the loss increase per pruned weight, the last layer set in between grid points so the total is
+exact), and :meth:`SensitivityResult.recipe` writes them as SparseML's ``final_sparsity: {0.9: [...], …}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.pruning import obs
+from sparsecore.pruning.schedule import exact_k
+from sparsecore.pruning.select import select_lowest
+
+METHODS = ("magnitude", "obs")
+MAX_FISHER_WEIGHTS = 2_000_000  # per chunk: F⁻¹ of 2M weights at B = 50 is 400 MB
+
+
+@dataclass
+class SensitivityResult:
+    baseline: dict[str, float]  # evaluate() of the unpruned model
+    layers: list[str]
+    numels: list[int]
+    sparsities: list[float]
+    # method → layer → one evaluate() result per sparsity (same order as ``sparsities``)
+    results: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
+    rows: int = 0  # validation rows evaluate() used
+    num_grads: int = 0
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "SensitivityResult":
+        return cls(**json.loads(Path(path).read_text()))
+
+    def increase(self, method: str, key: str = "loss") -> dict[str, list[float]]:
+        """``key`` minus its baseline, per layer and sparsity (for a metric, a drop is negative)."""
+        return {layer: [p[key] - self.baseline[key] for p in points]
+                for layer, points in self.results[method].items()}
+
+    def allocate(self, target: float, method: str, key: str = "loss") -> dict[str, float]:
+        """Per-layer sparsities with ``Σ nᵢ·sᵢ = target·Σ nᵢ`` that keep the summed loss increase small."""
+        top = self.sparsities[-1]
+        if not 0.0 < target <= top:
+            raise SparsecoreError(f"target sparsity {target} is outside (0, {top:g}]", "--target_sparsity",
+                                  f"use a target up to the largest measured sparsity {top:g}")
+        cost = self.increase(method, key)
+        grid = [0.0, *self.sparsities]
+        level = {layer: 0 for layer in self.layers}  # index into grid
+        numel = dict(zip(self.layers, self.numels))
+        need = target * sum(self.numels)
+
+        def pruned() -> float:
+            return sum(grid[level[n]] * numel[n] for n in self.layers)
+
+        def step_cost(layer: str) -> float:  # loss increase per extra pruned weight of the next grid step
+            i = level[layer]
+            before = 0.0 if i == 0 else cost[layer][i - 1]
+            return (cost[layer][i] - before) / ((grid[i + 1] - grid[i]) * numel[layer])
+
+        out: dict[str, float] = {}
+        while pruned() < need - 0.5:
+            open_layers = [n for n in self.layers if level[n] < len(grid) - 1]
+            best = min(open_layers, key=lambda n: (step_cost(n), self.layers.index(n)))
+            gap = need - pruned()
+            step = (grid[level[best] + 1] - grid[level[best]]) * numel[best]
+            if step > gap:  # the last one stops in between grid points: the total is exact
+                out[best] = grid[level[best]] + gap / numel[best]
+                break
+            level[best] += 1
+        return {n: out.get(n, grid[level[n]]) for n in self.layers}
+
+    def recipe(self, target: float, method: str, key: str = "loss") -> str:
+        """A GMP recipe whose ``final_sparsity`` map holds the allocation (sparsities rounded to 4 digits)."""
+        groups: dict[float, list[str]] = {}
+        for layer, s in self.allocate(target, method, key).items():
+            groups.setdefault(round(s, 4), []).append(layer)
+        lines = [f"# sensitivity-derived: {target:g} overall over {len(self.layers)} layers ({method} curves of "
+                 f"{key} on {self.rows} rows); train with it, or apply it with --one_shot",
+                 "num_epochs: 3", "pruning_start_epoch: 0", "pruning_end_epoch: 2", "update_frequency: 0.5", "",
+                 "training_modifiers:", "  - !EpochRangeModifier", "    end_epoch: eval(num_epochs)", "",
+                 "pruning_modifiers:", "  - !GMPruningModifier", "    final_sparsity:"]
+        for s in sorted(groups, reverse=True):
+            if s > 0:
+                lines.append(f"      {s}: [{', '.join(groups[s])}]")
+        lines += ["    start_epoch: eval(pruning_start_epoch)", "    end_epoch: eval(pruning_end_epoch)",
+                  "    update_frequency: eval(update_frequency)", ""]
+        return "\n".join(lines)
+
+
+def analyze(model: nn.Module, layers: list[tuple[str, nn.Parameter]], sparsities: Iterable[float],
+            evaluate: Callable[[], dict[str, float]], methods: Iterable[str] = METHODS,
+            grad_sampler: Callable[[int], Iterable[None]] | None = None, num_grads: int = 32, damp: float = 1e-7,
+            fisher_block_size: int = 50, rows: int = 0) -> SensitivityResult:
+    """Measure every (method, layer, sparsity); see the module docstring. ``grad_sampler(count)`` yields after
+    each of ``count`` backward passes (OBS only); ``evaluate()`` must not change the model."""
+    grid = sorted(float(s) for s in sparsities)
+    methods = list(methods)
+    if not grid or any(not 0.0 < s < 1.0 for s in grid):
+        raise SparsecoreError(f"sparsities {grid} must be in (0, 1)", "--sparsities", "e.g. 0.5,0.7,0.8,0.9,0.95")
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise SparsecoreError(f"unknown method {unknown[0] if unknown else '(none)'}", "--methods",
+                              f"use {', '.join(METHODS)}")
+    if "obs" in methods and grad_sampler is None:
+        raise SparsecoreError("OBS sensitivity needs gradients", "analyze()", "pass grad_sampler=")
+    was_training = model.training
+    model.eval()
+    result = SensitivityResult(evaluate(), [n for n, _ in layers], [p.numel() for _, p in layers], grid,
+                               rows=rows, num_grads=num_grads if "obs" in methods else 0)
+    bar = tqdm(total=len(methods) * len(layers) * len(grid), desc="sensitivity", unit="eval")
+    try:
+        for method in methods:
+            out = result.results.setdefault(method, {})
+            for chunk in _chunks(layers) if method == "obs" else [[layer] for layer in layers]:
+                finvs = _fisher(chunk, grad_sampler, num_grads, damp, fisher_block_size) if method == "obs" else {}
+                for name, param in chunk:
+                    out[name] = []
+                    for s in grid:
+                        with _pruned(param, s, finvs.get(name), fisher_block_size):
+                            out[name].append(evaluate())
+                        bar.update()
+    finally:
+        bar.close()
+        model.train(was_training)
+    return result
+
+
+def _chunks(layers):
+    chunk, size = [], 0
+    for name, param in layers:
+        if chunk and size + param.numel() > MAX_FISHER_WEIGHTS:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((name, param))
+        size += param.numel()
+    if chunk:
+        yield chunk
+
+
+@torch.no_grad()
+def _fisher(chunk, grad_sampler, num_grads: int, damp: float, b: int) -> dict:
+    """F⁻¹ per layer of ``chunk`` from ``num_grads`` sampled gradients: {name: (n_blocks, B, B) float32}."""
+    from sparsecore.kernels.fisher import fisher_inverse_init, fisher_inverse_update  # lazy: Numba
+
+    finvs = {name: fisher_inverse_init(-(-p.numel() // b), b, damp) for name, p in chunk}
+    for _ in grad_sampler(num_grads):
+        for name, param in chunk:
+            grad = param.grad.detach().float().cpu().reshape(-1)
+            fisher_inverse_update(finvs[name], obs.to_blocks(grad, b).numpy(), num_grads)
+    return {name: torch.from_numpy(f) for name, f in finvs.items()}
+
+
+class _pruned:
+    """Context: ``param`` pruned to ``sparsity`` (magnitude, or OBS with ``finv``), restored on exit."""
+
+    def __init__(self, param: nn.Parameter, sparsity: float, finv: torch.Tensor | None, b: int) -> None:
+        self.param, self.sparsity, self.finv, self.b = param, sparsity, finv, b
+
+    @torch.no_grad()
+    def __enter__(self) -> None:
+        p = self.param
+        self.saved = p.detach().clone()
+        flat = p.detach().float().cpu().reshape(-1)
+        k = exact_k(self.sparsity, flat.numel())
+        if self.finv is None:
+            p.masked_fill_(select_lowest(flat.abs(), k).reshape(p.shape).to(p.device), 0.0)
+            return
+        w = obs.to_blocks(flat, self.b)  # (n_blocks, B)
+        scores = obs.saliency(w, self.finv).reshape(-1)[: flat.numel()]
+        pruned = obs.to_blocks(select_lowest(scores, k).float(), self.b).bool()
+        new = obs.update(w, self.finv, pruned).reshape(-1)[: flat.numel()]
+        p.copy_(new.reshape(p.shape).to(p.device, p.dtype))
+
+    @torch.no_grad()
+    def __exit__(self, *exc) -> None:
+        self.param.copy_(self.saved)

@@ -1,0 +1,80 @@
+"""Sensitivity analysis on a toy model: every (method, layer, sparsity) measured with the layer alone pruned to
+exactly k weights, weights restored; the allocation hits the overall target exactly and favours the cheap layer;
+the emitted recipe applies to that allocation."""
+
+import pytest
+import torch
+from torch import nn
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.recipe import load_recipe
+from sparsecore.sensitivity import SensitivityResult, analyze
+from sparsecore.session import apply_one_shot
+
+
+def toy():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    seen = []
+
+    def evaluate():
+        seen.append([int((p == 0).sum()) for p in (model[0].weight, model[2].weight)])
+        with torch.no_grad():
+            return {"loss": float(nn.functional.cross_entropy(model(x), y)), "accuracy": 0.0}
+
+    def grads(count):
+        for i in range(count):
+            model.zero_grad()
+            with torch.enable_grad():
+                nn.functional.cross_entropy(model(x[i::4]), y[i::4]).backward()
+            yield
+
+    layers = [("0.weight", model[0].weight), ("2.weight", model[2].weight)]
+    return model, layers, evaluate, grads, seen
+
+
+def test_each_layer_alone_exactly_k_and_weights_restored():
+    model, layers, evaluate, grads, seen = toy()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = analyze(model, layers, [0.5, 0.25], evaluate, ["magnitude", "obs"], grads, num_grads=4,
+                     fisher_block_size=8)
+    assert result.sparsities == [0.25, 0.5] and result.layers == ["0.weight", "2.weight"]
+    # baseline, then per method: layer 0 at 25 % and 50 % (32, 64 of 128), layer 1 (16, 32 of 64)
+    assert seen == [[0, 0]] + [[32, 0], [64, 0], [0, 16], [0, 32]] * 2
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    inc = {m: result.increase(m) for m in ("magnitude", "obs")}
+    assert inc["magnitude"]["0.weight"] != inc["obs"]["0.weight"]  # OBS moves the surviving weights
+    assert all(len(v) == 2 for m in inc.values() for v in m.values())
+
+
+def test_allocation_is_exact_and_prefers_the_cheap_layer():
+    result = SensitivityResult({"loss": 1.0}, ["cheap", "costly"], [1000, 1000], [0.5, 0.7, 0.9],
+                               {"m": {"cheap": [{"loss": 1.0}, {"loss": 1.01}, {"loss": 1.02}],
+                                      "costly": [{"loss": 1.2}, {"loss": 1.5}, {"loss": 2.0}]}})
+    alloc = result.allocate(0.6, "m")
+    assert alloc["cheap"] == 0.9 and alloc["costly"] == pytest.approx(0.3)
+    assert sum(alloc.values()) * 1000 == pytest.approx(0.6 * 2000)
+    with pytest.raises(SparsecoreError, match="outside"):
+        result.allocate(0.95, "m")
+
+
+def test_the_emitted_recipe_prunes_to_the_target():
+    model, layers, evaluate, grads, _ = toy()
+    result = analyze(model, layers, [0.3, 0.6, 0.9], evaluate, ["magnitude"])
+    recipe = load_recipe(result.recipe(0.7, "magnitude"))
+    apply_one_shot(recipe, model)
+    zeros = sum(int((p == 0).sum()) for _, p in layers)
+    assert zeros == pytest.approx(0.7 * (128 + 64), abs=1)
+    alloc = result.allocate(0.7, "magnitude")
+    assert int((model[0].weight == 0).sum()) == round(alloc["0.weight"] * 128)
+
+
+def test_bad_grids_and_methods_are_errors():
+    model, layers, evaluate, grads, _ = toy()
+    with pytest.raises(SparsecoreError, match="must be in"):
+        analyze(model, layers, [0.5, 1.0], evaluate, ["magnitude"])
+    with pytest.raises(SparsecoreError, match="unknown method taylor"):
+        analyze(model, layers, [0.5], evaluate, ["taylor"])
+    with pytest.raises(SparsecoreError, match="needs gradients"):
+        analyze(model, layers, [0.5], evaluate, ["obs"])
