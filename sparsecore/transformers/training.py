@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sparsecore import distributed
 from sparsecore.adapters.arguments import training_arguments
 from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
 from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
 from sparsecore.adapters.trainer import args_as_json, seed_everything
-from sparsecore import distributed
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_vocabulary, is_disk_full, remove_added, snapshot
 from sparsecore.folders import TrainingInfo

@@ -8,8 +8,8 @@ from torch import nn
 
 from sparsecore import Session
 from sparsecore.errors import SparsecoreError
-from sparsecore.session import apply_one_shot
 from sparsecore.recipe import load_recipe
+from sparsecore.session import apply_one_shot
 from tests.reference import naive_movement_masks
 
 RECIPE = """
