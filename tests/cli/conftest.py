@@ -12,17 +12,23 @@ FAST_ARGS = ["--pad_to_max_length", "false", "--max_seq_length", "64", "--per_de
 
 
 @pytest.fixture
-def cli(capsys):
-    """Run the CLI in-process; return (exit_code, stdout, stderr)."""
-    def invoke(*argv):
+def run_main(capsys):
+    """Run any CLI's ``main(argv)`` in-process: ``run_main(main, *argv)`` → (exit_code, stdout, stderr)."""
+    def invoke(entry, *argv):
         code = 0
         try:
-            main([str(a) for a in argv])
+            entry([str(a) for a in argv])
         except SystemExit as exc:
             code = exc.code
         out = capsys.readouterr()
         return code, out.out, out.err
     return invoke
+
+
+@pytest.fixture
+def cli(run_main):
+    """Run the training CLI in-process; return (exit_code, stdout, stderr)."""
+    return lambda *argv: run_main(main, *argv)
 
 
 @pytest.fixture

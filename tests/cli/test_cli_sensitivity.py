@@ -12,19 +12,9 @@ ARGS = ["--task_name", "sst2", "--num_rows", "48", "--num_grads", "4", "--fisher
         "--sparsities", "0.5,0.9"]
 
 
-def invoke(capsys, *argv):
-    code = 0
-    try:
-        main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_writes_results_picture_and_a_recipe_that_trains(tiny_model, tmp_path, capsys, cli):
+def test_writes_results_picture_and_a_recipe_that_trains(tiny_model, tmp_path, run_main, cli):
     out = tmp_path / "sens"
-    code, stdout, stderr = invoke(capsys, "--model_path", tiny_model, *ARGS, "--target_sparsity", "0.7",
+    code, stdout, stderr = run_main(main, "--model_path", tiny_model, *ARGS, "--target_sparsity", "0.7",
                                   "--output_dir", out)
     assert code == 0, stderr[-2000:]
     assert set(json.loads(stdout)) == {"results", "picture", "recipe"}
@@ -48,16 +38,16 @@ def test_writes_results_picture_and_a_recipe_that_trains(tiny_model, tmp_path, c
     (["--target_sparsity", "0.97"], "--target_sparsity 0.97 is outside (0, 0.9]"),
     (["--num_rows", "0"], "--num_rows is 0"),
 ])
-def test_bad_flags_are_one_line_and_write_nothing(tiny_model, tmp_path, capsys, extra, error):
+def test_bad_flags_are_one_line_and_write_nothing(tiny_model, tmp_path, run_main, extra, error):
     out = tmp_path / "sens"
-    code, _, stderr = invoke(capsys, "--model_path", tiny_model, *ARGS, *extra, "--output_dir", out)
+    code, _, stderr = run_main(main, "--model_path", tiny_model, *ARGS, *extra, "--output_dir", out)
     assert code == 2 and error in stderr and "Traceback" not in stderr
     assert not out.exists() and not list(tmp_path.glob(".sens-*"))
 
 
-def test_an_existing_folder_is_kept(tiny_model, tmp_path, capsys):
+def test_an_existing_folder_is_kept(tiny_model, tmp_path, run_main):
     out = tmp_path / "sens"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
-    code, _, stderr = invoke(capsys, "--model_path", tiny_model, *ARGS, "--output_dir", out)
+    code, _, stderr = run_main(main, "--model_path", tiny_model, *ARGS, "--output_dir", out)
     assert code == 2 and "output folder exists" in stderr and (out / "mine.txt").read_text() == "keep"
