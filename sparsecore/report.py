@@ -66,7 +66,7 @@ def plot_sensitivity(result, path: Path, title: str) -> None:
     import numpy as np
 
     methods = list(result.results)
-    short = [n.replace(".weight", "").replace("encoder.layer.", "L").replace("attention.", "") for n in result.layers]
+    short = [_short(n) for n in result.layers]
     fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods) + 1.5, 0.22 * len(short) + 2),
                              squeeze=False)
     grids = [np.array([result.increase(m)[n] for n in result.layers]) for m in methods]
@@ -81,3 +81,12 @@ def plot_sensitivity(result, path: Path, title: str) -> None:
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def _short(name: str) -> str:
+    """``bert.encoder.layer.3.attention.output.dense.weight`` → ``bert.L3.attn_out`` (axis labels)."""
+    for long, brief in ((".weight", ""), ("encoder.layer.", "L"), ("attention.self.", ""),
+                        ("attention.output.dense", "attn_out"), ("intermediate.dense", "ffn_in"),
+                        ("output.dense", "ffn_out")):
+        name = name.replace(long, brief)
+    return name

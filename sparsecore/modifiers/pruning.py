@@ -122,6 +122,8 @@ class GMPruningModifier(Modifier):
         self.rt.accumulated = 0  # optimizer steps scored (restored on resume with the scores)
 
         def add_scores(*_):
+            if self.rt.progress.done:  # the last update is behind: scores are no longer read
+                return
             if all([movement.accumulate(self.rt.scores[name], p, p.grad) for name, p in params]):
                 self.rt.accumulated += 1
 
