@@ -7,8 +7,8 @@ gradients), each layer and each sparsity: prune exactly round(s·n) weights of t
 OBS the F⁻¹ of a chunk of layers at a time (≤ ``MAX_FISHER_WEIGHTS``·B floats; gradients sampled once a chunk).
 
 :meth:`SensitivityResult.allocate` turns the loss curves into per-layer sparsities at an overall target
-(greedy on the loss increase per pruned weight, the last layer set in between grid points so the total is
-exact), and :meth:`SensitivityResult.recipe` writes them as SparseML's ``final_sparsity: {0.9: [...], …}``.
+(greedy on the loss increase per pruned weight, each layer within target ± spread, the total exact), and
+:meth:`SensitivityResult.recipe` writes them as SparseML's ``final_sparsity: {0.9: [...], …}``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,23 @@ from sparsecore.pruning.select import select_lowest
 
 METHODS = ("magnitude", "obs")
 MAX_FISHER_WEIGHTS = 2_000_000  # per chunk: F⁻¹ of 2M weights at B = 50 is 400 MB
+SPREAD = 0.15  # default: each layer's allocated sparsity within target ± SPREAD
+
+
+def _monotone(xs: list[float], ys: list[float]):
+    """Piecewise-linear through (xs, running max of ys clipped at 0): a non-decreasing cost curve."""
+    best, fixed = 0.0, []
+    for y in ys:
+        best = max(best, y)
+        fixed.append(best)
+
+    def at(x: float) -> float:
+        for (x0, y0), (x1, y1) in zip(zip(xs, fixed), zip(xs[1:], fixed[1:])):
+            if x <= x1 + 1e-12:
+                return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        return fixed[-1]
+
+    return at
 
 
 @dataclass
@@ -54,45 +71,46 @@ class SensitivityResult:
         return {layer: [p[key] - self.baseline[key] for p in points]
                 for layer, points in self.results[method].items()}
 
-    def allocate(self, target: float, method: str, key: str = "loss") -> dict[str, float]:
-        """Per-layer sparsities with ``Σ nᵢ·sᵢ = target·Σ nᵢ`` that keep the summed loss increase small."""
+    def allocate(self, target: float, method: str, key: str = "loss", spread: float = SPREAD,
+                 step: float = 0.01) -> dict[str, float]:
+        """Per-layer sparsities with ``Σ nᵢ·sᵢ = target·Σ nᵢ`` that keep the summed loss increase small.
+
+        Each layer's curve is made monotone (more pruning never costs less: a dip is noise of the few rows) and
+        read between grid points linearly; every layer stays within ``target ± spread`` (single-layer costs do
+        not add up at high sparsity: unbounded, the cheap layers would all be pushed to the top). Greedy in
+        ``step`` increments on the lowest loss increase per pruned weight; the last increment is cut so the
+        total is exact."""
         top = self.sparsities[-1]
         if not 0.0 < target <= top:
             raise SparsecoreError(f"target sparsity {target} is outside (0, {top:g}]", "--target_sparsity",
                                   f"use a target up to the largest measured sparsity {top:g}")
-        cost = self.increase(method, key)
-        grid = [0.0, *self.sparsities]
-        level = {layer: 0 for layer in self.layers}  # index into grid
+        curves = {layer: _monotone([0.0, *self.sparsities], [0.0, *inc])
+                  for layer, inc in self.increase(method, key).items()}
+        lo, hi = max(0.0, target - spread), min(top, target + spread)
+        level = {layer: lo for layer in self.layers}
         numel = dict(zip(self.layers, self.numels))
-        need = target * sum(self.numels)
+        gap = target * sum(self.numels) - lo * sum(self.numels)
 
-        def pruned() -> float:
-            return sum(grid[level[n]] * numel[n] for n in self.layers)
+        def marginal(layer: str) -> float:  # loss increase per pruned weight of the next increment
+            s0 = level[layer]
+            s1 = min(s0 + step, hi)
+            return (curves[layer](s1) - curves[layer](s0)) / ((s1 - s0) * numel[layer])
 
-        def step_cost(layer: str) -> float:  # loss increase per extra pruned weight of the next grid step
-            i = level[layer]
-            before = 0.0 if i == 0 else cost[layer][i - 1]
-            return (cost[layer][i] - before) / ((grid[i + 1] - grid[i]) * numel[layer])
+        while gap > 0.5:
+            open_layers = [n for n in self.layers if level[n] < hi - 1e-12]
+            best = min(open_layers, key=lambda n: (marginal(n), self.layers.index(n)))
+            rise = min(step, hi - level[best], gap / numel[best])
+            level[best] += rise
+            gap -= rise * numel[best]
+        return level
 
-        out: dict[str, float] = {}
-        while pruned() < need - 0.5:
-            open_layers = [n for n in self.layers if level[n] < len(grid) - 1]
-            best = min(open_layers, key=lambda n: (step_cost(n), self.layers.index(n)))
-            gap = need - pruned()
-            step = (grid[level[best] + 1] - grid[level[best]]) * numel[best]
-            if step > gap:  # the last one stops in between grid points: the total is exact
-                out[best] = grid[level[best]] + gap / numel[best]
-                break
-            level[best] += 1
-        return {n: out.get(n, grid[level[n]]) for n in self.layers}
-
-    def recipe(self, target: float, method: str, key: str = "loss") -> str:
+    def recipe(self, target: float, method: str, key: str = "loss", spread: float = SPREAD) -> str:
         """A GMP recipe whose ``final_sparsity`` map holds the allocation (sparsities rounded to 4 digits)."""
         groups: dict[float, list[str]] = {}
-        for layer, s in self.allocate(target, method, key).items():
+        for layer, s in self.allocate(target, method, key, spread).items():
             groups.setdefault(round(s, 4), []).append(layer)
-        lines = [f"# sensitivity-derived: {target:g} overall over {len(self.layers)} layers ({method} curves of "
-                 f"{key} on {self.rows} rows); train with it, or apply it with --one_shot",
+        lines = [f"# sensitivity-derived: {target:g} overall over {len(self.layers)} layers, each within ±{spread:g} "
+                 f"({method} curves of {key} on {self.rows} rows); train with it, or apply it with --one_shot",
                  "num_epochs: 3", "pruning_start_epoch: 0", "pruning_end_epoch: 2", "update_frequency: 0.5", "",
                  "training_modifiers:", "  - !EpochRangeModifier", "    end_epoch: eval(num_epochs)", "",
                  "pruning_modifiers:", "  - !GMPruningModifier", "    final_sparsity:"]

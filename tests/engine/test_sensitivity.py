@@ -52,11 +52,22 @@ def test_allocation_is_exact_and_prefers_the_cheap_layer():
     result = SensitivityResult({"loss": 1.0}, ["cheap", "costly"], [1000, 1000], [0.5, 0.7, 0.9],
                                {"m": {"cheap": [{"loss": 1.0}, {"loss": 1.01}, {"loss": 1.02}],
                                       "costly": [{"loss": 1.2}, {"loss": 1.5}, {"loss": 2.0}]}})
-    alloc = result.allocate(0.6, "m")
-    assert alloc["cheap"] == 0.9 and alloc["costly"] == pytest.approx(0.3)
-    assert sum(alloc.values()) * 1000 == pytest.approx(0.6 * 2000)
-    with pytest.raises(SparsecoreError, match="outside"):
-        result.allocate(0.95, "m")
+    free = result.allocate(0.6, "m", spread=1.0)
+    assert free["cheap"] == pytest.approx(0.9) and free["costly"] == pytest.approx(0.3)
+    bounded = result.allocate(0.6, "m")  # default: each layer within 0.6 ± 0.15
+    assert bounded["cheap"] == pytest.approx(0.75) and bounded["costly"] == pytest.approx(0.45)
+    for alloc in (free, bounded):
+        assert sum(alloc.values()) * 1000 == pytest.approx(0.6 * 2000)
+
+
+def test_cost_curves_are_monotone_and_linear_between_grid_points():
+    from sparsecore.sensitivity import _monotone
+
+    curve = _monotone([0.0, 0.5, 0.7, 0.9], [0.0, 0.2, 0.1, 0.4])  # the dip at 0.7 is noise of few rows
+    assert curve(0.25) == pytest.approx(0.1) and curve(0.7) == pytest.approx(0.2)
+    assert curve(0.8) == pytest.approx(0.3) and curve(0.9) == pytest.approx(0.4)
+    xs = [i / 100 for i in range(91)]
+    assert all(curve(a) <= curve(b) + 1e-12 for a, b in zip(xs, xs[1:]))
 
 
 def test_the_emitted_recipe_prunes_to_the_target():
