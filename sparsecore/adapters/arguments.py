@@ -99,6 +99,8 @@ class SensitivityArguments:
         "help": "tokens per row (default: the max_seq_length the model was trained with, else 128)"})
     target_sparsity: float | None = field(default=None, metadata={
         "help": "also write recipe.yaml: per-layer sparsities at this overall target (SparseML's final_sparsity map)"})
+    allocation_spread: float = field(default=0.15, metadata={
+        "help": "with --target_sparsity: each layer's sparsity stays within target ± this"})
     output_dir: str | None = field(default=None, metadata={
         "help": "where to write (default: <model_path>/sensitivity)"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace an existing output_dir"})

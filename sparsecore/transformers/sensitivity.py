@@ -55,6 +55,9 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     for name in ("num_rows", "num_grads", "grad_batch_size", "batch_size", "fisher_block_size"):
         if getattr(args, name) < 1:
             raise SparsecoreError(f"--{name} is {getattr(args, name)}", f"--{name}", "use a positive integer")
+    if not 0 <= args.allocation_spread <= 1:
+        raise SparsecoreError(f"--allocation_spread is {args.allocation_spread}", "--allocation_spread",
+                              "use a value in [0, 1], e.g. 0.15")
     if args.target_sparsity is not None and not 0 < args.target_sparsity <= max(grid, default=0):
         raise SparsecoreError(f"--target_sparsity {args.target_sparsity} is outside (0, {max(grid, default=0):g}]",
                               "--target_sparsity", "use a target up to the largest --sparsities value")
@@ -121,5 +124,5 @@ def _write(result: SensitivityResult, out: Path, args: SensitivityArguments, mod
         plot_sensitivity(result, tmp / PICTURE, f"Sensitivity — {model_path.name} ({result.rows} rows)")
         if args.target_sparsity is not None:
             method = "magnitude" if "magnitude" in result.results else "obs"  # the recipe prunes by magnitude
-            (tmp / RECIPE).write_text(result.recipe(args.target_sparsity, method))
+            (tmp / RECIPE).write_text(result.recipe(args.target_sparsity, method, spread=args.allocation_spread))
     return files
