@@ -110,15 +110,14 @@ class SensitivityResult:
         for layer, s in self.allocate(target, method, key, spread).items():
             groups.setdefault(round(s, 4), []).append(layer)
         lines = [f"# sensitivity-derived: {target:g} overall over {len(self.layers)} layers, each within ±{spread:g} "
-                 f"({method} curves of {key} on {self.rows} rows); train with it, or apply it with --one_shot",
-                 "num_epochs: 3", "pruning_start_epoch: 0", "pruning_end_epoch: 2", "update_frequency: 0.5", "",
-                 "training_modifiers:", "  - !EpochRangeModifier", "    end_epoch: eval(num_epochs)", "",
+                 f"({method} curves of {key} on {self.rows} rows); train with it (3 epochs, pruning over epochs "
+                 "0-2), or apply it with --one_shot",
+                 "training_modifiers:", "  - !EpochRangeModifier", "    end_epoch: 3", "",
                  "pruning_modifiers:", "  - !GMPruningModifier", "    final_sparsity:"]
         for s in sorted(groups, reverse=True):
             if s > 0:
                 lines.append(f"      {s}: [{', '.join(groups[s])}]")
-        lines += ["    start_epoch: eval(pruning_start_epoch)", "    end_epoch: eval(pruning_end_epoch)",
-                  "    update_frequency: eval(update_frequency)", ""]
+        lines += ["    start_epoch: 0", "    end_epoch: 2", "    update_frequency: 0.5", ""]
         return "\n".join(lines)
 
 
@@ -172,16 +171,9 @@ def _chunks(layers):
         yield chunk
 
 
-@torch.no_grad()
 def _fisher(chunk, grad_sampler, num_grads: int, damp: float, b: int) -> dict:
     """F⁻¹ per layer of ``chunk`` from ``num_grads`` sampled gradients: {name: (n_blocks, B, B) float32}."""
-    from sparsecore.kernels.fisher import fisher_inverse_init, fisher_inverse_update  # lazy: Numba
-
-    finvs = {name: fisher_inverse_init(-(-p.numel() // b), b, damp) for name, p in chunk}
-    for _ in grad_sampler(num_grads):
-        for name, param in chunk:
-            grad = param.grad.detach().float().cpu().reshape(-1)
-            fisher_inverse_update(finvs[name], obs.to_blocks(grad, b).numpy(), num_grads)
+    finvs = obs.stream_fisher_inverses(chunk, grad_sampler(num_grads), num_grads, damp, b)
     return {name: torch.from_numpy(f) for name, f in finvs.items()}
 
 
