@@ -8,6 +8,7 @@ into every checkpoint, and is finalized at the end.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_s
     Each call draws its batch order from ``seed`` and the call's number (not the global RNG), the same on
     every rank; under torchrun this rank computes global samples ``rank, rank + W, …`` of it
     (:func:`sparsecore.distributed.own_samples`), so all ranks together compute what one process would."""
-    calls = iter(range(1 << 62))
+    calls = itertools.count()
 
     def sample(count: int, batch_size: int | None, desc: str):
         order = torch.Generator().manual_seed(seed + next(calls))

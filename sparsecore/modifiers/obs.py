@@ -108,21 +108,13 @@ class OBSPruningModifier(Modifier):
     def _sparsity(self, state) -> float:
         return group_sparsity(state, self.rt.params)
 
-    @torch.no_grad()
     def _fisher_inverses(self, state) -> dict:
         """Stream ``num_grads`` gradients into F⁻¹ per parameter: {name: (n_blocks, B, B) float32 numpy}."""
-        from sparsecore.kernels.fisher import fisher_inverse_init, fisher_inverse_update  # lazy: Numba
-
-        b = self.fisher_block_size
-        finvs = {name: fisher_inverse_init(-(-p.numel() // b), b, self.damp) for name, p in self.rt.params}
         batch_size = (self.grad_sampler_kwargs or {}).get("batch_size")
-        for _ in state.sample_gradients(self.num_grads, batch_size, f"!{self.tag} gradients", self.rt.params):
-            for name, param in self.rt.params:
-                grad = param.grad.detach().float().cpu().reshape(-1)  # kernels work on host memory
-                if name in state.masks:
-                    grad = grad.masked_fill(state.masks.pruned(name).cpu().reshape(-1), 0.0)
-                fisher_inverse_update(finvs[name], obs.to_blocks(grad, b).numpy(), self.num_grads)
-        return finvs
+        samples = state.sample_gradients(self.num_grads, batch_size, f"!{self.tag} gradients", self.rt.params)
+        pruned = {name: state.masks.pruned(name) for name, _ in self.rt.params if name in state.masks}
+        return obs.stream_fisher_inverses(self.rt.params, samples, self.num_grads, self.damp, self.fisher_block_size,
+                                          pruned)
 
     @torch.no_grad()
     def _step(self, state, target: float) -> None:

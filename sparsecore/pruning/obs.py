@@ -57,3 +57,22 @@ def update(w: torch.Tensor, finv: torch.Tensor, pruned: torch.Tensor) -> torch.T
     x = torch.linalg.solve(a, (w * p).unsqueeze(-1))
     new = w - torch.bmm(finv, x).squeeze(-1)
     return torch.where(pruned, torch.zeros_like(new), new)
+
+
+@torch.no_grad()
+def stream_fisher_inverses(params, samples, num_grads: int, damp: float, block_size: int,
+                           pruned: dict | None = None) -> dict:
+    """After each step of ``samples`` (an iterable that leaves a gradient in ``.grad``), fold every parameter's
+    gradient into its block-diagonal F⁻¹ (Numba kernel): {name: (n_blocks, B, B) float32 numpy}. Entries masked
+    in ``pruned`` (name → bool tensor) count as zero gradient. Memory: d·B floats per parameter."""
+    from sparsecore.kernels.fisher import fisher_inverse_init, fisher_inverse_update  # lazy: Numba
+
+    b = block_size
+    finvs = {name: fisher_inverse_init(-(-p.numel() // b), b, damp) for name, p in params}
+    for _ in samples:
+        for name, param in params:
+            grad = param.grad.detach().float().cpu().reshape(-1)  # kernels work on host memory
+            if pruned and name in pruned:
+                grad = grad.masked_fill(pruned[name].cpu().reshape(-1), 0.0)
+            fisher_inverse_update(finvs[name], to_blocks(grad, b).numpy(), num_grads)
+    return finvs
