@@ -26,7 +26,8 @@ RESULTS = Path(__file__).with_name("results") / "full_data_accuracy.json"
 PICTURE = Path(__file__).resolve().parents[1] / "docs" / "accuracy_vs_sparsity.png"
 COMMON = dict(task_name="sst2", pad_to_max_length=False, max_seq_length=128, per_device_train_batch_size=32,
               per_device_eval_batch_size=64, do_train=True, do_eval=True, save_strategy="no", logging_steps=100,
-              seed=42, overwrite_output_dir=True, disable_tqdm=True)
+              seed=42, overwrite_output_dir=True, disable_tqdm=True,
+              train_sampling_strategy="group_by_length")  # batches of similar length: 1.05× padding, not 3×
 LINEARS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
            r"intermediate\.dense|output\.dense)\.weight")
 OBS90 = f"""
@@ -58,7 +59,7 @@ RUNS = {  # name → (teacher needed, train() keyword arguments); the student st
     "dense": (False, dict(model_name_or_path="minilm", recipe="dense-finetune",
                           recipe_args="num_epochs=1,init_lr=1e-4")),
     "gmp80": (True, dict(recipe="minilm-gmp80-demo",
-                         recipe_args="num_epochs=2,pruning_start_epoch=0,pruning_end_epoch=1.5,"
+                         recipe_args="num_epochs=3,pruning_start_epoch=0,pruning_end_epoch=2,"
                                      "pruning_update_frequency=0.1,init_lr=1e-4")),
     "obs90": (True, dict(recipe=OBS90)),
     "qat80": (True, dict(model_name_or_path="{out}/gmp80", recipe="minilm-pruned-qat",
@@ -162,7 +163,8 @@ def _plain_trainer(glue_dir: str, folder: Path, rows: int) -> float:
     model = load_classifier(str(minilm_path()), data.problem_type, data.label_names)
     args = TrainingArguments(output_dir=str(folder), per_device_train_batch_size=32, num_train_epochs=1,
                              learning_rate=1e-4, save_strategy="no", report_to=[], disable_tqdm=True, seed=42,
-                             logging_steps=100, dataloader_pin_memory=False)
+                             logging_steps=100, dataloader_pin_memory=False,
+                             train_sampling_strategy="group_by_length")
     trainer = Trainer(model=model, args=args, train_dataset=tokenize_split(data.train, tokenizer, 128, False, rows),
                       data_collator=padding_collator(tokenizer))
     return trainer.train().metrics["train_samples_per_second"]

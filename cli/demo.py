@@ -68,7 +68,7 @@ def engine_speedup(dense_dir: Path, pruned_dir: Path, rows: int = 256) -> dict:
     from sparsecore.tasks import load_data, sample_glue_dir
     from sparsecore.transformers import export
 
-    texts = [t[0] for t in load_data(task_name="sst2", glue_dir=sample_glue_dir()).evals["validation"].texts[:rows]]
+    texts = [t[0] for t in load_data(task_name="sst2", glue_dir=sample_glue_dir()).evals["validation"].head(rows).texts]
     seconds = {}
     for name, folder in (("dense", dense_dir), ("pruned", pruned_dir)):
         pipe = Pipeline.create(model_path=export(model_path=folder).deployment, engine="sparsecore", batch_size=32)

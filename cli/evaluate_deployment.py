@@ -41,12 +41,13 @@ def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", ba
                               "evaluate on the task the model was trained for")
     metrics, started = {}, time.time()
     for name, split in data.evals.items():
-        n = len(split.texts) if max_eval_samples is None else min(max_eval_samples, len(split.texts))
-        texts = [t[0] if len(t) == 1 else list(t) for t in split.texts[:n]]
+        split = split.head(max_eval_samples)
+        n = len(split)
+        texts = [t[0] if len(t) == 1 else list(t) for t in split.texts]
         logits = pipe.logits(texts)
         prefix = "eval" if name == "validation" else f"eval_{name}"
         found = compute_metrics(data.problem_type, metric_names_for(spec.name, data.problem_type), logits,
-                                split.labels[:n])
+                                split.labels)
         metrics.update({f"{prefix}_{k}": v for k, v in found.items()} | {f"{prefix}_samples": n})
     metrics["eval_runtime_s"] = time.time() - started
     (pipe.deployment.folder / RESULTS).write_text(json.dumps(metrics, indent=1))

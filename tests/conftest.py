@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Converted tables and tokenized features go to a cache of this test session (datasets reads the variable when
+# imported, so it is set before any test imports it), never to the user's ~/.cache; and nothing reaches the hub.
+_DATA_CACHE = tempfile.mkdtemp(prefix="sparsecore-test-cache-")
+atexit.register(shutil.rmtree, _DATA_CACHE, ignore_errors=True)
+os.environ["HF_DATASETS_CACHE"] = _DATA_CACHE
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

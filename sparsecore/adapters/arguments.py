@@ -33,7 +33,9 @@ class ModelArguments:
         "help": "Teacher for distillation: a local model folder trained on the task, 'self' (a frozen copy of the "
                 "starting model), or 'disable'."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are cached."})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "Where hub downloads, converted data tables and tokenized features are cached "
+                "(default: the datasets cache, $HF_DATASETS_CACHE)."})
 
 
 @dataclass
@@ -47,9 +49,22 @@ class DataTrainingArguments:
         "help": f"GLUE task: {', '.join(GLUE_TASKS)}. Without a GLUE folder, sst2 uses the bundled sample."})
     glue_dir: str | None = field(default=None, metadata={
         "help": "Folder laid out like GLUE (<task>/train.tsv, validation.tsv). Default: $SPARSECORE_GLUE_DIR."})
-    train_file: str | None = field(default=None, metadata={"help": "Training data: csv, tsv, json or jsonl."})
-    validation_file: str | None = field(default=None, metadata={"help": "Validation data: csv, tsv, json or jsonl."})
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "A whole dataset through `datasets`: a folder written by save_to_disk, a folder of data files, or "
+                "a hub id (online, or from the cache offline)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The configuration of --dataset_name."})
+    train_file: str | None = field(default=None, metadata={
+        "help": "Training data: csv, tsv, json, jsonl, parquet, arrow, or a folder written by save_to_disk."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation data (formats as --train_file)."})
     test_file: str | None = field(default=None, metadata={"help": "Test data to predict (labels optional)."})
+    validation_ratio: float | None = field(default=None, metadata={
+        "help": "Hold out this fraction of train as the validation split (stratified by class, fixed seed 42)."})
+    eval_on_test: bool = field(default=False, metadata={
+        "help": "Evaluate on the (labeled) test split instead of the validation split."})
+    overwrite_cache: bool = field(default=False, metadata={
+        "help": "Convert and tokenize the data again instead of reading the cache."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={
+        "help": "Processes that tokenize (default: one)."})
     input_column_names: str | None = field(default=None, metadata={
         "help": "Comma-separated text column(s) of custom files (one or two)."})
     label_column_name: str = field(default="label", metadata={"help": "Label column of custom files."})

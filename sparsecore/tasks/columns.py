@@ -1,4 +1,4 @@
-"""Column checks and text-column selection for ``load_data``.
+"""Column checks (on column-name lists) and text-column selection for ``load_data``.
 
 Custom (no task) text columns = ``input_column_names``, else sentence1+sentence2, else
 sentence, else text, else the first one or two non-label text columns.
@@ -6,14 +6,13 @@ sentence, else text, else the first one or two non-label text columns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.tasks.labels import _number
+from sparsecore.tasks.columnar import is_text_column
 
 
-def _available(t: Mapping[str, list]) -> str:
+def _available(t: Sequence[str]) -> str:
     return ", ".join(t) or "(none)"
 
 
@@ -30,7 +29,7 @@ def _check_same_columns(train_t, train_path, t, path, name: str) -> None:
     )
 
 
-def _require_columns(t: Mapping[str, list], path: Path, cols: Sequence[str], name: str) -> None:
+def _require_columns(t: Sequence[str], path, cols: Sequence[str], name: str) -> None:
     for c in cols:
         if c not in t:
             raise SparsecoreError(
@@ -40,7 +39,7 @@ def _require_columns(t: Mapping[str, list], path: Path, cols: Sequence[str], nam
             )
 
 
-def _text_columns(spec, given, ref_t, ref_path, label_col) -> tuple[str, ...]:
+def _text_columns(spec, given, ref_ds, ref_path, label_col) -> tuple[str, ...]:
     if given is not None:
         if isinstance(given, str):
             given = [given]
@@ -55,27 +54,14 @@ def _text_columns(spec, given, ref_t, ref_path, label_col) -> tuple[str, ...]:
         return cols
     if spec is not None:
         return spec.text_columns
-    names = [c for c in ref_t if c != label_col]
+    names = [c for c in ref_ds.column_names if c != label_col]
     if "sentence1" in names and "sentence2" in names:
         return ("sentence1", "sentence2")
     for c in ("sentence", "text"):
         if c in names:
             return (c,)
-    texty = [c for c in names if _is_text_column(ref_t[c])]
+    texty = [c for c in names if is_text_column(ref_ds, c)]
     if not texty:
         raise SparsecoreError("no text column found", str(ref_path),
-                              f"pass input_column_names (available columns: {_available(ref_t)})")
+                              f"pass input_column_names (available columns: {_available(ref_ds.column_names)})")
     return tuple(texty[:2])
-
-
-def _is_text_column(values: list) -> bool:
-    return all(isinstance(v, str) for v in values) and not all(_number(v) is not None for v in values)
-
-
-def _texts(t: Mapping[str, list], cols: tuple[str, ...], path: Path) -> list[tuple[str, ...]]:
-    for c in cols:
-        for i, v in enumerate(t[c]):
-            if not isinstance(v, str):
-                raise SparsecoreError(f"text column {c!r} holds a {type(v).__name__}, not a string",
-                                      f"{path}, row {i + 1}", "make every text value a string")
-    return list(zip(*(t[c] for c in cols)))

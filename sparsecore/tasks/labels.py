@@ -219,3 +219,17 @@ def _encode_glue(spec: TaskSpec, values: list, where: str) -> np.ndarray:
                 f"use ids 0..{len(names) - 1} or names ({', '.join(names)})",
             )
     return out
+
+
+def _encode_class_ids(values: list, names: list[str], where: str) -> np.ndarray:
+    """Labels of a ``datasets.ClassLabel`` column: ids 0..L-1 (names are accepted too)."""
+    out = np.empty(len(values), dtype=np.int64)
+    for i, v in enumerate(values):
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(names):
+            out[i] = v
+        elif isinstance(v, str) and v in names:
+            out[i] = names.index(v)
+        else:
+            raise _row_error(f"label {v!r} is not one of the dataset's {len(names)} classes", where, i,
+                             f"use ids 0..{len(names) - 1} or names ({', '.join(names[:20])})")
+    return out

@@ -179,7 +179,7 @@ def _validation_texts(pairs: bool, limit: int | None) -> list[tuple[str, ...]]:
     """Real sentences: the bundled SST-2 validation rows, the first ``limit`` (pairs: consecutive sentences)."""
     from sparsecore.tasks import load_data, sample_glue_dir
 
-    sentences = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:limit]]
+    sentences = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].head(limit).texts]
     if pairs:
         return [(a, b) for a, b in zip(sentences[::2], sentences[1::2])]
     return [(s,) for s in sentences]

@@ -1,35 +1,80 @@
-"""Tokenize a :class:`sparsecore.tasks.Split` into a torch dataset of feature dicts."""
+"""Tokenize a :class:`sparsecore.tasks.Split` with ``Dataset.map(batched=True)``, cached on disk.
+
+The cache file is ``<cache>/features/<fingerprint>.arrow``; the fingerprint hashes everything the features
+depend on: the split's content key (source file/stamp, which rows), the tokenizer (its vocabulary, rules and
+special tokens, hashed once when loaded), ``max_seq_length``, padding, the text columns, the labels and this
+module's ``FEATURES_VERSION`` — so a changed setting never reuses a stale cache, and an unchanged one always
+does. ``overwrite_cache`` rebuilds it; ``num_proc`` tokenizes in that many processes (one cache shard each).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
-import torch
 
 from sparsecore.tasks import Split
+from sparsecore.tasks.tables import cache_root
+
+FEATURES_VERSION = 1
+MAP_BATCH = 1000  # rows per tokenizer call
 
 
-class FeatureDataset(torch.utils.data.Dataset):
-    def __init__(self, features: list[dict]) -> None:
-        self.features = features
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of what makes the tokenizer's output: its class, its backend rules/vocabulary (tokenizer.json,
+    with truncation and padding state left out) and its special tokens. Take it before tokenizing anything."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        body = json.dumps(state, sort_keys=True)
+    else:  # a slow tokenizer: its vocabulary
+        body = json.dumps(sorted(tokenizer.get_vocab().items()))
+    extra = json.dumps([type(tokenizer).__name__, tokenizer.model_input_names, tokenizer.padding_side,
+                        tokenizer.truncation_side, str(tokenizer.all_special_tokens),
+                        getattr(tokenizer, "do_lower_case", None)])
+    return hashlib.sha256((body + extra).encode()).hexdigest()[:16]
 
-    def __len__(self) -> int:
-        return len(self.features)
 
-    def __getitem__(self, i: int) -> dict:
-        return self.features[i]
+def features_fingerprint(split: Split, tokenizer_fp: str, max_seq_length: int, pad_to_max_length: bool) -> str:
+    labels = b"" if split.labels is None else np.ascontiguousarray(split.labels).tobytes()
+    ident = json.dumps([FEATURES_VERSION, split.key, len(split), tokenizer_fp, max_seq_length, pad_to_max_length,
+                        list(split.columns), None if split.labels is None else str(split.labels.dtype),
+                        hashlib.sha256(labels).hexdigest()])
+    return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
 def tokenize_split(split: Split, tokenizer, max_seq_length: int, pad_to_max_length: bool,
-                   limit: int | None = None) -> FeatureDataset:
-    n = len(split.texts) if limit is None else min(limit, len(split.texts))
-    columns = list(zip(*split.texts[:n]))
-    encoded = tokenizer(*columns, truncation=True, max_length=max_seq_length,
-                        padding="max_length" if pad_to_max_length else False)
-    features = []
-    for i in range(n):
-        item = {k: v[i] for k, v in encoded.items()}
-        if split.labels is not None:
-            label = split.labels[i]
-            item["labels"] = label.tolist() if isinstance(label, np.ndarray) else label.item()
-        features.append(item)
-    return FeatureDataset(features)
+                   limit: int | None = None, *, tokenizer_fp: str | None = None, cache_dir=None,
+                   overwrite_cache: bool = False, num_proc: int | None = None):
+    """A ``datasets.Dataset`` of input_ids / attention_mask (/ token_type_ids) / labels for the first ``limit``
+    rows of ``split``, memory-mapped from the cache (built now unless a matching one is there)."""
+    split = split.head(limit)
+    fp = features_fingerprint(split, tokenizer_fp or tokenizer_fingerprint(tokenizer), max_seq_length,
+                              pad_to_max_length)
+    target = cache_root(cache_dir) / "features" / f"{fp}.arrow"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    columns, labels = list(split.columns), split.labels
+    padding = "max_length" if pad_to_max_length else False
+
+    def encode(batch: dict, indices: list[int]) -> dict:
+        out = dict(tokenizer(*(batch[c] for c in columns), truncation=True, max_length=max_seq_length,
+                             padding=padding))
+        if labels is not None:
+            out["labels"] = labels[np.asarray(indices)].tolist()
+        return out
+
+    table = split.table
+    ds = table.map(encode, batched=True, batch_size=MAP_BATCH, with_indices=True, remove_columns=table.column_names,
+                   cache_file_name=str(target), load_from_cache_file=not overwrite_cache, new_fingerprint=fp,
+                   num_proc=num_proc if num_proc and num_proc > 1 else None, desc="tokenizing",
+                   keep_in_memory=False)
+    return ds
+
+
+def cached_features(cache_dir) -> list[Path]:
+    """The tokenized feature files in the cache (for tests and ``--overwrite_cache`` checks)."""
+    return sorted((cache_root(cache_dir) / "features").glob("*.arrow"))

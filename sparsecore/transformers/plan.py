@@ -58,10 +58,10 @@ def _symlinks(folder: Path) -> list[Path]:
     return found
 
 
-def _data(data_args) -> tuple[DataBundle, list[str]]:
+def _data(data_args, cache_dir) -> tuple[DataBundle, list[str]]:
     notes = []
     task = data_args.task_name
-    has_files = data_args.train_file or data_args.validation_file
+    has_files = data_args.train_file or data_args.validation_file or data_args.dataset_name
     if task is None and not has_files:
         task = "sst2"
         notes.append("no --task_name or data files: using sst2")
@@ -81,9 +81,18 @@ def _data(data_args) -> tuple[DataBundle, list[str]]:
     if columns is not None and not (1 <= len(columns) <= 2 and all(columns)):
         raise SparsecoreError(f"--input_column_names {data_args.input_column_names!r} names {len(columns)} columns",
                               "--input_column_names", "give one or two comma-separated column names")
+    workers = data_args.preprocessing_num_workers
+    if workers is not None and workers < 1:
+        raise SparsecoreError(f"--preprocessing_num_workers is {workers}", "--preprocessing_num_workers",
+                              "use a positive number of processes")
+    if data_args.dataset_name and data_args.glue_dir is None:
+        glue_dir = None  # $SPARSECORE_GLUE_DIR is a default, not a second source
     bundle = load_data(task_name=task, glue_dir=glue_dir, train_file=data_args.train_file,
                        validation_file=data_args.validation_file, test_file=data_args.test_file,
-                       input_column_names=columns, label_column_name=data_args.label_column_name)
+                       input_column_names=columns, label_column_name=data_args.label_column_name,
+                       dataset_name=data_args.dataset_name, dataset_config_name=data_args.dataset_config_name,
+                       validation_ratio=data_args.validation_ratio, eval_on_test=data_args.eval_on_test,
+                       cache_dir=cache_dir, overwrite_cache=data_args.overwrite_cache)
     return bundle, notes
 
 
@@ -129,7 +138,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     else:
         check_tokenizer_files(Path(model_path), f"--model_name_or_path {model_args.model_name_or_path}")
     teacher = _teacher(model_args.distill_teacher, model_args.cache_dir)
-    data, data_notes = _data(data_args)
+    data, data_notes = _data(data_args, model_args.cache_dir)
     notes += data_notes
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         training_args.do_train = training_args.do_eval = True
@@ -139,7 +148,8 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     if training_args.do_eval and not data.evals:
         raise SparsecoreError("--do_eval needs validation data", "data", "pass --validation_file")
     if training_args.do_predict and data.test is None:
-        raise SparsecoreError("--do_predict needs --test_file", "--test_file", "pass a csv/tsv/json/jsonl file")
+        raise SparsecoreError("--do_predict needs --test_file", "--test_file",
+                              "pass a csv/tsv/json/jsonl/parquet/arrow file, or a dataset with a test split")
     recipe = load_recipe(data_args.recipe, data_args.recipe_args) if data_args.recipe else None
     if data_args.recipe_args and not data_args.recipe:
         raise SparsecoreError("--recipe_args given without --recipe", "--recipe_args", "pass --recipe as well")

@@ -38,7 +38,7 @@ from sparsecore.quant.qat import CONFIG_FILE as QUANT_CONFIG
 from sparsecore.report import write_sparsity_report
 from sparsecore.session import Session, apply_one_shot
 from sparsecore.tasks import compute_metrics, metric_names_for
-from sparsecore.transformers.features import tokenize_split
+from sparsecore.transformers.features import tokenize_split, tokenizer_fingerprint
 from sparsecore.transformers.plan import Plan, make_plan
 
 log = logging.getLogger("sparsecore")
@@ -120,6 +120,8 @@ class _Job:
         self.model_name_or_path = model_args.model_name_or_path
         data = plan.data
         self.tokenizer = load_tokenizer(model_args.tokenizer_name or plan.model_path, model_args.cache_dir)
+        self.tokenizer_fp = tokenizer_fingerprint(self.tokenizer)  # before any call changes its truncation state
+        self.cache_dir = model_args.cache_dir
         self.model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir)
         check_vocabulary(len(self.tokenizer), getattr(self.model.config, "vocab_size", None),
                          f"--model_name_or_path {model_args.model_name_or_path}")
@@ -137,8 +139,10 @@ class _Job:
         self.rank_checks: list[dict] = []
 
     def features(self, split, max_rows):
-        return tokenize_split(split, self.tokenizer, self.data_args.max_seq_length, self.data_args.pad_to_max_length,
-                              max_rows)
+        args = self.data_args
+        return tokenize_split(split, self.tokenizer, args.max_seq_length, args.pad_to_max_length, max_rows,
+                              tokenizer_fp=self.tokenizer_fp, cache_dir=self.cache_dir,
+                              overwrite_cache=args.overwrite_cache, num_proc=args.preprocessing_num_workers)
 
     def trainer(self):
         from sparsecore.adapters.trainer import SparseTrainer, padding_collator
@@ -185,7 +189,7 @@ class _Job:
     def evaluate(self, trainer) -> dict:
         metrics = {}
         for name, ds in self.eval_sets.items():
-            prefix = "eval" if name == "validation" else f"eval_{name}"
+            prefix = "eval" if name in ("validation", "test") else f"eval_{name}"  # test: --eval_on_test
             metrics.update(trainer.evaluate(eval_dataset=ds, metric_key_prefix=prefix))
         return metrics
 

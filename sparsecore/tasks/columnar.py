@@ -1,0 +1,105 @@
+"""Checks and label encoding on Arrow columns, with the messages the list-based rules give.
+
+The label rules (:mod:`sparsecore.tasks.labels`) run on a column's *distinct* values (Arrow's dictionary
+encoding), then every row takes its value's code: O(rows) in C++, Python work O(distinct values). When a rule
+fails on the distinct values it is run again on the whole column, so the error names the same first bad row
+a row-by-row pass would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import islice
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.tasks.labels import _number
+
+SCAN_ROWS = 10_000  # rows per batch when a rule has to look at values in Python
+
+
+def arrow_column(ds, col: str) -> pa.Array:
+    """Column ``col`` of ``ds`` as one Arrow array (row order of ``ds``, index mappings applied)."""
+    if getattr(ds, "_indices", None) is None:
+        arr = ds.data.column(col)
+    else:
+        arr = ds.select_columns([col]).with_format("arrow")[:][col]
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def values(ds, col: str) -> list:
+    """Every value of ``col`` as Python objects (the slow path: error messages and small splits)."""
+    return arrow_column(ds, col).to_pylist()
+
+
+def distinct(ds, col: str) -> tuple[list, np.ndarray]:
+    """(distinct values in order of first appearance, each row's index into them)."""
+    encoded = pc.dictionary_encode(arrow_column(ds, col), null_encoding="encode")
+    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def encode_labels(ds, col: str, encode: Callable[[list, str], np.ndarray], where: str) -> np.ndarray:
+    """``encode`` applied to every value of ``col``, computed once per distinct value."""
+    uniques, index = distinct(ds, col)
+    try:
+        table = encode(uniques, where)
+    except SparsecoreError:
+        encode(values(ds, col), where)  # raises the same error, naming the first bad row
+        raise
+    return table[index]
+
+
+def infer(ds, col: str, rule: Callable[[list, str, str], tuple], where: str, name: str) -> tuple:
+    """``rule`` (the custom label inference) on the distinct values; on an error, again on every value."""
+    uniques, _ = distinct(ds, col)
+    try:
+        return rule(uniques, where, name)
+    except SparsecoreError:
+        rule(values(ds, col), where, name)
+        raise
+
+
+def unlabeled(ds, col: str, test: Callable[[list, list], bool], names: list[str]) -> bool:
+    return test(distinct(ds, col)[0], names)
+
+
+def check_texts(ds, cols: Sequence[str], path, non_strings: dict) -> None:
+    """Every value of the text columns is a string; else the one-line error naming the first row that is not."""
+    for c in cols:
+        arr = arrow_column(ds, c)
+        bad = None
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            bad = (0, type(arr[0].as_py()).__name__) if len(arr) else None
+        elif c in non_strings:
+            bad = tuple(non_strings[c])
+        if arr.null_count:
+            row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+            if bad is None or row < bad[0]:
+                bad = (row, "NoneType")
+        if bad is not None:
+            raise SparsecoreError(f"text column {c!r} holds a {bad[1]}, not a string", f"{path}, row {bad[0] + 1}",
+                                  "make every text value a string")
+
+
+def is_text_column(ds, col: str) -> bool:
+    """All values are strings and not all of them are numbers (a column of ids is not text)."""
+    arr = arrow_column(ds, col)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or arr.null_count:
+        return False
+    it = iter(arr.to_pylist() if len(arr) <= SCAN_ROWS else _batches(arr))
+    return any(_number(v) is None for v in it)
+
+
+def _batches(arr: pa.Array):
+    for start in range(0, len(arr), SCAN_ROWS):
+        yield from arr.slice(start, SCAN_ROWS).to_pylist()
+
+
+def texts(ds, cols: Sequence[str], limit: int | None = None) -> list[tuple[str, ...]]:
+    """The rows' texts as tuples (one or two strings each), the first ``limit`` rows."""
+    n = len(ds) if limit is None else min(limit, len(ds))
+    part = ds.select(range(n)) if n < len(ds) else ds
+    return list(islice(zip(*(values(part, c) for c in cols)), n))
