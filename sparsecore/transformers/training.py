@@ -191,6 +191,7 @@ class _Job:
         for name, ds in self.eval_sets.items():
             prefix = "eval" if name in ("validation", "test") else f"eval_{name}"  # test: --eval_on_test
             metrics.update(trainer.evaluate(eval_dataset=ds, metric_key_prefix=prefix))
+            metrics[f"{prefix}_samples"] = len(ds)  # as run_glue reports it
         return metrics
 
     def save(self, trainer, quantization, metrics: dict, started: float) -> dict:
