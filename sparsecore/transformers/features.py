@@ -27,10 +27,16 @@ def tokenizer_fingerprint(tokenizer) -> str:
     with truncation and padding state left out) and its special tokens. Take it before tokenizing anything."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        state = json.loads(backend.to_str())
-        state.pop("truncation", None)
-        state.pop("padding", None)
-        body = json.dumps(state, sort_keys=True)
+        truncation, padding = backend.truncation, backend.padding  # per-call state, not part of the rules
+        backend.no_truncation()
+        backend.no_padding()
+        try:
+            body = backend.to_str()
+        finally:
+            if truncation:
+                backend.enable_truncation(**truncation)
+            if padding:
+                backend.enable_padding(**padding)
     else:  # a slow tokenizer: its vocabulary
         body = json.dumps(sorted(tokenizer.get_vocab().items()))
     extra = json.dumps([type(tokenizer).__name__, tokenizer.model_input_names, tokenizer.padding_side,
@@ -58,11 +64,10 @@ def tokenize_split(split: Split, tokenizer, max_seq_length: int, pad_to_max_leng
     target = cache_root(cache_dir) / "features" / f"{fp}.arrow"
     target.parent.mkdir(parents=True, exist_ok=True)
     columns, labels = list(split.columns), split.labels
-    padding = "max_length" if pad_to_max_length else False
+    tokenize = _encoder(tokenizer, max_seq_length, pad_to_max_length)
 
     def encode(batch: dict, indices: list[int]) -> dict:
-        out = dict(tokenizer(*(batch[c] for c in columns), truncation=True, max_length=max_seq_length,
-                             padding=padding))
+        out = tokenize([batch[c] for c in columns])
         if labels is not None:
             out["labels"] = labels[np.asarray(indices)].tolist()
         return out
@@ -73,6 +78,35 @@ def tokenize_split(split: Split, tokenizer, max_seq_length: int, pad_to_max_leng
                    num_proc=num_proc if num_proc and num_proc > 1 else None, desc="tokenizing",
                    keep_in_memory=False)
     return ds
+
+
+def _encoder(tokenizer, max_seq_length: int, pad_to_max_length: bool):
+    """``encode(columns) -> {input name: [ids per row]}``, what ``tokenizer(*columns, truncation=True,
+    max_length=…, padding=…)`` returns. A fast tokenizer's Rust backend is called directly: the same encodings,
+    without the per-row Python dicts the wrapper builds (a third of the tokenization time)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    padding = "max_length" if pad_to_max_length else False
+    if backend is None:
+        return lambda columns: dict(tokenizer(*columns, truncation=True, max_length=max_seq_length, padding=padding))
+    names = tokenizer.model_input_names
+
+    def encode(columns: list[list[str]]) -> dict:
+        backend.enable_truncation(max_seq_length, strategy="longest_first", direction=tokenizer.truncation_side)
+        if pad_to_max_length:
+            backend.enable_padding(length=max_seq_length, pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token,
+                                   pad_type_id=tokenizer.pad_token_type_id, direction=tokenizer.padding_side)
+        else:
+            backend.no_padding()
+        inputs = columns[0] if len(columns) == 1 else list(zip(*columns))
+        encodings = backend.encode_batch(inputs, add_special_tokens=True)
+        out = {"input_ids": [e.ids for e in encodings]}
+        if "token_type_ids" in names:
+            out["token_type_ids"] = [e.type_ids for e in encodings]
+        if "attention_mask" in names:
+            out["attention_mask"] = [e.attention_mask for e in encodings]
+        return out
+
+    return encode
 
 
 def cached_features(cache_dir) -> list[Path]:

@@ -25,7 +25,18 @@ def test_features_match_a_direct_tokenizer_call(split, tokenizer, tmp_path):
     assert ds["input_ids"][:] == direct["input_ids"] and ds["attention_mask"][:] == direct["attention_mask"]
     assert ds["labels"][:] == split.labels[:50].tolist()
     padded = tokenize_split(split, tokenizer, 32, True, 5, cache_dir=tmp_path)
-    assert {len(x) for x in padded["input_ids"][:]} == {32}
+    direct = tokenizer([t for (t,) in split.head(5).texts], truncation=True, max_length=32, padding="max_length")
+    assert {len(x) for x in padded["input_ids"][:]} == {32} and padded["input_ids"][:] == direct["input_ids"]
+    assert padded["attention_mask"][:] == direct["attention_mask"]
+
+
+def test_sentence_pairs_match_a_direct_tokenizer_call(tokenizer, tmp_path, glue_dir):
+    pairs = load_data("mrpc", glue_dir, cache_dir=tmp_path).evals["validation"].head(64)
+    ds = tokenize_split(pairs, tokenizer, 40, False, cache_dir=tmp_path)  # truncation cuts the longer side
+    a, b = zip(*pairs.texts)
+    direct = tokenizer(list(a), list(b), truncation=True, max_length=40)
+    for name in ("input_ids", "token_type_ids", "attention_mask"):
+        assert ds[name][:] == direct[name], name
 
 
 def test_same_settings_reuse_the_cache_and_changes_never_do(split, tokenizer, tmp_path):
