@@ -133,9 +133,11 @@ class _Job:
         if plan.recipe is not None and plan.recipe.quantizes:
             quantizable_attention(self.model)  # QKᵀ and attn·V become quantizable matmuls
         wants_train = training_args.do_train or data_args.one_shot  # one-shot OBS samples gradients from train data
-        with training_args.main_process_first(desc="tokenizing"):  # under torchrun rank 0 fills the cache, others read it
-            self.train_ds = self.features(data.train, data_args.max_train_samples) if wants_train and data.train else None
-            self.eval_sets = {name: self.features(split, data_args.max_eval_samples) for name, split in data.evals.items()}
+        with training_args.main_process_first(desc="tokenizing"):  # torchrun: rank 0 fills the cache, others read it
+            train = data.train if wants_train else None
+            self.train_ds = self.features(train, data_args.max_train_samples) if train is not None else None
+            self.eval_sets = {name: self.features(split, data_args.max_eval_samples)
+                              for name, split in data.evals.items()}
         self.table: dict = {}
         self.rank_checks: list[dict] = []
 
