@@ -58,6 +58,7 @@ class SensitivityResult:
     results: dict[str, dict[str, list[dict[str, float]]]] = field(default_factory=dict)
     rows: int = 0  # validation rows evaluate() used
     num_grads: int = 0
+    search: dict = field(default_factory=dict)  # the joint search, when one ran (sparsecore.joint_allocation)
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1))
@@ -70,6 +71,18 @@ class SensitivityResult:
         """``key`` minus its baseline, per layer and sparsity (for a metric, a drop is negative)."""
         return {layer: [p[key] - self.baseline[key] for p in points]
                 for layer, points in self.results[method].items()}
+
+    def curve(self, method: str, layer: str, key: str = "loss") -> Callable[[float], float]:
+        """The layer's monotone cost curve (increase of ``key`` vs sparsity), linear between grid points."""
+        return _monotone([0.0, *self.sparsities], [0.0, *self.increase(method, key)[layer]])
+
+    def slope(self, method: str, layer: str, s: float, key: str = "loss", h: float = 0.02) -> float:
+        """Increase of ``key`` per pruned weight of the layer, just above sparsity ``s`` (from its curve)."""
+        at = self.curve(method, layer, key)
+        hi = min(s + h, self.sparsities[-1])
+        if hi <= s:
+            return float("inf")
+        return (at(hi) - at(s)) / ((hi - s) * self.numels[self.layers.index(layer)])
 
     def allocate(self, target: float, method: str, key: str = "loss", spread: float = SPREAD,
                  step: float = 0.01) -> dict[str, float]:
@@ -84,8 +97,7 @@ class SensitivityResult:
         if not 0.0 < target <= top:
             raise SparsecoreError(f"target sparsity {target} is outside (0, {top:g}]", "--target_sparsity",
                                   f"use a target up to the largest measured sparsity {top:g}")
-        curves = {layer: _monotone([0.0, *self.sparsities], [0.0, *inc])
-                  for layer, inc in self.increase(method, key).items()}
+        curves = {layer: self.curve(method, layer, key) for layer in self.layers}
         lo, hi = max(0.0, target - spread), min(top, target + spread)
         level = {layer: lo for layer in self.layers}
         numel = dict(zip(self.layers, self.numels))
@@ -104,14 +116,18 @@ class SensitivityResult:
             gap -= rise * numel[best]
         return level
 
-    def recipe(self, target: float, method: str, key: str = "loss", spread: float = SPREAD) -> str:
-        """A GMP recipe whose ``final_sparsity`` map holds the allocation (sparsities rounded to 4 digits)."""
+    def recipe(self, target: float, method: str, key: str = "loss", spread: float = SPREAD,
+               allocation: dict[str, float] | None = None) -> str:
+        """A GMP recipe whose ``final_sparsity`` map holds the allocation (sparsities rounded to 4 digits):
+        ``allocation`` when given (e.g. searched), else :meth:`allocate`'s."""
         groups: dict[float, list[str]] = {}
-        for layer, s in self.allocate(target, method, key, spread).items():
+        searched = allocation is not None
+        for layer, s in (allocation if searched else self.allocate(target, method, key, spread)).items():
             groups.setdefault(round(s, 4), []).append(layer)
+        how = (f"searched with all layers pruned together on {self.search.get('rows', 0)} training rows"
+               if searched else f"{method} curves of {key} on {self.rows} rows")
         lines = [f"# sensitivity-derived: {target:g} overall over {len(self.layers)} layers, each within ±{spread:g} "
-                 f"({method} curves of {key} on {self.rows} rows); train with it (3 epochs, pruning over epochs "
-                 "0-2), or apply it with --one_shot",
+                 f"({how}); train with it (3 epochs, pruning over epochs 0-2), or apply it with --one_shot",
                  "training_modifiers:", "  - !EpochRangeModifier", "    end_epoch: 3", "",
                  "pruning_modifiers:", "  - !GMPruningModifier", "    final_sparsity:"]
         for s in sorted(groups, reverse=True):
@@ -175,6 +191,29 @@ def _fisher(chunk, grad_sampler, num_grads: int, damp: float, b: int) -> dict:
     """F⁻¹ per layer of ``chunk`` from ``num_grads`` sampled gradients: {name: (n_blocks, B, B) float32}."""
     finvs = obs.stream_fisher_inverses(chunk, grad_sampler(num_grads), num_grads, damp, b)
     return {name: torch.from_numpy(f) for name, f in finvs.items()}
+
+
+class pruned_to:
+    """Context: every layer of ``params`` ({name: parameter}) magnitude-pruned (exact k per layer) to its
+    sparsity in ``allocation`` at once; all restored on exit."""
+
+    def __init__(self, params: dict[str, nn.Parameter], allocation: dict[str, float]) -> None:
+        self.layers = [_pruned(params[n], s, None, 0) for n, s in allocation.items()]
+
+    def __enter__(self) -> None:
+        self.entered: list[_pruned] = []
+        try:
+            for layer in self.layers:
+                layer.__enter__()
+                self.entered.append(layer)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        for layer in reversed(self.entered):
+            layer.__exit__()
+        self.entered = []
 
 
 class _pruned:

@@ -116,6 +116,10 @@ class SensitivityArguments:
         "help": "also write recipe.yaml: per-layer sparsities at this overall target (SparseML's final_sparsity map)"})
     allocation_spread: float = field(default=0.15, metadata={
         "help": "with --target_sparsity: each layer's sparsity stays within target ± this"})
+    search_rounds: int = field(default=0, metadata={
+        "help": "with --target_sparsity: rounds of joint search (sparsity moved between layer pairs, a move kept "
+                "when the loss with all layers pruned together drops on --search_rows training rows); 0: curves only"})
+    search_rows: int = field(default=512, metadata={"help": "training rows the joint search evaluates"})
     output_dir: str | None = field(default=None, metadata={
         "help": "where to write (default: <model_path>/sensitivity)"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "replace an existing output_dir"})

@@ -25,9 +25,10 @@ from sparsecore.adapters.arguments import SensitivityArguments, call_arguments
 from sparsecore.errors import SparsecoreError
 from sparsecore.export.deployment import atomic_folder
 from sparsecore.folders import TrainingInfo
+from sparsecore.joint_allocation import search
 from sparsecore.report import plot_sensitivity
 from sparsecore.selectors import resolve_params
-from sparsecore.sensitivity import SensitivityResult, analyze
+from sparsecore.sensitivity import SensitivityResult, analyze, pruned_to
 from sparsecore.tasks import compute_metrics, default_glue_dir, load_data, metric_names_for, sample_glue_dir
 from sparsecore.transformers.features import tokenize_split
 
@@ -52,7 +53,7 @@ def run(args: SensitivityArguments) -> SensitivityRun:
 
     grid = _floats(args.sparsities, "--sparsities")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for name in ("num_rows", "num_grads", "grad_batch_size", "batch_size", "fisher_block_size"):
+    for name in ("num_rows", "num_grads", "grad_batch_size", "batch_size", "fisher_block_size", "search_rows"):
         if getattr(args, name) < 1:
             raise SparsecoreError(f"--{name} is {getattr(args, name)}", f"--{name}", "use a positive integer")
     if not 0 <= args.allocation_spread <= 1:
@@ -86,7 +87,39 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     layers = resolve_params(model, family(model).encoder_linears, "sensitivity")
     result = analyze(model, layers, grid, evaluate, methods, lambda n: sampler(n, None, "OBS gradients"),
                      args.num_grads, fisher_block_size=args.fisher_block_size, rows=len(rows))
-    return SensitivityRun(out, result, _write(result, out, args, model_path))
+    allocation = None
+    if args.target_sparsity is not None and args.search_rounds > 0:
+        order = np.random.default_rng(args.seed).permutation(len(data.train))[:args.search_rows]
+        held = tokenize_split(data.train.select(np.sort(order)), tokenizer, length, False)
+        search_eval = _evaluator(model, held, collator, args.batch_size, data.problem_type,
+                                 metric_names_for(task, data.problem_type))
+        allocation = _search(result, model, layers, args, search_eval, evaluate)
+    return SensitivityRun(out, result, _write(result, out, args, model_path, allocation))
+
+
+def _search(result: SensitivityResult, model, layers, args: SensitivityArguments, search_eval, evaluate) -> dict:
+    """The joint search from the better of uniform and the curve allocation; records in ``result.search`` the
+    history and, on the validation rows, uniform vs the curve allocation vs the searched one."""
+    method = "magnitude" if "magnitude" in result.results else "obs"
+    target, spread = args.target_sparsity, args.allocation_spread
+    uniform = {n: target for n in result.layers}
+    curves = result.allocate(target, method, spread=spread)
+    params = dict(layers)
+
+    def at(allocation: dict, fn) -> dict:
+        with pruned_to(params, allocation):
+            return fn()
+
+    starts = {"uniform": uniform, "curves": curves}
+    first = {k: at(v, search_eval)["loss"] for k, v in starts.items()}
+    start = min(first, key=first.get)
+    allocation, history = search(starts[start], dict(zip(result.layers, result.numels)),
+                                 lambda a: at(a, search_eval)["loss"], lambda n, s: result.slope(method, n, s),
+                                 args.search_rounds, max(0.0, target - spread), min(1.0, target + spread))
+    result.search = {"rows": args.search_rows, "start": start, "start_losses": first, "history": history,
+                     "allocation": allocation,
+                     "validation": {k: at(v, evaluate) for k, v in (*starts.items(), ("searched", allocation))}}
+    return allocation
 
 
 def _floats(text: str, flag: str) -> list[float]:
@@ -114,7 +147,8 @@ def _evaluator(model, rows, collator, batch_size: int, problem_type: str, metric
     return evaluate
 
 
-def _write(result: SensitivityResult, out: Path, args: SensitivityArguments, model_path: Path) -> dict:
+def _write(result: SensitivityResult, out: Path, args: SensitivityArguments, model_path: Path,
+           allocation: dict | None = None) -> dict:
     """Everything into a temporary sibling, renamed into place at the end (no half-written folder)."""
     files = {"results": out / RESULTS, "picture": out / PICTURE}
     if args.target_sparsity is not None:
@@ -124,5 +158,6 @@ def _write(result: SensitivityResult, out: Path, args: SensitivityArguments, mod
         plot_sensitivity(result, tmp / PICTURE, f"Sensitivity — {model_path.name} ({result.rows} rows)")
         if args.target_sparsity is not None:
             method = "magnitude" if "magnitude" in result.results else "obs"  # the recipe prunes by magnitude
-            (tmp / RECIPE).write_text(result.recipe(args.target_sparsity, method, spread=args.allocation_spread))
+            (tmp / RECIPE).write_text(result.recipe(args.target_sparsity, method, spread=args.allocation_spread,
+                                                    allocation=allocation))
     return files

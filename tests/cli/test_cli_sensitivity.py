@@ -15,12 +15,18 @@ ARGS = ["--task_name", "sst2", "--num_rows", "48", "--num_grads", "4", "--fisher
 def test_writes_results_picture_and_a_recipe_that_trains(tiny_model, tmp_path, run_main, cli):
     out = tmp_path / "sens"
     code, stdout, stderr = run_main(main, "--model_path", tiny_model, *ARGS, "--target_sparsity", "0.7",
-                                  "--output_dir", out)
+                                  "--search_rounds", "2", "--search_rows", "32", "--output_dir", out)
     assert code == 0, stderr[-2000:]
     assert set(json.loads(stdout)) == {"results", "picture", "recipe"}
     data = json.loads((out / "sensitivity.json").read_text())
     assert set(data["results"]) == {"magnitude", "obs"} and len(data["layers"]) == 12 and data["rows"] == 48
     assert (out / "sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    search = data["search"]
+    assert search["rows"] == 32 and search["start"] in ("uniform", "curves") and len(search["history"]) >= 2
+    assert set(search["validation"]) == {"uniform", "curves", "searched"}
+    losses = [h["loss"] for h in search["history"]]
+    assert losses == sorted(losses, reverse=True) and losses[0] == search["start_losses"][search["start"]]
+    assert "searched with all layers pruned together on 32 training rows" in (out / "recipe.yaml").read_text()
     recipe = load_recipe((out / "recipe.yaml").read_text())
     assert recipe.num_epochs == 3
     code, _, stderr = cli("--model_name_or_path", tiny_model, "--recipe", out / "recipe.yaml", "--one_shot", "true",
@@ -37,6 +43,7 @@ def test_writes_results_picture_and_a_recipe_that_trains(tiny_model, tmp_path, r
     (["--methods", "magnitude,taylor"], "unknown method taylor"),
     (["--target_sparsity", "0.97"], "--target_sparsity 0.97 is outside (0, 0.9]"),
     (["--num_rows", "0"], "--num_rows is 0"),
+    (["--search_rows", "0"], "--search_rows is 0"),
 ])
 def test_bad_flags_are_one_line_and_write_nothing(tiny_model, tmp_path, run_main, extra, error):
     out = tmp_path / "sens"

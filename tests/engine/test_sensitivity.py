@@ -89,3 +89,36 @@ def test_bad_grids_and_methods_are_errors():
         analyze(model, layers, [0.5], evaluate, ["taylor"])
     with pytest.raises(SparsecoreError, match="needs gradients"):
         analyze(model, layers, [0.5], evaluate, ["obs"])
+
+
+def test_pruned_to_prunes_all_layers_at_once_and_restores():
+    from sparsecore.sensitivity import pruned_to
+
+    model, layers, evaluate, grads, seen = toy()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pruned_to(dict(layers), {"0.weight": 0.25, "2.weight": 0.5}):
+        evaluate()
+    assert seen == [[32, 32]]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_joint_search_keeps_only_moves_that_lower_the_joint_loss():
+    from sparsecore.joint_allocation import search
+
+    numels = {"a": 100, "b": 100, "c": 200}
+    calls = []
+
+    def joint(alloc):  # a joint cost the single-layer slopes get wrong: "b" is the one to spare
+        calls.append(dict(alloc))
+        return 3 * alloc["a"] ** 2 + 10 * alloc["b"] ** 2 + alloc["c"] ** 2
+
+    slope = {"a": 5.0, "b": 1.0, "c": 0.1}  # misleading curves: they call "b" cheap
+    start = {n: 0.6 for n in numels}
+    alloc, history = search(start, numels, joint, lambda n, s: slope[n], rounds=12, lo=0.45, hi=0.75)
+    total = sum(numels[n] * s for n, s in alloc.items())
+    assert total == pytest.approx(0.6 * 400)
+    assert all(0.45 - 1e-9 <= s <= 0.75 + 1e-9 for s in alloc.values())
+    assert joint(alloc) < joint(start)
+    losses = [h["loss"] for h in history]
+    assert all(a >= b for a, b in zip(losses, losses[1:]))  # never accepts a worse allocation
+    assert alloc["b"] < 0.6  # found against the curves' advice, from joint evaluations only
