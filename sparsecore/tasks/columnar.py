@@ -21,13 +21,14 @@ from sparsecore.tasks.labels import _number
 SCAN_ROWS = 10_000  # rows per batch when a rule has to look at values in Python
 
 
-def arrow_column(ds, col: str) -> pa.Array:
-    """Column ``col`` of ``ds`` as one Arrow array (row order of ``ds``, index mappings applied)."""
+def arrow_column(ds, col: str) -> pa.ChunkedArray:
+    """Column ``col`` of ``ds`` in its row order: the memory-mapped chunks themselves (no copy) unless an index
+    mapping (``select``) has to be applied."""
     if getattr(ds, "_indices", None) is None:
         arr = ds.data.column(col)
     else:
         arr = ds.select_columns([col]).with_format("arrow")[:][col]
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    return arr if isinstance(arr, pa.ChunkedArray) else pa.chunked_array([arr])
 
 
 def values(ds, col: str) -> list:
@@ -37,8 +38,11 @@ def values(ds, col: str) -> list:
 
 def distinct(ds, col: str) -> tuple[list, np.ndarray]:
     """(distinct values in order of first appearance, each row's index into them)."""
-    encoded = pc.dictionary_encode(arrow_column(ds, col), null_encoding="encode")
-    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(arrow_column(ds, col), null_encoding="encode").unify_dictionaries()
+    if encoded.num_chunks == 0:
+        return [], np.empty(0, dtype=np.int64)
+    index = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+    return encoded.chunk(0).dictionary.to_pylist(), index
 
 
 def encode_labels(ds, col: str, encode: Callable[[list, str], np.ndarray], where: str) -> np.ndarray:
@@ -76,7 +80,7 @@ def check_texts(ds, cols: Sequence[str], path, non_strings: dict) -> None:
         elif c in non_strings:
             bad = tuple(non_strings[c])
         if arr.null_count:
-            row = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+            row = int(np.flatnonzero(pc.is_null(arr).to_numpy())[0])
             if bad is None or row < bad[0]:
                 bad = (row, "NoneType")
         if bad is not None:
@@ -93,7 +97,7 @@ def is_text_column(ds, col: str) -> bool:
     return any(_number(v) is None for v in it)
 
 
-def _batches(arr: pa.Array):
+def _batches(arr: pa.ChunkedArray):
     for start in range(0, len(arr), SCAN_ROWS):
         yield from arr.slice(start, SCAN_ROWS).to_pylist()
 

@@ -79,6 +79,11 @@ def test_conversion_streams_in_batches(tmp_path, monkeypatch):
     t = open_table(src, tmp_path / "c")
     assert t.ds["sentence"][:] == [f"s{i}" for i in range(10)]
     assert t.ds.data.table.to_batches()[0].num_rows == 3
+    b = load_data(train_file=src, cache_dir=tmp_path / "c")  # labels over 4 chunks, each with its own values
+    assert b.train.labels.tolist() == [0, 1] * 5 and b.label_names == ["0", "1"]
+    late = tsv_file(tmp_path / "late.tsv", {"sentence": [f"s{i}" for i in range(7)],
+                                            "label": ["a", "a", "a", "a", "a", "a", "b"]})
+    assert load_data(train_file=late, cache_dir=tmp_path / "c").train.labels.tolist() == [0] * 6 + [1]
 
 
 def test_json_columns_keep_types_or_become_json_strings(tmp_path):
