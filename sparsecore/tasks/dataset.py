@@ -191,7 +191,8 @@ def _dataset_sources(spec, name, config, cache_dir, glue_dir, *files) -> dict[st
     missing = [s for s in wanted if s not in splits]
     if missing:
         raise SparsecoreError(f"dataset has no {missing[0]} split (it has {', '.join(splits)})",
-                              f"--dataset_name {name}", "give a dataset with that split, or --validation_file")
+                              f"--dataset_name {name}",
+                              "use a dataset that has it, or give the task's files with --glue_dir")
     out = {"train": (where("train"), splits["train"])} if "train" in splits else {}
     out.update({s: (where(s), splits[s]) for s in wanted})
     test = next((s for s in ("test", "test_matched") if s in splits), None)
