@@ -12,7 +12,8 @@ baseline), then prepares the training data for training: read the CSV, encode la
   arrow ×2  the same with ``preprocessing_num_workers=2``
   warm      the current path again with the cache filled by the run before
 
-Reported: wall time, rows/s, and peak resident memory above the model baseline (``ru_maxrss``).
+Reported: wall time, rows/s, peak resident memory above the model baseline (``ru_maxrss``) and, with 2
+workers, the largest worker's own peak (a forked worker shares the parent's pages, so it is an upper bound).
 Goals (issue 16): arrow's memory growth ≤ 500 MB at 2M rows; warm ≥ 10× faster than arrow; arrow no slower
 than lists. Needs ``../shared/data/glue/sst2`` (or ``--glue_dir``).
 """
@@ -83,7 +84,9 @@ else:
     sum(len(x) for x in feats.select(range(0, n, max(n // 1000, 1)))["input_ids"])  # read features back
 elapsed = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rows": n, "seconds": elapsed, "model_rss_mb": base / 1024, "growth_mb": (peak - base) / 1024}))
+worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the largest tokenizing worker, if any
+print(json.dumps({"rows": n, "seconds": elapsed, "model_rss_mb": base / 1024, "growth_mb": (peak - base) / 1024,
+                  "worker_peak_mb": worker / 1024}))
 """
 
 
@@ -126,11 +129,12 @@ def main(argv=None) -> None:
 
 def table(results: dict, rows: int) -> str:
     cold = results["arrow, cold cache"]["seconds"]
-    lines = [f"| {rows:,} rows | prepare (s) | rows/s | peak RSS growth over the model (MB) | vs arrow cold |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [f"| {rows:,} rows | prepare (s) | rows/s | peak RSS growth over the model (MB) | "
+             "largest worker's peak RSS (MB) | vs arrow cold |", "|---|---:|---:|---:|---:|---:|"]
     for label, r in results.items():
+        worker = f"{r['worker_peak_mb']:.0f}" if r.get("worker_peak_mb") else "–"
         lines.append(f"| {label} | {r['seconds']:.1f} | {r['rows'] / r['seconds']:,.0f} | {r['growth_mb']:.0f} | "
-                     f"{cold / r['seconds']:.2f}× |")
+                     f"{worker} | {cold / r['seconds']:.2f}× |")
     return "\n".join(lines)
 
 
