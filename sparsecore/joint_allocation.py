@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tqdm import tqdm
+
 
 def search(start: dict[str, float], numels: dict[str, int], joint_loss: Callable[[dict[str, float]], float],
            slope: Callable[[str, float], float], rounds: int, lo: float, hi: float, step: float = 0.05,
@@ -26,7 +28,9 @@ def search(start: dict[str, float], numels: dict[str, int], joint_loss: Callable
     current = dict(start)
     best = joint_loss(current)
     history = [{"round": 0, "loss": best, "move": None, "step": step}]
-    for r in range(1, rounds + 1):
+    bar = tqdm(range(1, rounds + 1), desc="joint search", unit="round")
+    for r in bar:
+        bar.set_postfix(loss=f"{best:.4f}")
         if step < min_step:
             break
         order = sorted(current, key=lambda n: (slope(n, current[n]), n))
@@ -54,4 +58,5 @@ def search(start: dict[str, float], numels: dict[str, int], joint_loss: Callable
         else:
             step /= 2
             history.append({"round": r, "loss": best, "move": None, "step": step})
+    bar.close()
     return current, history
