@@ -15,6 +15,7 @@ all.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def _search(result: SensitivityResult, model, layers, args: SensitivityArguments
     start = min(first, key=first.get)
     allocation, history = search(starts[start], dict(zip(result.layers, result.numels)),
                                  lambda a: at(a, search_eval)["loss"], lambda n, s: result.slope(method, n, s),
-                                 args.search_rounds, max(0.0, target - spread), min(1.0, target + spread))
+                                 args.search_rounds, max(0.0, target - spread), min(1.0, target + spread),
+                                 groups=_groups(result.layers))
     result.search = {"rows": args.search_rows, "start": start, "start_losses": first, "history": history,
                      "allocation": allocation,
                      "validation": {k: at(v, evaluate) for k, v in (*starts.items(), ("searched", allocation))}}
@@ -145,6 +147,18 @@ def _evaluator(model, rows, collator, batch_size: int, problem_type: str, metric
         return {"loss": loss / len(rows), **{k: float(v) for k, v in found.items()}}
 
     return evaluate
+
+
+def _groups(layers: list[str]) -> list[list[str]]:
+    """The layers of each encoder block, and each role (the name after the block number) across all blocks."""
+    blocks: dict[str, list[str]] = {}
+    roles: dict[str, list[str]] = {}
+    for name in layers:
+        match = re.search(r"\.(\d+)\.(.+)$", name)
+        if match:
+            blocks.setdefault(match.group(1), []).append(name)
+            roles.setdefault(match.group(2), []).append(name)
+    return [g for g in (*blocks.values(), *roles.values()) if len(g) > 1]
 
 
 def _write(result: SensitivityResult, out: Path, args: SensitivityArguments, model_path: Path,

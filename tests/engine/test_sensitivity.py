@@ -122,3 +122,20 @@ def test_joint_search_keeps_only_moves_that_lower_the_joint_loss():
     losses = [h["loss"] for h in history]
     assert all(a >= b for a, b in zip(losses, losses[1:]))  # never accepts a worse allocation
     assert alloc["b"] < 0.6  # found against the curves' advice, from joint evaluations only
+
+
+def test_joint_search_moves_whole_groups_and_keeps_the_total():
+    from sparsecore.joint_allocation import search
+
+    numels = {"0.q": 100, "0.ffn": 300, "1.q": 100, "1.ffn": 300}
+    groups = [["0.q", "0.ffn"], ["1.q", "1.ffn"]]
+
+    def joint(alloc):  # block 0 matters, block 1 does not; within a block both layers alike
+        return 5 * (alloc["0.q"] + alloc["0.ffn"]) ** 2 + 0.1 * (alloc["1.q"] + alloc["1.ffn"]) ** 2
+
+    alloc, history = search({n: 0.6 for n in numels}, numels, joint, lambda n, s: 1.0 if n[0] == "0" else 0.1,
+                            rounds=6, lo=0.45, hi=0.75, pairs=2, groups=groups)
+    assert sum(numels[n] * s for n, s in alloc.items()) == pytest.approx(0.6 * 800)
+    group_moves = [h["move"] for h in history if h["move"] and len(h["move"][0]) == 2]
+    assert group_moves and group_moves[0] == [["0.q", "0.ffn"], ["1.q", "1.ffn"]]
+    assert alloc["0.q"] < 0.6 and alloc["0.ffn"] < 0.6 and alloc["1.q"] > 0.6 and alloc["1.ffn"] > 0.6
