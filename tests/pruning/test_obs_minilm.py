@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sparsecore import Session
-from sparsecore.tasks import Split, load_data, sample_glue_dir
+from sparsecore.tasks import load_data, sample_glue_dir
 
 FFN = r"re:.*encoder\.layer\.\d+\.(intermediate|output)\.dense\.weight"
 
@@ -33,8 +33,8 @@ def test_one_shot_obs_loses_less_than_magnitude(finetuned):
 
     model, tok, collator = finetuned
     train = load_data("sst2", sample_glue_dir()).train
-    grads_from = tokenize_split(Split(train.texts[:800], train.labels[:800]), tok, 64, False)
-    held_out = tokenize_split(Split(train.texts[1200:1456], train.labels[1200:1456]), tok, 64, False)
+    grads_from = tokenize_split(train.head(800), tok, 64, False)
+    held_out = tokenize_split(train.select(range(1200, 1456)), tok, 64, False)
 
     def loss(m):
         m.eval()
