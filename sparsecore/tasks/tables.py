@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks.files import ALLOWED_EXTENSIONS, TEXT_EXTENSIONS, check_file, rows
@@ -58,23 +59,35 @@ def open_table(path: str | Path, cache: Path, overwrite: bool = False) -> Table:
     """The data file or saved folder at ``path`` as a :class:`Table`. See the module docstring."""
     p = Path(path)
     if p.is_dir():
-        return _saved_folder(p)
+        return _rows_checked(_saved_folder(p), p)
     p = check_file(p, ALLOWED_EXTENSIONS)
-    ext = p.suffix.lower()
-    key = _file_key(p)
-    if ext in TEXT_EXTENSIONS:
-        return _converted(p, cache / "tables" / f"{p.stem}-{key}.arrow", overwrite)
+    if p.suffix.lower() in TEXT_EXTENSIONS:  # the reader has checked for rows
+        return _converted(p, cache / "tables" / f"{p.stem}-{_file_key(p)}.arrow", overwrite)
+    return _rows_checked(_binary(p, cache), p)
+
+
+def _rows_checked(t: Table, p: Path) -> Table:
+    if len(t.ds) == 0:
+        raise SparsecoreError("data file has no rows", str(p), "add at least one example")
+    return t
+
+
+def _binary(p: Path, cache: Path) -> Table:
+    """A .parquet or .arrow file through datasets' readers."""
     import datasets
 
+    ext, key = p.suffix.lower(), _file_key(p)
     try:
         if ext == ".parquet":
+            if pq.ParquetFile(str(p)).metadata.num_rows == 0:  # datasets' reader fails on it with no clear word
+                return Table(datasets.Dataset.from_dict({}), key)
             return Table(datasets.Dataset.from_parquet(str(p), cache_dir=str(cache / "parquet")), key)
         try:
             return Table(datasets.Dataset.from_file(str(p)), key)  # memory-mapped in place
         except pa.ArrowInvalid:
             return Table(datasets.load_dataset("arrow", data_files=str(p), split="train",
                                                cache_dir=str(cache / "arrow")), key)
-    except (pa.ArrowException, OSError, ValueError) as e:
+    except (pa.ArrowException, OSError, ValueError, datasets.exceptions.DatasetGenerationError) as e:
         how = "to_parquet" if ext == ".parquet" else "Arrow IPC"
         raise SparsecoreError(f"cannot read {ext} file: {_first_line(e)}", str(p),
                               f"write it with pyarrow/pandas/datasets ({how})") from None

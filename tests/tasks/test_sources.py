@@ -109,6 +109,9 @@ def test_bad_binary_files_are_one_line_errors(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
     e = err(train_file=tmp_path / "bad.parquet", cache_dir=tmp_path / "c")
     assert "cannot read .parquet" in e.what and "\n" not in str(e)
+    pq.write_table(pa.table({"sentence": pa.array([], pa.string()), "label": pa.array([], pa.int64())}),
+                   tmp_path / "empty.parquet")
+    assert "no rows" in err(train_file=tmp_path / "empty.parquet", cache_dir=tmp_path / "c").what
     (tmp_path / "folder").mkdir()
     assert "save_to_disk" in err(train_file=tmp_path / "folder", cache_dir=tmp_path / "c").fix
 
