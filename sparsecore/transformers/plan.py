@@ -146,7 +146,8 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     if training_args.do_train and data.train is None and not data_args.one_shot:
         raise SparsecoreError("--do_train needs training data", "data", "pass --train_file or a GLUE folder with train.tsv")
     if training_args.do_eval and not data.evals:
-        raise SparsecoreError("--do_eval needs validation data", "data", "pass --validation_file")
+        raise SparsecoreError("--do_eval needs validation data", "data",
+                              "pass --validation_file, or --validation_ratio to hold out part of train")
     if training_args.do_predict and data.test is None:
         raise SparsecoreError("--do_predict needs --test_file", "--test_file",
                               "pass a csv/tsv/json/jsonl/parquet/arrow file, or a dataset with a test split")
