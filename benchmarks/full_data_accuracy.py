@@ -193,6 +193,7 @@ def main(argv=None) -> None:
             print("\n| training run | samples/s | vs plain HF Trainer |\n|---|---:|---:|")
             print("\n".join(f"| {k} | {v:.1f} | {v / base:.2f}× |" for k, v in speeds.items()))
         if "oneshot_curve" in rows:
+            print("\n" + oneshot_table(rows["oneshot_curve"]["points"]))
             plot(rows, PICTURE)
             print(f"\nwrote {PICTURE}")
 
@@ -207,6 +208,15 @@ def table(rows: dict) -> str:
         share = f"{100 * r['accuracy'] / dense:.1f}%" if dense else "—"
         lines.append(f"| {name} | {100 * r['encoder_sparsity']:.1f}% | {100 * r['accuracy']:.2f}% | {share} | "
                      f"{r['wall_time_s'] / 60:.0f} min | {r['train_samples_per_second']:.1f} |")
+    return "\n".join(lines)
+
+
+def oneshot_table(points: dict) -> str:
+    lines = ["| one-shot from dense | " + " | ".join(f"{s:.0%}" for s in GRID) + " |", "|---|" + "---:|" * len(GRID)]
+    for method in ("magnitude", "obs"):
+        cells = [f"{100 * points[f'{method}@{s}']['accuracy']:.2f}%" if f"{method}@{s}" in points else "—"
+                 for s in GRID]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
