@@ -9,14 +9,14 @@ a row-by-row pass would.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import islice
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.tasks.labels import _number
+from sparsecore.tasks.labels import _is_unlabeled, _number
 
 SCAN_ROWS = 10_000  # rows per batch when a rule has to look at values in Python
 
@@ -45,29 +45,31 @@ def distinct(ds, col: str) -> tuple[list, np.ndarray]:
     return encoded.chunk(0).dictionary.to_pylist(), index
 
 
-def encode_labels(ds, col: str, encode: Callable[[list, str], np.ndarray], where: str) -> np.ndarray:
-    """``encode`` applied to every value of ``col``, computed once per distinct value."""
+def _on_distinct(ds, col: str, rule: Callable[[list], Any]) -> tuple[Any, np.ndarray]:
+    """(``rule`` of the distinct values, each row's index into them); when the rule raises, it runs once more on
+    every value, so the error names the first bad row."""
     uniques, index = distinct(ds, col)
     try:
-        table = encode(uniques, where)
+        return rule(uniques), index
     except SparsecoreError:
-        encode(values(ds, col), where)  # raises the same error, naming the first bad row
+        rule(values(ds, col))  # raises the same error, naming the first bad row
         raise
+
+
+def encode_labels(ds, col: str, encode: Callable[[list, str], np.ndarray], where: str) -> np.ndarray:
+    """``encode`` applied to every value of ``col``, computed once per distinct value."""
+    table, index = _on_distinct(ds, col, lambda vals: encode(vals, where))
     return table[index]
 
 
 def infer(ds, col: str, rule: Callable[[list, str, str], tuple], where: str, name: str) -> tuple:
     """``rule`` (the custom label inference) on the distinct values; on an error, again on every value."""
-    uniques, _ = distinct(ds, col)
-    try:
-        return rule(uniques, where, name)
-    except SparsecoreError:
-        rule(values(ds, col), where, name)
-        raise
+    return _on_distinct(ds, col, lambda vals: rule(vals, where, name))[0]
 
 
-def unlabeled(ds, col: str, test: Callable[[list, list], bool], names: list[str]) -> bool:
-    return test(distinct(ds, col)[0], names)
+def unlabeled(ds, col: str, names: list[str]) -> bool:
+    """All labels of ``col`` are empty, or all -1 where -1 is not a class (GLUE test files)."""
+    return _is_unlabeled(distinct(ds, col)[0], names)
 
 
 def check_texts(ds, cols: Sequence[str], path, non_strings: dict) -> None:
@@ -102,8 +104,6 @@ def _batches(arr: pa.ChunkedArray):
         yield from arr.slice(start, SCAN_ROWS).to_pylist()
 
 
-def texts(ds, cols: Sequence[str], limit: int | None = None) -> list[tuple[str, ...]]:
-    """The rows' texts as tuples (one or two strings each), the first ``limit`` rows."""
-    n = len(ds) if limit is None else min(limit, len(ds))
-    part = ds.select(range(n)) if n < len(ds) else ds
-    return list(islice(zip(*(values(part, c) for c in cols)), n))
+def texts(ds, cols: Sequence[str]) -> list[tuple[str, ...]]:
+    """The rows' texts as tuples (one or two strings each)."""
+    return list(zip(*(values(ds, c) for c in cols)))

@@ -33,7 +33,7 @@ from sparsecore.tasks.columnar import check_texts, encode_labels, infer, texts, 
 from sparsecore.tasks.columns import _check_same_columns, _require_columns, _text_columns
 from sparsecore.tasks.glue import SINGLE_LABEL, TaskSpec, get_task
 from sparsecore.tasks.hub import load_splits
-from sparsecore.tasks.labels import _custom_label_encoder, _encode_class_ids, _encode_glue, _is_unlabeled
+from sparsecore.tasks.labels import _custom_label_encoder, _encode_class_ids, _encode_glue
 from sparsecore.tasks.splitting import choose_eval
 from sparsecore.tasks.tables import Table, cache_root, open_table
 
@@ -157,7 +157,7 @@ def load_data(
     def split(src: tuple[str, Table], name: str) -> Split:
         path, t = src
         check_texts(t.ds, text_cols, path, t.non_strings)
-        if label_col not in t.ds.column_names or (name == "test" and unlabeled(t.ds, label_col, _is_unlabeled, names)):
+        if label_col not in t.ds.column_names or (name == "test" and unlabeled(t.ds, label_col, names)):
             return Split(t.ds, text_cols, None, t.key)
         return Split(t.ds, text_cols, encode_labels(t.ds, label_col, encode, f"{path}, column {label_col!r}"), t.key)
 

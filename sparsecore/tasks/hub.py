@@ -8,12 +8,10 @@ Offline and not cached, a hub id is a one-line error naming the local ways to gi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.tasks.tables import FORMAT_VERSION, Table
+from sparsecore.tasks.tables import Table, content_key, first_line
 
 LOCAL_WAYS = ("--glue_dir with --task_name, --train_file/--validation_file (csv, tsv, json, jsonl, parquet, arrow), "
               "or --dataset_name <folder written by save_to_disk>")
@@ -33,10 +31,10 @@ def load_splits(name: str, config: str | None, cache_dir: str | Path | None) -> 
         else:
             loaded = datasets.load_dataset(name, config, cache_dir=None if cache_dir is None else str(cache_dir))
     except OSError as e:  # offline and not cached, not found (datasets' errors are ConnectionError/FileNotFoundError)
-        raise SparsecoreError(f"dataset {name!r} could not be loaded ({_first_line(e)})", flag,
+        raise SparsecoreError(f"dataset {name!r} could not be loaded ({first_line(e, 200)})", flag,
                               f"check the name; without the hub, give the data locally: {LOCAL_WAYS}") from None
     except ValueError as e:  # a config name the dataset does not have, files it cannot read
-        raise SparsecoreError(f"cannot load dataset {name!r}: {_first_line(e)}", flag,
+        raise SparsecoreError(f"cannot load dataset {name!r}: {first_line(e, 200)}", flag,
                               "check --dataset_config_name and the dataset's files") from None
     if not isinstance(loaded, datasets.DatasetDict):
         loaded = datasets.DatasetDict({"train": loaded})
@@ -44,9 +42,4 @@ def load_splits(name: str, config: str | None, cache_dir: str | Path | None) -> 
 
 
 def _key(name: str, config: str | None, split: str, ds) -> str:
-    ident = json.dumps([FORMAT_VERSION, name, config, split, getattr(ds, "_fingerprint", None), len(ds)])
-    return hashlib.sha256(ident.encode()).hexdigest()[:16]
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return content_key(name, config, split, getattr(ds, "_fingerprint", None), len(ds))

@@ -89,18 +89,23 @@ def _binary(p: Path, cache: Path) -> Table:
                                                cache_dir=str(cache / "arrow")), key)
     except (pa.ArrowException, OSError, ValueError, datasets.exceptions.DatasetGenerationError) as e:
         how = "to_parquet" if ext == ".parquet" else "Arrow IPC"
-        raise SparsecoreError(f"cannot read {ext} file: {_first_line(e)}", str(p),
+        raise SparsecoreError(f"cannot read {ext} file: {first_line(e)}", str(p),
                               f"write it with pyarrow/pandas/datasets ({how})") from None
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+def first_line(e: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's text (for a one-line error), at most ``limit`` characters."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:limit]
+
+
+def content_key(*parts) -> str:
+    """A short hash of ``parts`` (JSON-serialisable) and FORMAT_VERSION: the key of a source's content."""
+    return hashlib.sha256(json.dumps([FORMAT_VERSION, *parts]).encode()).hexdigest()[:16]
 
 
 def _file_key(p: Path) -> str:
     st = p.stat()
-    ident = json.dumps([FORMAT_VERSION, str(p.resolve()), st.st_size, st.st_mtime_ns])
-    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return content_key(str(p.resolve()), st.st_size, st.st_mtime_ns)
 
 
 def _saved_folder(p: Path) -> Table:
@@ -114,7 +119,7 @@ def _saved_folder(p: Path) -> Table:
                               f"give a file ({', '.join(ALLOWED_EXTENSIONS)}) or a folder written by save_to_disk")
     ds = datasets.load_from_disk(str(p))
     stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(p.iterdir()) if f.is_file()]
-    key = hashlib.sha256(json.dumps([FORMAT_VERSION, str(p.resolve()), stamp]).encode()).hexdigest()[:16]
+    key = content_key(str(p.resolve()), stamp)
     return Table(ds, key)
 
 
