@@ -24,7 +24,7 @@ class OneLineParser(OneLineErrors, HfArgumentParser):
 def parse_training(argv: list[str] | None = None) -> tuple[ModelArguments, DataTrainingArguments, TrainingArguments,
                                                            set[str]]:
     """Parse flags; also return the set of flags the user typed (to spot recipe conflicts)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = renamed_flags(sys.argv[1:] if argv is None else list(argv))
     parser = OneLineParser((ModelArguments, DataTrainingArguments, TrainingArguments), allow_abbrev=False,
                            prog="python -m sparsecore.transformers.text_classification",
                            description="Sparsify (prune, distil) a BERT-family text classifier with a recipe.")
@@ -42,6 +42,35 @@ def parse_training(argv: list[str] | None = None) -> tuple[ModelArguments, DataT
                               "run with --help to see the flags")
     given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
     return model_args, data_args, training_args, given
+
+
+TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def renamed_flags(argv: list[str]) -> list[str]:
+    """SparseML-era TrainingArguments flags that transformers 5 renamed → today's names.
+
+    ``--group_by_length [true|false]`` (transformers 4) is ``--train_sampling_strategy group_by_length``."""
+    out, i = [], 0
+    while i < len(argv):
+        flag, _, value = argv[i].partition("=")
+        if flag != "--group_by_length":
+            out.append(argv[i])
+            i += 1
+            continue
+        if not value and i + 1 < len(argv) and argv[i + 1].lower() in TRUE + FALSE:
+            value, i = argv[i + 1], i + 1
+        i += 1
+        if (value or "true").lower() not in TRUE + FALSE:
+            raise SparsecoreError(f"--group_by_length takes true or false, not {value!r}", "command line",
+                                  "write --group_by_length or --group_by_length false")
+        if any(a.split("=", 1)[0] == "--train_sampling_strategy" for a in argv):
+            raise SparsecoreError("--group_by_length and --train_sampling_strategy both given", "command line",
+                                  "keep one: --group_by_length is the old name of "
+                                  "--train_sampling_strategy group_by_length")
+        if (value or "true").lower() in TRUE:
+            out += ["--train_sampling_strategy", "group_by_length"]
+    return out
 
 
 def parse_export(argv: list[str] | None = None, description: str = "") -> ExportArguments:

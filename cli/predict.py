@@ -3,7 +3,8 @@
     python -m sparsecore.cli.predict --model_path out/sst2-gmp80/deployment --input reviews.txt --output preds.jsonl
 
 Input: .txt (one text per line), .csv/.tsv (column --text_column, and --text_pair_column for pairs),
-or .jsonl (same keys). Output: JSON lines {"text": ..., "label": ..., "score": ...} (plus "labels" with
+.json/.jsonl (same keys), .parquet, .arrow, or a ``datasets.Dataset.save_to_disk`` folder.
+Output: JSON lines {"text": ..., "label": ..., "score": ...} (plus "labels" with
 --top_k > 1). Long inputs are truncated to the sequence length.
 """
 
@@ -21,9 +22,12 @@ from sparsecore.deploy.engines import ENGINES
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_writable
 from sparsecore.tasks import read_table
+from sparsecore.tasks.tables import cache_root, open_table
 
 
 def read_texts(path: Path, column: str, pair_column: str | None) -> list:
+    if path.is_dir() or path.suffix.lower() in (".parquet", ".arrow"):
+        return _columns(open_table(path, cache_root(None)).ds, path, column, pair_column)
     if not path.is_file():
         raise SparsecoreError("input file not found", str(path), "check the path")
     if path.suffix == ".txt":
@@ -35,10 +39,15 @@ def read_texts(path: Path, column: str, pair_column: str | None) -> list:
         if not texts:
             raise SparsecoreError("input file has no text lines", str(path), "one text per line")
         return texts
-    table = read_table(path)
+    return _columns(read_table(path), path, column, pair_column)
+
+
+def _columns(table, path: Path, column: str, pair_column: str | None) -> list:
+    """The text (or text-pair) column of a dict of columns or a ``datasets.Dataset``."""
+    names = list(table.column_names if hasattr(table, "column_names") else table)
     for name in filter(None, (column, pair_column)):
-        if name not in table:
-            raise SparsecoreError(f"no column {name!r}", str(path), f"columns: {', '.join(table)}")
+        if name not in names:
+            raise SparsecoreError(f"no column {name!r}", str(path), f"columns: {', '.join(names)}")
     if pair_column:
         return [[str(a), str(b)] for a, b in zip(table[column], table[pair_column])]
     return [str(t) for t in table[column]]

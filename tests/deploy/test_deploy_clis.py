@@ -10,12 +10,17 @@ from sparsecore.cli.evaluate_deployment import main as evaluate_main
 from sparsecore.cli.predict import main as predict_main
 
 
-@pytest.mark.parametrize("kind", ["txt", "csv", "jsonl", "pairs"])
+@pytest.mark.parametrize("kind", ["txt", "csv", "jsonl", "pairs", "parquet", "saved"])
 def test_predict_file_formats(kind, pruned_minilm, tmp_path):
+    import datasets
+
     texts = ["a gripping, beautifully acted film", "a dull, lifeless mess", "fine"]
     src = tmp_path / f"in.{'csv' if kind == 'pairs' else kind}"
     extra = []
-    if kind == "txt":
+    if kind in ("parquet", "saved"):
+        ds = datasets.Dataset.from_dict({"id": [0, 1, 2], "text": texts})
+        ds.to_parquet(str(src)) if kind == "parquet" else ds.save_to_disk(str(src))
+    elif kind == "txt":
         src.write_text("\n".join(texts) + "\n\n")
     elif kind == "csv":
         src.write_text("id,text\n" + "\n".join(f'{i},"{t}"' for i, t in enumerate(texts)) + "\n")
@@ -56,13 +61,18 @@ def test_evaluate_deployment_matches_training_eval(pruned_minilm, tmp_path, caps
     (["--input", "{tmp}/none.txt"], "input file not found"),
     (["--input", "{csv}", "--text_column", "body"], "no column 'body'"),
     (["--input", "{empty}"], "no text lines"),
+    (["--input", "{parquet}", "--text_column", "body"], "no column 'body'"),
     (["--input", "{csv}", "--model_path", "{tmp}/nowhere"], "model path does not exist"),
 ])
 def test_predict_bad_input(argv, pattern, pruned_minilm, tmp_path, capsys):
     (tmp_path / "in.csv").write_text("text\nhello\n")
     (tmp_path / "empty.txt").write_text("\n\n")
+    import datasets
+
+    datasets.Dataset.from_dict({"text": ["hello"]}).to_parquet(str(tmp_path / "in.parquet"))
     base = ["--model_path", str(pruned_minilm), "--output", str(tmp_path / "o.jsonl")]
-    argv = base + [a.format(tmp=tmp_path, csv=tmp_path / "in.csv", empty=tmp_path / "empty.txt") for a in argv]
+    argv = base + [a.format(tmp=tmp_path, csv=tmp_path / "in.csv", empty=tmp_path / "empty.txt",
+                                 parquet=tmp_path / "in.parquet") for a in argv]
     with pytest.raises(SystemExit) as info:
         predict_main(argv)
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
