@@ -23,9 +23,9 @@ from sparsecore.cli.parser import user_errors
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="out/demo", help="where both models and summary.json go")
-    parser.add_argument("--max_train_samples", type=int, default=1000, help="training sentences used (of 2000)")
-    parser.add_argument("--dense_epochs", type=float, default=2.0)
-    parser.add_argument("--prune_epochs", type=float, default=4.0)
+    parser.add_argument("--max_train_samples", type=int, default=2000, help="training sentences used (of 2000)")
+    parser.add_argument("--dense_epochs", type=float, default=1.0)
+    parser.add_argument("--prune_epochs", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     with user_errors():
