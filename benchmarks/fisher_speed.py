@@ -2,7 +2,7 @@
 
     python benchmarks/fisher_speed.py [--block 50] [--grads 64]
 
-On the MiniLM encoder's 36 targeted Linear weights (real shapes, 21.2M weights), B = 50, m = 64
+On the MiniLM encoder's 36 targeted Linear weights (real shapes, 10.6M weights), B = 50, m = 64
 random gradients streamed one at a time, layer by layer (peak memory one layer's F⁻¹: ≤ 118 MB).
 Both compute the same recursion; the table gives total seconds and the ratio.
 """
