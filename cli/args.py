@@ -61,14 +61,15 @@ def renamed_flags(argv: list[str]) -> list[str]:
         if not value and i + 1 < len(argv) and argv[i + 1].lower() in TRUE + FALSE:
             value, i = argv[i + 1], i + 1
         i += 1
-        if (value or "true").lower() not in TRUE + FALSE:
+        word = (value or "true").lower()  # the bare flag means true
+        if word not in TRUE + FALSE:
             raise SparsecoreError(f"--group_by_length takes true or false, not {value!r}", "command line",
                                   "write --group_by_length or --group_by_length false")
         if any(a.split("=", 1)[0] == "--train_sampling_strategy" for a in argv):
             raise SparsecoreError("--group_by_length and --train_sampling_strategy both given", "command line",
                                   "keep one: --group_by_length is the old name of "
                                   "--train_sampling_strategy group_by_length")
-        if (value or "true").lower() in TRUE:
+        if word in TRUE:
             out += ["--train_sampling_strategy", "group_by_length"]
     return out
 
