@@ -37,10 +37,7 @@ def demo(out: Path, max_train: int, dense_epochs: float, prune_epochs: float, se
     from sparsecore.transformers import train
 
     started = time.time()
-    common = dict(task_name="sst2", max_train_samples=max_train, pad_to_max_length=False,
-                  per_device_train_batch_size=16, per_device_eval_batch_size=64, do_train=True, do_eval=True,
-                  save_strategy="no", logging_steps=20, seed=seed, overwrite_output_dir=True,
-                  train_sampling_strategy="group_by_length")  # batches of similar length: half the step time
+    common = common_flags(max_train, seed)
     dense_dir, pruned_dir = out / "dense", out / "pruned80"
     dense = train(model_name_or_path="minilm", recipe="dense-finetune",
                   recipe_args=f"num_epochs={dense_epochs},init_lr=1e-4", output_dir=dense_dir, **common)
@@ -61,6 +58,14 @@ def demo(out: Path, max_train: int, dense_epochs: float, prune_epochs: float, se
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def common_flags(max_train: int, seed: int) -> dict:
+    """``train()`` flags both stages share (benchmarks/demo_choices.py measures pruning stages with them)."""
+    return dict(task_name="sst2", max_train_samples=max_train, pad_to_max_length=False,
+                per_device_train_batch_size=16, per_device_eval_batch_size=64, do_train=True, do_eval=True,
+                save_strategy="no", logging_steps=20, seed=seed, overwrite_output_dir=True,
+                train_sampling_strategy="group_by_length")  # batches of similar length: half the step time
 
 
 def engine_speedup(dense_dir: Path, pruned_dir: Path, rows: int = 256) -> dict:

@@ -16,26 +16,34 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, set_seed
 
 from sparsecore import distributed
+from sparsecore.adapters.batches import lengths_of, sorted_draw
 from sparsecore.adapters.layers import finish_layer_pruning
 from sparsecore.adapters.models import output_keys
 from sparsecore.recipe import Recipe
 from sparsecore.session import Session
 
 
-def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_size: int, device, seed: int = 0):
+def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_size: int, device, seed: int = 0,
+                      group_by_length: bool = False):
     """Gradients for OBS: forward/backward on shuffled training batches (eval mode: no dropout noise).
 
     Each call draws its batch order from ``seed`` and the call's number (not the global RNG), the same on
     every rank; under torchrun this rank computes global samples ``rank, rank + W, …`` of it
-    (:func:`sparsecore.distributed.own_samples`), so all ranks together compute what one process would."""
+    (:func:`sparsecore.distributed.own_samples`), so all ranks together compute what one process would.
+    ``group_by_length`` (on when training batches are grouped by length): each call's randomly drawn rows are
+    sorted by length into its batches (:func:`sparsecore.adapters.batches.sorted_draw`), a third of the padding."""
     calls = itertools.count()
+    lengths: list[int] = []
 
     def sample(count: int, batch_size: int | None, desc: str):
         order = torch.Generator().manual_seed(seed + next(calls))
         own = set(distributed.own_samples(count))
+        size = batch_size or default_batch_size
+        if group_by_length and not lengths:
+            lengths.extend(lengths_of(dataset))
+        plan = sorted_draw(lengths, size, count, order) if group_by_length else None
         try:
-            for i, batch in enumerate(_eval_batches(model, dataset, collator, batch_size or default_batch_size, count,
-                                                    desc, order)):
+            for i, batch in enumerate(_eval_batches(model, dataset, collator, size, count, desc, order, plan)):
                 if i not in own:
                     continue
                 model.zero_grad(set_to_none=False)
@@ -62,12 +70,14 @@ def make_forward_sampler(model: torch.nn.Module, dataset, collator, batch_size: 
 
 
 def _eval_batches(model, dataset, collator, batch_size: int, count: int, desc: str,
-                  order: torch.Generator | None = None):
-    """``count`` shuffled batches (cycling), with the model in eval mode meanwhile."""
+                  order: torch.Generator | None = None, plan: list[list[int]] | None = None):
+    """``count`` shuffled batches (cycling; or the batches of row indices in ``plan``), with the model in eval
+    mode meanwhile."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator, generator=order)
+    loader = (DataLoader(dataset, batch_sampler=plan, collate_fn=collator) if plan is not None else
+              DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator, generator=order))
     was_training = model.training
     model.eval()
     batches = iter(())
@@ -91,8 +101,9 @@ class SessionCallback(TrainerCallback):
         steps = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
         inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps the torch optimizer
         data = (t.model, t.train_dataset, t.data_collator, args.per_device_train_batch_size, args.device)
+        grads = make_grad_sampler(*data, args.seed, grouped(args))
         t.session = Session(t.recipe, t.model, inner, steps_per_epoch=steps, problem_type=t.problem_type,
-                            teacher_disabled=t.teacher is None, grad_sampler=make_grad_sampler(*data, args.seed),
+                            teacher_disabled=t.teacher is None, grad_sampler=grads,
                             forward_sampler=make_forward_sampler(*data), output_keys=output_keys(t.model))
         t.session.initialize()
         if t.resume_dir is not None:
@@ -114,6 +125,12 @@ class SessionCallback(TrainerCallback):
         session = self.trainer.session
         session.finalize()
         finish_layer_pruning(self.trainer.model, session.dropped_layers)  # removed layers leave the model
+
+
+def grouped(args) -> bool:
+    """Training batches grouped by length (``--train_sampling_strategy group_by_length``): OBS's gradient
+    batches are then sorted by length too."""
+    return getattr(args, "train_sampling_strategy", "random") == "group_by_length"
 
 
 def seed_everything(seed: int) -> None:

@@ -144,7 +144,8 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
         training_args.do_train = training_args.do_eval = True
         notes.append("neither --do_train nor --do_eval given: doing both")
     if training_args.do_train and data.train is None and not data_args.one_shot:
-        raise SparsecoreError("--do_train needs training data", "data", "pass --train_file or a GLUE folder with train.tsv")
+        raise SparsecoreError("--do_train needs training data", "data",
+                              "pass --train_file or a GLUE folder with train.tsv")
     if training_args.do_eval and not data.evals:
         raise SparsecoreError("--do_eval needs validation data", "data",
                               "pass --validation_file, or --validation_ratio to hold out part of train")

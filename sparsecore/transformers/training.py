@@ -167,14 +167,14 @@ class _Job:
 
     def sparsify(self, trainer):
         """Train (or apply the recipe one-shot); the quantization state when the recipe quantized, else None."""
-        from sparsecore.adapters.trainer import make_forward_sampler, make_grad_sampler
+        from sparsecore.adapters.trainer import grouped, make_forward_sampler, make_grad_sampler
 
         if self.data_args.one_shot:
             samplers = {}
             if self.train_ds is not None:
                 batch = (self.model, self.train_ds, self.collator, self.args.per_device_train_batch_size,
                          self.args.device)
-                samplers = {"grad_sampler": make_grad_sampler(*batch, self.args.seed),
+                samplers = {"grad_sampler": make_grad_sampler(*batch, self.args.seed, grouped(self.args)),
                             "forward_sampler": make_forward_sampler(*batch)}
             session = apply_one_shot(self.plan.recipe, self.model, problem_type=self.plan.data.problem_type,
                                      **samplers)

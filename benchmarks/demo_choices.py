@@ -1,0 +1,135 @@
+"""The demo's pruning stage under other choices, each from the same dense demo model, side by side.
+
+    python benchmarks/demo_choices.py --dense out/demo/dense --run gmp80_lr2e-4,obs80   # named choices
+    python benchmarks/demo_choices.py --table                                           # the README table
+
+``--dense`` is the dense model of a ``sparsecore-demo`` run with the same ``--seed`` and training rows
+(its teacher and start; trained here first when the folder is missing). Every choice trains on the
+bundled SST-2 sample with the demo's flags (``sparsecore.cli.demo.common_flags``: batches of 16 grouped by length)
+and is evaluated on all 872 validation sentences. Results accumulate in
+``benchmarks/results/demo_choices.json`` with their wall time (the pruning stage alone; the demo adds
+the dense stage, ~45 s, and the engine timing, ~25 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from sparsecore.cli.demo import common_flags
+
+RESULTS = Path(__file__).with_name("results") / "demo_choices.json"
+LINEARS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
+           r"intermediate\.dense|output\.dense)\.weight")
+SCHEDULE = """num_epochs: {epochs}
+training_modifiers:
+  - !EpochRangeModifier
+    end_epoch: {epochs}
+  - !LearningRateFunctionModifier
+    lr_func: linear
+    init_lr: {lr}
+    final_lr: 1.0e-6
+    end_epoch: {epochs}
+distillation_modifiers:
+  - !DistillationModifier
+    hardness: {hardness}
+    temperature: 2.0
+pruning_modifiers:
+"""
+GMP = """  - !GMPruningModifier
+    params: ['{params}']
+    final_sparsity: {sparsity}
+    start_epoch: 0
+    end_epoch: {end}
+    update_frequency: {freq}
+"""
+OBS = """  - !OBSPruningModifier
+    params: ['{params}']
+    final_sparsity: {sparsity}
+    start_epoch: 0
+    end_epoch: {end}
+    update_frequency: {freq}
+    num_grads: {grads}
+    fisher_block_size: 50
+    grad_sampler_kwargs: {{batch_size: 16}}
+"""
+DEFAULTS = dict(method="gmp", sparsity=0.8, epochs=2, end=1.5, freq=0.25, lr="1.0e-4", hardness=0.5, grads=32,
+                batch=16)
+CHOICES = {  # name → what differs from the demo's default (GMP 80%, 2 epochs, pruning 0–1.5 every 0.25)
+    "gmp80": {},
+    "gmp80_lr2e-4": dict(lr="2.0e-4"),
+    "gmp80_bs8": dict(batch=8),
+    "gmp70": dict(sparsity=0.7),
+    "obs80": dict(method="obs"),
+    "obs80_lr2e-4": dict(method="obs", lr="2.0e-4"),
+    "obs70": dict(method="obs", sparsity=0.7),
+    "obs80_hard1": dict(method="obs", hardness=1.0),
+}
+
+
+def recipe(choice: dict) -> str:
+    c = {**DEFAULTS, **choice}
+    body = (OBS if c["method"] == "obs" else GMP).format(params=LINEARS, **c)
+    return SCHEDULE.format(**c) + body
+
+
+def run(name: str, dense: Path, out: Path, max_train: int, seed: int) -> dict:
+    from sparsecore.transformers import train
+
+    flags = common_flags(max_train, seed)
+    if not (dense / "model.safetensors").exists():
+        train(model_name_or_path="minilm", recipe="dense-finetune", recipe_args="num_epochs=1,init_lr=1e-4",
+              output_dir=dense, **flags)
+    choice = {**DEFAULTS, **CHOICES[name]}
+    flags["per_device_train_batch_size"] = choice["batch"]
+    started = time.time()
+    result = train(model_name_or_path=dense, distill_teacher=dense, recipe=recipe(CHOICES[name]),
+                   output_dir=out / name, disable_tqdm=True, **flags)
+    dense_acc = json.loads((dense / "eval_results.json").read_text())["eval_accuracy"]
+    return {"accuracy": result.metrics["eval_accuracy"], "dense_accuracy": dense_acc,
+            "encoder_sparsity": result.metrics["encoder_sparsity"], "wall_time_s": time.time() - started,
+            "choice": choice, "max_train_samples": max_train, "seed": seed,
+            "command": "python " + " ".join(sys.argv)}
+
+
+def table() -> str:
+    rows = json.loads(RESULTS.read_text())
+    lines = ["| choice | what differs from the default | sparsity | accuracy | vs dense | pruning stage |",
+             "|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        differs = ", ".join(f"{k} {v}" for k, v in CHOICES.get(name, {}).items()) or "the default (GMP)"
+        lines.append(f"| {name} | {differs} | {100 * r['encoder_sparsity']:.1f}% | {100 * r['accuracy']:.2f}% | "
+                     f"{100 * (r['accuracy'] - r['dense_accuracy']):+.2f} pts | {r['wall_time_s']:.0f} s |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", help=f"comma-separated choices: {', '.join(CHOICES)}")
+    parser.add_argument("--dense", default="out/demo/dense", help="the demo's dense model (trained if missing)")
+    parser.add_argument("--out", default="runs/demo-choices", help="where each choice's model goes")
+    parser.add_argument("--max_train_samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
+    names = (args.run or "").split(",")
+    unknown = [n for n in names if n not in CHOICES]
+    if unknown:
+        parser.error(f"unknown choice {unknown[0]!r}: use {', '.join(CHOICES)}")
+    for name in names:
+        entry = run(name, Path(args.dense), Path(args.out), args.max_train_samples, args.seed)
+        rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        rows[name] = entry
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(rows, indent=1))
+        print(name, {k: entry[k] for k in ("accuracy", "encoder_sparsity", "wall_time_s")}, flush=True)
+
+
+if __name__ == "__main__":
+    main()
