@@ -31,7 +31,7 @@ COMMON = dict(task_name="sst2", pad_to_max_length=False, max_seq_length=128, per
 LINEARS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
            r"intermediate\.dense|output\.dense)\.weight")
 OBS90 = f"""
-num_epochs: 2
+num_epochs: 3
 training_modifiers:
   - !EpochRangeModifier
     end_epoch: eval(num_epochs)
@@ -45,7 +45,7 @@ pruning_modifiers:
     params: ['{LINEARS}']
     final_sparsity: 0.9
     start_epoch: 0
-    end_epoch: 1.5
+    end_epoch: 2.0
     update_frequency: 0.25
     num_grads: 128
     fisher_block_size: 50
