@@ -53,11 +53,11 @@ OBS = """  - !OBSPruningModifier
     end_epoch: {end}
     update_frequency: {freq}
     num_grads: {grads}
-    fisher_block_size: 50
+    fisher_block_size: {block}
     grad_sampler_kwargs: {{batch_size: 16}}
 """
 DEFAULTS = dict(method="gmp", sparsity=0.8, epochs=2, end=1.5, freq=0.25, lr="1.0e-4", hardness=0.5, grads=32,
-                batch=16)
+                batch=16, block=50)
 CHOICES = {  # name → what differs from the demo's default (GMP 80%, 2 epochs, pruning 0–1.5 every 0.25)
     "gmp80": {},
     "gmp80_lr2e-4": dict(lr="2.0e-4"),
@@ -67,6 +67,10 @@ CHOICES = {  # name → what differs from the demo's default (GMP 80%, 2 epochs,
     "obs80_lr2e-4": dict(method="obs", lr="2.0e-4"),
     "obs70": dict(method="obs", sparsity=0.7),
     "obs80_hard1": dict(method="obs", hardness=1.0),
+    "obs80_f05": dict(method="obs", freq=0.5),
+    "obs80_f05_b20": dict(method="obs", freq=0.5, block=20),
+    "obs80_b20": dict(method="obs", block=20),
+    "obs80_b20_g16": dict(method="obs", block=20, grads=16),
 }
 
 

@@ -44,7 +44,7 @@ def parse_training(argv: list[str] | None = None) -> tuple[ModelArguments, DataT
     return model_args, data_args, training_args, given
 
 
-TRUE, FALSE = ("true", "1", "yes"), ("false", "0", "no")
+TRUE, FALSE = ("true", "1", "yes", "t", "y"), ("false", "0", "no", "f", "n")  # transformers' string_to_bool
 
 
 def renamed_flags(argv: list[str]) -> list[str]:

@@ -88,8 +88,9 @@ class OBSPruningModifier(Modifier):
         w = self.rt.window
         target = sparsity_at(epoch, w.start, w.end, self.init_sparsity, self.final_sparsity, self.inter_func)
         current = self._sparsity(state)
-        for r in range(1, self.num_recomputations + 1):
-            self._step(state, current + (target - current) * r / self.num_recomputations)
+        if target > current:  # nothing to prune (e.g. init_sparsity 0 at start_epoch): no gradients, no moves
+            for r in range(1, self.num_recomputations + 1):
+                self._step(state, current + (target - current) * r / self.num_recomputations)
         state.record_update({"sparsity": self._sparsity(state)})
         if self.rt.progress.close(*step) and not self.leave_enabled:
             for name, _ in self.rt.params:

@@ -13,6 +13,8 @@ from sparsecore.cli.args import parse_training, renamed_flags
     (["--group_by_length=0", "--do_train"], ["--do_train"]),
     (["--do_train", "--group_by_length", "--do_eval"], ["--do_train", "--train_sampling_strategy", "group_by_length",
                                                         "--do_eval"]),
+    (["--group_by_length", "Y"], ["--train_sampling_strategy", "group_by_length"]),  # transformers' t/f/y/n too
+    (["--group_by_length=f"], []),
     (["--seed", "3"], ["--seed", "3"]),
 ])
 def test_group_by_length_is_translated(argv, expected):

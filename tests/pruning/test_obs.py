@@ -137,3 +137,26 @@ modifiers:
         final = s.masks.pruned("0.weight")
     assert final[earlier].all()
     assert (model[0].weight[final] == 0).all()
+
+
+def test_gradual_obs_draws_no_gradients_when_nothing_is_due():
+    """The update at start_epoch prunes to init_sparsity 0: no gradient pass, no weight move; the next draws."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 4, bias=False))
+    w0 = model[0].weight.detach().clone()
+    calls = []
+
+    def sampler(count, batch_size, desc):
+        calls.append(count)
+        for _ in range(count):
+            model[0].weight.grad = torch.randn(4, 16)
+            yield
+
+    recipe = ("modifiers:\n  - !OBSPruningModifier\n    params: ['0.weight']\n    final_sparsity: 0.5\n"
+              "    start_epoch: 0\n    end_epoch: 2\n    update_frequency: 1\n    num_grads: 4\n"
+              "    fisher_block_size: 8\n")
+    with Session(recipe, model, None, steps_per_epoch=2, grad_sampler=sampler) as s:
+        s.batch_start(step=0)
+        assert calls == [] and torch.equal(model[0].weight, w0)
+        s.batch_start(step=2)
+        assert calls == [4] and 0 < int((model[0].weight == 0).sum()) < 32
