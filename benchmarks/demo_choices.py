@@ -4,7 +4,8 @@
     python benchmarks/demo_choices.py --table                                           # the README table
 
 ``--dense`` is the dense model of a ``sparsecore-demo`` run with the same ``--seed`` and training rows
-(its teacher and start; trained here first when the folder is missing). Every choice trains on the
+(its teacher and start; trained here first when the folder is missing). Every choice is one of the demo's
+built-in recipes (``minilm-gmp80-demo``, ``minilm-obs80-demo``) with its variables set, trained on the
 bundled SST-2 sample with the demo's flags (``sparsecore.cli.demo.common_flags``: batches of 16 grouped by length)
 and is evaluated on all 872 validation sentences. Results accumulate in
 ``benchmarks/results/demo_choices.json`` with their wall time (the pruning stage alone; the demo adds
@@ -22,40 +23,7 @@ from pathlib import Path
 from sparsecore.cli.demo import common_flags
 
 RESULTS = Path(__file__).with_name("results") / "demo_choices.json"
-LINEARS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
-           r"intermediate\.dense|output\.dense)\.weight")
-SCHEDULE = """num_epochs: {epochs}
-training_modifiers:
-  - !EpochRangeModifier
-    end_epoch: {epochs}
-  - !LearningRateFunctionModifier
-    lr_func: linear
-    init_lr: {lr}
-    final_lr: 1.0e-6
-    end_epoch: {epochs}
-distillation_modifiers:
-  - !DistillationModifier
-    hardness: {hardness}
-    temperature: 2.0
-pruning_modifiers:
-"""
-GMP = """  - !GMPruningModifier
-    params: ['{params}']
-    final_sparsity: {sparsity}
-    start_epoch: 0
-    end_epoch: {end}
-    update_frequency: {freq}
-"""
-OBS = """  - !OBSPruningModifier
-    params: ['{params}']
-    final_sparsity: {sparsity}
-    start_epoch: 0
-    end_epoch: {end}
-    update_frequency: {freq}
-    num_grads: {grads}
-    fisher_block_size: {block}
-    grad_sampler_kwargs: {{batch_size: 16}}
-"""
+RECIPES = {"gmp": "minilm-gmp80-demo", "obs": "minilm-obs80-demo"}  # built-ins; a choice sets their variables
 DEFAULTS = dict(method="gmp", sparsity=0.8, epochs=2, end=1.5, freq=0.25, lr="1.0e-4", hardness=0.5, grads=32,
                 batch=16, block=50)
 CHOICES = {  # name → what differs from the demo's default (GMP 80%, 2 epochs, pruning 0–1.5 every 0.25)
@@ -74,10 +42,15 @@ CHOICES = {  # name → what differs from the demo's default (GMP 80%, 2 epochs,
 }
 
 
-def recipe(choice: dict) -> str:
+def recipe_args(choice: dict) -> str:
+    """The built-in recipe's variables for ``choice`` (what differs from DEFAULTS), as ``k=v,k=v``."""
     c = {**DEFAULTS, **choice}
-    body = (OBS if c["method"] == "obs" else GMP).format(params=LINEARS, **c)
-    return SCHEDULE.format(**c) + body
+    args = dict(num_epochs=c["epochs"], pruning_start_epoch=0, pruning_end_epoch=c["end"],
+                pruning_update_frequency=c["freq"], init_lr=c["lr"], final_sparsity=c["sparsity"],
+                distill_hardness=c["hardness"])
+    if c["method"] == "obs":
+        args.update(num_grads=c["grads"], fisher_block_size=c["block"])
+    return ",".join(f"{k}={v}" for k, v in args.items())
 
 
 def run(name: str, dense: Path, out: Path, max_train: int, seed: int) -> dict:
@@ -90,8 +63,8 @@ def run(name: str, dense: Path, out: Path, max_train: int, seed: int) -> dict:
     choice = {**DEFAULTS, **CHOICES[name]}
     flags["per_device_train_batch_size"] = choice["batch"]
     started = time.time()
-    result = train(model_name_or_path=dense, distill_teacher=dense, recipe=recipe(CHOICES[name]),
-                   output_dir=out / name, disable_tqdm=True, **flags)
+    result = train(model_name_or_path=dense, distill_teacher=dense, recipe=RECIPES[choice["method"]],
+                   recipe_args=recipe_args(CHOICES[name]), output_dir=out / name, disable_tqdm=True, **flags)
     dense_acc = json.loads((dense / "eval_results.json").read_text())["eval_accuracy"]
     return {"accuracy": result.metrics["eval_accuracy"], "dense_accuracy": dense_acc,
             "encoder_sparsity": result.metrics["encoder_sparsity"], "wall_time_s": time.time() - started,
