@@ -45,7 +45,7 @@ CHOICES = {  # name → what differs from DEFAULTS (GMP 80%, 2 epochs, pruning 0
     "obs80_hard1_b20_g16": dict(method="obs", block=20, grads=16, hardness=1.0),
     "obs80_hard1_t5.5_b20_g16": dict(method="obs", block=20, grads=16, hardness=1.0, temp=5.5),  # oBERT's KD
     "obs80_hard025_b20_g16": dict(method="obs", block=20, grads=16, hardness=0.25),
-    "obs80_hard0_b20_g16": dict(method="obs", block=20, grads=16, hardness=0.0),  # labels only, no teacher
+    "obs80_hard0_b20_g16": dict(method="obs", block=20, grads=16, hardness=0.0),  # labels only (the teacher still runs)
     # no distillation at all: hardness 0 and no teacher forward pass (the time buys half an epoch more)
     "obs80_noKD_b20_g16": dict(method="obs", block=20, grads=16, hardness=0.0, teacher=False),
     "obs80_noKD_e2.5_b20_g16": dict(method="obs", block=20, grads=16, hardness=0.0, teacher=False, epochs=2.5,
