@@ -107,10 +107,14 @@ def fisher_inverse_init(n_blocks: int, block_size: int, damp: float) -> np.ndarr
                            (n_blocks, block_size, block_size)).copy()
 
 
-def fisher_inverse_update(finv: np.ndarray, grads: np.ndarray, num_grads: int) -> None:
-    """Fold one gradient (``(n_blocks, B)``) into ``finv`` in place; ``num_grads`` is m, the total count."""
+def _check_types(finv: np.ndarray, grads: np.ndarray) -> None:
     if finv.dtype != np.float32 or grads.dtype != np.float32 or not finv.flags.c_contiguous:
         raise TypeError("finv and grads must be float32, finv C-contiguous")
+
+
+def fisher_inverse_update(finv: np.ndarray, grads: np.ndarray, num_grads: int) -> None:
+    """Fold one gradient (``(n_blocks, B)``) into ``finv`` in place; ``num_grads`` is m, the total count."""
+    _check_types(finv, grads)
     if finv.ndim != 3 or grads.shape != finv.shape[:2] or finv.shape[1] != finv.shape[2]:
         raise ValueError(f"shapes do not match: finv {finv.shape}, grads {grads.shape}")
     _update(finv, np.ascontiguousarray(grads), float(num_grads))
@@ -119,8 +123,7 @@ def fisher_inverse_update(finv: np.ndarray, grads: np.ndarray, num_grads: int) -
 def fisher_inverse_update_chunk(finv: np.ndarray, grads: np.ndarray, num_grads: int) -> None:
     """Fold c gradients (``(c, n_blocks, B)``) into ``finv`` in place — the same F⁻¹ as c calls of
     :func:`fisher_inverse_update` up to float32 round-off; ``num_grads`` is m, the total count."""
-    if finv.dtype != np.float32 or grads.dtype != np.float32 or not finv.flags.c_contiguous:
-        raise TypeError("finv and grads must be float32, finv C-contiguous")
+    _check_types(finv, grads)
     if finv.ndim != 3 or grads.ndim != 3 or grads.shape[1:] != finv.shape[:2] or finv.shape[1] != finv.shape[2]:
         raise ValueError(f"shapes do not match: finv {finv.shape}, grads {grads.shape} (want (c, n_blocks, B))")
     if len(grads):

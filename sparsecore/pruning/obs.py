@@ -73,8 +73,14 @@ def stream_fisher_inverses(params, samples, num_grads: int, damp: float, block_s
     from sparsecore.kernels.fisher import fisher_inverse_init, fisher_inverse_update_chunk  # lazy: Numba
 
     b = block_size
+    chunk = max(1, min(chunk, num_grads))  # never buffer more gradients than an update draws
     finvs = {name: fisher_inverse_init(-(-p.numel() // b), b, damp) for name, p in params}
     buffers = {name: np.empty((chunk, *finvs[name].shape[:2]), np.float32) for name, _ in params}
+
+    def fold(count: int) -> None:
+        for name, _ in params:
+            fisher_inverse_update_chunk(finvs[name], buffers[name][:count], num_grads)
+
     filled = 0
     for _ in samples:
         for name, param in params:
@@ -84,10 +90,7 @@ def stream_fisher_inverses(params, samples, num_grads: int, damp: float, block_s
             buffers[name][filled] = to_blocks(grad, b).numpy()
         filled += 1
         if filled == chunk:
-            for name, _ in params:
-                fisher_inverse_update_chunk(finvs[name], buffers[name], num_grads)
+            fold(filled)
             filled = 0
-    if filled:
-        for name, _ in params:
-            fisher_inverse_update_chunk(finvs[name], buffers[name][:filled], num_grads)
+    fold(filled)  # the last, partial chunk (an empty one changes nothing)
     return finvs
