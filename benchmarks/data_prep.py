@@ -67,7 +67,7 @@ tokenizer = load_tokenizer(str(minilm_path()))
 model = load_classifier(str(minilm_path()), "single_label_classification", ["negative", "positive"])
 import numpy as np, datasets
 from sparsecore.tasks import load_data, read_table
-from sparsecore.transformers.features import tokenize_split
+from sparsecore.workflows.features import tokenize_split
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
 if mode == "lists":

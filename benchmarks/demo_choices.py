@@ -68,7 +68,7 @@ def recipe_args(choice: dict) -> str:
 
 
 def run(name: str, dense: Path, out: Path, max_train: int, seed: int) -> dict:
-    from sparsecore.transformers import train
+    from sparsecore.workflows import train
 
     flags = common_flags(max_train, seed)
     if not (dense / "model.safetensors").exists():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
-from sparsecore.transformers import export, train
+from sparsecore.workflows import export, train
 
 PRUNE90 = """
 modifiers:

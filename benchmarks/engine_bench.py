@@ -35,7 +35,7 @@ import numpy as np
 from deploy_latency import deepsparse_ms, feeds, median_ms, ort_ms
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
-from sparsecore.transformers import export, train
+from sparsecore.workflows import export, train
 
 TARGETS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
            r"|intermediate\.dense|output\.dense)\.weight")

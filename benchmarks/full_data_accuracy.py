@@ -77,7 +77,7 @@ def record(name: str, entry: dict) -> None:
 
 
 def train_run(name: str, glue_dir: str, out: Path) -> dict:
-    from sparsecore.transformers import train
+    from sparsecore.workflows import train
 
     needs_teacher, flags = RUNS[name]
     flags = {**COMMON, **flags, "glue_dir": glue_dir, "output_dir": str(out / name)}
@@ -104,7 +104,7 @@ def _speed(folder: Path) -> float:
 
 def oneshot_curve(glue_dir: str, out: Path) -> dict:
     """One-shot from the dense run: magnitude (layer by layer) and OBS (global, 64 gradients) over GRID."""
-    from sparsecore.transformers import oneshot
+    from sparsecore.workflows import oneshot
 
     points = {}
     for method, tag, extra in (("magnitude", "GMPruningModifier", ""),
@@ -128,7 +128,7 @@ def throughput(glue_dir: str, out: Path, rows: int = 2048) -> dict:
     """Training samples/s on the same ``rows`` sentences, side by side: a plain HF Trainer fine-tune, then
     sparsecore with a dense recipe, GMP + distillation and QAT + distillation. OBS is left out: on 64 steps its
     Fisher passes (one per update) would dominate; the obs90 run's own samples/s shows its real share."""
-    from sparsecore.transformers import train
+    from sparsecore.workflows import train
 
     speeds = {"plain HF Trainer": _plain_trainer(glue_dir, out / "tp-plain", rows)}
     short = dict(COMMON, glue_dir=glue_dir, max_train_samples=rows, do_eval=False,
@@ -154,7 +154,7 @@ def _plain_trainer(glue_dir: str, folder: Path, rows: int) -> float:
     from sparsecore.adapters.models import load_classifier, load_tokenizer, minilm_path
     from sparsecore.adapters.trainer import padding_collator
     from sparsecore.tasks import load_data
-    from sparsecore.transformers.features import tokenize_split
+    from sparsecore.workflows.features import tokenize_split
 
     data = load_data(task_name="sst2", glue_dir=glue_dir)
     tokenizer = load_tokenizer(str(minilm_path()))

@@ -21,7 +21,7 @@ from pathlib import Path
 from deploy_latency import deepsparse_ms, ort_ms, plot
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
-from sparsecore.transformers import export
+from sparsecore.workflows import export
 
 
 def sizes_mb(path: Path) -> tuple[float, float]:

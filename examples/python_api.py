@@ -1,7 +1,7 @@
 """The Python API: train (gradual pruning), oneshot, export, then a Pipeline — the README's example."""
 
 from sparsecore import Pipeline
-from sparsecore.transformers import export, oneshot, train
+from sparsecore.workflows import export, oneshot, train
 
 # gradual magnitude pruning while fine-tuning (TrainResult: metrics, sparsity table, files written, notes)
 pruned = train(model_name_or_path="minilm", task_name="sst2", recipe="minilm-gmp80-demo",

@@ -37,7 +37,7 @@ def glue_dir() -> Path:
 @pytest.fixture(scope="session")
 def pruned_minilm(tmp_path_factory):
     """A real MiniLM, 80% GMP-pruned while fine-tuned on 400 bundled SST-2 rows (about 20 s), exported."""
-    from sparsecore.transformers import export, train
+    from sparsecore.workflows import export, train
 
     out = tmp_path_factory.mktemp("pruned-minilm") / "model"
     train(model_name_or_path="minilm", task_name="sst2", recipe="minilm-gmp80-demo",
@@ -61,3 +61,14 @@ def tiny_model(tmp_path_factory):
                                              intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
     AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_deployment(tiny_model, tmp_path_factory):
+    """The tiny model pruned to 50% one-shot and exported: its deployment folder."""
+    from sparsecore.workflows import export, oneshot
+
+    folder = tmp_path_factory.mktemp("dep") / "m"
+    oneshot(model_name_or_path=tiny_model, recipe="modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n"
+            "    final_sparsity: 0.5\n    end_epoch: 1\n", output_dir=folder, max_eval_samples=8, max_seq_length=32)
+    return export(model_path=folder).deployment

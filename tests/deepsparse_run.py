@@ -31,7 +31,7 @@ def deepsparse_engine_logits(onnx_file: Path, feeds: dict, workdir: Path, batch:
     np.savez(workdir / "feeds.npz", **feeds)
     copy = workdir / "model.onnx"  # DeepSparse rewrites the input shapes of the file it loads
     shutil.copyfile(onnx_file, copy)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NM_DISABLE_ANALYTICS="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), NM_DISABLE_ANALYTICS="1")
     proc = subprocess.run([str(py), str(Path(__file__).parent / "deploy" / "deepsparse_logits.py"), str(copy),
                            str(workdir / "feeds.npz"), str(workdir / "out.npz"), str(batch)],
                           capture_output=True, text=True, timeout=900, env=env)

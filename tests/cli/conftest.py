@@ -48,13 +48,3 @@ def fast_args():
 
 def read_json(path):
     return json.loads(path.read_text())
-
-
-@pytest.fixture(scope="session")
-def tiny_deployment(tiny_model, tmp_path_factory):
-    from sparsecore.transformers import export, oneshot
-
-    folder = tmp_path_factory.mktemp("dep") / "m"
-    oneshot(model_name_or_path=tiny_model, recipe="modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n"
-            "    final_sparsity: 0.5\n    end_epoch: 1\n", output_dir=folder, max_eval_samples=8, max_seq_length=32)
-    return export(model_path=folder).deployment

@@ -8,7 +8,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sparsecore.transformers.features import cached_features
+from sparsecore.workflows.features import cached_features
 
 TRAIN = {"sentence": [f"a {'good' if i % 2 else 'bad'} film number {i}" for i in range(40)],
          "label": [i % 2 for i in range(40)]}

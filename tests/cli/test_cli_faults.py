@@ -98,7 +98,7 @@ def test_killed_export_leaves_a_temporary_the_next_export_removes(tiny_deploymen
     import sys
     import time
 
-    from sparsecore.transformers import export
+    from sparsecore.workflows import export
 
     model = tmp_path / "m"
     shutil.copytree(tiny_deployment.parent, model)

@@ -15,7 +15,7 @@ texts = json.load(open(texts_path))
 theirs = DeepSparsePipeline.create(task="text-classification", model_path=folder, batch_size=1, sequence_length=128)
 their_labels = [theirs(sequences=[t]).labels[0] for t in texts]
 
-from sparsecore import Pipeline  # noqa: E402  (PYTHONPATH=repo: the engine runs on numpy 1.x too)
+from sparsecore import Pipeline  # noqa: E402  (PYTHONPATH=<checkout>/src: the runtime runs on numpy 1.x too)
 
 ours = Pipeline.create(task="text-classification", model_path=folder, engine="deepsparse", batch_size=16,
                        sequence_length=128)

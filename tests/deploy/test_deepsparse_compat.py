@@ -25,7 +25,7 @@ def test_deepsparse_loads_our_export_and_agrees_on_all_sst2_validation_rows(prun
     copy = tmp_path / "deployment"  # DeepSparse rewrites input shapes of the file it loads: give it a copy
     shutil.copytree(pruned_minilm / "deployment", copy)
     (tmp_path / "texts.json").write_text(json.dumps(texts))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NM_DISABLE_ANALYTICS="1")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), NM_DISABLE_ANALYTICS="1")
     proc = subprocess.run([str(py), str(Path(__file__).with_name("deepsparse_predict.py")), str(copy),
                            str(tmp_path / "texts.json"), str(tmp_path / "out.json")],
                           capture_output=True, text=True, timeout=900, env=env)

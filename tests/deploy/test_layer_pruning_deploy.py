@@ -37,7 +37,7 @@ def cut_bert(tmp_path_factory):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from sparsecore.adapters.models import minilm_path
-    from sparsecore.transformers import export, train
+    from sparsecore.workflows import export, train
 
     root = tmp_path_factory.mktemp("bert12")
     torch.manual_seed(0)

@@ -25,7 +25,7 @@ from sparsecore.tasks import load_data, sample_glue_dir
 @pytest.fixture(scope="session")
 def qat_minilm(pruned_minilm, tmp_path_factory):
     """The 80%-pruned MiniLM, QAT fine-tuned for a few steps through the CLI, exported in integer form."""
-    from sparsecore.transformers import export, train
+    from sparsecore.workflows import export, train
 
     out = tmp_path_factory.mktemp("qat-minilm") / "model"
     train(model_name_or_path=pruned_minilm, task_name="sst2", recipe="minilm-pruned-qat",
@@ -105,7 +105,7 @@ def test_deepsparse_runs_the_integer_export_and_agrees(qat_minilm, reference, tm
 
 
 def test_qdq_format_and_post_training_quantization(pruned_minilm, tmp_path):
-    from sparsecore.transformers import export, train
+    from sparsecore.workflows import export, train
 
     out = tmp_path / "ptq"
     ptq = "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n    ignore: [classifier]\n"

@@ -16,7 +16,7 @@ def finetuned(tmp_path_factory):
     """Dense MiniLM fine-tuned on 800 bundled SST-2 rows (1 epoch), plus its tokenizer and collator."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-    from sparsecore.transformers import train
+    from sparsecore.workflows import train
 
     out = tmp_path_factory.mktemp("finetuned") / "dense"
     train(model_name_or_path="minilm", task_name="sst2", recipe="dense-finetune",
@@ -29,7 +29,7 @@ def finetuned(tmp_path_factory):
 
 def test_one_shot_obs_loses_less_than_magnitude(finetuned):
     from sparsecore.adapters.trainer import make_grad_sampler
-    from sparsecore.transformers.features import tokenize_split
+    from sparsecore.workflows.features import tokenize_split
 
     model, tok, collator = finetuned
     train = load_data("sst2", sample_glue_dir()).train

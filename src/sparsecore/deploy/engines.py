@@ -1,0 +1,83 @@
+"""Inference engines behind the Pipeline: ONNX Runtime, DeepSparse and our own (``sparse_engine``).
+
+An engine takes ``{input_name: int64 array (batch, seq)}`` and returns logits ``(batch, labels)``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sparsecore.errors import SparsecoreError
+
+ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
+
+
+class OnnxRuntimeEngine:
+    """ONNX Runtime on the CPU (:func:`sparsecore.deploy.ort_session.ort_session`): dynamic shapes, so any
+    batch and sequence length runs as given (``batch_size`` is kept for the Pipeline's batching only)."""
+
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
+        from sparsecore.deploy.ort_session import ort_session
+
+        self.session = ort_session(onnx_path)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.batch_size = batch_size
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {n: feeds[n] for n in self.input_names})[0]
+
+
+class DeepSparseEngine:
+    """DeepSparse compiles static shapes: one engine per sequence bucket, batches padded to ``batch_size``.
+
+    DeepSparse rewrites the input shapes of the ONNX file it is given *in place*; each engine gets a
+    private copy so the deployment's dynamic-shape model.onnx is never modified.
+    """
+
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
+        try:
+            from deepsparse import Engine
+        except ImportError:
+            raise SparsecoreError("engine='deepsparse' needs the deepsparse package, which is not importable here",
+                                  "Pipeline.create", "run inside the DeepSparse environment "
+                                  "(python -m sparsecore.cli.deepsparse_env builds .venv-deepsparse) or use "
+                                  "engine='onnxruntime'") from None
+        import onnx
+
+        self.input_names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
+        self.batch_size = batch_size
+        self._scratch = tempfile.TemporaryDirectory(prefix="sparsecore-deepsparse-")
+        self.engines = {}
+        for length in sequence_lengths:
+            private = Path(self._scratch.name) / f"model-{length}.onnx"
+            shutil.copyfile(onnx_path, private)
+            self.engines[length] = Engine(model=str(private), batch_size=batch_size,
+                                          input_shapes=[[batch_size, length]] * len(self.input_names))
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        arrays = [feeds[n] for n in self.input_names]
+        n, length = arrays[0].shape
+        if n < self.batch_size:  # static batch: pad with copies of row 0, drop their outputs
+            arrays = [np.concatenate([a, np.repeat(a[:1], self.batch_size - n, axis=0)]) for a in arrays]
+        return self.engines[length].run(arrays)[0][:n]
+
+
+def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: list[int]):
+    """The engine named ``name`` (one of :data:`ENGINES`) for ``onnx_path``; ``SparsecoreError`` for any other name.
+
+    ``sequence_lengths`` are the padded lengths the Pipeline will feed (DeepSparse compiles one engine per
+    length); ``batch_size`` is the largest batch per call.
+    """
+    if name == "onnxruntime":
+        return OnnxRuntimeEngine(onnx_path, batch_size, sequence_lengths)
+    if name == "deepsparse":
+        return DeepSparseEngine(onnx_path, batch_size, sequence_lengths)
+    if name == "sparsecore":
+        from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+        return SparsecoreEngine(onnx_path, batch_size, sequence_lengths)
+    raise SparsecoreError(f"unknown engine {name!r}", "Pipeline.create", f"use one of: {', '.join(ENGINES)}")

@@ -1,0 +1,103 @@
+"""The engine's Linear layers in the features × tokens layout: ``Yᵀ = W·Xᵀ + b`` (fp32) and its integer twin.
+
+Format rule (per Linear, decided once at load): a matrix with sparsity below ``DENSE_BELOW`` stays dense
+(BLAS sgemm is faster there: the CSR kernel's per-weight index loads and scattered Xᵀ rows cost more than the
+zeros it skips), every other one runs CSR — also when it is pruned in 1×4 blocks: with eight weights per
+accumulator pass the CSR kernel is as fast as or faster than the block4 kernel on block-pruned matrices.
+``benchmarks/test_sparse_kernels.py`` times dense, CSR and block4 on BERT-base shapes, the basis of this rule. ``formats="block4"`` still selects the
+block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere.
+Integer Linears follow the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparsecore.deploy.int8_model import QuantLinear
+
+DENSE_BELOW = 0.5  # from this sparsity CSR beats BLAS sgemm on every BERT-base Linear shape (benchmarks/test_sparse_kernels.py)
+
+
+def _format(w: np.ndarray, formats: str) -> str:
+    if formats != "auto":
+        return formats
+    return "dense" if 1.0 - np.count_nonzero(w) / w.size < DENSE_BELOW else "csr"
+
+
+def _sparse(w: np.ndarray, fmt: str):
+    from sparsecore.kernels.sparse_matmul import to_block4, to_csr
+
+    return {"csr": to_csr, "block4": to_block4}[fmt](w)
+
+
+@dataclass
+class LinearT:
+    """``Yᵀ = W·Xᵀ + b`` with W stored as ``dense`` (N, K) array, ``csr`` or ``block4``."""
+
+    weight: object
+    bias: np.ndarray
+    format: str
+
+    @classmethod
+    def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
+        """The Linear for weight ``w`` (N, K) float32 and bias ``b`` (N,), stored as the format rule picks
+        (``formats="auto"``) or as ``formats`` says."""
+        fmt = _format(w, formats)
+        weight = np.ascontiguousarray(w) if fmt == "dense" else _sparse(w, fmt)
+        return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
+
+    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
+
+        if self.format == "dense":
+            y = np.matmul(self.weight, xt, out=out)
+            y += self.bias[:, None]
+            return gelu_inplace(y) if gelu else y
+        return sparse_linear_t(self.weight, xt, self.bias, gelu, out=out)
+
+
+class QLinearT:
+    """A :class:`QuantLinear` in the features × tokens layout: quantize Xᵀ to uint8 codes, multiply by the int8
+    codes, ``(Σ + bias − za·Σ_k w) · rescale`` (then GELU).
+
+    Sparse formats run the int8 kernels of :mod:`sparsecore.kernels.sparse_matmul` on the uint8 codes (exact
+    integer sums). ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so
+    the products and every partial sum below 2²⁴ are exact: the integer result at sgemm speed).
+    """
+
+    def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
+        fmt = _format(q.codes, formats)
+        self.format = f"int8 {fmt}"
+        self.act = q.act
+        self.weight = q.codes.astype(np.float32) if fmt == "dense" else _sparse(q.codes, fmt)
+        # zero point folded into the bias: Σ w·(q − za) = Σ w·q − za·Σ w (exact integers while < 2²⁴)
+        folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
+        self.bias = folded.astype(np.float32)
+        self.rescale = np.ascontiguousarray(q.rescale, dtype=np.float32)
+        self._codes = np.empty(0, np.uint8)
+
+    def _scratch(self, shape: tuple[int, int]) -> np.ndarray:
+        """The uint8 code buffer for one call, kept between calls (grown to the largest input seen)."""
+        size = shape[0] * shape[1]
+        if self._codes.size < size:
+            self._codes = np.empty(size, np.uint8)
+        return self._codes[:size].reshape(shape)
+
+    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+        from sparsecore.kernels.quantize import quantize_u8
+        from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
+
+        codes = quantize_u8(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=self._scratch(xt.shape))
+        if self.format != "int8 dense":
+            return sparse_linear_t(self.weight, codes, self.bias, gelu, out=out, scale=self.rescale)
+        y = np.matmul(self.weight, codes.astype(np.float32), out=out)
+        y += self.bias[:, None]
+        y *= self.rescale[:, None]
+        return gelu_inplace(y) if gelu else y
+
+
+def build_linear(spec, formats: str = "auto") -> LinearT | QLinearT:
+    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear`."""
+    return QLinearT(spec, formats) if isinstance(spec, QuantLinear) else LinearT.build(*spec, formats)

@@ -1,0 +1,93 @@
+"""Find and check what a deployment needs: model.onnx, config.json, tokenizer.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from sparsecore.errors import SparsecoreError
+from sparsecore.families import Family, family_of
+from sparsecore.folders import DEPLOYMENT, DeploymentInfo
+
+REQUIRED_INPUTS = ("input_ids", "attention_mask")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A checked deployment folder: where its files are and how to feed and read its graph.
+
+    ``id2label``/``problem_type``/``max_positions`` come from ``config.json``;
+    ``default_sequence_length`` and ``text_pairs`` from ``sparsecore_deployment.json`` (defaults when
+    absent); ``input_names`` are the ONNX graph's inputs.
+    """
+
+    folder: Path
+    onnx_path: Path
+    id2label: dict[int, str]
+    problem_type: str
+    max_positions: int
+    default_sequence_length: int
+    input_names: tuple[str, ...]
+    text_pairs: bool
+    family: Family
+
+
+def locate(model_path: str | Path) -> Deployment:
+    """``model_path``: a deployment folder, a trained folder holding ``deployment/``, or a ``.onnx`` file."""
+    path = Path(model_path).expanduser()
+    if path.is_file() and path.suffix == ".onnx":
+        folder, onnx_path = path.parent, path
+        meta = DeploymentInfo.read(folder) or DeploymentInfo()
+    elif path.is_dir():
+        folder = path / DEPLOYMENT if (path / DEPLOYMENT).is_dir() else path
+        meta = DeploymentInfo.read(folder) or DeploymentInfo()  # a bare ONNX folder: the defaults
+        onnx_path = folder / meta.onnx_file_name
+    else:
+        raise SparsecoreError("model path does not exist", str(model_path),
+                              "pass a deployment folder (from export_onnx) or its model.onnx")
+    if not onnx_path.is_file():
+        raise SparsecoreError("no model.onnx in the folder", str(folder),
+                              "run python -m sparsecore.transformers.export_onnx --model_path <trained folder>")
+    for name in ("tokenizer.json", "config.json"):
+        if not (folder / name).is_file():
+            raise SparsecoreError(f"deployment folder has no {name}", str(folder),
+                                  "re-export with sparsecore.transformers.export_onnx (it writes tokenizer and config)")
+    config = _json(folder / "config.json")
+    family = family_of(config.get("model_type"), str(folder / "config.json"))
+    id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
+    inputs = _check_classifier(onnx_path, len(id2label) or None)
+    return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
+                      int(config.get("max_position_embeddings", 512)), meta.sequence_length, inputs, meta.text_pairs,
+                      family)
+
+
+def _json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SparsecoreError(f"invalid JSON: {getattr(exc, 'msg', type(exc).__name__)}", str(path),
+                              "re-export the model") from None
+    if not isinstance(data, dict):
+        raise SparsecoreError(f"{path.name} is not a JSON object", str(path), "re-export the model")
+    return data
+
+
+def _check_classifier(onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for non-ONNX bytes
+        raise SparsecoreError(f"not a readable ONNX file ({type(exc).__name__})", str(onnx_path),
+                              "pass the model.onnx written by export_onnx") from None
+    inputs = tuple(i.name for i in model.graph.input)
+    outputs = model.graph.output
+    missing = [n for n in REQUIRED_INPUTS if n not in inputs]
+    dims = outputs[0].type.tensor_type.shape.dim if outputs else []
+    last = dims[-1].dim_value if dims else 0
+    if missing or len(outputs) != 1 or len(dims) != 2 or (num_labels and last and last != num_labels):
+        raise SparsecoreError("ONNX model is not a text classifier (inputs input_ids/attention_mask, one "
+                              f"(batch, labels) output; found inputs {list(inputs)}, {len(outputs)} output(s))",
+                              str(onnx_path), "export the classifier with sparsecore.transformers.export_onnx")
+    return inputs

@@ -1,0 +1,211 @@
+"""``engine="sparsecore"``: our own CPU engine for pruned encoder classifiers (numpy + Numba kernels).
+
+Every family of :mod:`sparsecore.families` (BERT, RoBERTa/XLM-R, ELECTRA, DistilBERT) runs: they share the
+block shape and differ in embeddings (positions, token types, ELECTRA's projection) and head activation.
+
+Everything runs in the features × tokens layout (see :mod:`sparsecore.kernels.sparse_matmul`): the
+hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear is one kernel call
+``Yᵀ = W·Xᵀ + b`` and no activation is ever transposed between layers. Q, K and V are fused into one
+(3H, H) matrix per layer. Every stage of a layer is one parallel Numba kernel: the Linears
+(:mod:`sparsecore.kernels.sparse_matmul`, GELU fused into the intermediate one), fused attention
+(:mod:`sparsecore.kernels.attention`) and residual-add + LayerNorm (:mod:`sparsecore.kernels.layer_norm`).
+Only dense-format Linears and the classifier head call BLAS.
+
+Linears and their format rule: :mod:`sparsecore.deploy.linears`. Integer exports run the same way
+with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and, where the graph
+quantizes them, attention products on the integer codes of Q, K, V and the softmax output; LayerNorm,
+softmax and GELU stay fp32 as in the graph.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
+from sparsecore.deploy.linears import build_linear
+from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
+from sparsecore.errors import SparsecoreError
+
+QKV = ("query", "key", "value")  # fused into one matrix
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0, out=x)}  # gelu: fused into the Linear
+
+
+class SparseEncoder:
+    """An encoder classifier's forward pass in the features × tokens layout, built from :class:`EncoderArrays`.
+
+    Per layer: fused QKV Linear (3H, H), attention, output Linear, residual + LayerNorm, intermediate Linear
+    with GELU, output Linear, residual + LayerNorm; then the classifier head on each sequence's first token.
+    ``formats`` picks the Linears' storage (see :mod:`sparsecore.deploy.linears`); the head and ELECTRA's
+    embedding projection are always dense.
+    """
+
+    def __init__(self, arrays: EncoderArrays, formats: str = "auto") -> None:
+        self.a = arrays
+        self._ws_tokens, self._ws = 0, {}
+        self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
+        self.layers = []
+        quant = arrays.attention_quant or [None] * len(arrays.layers)
+        for i, layer in enumerate(arrays.layers):
+            parts = [layer[n] for n in QKV]
+            if all(isinstance(p, QuantLinear) for p in parts):
+                qkv = fuse_qkv(parts, f"layer {i}")
+            elif any(isinstance(p, QuantLinear) for p in parts):
+                raise SparsecoreError(f"layer {i} quantizes only some of its query/key/value Linears", "export",
+                                      "quantize all three or none, or use engine='onnxruntime'")
+            else:
+                qkv = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            self.layers.append({
+                "qkv": build_linear(qkv, formats),
+                "attn_out": build_linear(layer["attn_out"], formats),
+                "intermediate": build_linear(layer["intermediate"], formats),
+                "out": build_linear(layer["output"], formats),
+                "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]})
+        self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head)
+        self.project = None if arrays.project is None else build_linear(arrays.project, "dense")
+
+    def formats(self) -> dict[str, int]:
+        """How many encoder Linears run in each format present, e.g. ``{"csr": 22, "dense": 2}``."""
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            for key in ("qkv", "attn_out", "intermediate", "out"):
+                counts[layer[key].format] = counts.get(layer[key].format, 0) + 1
+        return counts
+
+    def embed_t(self, ids: np.ndarray, token_types: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Embeddings of ``ids`` (batch, seq) → LayerNorm (→ ELECTRA's projection) written into ``out`` (H, T)."""
+        from sparsecore.kernels.layer_norm import add_layer_norm_t
+
+        a = self.a
+        batch, seq = ids.shape
+        h = a.word[ids] + a.position[a.positions(ids)]
+        if a.token_type is not None:
+            h += a.token_type[token_types]
+        if self.project is None:
+            out[...] = h.reshape(batch * seq, -1).T
+            return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
+        et = np.ascontiguousarray(h.reshape(batch * seq, -1).T)  # (E, T): ELECTRA's embedding width
+        return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
+                 profile: dict[str, float] | None = None) -> np.ndarray:
+        """Logits ``(batch, labels)``. ``profile``: when given, milliseconds per stage are added to it.
+        Thread-safe: concurrent calls run one after another (each already uses every core)."""
+        with self._lock:
+            return self._forward(input_ids, attention_mask, token_type_ids, profile)
+
+    def _forward(self, input_ids, attention_mask, token_type_ids, profile) -> np.ndarray:
+        from sparsecore.kernels.attention import attention_t
+        from sparsecore.kernels.layer_norm import add_layer_norm_t
+
+        stage = _Stages(profile)
+        batch, seq = input_ids.shape
+        eps = self.a.eps
+        ws = self._workspace(batch * seq)
+        add_mask = (1.0 - attention_mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
+        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"])  # (H, T), in place
+        for layer in self.layers:
+            qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
+            quant = layer["quant"]
+            if quant is not None:
+                stage("attention input quantization", _quantize_qkv, qkv, quant)
+            ctx = stage("attention (QKᵀ, softmax, ·V)", attention_t, qkv, add_mask, batch, seq, self.a.heads,
+                        out=ws["ctx"], quant=None if quant is None else
+                        (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale))
+            h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"])
+            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
+            inter = stage(f"intermediate Linear + GELU ({layer['intermediate'].format})", layer["intermediate"], xt,
+                          gelu=True, out=ws["inter"])
+            h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"])
+            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
+        return stage("classifier head", self.head, xt, seq)
+
+    def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
+        """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept
+        between calls: fresh multi-MB arrays every layer would cost page faults on every call. Sized for the most
+        tokens seen so far; smaller calls use the front of them."""
+        from sparsecore.deploy.hugepages import huge_page_arrays
+
+        hidden = self.layers[0]["attn_out"].bias.size if self.layers else self.a.word.shape[1]
+        inter = self.layers[0]["intermediate"].bias.size if self.layers else 0
+        rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
+        if tokens > self._ws_tokens:
+            self._ws = huge_page_arrays({name: (n * tokens,) for name, n in rows.items()})
+            self._ws_tokens = tokens
+        return {name: self._ws[name][:n * tokens].reshape(n, tokens) for name, n in rows.items()}
+
+    def head(self, xt: np.ndarray, seq: int) -> np.ndarray:
+        """Logits ``(batch, labels)``: the classifier head (hidden Linear, activation, output Linear) on the
+        first token of each sequence of ``xt`` (H, batch·seq)."""
+        cls = np.ascontiguousarray(xt[:, ::seq])  # (H, B): the first token of every sequence
+        activation = self.a.family.head_activation
+        if activation == "gelu":
+            hidden = self.head_hidden(cls, gelu=True)
+        else:
+            hidden = _ACTIVATIONS[activation](self.head_hidden(cls))
+        return np.ascontiguousarray(self.head_out(hidden).T)
+
+
+def _quantize_qkv(qkv: np.ndarray, quant) -> None:
+    """Q, K and V rows of the fused projection replaced by their integer codes (minus zero point), in place."""
+    from sparsecore.kernels.quantize import codes_inplace
+
+    hidden = qkv.shape[0] // 3
+    for i, act in enumerate((quant.q, quant.k, quant.v)):
+        codes_inplace(qkv[i * hidden:(i + 1) * hidden], act.scale, act.zero)
+
+
+class _Stages:
+    """Runs one stage of the forward pass; with a profile dict, adds its wall time (ms) under its name."""
+
+    def __init__(self, profile: dict[str, float] | None) -> None:
+        self.profile = profile
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        if self.profile is None:
+            return fn(*args, **kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.profile[name] = self.profile.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+        return out
+
+
+class SparsecoreEngine:
+    """Pipeline engine: ``{input_ids, attention_mask, token_type_ids}`` → logits, any batch and length.
+
+    One thread pool at a time: an idle OpenBLAS or OpenMP pool spins for a while after each call and takes
+    its core from the other pool's next call. When any Linear runs sparse, BLAS (dense-format Linears, the
+    classifier head) runs single-threaded inside a forward pass and the Numba kernels use every core. An
+    all-dense model does the opposite: BLAS keeps its threads for the big products and the Numba kernels
+    (attention, LayerNorm) run on one thread. (Both pools at once oversubscribe the cores: each pool's next
+    call waits for cores the other's spinning threads hold.)
+    """
+
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto") -> None:
+        from threadpoolctl import ThreadpoolController
+
+        self.model = SparseEncoder(load_encoder_arrays(Path(onnx_path), Path(onnx_path).with_name("config.json")),
+                                   formats)
+        self.batch_size = batch_size
+        self._pools = ThreadpoolController()
+        # all dense: BLAS keeps its threads
+        self._single_blas = any(not f.endswith("dense") for f in self.model.formats())
+
+    def __call__(self, feeds: dict[str, np.ndarray], profile: dict[str, float] | None = None) -> np.ndarray:
+        ids = feeds["input_ids"]
+        token_types = feeds.get("token_type_ids")
+        if token_types is None:
+            token_types = np.zeros_like(ids)
+        if self._single_blas:
+            with self._pools.limit(limits=1, user_api="blas"):
+                return self.model(ids, feeds["attention_mask"], token_types, profile)
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)  # thread-local to this caller: other threads' kernels keep their setting
+        try:
+            return self.model(ids, feeds["attention_mask"], token_types, profile)
+        finally:
+            numba.set_num_threads(threads)

@@ -1,0 +1,34 @@
+"""An index over an ONNX graph, shared by the QDQ → integer rewrite (export) and the int8 loader (deploy)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+class GraphIndex:
+    """Producers, consumers and initializers of an ONNX graph, indexed once (O(nodes + edges))."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model, self.graph = model, model.graph
+        self.inits = {i.name: i for i in self.graph.initializer}
+        self.producer = {o: n for n in self.graph.node for o in n.output}
+        self.consumers: dict[str, list] = defaultdict(list)
+        for n in self.graph.node:
+            for i in n.input:
+                self.consumers[i].append(n)
+
+    def const(self, name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(self.inits[name]) if name in self.inits else None
+
+    def add_init(self, name: str, array: np.ndarray) -> str:
+        self.graph.initializer.append(numpy_helper.from_array(array, name))
+        self.inits[name] = self.graph.initializer[-1]
+        return name
+
+    def dq(self, tensor: str):
+        node = self.producer.get(tensor)
+        return node if node is not None and node.op_type == "DequantizeLinear" else None

@@ -1,0 +1,198 @@
+"""``export``: a trained folder → ``<folder>/deployment/``, as a Python call (the export CLI's twin).
+
+    from sparsecore.workflows import export
+    result = export(model_path="out/gmp80", num_export_samples=4)
+    result.deployment, result.onnx_path, result.report["max_abs_diff"]
+
+Keyword arguments are the flags of ``python -m sparsecore.transformers.export_onnx`` (:class:`ExportArguments`).
+Writes model.onnx (dynamic batch and sequence axes), config.json, tokenizer files, recipe.yaml,
+validation.json (ONNX checker + ONNX Runtime vs PyTorch on real inputs), ``sparsecore_deployment.json``
+(:class:`~sparsecore.folders.DeploymentInfo`) and, with ``num_export_samples=N``, sample-inputs/ and
+sample-outputs/ (.npz). The folder appears whole or not at all; a failed validation is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sparsecore.adapters.arguments import ExportArguments, export_arguments
+from sparsecore.deploy.pipeline import TASKS
+from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import (
+    check_tokenizer_files,
+    check_vocabulary,
+    check_weights,
+    is_disk_full,
+    read_json_object,
+)
+from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    deployment: Path  # the deployment folder
+    onnx_path: Path
+    report: dict  # validation.json: checker, max |Δlogit|, label agreement (quantized), initializer sparsity, ...
+
+    @property
+    def quantized(self) -> bool:
+        return "quantized" in self.report
+
+
+def export(**flags) -> ExportResult:
+    """Export, validate and write the deployment folder. See the module docstring."""
+    return run(export_arguments(flags))
+
+
+def run(args: ExportArguments) -> ExportResult:
+    """:func:`export` on parsed arguments (the CLI's entry); a full disk is one error, the old deployment kept."""
+    try:
+        return _run(args)
+    except Exception as exc:
+        if is_disk_full(exc):  # atomic_folder already removed the partial temporary folder
+            raise SparsecoreError(f"no space left on the disk of {args.model_path}", "--model_path",
+                                  "free some space; the previous deployment/ (if any) is unchanged") from None
+        raise
+
+
+def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
+    model_dir = Path(args.model_path).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise SparsecoreError("not a model folder (no config.json)", f"--model_path {args.model_path}",
+                              "pass a folder written by sparsecore.transformers.text_classification")
+    check_weights(model_dir, f"--model_path {args.model_path}")
+    check_tokenizer_files(model_dir, f"--model_path {args.model_path}")
+    if args.task not in TASKS:
+        raise SparsecoreError(f"unknown task {args.task!r}", "--task", f"use one of: {', '.join(TASKS)}")
+    if not args.onnx_file_name.endswith(".onnx") or "/" in args.onnx_file_name:
+        raise SparsecoreError(f"--onnx_file_name {args.onnx_file_name!r} is not a file name ending in .onnx",
+                              "--onnx_file_name", "e.g. model.onnx")
+    if not 11 <= args.opset <= 17:
+        raise SparsecoreError(f"--opset {args.opset} is outside 11-17", "--opset", "use 14 (DeepSparse reads 11-17)")
+    if args.num_export_samples < 0:
+        raise SparsecoreError(f"--num_export_samples is {args.num_export_samples}", "--num_export_samples",
+                              "use 0 or more")
+    trained = TrainingInfo.read(model_dir)
+    length = args.sequence_length
+    if length is None:
+        length = trained.max_seq_length if trained is not None else 128
+    config = read_json_object(model_dir / "config.json", f"--model_path {args.model_path}", "re-save the model")
+    limit = config.get("max_position_embeddings", 512)
+    if not 1 <= length <= limit:
+        raise SparsecoreError(f"--sequence_length {length} is outside 1..{limit}", "--sequence_length",
+                              f"use a length the model supports (at most {limit})")
+    return model_dir, length, trained
+
+
+def _run(args: ExportArguments) -> ExportResult:
+    from sparsecore.adapters.export import (
+        LogitsOnly,
+        copy_if_present,
+        load_for_export,
+        padded_batches,
+        sample_cases,
+        write_tokenizer_files,
+    )
+    from sparsecore.adapters.models import family
+    from sparsecore.export import (
+        QUANTIZED,
+        Tolerance,
+        atomic_folder,
+        export_onnx,
+        initializer_sparsity,
+        sparsity_preserved,
+        validate_onnx,
+    )
+    from sparsecore.export.qdq_to_integer import finish_quantized
+    from sparsecore.selectors import ALL_PRUNABLE, resolve_params
+
+    model_dir, length, trained = _check(args)
+    steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
+    model, tokenizer, _, quant = load_for_export(model_dir)
+    check_vocabulary(len(tokenizer), getattr(model.config, "vocab_size", None), f"--model_path {args.model_path}")
+    pairs = trained is not None and trained.text_pairs
+    # quantized: every bundled validation sentence (872), so label agreement is measured to 0.1%
+    texts = _validation_texts(pairs=pairs, limit=None if quant is not None else 64)
+    declared = family(model)
+    names = declared.onnx_inputs
+    wrapper = LogitsOnly(model, names).eval()
+    cases = sample_cases(tokenizer, texts[:8], tuple(sorted({min(16, length), length})), names)
+    if quant is not None:  # label agreement needs rows: every bundled sentence, padded per batch
+        cases += padded_batches(tokenizer, texts[8:], length, 64, names)
+    steps.update()
+
+    def reference(feeds):
+        with torch.no_grad():
+            return wrapper(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
+
+    with atomic_folder(model_dir / DEPLOYMENT) as tmp:
+        onnx_path = tmp / args.onnx_file_name
+        sample = {n: torch.from_numpy(v) for n, v in cases[0].items()}
+        with quant.exporting() if quant is not None else contextlib.nullcontext():
+            onnx_model = export_onnx(wrapper, sample, onnx_path, ("logits",),
+                                     {**declared.dynamic_axes, "logits": {0: "batch"}}, opset=args.opset)
+        converted = None
+        if quant is not None:
+            onnx_model, converted = finish_quantized(onnx_path, args.quantized_format)
+        steps.update()
+        tolerance = QUANTIZED if quant is not None else Tolerance(atol=declared.export_atol)
+        report = validate_onnx(onnx_path, cases, reference, tolerance)
+        weights = [p.detach().numpy() for _, p in resolve_params(model, (ALL_PRUNABLE,), "export")]
+        report["sparsity_preserved"] = sparsity_preserved(weights, onnx_model, quantized=quant is not None)
+        if not report["sparsity_preserved"]:
+            raise SparsecoreError("pruned zeros did not survive the export", str(onnx_path), "report this as a bug")
+        steps.update()
+        copy_if_present(model_dir, tmp, ("config.json", "recipe.yaml"))
+        write_tokenizer_files(tokenizer, tmp)
+        _write_samples(tmp, tokenizer, texts, length, args.num_export_samples, reference, names)
+        report.update({"opset": args.opset, "ir_version": onnx_model.ir_version, "sequence_length": length,
+                       "onnx_file_name": args.onnx_file_name, "initializers": initializer_sparsity(onnx_model)})
+        if quant is not None:
+            report["quantized"] = {"format": args.quantized_format, "converted": converted}
+        (tmp / "validation.json").write_text(json.dumps(report, indent=1))
+        DeploymentInfo(sequence_length=length, onnx_file_name=args.onnx_file_name, text_pairs=pairs).write(tmp)
+        steps.update()
+    steps.close()
+    deployment = model_dir / DEPLOYMENT
+    report["deployment"] = str(deployment)
+    return ExportResult(deployment, deployment / args.onnx_file_name, report)
+
+
+def summary(result: ExportResult) -> str:
+    """One line on what the validation measured (the CLI prints it)."""
+    r = result.report
+    agreement = (f", label agreement {r['label_agreement']:.1%} on {r['decisive_rows']} decisive rows "
+                 f"({r['label_agreement_all_rows']:.1%} on all {r['rows']})") if result.quantized else ""
+    return (f"validation: ONNX checker passed; ONNX Runtime vs PyTorch{' fake-quant' if result.quantized else ''} "
+            f"max |Δlogit| {r['max_abs_diff']:.2e} ≤ {r['atol']:.2g} over {len(r['cases'])} batches{agreement}")
+
+
+def _validation_texts(pairs: bool, limit: int | None) -> list[tuple[str, ...]]:
+    """Real sentences: the bundled SST-2 validation rows, the first ``limit`` (pairs: consecutive sentences)."""
+    from sparsecore.tasks import load_data, sample_glue_dir
+
+    sentences = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].head(limit).texts]
+    if pairs:
+        return [(a, b) for a, b in zip(sentences[::2], sentences[1::2])]
+    return [(s,) for s in sentences]
+
+
+def _write_samples(folder: Path, tokenizer, texts, length: int, n: int, reference, names) -> None:
+    if n <= 0:
+        return
+    from sparsecore.adapters.export import sample_cases
+
+    (folder / "sample-inputs").mkdir()
+    (folder / "sample-outputs").mkdir()
+    for i, text in enumerate(texts[:n]):
+        feeds = sample_cases(tokenizer, [text], (length,), names)[0]
+        np.savez(folder / "sample-inputs" / f"inp-{i:04d}.npz", **feeds)
+        np.savez(folder / "sample-outputs" / f"out-{i:04d}.npz", logits=reference(feeds))
