@@ -67,6 +67,14 @@ STATE_FILE = "sparsecore_session.json"
 
 
 class Session:
+    """Runs a recipe's modifiers over one model and optimizer; the lifecycle is in the module docstring.
+
+    ``recipe``: a :class:`~sparsecore.recipe.Recipe` or anything :func:`~sparsecore.recipe.load_recipe`
+    takes (with ``recipe_args``). ``steps_per_epoch`` (≥ 1) turns step counts into the fractional epochs the
+    modifiers schedule on. The modifiers are copied, so the recipe object can be reused by other sessions.
+    Also a context manager: ``with session:`` calls :meth:`initialize` and :meth:`finalize`.
+    """
+
     def __init__(self, recipe: Recipe | str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
                  steps_per_epoch: int, recipe_args: str | dict | None = None,
                  problem_type: str = "single_label_classification", teacher_disabled: bool = False,
@@ -114,6 +122,7 @@ class Session:
 
     @property
     def needs_teacher(self) -> bool:
+        """True when a ``!DistillationModifier`` is active at the current epoch and the teacher is not disabled."""
         return not self.teacher_disabled and any(
             isinstance(m, DistillationModifier) and m.active(self.epoch) for m in self.modifiers)
 
@@ -126,6 +135,7 @@ class Session:
 
     # ---- helpers for modifiers ----------------------------------------
     def warn(self, message: str) -> None:
+        """Log a warning to the ``sparsecore`` logger and keep it in ``warnings``."""
         self.warnings.append(message)
         log.warning(message)
 
@@ -172,6 +182,7 @@ class Session:
         return self.forward_sampler(count, desc)
 
     def require_optimizer(self, tag: str) -> None:
+        """``SparsecoreError`` naming ``!tag`` when the session has no optimizer."""
         if self.optimizer is None:
             raise SparsecoreError(f"!{tag} needs an optimizer", "Session", "pass optimizer= when creating the Session")
 
@@ -180,6 +191,8 @@ class Session:
         return sorted(self.modifiers, key=lambda m: not m.CHANGES_STRUCTURE)  # stable: recipe order otherwise
 
     def initialize(self) -> "Session":
+        """Initialize every modifier (structure-changing ones first) and attach the mask hooks to the optimizer;
+        a no-op when already initialized. Returns the session."""
         if self._stack is not None:
             return self
         labels = {id(m): label for m, label in zip(self.modifiers, self._labels)}
@@ -244,6 +257,8 @@ class Session:
         return task_loss
 
     def finalize(self) -> None:
+        """Finalize every modifier, zero the pruned weights once more and remove the optimizer hooks; a no-op
+        when not initialized."""
         if self._stack is None:
             return
         for modifier in self.modifiers:

@@ -1,4 +1,5 @@
-"""Deployment: ``Pipeline`` over an exported folder, on ONNX Runtime or DeepSparse (no transformers)."""
+"""Deployment: ``Pipeline`` over an exported folder, on ONNX Runtime, DeepSparse or the sparsecore engine
+(no transformers)."""
 
 from sparsecore.deploy.pipeline import Pipeline, TextClassificationPipeline
 

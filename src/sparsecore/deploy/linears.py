@@ -3,9 +3,10 @@
 Format rule (per Linear, decided once at load): a matrix with sparsity below ``DENSE_BELOW`` stays dense
 (BLAS sgemm is faster there: the CSR kernel's per-weight index loads and scattered Xᵀ rows cost more than the
 zeros it skips), every other one runs CSR — also when it is pruned in 1×4 blocks: with eight weights per
-accumulator pass the CSR kernel is as fast as or faster than the block4 kernel on block-pruned matrices.
-``benchmarks/test_sparse_kernels.py`` times dense, CSR and block4 on BERT-base shapes, the basis of this rule. ``formats="block4"`` still selects the
-block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/``"csr"`` force one format everywhere.
+accumulator pass the CSR kernel is as fast as or faster than the block4 kernel on block-pruned matrices
+(``benchmarks/test_sparse_kernels.py`` times dense, CSR and block4 on BERT-base shapes, the basis of this rule).
+``formats="block4"`` still selects the block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/
+``"csr"`` force one format everywhere.
 Integer Linears follow the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
 """
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from sparsecore.deploy.int8_model import QuantLinear
 
-DENSE_BELOW = 0.5  # from this sparsity CSR beats BLAS sgemm on every BERT-base Linear shape (benchmarks/test_sparse_kernels.py)
+# from this sparsity on, CSR beats BLAS sgemm on every BERT-base Linear shape (benchmarks/test_sparse_kernels.py)
+DENSE_BELOW = 0.5
 
 
 def _format(w: np.ndarray, formats: str) -> str:

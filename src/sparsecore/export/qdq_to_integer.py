@@ -18,11 +18,9 @@ Weight codes are copied unchanged, so pruned zeros stay exactly zero in the int8
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from sparsecore.onnx_graph import GraphIndex
 

@@ -156,9 +156,11 @@ class Scope:
         self._visiting: list[str] = []
 
     def names(self) -> list[str]:
+        """Every variable name visible here (this scope's and the outer ones'), sorted."""
         return sorted(set(self.raw) | (set(self.outer.names()) if self.outer else set()))
 
     def has(self, name: str) -> bool:
+        """True when ``name`` is defined here or in an outer scope."""
         return name in self.raw or (self.outer is not None and self.outer.has(name))
 
     def value(self, name: str) -> object:
@@ -181,6 +183,7 @@ class Scope:
         return self._done[name]
 
     def number(self, name: str) -> Number:
+        """A variable's resolved value as a number; ``SparsecoreError`` when it is not numeric."""
         value = self.value(name)
         number = _as_number(value)
         if number is None:
@@ -193,6 +196,7 @@ class Scope:
         return self._resolve(value, where, definition=False)
 
     def resolved(self) -> dict[str, object]:
+        """This scope's own variables (not the outer ones), all resolved."""
         return {name: self.value(name) for name in self.raw}
 
     def _resolve(self, value: object, where: str, definition: bool) -> object:

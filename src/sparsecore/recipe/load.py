@@ -24,6 +24,7 @@ ZOO_RECIPES = {
 
 
 def builtin_names() -> list[str]:
+    """Names of the built-in recipes (``recipe/builtin/<name>.yaml``), sorted."""
     folder = resources.files("sparsecore.recipe") / "builtin"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
@@ -105,6 +106,14 @@ def _scalar(text: str):
 
 
 def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:
+    """Read, parse and validate a recipe into a :class:`Recipe`.
+
+    ``source``: a file path, inline YAML, a built-in name or a known ``zoo:`` stub. ``recipe_args``
+    (``--recipe_args``: JSON object, ``k=v,k=v`` or a dict) overrides variables the recipe defines — the
+    top-level one and, in a staged recipe, every stage's of that name; an unknown name is an error. Every
+    ``eval(...)`` is resolved and every modifier built and checked; fields accepted but ignored become
+    ``Recipe.notes``.
+    """
     text, where, markdown = read_recipe_source(source)
     raw = parse_recipe_text(text, where, markdown)
     overrides = parse_recipe_args(recipe_args)

@@ -11,6 +11,10 @@ from sparsecore.modifiers import DistillationModifier, Modifier, QuantizationMod
 
 @dataclass(frozen=True)
 class Recipe:
+    """A validated recipe (:func:`~sparsecore.recipe.load_recipe` builds it): resolved variables and modifier
+    objects in recipe order, with the list and stage each came from. Frozen; a
+    :class:`~sparsecore.session.Session` works on copies of its modifiers."""
+
     variables: dict  # top-level variables, resolved
     modifiers: tuple[Modifier, ...]
     groups: tuple[str, ...]  # the list each modifier came from, e.g. "training_modifiers"
@@ -48,10 +52,12 @@ class Recipe:
 
     @property
     def owns_lr(self) -> bool:
+        """True when a modifier sets the learning rate (see :attr:`lr_owners`)."""
         return bool(self.lr_owners)
 
     @property
     def staged(self) -> bool:
+        """True when the recipe has stages."""
         return any(s is not None for s in self.stages)
 
     def to_yaml(self) -> str:

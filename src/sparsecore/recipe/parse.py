@@ -21,6 +21,8 @@ from sparsecore.errors import SparsecoreError
 
 @dataclass(frozen=True)
 class RawModifier:
+    """One ``!Tag`` mapping as written: its fields unresolved (``eval`` expressions still text)."""
+
     tag: str  # without the leading "!"
     fields: dict
     group: str  # the key that held it, e.g. "training_modifiers"
@@ -28,6 +30,8 @@ class RawModifier:
 
 @dataclass(frozen=True)
 class RawStage:
+    """A stage's own variables (unresolved) and its modifier entries, in order."""
+
     name: str | None  # None: the recipe has no stages
     variables: dict
     modifiers: tuple[RawModifier, ...]
@@ -35,6 +39,8 @@ class RawStage:
 
 @dataclass(frozen=True)
 class RawRecipe:
+    """A parsed recipe before variables are resolved: global variables and the stages."""
+
     variables: dict  # top-level (global) variables
     stages: tuple[RawStage, ...]  # exactly one, named None, for an unstaged recipe
 
@@ -132,6 +138,10 @@ def _expanded_size(node, memo: dict) -> int:
 
 
 def parse_recipe_text(text: str, where: str, markdown: bool | None = None) -> RawRecipe:
+    """Parse recipe text (YAML, or Markdown with front matter; ``markdown`` as in :func:`split_front_matter`)
+    into a :class:`RawRecipe`. ``where`` names the source in errors. Refuses texts over ``MAX_RECIPE_CHARS``
+    and YAML whose aliases expand to over ``MAX_EXPANDED_NODES`` nodes; a recipe without modifiers, or mixing
+    top-level modifiers with stages, is an error."""
     if len(text) > MAX_RECIPE_CHARS:
         raise SparsecoreError(f"recipe is {len(text):,} characters (at most {MAX_RECIPE_CHARS:,})", where,
                               "pass a recipe file of reasonable size")

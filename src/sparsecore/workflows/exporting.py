@@ -38,12 +38,15 @@ from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
 
 @dataclass(frozen=True)
 class ExportResult:
+    """What an ``export`` produced: the deployment folder, its ONNX file and the validation report."""
+
     deployment: Path  # the deployment folder
     onnx_path: Path
     report: dict  # validation.json: checker, max |Δlogit|, label agreement (quantized), initializer sparsity, ...
 
     @property
     def quantized(self) -> bool:
+        """True when the export is of a quantized model (the report has a ``"quantized"`` entry)."""
         return "quantized" in self.report
 
 

@@ -46,6 +46,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def features_fingerprint(split: Split, tokenizer_fp: str, max_seq_length: int, pad_to_max_length: bool) -> str:
+    """The cache key of a split's features (24 hex digits): a SHA-256 over ``FEATURES_VERSION``, the split's
+    content key and length, ``tokenizer_fp`` (:func:`tokenizer_fingerprint`), length and padding settings, the
+    text columns and the labels' dtype and bytes."""
     labels = b"" if split.labels is None else np.ascontiguousarray(split.labels).tobytes()
     ident = json.dumps([FEATURES_VERSION, split.key, len(split), tokenizer_fp, max_seq_length, pad_to_max_length,
                         list(split.columns), None if split.labels is None else str(split.labels.dtype),

@@ -18,6 +18,9 @@ from sparsecore.workflows.checkpoints import checkpoint_problem
 
 @dataclass
 class Plan:
+    """A training run's checked inputs: resolved model and teacher, recipe, data and output folder, plus the
+    notes on recipe-vs-flag decisions (printed before the run)."""
+
     model_path: str
     teacher: str  # "disable" | "self" | a resolved folder
     recipe: Recipe | None
@@ -128,6 +131,10 @@ def _check_numbers(data_args, training_args, given: set[str]) -> None:
 
 
 def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
+    """Check every flag, path, data file and the recipe, and reconcile recipe and flags, before anything is
+    written; ``SparsecoreError`` on the first problem. ``given``: the names of the flags the caller set
+    explicitly (a recipe's schedule overrides defaults, not given values). ``training_args`` is updated in
+    place (epochs/steps from the recipe, ``do_train``/``do_eval`` defaults)."""
     notes: list[str] = []
     _check_numbers(data_args, training_args, given)
     out = _check_output_dir(training_args.output_dir, data_args.overwrite_output_dir,

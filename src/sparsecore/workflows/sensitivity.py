@@ -9,8 +9,9 @@ Each encoder Linear of the model's family is pruned alone (magnitude, OBS) at ev
 first ``num_rows`` validation rows are evaluated (loss and the task's metrics). Writes ``sensitivity.json``,
 ``sensitivity.png`` (heat map: layer × sparsity, loss increase) and, with ``target_sparsity``, ``recipe.yaml``
 (non-uniform per-layer sparsities at that overall target, allocated from the magnitude curves — the recipe
-is a GMP recipe — or from the OBS curves when only those were measured). The folder appears whole or not at
-all.
+is a GMP recipe — or from the OBS curves when only those were measured; with ``search_rounds`` > 0, searched
+with all layers pruned together by :mod:`sparsecore.joint_allocation` on ``search_rows`` training rows). The
+folder appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ RESULTS, PICTURE, RECIPE = "sensitivity.json", "sensitivity.png", "recipe.yaml"
 
 @dataclass(frozen=True)
 class SensitivityRun:
+    """What a ``sensitivity`` run produced: its folder, the curves (:class:`SensitivityResult`) and the files."""
+
     output_dir: Path
     result: SensitivityResult
     files: dict  # name → path
@@ -49,6 +52,8 @@ def sensitivity(**flags) -> SensitivityRun:
 
 
 def run(args: SensitivityArguments) -> SensitivityRun:
+    """:func:`sensitivity` on parsed arguments (the CLI's entry): check the arguments, load model and data,
+    prune each layer alone at every grid sparsity, optionally search a joint allocation, write the folder."""
     from sparsecore.adapters.models import family, load_classifier, load_tokenizer, resolve_model_path
     from sparsecore.adapters.trainer import make_grad_sampler, padding_collator, seed_everything
 

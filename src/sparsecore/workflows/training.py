@@ -81,6 +81,9 @@ def run(model_args, data_args, training_args, given: set[str], on_note=log.warni
 
 
 def execute(plan: Plan, model_args, data_args, training_args) -> TrainResult:
+    """Run a checked :class:`Plan`: build the trainer, check the recipe against the model, train with the recipe
+    (or apply it at once with ``--one_shot``), evaluate, write the trained folder. On failure nothing of the
+    run is kept in a folder it created (unless it holds checkpoints); on a full disk, what it added is removed."""
     seed_everything(training_args.seed)
     started = time.time()
     job = _Job(plan, model_args, data_args, training_args)
