@@ -2,7 +2,7 @@
 
     python benchmarks/demo_choices.py --dense out/demo/dense --run gmp80_lr2e-4,obs80   # named choices
     python benchmarks/demo_choices.py --dense out/demo/dense --run obs80 --seeds 1,2    # more seeds of one
-    python benchmarks/demo_choices.py --table                                           # the README table
+    python benchmarks/demo_choices.py --table                                           # print a summary
 
 ``--dense`` is the dense model of a ``sparsecore-demo`` run with the same training rows (its teacher and
 start; trained here first, with the first seed, when the folder is missing). Every choice is one of the demo's

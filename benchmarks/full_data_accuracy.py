@@ -6,7 +6,7 @@
     python benchmarks/full_data_accuracy.py --run qat80          # 80% GMP + distillation, then int8 QAT
     python benchmarks/full_data_accuracy.py --run oneshot_curve  # one-shot GMP and OBS, 50–95%, from dense
     python benchmarks/full_data_accuracy.py --run throughput     # samples/s vs a plain HF Trainer, side by side
-    python benchmarks/full_data_accuracy.py --table              # the README table and the PNG
+    python benchmarks/full_data_accuracy.py --table              # print the tables, draw the PNG
 
 Each run is long (about 25 min per full epoch on 2 cores): run them one at a time with nothing else heavy.
 Results accumulate in ``benchmarks/results/full_data_accuracy.json`` (one entry per run, with its command,

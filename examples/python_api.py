@@ -1,4 +1,4 @@
-"""The Python API: train (gradual pruning), oneshot, export, then a Pipeline — the README's example."""
+"""The Python API: train (gradual pruning), oneshot, export, then a Pipeline — the example shown in docs/python-api.md."""
 
 from sparsecore import Pipeline
 from sparsecore.workflows import export, oneshot, train

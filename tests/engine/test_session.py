@@ -120,11 +120,11 @@ def test_selector_matching_nothing_is_an_error():
         Session(recipe, make_model(), None, steps_per_epoch=3).initialize()
 
 
-def test_readme_plain_torch_example_runs_and_is_in_readme(capsys):
+def test_docs_plain_torch_example_runs_and_is_in_docs(capsys):
     path = ROOT / "examples" / "plain_torch_loop.py"
     runpy.run_path(str(path), run_name="__main__")
     assert "sparsity: 0.9000" in capsys.readouterr().out
-    assert path.read_text().strip() in (ROOT / "README.md").read_text()
+    assert path.read_text().strip() in (ROOT / "docs" / "python-api.md").read_text()
 
 
 def test_resume_with_other_steps_per_epoch_is_refused(tmp_path):

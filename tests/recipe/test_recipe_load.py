@@ -126,11 +126,11 @@ def test_unknown_short_name_lists_builtins():
         load_recipe("gmp-ninety")
 
 
-def test_readme_recipe_example_loads():
+def test_docs_recipe_example_loads():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text()
+    block = page.split("```yaml\n", 1)[1].split("```", 1)[0]
     recipe = load_recipe(block)
     assert recipe.num_epochs == 6 and recipe.modifiers[2].final_sparsity == 0.8
 

@@ -14,7 +14,7 @@ from sparsecore.modifiers.layer_pruning import LayerPruningModifier, SkippedLaye
 from sparsecore.recipe import builtin_names, load_recipe
 
 STYLE = Path(__file__).parent / "sparseml_style"
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def fixture(name: str) -> str:
@@ -276,13 +276,14 @@ def test_regex_selectors_that_would_select_otherwise_in_sparseml_fail_loudly(sel
         assert names == (outcome or ["query.weight"])
 
 
-def test_every_builtin_recipe_and_every_readme_recipe_loads():
+def test_every_builtin_recipe_and_every_docs_recipe_loads():
     for name in builtin_names():
         assert load_recipe(name).modifiers, name
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    blocks = [(page.name, block) for page in sorted(DOCS.rglob("*.md"))
+              for block in re.findall(r"```yaml\n(.*?)```", page.read_text(), flags=re.DOTALL)]
     assert len(blocks) >= 4
-    for block in blocks:
-        assert load_recipe(textwrap.dedent(block)).modifiers, block[:80]
+    for page, block in blocks:
+        assert load_recipe(textwrap.dedent(block)).modifiers, f"{page}: {block[:80]}"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in STYLE.iterdir()))

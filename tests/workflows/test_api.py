@@ -103,7 +103,7 @@ def test_every_cli_flag_is_a_keyword():
         assert dests <= names, sorted(dests - names)  # each flag is a field, so a keyword of train()/export()
 
 
-def test_readme_python_api_example_runs_and_is_in_readme(tmp_path, monkeypatch, capsys):
+def test_docs_python_api_example_runs_and_is_in_docs(tmp_path, monkeypatch, capsys):
     import runpy
     from pathlib import Path
 
@@ -117,4 +117,4 @@ def test_readme_python_api_example_runs_and_is_in_readme(tmp_path, monkeypatch, 
     assert float(lines[-2].split()[0]) <= 1e-4 and lines[-2].split()[1].endswith("deployment/model.onnx")
     assert "'label': 'positive'" in lines[-1]
     assert (tmp_path / "out" / "api-oneshot" / "sparsecore_training.json").is_file()
-    assert path.read_text().split('"""', 2)[2].strip() in (root / "README.md").read_text()
+    assert path.read_text().split('"""', 2)[2].strip() in (root / "docs" / "python-api.md").read_text()

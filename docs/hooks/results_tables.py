@@ -1,0 +1,130 @@
+"""MkDocs hook: a line ``<!-- results-table: NAME -->`` in a page becomes a table built from benchmarks/results/.
+
+The benchmark scripts write their measurements as JSON (benchmarks/full_data_accuracy.py, demo_choices.py,
+data_prep.py); the documentation's tables are made from those files at build time, never typed by hand.
+An unknown NAME or a missing or unreadable results file stops the build with a message saying which.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+
+MARKER = re.compile(r"^<!--\s*results-table:\s*([\w-]+)\s*-->[ \t]*$", re.MULTILINE)  # a line of its own
+
+
+def on_page_markdown(markdown: str, *, page, config, files) -> str:
+    results = Path(config.config_file_path).resolve().parent / "benchmarks" / "results"
+    return MARKER.sub(lambda m: table(m.group(1), results, page.file.src_uri), markdown)
+
+
+def table(name: str, results: Path, where: str) -> str:
+    if name not in TABLES:
+        raise PluginError(f"{where}: unknown results table '{name}' — known: {', '.join(sorted(TABLES))}")
+    file, build = TABLES[name]
+    path = results / file
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PluginError(f"{where}: results table '{name}' needs {path}, which does not exist — "
+                          "run the benchmark that writes it") from None
+    except (OSError, ValueError) as exc:
+        raise PluginError(f"{where}: results table '{name}': cannot read {path}: {exc}") from None
+    return build(data)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def rows(header: list[str], align: str, body: list[list]) -> str:
+    """A Markdown table; ``align`` has one letter per column: l(eft) or r(ight)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in body])
+
+
+def full_data_accuracy(data: dict) -> str:
+    runs = {k: v for k, v in data.items() if "accuracy" in v}
+    dense = runs.get("dense", {}).get("accuracy")
+    return rows(["run", "encoder sparsity", "SST-2 val accuracy (872)", "of dense", "wall time", "train samples/s"],
+                "lrrrrr",
+                [[f"`{k}`", f"{100 * r['encoder_sparsity']:.1f}%", pct(r["accuracy"]),
+                  f"{100 * r['accuracy'] / dense:.1f}%" if dense else "–", f"{r['wall_time_s'] / 60:.0f} min",
+                  f"{r['train_samples_per_second']:.1f}"] for k, r in runs.items()])
+
+
+def full_data_runs(data: dict) -> str:
+    def recipe(flags: dict) -> str:
+        text = flags.get("recipe", "")
+        return "inline YAML (in the JSON)" if "\n" in text else f"`{text}`"
+
+    runs = {k: v for k, v in data.items() if "flags" in v}
+    return rows(["run", "starts from", "recipe", "recipe_args", "teacher", "batches"], "llllll",
+                [[f"`{k}`", f"`{r['flags'].get('model_name_or_path', '')}`", recipe(r["flags"]),
+                  f"`{r['flags']['recipe_args']}`" if r["flags"].get("recipe_args") else "–",
+                  f"`{r['flags']['distill_teacher']}`" if r["flags"].get("distill_teacher") else "none",
+                  r["flags"].get("train_sampling_strategy", "random")] for k, r in runs.items()])
+
+
+def full_data_throughput(data: dict) -> str:
+    speeds = data["throughput"]["samples_per_second"]
+    base_name, base = next(iter(speeds.items()))
+    return rows(["training run", "samples/s", f"vs {base_name}"], "lrr",
+                [[k, f"{v:.1f}", f"{v / base:.2f}×"] for k, v in speeds.items()])
+
+
+def full_data_oneshot(data: dict) -> str:
+    points = data["oneshot_curve"]["points"]
+    methods = list(dict.fromkeys(k.split("@")[0] for k in points))
+    grid = sorted({float(k.split("@")[1]) for k in points})
+    return rows(["one-shot from dense", *[f"{s:.0%}" for s in grid]], "l" + "r" * len(grid),
+                [[m, *[pct(points[f"{m}@{s:g}"]["accuracy"]) if f"{m}@{s:g}" in points else "–" for s in grid]]
+                 for m in methods])
+
+
+def demo_choices(data: dict) -> str:
+    by_choice: dict[str, list[dict]] = {}
+    for key, r in data.items():
+        by_choice.setdefault(key.split("@")[0], []).append(r)
+
+    def mean(runs: list[dict], field: str) -> float:
+        return sum(r[field] for r in runs) / len(runs)
+
+    def distillation(c: dict) -> str:
+        if c.get("teacher") is False:
+            return "none (no teacher)"
+        return f"hardness {c['hardness']:g}, T {c['temp']:g}" if "temp" in c else f"hardness {c['hardness']:g}, T –"
+
+    body = []
+    for name, runs in sorted(by_choice.items(), key=lambda item: -mean(item[1], "accuracy")):
+        c, runs = runs[0]["choice"], sorted(runs, key=lambda r: r["seed"])
+        acc, dense = mean(runs, "accuracy"), runs[0]["dense_accuracy"]
+        body.append([f"`{name}`", c["method"].upper(), f"{c['epochs']:g}",
+                     f"0–{c['end']:g} every {c['freq']:g}", f"{c['block']} / {c['grads']}" if c["method"] == "obs"
+                     else "–", distillation(c), c["lr"], pct(acc), f"{100 * (acc - dense):+.2f} pts",
+                     " / ".join(f"{r['seed']}: {100 * r['accuracy']:.2f}" for r in runs),
+                     f"{mean(runs, 'wall_time_s'):.0f} s"])
+    return rows(["choice", "method", "epochs", "pruning (epochs)", "block / gradients", "distillation", "lr",
+                 "accuracy, mean", "vs dense", "seed: accuracy", "pruning stage"], "lllllllrrlr", body)
+
+
+def data_prep(data: dict) -> str:
+    results = data["results"]
+    cold = results.get("arrow, cold cache", next(iter(results.values())))["seconds"]
+    return rows([f"{data['rows']:,} rows", "prepare (s)", "rows/s", "peak RSS growth over the model",
+                 "speed vs arrow, cold cache"], "lrrrr",
+                [[k, f"{r['seconds']:.1f}", f"{r['rows'] / r['seconds']:,.0f}", f"{r['growth_mb']:,.0f} MB",
+                  f"{cold / r['seconds']:.{2 if cold < 10 * r['seconds'] else 0}f}×"] for k, r in results.items()])
+
+
+TABLES = {  # marker name → (file in benchmarks/results/, table builder)
+    "full_data_accuracy": ("full_data_accuracy.json", full_data_accuracy),
+    "full_data_runs": ("full_data_accuracy.json", full_data_runs),
+    "full_data_throughput": ("full_data_accuracy.json", full_data_throughput),
+    "full_data_oneshot": ("full_data_accuracy.json", full_data_oneshot),
+    "demo_choices": ("demo_choices.json", demo_choices),
+    "data_prep": ("data_prep.json", data_prep),
+}
