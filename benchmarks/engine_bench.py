@@ -2,7 +2,7 @@
 
     python benchmarks/engine_bench.py [--models minilm,bert-base] [--sparsities 0,0.8,0.9,0.95]
         [--structures unstructured,block4] [--precisions fp32,int8] [--batches 1,32] [--seq 128] [--iters 20]
-        [--first-call] [--out runs/engine-bench]
+        [--first-call] [--out runs/engine-bench] [--results benchmarks/results/engine_bench.json]
 
 Models: the real all-MiniLM-L6-v2 weights and a BERT-base-shaped model (random init: timing does not
 depend on trained values), each one-shot magnitude-pruned by our CLI per (sparsity, structure) and
@@ -11,7 +11,8 @@ batches) and export the integer form (MatMulInteger). Every engine runs the same
 trained folder), each timing in a fresh subprocess that reports JSON (DeepSparse in its own environment)
 — engines in one process slow each other down through spinning thread pools — one at a time; a warm-up,
 then medians over repeated runs. Writes results.json, results.md (table + ratios against ONNX Runtime on
-the dense model and against DeepSparse on the same model) and results.png, and prints the markdown.
+the dense model and against DeepSparse on the same model) and results.png into --out, prints the markdown,
+and copies results.json to --results (benchmarks/results/, where the documentation's engine table is made from).
 The sparsecore column also gives the useful GFLOP/s of its encoder Linears (2 × stored non-zero weights ×
 tokens over the Linears' profiled time; GOP/s for int8) next to this machine's FMA peak measured in the same
 run (benchmarks/peak.py). ``--first-call`` adds what a user waits for the first answer (engine load + first
@@ -180,7 +181,7 @@ def machine() -> dict:
         info = Path("/proc/cpuinfo").read_text()
         model_line = next((ln for ln in info.splitlines() if ln.startswith("model name")), "")
         flag_line = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
-        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in flag_line]
+        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f" {f}" in flag_line]
         flags = f"{model_line.split(':', 1)[-1].strip()}; ISA: {', '.join(isa)}"
     return {"cpu": flags or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()}
 
@@ -197,6 +198,8 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--iters", type=int, default=20, help="timed runs at batch 1 (batch 32: a quarter, ≥ 3)")
     ap.add_argument("--out", type=Path, default=Path("runs/engine-bench"))
+    ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "engine_bench.json",
+                    help="where the run's JSON goes for the documentation (one file per machine kind)")
     ap.add_argument("--one", nargs=5, metavar=("ENGINE", "FOLDER", "BATCH", "SEQ", "ITERS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:  # child process: time one engine, print JSON
@@ -237,6 +240,8 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     result = {"machine": {**machine(), "fma_peak_gflops": peak}, "rows": rows, "first_call": first}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
+    args.results.write_text(json.dumps({**result, "command": " ".join(["python benchmarks/engine_bench.py",
+                                                                        *sys.argv[1:]])}, indent=1))
     table = markdown(result, engines)
     (args.out / "results.md").write_text(table)
     print(table)

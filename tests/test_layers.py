@@ -112,3 +112,23 @@ def test_the_runtime_runs_with_torch_and_transformers_blocked(tiny_deployment):
     assert [line.split()[0] for line in lines[:2]] == ["sparsecore", "onnxruntime"]
     assert lines[0].split(" ", 1)[1] == lines[1].split(" ", 1)[1]  # both engines give the same labels
     assert lines[2] == "loaded: []"
+
+
+_BLOCKED_CLI = """
+import runpy, sys
+sys.modules["torch"] = None
+sys.modules["transformers"] = None
+sys.argv = ["predict", *sys.argv[1:]]
+runpy.run_module("sparsecore.cli.predict", run_name="__main__")
+"""
+
+
+def test_the_predict_cli_runs_with_torch_and_transformers_blocked(tiny_deployment, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a gripping, funny film\ndull and far too long\n")
+    out = tmp_path / "preds.jsonl"
+    done = subprocess.run([sys.executable, "-c", _BLOCKED_CLI, "--model_path", str(tiny_deployment), "--input",
+                           str(texts), "--output", str(out), "--engine", "sparsecore"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(out.read_text().splitlines()) == 2

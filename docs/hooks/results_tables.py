@@ -120,6 +120,30 @@ def data_prep(data: dict) -> str:
                   f"{cold / r['seconds']:.{2 if cold < 10 * r['seconds'] else 0}f}×"] for k, r in results.items()])
 
 
+def engine_bench(data: dict) -> str:
+    """Latency medians per engine, with sparsecore's ratios to ONNX Runtime on the dense model and to DeepSparse."""
+    m, all_rows = data["machine"], data["rows"]
+
+    def ms(row: dict, engine: str) -> str:
+        return f"{row[engine + '_ms']:.1f}" if engine + "_ms" in row else "–"
+
+    body = []
+    for r in all_rows:
+        dense = next((d for d in all_rows if (d["model"], d["precision"], d["batch"], d["sparsity"])
+                      == (r["model"], r["precision"], r["batch"], 0)), {})
+        ours = r.get("sparsecore_ms")
+        body.append([r["model"], r["precision"], f"{r['sparsity']:.0%}", r["structure"], r["batch"],
+                     ms(r, "onnxruntime"), ms(r, "deepsparse"), ms(r, "sparsecore"),
+                     f"{dense['onnxruntime_ms'] / ours:.2f}×" if ours and "onnxruntime_ms" in dense else "–",
+                     f"{ours / r['deepsparse_ms']:.2f}" if ours and r.get("deepsparse_ms") else "–"])
+    head = (f"Machine: {m['cpu']}, {m['cores']} cores (fp32 FMA peak measured in the run: "
+            f"{m['fma_peak_gflops']:.0f} GFLOP/s); sequence length {all_rows[0]['seq']}; medians in ms. "
+            f"Command: `{data.get('command', 'python benchmarks/engine_bench.py')}`\n\n")
+    return head + rows(["model", "precision", "sparsity", "structure", "batch", "ONNX Runtime", "DeepSparse",
+                        "sparsecore", "sparsecore speed-up vs ORT dense", "sparsecore / DeepSparse time"],
+                       "lllll" + "r" * 5, body)
+
+
 TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "full_data_accuracy": ("full_data_accuracy.json", full_data_accuracy),
     "full_data_runs": ("full_data_accuracy.json", full_data_runs),
@@ -127,4 +151,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "full_data_oneshot": ("full_data_accuracy.json", full_data_oneshot),
     "demo_choices": ("demo_choices.json", demo_choices),
     "data_prep": ("data_prep.json", data_prep),
+    "engine_bench": ("engine_bench.json", engine_bench),
 }
