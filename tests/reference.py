@@ -137,3 +137,13 @@ def naive_movement_masks(history: list[tuple[int, list[tuple[np.ndarray, np.ndar
         for i, (w, g) in enumerate(layers):
             scores[i] -= (w.astype(np.float64) * g.astype(np.float64)).reshape(-1)
     return masks
+
+
+def naive_int8_products(codes: np.ndarray, xq: np.ndarray) -> np.ndarray:
+    """Σ_k codes[n, k] · xq[k, t] in int64, one product at a time: (N, K) int8 × (K, T) uint8 → (N, T)."""
+    n, k = codes.shape
+    out = np.zeros((n, xq.shape[1]), np.int64)
+    for i in range(n):
+        for j in np.flatnonzero(codes[i]):
+            out[i] += int(codes[i, j]) * xq[j].astype(np.int64)
+    return out

@@ -144,6 +144,18 @@ def engine_bench(data: dict) -> str:
                        "lllll" + "r" * 5, body)
 
 
+def int8_kernels(data: dict) -> str:
+    """Each integer path's time against the fp32-widening int8 kernel on the same block-sparse matrix."""
+    paths = data["paths"]
+    body = [[r["shape"], f"{r['n']}×{r['k']}", r["tokens"], f"{r['fp32_widening_ms']:.2f}",
+             *[f"{r[p + '_ms']:.2f} ({r['fp32_widening_ms'] / r[p + '_ms']:.2f}×)" for p in paths],
+             f"{2 * r['nnz'] * r['tokens'] / (min(r[p + '_ms'] for p in paths) * 1e6):.0f}"] for r in data["rows"]]
+    head = (f"CPU: {data['cpu']}; {data['sparsity']:.0%} of 1×4 blocks pruned; medians over {data['iters']} runs, "
+            f"all cores. Command: `{data['command']}`\n\n")
+    return head + rows(["Linear", "N×K", "tokens", "fp32-widening ms", *[f"{p} ms (speed-up)" for p in paths],
+                        "best useful GOP/s"], "lll" + "r" * (len(paths) + 2), body)
+
+
 TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "full_data_accuracy": ("full_data_accuracy.json", full_data_accuracy),
     "full_data_runs": ("full_data_accuracy.json", full_data_runs),
@@ -152,4 +164,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "demo_choices": ("demo_choices.json", demo_choices),
     "data_prep": ("data_prep.json", data_prep),
     "engine_bench": ("engine_bench.json", engine_bench),
+    "int8_kernels": ("int8_kernels.json", int8_kernels),
 }

@@ -1,0 +1,47 @@
+"""The one place that decides which instruction-set path the integer kernels take on this host.
+
+Paths, best first: ``avx512_vnni`` (``vpdpbusd`` on 512-bit vectors: 16 tokens × 4 u8·s8 products per
+instruction, int32 accumulation), ``avx_vnni`` (the same instruction on 256-bit vectors), ``avx2``
+(u8 and s8 widened to int16, ``vpmaddwd``: exact pair sums in int32) and ``generic`` (plain Numba loops,
+any CPU). The choice is read once from LLVM's view of the host CPU; ``SPARSECORE_ISA`` forces a path
+(for tests and benchmarks), and asking for one the host cannot execute is an error, not a crash.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+PATHS = ("avx512_vnni", "avx_vnni", "avx2", "generic")
+# LLVM feature names each path needs (llvmlite.binding.get_host_cpu_features keys)
+NEEDS = {"avx512_vnni": ("avx512f", "avx512bw", "avx512vnni"), "avx_vnni": ("avx2", "avxvnni"),
+         "avx2": ("avx2",), "generic": ()}
+
+
+@functools.cache
+def host_features() -> frozenset[str]:
+    """LLVM feature flags the host CPU has (empty when LLVM cannot tell)."""
+    import llvmlite.binding as llvm
+
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:  # LLVM cannot read this host's features
+        return frozenset()
+    return frozenset(name for name in features if features[name])
+
+
+def supported(path: str) -> bool:
+    """True when this host can execute ``path``."""
+    return all(f in host_features() for f in NEEDS[path])
+
+
+def integer_path() -> str:
+    """The integer kernels' path on this host: ``SPARSECORE_ISA`` when set, else the best supported one."""
+    forced = os.environ.get("SPARSECORE_ISA", "").strip()
+    if forced:
+        if forced not in PATHS:
+            raise ValueError(f"SPARSECORE_ISA={forced!r} is not one of {', '.join(PATHS)}")
+        if not supported(forced):
+            raise ValueError(f"SPARSECORE_ISA={forced!r}: this CPU lacks {', '.join(NEEDS[forced])}")
+        return forced
+    return next(p for p in PATHS if supported(p))

@@ -1,0 +1,140 @@
+"""Block-sparse int8 products on the integer units: every ISA path against exact int64 sums, and their machine code.
+
+Paths the host cannot execute are skipped with the reason; their machine code is still compiled for a CPU
+that has the feature and checked (``tile_assembly``), so a VNNI path is verified on an AVX2-only machine too.
+"""
+
+import platform
+
+import numpy as np
+import pytest
+from reference import naive_int8_products
+
+from sparsecore.kernels import isa
+from sparsecore.kernels.int8_block4 import (
+    MAX_K,
+    SHAPES,
+    block4_int8_matmul,
+    interleave4,
+    pack_block4_int8,
+    tile_assembly,
+)
+
+
+def runnable(path):
+    return pytest.param(path, marks=pytest.mark.skipif(not isa.supported(path), reason=f"this CPU cannot run {path} "
+                                                       f"(needs {', '.join(isa.NEEDS[path])})"))
+
+
+PATHS = [runnable(p) for p in isa.PATHS]
+X86 = platform.machine() in ("x86_64", "AMD64")
+
+
+def block_codes(n, k, sparsity, rng):
+    codes = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    blocks = -(-k // 4)
+    keep = np.repeat(rng.random((n, blocks)) >= sparsity, 4, axis=1)[:, :k]
+    return np.where(keep, codes, 0).astype(np.int8)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("n,k,t", [(1, 4, 1), (5, 7, 17), (37, 70, 213), (16, 768, 128), (3, 3072, 64), (8, 12, 0)])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 1.0])
+def test_exact_against_int64_products(path, n, k, t, sparsity):
+    rng = np.random.default_rng(n * 1000 + k + t)
+    codes = block_codes(n, k, sparsity, rng)
+    xq = rng.integers(0, 256, (k, t)).astype(np.uint8)
+    got = block4_int8_matmul(pack_block4_int8(codes), interleave4(xq), path)
+    assert got.dtype == np.int32 and got.shape == (n, t)
+    np.testing.assert_array_equal(got, naive_int8_products(codes, xq))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_extreme_codes_sum_exactly(path):
+    """-128 · 255 over K = 3072: −100,270,080 per output, far past int16 and fp32's 2²⁴ exact range."""
+    codes = np.full((5, 3072), -128, np.int8)
+    codes[1] = 127
+    codes[2, ::2] = 0  # half the blocks partly zero
+    xq = np.full((3072, 150), 255, np.uint8)
+    xq[:, 7] = 0
+    got = block4_int8_matmul(pack_block4_int8(codes), interleave4(xq), path)
+    np.testing.assert_array_equal(got, naive_int8_products(codes, xq))
+    assert got[0, 0] == -128 * 255 * 3072 and got[0, 7] == 0
+
+
+def test_every_runnable_path_gives_the_same_int32():
+    rng = np.random.default_rng(7)
+    codes, xq = block_codes(64, 300, 0.8, rng), rng.integers(0, 256, (300, 333)).astype(np.uint8)
+    weight, xq4 = pack_block4_int8(codes), interleave4(xq)
+    results = {p: block4_int8_matmul(weight, xq4, p) for p in isa.PATHS if isa.supported(p)}
+    assert "generic" in results
+    for path, got in results.items():
+        np.testing.assert_array_equal(got, results["generic"], err_msg=path)
+
+
+def test_packing_round_trips_and_keeps_only_nonzero_blocks():
+    rng = np.random.default_rng(3)
+    codes = block_codes(9, 22, 0.6, rng)  # K = 22: padded to 24
+    weight = pack_block4_int8(codes)
+    dense = np.zeros((9, 24), np.int8)
+    for r in range(9):
+        for j in range(weight.indptr[r], weight.indptr[r + 1]):
+            dense[r, 4 * int(weight.index[j]):4 * int(weight.index[j]) + 4] = weight.blocks4[j]
+    np.testing.assert_array_equal(dense[:, :22], codes)
+    assert len(weight.values) == int(np.count_nonzero(np.any(dense.reshape(9, 6, 4) != 0, axis=2)))
+    xq = rng.integers(0, 256, (22, 5)).astype(np.uint8)
+    xq4 = interleave4(xq)
+    assert xq4.shape == (6, 5, 4) and xq4[2, 3, 1] == xq[9, 3] and xq4[5, 4, 3] == 0  # padded feature
+
+
+def test_bad_inputs_are_one_clear_error():
+    weight = pack_block4_int8(np.ones((2, 8), np.int8))
+    with pytest.raises(ValueError, match=r"\(2, T, 4\) uint8"):
+        block4_int8_matmul(weight, np.zeros((2, 3, 4), np.int8))
+    with pytest.raises(ValueError, match="2-D int8"):
+        pack_block4_int8(np.ones((2, 8), np.float32))
+    with pytest.raises(ValueError, match="2-D uint8"):
+        interleave4(np.ones((8, 2), np.int8))
+    with pytest.raises(ValueError, match="not one of|cannot run"):
+        block4_int8_matmul(weight, interleave4(np.zeros((8, 3), np.uint8)), "sse2")
+    with pytest.raises(ValueError, match="overflow"):
+        pack_block4_int8(np.ones((1, MAX_K + 1), np.int8))
+    assert pack_block4_int8(np.ones((1, MAX_K), np.int8)).index.max() == MAX_K // 4 - 1  # fits uint16
+
+
+def test_isa_choice_is_supported_and_can_be_forced(monkeypatch):
+    assert isa.supported(isa.integer_path()) and isa.supported("generic")
+    monkeypatch.setenv("SPARSECORE_ISA", "generic")
+    assert isa.integer_path() == "generic"
+    monkeypatch.setenv("SPARSECORE_ISA", "neon")
+    with pytest.raises(ValueError, match="not one of"):
+        isa.integer_path()
+    missing = [p for p in isa.PATHS if not isa.supported(p)]
+    if missing:
+        monkeypatch.setenv("SPARSECORE_ISA", missing[0])
+        with pytest.raises(ValueError, match="this CPU lacks"):
+            isa.integer_path()
+
+
+def _loop_lines(assembly: str) -> list[str]:
+    """Instructions of the tile's inner loop: from the loop's label to its backward branch."""
+    lines = [ln.replace("{vex}", "").strip() for ln in assembly.splitlines()]  # AVX-VNNI's VEX-encoding marker
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(".LBB0_2:"))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("jl") or lines[i].startswith("jg"))
+    return lines[start + 1:end]
+
+
+@pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
+@pytest.mark.parametrize("path,cpu,instruction,register", [
+    ("avx512_vnni", "icelake-server", "vpdpbusd", "%zmm"),
+    ("avx512_vnni", "znver4", "vpdpbusd", "%zmm"),
+    ("avx_vnni", "alderlake", "vpdpbusd", "%ymm"),
+    ("avx2", "haswell", "vpmaddwd", "%ymm"),
+])
+def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_registers(path, cpu, instruction,
+                                                                                      register):
+    loop = _loop_lines(tile_assembly(path, cpu))
+    dots = [ln for ln in loop if ln.startswith(instruction)]
+    assert len(dots) == SHAPES[path][1] and all(register in ln for ln in dots)
+    assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
+    assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # saturates u8·s8 pair sums at int16
