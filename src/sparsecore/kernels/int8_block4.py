@@ -35,6 +35,7 @@ from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_PARALLEL
 from sparsecore.kernels.isa import PATHS, integer_path, supported
+from sparsecore.kernels.simd import accumulate_loop
 
 # path → (tokens per accumulator vector, accumulator vectors); a tile is their product in tokens
 SHAPES = {"avx512_vnni": (16, 8), "avx_vnni": (8, 8), "avx2": (4, 8)}
@@ -76,45 +77,27 @@ def emit_tile(builder: ir.IRBuilder, path: str, index_ptr, values_ptr, j_start, 
                                              f"llvm.x86.avx512.vpdpbusd.{bits}")
     zero = ir.Constant(acc_type, [0] * acc_type.count)
 
-    entry = builder.basic_block
-    header = builder.append_basic_block("tile.header")
-    body = builder.append_basic_block("tile.body")
-    done = builder.append_basic_block("tile.done")
-    builder.branch(header)
+    def step(j, accs):
+        column = builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64)
+        packed = builder.load(builder.gep(values_ptr, [j]))
+        byte = builder.mul(builder.add(builder.mul(column, row_len), t_start), ir.Constant(_I64, 4))
+        row = builder.gep(xs_ptr, [byte])
+        if path == "avx2":  # weights (w0, w1, w2, w3) as int16, repeated for the 4 tokens of a vector
+            w4 = builder.sext(builder.bitcast(packed, ir.VectorType(_I8, 4)), ir.VectorType(_I16, 4))
+            weights = builder.shuffle_vector(w4, ir.Constant(ir.VectorType(_I16, 4), ir.Undefined),
+                                             _const_vec(_I32, [0, 1, 2, 3] * 4))
+            new_accs = []
+            for v, acc in enumerate(accs):
+                p = builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * v)]), ir.VectorType(_I8, 16).as_pointer())
+                x = builder.zext(builder.load(p, align=1), ir.VectorType(_I16, 16))
+                new_accs.append(builder.add(acc, builder.call(dot, [x, weights])))
+            return new_accs
+        weights = _broadcast(builder, packed, lanes)  # vpdpbusd(acc, u8 activations, s8 weights)
+        return [builder.call(dot, [acc, builder.load(builder.bitcast(
+                    builder.gep(row, [ir.Constant(_I64, 4 * lanes * v)]), acc_type.as_pointer()), align=1), weights])
+                for v, acc in enumerate(accs)]
 
-    builder.position_at_end(header)
-    j = builder.phi(_I64, "j")
-    accs = [builder.phi(acc_type, f"acc{v}") for v in range(vectors)]
-    j.add_incoming(j_start, entry)
-    for acc in accs:
-        acc.add_incoming(zero, entry)
-    builder.cbranch(builder.icmp_signed("<", j, j_end), body, done)
-
-    builder.position_at_end(body)
-    column = builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64)
-    packed = builder.load(builder.gep(values_ptr, [j]))
-    row = builder.gep(xs_ptr, [builder.mul(builder.add(builder.mul(column, row_len), t_start), ir.Constant(_I64, 4))])
-    new_accs = []
-    if path == "avx2":  # weights (w0, w1, w2, w3) as int16, repeated for the 4 tokens of a vector
-        w4 = builder.sext(builder.bitcast(packed, ir.VectorType(_I8, 4)), ir.VectorType(_I16, 4))
-        weights = builder.shuffle_vector(w4, ir.Constant(ir.VectorType(_I16, 4), ir.Undefined),
-                                         _const_vec(_I32, [0, 1, 2, 3] * 4))
-        for v, acc in enumerate(accs):
-            p = builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * v)]), ir.VectorType(_I8, 16).as_pointer())
-            x = builder.zext(builder.load(p, align=1), ir.VectorType(_I16, 16))
-            new_accs.append(builder.add(acc, builder.call(dot, [x, weights])))
-    else:  # vpdpbusd(acc, u8 activations, s8 weights): the packed weights broadcast to every token
-        weights = _broadcast(builder, packed, lanes)
-        for v, acc in enumerate(accs):
-            p = builder.bitcast(builder.gep(row, [ir.Constant(_I64, 4 * lanes * v)]), acc_type.as_pointer())
-            new_accs.append(builder.call(dot, [acc, builder.load(p, align=1), weights]))
-    body_end = builder.basic_block
-    j.add_incoming(builder.add(j, ir.Constant(_I64, 1)), body_end)
-    for acc, new in zip(accs, new_accs):
-        acc.add_incoming(new, body_end)
-    builder.branch(header)
-
-    builder.position_at_end(done)
+    accs = accumulate_loop(builder, j_start, j_end, zero, vectors, step)
     out_type = ir.VectorType(_I32, lanes)
     for v, acc in enumerate(accs):
         if path == "avx2":  # per token: pair 0 + pair 1

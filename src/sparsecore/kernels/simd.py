@@ -39,6 +39,33 @@ def _element_to_float(builder, value, numba_type):
     return convert(value, target)
 
 
+def accumulate_loop(builder: ir.IRBuilder, j_start, j_end, zero, count: int, step) -> list:
+    """Emit ``for j in [j_start, j_end)`` carrying ``count`` accumulators that start at ``zero``.
+
+    ``step(j, accs)`` emits one iteration and returns the new accumulators; the accumulators after the loop are
+    returned and the builder is left after it. The accumulators are SSA values (phis), so LLVM keeps them in
+    vector registers for the whole loop."""
+    entry = builder.basic_block
+    header, body, done = (builder.append_basic_block(f"tile.{name}") for name in ("header", "body", "done"))
+    builder.branch(header)
+    builder.position_at_end(header)
+    j = builder.phi(j_start.type, "j")
+    accs = [builder.phi(zero.type, f"acc{v}") for v in range(count)]
+    j.add_incoming(j_start, entry)
+    for acc in accs:
+        acc.add_incoming(zero, entry)
+    builder.cbranch(builder.icmp_signed("<", j, j_end), body, done)
+    builder.position_at_end(body)
+    new_accs = step(j, accs)
+    body_end = builder.basic_block
+    j.add_incoming(builder.add(j, ir.Constant(j_start.type, 1)), body_end)
+    for acc, new in zip(accs, new_accs):
+        acc.add_incoming(new, body_end)
+    builder.branch(header)
+    builder.position_at_end(done)
+    return accs
+
+
 @intrinsic
 def row_tile(typingctx, index, values, j0, j1, xs, t0, out):
     """``out[t0:t0+WIDTH] += Σ_j values[j]·xs[index[j], t0:t0+WIDTH]`` (CSR: 1-D values) or, block4 (values
@@ -70,46 +97,29 @@ def row_tile(typingctx, index, values, j0, j1, xs, t0, out):
         t_start = context.cast(builder, a_t0, signature.args[5], types.int64)
         zero = ir.Constant(vec, [0.0] * LANES)
 
-        entry = builder.basic_block
-        header = builder.append_basic_block("tile.header")
-        body = builder.append_basic_block("tile.body")
-        done = builder.append_basic_block("tile.done")
-        builder.branch(header)
+        def step(j, accs):
+            entry_index = builder.load(builder.gep(index_ptr, [j]))
+            entry_index = (builder.zext(entry_index, i64) if index.dtype == types.uint16
+                           else builder.sext(entry_index, i64))
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
+                                                 "llvm.fma.v8f32")
+            block = 4 if values.ndim == 2 else 1  # block4: entry j holds the weights of columns 4·index[j] + q
+            new_accs = list(accs)
+            for q in range(block):
+                col = builder.add(builder.mul(entry_index, ir.Constant(i64, block)), ir.Constant(i64, q))
+                slot = builder.add(builder.mul(j, ir.Constant(i64, block)), ir.Constant(i64, q))
+                w = _element_to_float(builder, builder.load(builder.gep(values_ptr, [slot])), values.dtype)
+                w_vec = builder.shuffle_vector(
+                    builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0)),
+                    ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+                row = builder.gep(xs_ptr, [builder.add(builder.mul(col, row_len), t_start)])
+                for v in range(VECTORS):
+                    p = builder.bitcast(builder.gep(row, [ir.Constant(i64, v * LANES)]), x_vec.as_pointer())
+                    x = _element_to_float(builder, builder.load(p, align=1), xs.dtype)
+                    new_accs[v] = builder.call(fma, [x, w_vec, new_accs[v]])
+            return new_accs
 
-        builder.position_at_end(header)
-        j = builder.phi(i64, "j")
-        accs = [builder.phi(vec, f"acc{v}") for v in range(VECTORS)]
-        j.add_incoming(j_start, entry)
-        for acc in accs:
-            acc.add_incoming(zero, entry)
-        builder.cbranch(builder.icmp_signed("<", j, j_end), body, done)
-
-        builder.position_at_end(body)
-        entry_index = builder.load(builder.gep(index_ptr, [j]))
-        entry_index = builder.zext(entry_index, i64) if index.dtype == types.uint16 else builder.sext(entry_index, i64)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]), "llvm.fma.v8f32")
-        block = 4 if values.ndim == 2 else 1  # block4: entry j holds the weights of columns 4·index[j] + q
-        new_accs = list(accs)
-        for q in range(block):
-            col = builder.add(builder.mul(entry_index, ir.Constant(i64, block)), ir.Constant(i64, q))
-            slot = builder.add(builder.mul(j, ir.Constant(i64, block)), ir.Constant(i64, q))
-            w = _element_to_float(builder, builder.load(builder.gep(values_ptr, [slot])), values.dtype)
-            w_vec = builder.shuffle_vector(
-                builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0)),
-                ir.Constant(vec, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-            row = builder.gep(xs_ptr, [builder.add(builder.mul(col, row_len), t_start)])
-            for v in range(VECTORS):
-                p = builder.bitcast(builder.gep(row, [ir.Constant(i64, v * LANES)]), x_vec.as_pointer())
-                x = _element_to_float(builder, builder.load(p, align=1), xs.dtype)
-                new_accs[v] = builder.call(fma, [x, w_vec, new_accs[v]])
-        body_end = builder.basic_block
-        j_next = builder.add(j, ir.Constant(i64, 1))
-        j.add_incoming(j_next, body_end)
-        for acc, new in zip(accs, new_accs):
-            acc.add_incoming(new, body_end)
-        builder.branch(header)
-
-        builder.position_at_end(done)
+        accs = accumulate_loop(builder, j_start, j_end, zero, VECTORS, step)
         for v, acc in enumerate(accs):
             offset = builder.add(t_start, ir.Constant(i64, v * LANES))
             p = builder.bitcast(builder.gep(out_ptr, [offset]), vec.as_pointer())
