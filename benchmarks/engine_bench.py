@@ -240,8 +240,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     result = {"machine": {**machine(), "fma_peak_gflops": peak}, "rows": rows, "first_call": first}
     (args.out / "results.json").write_text(json.dumps(result, indent=1))
-    args.results.write_text(json.dumps({**result, "command": " ".join(["python benchmarks/engine_bench.py",
-                                                                        *sys.argv[1:]])}, indent=1))
+    forced = [f"SPARSECORE_ISA={os.environ['SPARSECORE_ISA']}"] if os.environ.get("SPARSECORE_ISA") else []
+    command = " ".join([*forced, "python benchmarks/engine_bench.py", *sys.argv[1:]])
+    args.results.write_text(json.dumps({**result, "command": command}, indent=1))
     table = markdown(result, engines)
     (args.out / "results.md").write_text(table)
     print(table)

@@ -11,6 +11,7 @@ from sparsecore.deploy.linears import DENSE_BELOW, LinearT
 from sparsecore.deploy.sparse_engine import SparseEncoder
 from sparsecore.deploy.sparse_model import load_encoder_arrays
 from sparsecore.errors import SparsecoreError
+from sparsecore.kernels.isa import integer_path
 from sparsecore.tasks import load_data, sample_glue_dir
 
 ATOL = 1e-4  # the export's own ORT-vs-PyTorch tolerance: fp32, reductions of ≤ 1536 terms, 6 layers
@@ -136,3 +137,22 @@ def test_concurrent_calls_share_buffers_safely(pruned_minilm, rows):
         together = list(pool.map(pipe.engine, feeds))
     for a, b in zip(alone, together):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(integer_path() == "generic", reason="this CPU has no integer dot-product path")
+def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kernel():
+    from sparsecore.deploy.int8_model import ActQuant, QuantLinear
+    from sparsecore.deploy.linears import QLinearT
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(-128, 128, (64, 128)).astype(np.int8) * np.repeat(rng.random((64, 32)) > 0.8, 4, axis=1)
+    q = QuantLinear(codes.astype(np.int8), rng.integers(-5000, 5000, 64), rng.random(64).astype(np.float32) / 500,
+                    ActQuant(0.05, 120))
+    integer, widening = QLinearT(q), QLinearT(q, "csr")
+    assert integer.format == f"int8 block4 {integer_path()}" and widening.format == "int8 csr"
+    xt = rng.standard_normal((128, 77)).astype(np.float32)
+    for gelu in (False, True):
+        np.testing.assert_allclose(integer(xt, gelu), widening(xt, gelu), rtol=1e-6, atol=1e-6)
+    unstructured = QuantLinear(np.where(rng.random((64, 128)) > 0.8, codes, 0).astype(np.int8), q.bias, q.rescale,
+                               q.act)
+    assert QLinearT(unstructured).format == "int8 csr"  # scattered codes: blocks would multiply zeros

@@ -14,11 +14,13 @@ from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import (
     MAX_K,
     SHAPES,
+    block4_int8_linear_t,
     block4_int8_matmul,
     interleave4,
     pack_block4_int8,
     tile_assembly,
 )
+from sparsecore.kernels.quantize import quantize_u8, quantize_u8_interleave4
 
 
 def runnable(path):
@@ -138,3 +140,25 @@ def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_reg
     assert len(dots) == SHAPES[path][1] and all(register in ln for ln in dots)
     assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
     assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # saturates u8·s8 pair sums at int16
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("t", [1, 50, 128, 333])
+def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum(path, t):
+    rng = np.random.default_rng(t)
+    codes, xq = block_codes(48, 96, 0.7, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
+    bias, scale = rng.standard_normal(48).astype(np.float32) * 100, rng.random(48).astype(np.float32) / 1000
+    got = block4_int8_linear_t(pack_block4_int8(codes), interleave4(xq), bias, scale, path)
+    exact = naive_int8_products(codes, xq).astype(np.float32)  # |Σ| < 2²⁴ here: exact in float32
+    np.testing.assert_array_equal(got, (exact + bias[:, None]) * scale[:, None])
+
+
+@pytest.mark.parametrize("k", [4, 70, 768])
+def test_quantize_interleave4_matches_quantize_then_interleave(k):
+    rng = np.random.default_rng(k)
+    xt = (rng.standard_normal((k, 37)) * 3).astype(np.float32)
+    xt[0, :4] = [0.05, 0.15, -0.05, 1e9]  # ties at scale 0.1 round half to even; saturation
+    got = quantize_u8_interleave4(xt, 0.1, 128)
+    np.testing.assert_array_equal(got, interleave4(quantize_u8(xt, 0.1, 128)) if k % 4 == 0 else
+                                  np.where(np.arange(got.shape[0] * 4).reshape(-1, 1, 4) < k, interleave4(
+                                      quantize_u8(xt, 0.1, 128)), 128))

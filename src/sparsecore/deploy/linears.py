@@ -60,37 +60,80 @@ class LinearT:
         return sparse_linear_t(self.weight, xt, self.bias, gelu, out=out)
 
 
+def _block_structured(codes: np.ndarray) -> bool:
+    """Most stored 1×4 blocks are full: packing by blocks adds at most 25% zero products."""
+    n, k = codes.shape
+    if k % 4:
+        return False
+    blocks = np.count_nonzero(np.any(codes.reshape(n, k // 4, 4) != 0, axis=2))
+    return 4 * blocks <= 1.25 * max(np.count_nonzero(codes), 1)
+
+
 class QLinearT:
     """A :class:`QuantLinear` in the features × tokens layout: quantize Xᵀ to uint8 codes, multiply by the int8
     codes, ``(Σ + bias − za·Σ_k w) · rescale`` (then GELU).
 
-    Sparse formats run the int8 kernels of :mod:`sparsecore.kernels.sparse_matmul` on the uint8 codes (exact
-    integer sums). ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so
-    the products and every partial sum below 2²⁴ are exact: the integer result at sgemm speed).
+    ``int8 block4 <path>`` runs :mod:`sparsecore.kernels.int8_block4` on the CPU's integer dot-product
+    instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
+    into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
+    pruned in 1×4 blocks. Other sparse formats run the kernels of :mod:`sparsecore.kernels.sparse_matmul` on the
+    uint8 codes (widened to fp32 in registers; exact integer sums). ``int8 dense`` runs BLAS sgemm on the codes
+    as floats (q − za and w are small integers, so the products and every partial sum below 2²⁴ are exact: the
+    integer result at sgemm speed).
     """
 
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
+        from sparsecore.kernels.isa import integer_path
+
         fmt = _format(q.codes, formats)
+        path = integer_path()
+        if path != "generic" and (fmt == "block4" or (formats == "auto" and fmt == "csr"
+                                                      and _block_structured(q.codes))):
+            from sparsecore.kernels.int8_block4 import pack_block4_int8
+
+            fmt = f"block4 {path}"
+            self._path = path
         self.format = f"int8 {fmt}"
         self.act = q.act
-        self.weight = q.codes.astype(np.float32) if fmt == "dense" else _sparse(q.codes, fmt)
+        if fmt.startswith("block4 "):
+            self.weight = pack_block4_int8(q.codes)
+        else:
+            self.weight = q.codes.astype(np.float32) if fmt == "dense" else _sparse(q.codes, fmt)
         # zero point folded into the bias: Σ w·(q − za) = Σ w·q − za·Σ w (exact integers while < 2²⁴)
         folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
         self.bias = folded.astype(np.float32)
         self.rescale = np.ascontiguousarray(q.rescale, dtype=np.float32)
         self._codes = np.empty(0, np.uint8)
+        self._acc = np.empty(0, np.int32)
 
-    def _scratch(self, shape: tuple[int, int]) -> np.ndarray:
+    def _scratch(self, shape: tuple[int, ...]) -> np.ndarray:
         """The uint8 code buffer for one call, kept between calls (grown to the largest input seen)."""
-        size = shape[0] * shape[1]
+        size = int(np.prod(shape))
         if self._codes.size < size:
             self._codes = np.empty(size, np.uint8)
         return self._codes[:size].reshape(shape)
+
+    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None) -> np.ndarray:
+        """The ``int8 block4 <path>`` call: quantize into the interleaved layout, integer products, epilogue."""
+        from sparsecore.kernels.int8_block4 import block4_int8_linear_t
+        from sparsecore.kernels.quantize import quantize_u8_interleave4
+        from sparsecore.kernels.sparse_matmul import gelu_inplace
+
+        n, t_total = self.weight.shape[0], xt.shape[1]
+        xq4 = quantize_u8_interleave4(np.ascontiguousarray(xt), self.act.scale, self.act.zero,
+                                      out=self._scratch((-(-xt.shape[0] // 4), t_total, 4)))
+        if self._acc.size < n * t_total:
+            self._acc = np.empty(n * t_total, np.int32)
+        y = block4_int8_linear_t(self.weight, xq4, self.bias, self.rescale, self._path, out=out,
+                                 acc=self._acc[:n * t_total].reshape(n, t_total))
+        return gelu_inplace(y) if gelu else y
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
         from sparsecore.kernels.quantize import quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
+        if self.format.startswith("int8 block4 "):
+            return self._integer(xt, gelu, out)
         codes = quantize_u8(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=self._scratch(xt.shape))
         if self.format != "int8 dense":
             return sparse_linear_t(self.weight, codes, self.bias, gelu, out=out, scale=self.rescale)

@@ -211,6 +211,33 @@ def _block4_int8(marker, indptr, index, values, values4, xq4, out):
             row[t] += acc
 
 
+@nb.njit(**NJIT_PARALLEL)
+def _block4_int8_linear(marker, indptr, index, values, values4, xq4, bias, scale, acc, out):
+    n, t_total = out.shape
+    width, lanes = _widths(marker)
+    tiles = t_total // width if width else 0
+    vectors = (t_total - tiles * width) // lanes if lanes else 0
+    full = tiles * width + vectors * lanes
+    for r in prange(n):
+        row = acc[r]
+        row[:] = 0
+        j0, j1 = indptr[r], indptr[r + 1]
+        for i in range(tiles):
+            _tile(marker, False, index, values, j0, j1, xq4, i * width, row)
+        for i in range(vectors):
+            _tile(marker, True, index, values, j0, j1, xq4, tiles * width + i * lanes, row)
+        for t in range(full, t_total):
+            total = np.int32(0)
+            for j in range(j0, j1):
+                c = index[j]
+                for q in range(4):
+                    total += np.int32(values4[j, q]) * np.int32(xq4[c, t, q])
+            row[t] = total
+        b, s = bias[r], scale[r]
+        for t in range(t_total):  # epilogue while the row is in cache: (Σ + bias) · scale
+            out[r, t] = (np.float32(row[t]) + b) * s
+
+
 @dataclass(frozen=True)
 class Block4Int8:
     """1×4-block int8 weights: ``indptr (N+1,) int64``, ``index (S,) uint16`` block columns (K ≤ ``MAX_K``
@@ -220,6 +247,11 @@ class Block4Int8:
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+
+    @property
+    def nnz(self) -> int:
+        """Stored non-zero weights (zeros inside stored blocks not counted)."""
+        return int(np.count_nonzero(self.blocks4))
 
     @property
     def blocks4(self) -> np.ndarray:
@@ -258,20 +290,46 @@ def interleave4(xq: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(len(padded) // 4, 4, t).transpose(0, 2, 1))
 
 
-def block4_int8_matmul(weight: Block4Int8, xq4: np.ndarray, path: str | None = None) -> np.ndarray:
-    """``W · X`` as exact int32 ``(N, T)``; ``xq4`` from :func:`interleave4`. ``path``: one of
-    :data:`~sparsecore.kernels.isa.PATHS` (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
+def _checked(weight: Block4Int8, xq4: np.ndarray, path: str | None) -> str:
+    """The path to run (``path`` or the host's), after checking it runs here and ``xq4`` fits ``weight``."""
     path = integer_path() if path is None else path
     if path not in PATHS or not supported(path):
         raise ValueError(f"path {path!r} cannot run on this CPU (it runs: "
                          f"{', '.join(p for p in PATHS if supported(p))})")
-    n, k = weight.shape
-    if xq4.dtype != np.uint8 or xq4.ndim != 3 or xq4.shape[0] != -(-k // 4) or xq4.shape[2] != 4:
-        raise ValueError(f"activations must be ({-(-k // 4)}, T, 4) uint8 (interleave4), got {xq4.dtype} "
+    blocks = -(-weight.shape[1] // 4)
+    if (xq4.dtype != np.uint8 or xq4.ndim != 3 or xq4.shape[0] != blocks or xq4.shape[2] != 4
+            or not xq4.flags.c_contiguous):
+        raise ValueError(f"activations must be C-contiguous ({blocks}, T, 4) uint8 (interleave4), got {xq4.dtype} "
                          f"{xq4.shape}")
-    xq4 = np.ascontiguousarray(xq4)
-    out = np.zeros((n, xq4.shape[1]), np.int32)
+    return path
+
+
+def block4_int8_matmul(weight: Block4Int8, xq4: np.ndarray, path: str | None = None) -> np.ndarray:
+    """``W · X`` as exact int32 ``(N, T)``; ``xq4`` from :func:`interleave4`. ``path``: one of
+    :data:`~sparsecore.kernels.isa.PATHS` (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
+    path = _checked(weight, xq4, path)
+    out = np.zeros((weight.shape[0], xq4.shape[1]), np.int32)
     _block4_int8(_MARKERS[path](0), weight.indptr, weight.index, weight.values, weight.blocks4, xq4, out)
+    return out
+
+
+def block4_int8_linear_t(weight: Block4Int8, xq4: np.ndarray, bias: np.ndarray, scale: np.ndarray,
+                         path: str | None = None, out: np.ndarray | None = None,
+                         acc: np.ndarray | None = None) -> np.ndarray:
+    """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row, the integer sum exact (int32) and the
+    epilogue in fp32 — a quantized Linear's output. ``acc``: an (N, T) int32 scratch reused between calls
+    (allocated when None). ``path`` as for :func:`block4_int8_matmul`."""
+    path = _checked(weight, xq4, path)
+    n = weight.shape[0]
+    t_total = xq4.shape[1]
+    if out is None:
+        out = np.empty((n, t_total), np.float32)
+    if acc is None:
+        acc = np.empty((n, t_total), np.int32)
+    if out.shape != (n, t_total) or acc.shape != (n, t_total) or out.dtype != np.float32 or acc.dtype != np.int32:
+        raise ValueError(f"out (float32) and acc (int32) must have shape ({n}, {t_total})")
+    _block4_int8_linear(_MARKERS[path](0), weight.indptr, weight.index, weight.values, weight.blocks4, xq4,
+                        np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32), acc, out)
     return out
 
 

@@ -35,6 +35,38 @@ def _codes(x, scale, zero, lo, hi):
             x[i] = min(max(np.rint(x[i] / scale), qlo), qhi)
 
 
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quantize_interleave4(xt, scale, zero, out):
+    f = np.float32
+    lo, hi = f(-zero), f(255 - zero)
+    k, t_total = xt.shape
+    for c in nb.prange(out.shape[0]):
+        for q in range(4):
+            feature = 4 * c + q
+            if feature >= k:  # padding feature: its weights are zero, the code only has to be defined
+                for t in range(t_total):
+                    out[c, t, q] = np.uint8(zero)
+                continue
+            for t in range(t_total):
+                out[c, t, q] = np.uint8(min(max(np.rint(xt[feature, t] / scale), lo), hi) + f(zero))
+
+
+def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, written interleaved by four features:
+    ``out[c, t, q]`` = code of ``xt[4c + q, t]`` (``(ceil(K/4), T, 4)``; features past K get the zero point) —
+    the layout :mod:`.int8_block4` reads."""
+    s, z = _params(scale, zero_point, 0, 255)
+    if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
+        raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
+    shape = (-(-xt.shape[0] // 4), xt.shape[1], 4)
+    if out is None:
+        out = np.empty(shape, np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
+    _quantize_interleave4(xt, s, z, out)
+    return out
+
+
 def _flat(x: np.ndarray) -> np.ndarray:
     if x.dtype != np.float32 or not x.flags.c_contiguous:
         raise ValueError(f"x must be a C-contiguous float32 array, got {x.dtype}")
