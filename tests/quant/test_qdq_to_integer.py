@@ -109,3 +109,26 @@ def test_low_bit_and_reduced_range_activations_export_with_clip(tmp_path):
     codes = [numpy_helper.to_array(i) for i in graph.graph.initializer if i.data_type == onnx.TensorProto.INT8
              and len(i.dims) == 2]
     assert codes and all(c.min() >= -8 and c.max() <= 7 for c in codes)  # 4-bit weights in int8 storage
+
+
+@pytest.mark.parametrize("vnni", [False, True])
+def test_exact_integer_options_only_where_the_cpu_lacks_vnni(exported, monkeypatch, vnni):
+    """Without VNNI the integer graph gets ONNX Runtime's exact u8·u8 kernels and the QDQ graph its unfused
+    form; with VNNI both keep the defaults (the fast kernels are exact there). Outputs agree either way."""
+    import sparsecore.deploy.ort_session as ort_module
+
+    _, folder, _, _ = exported
+    monkeypatch.setattr(ort_module, "cpu_has_vnni", lambda: vnni)
+    integer, qdq = ort_module.ort_session(folder / "int.onnx"), ort_module.ort_session(folder / "qdq.onnx")
+    entries = (_entry(integer, "session.x64quantprecision"), _entry(qdq, "session.disable_quant_qdq"))
+    assert entries == (("", "") if vnni else ("1", "1"))
+    f = feeds(n=64, seed=3)
+    assert np.median(np.abs(integer.run(None, f)[0] - qdq.run(None, f)[0])) < 1e-5
+
+
+def _entry(session, name: str) -> str:
+    """A session config entry's value, "" when it was never set (ONNX Runtime raises for those)."""
+    try:
+        return session.get_session_options().get_session_config_entry(name)
+    except Exception:  # onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument, not importable by name
+        return ""

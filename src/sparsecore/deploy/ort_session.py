@@ -1,14 +1,15 @@
-"""ONNX Runtime sessions that compute integer matmuls exactly on every x86 CPU.
+"""ONNX Runtime sessions that compute integer matmuls exactly on every x86 CPU, at full speed where they can.
 
 On x86 CPUs without VNNI (AVX2, or AVX-512 without VNNI) ONNX Runtime's default u8·s8 integer
 matmul adds pairs of products in 16 bits (``vpmaddubsw``) and saturates (a pair of products reaches
 2·255·128, beyond int16), so a quantized BERT's logits drift from the fake-quant model; VNNI's
-``vpdpbusd`` accumulates in int32 and is exact. ``session.x64quantprecision`` makes ONNX Runtime
-use its exact u8·u8 kernels there (it changes nothing on VNNI machines and nothing for float models).
-It is set for graphs with ``MatMulInteger`` (our integer export) only: on QDQ graphs ONNX Runtime 1.32's
-rewrite fails to initialize the session ("Attempt to replace the existing tensor"). A QDQ graph on such
-a CPU is run with ONNX Runtime's QDQ fusion off instead (``session.disable_quant_qdq``: float matmuls
-of the dequantized values — exact, not int8-fast; VNNI CPUs keep the fused int8 kernels).
+``vpdpbusd`` accumulates in int32 and is exact. On CPUs without VNNI, ``session.x64quantprecision`` makes
+ONNX Runtime use its exact u8·u8 kernels for graphs with ``MatMulInteger`` (our integer export); on VNNI CPUs
+the default kernels are already exact and the option would only select slower ones, so it is not set there.
+On QDQ graphs ONNX Runtime 1.32's rewrite fails to initialize the session with that option ("Attempt to
+replace the existing tensor"): a QDQ graph on a CPU without VNNI is run with ONNX Runtime's QDQ fusion off
+instead (``session.disable_quant_qdq``: float matmuls of the dequantized values — exact, not int8-fast;
+VNNI CPUs keep the fused int8 kernels).
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ from pathlib import Path
 def ort_session(onnx_path: str | Path, threads: int | None = None):
     """An ``onnxruntime.InferenceSession`` on the CPU with exact integer matmuls.
 
-    Graphs with ``MatMulInteger`` get ``session.x64quantprecision``; QDQ graphs on a CPU without VNNI get
-    ``session.disable_quant_qdq``; other graphs (float, or QDQ on a VNNI CPU) use the defaults. ``threads`` sets
-    ``intra_op_num_threads`` (None: ONNX Runtime's default). Reads the graph once (without external data)
-    to list its op types.
+    On a CPU without VNNI, graphs with ``MatMulInteger`` get ``session.x64quantprecision`` and QDQ graphs
+    ``session.disable_quant_qdq``; every other graph (float, or any graph on a VNNI CPU) uses the defaults.
+    ``threads`` sets ``intra_op_num_threads`` (None: ONNX Runtime's default). Reads the graph once (without
+    external data) to list its op types.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     ops = _op_types(onnx_path)
-    if "MatMulInteger" in ops:
-        options.add_session_config_entry("session.x64quantprecision", "1")
-    elif "QuantizeLinear" in ops and not cpu_has_vnni():
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
+    if not cpu_has_vnni():
+        if "MatMulInteger" in ops:
+            options.add_session_config_entry("session.x64quantprecision", "1")
+        elif "QuantizeLinear" in ops:
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
     if threads is not None:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
