@@ -6,15 +6,16 @@ Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for a W stored as 
 broadcast and, per vector of tokens, one load and one integer dot-product instruction:
 
 * ``avx512_vnni`` — ``vpdpbusd zmm``: 16 tokens × 4 u8·s8 products summed into int32 per instruction;
-  4 accumulators = 64 tokens per tile.
+  8 accumulators = 128 tokens per tile.
 * ``avx_vnni`` — the same instruction on ymm: 8 tokens; 8 accumulators = 64 tokens.
 * ``avx2`` — codes widened to int16 (u8 zero-, s8 sign-extended; every product |255·128| < 2¹⁵) and
   ``vpmaddwd``: per token two exact int32 pair sums, kept apart in the accumulator and added once per tile;
   8 accumulators = 32 tokens. (``vpmaddubsw`` is never used: it saturates u8·s8 pair sums at int16.)
-* ``generic`` — plain loops, any CPU; also every path's token tail (T mod tile width).
+* ``generic`` — plain loops, any CPU.
 
+Tokens past the last full tile run one vector at a time, and the last ones under a vector in the plain loop.
 All paths are exact: int32 accumulation cannot overflow while K ≤ 65,792 (K·255·128 < 2³¹), checked by
-:func:`block4_int8_matmul`. Cost: 8·S·T integer operations for S stored blocks; the activation strip a
+:func:`pack_block4_int8`. Cost: 8·S·T integer operations for S stored blocks; the activation strip a
 block reads is 4 bytes per token (a quarter of the fp32 kernels' traffic).
 
 The vector loop is written as LLVM IR by :func:`emit_tile` (pure llvmlite), wrapped as a Numba intrinsic for
@@ -188,53 +189,41 @@ if config.DISABLE_JIT:  # coverage runs: no intrinsics outside compiled code, so
         return 0, 0
 
 
-@nb.njit(**NJIT_PARALLEL)
-def _block4_int8(marker, indptr, index, values, values4, xq4, out):
-    n, t_total = out.shape
+@nb.njit(inline="always")
+def _row_products(marker, index, values, values4, j0, j1, xq4, row):
+    """``row[t] = Σ_{j0 ≤ j < j1} dot4(values[j], xq4[index[j], t])`` for every token: full tiles, then one
+    vector at a time, then the plain loop."""
+    t_total = row.shape[0]
     width, lanes = _widths(marker)
     tiles = t_total // width if width else 0
     vectors = (t_total - tiles * width) // lanes if lanes else 0
-    full = tiles * width + vectors * lanes
-    for r in prange(n):
-        row = out[r]
-        j0, j1 = indptr[r], indptr[r + 1]
-        for i in range(tiles):
-            _tile(marker, False, index, values, j0, j1, xq4, i * width, row)
-        for i in range(vectors):  # token tail, one vector at a time
-            _tile(marker, True, index, values, j0, j1, xq4, tiles * width + i * lanes, row)
-        for t in range(full, t_total):  # the last < one vector of tokens: exact int32 sums of the same products
-            acc = np.int32(0)
-            for j in range(j0, j1):
-                c = index[j]
-                for q in range(4):
-                    acc += np.int32(values4[j, q]) * np.int32(xq4[c, t, q])
-            row[t] += acc
+    row[:tiles * width + vectors * lanes] = 0
+    for i in range(tiles):
+        _tile(marker, False, index, values, j0, j1, xq4, i * width, row)
+    for i in range(vectors):
+        _tile(marker, True, index, values, j0, j1, xq4, tiles * width + i * lanes, row)
+    for t in range(tiles * width + vectors * lanes, t_total):
+        total = np.int32(0)
+        for j in range(j0, j1):
+            c = index[j]
+            for q in range(4):
+                total += np.int32(values4[j, q]) * np.int32(xq4[c, t, q])
+        row[t] = total
+
+
+@nb.njit(**NJIT_PARALLEL)
+def _block4_int8(marker, indptr, index, values, values4, xq4, out):
+    for r in prange(out.shape[0]):
+        _row_products(marker, index, values, values4, indptr[r], indptr[r + 1], xq4, out[r])
 
 
 @nb.njit(**NJIT_PARALLEL)
 def _block4_int8_linear(marker, indptr, index, values, values4, xq4, bias, scale, acc, out):
-    n, t_total = out.shape
-    width, lanes = _widths(marker)
-    tiles = t_total // width if width else 0
-    vectors = (t_total - tiles * width) // lanes if lanes else 0
-    full = tiles * width + vectors * lanes
-    for r in prange(n):
+    for r in prange(out.shape[0]):
         row = acc[r]
-        row[:] = 0
-        j0, j1 = indptr[r], indptr[r + 1]
-        for i in range(tiles):
-            _tile(marker, False, index, values, j0, j1, xq4, i * width, row)
-        for i in range(vectors):
-            _tile(marker, True, index, values, j0, j1, xq4, tiles * width + i * lanes, row)
-        for t in range(full, t_total):
-            total = np.int32(0)
-            for j in range(j0, j1):
-                c = index[j]
-                for q in range(4):
-                    total += np.int32(values4[j, q]) * np.int32(xq4[c, t, q])
-            row[t] = total
+        _row_products(marker, index, values, values4, indptr[r], indptr[r + 1], xq4, row)
         b, s = bias[r], scale[r]
-        for t in range(t_total):  # epilogue while the row is in cache: (Σ + bias) · scale
+        for t in range(out.shape[1]):  # epilogue while the row is in cache: (Σ + bias) · scale
             out[r, t] = (np.float32(row[t]) + b) * s
 
 
@@ -308,7 +297,7 @@ def block4_int8_matmul(weight: Block4Int8, xq4: np.ndarray, path: str | None = N
     """``W · X`` as exact int32 ``(N, T)``; ``xq4`` from :func:`interleave4`. ``path``: one of
     :data:`~sparsecore.kernels.isa.PATHS` (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
     path = _checked(weight, xq4, path)
-    out = np.zeros((weight.shape[0], xq4.shape[1]), np.int32)
+    out = np.empty((weight.shape[0], xq4.shape[1]), np.int32)
     _block4_int8(_MARKERS[path](0), weight.indptr, weight.index, weight.values, weight.blocks4, xq4, out)
     return out
 
