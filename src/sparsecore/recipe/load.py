@@ -111,8 +111,8 @@ def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:
     ``source``: a file path, inline YAML, a built-in name or a known ``zoo:`` stub. ``recipe_args``
     (``--recipe_args``: JSON object, ``k=v,k=v`` or a dict) overrides variables the recipe defines — the
     top-level one and, in a staged recipe, every stage's of that name; an unknown name is an error. Every
-    ``eval(...)`` is resolved and every modifier built and checked; fields accepted but ignored become
-    ``Recipe.notes``.
+    SparseML ``eval`` expression is resolved by the restricted evaluator of :mod:`sparsecore.recipe.expr` and
+    every modifier built and checked; fields accepted but ignored become ``Recipe.notes``.
     """
     text, where, markdown = read_recipe_source(source)
     raw = parse_recipe_text(text, where, markdown)
