@@ -156,6 +156,31 @@ def int8_kernels(data: dict) -> str:
                         "best useful GOP/s"], "lll" + "r" * (len(paths) + 2), body)
 
 
+def pipeline_throughput(data: dict) -> str:
+    """Sentences/s of each engine's Pipeline on the SST-2 validation text, with ratios to DeepSparse's Pipeline."""
+    names = {"sparsecore": "sparsecore.Pipeline, engine sparsecore",
+             "onnxruntime": "sparsecore.Pipeline, engine onnxruntime",
+             "deepsparse-pipeline": f"deepsparse.Pipeline, sequence_length {data['seq']}",
+             "deepsparse-pipeline-buckets": f"deepsparse.Pipeline, buckets {data['buckets']}"}
+    body = []
+    for r in data["rows"]:
+        ds = {k: r[k]["sentences_per_s"] for k in ("deepsparse-pipeline", "deepsparse-pipeline-buckets") if k in r}
+        for engine, label in names.items():
+            if engine not in r:
+                continue
+            speed = r[engine]["sentences_per_s"]
+            agree = r[engine].get("agreement_with_onnxruntime")
+            body.append([r["model"], r["precision"], f"{r['sparsity']:.0%} {r['structure']}", label,
+                         f"{speed:.1f}", *[f"{speed / ds[k]:.2f}×" if k in ds else "–" for k in
+                                           ("deepsparse-pipeline", "deepsparse-pipeline-buckets")],
+                         pct(agree) if agree is not None else "–"])
+    head = (f"Machine: {data['machine']['cpu']}, {data['machine']['cores']} cores; {data['sentences']} SST-2 "
+            f"validation sentences, {data['batch']} per call, tokenization included; median of {data['repeats']} "
+            f"passes. Command: `{data['command']}`\n\n")
+    return head + rows(["model", "precision", "pruned", "Pipeline", "sentences/s", "vs DeepSparse fixed length",
+                        "vs DeepSparse buckets", "labels = ONNX Runtime's"], "llll" + "r" * 4, body)
+
+
 TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "full_data_accuracy": ("full_data_accuracy.json", full_data_accuracy),
     "full_data_runs": ("full_data_accuracy.json", full_data_runs),
@@ -167,4 +192,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_int8_integer": ("engine_bench_int8_integer.json", engine_bench),
     "engine_bench_int8_widening": ("engine_bench_int8_widening.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
+    "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
 }

@@ -156,3 +156,45 @@ def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kern
     unstructured = QuantLinear(np.where(rng.random((64, 128)) > 0.8, codes, 0).astype(np.int8), q.bias, q.rescale,
                                q.act)
     assert QLinearT(unstructured).format == "int8 csr"  # scattered codes: blocks would multiply zeros
+
+
+def test_padding_is_dropped_with_the_padded_logits(pruned_minilm, rows):
+    """A batch padded to 128 runs its real tokens only and gives each sentence's logits run alone, unpadded;
+    a left-padded batch (first token masked) runs every position under the additive mask: ONNX Runtime's logits."""
+    from transformers import AutoTokenizer
+
+    deployment = pruned_minilm / "deployment"
+    tok = AutoTokenizer.from_pretrained(str(deployment))
+    model = SparseEncoder(load_encoder_arrays(deployment / "model.onnx", deployment / "config.json"))
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    padded = tok(rows[:12], padding="max_length", max_length=128, return_tensors="np")
+    feeds = [padded[n].astype(np.int64) for n in names]
+    got = model(*feeds)
+    assert model.last_tokens == int(padded["attention_mask"].sum()) < 12 * 128 // 3
+    alone = np.concatenate([model(*[tok([r], return_tensors="np")[n].astype(np.int64) for n in names]) for r in rows[:12]])
+    np.testing.assert_allclose(got, alone, atol=1e-5, rtol=0)
+    tok.padding_side = "left"
+    left = tok(rows[:12], padding="max_length", max_length=64, return_tensors="np")
+    left_feeds = {n: left[n].astype(np.int64) for n in names}
+    ort = Pipeline.create(model_path=pruned_minilm, engine="onnxruntime").engine
+    np.testing.assert_allclose(model(*left_feeds.values()), ort(left_feeds), atol=ATOL, rtol=0)
+    assert model.last_tokens == 12 * 64
+
+
+def test_token_layout_and_row_stride():
+    from sparsecore.deploy.sparse_engine import _row_stride, _token_layout
+
+    mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
+    starts, keep, add_mask = _token_layout(mask)
+    assert starts.tolist() == [0, 3, 4, 8] and add_mask is None
+    assert [(int(r), int(c)) for r, c in zip(*keep)] == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1), (2, 2), (2, 3)]
+    assert _token_layout(np.ones((2, 5), np.int64))[1] is None  # nothing to drop: no gather
+    for fallback in ([[0, 1, 1], [1, 1, 1]], [[1, 1, 0], [1, 0.5, 0]], [[1, 1, 2], [1, 1, 1]]):
+        starts, keep, add_mask = _token_layout(np.array(fallback))
+        assert starts.tolist() == [0, 3, 6] and keep is None and add_mask.shape == (2, 3)
+    for tokens in [*range(0, 600), 1024, 2048, 4096, 4097, 8192, 3 * 4096]:
+        stride = _row_stride(tokens)
+        if tokens < 512:
+            assert stride == tokens
+        else:
+            assert tokens <= stride <= tokens + 31 and stride % 16 == 0 and (stride // 16) % 2 == 1

@@ -72,3 +72,50 @@ def test_integer_attention_matches_reference(batch, seq, heads, hidden):
         assert np.abs(got - want).max() <= near_tie.sum() * 128 * quant[3] + 1e-5
     with pytest.raises(ValueError, match="quant"):
         attention_t(codes, mask, batch, seq, heads, quant=(1e-3, 0.0, 0, 1.0))
+
+
+@pytest.mark.parametrize("lengths, heads", [([5, 0, 17, 1, 33], 3), ([128, 3, 60], 4), ([7], 2)])
+@pytest.mark.parametrize("quantized", [False, True])
+def test_sequences_of_any_length_side_by_side(lengths, heads, quantized):
+    """Packed sequences (no padding) give each sequence's own attention; columns after the last are untouched."""
+    from reference import naive_int_attention_t
+
+    from sparsecore.kernels.attention import attention_seq_t
+
+    rng = np.random.default_rng(sum(lengths))
+    hidden, tail = 12 * heads, 5
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    quant = (1e-3, 1 / 255, 3, 2e-3) if quantized else None
+    qkv = rng.integers(-100, 100, (3 * hidden, starts[-1] + tail)).astype(np.float32)
+    if not quantized:
+        qkv /= 40
+    out = np.full((hidden, starts[-1] + tail), 7.0, np.float32)
+    attention_seq_t(qkv.copy(), starts, heads, out=out, quant=quant)
+    for b, n in enumerate(lengths):
+        part = np.ascontiguousarray(qkv[:, starts[b]:starts[b + 1]])
+        mask = np.zeros((1, n), np.float32)
+        if quantized:
+            want, ratios = naive_int_attention_t(part, mask, 1, n, heads, quant)
+            tol = 128 * quant[3] * np.sum(np.abs(ratios - np.floor(ratios) - 0.5) < 1e-3) + 1e-5
+        else:
+            want, tol = naive_attention_t(part, mask, 1, n, heads), 2e-5
+        assert np.abs(out[:, starts[b]:starts[b + 1]] - want).max(initial=0) <= tol
+    assert (out[:, starts[-1]:] == 7.0).all()
+    with pytest.raises(ValueError, match="starts"):
+        attention_seq_t(qkv, starts + 1, heads)
+    with pytest.raises(ValueError, match="add_mask must have shape"):
+        attention_seq_t(qkv, starts, heads, add_mask=np.zeros((len(lengths), 1), np.float32))
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 3, 8])
+def test_schedule_runs_every_item_once_balanced_by_cost(tasks):
+    from sparsecore.kernels.attention import _schedule
+
+    rng = np.random.default_rng(tasks)
+    lengths = rng.integers(0, 129, 23)
+    heads = 3
+    order, bounds = _schedule(lengths, heads, tasks)
+    assert sorted(order.tolist()) == list(range(23 * heads)) and bounds[0] == 0 and bounds[-1] == 23 * heads
+    cost = lengths[order // heads].astype(np.int64) ** 2 + 1
+    loads = [cost[bounds[t]:bounds[t + 1]].sum() for t in range(tasks)]
+    assert max(loads) <= cost.sum() / tasks + cost.max()  # greedy longest-first bound

@@ -11,6 +11,11 @@ hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear 
 (:mod:`sparsecore.kernels.attention`) and residual-add + LayerNorm (:mod:`sparsecore.kernels.layer_norm`).
 Only dense-format Linears and the classifier head call BLAS.
 
+Padding costs nothing: the real tokens of a batch run side by side (T = the sum of the real lengths, see
+:func:`_token_layout`) and attention runs per sequence at its own length, so a batch of short sentences padded
+to 128 costs its real tokens, with the padded graph's logits. Buffer rows get a stride that is not a power of two
+(:func:`_row_stride`).
+
 Linears and their format rule: :mod:`sparsecore.deploy.linears`. Integer exports run the same way
 with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and, where the graph
 quantizes them, attention products on the integer codes of Q, K, V and the softmax output; LayerNorm,
@@ -47,6 +52,7 @@ class SparseEncoder:
     def __init__(self, arrays: EncoderArrays, formats: str = "auto") -> None:
         self.a = arrays
         self._ws_tokens, self._ws = 0, {}
+        self.last_tokens = 0  # tokens the last forward pass ran (padding dropped)
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
@@ -76,19 +82,28 @@ class SparseEncoder:
                 counts[layer[key].format] = counts.get(layer[key].format, 0) + 1
         return counts
 
-    def embed_t(self, ids: np.ndarray, token_types: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Embeddings of ``ids`` (batch, seq) → LayerNorm (→ ELECTRA's projection) written into ``out`` (H, T)."""
+    def embed_t(self, ids: np.ndarray, token_types: np.ndarray, out: np.ndarray,
+                keep: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Embeddings of ``ids`` (batch, seq) → LayerNorm (→ ELECTRA's projection) written into ``out`` (H, ≥ T).
+
+        ``keep``: the (row, column) indices of the tokens to embed, in order (None: every token); each keeps the
+        position it has in ``ids``. Columns of ``out`` after the T embedded tokens are zeroed."""
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
         a = self.a
-        batch, seq = ids.shape
-        h = a.word[ids] + a.position[a.positions(ids)]
+        positions = a.positions(ids)
+        if keep is not None:
+            ids, positions, token_types = ids[keep], positions[keep], token_types[keep]
+        h = a.word[ids.reshape(-1)] + a.position[positions.reshape(-1)]  # (T, E)
         if a.token_type is not None:
-            h += a.token_type[token_types]
+            h += a.token_type[token_types.reshape(-1)]
+        tokens = h.shape[0]
         if self.project is None:
-            out[...] = h.reshape(batch * seq, -1).T
+            out[:, :tokens] = h.T
+            out[:, tokens:] = 0.0
             return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
-        et = np.ascontiguousarray(h.reshape(batch * seq, -1).T)  # (E, T): ELECTRA's embedding width
+        et = np.zeros((h.shape[1], out.shape[1]), np.float32)  # (E, T): ELECTRA's embedding width
+        et[:, :tokens] = h.T
         return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
@@ -99,21 +114,21 @@ class SparseEncoder:
             return self._forward(input_ids, attention_mask, token_type_ids, profile)
 
     def _forward(self, input_ids, attention_mask, token_type_ids, profile) -> np.ndarray:
-        from sparsecore.kernels.attention import attention_t
+        from sparsecore.kernels.attention import attention_seq_t
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
         stage = _Stages(profile)
-        batch, seq = input_ids.shape
         eps = self.a.eps
-        ws = self._workspace(batch * seq)
-        add_mask = (1.0 - attention_mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
-        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"])  # (H, T), in place
+        starts, keep, add_mask = stage("padding removal", _token_layout, attention_mask)
+        self.last_tokens = int(starts[-1])
+        ws = self._workspace(_row_stride(self.last_tokens))
+        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep)  # in place
         for layer in self.layers:
             qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
             quant = layer["quant"]
             if quant is not None:
                 stage("attention input quantization", _quantize_qkv, qkv, quant)
-            ctx = stage("attention (QKᵀ, softmax, ·V)", attention_t, qkv, add_mask, batch, seq, self.a.heads,
+            ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
                         out=ws["ctx"], quant=None if quant is None else
                         (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale))
             h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"])
@@ -122,32 +137,62 @@ class SparseEncoder:
                           gelu=True, out=ws["inter"])
             h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
-        return stage("classifier head", self.head, xt, seq)
+        return stage("classifier head", self.head, xt, starts[:-1])
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept
         between calls: fresh multi-MB arrays every layer would cost page faults on every call. Sized for the most
-        tokens seen so far; smaller calls use the front of them."""
+        tokens seen so far; smaller calls use the front of them. Columns past a call's real tokens (see
+        :func:`_row_stride`) hold zeros or earlier activations: always finite, never read into a real token."""
         from sparsecore.deploy.hugepages import huge_page_arrays
 
         hidden = self.layers[0]["attn_out"].bias.size if self.layers else self.a.word.shape[1]
         inter = self.layers[0]["intermediate"].bias.size if self.layers else 0
         rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
         if tokens > self._ws_tokens:
-            self._ws = huge_page_arrays({name: (n * tokens,) for name, n in rows.items()})
+            self._ws = huge_page_arrays({name: (n * tokens,) for name, n in rows.items()})  # zero-filled
             self._ws_tokens = tokens
         return {name: self._ws[name][:n * tokens].reshape(n, tokens) for name, n in rows.items()}
 
-    def head(self, xt: np.ndarray, seq: int) -> np.ndarray:
-        """Logits ``(batch, labels)``: the classifier head (hidden Linear, activation, output Linear) on the
-        first token of each sequence of ``xt`` (H, batch·seq)."""
-        cls = np.ascontiguousarray(xt[:, ::seq])  # (H, B): the first token of every sequence
+    def head(self, xt: np.ndarray, first: np.ndarray) -> np.ndarray:
+        """Logits ``(batch, labels)``: the classifier head (hidden Linear, activation, output Linear) on each
+        sequence's first token, column ``first[b]`` of ``xt`` (H, T)."""
+        cls = np.ascontiguousarray(xt[:, first])  # (H, B)
         activation = self.a.family.head_activation
         if activation == "gelu":
             hidden = self.head_hidden(cls, gelu=True)
         else:
             hidden = _ACTIVATIONS[activation](self.head_hidden(cls))
         return np.ascontiguousarray(self.head_out(hidden).T)
+
+
+def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarray | None]:
+    """Which tokens the forward pass runs: ``(starts, keep, add_mask)``.
+
+    When every sequence's first token is real and the mask holds only 0 and 1, the padding is dropped: the real
+    tokens of each sequence run side by side (sequence b in columns ``starts[b]:starts[b+1]``, ``keep`` their
+    (row, column) indices, no additive mask). This gives the padded graph's logits exactly: a padded key's
+    softmax weight is exactly 0 and a padded query feeds nothing the head reads. Otherwise (left padding, an
+    empty sequence, a fractional mask) every position runs with Hugging Face's additive mask."""
+    batch, seq = mask.shape
+    real = mask != 0
+    if batch and real[:, 0].all() and np.array_equal(mask, real):
+        lengths = real.sum(axis=1)
+        starts = np.zeros(batch + 1, np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        return starts, (None if starts[-1] == batch * seq else np.nonzero(real)), None
+    add_mask = (1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
+    return np.arange(batch + 1, dtype=np.int64) * seq, None, add_mask
+
+
+def _row_stride(tokens: int) -> int:
+    """Columns of the activation buffers for ``tokens`` tokens: from 512 tokens on, a multiple of 16 (one
+    64-byte line of fp32) with an odd line count, so the rows of a buffer (the Linears read one strip of many
+    rows at once) spread over every cache set instead of piling onto the few a power-of-two stride reaches."""
+    if tokens < 512:
+        return tokens
+    lines = -(-tokens // 16)
+    return 16 * (lines + 1 - lines % 2)
 
 
 def _quantize_qkv(qkv: np.ndarray, quant) -> None:

@@ -68,58 +68,91 @@ def _rows_times_matrix(out, coef, rows):
         _two_rows_times_matrix(out[m - 1], out[m - 1], coef[m - 1], np.zeros_like(coef[m - 1]), rows)
 
 
+@nb.njit(**NJIT_FMA)
+def _schedule(lengths, heads, tasks):
+    """Longest-first greedy split of the (sequence, head) items over ``tasks`` threads by their cost L²:
+    returns ``order`` (items grouped by task) and ``bounds`` (task i runs ``order[bounds[i]:bounds[i+1]]``)."""
+    n = lengths.size * heads
+    cost = np.empty(n, np.int64)
+    for item in range(n):
+        length = lengths[item // heads]
+        cost[item] = length * length + 1
+    load = np.zeros(tasks, np.int64)
+    owner = np.empty(n, np.int64)
+    for item in np.argsort(-cost, kind="mergesort"):
+        best = 0
+        for t in range(1, tasks):
+            if load[t] < load[best]:
+                best = t
+        owner[item] = best
+        load[best] += cost[item]
+    bounds = np.zeros(tasks + 1, np.int64)
+    for item in range(n):
+        bounds[owner[item] + 1] += 1
+    for t in range(tasks):
+        bounds[t + 1] += bounds[t]
+    fill = bounds[:-1].copy()
+    order = np.empty(n, np.int64)
+    for item in range(n):
+        order[fill[owner[item]]] = item
+        fill[owner[item]] += 1
+    return order, bounds
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _attention_t(qkv, add_mask, batch, seq, heads, s_scale, p_scale, p_zero, c_scale, out):
+def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale, out):
     hidden = out.shape[0]
     d = hidden // heads
     scale = np.float32(1.0 / math.sqrt(d))
     quantized = p_scale > 0
-    for bh in nb.prange(batch * heads):
-        b, h = bh // heads, bh % heads
-        c0, c1 = b * seq, (b + 1) * seq
-        q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c1])  # (d, seq)
-        kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T)  # (seq, d)
-        vt = np.ascontiguousarray(qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1])  # (d, seq)
-        st = np.empty((seq, seq), np.float32)                 # keys × queries
-        if quantized:  # integer codes: Σ exact, then ·(sq·sk) and ·1/√d in the graph's order
-            st[:] = 0.0
-            _rows_times_matrix(st, kt, q)
-            for j in range(seq):
-                row = st[j]
-                m = add_mask[b, j]
-                for i in range(seq):
-                    row[i] = (row[i] * s_scale) * scale + m
-        else:
-            kt *= scale
-            for j in range(seq):
-                st[j, :] = add_mask[b, j]
-            _rows_times_matrix(st, kt, q)
-        colmax = np.full(seq, -np.inf, np.float32)
-        for j in range(seq):
-            row = st[j]
-            for i in range(seq):
-                colmax[i] = max(colmax[i], row[i])
-        colsum = np.zeros(seq, np.float32)
-        for j in range(seq):
-            row = st[j]
-            for i in range(seq):
-                e = exp32(row[i] - colmax[i])
-                row[i] = e
-                colsum[i] += e
-        inv = np.float32(1.0) / colsum
-        if quantized:  # P = E / Σ as its uint8 codes minus the zero point; ctx = Σ codes·codes · (sp·sv)
-            lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
+    for task in nb.prange(bounds.size - 1):
+        for item in range(bounds[task], bounds[task + 1]):
+            b, h = order[item] // heads, order[item] % heads
+            c0, c1 = starts[b], starts[b + 1]
+            seq = c1 - c0
+            q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c1])  # (d, seq)
+            kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T)  # (seq, d)
+            vt = np.ascontiguousarray(qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1])  # (d, seq)
+            st = np.empty((seq, seq), np.float32)                 # keys × queries
+            if quantized:  # integer codes: Σ exact, then ·(sq·sk) and ·1/√d in the graph's order
+                st[:] = 0.0
+                _rows_times_matrix(st, kt, q)
+                for j in range(seq):
+                    row = st[j]
+                    m = add_mask[b, j]
+                    for i in range(seq):
+                        row[i] = (row[i] * s_scale) * scale + m
+            else:
+                kt *= scale
+                for j in range(seq):
+                    st[j, :] = add_mask[b, j]
+                _rows_times_matrix(st, kt, q)
+            colmax = np.full(seq, -np.inf, np.float32)
             for j in range(seq):
                 row = st[j]
                 for i in range(seq):
-                    row[i] = min(max(np.rint((row[i] / colsum[i]) / p_scale), lo), hi)
-            inv[:] = c_scale
-        ctx = np.zeros((d, seq), np.float32)
-        _rows_times_matrix(ctx, vt, st)
-        for e in range(d):
-            acc = out[h * d + e, c0:c1]
-            for i in range(seq):
-                acc[i] = ctx[e, i] * inv[i]
+                    colmax[i] = max(colmax[i], row[i])
+            colsum = np.zeros(seq, np.float32)
+            for j in range(seq):
+                row = st[j]
+                for i in range(seq):
+                    e = exp32(row[i] - colmax[i])
+                    row[i] = e
+                    colsum[i] += e
+            inv = np.float32(1.0) / colsum
+            if quantized:  # P = E / Σ as its uint8 codes minus the zero point; ctx = Σ codes·codes · (sp·sv)
+                lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
+                for j in range(seq):
+                    row = st[j]
+                    for i in range(seq):
+                        row[i] = min(max(np.rint((row[i] / colsum[i]) / p_scale), lo), hi)
+                inv[:] = c_scale
+            ctx = np.zeros((d, seq), np.float32)
+            _rows_times_matrix(ctx, vt, st)
+            for e in range(d):
+                acc = out[h * d + e, c0:c1]
+                for i in range(seq):
+                    acc[i] = ctx[e, i] * inv[i]
 
 
 def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, heads: int,
@@ -127,20 +160,42 @@ def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, hea
     """Self-attention context ``(H, batch·seq)`` from fused ``qkv (3H, batch·seq)`` and ``add_mask (batch, seq)``.
     ``quant = (sq·sk, sp, zp, sp·sv)``: Q/K/V hold integer codes and the products run as the integer graph's
     (see the module docstring)."""
-    three_h, tokens = qkv.shape
-    hidden = three_h // 3
-    if qkv.dtype != np.float32 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads or tokens != batch * seq:
+    if qkv.ndim != 2 or qkv.shape[1] != batch * seq:
         raise ValueError(f"qkv must be a C-contiguous float32 (3H, batch·seq) array with H divisible by heads, "
                          f"got {qkv.dtype} {qkv.shape} for batch {batch}, seq {seq}, heads {heads}")
+    return attention_seq_t(qkv, np.arange(batch + 1, dtype=np.int64) * seq, heads, add_mask, out, quant)
+
+
+def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np.ndarray | None = None,
+                    out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None) -> np.ndarray:
+    """Self-attention of sequences of any lengths side by side: sequence b is columns ``starts[b]:starts[b+1]``
+    of ``qkv (3H, T)`` (T ≥ ``starts[-1]``; columns after it are left alone in ``out (H, T)``).
+    ``add_mask (B, ≥ longest)``: the additive mask of each sequence's keys (None: every token is real, the
+    packed layout of a batch without its padding). Work is split over the threads by cost (length²), so a batch of
+    uneven lengths keeps every core busy. ``quant`` as in :func:`attention_t`."""
+    three_h, tokens = qkv.shape if qkv.ndim == 2 else (0, 0)
+    hidden = three_h // 3
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    lengths = np.diff(starts)
+    if (qkv.dtype != np.float32 or qkv.ndim != 2 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads
+            or starts.ndim != 1 or starts.size < 1 or starts[0] != 0 or np.any(lengths < 0) or starts[-1] > tokens):
+        raise ValueError(f"qkv must be a C-contiguous float32 (3H, T) array with H divisible by heads and starts "
+                         f"non-decreasing from 0 to at most T, got {qkv.dtype} {qkv.shape}, heads {heads}, "
+                         f"starts {starts[:4]}…")
+    batch, longest = lengths.size, int(lengths.max(initial=0))
+    if add_mask is None:
+        add_mask = np.zeros((batch, longest), np.float32)
     add_mask = np.ascontiguousarray(add_mask, dtype=np.float32)
-    if add_mask.shape != (batch, seq):
-        raise ValueError(f"add_mask must have shape ({batch}, {seq}), got {add_mask.shape}")
+    if add_mask.ndim != 2 or add_mask.shape[0] != batch or add_mask.shape[1] < longest:
+        raise ValueError(f"add_mask must have shape ({batch}, {longest}), got {add_mask.shape}")
     if out is None:
         out = np.empty((hidden, tokens), np.float32)
     s_scale, p_scale, p_zero, c_scale = quant if quant is not None else (1.0, 0.0, 0, 1.0)
     if quant is not None and not (s_scale > 0 and p_scale > 0 and c_scale > 0 and 0 <= p_zero <= 255):
         raise ValueError(f"quant must be positive scales and a zero point in [0, 255], got {quant}")
-    if tokens:
+    if starts[-1]:
         f = np.float32
-        _attention_t(qkv, add_mask, batch, seq, heads, f(s_scale), f(p_scale), int(p_zero), f(c_scale), out)
+        order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
+        _attention_t(qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
+                     f(c_scale), out)
     return out
