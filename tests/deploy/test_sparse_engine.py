@@ -198,3 +198,20 @@ def test_token_layout_and_row_stride():
             assert stride == tokens
         else:
             assert tokens <= stride <= tokens + 31 and stride % 16 == 0 and (stride // 16) % 2 == 1
+
+
+def test_describe_repr_and_one_log_line_name_the_host_path(pruned_minilm, caplog, monkeypatch):
+    import logging
+
+    import sparsecore.deploy.sparse_engine as sparse_engine
+
+    monkeypatch.setattr(sparse_engine, "_DESCRIBED", False)
+    with caplog.at_level(logging.INFO, logger="sparsecore"):
+        pipe = Pipeline.create(model_path=pruned_minilm, engine="sparsecore")
+        Pipeline.create(model_path=pruned_minilm, engine="sparsecore")
+    lines = [r.getMessage() for r in caplog.records if "engine='sparsecore' on" in r.getMessage()]
+    assert len(lines) == 1 and f"integer path {integer_path()}" in lines[0]
+    info = pipe.engine.describe()
+    assert info["integer_path"] == integer_path() and info["linear_formats"] == {"csr": 24} and info["cpu"]
+    assert f"integer path {integer_path()}" in repr(pipe) and "sequence_length=[128]" in repr(pipe)
+    assert "OnnxRuntimeEngine" in repr(Pipeline.create(model_path=pruned_minilm))

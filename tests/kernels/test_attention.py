@@ -119,3 +119,28 @@ def test_schedule_runs_every_item_once_balanced_by_cost(tasks):
     cost = lengths[order // heads].astype(np.int64) ** 2 + 1
     loads = [cost[bounds[t]:bounds[t + 1]].sum() for t in range(tasks)]
     assert max(loads) <= cost.sum() / tasks + cost.max()  # greedy longest-first bound
+
+
+def test_quantizing_q_k_v_inside_the_kernel_equals_quantizing_them_first():
+    """fp32 Q, K, V with their quantizers: bit for bit the result of codes_inplace on each third, qkv untouched."""
+    from sparsecore.kernels.attention import attention_seq_t
+    from sparsecore.kernels.quantize import codes_inplace
+
+    rng = np.random.default_rng(3)
+    heads, hidden = 4, 48
+    starts = np.array([0, 9, 40, 41, 70])
+    qkv = rng.standard_normal((3 * hidden, 75)).astype(np.float32)
+    qkv[0, :4] = [0.025, -0.075, 0.125, 9.0]  # ties of the query scale (0.05) and a clipped value
+    quant, inputs = (1e-3, 1 / 255, 0, 2e-3), ((0.05, 128), (0.04, 120), (0.03, 131))
+    codes = qkv.copy()
+    for i, (scale, zero) in enumerate(inputs):
+        codes_inplace(codes[i * hidden:(i + 1) * hidden], scale, zero)
+    before = qkv.copy()
+    fused = attention_seq_t(qkv, starts, heads, quant=quant, qkv_quant=inputs)
+    np.testing.assert_array_equal(qkv, before)
+    np.testing.assert_array_equal(fused[:, :70], attention_seq_t(codes, starts, heads, quant=quant)[:, :70])
+    for bad in (((0.05, 128), (0.04, 120)), ((0.05, 300), (0.04, 120), (0.03, 131)), ((0.0, 1), (1, 1), (1, 1))):
+        with pytest.raises(ValueError, match="qkv_quant"):
+            attention_seq_t(qkv, starts, heads, quant=quant, qkv_quant=bad)
+    with pytest.raises(ValueError, match="qkv_quant"):
+        attention_seq_t(qkv, starts, heads, qkv_quant=inputs)

@@ -74,6 +74,14 @@ class TextClassificationPipeline:
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
         self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets)
 
+    def __repr__(self) -> str:
+        engine = type(self.engine).__name__
+        if hasattr(self.engine, "describe"):
+            info = self.engine.describe()
+            engine = f"sparsecore on {info['cpu']} (integer path {info['integer_path']}, {info['threads']} threads)"
+        return (f"TextClassificationPipeline(model={str(self.deployment.folder)!r}, engine={engine}, "
+                f"batch_size={self.batch_size}, sequence_length={self.buckets})")
+
     def __call__(self, inputs, top_k: int | None = None):
         """Labels and scores for ``inputs``: a text, a list of texts, or a list of ``[text_a, text_b]`` pairs.
 

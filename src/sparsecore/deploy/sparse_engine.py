@@ -24,6 +24,7 @@ softmax and GELU stay fp32 as in the graph.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -36,6 +37,8 @@ from sparsecore.deploy.linears import build_linear
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
 from sparsecore.errors import SparsecoreError
 
+_log = logging.getLogger("sparsecore")
+_DESCRIBED = False
 QKV = ("query", "key", "value")  # fused into one matrix
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0, out=x)}  # gelu: fused into the Linear
 
@@ -126,11 +129,10 @@ class SparseEncoder:
         for layer in self.layers:
             qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
             quant = layer["quant"]
-            if quant is not None:
-                stage("attention input quantization", _quantize_qkv, qkv, quant)
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
-                        out=ws["ctx"], quant=None if quant is None else
-                        (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale))
+                        out=ws["ctx"], **({} if quant is None else {
+                            "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
+                            "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
             h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
             inter = stage(f"intermediate Linear + GELU ({layer['intermediate'].format})", layer["intermediate"], xt,
@@ -195,15 +197,6 @@ def _row_stride(tokens: int) -> int:
     return 16 * (lines + 1 - lines % 2)
 
 
-def _quantize_qkv(qkv: np.ndarray, quant) -> None:
-    """Q, K and V rows of the fused projection replaced by their integer codes (minus zero point), in place."""
-    from sparsecore.kernels.quantize import codes_inplace
-
-    hidden = qkv.shape[0] // 3
-    for i, act in enumerate((quant.q, quant.k, quant.v)):
-        codes_inplace(qkv[i * hidden:(i + 1) * hidden], act.scale, act.zero)
-
-
 class _Stages:
     """Runs one stage of the forward pass; with a profile dict, adds its wall time (ms) under its name."""
 
@@ -239,6 +232,22 @@ class SparsecoreEngine:
         self._pools = ThreadpoolController()
         # all dense: BLAS keeps its threads
         self._single_blas = any(not f.endswith("dense") for f in self.model.formats())
+        global _DESCRIBED
+        if not _DESCRIBED:  # once per process: which kernels this host gets
+            _DESCRIBED = True
+            info = self.describe()
+            _log.info("engine='sparsecore' on %s: integer path %s, %d threads, Linears %s", info["cpu"],
+                      info["integer_path"], info["threads"], info["linear_formats"])
+
+    def describe(self) -> dict:
+        """What runs on this host: CPU, the integer kernels' ISA path (:func:`sparsecore.kernels.isa.integer_path`,
+        the one dispatch point), the Linears' formats, the thread count and the padding rule."""
+        from sparsecore.kernels.isa import cpu_name, integer_path
+
+        return {"engine": "sparsecore", "cpu": cpu_name(), "integer_path": integer_path(),
+                "linear_formats": self.model.formats(), "threads": numba.get_num_threads(),
+                "blas_threads": "1 (sparse Linears use every core)" if self._single_blas else "all",
+                "padding": "dropped: each batch runs its real tokens"}
 
     def __call__(self, feeds: dict[str, np.ndarray], profile: dict[str, float] | None = None) -> np.ndarray:
         ids = feeds["input_ids"]

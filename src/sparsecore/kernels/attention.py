@@ -1,8 +1,10 @@
-"""Fused multi-head self-attention in the features × tokens layout (Numba, parallel over batch × heads).
+"""Fused multi-head self-attention in the features × tokens layout (Numba, parallel over sequences × heads).
 
-Input is the fused projection ``QKVᵀ (3H, T)`` (rows: H query features, H key, H value; T = batch·seq
-tokens, sequence-major within a batch), output ``ctxᵀ (H, T)`` — the layout the sparse Linear kernels
-read and write, so nothing is transposed. Per (sequence b, head h), with d = H / heads:
+Input is the fused projection ``QKVᵀ (3H, T)`` (rows: H query features, H key, H value; the tokens of each
+sequence side by side, sequence b in columns ``starts[b]:starts[b+1]`` — padded to one length or packed at
+their own lengths), output ``ctxᵀ (H, T)`` — the layout the sparse Linear kernels read and write, so nothing is
+transposed. The (sequence, head) items are split over the threads by their cost (length²). Per (sequence b,
+head h), with d = H / heads:
 
     Sᵀ[j, i] = (k_j · q_i)/√d + mask[b, j]      keys × queries, one contiguous row per key
     P = softmax over j (per query column i)      max, exp and column sums run along contiguous rows
@@ -13,8 +15,9 @@ Both products are axpy sweeps over contiguous rows of length seq with eight rows
 ``exp`` is the vectorised :func:`sparsecore.kernels.vecmath.exp32`. The additive mask follows Hugging
 Face: 0 for real tokens, float32 min for padding (their probability is exactly 0).
 
-Quantized exports (``quant``): the caller has replaced Q, K and V by their integer codes minus zero point
-(:func:`sparsecore.kernels.quantize.codes_inplace`); both products then sum integers exactly, as
+Quantized exports (``quant``): Q, K and V are turned into their integer codes minus zero point as each head's
+slices are read (``qkv_quant``), or the caller has done it (:func:`sparsecore.kernels.quantize.codes_inplace`);
+both products then sum integers exactly, as
 ``MatMulInteger`` does, and are scaled in the graph's order: ``S = (Σ q·k)·(sq·sk)·(1/√d) + mask``; P =
 softmax(S) normalised, then its codes ``clip(round(P/sp) + zp, 0, 255) − zp``; ``ctx = (Σ p·v)·(sp·sv)``.
 """
@@ -27,6 +30,7 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.quantize import _round_clamp
 from sparsecore.kernels.vecmath import exp32
 
 
@@ -99,8 +103,19 @@ def _schedule(lengths, heads, tasks):
     return order, bounds
 
 
+@nb.njit(inline="always", **NJIT_FMA)
+def _to_codes(x, scale, zero):
+    """``x ← clip(round(x / scale) + zero, 0, 255) − zero`` in place (``x`` C-contiguous): as
+    :func:`sparsecore.kernels.quantize.codes_inplace`, bit for bit."""
+    flat = x.reshape(-1)
+    lo, hi = np.float32(-zero), np.float32(255 - zero)
+    for i in range(flat.size):
+        flat[i] = _round_clamp(flat[i] / scale, lo, hi)
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale, out):
+def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale, in_scales,
+                 in_zeros, out):
     hidden = out.shape[0]
     d = hidden // heads
     scale = np.float32(1.0 / math.sqrt(d))
@@ -113,6 +128,10 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
             q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c1])  # (d, seq)
             kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T)  # (seq, d)
             vt = np.ascontiguousarray(qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1])  # (d, seq)
+            if in_scales.size:  # fp32 Q, K, V: their integer codes, quantized here rather than in a pass of their own
+                _to_codes(q, in_scales[0], in_zeros[0])
+                _to_codes(kt, in_scales[1], in_zeros[1])
+                _to_codes(vt, in_scales[2], in_zeros[2])
             st = np.empty((seq, seq), np.float32)                 # keys × queries
             if quantized:  # integer codes: Σ exact, then ·(sq·sk) and ·1/√d in the graph's order
                 st[:] = 0.0
@@ -167,12 +186,16 @@ def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, hea
 
 
 def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np.ndarray | None = None,
-                    out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None) -> np.ndarray:
+                    out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None,
+                    qkv_quant: tuple[tuple[float, int], ...] | None = None) -> np.ndarray:
     """Self-attention of sequences of any lengths side by side: sequence b is columns ``starts[b]:starts[b+1]``
     of ``qkv (3H, T)`` (T ≥ ``starts[-1]``; columns after it are left alone in ``out (H, T)``).
     ``add_mask (B, ≥ longest)``: the additive mask of each sequence's keys (None: every token is real, the
     packed layout of a batch without its padding). Work is split over the threads by cost (length²), so a batch of
-    uneven lengths keeps every core busy. ``quant`` as in :func:`attention_t`."""
+    uneven lengths keeps every core busy. ``quant`` as in :func:`attention_t`. ``qkv_quant = ((sq, zq), (sk, zk),
+    (sv, zv))`` (with ``quant``): ``qkv`` holds fp32 Q, K, V and each head's slices are turned into their codes as
+    they are read (``qkv`` is left as it is) — the same result as :func:`~sparsecore.kernels.quantize.codes_inplace`
+    on each third first, without a pass over the whole tensor."""
     three_h, tokens = qkv.shape if qkv.ndim == 2 else (0, 0)
     hidden = three_h // 3
     starts = np.ascontiguousarray(starts, dtype=np.int64)
@@ -193,9 +216,17 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     s_scale, p_scale, p_zero, c_scale = quant if quant is not None else (1.0, 0.0, 0, 1.0)
     if quant is not None and not (s_scale > 0 and p_scale > 0 and c_scale > 0 and 0 <= p_zero <= 255):
         raise ValueError(f"quant must be positive scales and a zero point in [0, 255], got {quant}")
+    in_scales, in_zeros = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    if qkv_quant is not None:
+        if quant is None or len(qkv_quant) != 3 or not all(
+                len(qz) == 2 and np.isfinite(qz[0]) and qz[0] > 0 and 0 <= qz[1] <= 255 for qz in qkv_quant):
+            raise ValueError(f"qkv_quant must be three (scale > 0, zero point in [0, 255]) pairs, with quant; "
+                             f"got {qkv_quant}")
+        in_scales = np.array([qz[0] for qz in qkv_quant], np.float32)
+        in_zeros = np.array([qz[1] for qz in qkv_quant], np.int64)
     if starts[-1]:
         f = np.float32
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
         _attention_t(qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
-                     f(c_scale), out)
+                     f(c_scale), in_scales, in_zeros, out)
     return out

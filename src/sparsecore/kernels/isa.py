@@ -45,3 +45,18 @@ def integer_path() -> str:
             raise ValueError(f"SPARSECORE_ISA={forced!r}: this CPU lacks {', '.join(NEEDS[forced])}")
         return forced
     return next(p for p in PATHS if supported(p))
+
+
+@functools.cache
+def cpu_name() -> str:
+    """The host CPU's model name (``/proc/cpuinfo``; LLVM's CPU name where that file is missing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import llvmlite.binding as llvm
+
+    return llvm.get_host_cpu_name()

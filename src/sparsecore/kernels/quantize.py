@@ -12,9 +12,20 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from sparsecore.kernels._config import NJIT_FMA_PARALLEL
+from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 
 _CHUNK = 4096
+_MAGIC = np.float32(1.5 * 2**23)  # (v + M) − M rounds v to the nearest integer, ties to even, for |v| < 2²²
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _round_clamp(v, lo, hi):
+    """``min(max(round_half_even(v), lo), hi)`` for integer-valued ``lo ≤ hi`` (|lo|, |hi| < 2²²).
+
+    Clamping first is the same (rounding is monotone and lo, hi are integers) and keeps |v| small enough for
+    the add-and-subtract rounding, which — unlike a call to ``rint`` — vectorises."""
+    v = min(max(v, lo), hi)
+    return (v + _MAGIC) - _MAGIC
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -23,7 +34,7 @@ def _quantize(x, scale, zero, out):
     lo, hi = f(-zero), f(255 - zero)  # clamp before adding the zero point: the sum stays within [0, 255]
     for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
         for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
-            out[i] = np.uint8(min(max(np.rint(x[i] / scale), lo), hi) + f(zero))
+            out[i] = np.uint8(np.int32(_round_clamp(x[i] / scale, lo, hi) + f(zero)))
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -32,7 +43,7 @@ def _codes(x, scale, zero, lo, hi):
     qlo, qhi = f(lo - zero), f(hi - zero)
     for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
         for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
-            x[i] = min(max(np.rint(x[i] / scale), qlo), qhi)
+            x[i] = _round_clamp(x[i] / scale, qlo, qhi)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -41,14 +52,18 @@ def _quantize_interleave4(xt, scale, zero, out):
     lo, hi = f(-zero), f(255 - zero)
     k, t_total = xt.shape
     for c in nb.prange(out.shape[0]):
-        for q in range(4):
-            feature = 4 * c + q
-            if feature >= k:  # padding feature: its weights are zero, the code only has to be defined
+        if 4 * c + 4 > k:  # padding features: their weights are zero, the codes only have to be defined
+            for q in range(4):
                 for t in range(t_total):
-                    out[c, t, q] = np.uint8(zero)
-                continue
-            for t in range(t_total):
-                out[c, t, q] = np.uint8(min(max(np.rint(xt[feature, t] / scale), lo), hi) + f(zero))
+                    out[c, t, q] = np.uint8(zero) if 4 * c + q >= k else np.uint8(
+                        np.int32(_round_clamp(xt[4 * c + q, t] / scale, lo, hi) + f(zero)))
+            continue
+        x0, x1, x2, x3, dst = xt[4 * c], xt[4 * c + 1], xt[4 * c + 2], xt[4 * c + 3], out[c]
+        for t in range(t_total):  # four rows in, one interleaved row out: vectorises as an interleaved store
+            dst[t, 0] = np.uint8(np.int32(_round_clamp(x0[t] / scale, lo, hi) + f(zero)))
+            dst[t, 1] = np.uint8(np.int32(_round_clamp(x1[t] / scale, lo, hi) + f(zero)))
+            dst[t, 2] = np.uint8(np.int32(_round_clamp(x2[t] / scale, lo, hi) + f(zero)))
+            dst[t, 3] = np.uint8(np.int32(_round_clamp(x3[t] / scale, lo, hi) + f(zero)))
 
 
 def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -102,7 +102,7 @@ def row_tile(typingctx, index, values, j0, j1, xs, t0, out):
             entry_index = (builder.zext(entry_index, i64) if index.dtype == types.uint16
                            else builder.sext(entry_index, i64))
             fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                                 "llvm.fma.v8f32")
+                                                 f"llvm.fma.v{LANES}f32")
             block = 4 if values.ndim == 2 else 1  # block4: entry j holds the weights of columns 4·index[j] + q
             new_accs = list(accs)
             for q in range(block):
