@@ -20,7 +20,7 @@ from deepsparse import Pipeline
 
 folder, texts_path, batch, lengths, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), \
     int(sys.argv[5])
-texts = json.load(open(texts_path))
+texts = json.loads(Path(texts_path).read_text())
 with tempfile.TemporaryDirectory() as tmp:
     private = Path(tmp) / "deployment"  # DeepSparse rewrites the input shapes of the file it loads: use a copy
     shutil.copytree(folder, private)

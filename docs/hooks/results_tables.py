@@ -189,6 +189,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "demo_choices": ("demo_choices.json", demo_choices),
     "data_prep": ("data_prep.json", data_prep),
     "engine_bench": ("engine_bench.json", engine_bench),
+    "engine_bench_v3": ("engine_bench_v3.json", engine_bench),
     "engine_bench_int8_integer": ("engine_bench_int8_integer.json", engine_bench),
     "engine_bench_int8_widening": ("engine_bench_int8_widening.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),

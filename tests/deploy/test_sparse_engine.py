@@ -192,7 +192,7 @@ def test_token_layout_and_row_stride():
     for fallback in ([[0, 1, 1], [1, 1, 1]], [[1, 1, 0], [1, 0.5, 0]], [[1, 1, 2], [1, 1, 1]]):
         starts, keep, add_mask = _token_layout(np.array(fallback))
         assert starts.tolist() == [0, 3, 6] and keep is None and add_mask.shape == (2, 3)
-    for tokens in [*range(0, 600), 1024, 2048, 4096, 4097, 8192, 3 * 4096]:
+    for tokens in [*range(600), 1024, 2048, 4096, 4097, 8192, 3 * 4096]:
         stride = _row_stride(tokens)
         if tokens < 512:
             assert stride == tokens
@@ -203,7 +203,7 @@ def test_token_layout_and_row_stride():
 def test_describe_repr_and_one_log_line_name_the_host_path(pruned_minilm, caplog, monkeypatch):
     import logging
 
-    import sparsecore.deploy.sparse_engine as sparse_engine
+    from sparsecore.deploy import sparse_engine
 
     monkeypatch.setattr(sparse_engine, "_DESCRIBED", False)
     with caplog.at_level(logging.INFO, logger="sparsecore"):
