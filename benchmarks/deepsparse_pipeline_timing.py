@@ -10,13 +10,12 @@ the padding's labels are dropped and its time counted.
 
 import json
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from deepsparse import Pipeline
+from sentence_passes import timed_passes
 
 folder, texts_path, batch, lengths, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), \
     int(sys.argv[5])
@@ -27,18 +26,8 @@ with tempfile.TemporaryDirectory() as tmp:
     pipe = Pipeline.create(task="text-classification", model_path=str(private), batch_size=batch,
                            sequence_length=lengths if len(lengths) > 1 else lengths[0])
 
-    def one_pass():
-        labels = []
-        for i in range(0, len(texts), batch):
-            chunk = texts[i:i + batch]
-            full = chunk + [chunk[-1]] * (batch - len(chunk))
-            labels += pipe(sequences=full).labels[:len(chunk)]
-        return labels
+    def run(chunk):  # a fixed-batch engine: pad the last chunk with copies of its last sentence
+        return pipe(sequences=chunk + [chunk[-1]] * (batch - len(chunk))).labels[:len(chunk)]
 
-    one_pass()
-    speeds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        labels = one_pass()
-        speeds.append(len(texts) / (time.perf_counter() - start))
-print(json.dumps({"sentences_per_s": statistics.median(speeds), "labels": labels}))
+    speed, labels = timed_passes(run, texts, batch, repeats)
+print(json.dumps({"sentences_per_s": speed, "labels": labels}))

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from engine_bench import build, machine
+from sentence_passes import timed_passes
 
 from sparsecore.cli.deepsparse_env import DEFAULT, python_of
 
@@ -36,23 +35,6 @@ def sentences(glue_dir: Path) -> list[str]:
     from sparsecore.tasks import load_data
 
     return [t[0] for t in load_data("sst2", glue_dir).evals["validation"].texts]
-
-
-def timed_passes(run, texts: list[str], batch: int, repeats: int) -> tuple[float, list[str]]:
-    """Median sentences/s over ``repeats`` passes after one warm-up pass, and the labels of the last pass."""
-    def one_pass() -> list[str]:
-        labels = []
-        for i in range(0, len(texts), batch):
-            labels += run(texts[i:i + batch])
-        return labels
-
-    one_pass()
-    speeds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        labels = one_pass()
-        speeds.append(len(texts) / (time.perf_counter() - start))
-    return statistics.median(speeds), labels
 
 
 def ours(engine: str, folder: Path, texts: list[str], batch: int, seq: int, repeats: int) -> dict:
