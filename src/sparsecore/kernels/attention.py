@@ -164,7 +164,7 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
                 for j in range(seq):
                     row = st[j]
                     for i in range(seq):
-                        row[i] = min(max(np.rint((row[i] / colsum[i]) / p_scale), lo), hi)
+                        row[i] = _round_clamp((row[i] / colsum[i]) / p_scale, lo, hi)
                 inv[:] = c_scale
             ctx = np.zeros((d, seq), np.float32)
             _rows_times_matrix(ctx, vt, st)
