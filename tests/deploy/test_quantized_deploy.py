@@ -143,6 +143,8 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     feeds, want = reference
     ours = Pipeline.create(model_path=qat_minilm, batch_size=32, engine="sparsecore").engine
     assert ours.model.formats() == {"int8 csr": 24}  # 80%-pruned codes: every encoder Linear sparse int8
+    linears = [layer[k] for layer in ours.model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
+    assert len({id(linear._codes) for linear in linears}) == 1  # one code buffer for the model, not one per Linear
     assert ours.model.a.quantized and all(q is not None for q in ours.model.a.attention_quant)
     got = batched(ours, feeds, len(want))
     ort = batched(Pipeline.create(model_path=qat_minilm, batch_size=32).engine, feeds, len(want))

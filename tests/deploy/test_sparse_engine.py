@@ -158,6 +158,47 @@ def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kern
     assert QLinearT(unstructured).format == "int8 csr"  # scattered codes: blocks would multiply zeros
 
 
+@pytest.mark.parametrize("path", ["host", "avx2", "generic"])
+def test_int8_csr_on_float_codes_equals_the_byte_widening_kernel_bit_for_bit(path, monkeypatch):
+    """An int8 csr Linear multiplies codes held as float32 (AVX-512 VNNI hosts) or bytes widened in registers
+    (other paths): the same bits either way."""
+    from sparsecore.kernels.isa import csr_activations, supported
+
+    if path != "host":
+        if not supported(path):
+            pytest.skip(f"this CPU cannot run the {path} path")
+        monkeypatch.setenv("SPARSECORE_ISA", path)
+    from sparsecore.deploy.int8_model import ActQuant, QuantLinear
+    from sparsecore.deploy.linears import QLinearT
+    from sparsecore.kernels.quantize import quantize_u8
+    from sparsecore.kernels.sparse_matmul import sparse_linear_t, to_csr
+
+    rng = np.random.default_rng(6)
+    codes = np.where(rng.random((96, 200)) > 0.9, rng.integers(-128, 128, (96, 200)), 0).astype(np.int8)
+    codes[3] = 0  # an empty row
+    q = QuantLinear(codes, rng.integers(-5000, 5000, 96), rng.random(96).astype(np.float32) / 500, ActQuant(0.05, 120))
+    linear = QLinearT(q, "csr")
+    assert linear.format == "int8 csr"
+    assert linear.weight.values.dtype == {"float32": np.float32, "uint8": np.int8}[csr_activations()]
+    xt = rng.standard_normal((200, 131)).astype(np.float32)
+    byte_codes = quantize_u8(xt, 0.05, 120)
+    for gelu in (False, True):
+        expected = sparse_linear_t(to_csr(codes), byte_codes, linear.bias, gelu, scale=linear.rescale)
+        np.testing.assert_array_equal(linear(xt, gelu), expected)
+
+
+def test_int8_linears_of_a_model_share_one_pair_of_huge_page_buffers():
+    from sparsecore.deploy.hugepages import Scratch
+
+    scratch = Scratch()
+    a = scratch.view((3, 5), np.float32)
+    a[:] = 1.0
+    b = scratch.view((60,), np.uint8)  # same memory, another type
+    assert np.shares_memory(a, b) and b[:4].view(np.float32)[0] == 1.0
+    big = scratch.view((1000, 3), np.int32)  # grows
+    assert big.shape == (1000, 3) and big.flags.c_contiguous and big.ctypes.data % 4096 == 0
+
+
 def test_padding_is_dropped_with_the_padded_logits(pruned_minilm, rows):
     """A batch padded to 128 runs its real tokens only and gives each sentence's logits run alone, unpadded;
     a left-padded batch (first token masked) runs every position under the additive mask: ONNX Runtime's logits."""

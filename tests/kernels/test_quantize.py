@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from reference import naive_fake_quant
 
-from sparsecore.kernels.quantize import codes_inplace, quantize_u8
+from sparsecore.kernels.quantize import codes_inplace, quantize_f32, quantize_u8
 
 
 def numpy_quantize(x, scale, zero):
@@ -18,6 +18,20 @@ def test_quantize_u8_matches_quantize_linear(zero, shape):
     x = (rng.standard_normal(shape) * 3).astype(np.float32)
     scale = 0.02
     np.testing.assert_array_equal(quantize_u8(x, scale, zero), numpy_quantize(x, scale, zero))
+
+
+@pytest.mark.parametrize("zero", [0, 128, 255])
+def test_float_codes_are_the_uint8_codes(zero):
+    rng = np.random.default_rng(zero)
+    x = (rng.standard_normal((300, 1001)) * 4).astype(np.float32)
+    x[0, :6] = [0.01, 0.03, -0.01, 1e9, -1e9, np.inf]  # ties at scale 0.02, saturation
+    got = quantize_f32(x, 0.02, zero)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, quantize_u8(x, 0.02, zero).astype(np.float32))
+    out = np.full_like(x, np.nan)
+    assert quantize_f32(x, 0.02, zero, out=out) is out and np.array_equal(out, got)
+    with pytest.raises(ValueError, match="out must be"):
+        quantize_f32(x, 0.02, zero, out=np.empty(x.shape, np.uint8))
 
 
 def test_ties_round_half_to_even_and_saturate():

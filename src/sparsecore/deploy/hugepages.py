@@ -37,3 +37,19 @@ def huge_page_arrays(shapes: dict[str, tuple[int, ...]], dtype=np.float32) -> di
             pass
     return {name: buf[start + offsets[name]:start + offsets[name] + nbytes[name]].view(dtype).reshape(shape)
             for name, shape in shapes.items()}
+
+
+class Scratch:
+    """One growable buffer on huge pages, handed out as typed views (grown to the largest request, kept
+    between calls). The Linears of one model share one: they run one at a time, and a buffer per Linear
+    would hold dozens of copies of the largest activation."""
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0, np.uint8)
+
+    def view(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """A C-contiguous ``shape`` array of ``dtype`` over the front of the buffer (contents undefined)."""
+        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        if self._buf.size < nbytes:
+            self._buf = huge_page_arrays({"buf": (nbytes,)}, np.uint8)["buf"]
+        return self._buf[:nbytes].view(dtype).reshape(shape)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsecore.deploy.hugepages import Scratch
 from sparsecore.deploy.int8_model import QuantLinear
 
 # from this sparsity on, CSR beats BLAS sgemm on every BERT-base Linear shape (benchmarks/test_sparse_kernels.py)
@@ -76,14 +77,15 @@ class QLinearT:
     ``int8 block4 <path>`` runs :mod:`sparsecore.kernels.int8_block4` on the CPU's integer dot-product
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
     into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
-    pruned in 1×4 blocks. Other sparse formats run the kernels of :mod:`sparsecore.kernels.sparse_matmul` on the
-    uint8 codes (widened to fp32 in registers; exact integer sums). ``int8 dense`` runs BLAS sgemm on the codes
+    pruned in 1×4 blocks. Other sparse formats (``int8 csr``) run the kernels of :mod:`sparsecore.kernels.sparse_matmul`
+    on the codes, as float32 values or as bytes widened in registers (:func:`~sparsecore.kernels.isa.csr_activations`
+    picks by the host's path; exact integer sums either way). ``int8 dense`` runs BLAS sgemm on the codes
     as floats (q − za and w are small integers, so the products and every partial sum below 2²⁴ are exact: the
     integer result at sgemm speed).
     """
 
-    def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
-        from sparsecore.kernels.isa import integer_path
+    def __init__(self, q: QuantLinear, formats: str = "auto", scratch: tuple[Scratch, Scratch] | None = None) -> None:
+        from sparsecore.kernels.isa import csr_activations, integer_path
 
         fmt = _format(q.codes, formats)
         path = integer_path()
@@ -95,23 +97,20 @@ class QLinearT:
             self._path = path
         self.format = f"int8 {fmt}"
         self.act = q.act
+        self._bytes = fmt not in ("dense", f"block4 {path}") and csr_activations() == "uint8"
         if fmt.startswith("block4 "):
             self.weight = pack_block4_int8(q.codes)
         else:
-            self.weight = q.codes.astype(np.float32) if fmt == "dense" else _sparse(q.codes, fmt)
+            # int8 codes as float32 values unless this host's path multiplies bytes (exact either way)
+            codes = q.codes if self._bytes else q.codes.astype(np.float32)
+            self.weight = codes if fmt == "dense" else _sparse(codes, fmt)
         # zero point folded into the bias: Σ w·(q − za) = Σ w·q − za·Σ w (exact integers while < 2²⁴)
         folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
         self.bias = folded.astype(np.float32)
         self.rescale = np.ascontiguousarray(q.rescale, dtype=np.float32)
-        self._codes = np.empty(0, np.uint8)
-        self._acc = np.empty(0, np.int32)
-
-    def _scratch(self, shape: tuple[int, ...]) -> np.ndarray:
-        """The uint8 code buffer for one call, kept between calls (grown to the largest input seen)."""
-        size = int(np.prod(shape))
-        if self._codes.size < size:
-            self._codes = np.empty(size, np.uint8)
-        return self._codes[:size].reshape(shape)
+        # activation codes (uint8 for the integer kernels, float32 values otherwise) and int32 sums: huge-page
+        # buffers, shared with the model's other Linears when it passes its pair
+        self._codes, self._acc = scratch or (Scratch(), Scratch())
 
     def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None) -> np.ndarray:
         """The ``int8 block4 <path>`` call: quantize into the interleaved layout, integer products, epilogue."""
@@ -121,28 +120,28 @@ class QLinearT:
 
         n, t_total = self.weight.shape[0], xt.shape[1]
         xq4 = quantize_u8_interleave4(np.ascontiguousarray(xt), self.act.scale, self.act.zero,
-                                      out=self._scratch((-(-xt.shape[0] // 4), t_total, 4)))
-        if self._acc.size < n * t_total:
-            self._acc = np.empty(n * t_total, np.int32)
+                                      out=self._codes.view((-(-xt.shape[0] // 4), t_total, 4), np.uint8))
         y = block4_int8_linear_t(self.weight, xq4, self.bias, self.rescale, self._path, out=out,
-                                 acc=self._acc[:n * t_total].reshape(n, t_total))
+                                 acc=self._acc.view((n, t_total), np.int32))
         return gelu_inplace(y) if gelu else y
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
-        from sparsecore.kernels.quantize import quantize_u8
+        from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         if self.format.startswith("int8 block4 "):
             return self._integer(xt, gelu, out)
-        codes = quantize_u8(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=self._scratch(xt.shape))
+        quantize, dtype = (quantize_u8, np.uint8) if self._bytes else (quantize_f32, np.float32)
+        codes = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=self._codes.view(xt.shape, dtype))
         if self.format != "int8 dense":
             return sparse_linear_t(self.weight, codes, self.bias, gelu, out=out, scale=self.rescale)
-        y = np.matmul(self.weight, codes.astype(np.float32), out=out)
+        y = np.matmul(self.weight, codes, out=out)
         y += self.bias[:, None]
         y *= self.rescale[:, None]
         return gelu_inplace(y) if gelu else y
 
 
-def build_linear(spec, formats: str = "auto") -> LinearT | QLinearT:
-    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear`."""
-    return QLinearT(spec, formats) if isinstance(spec, QuantLinear) else LinearT.build(*spec, formats)
+def build_linear(spec, formats: str = "auto", scratch: tuple[Scratch, Scratch] | None = None) -> LinearT | QLinearT:
+    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear` (``scratch``: its code and sum
+    buffers, shared by a model's Linears)."""
+    return QLinearT(spec, formats, scratch) if isinstance(spec, QuantLinear) else LinearT.build(*spec, formats)

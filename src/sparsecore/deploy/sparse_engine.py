@@ -32,6 +32,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from sparsecore.deploy.hugepages import Scratch
 from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
 from sparsecore.deploy.linears import build_linear
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
@@ -59,6 +60,7 @@ class SparseEncoder:
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
+        scratch = (Scratch(), Scratch())  # the int8 Linears' code and sum buffers: they run one at a time
         for i, layer in enumerate(arrays.layers):
             parts = [layer[n] for n in QKV]
             if all(isinstance(p, QuantLinear) for p in parts):
@@ -69,10 +71,10 @@ class SparseEncoder:
             else:
                 qkv = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
             self.layers.append({
-                "qkv": build_linear(qkv, formats),
-                "attn_out": build_linear(layer["attn_out"], formats),
-                "intermediate": build_linear(layer["intermediate"], formats),
-                "out": build_linear(layer["output"], formats),
+                "qkv": build_linear(qkv, formats, scratch),
+                "attn_out": build_linear(layer["attn_out"], formats, scratch),
+                "intermediate": build_linear(layer["intermediate"], formats, scratch),
+                "out": build_linear(layer["output"], formats, scratch),
                 "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]})
         self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head)
         self.project = None if arrays.project is None else build_linear(arrays.project, "dense")

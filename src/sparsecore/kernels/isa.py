@@ -47,6 +47,14 @@ def integer_path() -> str:
     return next(p for p in PATHS if supported(p))
 
 
+def csr_activations() -> str:
+    """What the unstructured int8 Linears (``int8 csr``) multiply on this host's path: ``"float32"`` codes (int8
+    weights and uint8 activations held as float32 values: no widening in the inner loop) with 512-bit vectors
+    (``avx512_vnni``), ``"uint8"`` bytes widened in registers elsewhere (a quarter of the activation traffic,
+    which the 256-bit FMA units can afford). Both give the same bits (exact integer sums)."""
+    return "float32" if integer_path() == "avx512_vnni" else "uint8"
+
+
 @functools.cache
 def cpu_name() -> str:
     """The host CPU's model name (``/proc/cpuinfo``; LLVM's CPU name where that file is missing)."""

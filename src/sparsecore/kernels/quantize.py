@@ -1,4 +1,5 @@
-"""Activation quantization for the integer path: fp32 → uint8 codes, and fp32 → integer codes in place.
+"""Activation quantization for the integer path: fp32 → uint8 codes (as bytes, interleaved bytes or float32
+values), and fp32 → integer codes in place.
 
 Both follow ONNX ``QuantizeLinear`` exactly (what ONNX Runtime and DeepSparse compute):
 ``q = saturate(round_half_even(x / scale) + zero_point)`` into [0, 255] — a division, not a multiply by
@@ -35,6 +36,15 @@ def _quantize(x, scale, zero, out):
     for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
         for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
             out[i] = np.uint8(np.int32(_round_clamp(x[i] / scale, lo, hi) + f(zero)))
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quantize_f32(x, scale, zero, out):
+    f = np.float32
+    lo, hi = f(-zero), f(255 - zero)
+    for c in nb.prange((x.size + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(x.size, (c + 1) * _CHUNK)):
+            out[i] = _round_clamp(x[i] / scale, lo, hi) + f(zero)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -105,6 +115,20 @@ def quantize_u8(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | 
     elif out.shape != x.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {x.shape}")
     _quantize(flat, s, z, out.reshape(-1))
+    return out
+
+
+def quantize_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The uint8 codes of :func:`quantize_u8` as float32 values (0.0 … 255.0, exact): the activations the
+    sparse fp32 kernels multiply by int8 weight codes held as float32 (exact products, see
+    :mod:`.sparse_matmul`) without widening bytes in the inner loop."""
+    s, z = _params(scale, zero_point, 0, 255)
+    flat = _flat(x)
+    if out is None:
+        out = np.empty(x.shape, np.float32)
+    elif out.shape != x.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {x.shape}")
+    _quantize_f32(flat, s, z, out.reshape(-1))
     return out
 
 

@@ -39,6 +39,8 @@ margin at BERT scale; past it each addition rounds once (2⁻²⁴ relative). Th
 zero point into the bias (Σ w·(q − z) = Σ w·q − z·Σ w) and passes the per-row rescale ``sa·sb`` as ``scale``.
 uint8 rows are a quarter of the fp32 rows' L2→L1 traffic. On AVX2 without VNNI widening to fp32 beats integer
 SIMD: ``vpmaddubsw`` saturates u8·s8 pairs at 16 bits, and a plain int16/int32 loop does not vectorise as well.
+The same codes held as float32 values (weights and activations) run the fp32 kernel unchanged, with the same
+bits: the engine picks per host (:func:`sparsecore.kernels.isa.csr_activations`).
 
 Optional fused epilogue: bias, per-row scale, then exact GELU ``x·½(1 + erf(x/√2))`` (BERT's activation).
 Every kernel is tested against dense ``x @ W.T`` in tests/kernels/test_sparse_matmul.py.
