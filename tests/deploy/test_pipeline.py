@@ -56,6 +56,26 @@ def test_truncation_and_buckets_agree(pruned_minilm, sst2_rows, torch_logits):
     np.testing.assert_allclose(short.logits([long_text]), torch_logits(pruned_minilm, [long_text], 8), atol=1e-4)
 
 
+def test_onnxruntime_drops_the_padding_every_row_of_a_batch_shares(pruned_minilm, sst2_rows, monkeypatch):
+    from sparsecore.deploy.engines import trim_padding
+
+    texts, _ = sst2_rows
+    pipe = Pipeline.create(model_path=pruned_minilm, batch_size=8)  # one bucket: 128
+    feeds = pipe._features(texts[:8])
+    longest = int(feeds["attention_mask"].sum(axis=1).max())
+    assert feeds["input_ids"].shape[1] == 128 > longest
+    padded = pipe.engine.session.run(None, feeds)[0]
+    shapes, run = [], pipe.engine.session.run
+    monkeypatch.setattr(pipe.engine.session, "run", lambda out, f: shapes.append(f["input_ids"].shape) or run(out, f))
+    np.testing.assert_allclose(pipe.engine(feeds), padded, atol=1e-5)
+    assert shapes == [(8, longest)]
+    mask = np.array([[0, 1, 1, 0], [0, 1, 0, 0]])  # left padding stays; the shared tail goes
+    assert trim_padding({"attention_mask": mask, "x": mask + 5})["x"].tolist() == [[5, 6, 6], [5, 6, 5]]
+    assert trim_padding({"attention_mask": np.zeros((2, 4), int)})["attention_mask"].shape == (2, 1)
+    full = {"attention_mask": np.ones((1, 3), int)}
+    assert trim_padding(full) is full
+
+
 def _tiny_onnx(path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])

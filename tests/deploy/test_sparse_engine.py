@@ -122,6 +122,30 @@ def test_profile_workspace_reuse_and_thread_pools(pruned_minilm, rows):
     assert numba.get_num_threads() == threads
 
 
+def test_an_all_dense_model_is_delegated_to_onnxruntime(tiny_model, rows, tmp_path):
+    """No sparse encoder Linear: ONNX Runtime runs the model (same logits as engine='onnxruntime'), and says so;
+    formats='dense' still runs our own kernels, with the same logits."""
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+    from sparsecore.workflows import export
+
+    shutil.copytree(tiny_model, tmp_path / "dense")
+    deployment = export(model_path=tmp_path / "dense", sequence_length=64).deployment
+    ours = Pipeline.create(model_path=deployment, engine="sparsecore", batch_size=4)
+    ort = Pipeline.create(model_path=deployment, batch_size=4)
+    info = ours.engine.describe()
+    assert ours.engine.model is None and info["delegated"].startswith("onnxruntime")
+    assert info["linear_formats"] == {"dense": 8} and info["padding"].startswith("trimmed")
+    np.testing.assert_array_equal(ours.logits(rows[:10]), ort.logits(rows[:10]))
+    feeds = ours._features(rows[:4])
+    stages = {}
+    ours.engine(feeds, profile=stages)
+    assert list(stages) == ["ONNX Runtime (delegated)"]
+    forced = SparsecoreEngine(deployment / "model.onnx", 4, [64], formats="dense")
+    assert "delegating to onnxruntime" in repr(ours)
+    assert forced.delegate is None and forced.describe()["delegated"] is None
+    np.testing.assert_allclose(forced(feeds), ours.engine(feeds), atol=1e-5)
+
+
 def test_concurrent_calls_share_buffers_safely(pruned_minilm, rows):
     from concurrent.futures import ThreadPoolExecutor
 

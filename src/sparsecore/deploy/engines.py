@@ -18,17 +18,35 @@ ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
 
 class OnnxRuntimeEngine:
     """ONNX Runtime on the CPU (:func:`sparsecore.deploy.ort_session.ort_session`): dynamic shapes, so any
-    batch and sequence length runs as given (``batch_size`` is kept for the Pipeline's batching only)."""
+    batch and sequence length runs (``batch_size`` is kept for the Pipeline's batching only).
+
+    Columns that are padding in every row of a batch (right padding past its longest sequence) are cut off
+    before the call: their keys get zero attention weight and they feed no real token, so the logits are those
+    of the padded batch, for the real tokens' cost. Graphs whose quantization scales are computed from the
+    tensor (``DynamicQuantizeLinear``: padding would change them) run as given."""
 
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
-        from sparsecore.deploy.ort_session import ort_session
+        from sparsecore.deploy.ort_session import op_types, ort_session
 
         self.session = ort_session(onnx_path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.batch_size = batch_size
+        self.trims = "attention_mask" in self.input_names and "DynamicQuantizeLinear" not in op_types(onnx_path)
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {n: feeds[n] for n in self.input_names})[0]
+        feeds = {n: feeds[n] for n in self.input_names}
+        if self.trims:
+            feeds = trim_padding(feeds)
+        return self.session.run(None, feeds)[0]
+
+
+def trim_padding(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` without the trailing columns whose ``attention_mask`` is 0 in every row (at least one column kept)."""
+    used = np.flatnonzero(feeds["attention_mask"].any(axis=0))
+    length = max(1, int(used[-1]) + 1 if used.size else 1)
+    if length == feeds["attention_mask"].shape[1]:
+        return feeds
+    return {n: a[:, :length] for n, a in feeds.items()}
 
 
 class DeepSparseEngine:

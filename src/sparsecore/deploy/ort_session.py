@@ -28,7 +28,7 @@ def ort_session(onnx_path: str | Path, threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    ops = _op_types(onnx_path)
+    ops = op_types(onnx_path)
     if not cpu_has_vnni():
         if "MatMulInteger" in ops:
             options.add_session_config_entry("session.x64quantprecision", "1")
@@ -39,7 +39,7 @@ def ort_session(onnx_path: str | Path, threads: int | None = None):
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def _op_types(onnx_path: str | Path) -> set[str]:
+def op_types(onnx_path: str | Path) -> set[str]:
     """The op types of the graph's top-level nodes."""
     import onnx
 

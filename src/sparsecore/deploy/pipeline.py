@@ -79,6 +79,8 @@ class TextClassificationPipeline:
         if hasattr(self.engine, "describe"):
             info = self.engine.describe()
             engine = f"sparsecore on {info['cpu']} (integer path {info['integer_path']}, {info['threads']} threads)"
+            if info["delegated"]:
+                engine = f"sparsecore delegating to {info['delegated'].split()[0]} on {info['cpu']}"
         return (f"TextClassificationPipeline(model={str(self.deployment.folder)!r}, engine={engine}, "
                 f"batch_size={self.batch_size}, sequence_length={self.buckets})")
 

@@ -217,12 +217,17 @@ class _Stages:
 class SparsecoreEngine:
     """Pipeline engine: ``{input_ids, attention_mask, token_type_ids}`` → logits, any batch and length.
 
+    A model none of whose encoder Linears is sparse (every one below the format rule's sparsity, under
+    ``formats="auto"``) is handed to ONNX Runtime (:class:`~sparsecore.deploy.engines.OnnxRuntimeEngine`):
+    dense products are a GEMM library's job, and its int8 GEMM runs on the integer units where our dense path
+    multiplies codes as floats. ``delegate`` is that engine (None when ours runs); ``describe()`` says so.
+
     One thread pool at a time: an idle OpenBLAS or OpenMP pool spins for a while after each call and takes
     its core from the other pool's next call. When any Linear runs sparse, BLAS (dense-format Linears, the
     classifier head) runs single-threaded inside a forward pass and the Numba kernels use every core. An
-    all-dense model does the opposite: BLAS keeps its threads for the big products and the Numba kernels
-    (attention, LayerNorm) run on one thread. (Both pools at once oversubscribe the cores: each pool's next
-    call waits for cores the other's spinning threads hold.)
+    all-dense model run by our kernels (``formats="dense"``) does the opposite: BLAS keeps its threads for the
+    big products and the Numba kernels (attention, LayerNorm) run on one thread. (Both pools at once
+    oversubscribe the cores: each pool's next call waits for cores the other's spinning threads hold.)
     """
 
     def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto") -> None:
@@ -231,27 +236,41 @@ class SparsecoreEngine:
         self.model = SparseEncoder(load_encoder_arrays(Path(onnx_path), Path(onnx_path).with_name("config.json")),
                                    formats)
         self.batch_size = batch_size
+        self._formats = self.model.formats()
+        self.delegate = None
+        if formats == "auto" and all(f.endswith("dense") for f in self._formats):
+            from sparsecore.deploy.engines import OnnxRuntimeEngine
+
+            self.delegate = OnnxRuntimeEngine(Path(onnx_path), batch_size, sequence_lengths)
+            self.model = None  # ONNX Runtime holds the weights
         self._pools = ThreadpoolController()
         # all dense: BLAS keeps its threads
-        self._single_blas = any(not f.endswith("dense") for f in self.model.formats())
+        self._single_blas = any(not f.endswith("dense") for f in self._formats)
         global _DESCRIBED
         if not _DESCRIBED:  # once per process: which kernels this host gets
             _DESCRIBED = True
             info = self.describe()
-            _log.info("engine='sparsecore' on %s: integer path %s, %d threads, Linears %s", info["cpu"],
-                      info["integer_path"], info["threads"], info["linear_formats"])
+            _log.info("engine='sparsecore' on %s: integer path %s, %d threads, Linears %s%s", info["cpu"],
+                      info["integer_path"], info["threads"], info["linear_formats"],
+                      f", delegated to {info['delegated']}" if info["delegated"] else "")
 
     def describe(self) -> dict:
         """What runs on this host: CPU, the integer kernels' ISA path (:func:`sparsecore.kernels.isa.integer_path`,
-        the one dispatch point), the Linears' formats, the thread count and the padding rule."""
+        the one dispatch point), the Linears' formats, the thread count, the padding rule, and the engine the
+        model is delegated to (None: ours)."""
         from sparsecore.kernels.isa import cpu_name, integer_path
 
+        delegated = None if self.delegate is None else (
+            "onnxruntime (no encoder Linear is sparse: dense products run on its GEMM)")
         return {"engine": "sparsecore", "cpu": cpu_name(), "integer_path": integer_path(),
-                "linear_formats": self.model.formats(), "threads": numba.get_num_threads(),
+                "linear_formats": self._formats, "threads": numba.get_num_threads(),
                 "blas_threads": "1 (sparse Linears use every core)" if self._single_blas else "all",
-                "padding": "dropped: each batch runs its real tokens"}
+                "padding": "dropped: each batch runs its real tokens" if self.delegate is None else
+                "trimmed to the batch's longest sequence", "delegated": delegated}
 
     def __call__(self, feeds: dict[str, np.ndarray], profile: dict[str, float] | None = None) -> np.ndarray:
+        if self.delegate is not None:
+            return _Stages(profile)("ONNX Runtime (delegated)", self.delegate, feeds)
         ids = feeds["input_ids"]
         token_types = feeds.get("token_type_ids")
         if token_types is None:
