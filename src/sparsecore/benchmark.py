@@ -1,0 +1,6 @@
+"""``python -m sparsecore.benchmark`` (also the ``sparsecore.benchmark`` command) — see :mod:`sparsecore.cli.benchmark`."""
+
+from sparsecore.cli.benchmark import main
+
+if __name__ == "__main__":
+    main()
