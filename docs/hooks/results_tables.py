@@ -139,9 +139,12 @@ def engine_bench(data: dict) -> str:
     head = (f"Machine: {m['cpu']}, {m['cores']} cores (fp32 FMA peak measured in the run: "
             f"{m['fma_peak_gflops']:.0f} GFLOP/s); sequence length {all_rows[0]['seq']}; medians in ms. "
             f"Command: `{data.get('command', 'python benchmarks/engine_bench.py')}`\n\n")
+    first = "".join(f"\n\nFirst call ({precision}, {f['model']} {f['sparsity']:.0%}: engine load + first forward, "
+                    f"batch 1): {f['cold'] / 1e3:.1f} s with Numba's cache cold, {f['warm'] / 1e3:.2f} s warm."
+                    for precision, f in data.get("first_call", {}).items())
     return head + rows(["model", "precision", "sparsity", "structure", "batch", "ONNX Runtime", "DeepSparse",
                         "sparsecore", "sparsecore speed-up vs ORT dense", "sparsecore / DeepSparse time"],
-                       "lllll" + "r" * 5, body)
+                       "lllll" + "r" * 5, body) + first
 
 
 def int8_kernels(data: dict) -> str:
@@ -190,6 +193,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "data_prep": ("data_prep.json", data_prep),
     "engine_bench": ("engine_bench.json", engine_bench),
     "engine_bench_v3": ("engine_bench_v3.json", engine_bench),
+    "engine_bench_v4": ("engine_bench_v4.json", engine_bench),
     "engine_bench_int8_integer": ("engine_bench_int8_integer.json", engine_bench),
     "engine_bench_int8_widening": ("engine_bench_int8_widening.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
