@@ -25,7 +25,7 @@ FLOORS = {  # unit → floor; lower floors never import higher ones
     "adapters": 6,
     "workflows": 7,
     "cli": 8,
-    "transformers": 9,
+    "transformers": 9, "benchmark": 9, "server": 9, "analyze": 9,
 }
 RUNTIME = {"deploy", "kernels", "onnx_graph", "folders", "file_checks", "families", "errors", "sparsecore"}
 

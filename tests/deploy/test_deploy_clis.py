@@ -43,6 +43,23 @@ def test_predict_file_formats(kind, pruned_minilm, tmp_path):
     assert all(r["label"] in ("negative", "positive") and len(r["labels"]) == 2 for r in rows)
 
 
+def test_predict_streams_in_chunks_with_workers_in_input_order(pruned_minilm, tmp_path):
+    from sparsecore.tasks import load_data, sample_glue_dir
+
+    texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:23]]
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts) + "\n")
+    outputs = {}
+    for workers, chunk in ((1, 1024), (2, 3)):
+        out = tmp_path / f"preds-{workers}.jsonl"
+        predict_main(["--model_path", str(pruned_minilm), "--input", str(src), "--output", str(out), "--engine",
+                      "sparsecore", "--num_workers", str(workers), "--chunk_size", str(chunk), "--batch_size", "4"])
+        outputs[workers] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert not (tmp_path / f"preds-{workers}.jsonl.partial").exists()
+    assert [r["text"] for r in outputs[2]] == texts
+    assert [r["label"] for r in outputs[2]] == [r["label"] for r in outputs[1]]
+
+
 def test_evaluate_deployment_matches_training_eval(pruned_minilm, tmp_path, capsys):
     """The bundled SST-2 validation set: ONNX accuracy equals the PyTorch pipeline's labels."""
     from sparsecore import Pipeline
@@ -63,6 +80,7 @@ def test_evaluate_deployment_matches_training_eval(pruned_minilm, tmp_path, caps
     (["--input", "{empty}"], "no text lines"),
     (["--input", "{parquet}", "--text_column", "body"], "no column 'body'"),
     (["--input", "{csv}", "--model_path", "{tmp}/nowhere"], "model path does not exist"),
+    (["--input", "{csv}", "--num_workers", "0"], "--num_workers is 0"),
 ])
 def test_predict_bad_input(argv, pattern, pruned_minilm, tmp_path, capsys):
     (tmp_path / "in.csv").write_text("text\nhello\n")

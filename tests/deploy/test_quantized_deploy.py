@@ -6,6 +6,7 @@ with the tolerance of :data:`sparsecore.export.QUANTIZED` (see sparsecore/export
 
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -143,11 +144,15 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     feeds, want = reference
     ours = Pipeline.create(model_path=qat_minilm, batch_size=32, engine="sparsecore").engine
     assert ours.model.formats() == {"int8 csr": 24}  # 80%-pruned codes: every encoder Linear sparse int8
-    linears = [layer[k] for layer in ours.model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
-    assert len({id(linear._codes) for linear in linears}) == 1  # one code buffer for the model, not one per Linear
     assert ours.model.a.quantized and all(q is not None for q in ours.model.a.attention_quant)
     got = batched(ours, feeds, len(want))
-    ort = batched(Pipeline.create(model_path=qat_minilm, batch_size=32).engine, feeds, len(want))
+    linears = [layer[k] for layer in ours.model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
+    assert ours.model.scratch[0]._buf.size > 0
+    assert all(linear._own[0]._buf.size == 0 for linear in linears)  # one code buffer per executor, not per Linear
+    two = Pipeline.create(model_path=qat_minilm, batch_size=32, engine="sparsecore", num_streams=2).engine
+    with ThreadPoolExecutor(4) as pool:  # int8 streams: each executor its own codes, the same answers
+        parts = list(pool.map(two, [{k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, 256, 32)]))
+    np.testing.assert_array_equal(np.concatenate(parts), got[:256])
     agreement = float(np.mean(got.argmax(1) == ort.argmax(1)))
     verdict = _judge(got, ort, float(np.abs(got - ort).max()), replace(QUANTIZED, min_agreement=0.995))
     print(f"sparsecore vs ONNX Runtime on the integer export: all rows {agreement:.4f}, {verdict}")

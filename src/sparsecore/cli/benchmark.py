@@ -24,9 +24,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import itertools
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +114,9 @@ def _settings(args) -> dict:
         raise SparsecoreError(f"--num_cores {cores} is outside 1..{len(available)}", WHERE,
                               f"this process may use {len(available)} cores")
     scenario = SCENARIOS[args.scenario]
+    if args.num_streams is not None and args.num_streams < 1:
+        raise SparsecoreError(f"--num_streams {args.num_streams} is below 1", WHERE, "pass 1 or more")
     streams = 1 if scenario == "singlestream" else (args.num_streams or max(1, cores // 2))
-    if streams < 1:
-        raise SparsecoreError(f"--num_streams {streams} is below 1", WHERE, "pass 1 or more")
     if args.data is not None and not args.pipeline:
         raise SparsecoreError("--data is read in --pipeline mode only", WHERE, "add --pipeline or drop --data")
     if args.compare:
@@ -135,16 +137,6 @@ def _texts(path: Path | None) -> list[str]:
     from sparsecore.cli.predict import read_texts
 
     return read_texts(path, "text", None)
-
-
-def _inputs(deployment, batch: int, seq: int) -> dict[str, np.ndarray]:
-    """Random token ids (seed 0) from the model's vocabulary, every token real, token types 0."""
-    config = json.loads((deployment.folder / "config.json").read_text(encoding="utf-8"))
-    vocab = int(config.get("vocab_size", 30522))
-    rng = np.random.default_rng(0)
-    ids = rng.integers(min(1000, vocab // 2), vocab, (batch, seq)).astype(np.int64)
-    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-    return {name: feeds[name] for name in deployment.input_names}
 
 
 def run(args, settings: dict) -> dict:
@@ -170,14 +162,11 @@ def run(args, settings: dict) -> dict:
 
 def _local(args, settings: dict) -> dict:
     """sparsecore or ONNX Runtime, timed in this process."""
-    import numba
-
     from sparsecore.deploy.stream_timing import run_streams, summarize
     from sparsecore.kernels.isa import cpu_name, integer_path
 
     deployment, batch, seq, streams = settings["deployment"], settings["batch"], settings["seq"], settings["streams"]
     threads = settings["threads"]
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     details = {"cpu": cpu_name(), "integer_path": integer_path()}
     if args.pipeline:
         from sparsecore.deploy import Pipeline
@@ -187,19 +176,21 @@ def _local(args, settings: dict) -> dict:
             raise SparsecoreError(f"{len(texts)} sentences are fewer than one batch of {batch}", WHERE,
                                   "lower -b or give more sentences")
         chunks = [texts[i:i + batch] for i in range(0, len(texts) - batch + 1, batch)]
-        pipes = [_with_threads(Pipeline.create(model_path=deployment.folder, engine=args.engine, batch_size=batch,
-                                               sequence_length=seq), threads) for _ in range(streams)]
-        position = [0] * streams
+        pipe = Pipeline.create(model_path=deployment.folder, engine=args.engine, batch_size=batch,
+                               sequence_length=seq, num_streams=streams, num_cores=settings["cores"])
+        turn, turn_lock = itertools.count(), threading.Lock()
 
-        def call(stream: int) -> None:
-            pipes[stream](chunks[(position[stream] * streams + stream) % len(chunks)])
-            position[stream] += 1
-        engine = pipes[0].engine
+        def call(_stream: int) -> None:
+            with turn_lock:
+                chunk = chunks[next(turn) % len(chunks)]
+            pipe(chunk)
+        engine = pipe.engine
     else:
         from sparsecore.deploy.engines import make_engine
+        from sparsecore.deploy.model_folder import random_feeds
 
-        feeds = _inputs(deployment, batch, seq)
-        engine = _with_threads(make_engine(args.engine, deployment.onnx_path, batch, [seq]), threads, streams)
+        feeds = random_feeds(deployment, batch, seq)
+        engine = make_engine(args.engine, deployment.onnx_path, batch, [seq], streams, settings["cores"])
 
         def call(_stream: int) -> None:
             engine(feeds)
@@ -207,12 +198,11 @@ def _local(args, settings: dict) -> dict:
         info = engine.describe()
         details |= {"linear_formats": info["linear_formats"], "delegated": info["delegated"],
                     "padding": info["padding"]}
-    setup = (lambda _stream: numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS)))
     _progress(args, f"warming up {args.engine} for {args.warmup_time:g} s")
-    run_streams(call, args.warmup_time, streams, setup)
+    run_streams(call, args.warmup_time, streams)
     _progress(args, f"timing {args.engine} for {args.time:g} s ({settings['scenario']}, {streams} stream(s) × "
                     f"{threads} thread(s))")
-    spans = run_streams(call, args.time, streams, setup)
+    spans = run_streams(call, args.time, streams)
     described = (f"sparsecore engine on {details['cpu']} (integer path {details['integer_path']})"
                  if args.engine == "sparsecore" else f"onnxruntime {_ort_version()} CPUExecutionProvider")
     if args.engine == "sparsecore" and details.get("delegated"):
@@ -223,19 +213,6 @@ def _local(args, settings: dict) -> dict:
             "details": details}
 
 
-def _with_threads(target, threads: int, streams: int = 1):
-    """``target`` (a Pipeline or an engine) with its ONNX Runtime session rebuilt at ``threads`` intra-op threads."""
-    engine = getattr(target, "engine", target)
-    ort_engine = engine if hasattr(engine, "session") else getattr(engine, "delegate", None)
-    if ort_engine is not None and hasattr(ort_engine, "session"):
-        from sparsecore.deploy.ort_session import ort_session
-
-        path = ort_engine.session._model_path if hasattr(ort_engine.session, "_model_path") else None
-        if path:
-            ort_engine.session = ort_session(path, threads=threads)
-    return target
-
-
 def _deepsparse(args, settings: dict) -> dict:
     """The same run in the DeepSparse environment (:mod:`sparsecore.deploy.deepsparse_worker`)."""
     from sparsecore.cli.deepsparse_env import DEFAULT, python_of, works
@@ -244,6 +221,7 @@ def _deepsparse(args, settings: dict) -> dict:
         raise SparsecoreError("-e deepsparse needs the DeepSparse environment, which is not built here", str(DEFAULT),
                               "run python -m sparsecore.cli.deepsparse_env, or use -e sparsecore / onnxruntime")
     import sparsecore.deploy as deploy_package
+    from sparsecore.deploy.model_folder import random_feeds
 
     worker = Path(deploy_package.__file__).with_name("deepsparse_worker.py")
     deployment = settings["deployment"]
@@ -256,7 +234,7 @@ def _deepsparse(args, settings: dict) -> dict:
             Path(tmp, "texts.json").write_text(json.dumps(texts), encoding="utf-8")
             spec |= {"model": str(deployment.folder), "texts": str(Path(tmp, "texts.json"))}
         else:
-            np.savez(Path(tmp, "feeds.npz"), **_inputs(deployment, settings["batch"], settings["seq"]))
+            np.savez(Path(tmp, "feeds.npz"), **random_feeds(deployment, settings["batch"], settings["seq"]))
             spec |= {"model": str(deployment.onnx_path), "feeds": str(Path(tmp, "feeds.npz"))}
         Path(tmp, "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         _progress(args, f"running DeepSparse in {DEFAULT} (compiling, then {args.warmup_time:g} + {args.time:g} s)")

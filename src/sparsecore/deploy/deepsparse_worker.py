@@ -36,14 +36,13 @@ def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     timing = _timing()
     batch, seq, cores = spec["batch_size"], spec["sequence_length"], spec["num_cores"]
+    scheduler = {"singlestream": "single_stream", "multistream": "multi_stream"}.get(spec["scenario"], spec["scenario"])
     with tempfile.TemporaryDirectory(prefix="sparsecore-deepsparse-") as tmp:
         if spec["mode"] == "engine":
             private = Path(tmp) / "model.onnx"
             shutil.copyfile(spec["model"], private)
             feeds = np.load(spec["feeds"])
             inputs = [feeds[name] for name in feeds.files]
-            scheduler = {"singlestream": "single_stream", "multistream": "multi_stream"}.get(spec["scenario"],
-                                                                                            spec["scenario"])
             engine = deepsparse.Engine(model=str(private), batch_size=batch, num_cores=cores,
                                        num_streams=spec["streams"], scheduler=scheduler,
                                        input_shapes=[[batch, seq]] * len(inputs))
@@ -57,7 +56,8 @@ def main() -> None:
             texts = json.loads(Path(spec["texts"]).read_text())
             chunks = itertools.cycle([texts[i:i + batch] for i in range(0, len(texts) - batch + 1, batch)])
             pipe = deepsparse.Pipeline.create(task="text-classification", model_path=str(private), batch_size=batch,
-                                              sequence_length=seq, num_cores=cores)
+                                              sequence_length=seq, num_cores=cores, num_streams=spec["streams"],
+                                              scheduler=scheduler)
             lock = threading.Lock()
 
             def call(_stream):

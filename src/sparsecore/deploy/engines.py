@@ -1,12 +1,16 @@
 """Inference engines behind the Pipeline: ONNX Runtime, DeepSparse and our own (``sparse_engine``).
 
-An engine takes ``{input_name: int64 array (batch, seq)}`` and returns logits ``(batch, labels)``.
+An engine takes ``{input_name: int64 array (batch, seq)}`` and returns logits ``(batch, labels)``. Every engine
+may be called from several threads at once; ``num_streams`` is how many such calls run in parallel (the rest
+wait) and ``num_cores`` how many cores they share (None: all).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,17 @@ import numpy as np
 from sparsecore.errors import SparsecoreError
 
 ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
+
+
+def check_streams(num_streams, num_cores) -> None:
+    """``SparsecoreError`` unless ``num_streams`` ≥ 1 and ``num_cores`` (when given) is within this process's cores."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not isinstance(num_streams, int) or isinstance(num_streams, bool) or num_streams < 1:
+        raise SparsecoreError(f"num_streams is {num_streams!r}", "Pipeline.create", "use an integer >= 1")
+    if num_cores is not None and (not isinstance(num_cores, int) or isinstance(num_cores, bool)
+                                  or not 1 <= num_cores <= available):
+        raise SparsecoreError(f"num_cores is {num_cores!r}", "Pipeline.create",
+                              f"use an integer from 1 to {available} (the cores this process may use), or None")
 
 
 class OnnxRuntimeEngine:
@@ -25,10 +40,15 @@ class OnnxRuntimeEngine:
     of the padded batch, for the real tokens' cost. Graphs whose quantization scales are computed from the
     tensor (``DynamicQuantizeLinear``: padding would change them) run as given."""
 
-    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], num_streams: int = 1,
+                 num_cores: int | None = None) -> None:
         from sparsecore.deploy.ort_session import op_types, ort_session
 
-        self.session = ort_session(onnx_path)
+        check_streams(num_streams, num_cores)
+        # one session: its run() is thread-safe; concurrent calls share the cores
+        threads = None if num_cores is None and num_streams == 1 else max(1, (num_cores or _cores()) // num_streams)
+        self.session = ort_session(onnx_path, threads=threads)
+        self._slots = threading.Semaphore(num_streams)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.batch_size = batch_size
         self.trims = "attention_mask" in self.input_names and "DynamicQuantizeLinear" not in op_types(onnx_path)
@@ -37,7 +57,12 @@ class OnnxRuntimeEngine:
         feeds = {n: feeds[n] for n in self.input_names}
         if self.trims:
             feeds = trim_padding(feeds)
-        return self.session.run(None, feeds)[0]
+        with self._slots:
+            return self.session.run(None, feeds)[0]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def trim_padding(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -56,7 +81,9 @@ class DeepSparseEngine:
     private copy so the deployment's dynamic-shape model.onnx is never modified.
     """
 
-    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int]) -> None:
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], num_streams: int = 1,
+                 num_cores: int | None = None) -> None:
+        check_streams(num_streams, num_cores)
         try:
             from deepsparse import Engine
         except ImportError:
@@ -73,7 +100,9 @@ class DeepSparseEngine:
         for length in sequence_lengths:
             private = Path(self._scratch.name) / f"model-{length}.onnx"
             shutil.copyfile(onnx_path, private)
-            self.engines[length] = Engine(model=str(private), batch_size=batch_size,
+            self.engines[length] = Engine(model=str(private), batch_size=batch_size, num_cores=num_cores,
+                                          num_streams=num_streams,
+                                          scheduler="multi_stream" if num_streams > 1 else "single_stream",
                                           input_shapes=[[batch_size, length]] * len(self.input_names))
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -84,18 +113,20 @@ class DeepSparseEngine:
         return self.engines[length].run(arrays)[0][:n]
 
 
-def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: list[int]):
+def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: list[int], num_streams: int = 1,
+                num_cores: int | None = None):
     """The engine named ``name`` (one of :data:`ENGINES`) for ``onnx_path``; ``SparsecoreError`` for any other name.
 
     ``sequence_lengths`` are the padded lengths the Pipeline will feed (DeepSparse compiles one engine per
-    length); ``batch_size`` is the largest batch per call.
+    length); ``batch_size`` is the largest batch per call; ``num_streams``/``num_cores``: see the module.
     """
     if name == "onnxruntime":
-        return OnnxRuntimeEngine(onnx_path, batch_size, sequence_lengths)
+        return OnnxRuntimeEngine(onnx_path, batch_size, sequence_lengths, num_streams, num_cores)
     if name == "deepsparse":
-        return DeepSparseEngine(onnx_path, batch_size, sequence_lengths)
+        return DeepSparseEngine(onnx_path, batch_size, sequence_lengths, num_streams, num_cores)
     if name == "sparsecore":
         from sparsecore.deploy.sparse_engine import SparsecoreEngine
 
-        return SparsecoreEngine(onnx_path, batch_size, sequence_lengths)
+        return SparsecoreEngine(onnx_path, batch_size, sequence_lengths, num_streams=num_streams,
+                                num_cores=num_cores)
     raise SparsecoreError(f"unknown engine {name!r}", "Pipeline.create", f"use one of: {', '.join(ENGINES)}")

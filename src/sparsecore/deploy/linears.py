@@ -51,7 +51,9 @@ class LinearT:
         weight = np.ascontiguousarray(w) if fmt == "dense" else _sparse(w, fmt)
         return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
 
-    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
+                 scratch: tuple[Scratch, Scratch] | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T), into ``out`` when given; ``scratch`` is unused (the integer Linears' buffers)."""
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         if self.format == "dense":
@@ -84,7 +86,7 @@ class QLinearT:
     integer result at sgemm speed).
     """
 
-    def __init__(self, q: QuantLinear, formats: str = "auto", scratch: tuple[Scratch, Scratch] | None = None) -> None:
+    def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
         from sparsecore.kernels.isa import csr_activations, integer_path
 
         fmt = _format(q.codes, formats)
@@ -108,11 +110,12 @@ class QLinearT:
         folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
         self.bias = folded.astype(np.float32)
         self.rescale = np.ascontiguousarray(q.rescale, dtype=np.float32)
-        # activation codes (uint8 for the integer kernels, float32 values otherwise) and int32 sums: huge-page
-        # buffers, shared with the model's other Linears when it passes its pair
-        self._codes, self._acc = scratch or (Scratch(), Scratch())
+        # activation codes (uint8 for the integer kernels, float32 values otherwise) and int32 sums, on huge pages:
+        # a model passes its own pair to every call (one pair per execution stream, not one per Linear); these
+        # serve calls without one
+        self._own = (Scratch(), Scratch())
 
-    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None) -> np.ndarray:
+    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch, acc: Scratch) -> np.ndarray:
         """The ``int8 block4 <path>`` call: quantize into the interleaved layout, integer products, epilogue."""
         from sparsecore.kernels.int8_block4 import block4_int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8_interleave4
@@ -120,19 +123,22 @@ class QLinearT:
 
         n, t_total = self.weight.shape[0], xt.shape[1]
         xq4 = quantize_u8_interleave4(np.ascontiguousarray(xt), self.act.scale, self.act.zero,
-                                      out=self._codes.view((-(-xt.shape[0] // 4), t_total, 4), np.uint8))
+                                      out=codes.view((-(-xt.shape[0] // 4), t_total, 4), np.uint8))
         y = block4_int8_linear_t(self.weight, xq4, self.bias, self.rescale, self._path, out=out,
-                                 acc=self._acc.view((n, t_total), np.int32))
+                                 acc=acc.view((n, t_total), np.int32))
         return gelu_inplace(y) if gelu else y
 
-    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
+                 scratch: tuple[Scratch, Scratch] | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the (codes, sums) buffers to use."""
         from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
+        code_buffer, acc_buffer = scratch or self._own
         if self.format.startswith("int8 block4 "):
-            return self._integer(xt, gelu, out)
+            return self._integer(xt, gelu, out, code_buffer, acc_buffer)
         quantize, dtype = (quantize_u8, np.uint8) if self._bytes else (quantize_f32, np.float32)
-        codes = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=self._codes.view(xt.shape, dtype))
+        codes = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=code_buffer.view(xt.shape, dtype))
         if self.format != "int8 dense":
             return sparse_linear_t(self.weight, codes, self.bias, gelu, out=out, scale=self.rescale)
         y = np.matmul(self.weight, codes, out=out)
@@ -141,7 +147,6 @@ class QLinearT:
         return gelu_inplace(y) if gelu else y
 
 
-def build_linear(spec, formats: str = "auto", scratch: tuple[Scratch, Scratch] | None = None) -> LinearT | QLinearT:
-    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear` (``scratch``: its code and sum
-    buffers, shared by a model's Linears)."""
-    return QLinearT(spec, formats, scratch) if isinstance(spec, QuantLinear) else LinearT.build(*spec, formats)
+def build_linear(spec, formats: str = "auto") -> LinearT | QLinearT:
+    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear`."""
+    return QLinearT(spec, formats) if isinstance(spec, QuantLinear) else LinearT.build(*spec, formats)

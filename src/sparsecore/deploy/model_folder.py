@@ -64,6 +64,17 @@ def locate(model_path: str | Path) -> Deployment:
                       family)
 
 
+def random_feeds(deployment: Deployment, batch: int, seq: int, seed: int = 0) -> dict:
+    """Engine inputs of shape (batch, seq): random token ids from the model's vocabulary (``config.json``'s
+    ``vocab_size``), every token real, token types 0 — the fixed-shape workload benchmarks time."""
+    import numpy as np
+
+    vocab = int(_json(deployment.folder / "config.json").get("vocab_size", 30522))
+    ids = np.random.default_rng(seed).integers(min(1000, vocab // 2), vocab, (batch, seq)).astype(np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    return {name: feeds[name] for name in deployment.input_names}
+
+
 def _json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -1,10 +1,12 @@
-"""``sparsecore.Pipeline``: serve an exported text classifier on ONNX Runtime or DeepSparse.
+"""``sparsecore.Pipeline``: serve an exported text classifier on ONNX Runtime, DeepSparse or our own engine.
 
     from sparsecore import Pipeline
     pipe = Pipeline.create(task="text-classification", model_path="out/sst2-gmp80/deployment")
     pipe("a gripping, beautifully acted film")        # [{'label': 'positive', 'score': 0.98...}]
     pipe([["A man is eating.", "Someone eats."]])     # sentence pairs
     pipe(["great", "awful"], top_k=2)                 # every label, best first
+    two = Pipeline.create(model_path=..., engine="sparsecore", num_streams=2)
+    future = two.submit(["great"])                    # runs alongside another call; future.result()
 
 Inputs longer than the sequence length are truncated (pairs: longest-first). With a list of
 ``sequence_length`` buckets each batch is padded to the smallest bucket that fits its longest
@@ -14,6 +16,8 @@ Scores: softmax for classification, sigmoid for multi-label, the raw value for r
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +34,25 @@ class Pipeline:
 
     @staticmethod
     def create(task: str = "text-classification", model_path: str | Path = "", engine: str = "onnxruntime",
-               batch_size: int = 1, sequence_length: int | list[int] | None = None) -> "TextClassificationPipeline":
+               batch_size: int = 1, sequence_length: int | list[int] | None = None, num_streams: int = 1,
+               num_cores: int | None = None) -> "TextClassificationPipeline":
         """A :class:`TextClassificationPipeline` for ``model_path`` (a deployment folder, a trained folder
         holding ``deployment/``, or a ``.onnx`` file).
 
         ``task``: one of :data:`TASKS` (all mean text classification). ``engine``: ``"onnxruntime"``,
         ``"deepsparse"`` or ``"sparsecore"``. ``batch_size``: examples per engine call. ``sequence_length``:
         an int or a list of bucket lengths, each in 1..max_position_embeddings (None: the length the
-        deployment was exported for).
+        deployment was exported for). ``num_streams``: how many calls (from different threads, or
+        :meth:`TextClassificationPipeline.submit`) run at once, sharing one copy of the weights; ``num_cores``:
+        the cores they share (None: all).
         """
         if task not in TASKS:
             raise SparsecoreError(f"unknown task {task!r}", "Pipeline.create", f"use one of: {', '.join(TASKS)}")
         if not isinstance(model_path, (str, Path)) or not str(model_path):
             raise SparsecoreError(f"model_path is {model_path!r}", "Pipeline.create",
                                   "pass a deployment folder (from export_onnx) or its model.onnx")
-        return TextClassificationPipeline(locate(model_path), engine, batch_size, sequence_length)
+        return TextClassificationPipeline(locate(model_path), engine, batch_size, sequence_length, num_streams,
+                                          num_cores)
 
 
 class TextClassificationPipeline:
@@ -55,7 +63,7 @@ class TextClassificationPipeline:
     """
 
     def __init__(self, deployment: Deployment, engine: str, batch_size: int,
-                 sequence_length: int | list[int] | None) -> None:
+                 sequence_length: int | list[int] | None, num_streams: int = 1, num_cores: int | None = None) -> None:
         from tokenizers import Tokenizer
 
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -72,7 +80,10 @@ class TextClassificationPipeline:
                                   "re-export the model (export_onnx writes tokenizer.json)") from None
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
-        self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets)
+        self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets, num_streams, num_cores)
+        self.num_streams = num_streams
+        self._executor = None
+        self._executor_lock = threading.Lock()
 
     def __repr__(self) -> str:
         engine = type(self.engine).__name__
@@ -82,7 +93,7 @@ class TextClassificationPipeline:
             if info["delegated"]:
                 engine = f"sparsecore delegating to {info['delegated'].split()[0]} on {info['cpu']}"
         return (f"TextClassificationPipeline(model={str(self.deployment.folder)!r}, engine={engine}, "
-                f"batch_size={self.batch_size}, sequence_length={self.buckets})")
+                f"batch_size={self.batch_size}, sequence_length={self.buckets}, num_streams={self.num_streams})")
 
     def __call__(self, inputs, top_k: int | None = None):
         """Labels and scores for ``inputs``: a text, a list of texts, or a list of ``[text_a, text_b]`` pairs.
@@ -100,6 +111,14 @@ class TextClassificationPipeline:
         if top_k is None:
             results = [r[0] for r in results]
         return [results[0]] if single and top_k is None else (results[0] if single else results)
+
+    def submit(self, inputs, top_k: int | None = None) -> Future:
+        """``self(inputs, top_k)`` in the background: a :class:`concurrent.futures.Future` of its result. Up to
+        ``num_streams`` submitted calls run at once; the rest queue."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.num_streams, thread_name_prefix="sparsecore-stream")
+        return self._executor.submit(self, inputs, top_k)
 
     def logits(self, inputs) -> np.ndarray:
         """Raw model outputs ``(n, labels)`` for a list of texts or pairs."""

@@ -24,9 +24,12 @@ softmax and GELU stay fp32 as in the graph.
 
 from __future__ import annotations
 
+import copy
 import logging
+import queue
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numba
@@ -58,9 +61,9 @@ class SparseEncoder:
         self._ws_tokens, self._ws = 0, {}
         self.last_tokens = 0  # tokens the last forward pass ran (padding dropped)
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
+        self.scratch = (Scratch(), Scratch())  # the int8 Linears' code and sum buffers: they run one at a time
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
-        scratch = (Scratch(), Scratch())  # the int8 Linears' code and sum buffers: they run one at a time
         for i, layer in enumerate(arrays.layers):
             parts = [layer[n] for n in QKV]
             if all(isinstance(p, QuantLinear) for p in parts):
@@ -71,13 +74,22 @@ class SparseEncoder:
             else:
                 qkv = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
             self.layers.append({
-                "qkv": build_linear(qkv, formats, scratch),
-                "attn_out": build_linear(layer["attn_out"], formats, scratch),
-                "intermediate": build_linear(layer["intermediate"], formats, scratch),
-                "out": build_linear(layer["output"], formats, scratch),
+                "qkv": build_linear(qkv, formats),
+                "attn_out": build_linear(layer["attn_out"], formats),
+                "intermediate": build_linear(layer["intermediate"], formats),
+                "out": build_linear(layer["output"], formats),
                 "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]})
         self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head)
         self.project = None if arrays.project is None else build_linear(arrays.project, "dense")
+
+    def stream(self) -> SparseEncoder:
+        """Another executor of this model: the same packed weights, its own activation buffers, int8 scratch and
+        lock, so a forward on it runs alongside one on this executor."""
+        other = copy.copy(self)
+        other._ws_tokens, other._ws, other.last_tokens = 0, {}, 0
+        other._lock = threading.Lock()
+        other.scratch = (Scratch(), Scratch())
+        return other
 
     def formats(self) -> dict[str, int]:
         """How many encoder Linears run in each format present, e.g. ``{"csr": 22, "dense": 2}``."""
@@ -129,17 +141,20 @@ class SparseEncoder:
         ws = self._workspace(_row_stride(self.last_tokens))
         xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep)  # in place
         for layer in self.layers:
-            qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"])
+            qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"],
+                        scratch=self.scratch)
             quant = layer["quant"]
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
                         out=ws["ctx"], **({} if quant is None else {
                             "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
                             "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
-            h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"])
+            h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"],
+                      scratch=self.scratch)
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
             inter = stage(f"intermediate Linear + GELU ({layer['intermediate'].format})", layer["intermediate"], xt,
-                          gelu=True, out=ws["inter"])
-            h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"])
+                          gelu=True, out=ws["inter"], scratch=self.scratch)
+            h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"],
+                      scratch=self.scratch)
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
         return stage("classifier head", self.head, xt, starts[:-1])
 
@@ -217,6 +232,11 @@ class _Stages:
 class SparsecoreEngine:
     """Pipeline engine: ``{input_ids, attention_mask, token_type_ids}`` → logits, any batch and length.
 
+    ``num_streams`` executors (:meth:`SparseEncoder.stream`) share one set of packed weights, each with its own
+    buffers: up to that many calls from different threads run at once, each on ``num_cores // num_streams``
+    threads (``num_cores``: Numba's thread count when None); more callers wait for a free executor. One stream
+    (the default) runs one call at a time on every core.
+
     A model none of whose encoder Linears is sparse (every one below the format rule's sparsity, under
     ``formats="auto"``) is handed to ONNX Runtime (:class:`~sparsecore.deploy.engines.OnnxRuntimeEngine`):
     dense products are a GEMM library's job, and its int8 GEMM runs on the integer units where our dense path
@@ -224,28 +244,39 @@ class SparsecoreEngine:
 
     One thread pool at a time: an idle OpenBLAS or OpenMP pool spins for a while after each call and takes
     its core from the other pool's next call. When any Linear runs sparse, BLAS (dense-format Linears, the
-    classifier head) runs single-threaded inside a forward pass and the Numba kernels use every core. An
+    classifier head) runs single-threaded while any forward runs and the Numba kernels use the stream's cores. An
     all-dense model run by our kernels (``formats="dense"``) does the opposite: BLAS keeps its threads for the
     big products and the Numba kernels (attention, LayerNorm) run on one thread. (Both pools at once
     oversubscribe the cores: each pool's next call waits for cores the other's spinning threads hold.)
     """
 
-    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto") -> None:
-        from threadpoolctl import ThreadpoolController
+    def __init__(self, onnx_path: Path, batch_size: int, sequence_lengths: list[int], formats: str = "auto",
+                 num_streams: int = 1, num_cores: int | None = None) -> None:
+        from sparsecore.deploy.engines import check_streams
 
+        check_streams(num_streams, num_cores)
         self.model = SparseEncoder(load_encoder_arrays(Path(onnx_path), Path(onnx_path).with_name("config.json")),
                                    formats)
         self.batch_size = batch_size
+        self.num_streams = num_streams
+        cores = numba.config.NUMBA_NUM_THREADS if num_cores is None else min(num_cores, numba.config.NUMBA_NUM_THREADS)
+        self.threads = max(1, cores // num_streams)
         self._formats = self.model.formats()
         self.delegate = None
         if formats == "auto" and all(f.endswith("dense") for f in self._formats):
             from sparsecore.deploy.engines import OnnxRuntimeEngine
 
-            self.delegate = OnnxRuntimeEngine(Path(onnx_path), batch_size, sequence_lengths)
+            self.delegate = OnnxRuntimeEngine(Path(onnx_path), batch_size, sequence_lengths, num_streams, num_cores)
             self.model = None  # ONNX Runtime holds the weights
-        self._pools = ThreadpoolController()
+        self.executors = [] if self.model is None else [self.model] + [self.model.stream()
+                                                                        for _ in range(num_streams - 1)]
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for executor in self.executors:
+            self._free.put(executor)
         # all dense: BLAS keeps its threads
         self._single_blas = any(not f.endswith("dense") for f in self._formats)
+        # streams run Numba kernels from several threads at once: the workqueue layer cannot, so they take turns
+        self._turns = threading.Lock() if num_streams > 1 and _threading_layer() == "workqueue" else nullcontext()
         global _DESCRIBED
         if not _DESCRIBED:  # once per process: which kernels this host gets
             _DESCRIBED = True
@@ -256,14 +287,14 @@ class SparsecoreEngine:
 
     def describe(self) -> dict:
         """What runs on this host: CPU, the integer kernels' ISA path (:func:`sparsecore.kernels.isa.integer_path`,
-        the one dispatch point), the Linears' formats, the thread count, the padding rule, and the engine the
-        model is delegated to (None: ours)."""
+        the one dispatch point), the Linears' formats, streams and threads per stream, the padding rule, and the
+        engine the model is delegated to (None: ours)."""
         from sparsecore.kernels.isa import cpu_name, integer_path
 
         delegated = None if self.delegate is None else (
             "onnxruntime (no encoder Linear is sparse: dense products run on its GEMM)")
         return {"engine": "sparsecore", "cpu": cpu_name(), "integer_path": integer_path(),
-                "linear_formats": self._formats, "threads": numba.get_num_threads(),
+                "linear_formats": self._formats, "streams": self.num_streams, "threads": self.threads,
                 "blas_threads": "1 (sparse Linears use every core)" if self._single_blas else "all",
                 "padding": "dropped: each batch runs its real tokens" if self.delegate is None else
                 "trimmed to the batch's longest sequence", "delegated": delegated}
@@ -275,12 +306,55 @@ class SparsecoreEngine:
         token_types = feeds.get("token_type_ids")
         if token_types is None:
             token_types = np.zeros_like(ids)
-        if self._single_blas:
-            with self._pools.limit(limits=1, user_api="blas"):
-                return self.model(ids, feeds["attention_mask"], token_types, profile)
+        encoder = self._free.get()  # waits while every executor is busy
         threads = numba.get_num_threads()
-        numba.set_num_threads(1)  # thread-local to this caller: other threads' kernels keep their setting
         try:
-            return self.model(ids, feeds["attention_mask"], token_types, profile)
+            # thread-local to this caller: other threads' kernels keep their setting
+            numba.set_num_threads(self.threads if self._single_blas else 1)
+            with self._turns, (SINGLE_BLAS if self._single_blas else nullcontext()):
+                return encoder(ids, feeds["attention_mask"], token_types, profile)
         finally:
             numba.set_num_threads(threads)
+            self._free.put(encoder)
+
+
+class _SingleBlas:
+    """BLAS at one thread while any forward of a sparse model runs, in any thread: the first to enter sets the
+    limit, the last to leave restores the original (nested per-call limits would restore it while another
+    stream still runs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter = None
+        self._controller = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                from threadpoolctl import ThreadpoolController
+
+                self._controller = self._controller or ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+SINGLE_BLAS = _SingleBlas()
+
+
+def _threading_layer() -> str:
+    """Numba's threading layer (omp, tbb or workqueue), started by one tiny parallel kernel if none ran yet."""
+    from sparsecore.kernels.quantize import codes_inplace
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run in this process yet
+        codes_inplace(np.zeros(1, np.float32), 1.0, 0)
+        return numba.threading_layer()
