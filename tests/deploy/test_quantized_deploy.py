@@ -153,6 +153,7 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     with ThreadPoolExecutor(4) as pool:  # int8 streams: each executor its own codes, the same answers
         parts = list(pool.map(two, [{k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, 256, 32)]))
     np.testing.assert_array_equal(np.concatenate(parts), got[:256])
+    ort = batched(Pipeline.create(model_path=qat_minilm, batch_size=32).engine, feeds, len(want))
     agreement = float(np.mean(got.argmax(1) == ort.argmax(1)))
     verdict = _judge(got, ort, float(np.abs(got - ort).max()), replace(QUANTIZED, min_agreement=0.995))
     print(f"sparsecore vs ONNX Runtime on the integer export: all rows {agreement:.4f}, {verdict}")

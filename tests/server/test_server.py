@@ -177,7 +177,7 @@ def test_sigterm_answers_the_requests_in_flight_then_exits(tiny_deployment):
 def test_bad_config_exits_2_with_one_line(tmp_path, pruned_minilm):
     config = tmp_path / "server.yaml"
     config.write_text(f"num_cores: 1\nendpoints:\n  - task: text_classification\n    model: {pruned_minilm}\n"
-                      "    batch_size: 4\n    loggers: {{}}\n    colour: blue\n")
+                      "    batch_size: 4\n    loggers: {}\n    colour: blue\n")
     done = subprocess.run([sys.executable, "-m", "sparsecore.server", "--config_file", str(config)],
                           capture_output=True, text=True, timeout=120)
     lines = done.stderr.strip().splitlines()

@@ -16,6 +16,7 @@ interface).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
                          f"{e.max_batch_size or e.batch_size} per call, {config.num_workers} stream(s)) at "
                          f"http://{config.host}:{config.port}/v2/models{e.path}/infer\n")
     sys.stderr.write(f"sparsecore.server: API docs at http://{config.host}:{config.port}/docs\n")
+    for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn's handlers drain and stop the server, then re-raise the
+        signal.signal(sig, lambda *_: None)  # signal to the handler found before them: this one, so the exit is 0
     uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, timeout_graceful_shutdown=60)
 
 

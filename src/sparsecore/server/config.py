@@ -91,9 +91,11 @@ def endpoint_from_dict(raw, index: int, where: str) -> Endpoint:
     if raw["task"] not in TASKS:
         _fail(f"task {raw['task']!r} is not served here", here, "use text-classification (or sentiment-analysis)")
     kwargs = raw.get("kwargs") or {}
-    if not isinstance(kwargs, dict) or set(kwargs) - KWARGS:
-        _fail(f"kwargs key(s) {', '.join(sorted(set(kwargs) - KWARGS)) if isinstance(kwargs, dict) else kwargs!r} "
-              "not supported", here, f"use only {', '.join(sorted(KWARGS))}")
+    if not isinstance(kwargs, dict):
+        _fail(f"kwargs is {kwargs!r}", here, "give a mapping, e.g. kwargs: {engine_type: onnxruntime}")
+    if set(kwargs) - KWARGS:
+        _fail(f"kwargs key(s) {', '.join(sorted(set(kwargs) - KWARGS))} not supported", here,
+              f"use only {', '.join(sorted(KWARGS))}")
     engine = raw.get("engine", kwargs.get("engine_type", "sparsecore"))
     if engine not in ENGINES:
         _fail(f"engine {engine!r} is unknown", here, f"use one of {', '.join(ENGINES)}")
