@@ -184,6 +184,20 @@ def pipeline_throughput(data: dict) -> str:
                         "vs DeepSparse buckets", "labels = ONNX Runtime's"], "llll" + "r" * 4, body)
 
 
+def streams(data: dict) -> str:
+    """Items/s with one stream on every core against several streams sharing them, per engine and batch."""
+    body = []
+    for r in data["rows"]:
+        one = next(x for x in data["rows"] if (x["engine"], x["batch"], x["streams"]) == (r["engine"], r["batch"], 1))
+        body.append([r["engine"], r["batch"], f"{r['streams']} × {r['threads_per_stream']}", f"{r['items_per_sec']:.1f}",
+                     f"{r['median_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['items_per_sec'] / one['items_per_sec']:.2f}"])
+    first = data["rows"][0]
+    head = (f"Machine: {first['cpu']}, {data['cores']} cores; `{data['deployment']}`, sequence length "
+            f"{first['sequence_length']}. Command: `{data['command']}`\n\n")
+    return head + rows(["engine", "batch", "streams × threads", "items/s", "median ms per call", "p99 ms",
+                        "items/s ÷ one stream"], "lllrrrr", body)
+
+
 TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "full_data_accuracy": ("full_data_accuracy.json", full_data_accuracy),
     "full_data_runs": ("full_data_accuracy.json", full_data_runs),
@@ -198,4 +212,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_int8_widening": ("engine_bench_int8_widening.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
+    "streams": ("streams.json", streams),
 }

@@ -1,4 +1,4 @@
-"""``python -m sparsecore.benchmark`` (also the ``sparsecore.benchmark`` command) — see :mod:`sparsecore.cli.benchmark`."""
+"""``python -m sparsecore.benchmark`` (also the ``sparsecore.benchmark`` command): :mod:`sparsecore.cli.benchmark`."""
 
 from sparsecore.cli.benchmark import main
 

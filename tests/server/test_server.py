@@ -93,14 +93,16 @@ def test_metadata_docs_and_metrics(minilm_server, pruned_minilm):
     (json.dumps({"sequences": 5}).encode(), 422, "non-empty list"),
     (json.dumps({"sequences": ["a"] * 2000}).encode(), 413, "2000 sequences"),
     (json.dumps({"sequences": ["x" * 100_001]}).encode(), 413, "longer than"),
-    (json.dumps({"sequences": [["A man eats.", "Someone eats."]]}).encode(), 422, "single sentences but got sentence pairs"),
+    (json.dumps({"sequences": [["A man eats.", "Someone eats."]]}).encode(), 422,
+     "single sentences but got sentence pairs"),
     (json.dumps({"sequences": ["a"], "top": 2}).encode(), 422, "unknown field(s) top"),
 ])
 def test_bad_requests_get_a_4xx_json_error_and_the_server_keeps_serving(minilm_server, body, code, pattern):
     answer = httpx.post(f"{minilm_server}/v2/models/sentiment_analysis/infer", content=body,
                         headers={"content-type": "application/json"})
     assert answer.status_code == code and pattern in answer.json()["error"]
-    assert httpx.post(f"{minilm_server}/v2/models/sentiment_analysis/infer", json={"sequences": "fine"}).status_code == 200
+    infer = f"{minilm_server}/v2/models/sentiment_analysis/infer"
+    assert httpx.post(infer, json={"sequences": "fine"}).status_code == 200
     assert httpx.post(f"{minilm_server}/v2/models/nope/infer", json={"sequences": "x"}).status_code == 404
 
 
@@ -140,8 +142,9 @@ def test_load_many_clients_nothing_lost(tiny_deployment):
                 assert answer.status_code == 422
             else:
                 assert answer.status_code == 200 and answer.json()["labels"] == want
+        p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * len(latencies))]
         print(f"load: {len(requests)} requests, 32 clients: {len(requests) / wall:.0f} requests/s, p50 "
-              f"{1e3 * latencies[len(latencies) // 2]:.1f} ms, p99 {1e3 * latencies[int(0.99 * len(latencies))]:.1f} ms")
+              f"{1e3 * p50:.1f} ms, p99 {1e3 * p99:.1f} ms")
         batches = httpx.get(f"{url}/metrics").text
         assert 'sparsecore_requests_total{code="422",endpoint="tiny"}' in batches
 

@@ -33,7 +33,8 @@ def test_a_deepsparse_server_config_is_read_as_deepsparse_read_it(tmp_path):
     config = from_file(path)
     first, second = config.endpoints
     assert (config.num_cores, config.num_workers) == (2, 2)
-    assert (first.name, first.path, first.engine, first.batch_size) == ("sst2-pruned", "/pruned/predict", "onnxruntime", 4)
+    assert (first.name, first.path, first.engine) == ("sst2-pruned", "/pruned/predict", "onnxruntime")
+    assert first.batch_size == 4
     assert first.sequence_lengths == [32, 64, 128]
     assert (second.name, second.path, second.engine) == ("endpoint-1", "/endpoint-1", "sparsecore")
     assert config.notes == ["pytorch_num_threads has no effect: the sparsecore runtime does not use torch"]
@@ -50,7 +51,8 @@ def test_a_deepsparse_server_config_is_read_as_deepsparse_read_it(tmp_path):
     ("endpoints: [{task: text_classification, model: m, kwargs: {num_threads: 3}}]\n", "num_threads not supported"),
     ("endpoints: [{task: text_classification, model: m, bucketing: {image_sizes: [[1, 2]]}}]\n",
      "bucketing must hold sequence_lengths only"),
-    ("endpoints: [{task: text_classification, model: a, route: /p}, {task: text_classification, model: b, route: p/}]\n",
+    ("endpoints: [{task: text_classification, model: a, route: /p},\n"
+     "            {task: text_classification, model: b, route: p/}]\n",
      "both serve /v2/models/p"),
     ("endpoints: [{task: text_classification, model: m}]\nport: 70000\n", "port is 70000"),
     ("endpoints: [\n", "not valid YAML"),

@@ -21,10 +21,10 @@ engine in a fresh process, one after another, on the same inputs and prints thei
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
-import itertools
 import subprocess
 import sys
 import tempfile
@@ -208,7 +208,8 @@ def _local(args, settings: dict) -> dict:
     if args.engine == "sparsecore" and details.get("delegated"):
         described = f"sparsecore engine delegating to {details['delegated'].split()[0]} on {details['cpu']}"
     ours = args.engine == "sparsecore" and not details.get("delegated")
-    return {"engine": described, "version": _version(), "benchmark_result": summarize(spans, batch, settings["scenario"]),
+    return {"engine": described, "version": _version(),
+            "benchmark_result": summarize(spans, batch, settings["scenario"]),
             "fraction_of_supported_ops": (1.0 if ours else 0.0) if args.engine == "sparsecore" else None,
             "details": details}
 

@@ -21,7 +21,7 @@ ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
 
 
 def check_streams(num_streams, num_cores) -> None:
-    """``SparsecoreError`` unless ``num_streams`` ≥ 1 and ``num_cores`` (when given) is within this process's cores."""
+    """``SparsecoreError`` unless ``num_streams`` ≥ 1 and ``num_cores`` (when given) is within the process's cores."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if not isinstance(num_streams, int) or isinstance(num_streams, bool) or num_streams < 1:
         raise SparsecoreError(f"num_streams is {num_streams!r}", "Pipeline.create", "use an integer >= 1")

@@ -79,11 +79,11 @@ class QLinearT:
     ``int8 block4 <path>`` runs :mod:`sparsecore.kernels.int8_block4` on the CPU's integer dot-product
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
     into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
-    pruned in 1×4 blocks. Other sparse formats (``int8 csr``) run the kernels of :mod:`sparsecore.kernels.sparse_matmul`
-    on the codes, as float32 values or as bytes widened in registers (:func:`~sparsecore.kernels.isa.csr_activations`
-    picks by the host's path; exact integer sums either way). ``int8 dense`` runs BLAS sgemm on the codes
-    as floats (q − za and w are small integers, so the products and every partial sum below 2²⁴ are exact: the
-    integer result at sgemm speed).
+    pruned in 1×4 blocks. Other sparse formats (``int8 csr``) run the kernels of
+    :mod:`sparsecore.kernels.sparse_matmul` on the codes, as float32 values or as bytes widened in registers
+    (:func:`~sparsecore.kernels.isa.csr_activations` picks by the host's path; exact integer sums either way).
+    ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so the products and
+    every partial sum below 2²⁴ are exact: the integer result at sgemm speed).
     """
 
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:

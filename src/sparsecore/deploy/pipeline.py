@@ -117,7 +117,8 @@ class TextClassificationPipeline:
         ``num_streams`` submitted calls run at once; the rest queue."""
         with self._executor_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self.num_streams, thread_name_prefix="sparsecore-stream")
+                self._executor = ThreadPoolExecutor(max_workers=self.num_streams,
+                                                    thread_name_prefix="sparsecore-stream")
         return self._executor.submit(self, inputs, top_k)
 
     def logits(self, inputs) -> np.ndarray:

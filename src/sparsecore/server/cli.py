@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 from sparsecore.errors import SparsecoreError
-from sparsecore.server.config import ENGINES, Endpoint, ServerConfig, check_routes, endpoint_from_dict, from_file
+from sparsecore.server.config import ENGINES, ServerConfig, check_routes, endpoint_from_dict, from_file
 
 
 def build_parser() -> OneLineArgumentParser:
