@@ -37,7 +37,7 @@ def cases(tmp):
         "epochs conflict": (["--recipe", "minilm-gmp80-demo", "--num_train_epochs", "3"],
                             "--num_train_epochs 3 conflicts with the recipe's 6 epochs"),
         "zoo model stub": (["--model_name_or_path", "zoo:nlp/text_classification/bert-base/pytorch/huggingface/"
-                            "mnli/12layer_pruned90-none"], "SparseZoo is unreachable"),
+                            "mnli/12layer_pruned90-none"], "not in the local SparseZoo cache"),
         "missing model folder": (["--model_name_or_path", tmp / "no-model"], "model folder does not exist"),
         "missing teacher": (["--distill_teacher", tmp / "no-teacher", "--recipe", "minilm-gmp80-demo"],
                             "distill_teacher"),

@@ -28,7 +28,7 @@ DEFAULT_MODEL = "minilm"
 class ModelArguments:
     model_name_or_path: str = field(default=DEFAULT_MODEL, metadata={
         "help": "Local model folder, the built-in alias 'minilm' (all-MiniLM-L6-v2, bundled), or a hub id "
-                "(online only). zoo: stubs fail: SparseZoo is gone."})
+                "(online only), or a zoo: stub found in the local SparseZoo cache ($SPARSEZOO_MODELS_PATH)."})
     distill_teacher: str = field(default="disable", metadata={
         "help": "Teacher for distillation: a local model folder trained on the task, 'self' (a frozen copy of the "
                 "starting model), or 'disable'."})

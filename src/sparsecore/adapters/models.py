@@ -36,15 +36,18 @@ def minilm_path() -> Path:
 
 
 def resolve_model_path(name_or_path: str, flag: str = "--model_name_or_path") -> str:
-    """Map aliases, local folders and ``zoo:`` stubs to something ``from_pretrained`` accepts."""
+    """Map aliases, local folders, SparseZoo download folders and ``zoo:`` stubs (:mod:`sparsecore.adapters.zoo`)
+    to something ``from_pretrained`` accepts."""
     if name_or_path in MINILM_ALIASES:
         return str(minilm_path())
-    if name_or_path.startswith("zoo:"):
-        raise SparsecoreError(f"{name_or_path!r} is a SparseZoo model stub and SparseZoo is unreachable "
-                              "(shut down in 2025)", flag,
-                              "pass a local model folder (config.json + weights) or the built-in alias 'minilm'")
+    from sparsecore.adapters.zoo import resolve_stub, training_folder
+
+    if name_or_path.startswith("zoo:"):  # a download SparseZoo left in its cache
+        name_or_path = str(training_folder(resolve_stub(name_or_path)))
     path = Path(name_or_path).expanduser()
     if path.exists():
+        path = training_folder(path)  # a SparseZoo download folder: its training/ model
+        name_or_path = str(path)
         if not (path / "config.json").is_file():
             raise SparsecoreError("model folder has no config.json", f"{flag} {name_or_path}",
                                   "pass a folder saved by save_pretrained (config.json + model.safetensors)")
@@ -69,8 +72,9 @@ def load_tokenizer(path: str, cache_dir: str | None = None):
 
 
 def load_classifier(path: str, problem_type: str, label_names: list[str], cache_dir: str | None = None,
-                    flag: str = "--model_name_or_path"):
-    """A sequence-classification model with the dataset's labels written into its config."""
+                    flag: str = "--model_name_or_path", loading: dict | None = None):
+    """A sequence-classification model with the dataset's labels written into its config. ``loading``, when
+    given, receives ``missing_keys``: the weights the folder did not hold (a fresh head, for a backbone)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -94,6 +98,41 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config, cache_dir=cache_dir)
+        model, info = AutoModelForSequenceClassification.from_pretrained(path, config=config, cache_dir=cache_dir,
+                                                                         output_loading_info=True)
     finally:
         hf_logging.set_verbosity(verbosity)
+    if loading is not None:
+        loading["missing_keys"] = sorted(info.get("missing_keys", []))
+    return model
+
+
+def backbone_notes(model, missing_keys: list[str], recipe, where: str) -> list[str]:
+    """What a user should know about the model they start from: a fresh classification head (the folder held
+    a backbone only), and how sparse its prunable weights already are — with how to keep those zeros when no
+    recipe modifier holds them (training would fill them in)."""
+    from sparsecore.selectors import prunable_names
+
+    notes = []
+    head = [k for k in missing_keys if k.split(".")[0] in ("classifier", "pre_classifier")]
+    if head:
+        labels = model.config.num_labels
+        notes.append(f"{where} holds no classification head: a fresh one for {labels} label"
+                     f"{'s' if labels != 1 else ''} was added ({', '.join(head)}), trained from scratch")
+    params = dict(model.named_parameters())
+    weights = [params[n] for n in prunable_names(model) if n in params and not n.startswith(_head_prefixes(model))]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w == 0).sum()) for w in weights) if total else 0
+    if total and zeros / total >= 0.05:
+        notes.append(f"the loaded backbone is {zeros / total:.1%} sparse ({zeros:,} of {total:,} encoder weights "
+                     "are zero)")
+        holds = recipe is not None and any(type(m).__name__.endswith("PruningModifier") for m in recipe.modifiers)
+        if not holds:
+            notes.append("no recipe modifier holds these zeros: training will fill them in — pass --recipe "
+                         "transfer (or transfer-quant) to keep them")
+    return notes
+
+
+def _head_prefixes(model) -> tuple[str, ...]:
+    """Module-path prefixes of the model's classification head (excluded from the backbone's sparsity)."""
+    return tuple(family(model).head) + ("classifier", "pre_classifier")

@@ -23,6 +23,16 @@ ZOO_RECIPES = {
 }
 
 
+def _transfer_recipe(stub: str) -> str | None:
+    """A SparseZoo stub asking for the transfer recipe of a sparse backbone (``…?recipe_type=transfer…``): the
+    built-in ``transfer-quant`` when the backbone's tag says quantized, else ``transfer``; None otherwise."""
+    base, _, query = stub.partition("?")
+    if not any(part.strip() in ("recipe_type=transfer", "recipe_type=transfer-text_classification")
+               for part in query.split("&")):
+        return None
+    return "transfer-quant" if "quant" in base.rsplit("/", 1)[-1] else "transfer"
+
+
 def builtin_names() -> list[str]:
     """Names of the built-in recipes (``recipe/builtin/<name>.yaml``), sorted."""
     folder = resources.files("sparsecore.recipe") / "builtin"
@@ -36,11 +46,12 @@ def read_recipe_source(source: str) -> tuple[str, str, bool]:
     """
     source = source.strip()
     if source.startswith("zoo:"):
-        name = ZOO_RECIPES.get(source)
+        name = ZOO_RECIPES.get(source) or _transfer_recipe(source)
         if name is None:
             raise SparsecoreError(f"SparseZoo is unreachable (shut down in 2025) and {source!r} has no built-in "
                                   "equivalent", "--recipe",
-                                  f"pass a recipe file, or one of: {', '.join(ZOO_RECIPES)}")
+                                  f"pass a recipe file, a built-in name (transfer, transfer-quant, …), or one of: "
+                                  f"{', '.join(ZOO_RECIPES)}")
         source = name
     if source in builtin_names():
         path = resources.files("sparsecore.recipe") / "builtin" / f"{source}.yaml"

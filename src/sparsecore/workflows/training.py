@@ -29,7 +29,7 @@ import torch
 from sparsecore import distributed
 from sparsecore.adapters.arguments import training_arguments
 from sparsecore.adapters.layers import check_layer_pruning, finish_layer_pruning
-from sparsecore.adapters.models import family, load_classifier, load_tokenizer, output_keys
+from sparsecore.adapters.models import backbone_notes, family, load_classifier, load_tokenizer, output_keys
 from sparsecore.adapters.trainer import args_as_json, seed_everything
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_vocabulary, is_disk_full, remove_added, snapshot
@@ -125,7 +125,13 @@ class _Job:
         self.tokenizer = load_tokenizer(model_args.tokenizer_name or plan.model_path, model_args.cache_dir)
         self.tokenizer_fp = tokenizer_fingerprint(self.tokenizer)  # before any call changes its truncation state
         self.cache_dir = model_args.cache_dir
-        self.model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir)
+        loading: dict = {}
+        self.model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir,
+                                     loading=loading)
+        if distributed.is_main():
+            for note in backbone_notes(self.model, loading["missing_keys"], plan.recipe,
+                                       f"--model_name_or_path {model_args.model_name_or_path}"):
+                log.warning(note)
         check_vocabulary(len(self.tokenizer), getattr(self.model.config, "vocab_size", None),
                          f"--model_name_or_path {model_args.model_name_or_path}")
         limit = getattr(self.model.config, "max_position_embeddings", None)

@@ -1,0 +1,99 @@
+"""Sparse transfer from backbones people already have: SparseZoo stubs and download folders resolved offline,
+the transfer recipes, and the notes a user gets when starting from a sparse backbone."""
+
+import logging
+
+import pytest
+import torch
+
+from sparsecore.adapters.models import resolve_model_path
+from sparsecore.adapters.zoo import parse_stub, resolve_stub
+from sparsecore.errors import SparsecoreError
+from sparsecore.recipe.load import read_recipe_source
+from sparsecore.workflows import train
+
+STUB = "zoo:nlp/masked_language_modeling/bert-base/pytorch/huggingface/wikipedia_bookcorpus/pruned80-none"
+NAME_STUB = "zoo:bert-base-wikipedia_bookcorpus-pruned80"
+CARD = """---
+domain: "nlp"
+sub_domain: "masked_language_modeling"
+architecture: "bert"
+sub_architecture: "base"
+framework: "pytorch"
+repo: "huggingface"
+dataset: "wikipedia_bookcorpus"
+sparse_tag: "pruned80"
+---
+# BERT base, 80% pruned upstream
+"""
+FAST = dict(task_name="sst2", max_train_samples=32, max_eval_samples=16, max_seq_length=32, disable_tqdm=True,
+            per_device_train_batch_size=16, save_strategy="no")
+
+
+def write_download(folder, sparsity=0.8):
+    """A SparseZoo download folder as SparseZoo wrote it: training/ (config.json, pytorch_model.bin, tokenizer
+    files, recipe.yaml), deployment/, model.onnx, model.md — the backbone without a classification head."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from sparsecore.adapters.models import minilm_path
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                                 max_position_embeddings=64))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "encoder" in name and name.endswith("weight") and p.dim() == 2:
+                p[torch.rand_like(p) < sparsity] = 0.0
+    training = folder / "training"
+    model.save_pretrained(training, safe_serialization=False)  # pytorch_model.bin, as SparseZoo shipped it
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(training)
+    (training / "recipe.yaml").write_text("modifiers:\n  - !ConstantPruningModifier\n    params: __ALL_PRUNABLE__\n")
+    (folder / "deployment").mkdir()
+    (folder / "model.onnx").write_bytes(b"")
+    (folder / "model.md").write_text(CARD)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def zoo_cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sparsezoo")
+    write_download(root / "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")  # path-style stubs: a folder per model id
+    (root / "neuralmagic").mkdir()
+    write_download(root / "neuralmagic" / "bert-base-wikipedia_bookcorpus-pruned80")  # name-style stubs
+    return root
+
+
+def test_stubs_resolve_against_the_local_cache(zoo_cache, monkeypatch):
+    monkeypatch.setenv("SPARSEZOO_MODELS_PATH", str(zoo_cache))
+    assert parse_stub(STUB)["sparse_tag"] == "pruned80-none" and parse_stub(NAME_STUB) == {
+        "name": "bert-base-wikipedia_bookcorpus-pruned80"}
+    assert resolve_stub(STUB).name.startswith("0f1e2d3c")
+    assert resolve_stub(NAME_STUB).parent.name == "neuralmagic"
+    assert resolve_model_path(STUB).endswith("training")  # the loadable model of the download
+    assert resolve_model_path(str(resolve_stub(NAME_STUB))).endswith("training")  # a download folder passed as is
+    with pytest.raises(SparsecoreError, match=f"not in the local SparseZoo cache \\(looked in {zoo_cache}"):
+        resolve_model_path(STUB.replace("pruned80", "pruned95"))
+    with pytest.raises(SparsecoreError, match="is not a SparseZoo model stub"):
+        resolve_model_path("zoo:nonsense")
+
+
+def test_transfer_recipe_stubs_name_the_builtin_transfer_recipes():
+    stub = STUB + "?recipe_type=transfer-text_classification"
+    assert read_recipe_source(stub)[1] == "builtin:transfer"
+    assert read_recipe_source(stub.replace("pruned80", "pruned80_quant"))[1] == "builtin:transfer-quant"
+
+
+def test_transfer_from_a_zoo_stub_keeps_every_zero_and_says_what_it_loaded(zoo_cache, monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("SPARSEZOO_MODELS_PATH", str(zoo_cache))
+    with caplog.at_level(logging.WARNING, logger="sparsecore"):
+        result = train(model_name_or_path=STUB, recipe=STUB + "?recipe_type=transfer-text_classification",
+                       recipe_args="num_epochs=1", output_dir=tmp_path / "transfer", do_train=True, **FAST)
+    said = caplog.text
+    assert "holds no classification head: a fresh one for 2 labels was added" in said
+    assert "the loaded backbone is" in said and "sparse" in said and "will fill them in" not in said
+    assert result.metrics["encoder_sparsity"] == pytest.approx(0.8, abs=0.02)  # the zeros held through training
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sparsecore"):
+        train(model_name_or_path=STUB, recipe="dense-finetune", recipe_args="num_epochs=1",
+              output_dir=tmp_path / "dense", do_train=True, **FAST)
+    assert "no recipe modifier holds these zeros: training will fill them in" in caplog.text
