@@ -45,7 +45,8 @@ def write_download(folder, sparsity=0.8):
             if "encoder" in name and name.endswith("weight") and p.dim() == 2:
                 p[torch.rand_like(p) < sparsity] = 0.0
     training = folder / "training"
-    model.save_pretrained(training, safe_serialization=False)  # pytorch_model.bin, as SparseZoo shipped it
+    model.config.save_pretrained(training)
+    torch.save(model.state_dict(), training / "pytorch_model.bin")  # as SparseZoo shipped it
     AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(training)
     (training / "recipe.yaml").write_text("modifiers:\n  - !ConstantPruningModifier\n    params: __ALL_PRUNABLE__\n")
     (folder / "deployment").mkdir()
@@ -97,3 +98,40 @@ def test_transfer_from_a_zoo_stub_keeps_every_zero_and_says_what_it_loaded(zoo_c
         train(model_name_or_path=STUB, recipe="dense-finetune", recipe_args="num_epochs=1",
               output_dir=tmp_path / "dense", do_train=True, **FAST)
     assert "no recipe modifier holds these zeros: training will fill them in" in caplog.text
+
+
+def test_a_sparseml_qat_checkpoint_is_read_as_its_float_weights(tmp_path, caplog):
+    """SparseML's QuantWrapper/FakeQuantize keys (``….module.weight``, ``weight_fake_quant.*``,
+    ``activation_post_process.*``): the float weights load, the observers are dropped, the run says so."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from sparsecore.adapters.models import load_classifier, resolve_model_path
+
+    folder = write_download(tmp_path / "qat-download")
+    training = folder / "training"
+    floats = torch.load(training / "pytorch_model.bin", weights_only=True)
+    qat = {}
+    for key, tensor in floats.items():
+        if key.startswith("encoder.") and key.endswith((".weight", ".bias")) and "LayerNorm" not in key:
+            stem, leaf = key.rsplit(".", 1)
+            qat[f"{stem}.module.{leaf}"] = tensor
+            if leaf == "weight":
+                qat[f"{stem}.module.weight_fake_quant.scale"] = torch.ones(tensor.shape[0])
+                qat[f"{stem}.module.weight_fake_quant.fake_quant_enabled"] = torch.ones(1, dtype=torch.uint8)
+                qat[f"{stem}.quant.activation_post_process.activation_post_process.min_val"] = torch.zeros(())
+        else:
+            qat[key] = tensor
+    torch.save(qat, training / "pytorch_model.bin")
+    loading = {}
+    model = load_classifier(resolve_model_path(str(folder)), "single_label_classification", ["neg", "pos"],
+                            loading=loading)
+    assert isinstance(model, BertForSequenceClassification) and isinstance(model.config, BertConfig)
+    query = model.bert.encoder.layer[1].attention.self.query.weight
+    assert torch.equal(query, floats["encoder.layer.1.attention.self.query.weight"])
+    assert loading["qat_observers_dropped"] == 3 * 12 and loading["missing_keys"] == ["classifier.bias",
+                                                                                        "classifier.weight"]
+    with caplog.at_level(logging.WARNING, logger="sparsecore"):
+        train(model_name_or_path=str(folder), recipe="transfer-quant",
+              recipe_args="num_epochs=1,quantization_start_epoch=0,observer_freeze_epoch=0.5",
+              output_dir=tmp_path / "requant", do_train=True, **FAST)
+    assert "is a SparseML quantization-aware (fake-quant) checkpoint: its float weights were loaded" in caplog.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sparsecore.adapters.qat_checkpoint import float_state_dict, is_qat_checkpoint
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import Family, family_of
 from sparsecore.file_checks import check_weights, read_json_object
@@ -97,23 +98,36 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
         config.label2id = {name: i for i, name in enumerate(label_names)}
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
+    qat = Path(path).is_dir() and is_qat_checkpoint(Path(path))
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(path, config=config, cache_dir=cache_dir,
-                                                                         output_loading_info=True)
+        if qat:  # SparseML fake-quant state: load its float weights (sparsecore.adapters.qat_checkpoint)
+            from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+            state, dropped = float_state_dict(Path(path))
+            model, info = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)].from_pretrained(
+                None, config=config, state_dict=state, output_loading_info=True)
+        else:
+            model, info = AutoModelForSequenceClassification.from_pretrained(path, config=config, cache_dir=cache_dir,
+                                                                             output_loading_info=True)
     finally:
         hf_logging.set_verbosity(verbosity)
     if loading is not None:
         loading["missing_keys"] = sorted(info.get("missing_keys", []))
+        loading["qat_observers_dropped"] = dropped if qat else 0
     return model
 
 
-def backbone_notes(model, missing_keys: list[str], recipe, where: str) -> list[str]:
-    """What a user should know about the model they start from: a fresh classification head (the folder held
-    a backbone only), and how sparse its prunable weights already are — with how to keep those zeros when no
-    recipe modifier holds them (training would fill them in)."""
+def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropped: int = 0) -> list[str]:
+    """What a user should know about the model they start from: a SparseML QAT checkpoint read as its float
+    weights, a fresh classification head (the folder held a backbone only), and how sparse its prunable weights
+    already are — with how to keep those zeros when no recipe modifier holds them (training would fill them in)."""
     from sparsecore.selectors import prunable_names
 
     notes = []
+    if qat_dropped:
+        notes.append(f"{where} is a SparseML quantization-aware (fake-quant) checkpoint: its float weights were "
+                     f"loaded and {qat_dropped} observer entries dropped — quantize again with --recipe "
+                     "transfer-quant (or a QuantizationModifier)")
     head = [k for k in missing_keys if k.split(".")[0] in ("classifier", "pre_classifier")]
     if head:
         labels = model.config.num_labels

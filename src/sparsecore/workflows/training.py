@@ -130,7 +130,8 @@ class _Job:
                                      loading=loading)
         if distributed.is_main():
             for note in backbone_notes(self.model, loading["missing_keys"], plan.recipe,
-                                       f"--model_name_or_path {model_args.model_name_or_path}"):
+                                       f"--model_name_or_path {model_args.model_name_or_path}",
+                                       loading["qat_observers_dropped"]):
                 log.warning(note)
         check_vocabulary(len(self.tokenizer), getattr(self.model.config, "vocab_size", None),
                          f"--model_name_or_path {model_args.model_name_or_path}")
