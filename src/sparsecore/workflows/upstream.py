@@ -1,0 +1,200 @@
+"""Upstream pruning: sparsify a backbone once, on unlabeled text, for sparse transfer to any task.
+
+:func:`prune_upstream` reads text (``.txt`` lines, or the text columns of csv/tsv/json/jsonl/parquet/arrow files
+and ``save_to_disk`` folders — labels, if any, are never read), trains the backbone under a recipe (the same
+modifiers as downstream: GMP, OBS, block4, QAT, …) and writes a backbone folder without a task head: weights,
+tokenizer, ``recipe.yaml``, ``sparsity_report.json/.png`` and ``sparsecore_training.json`` (objective, text used,
+loss, time). The objective:
+
+* ``mlm``: masked-language modelling with the model's own MLM head (15% of tokens masked);
+* ``distill``: the dense starting model as a frozen teacher; the loss is the mean squared error between the
+  student's and the teacher's last hidden states over real tokens plus one minus the cosine of their mean-pooled
+  sentence embeddings (what a sentence-embedding model such as all-MiniLM-L6-v2, which has no MLM head, is for);
+* ``auto`` (default): ``mlm`` when the checkpoint holds an MLM head, else ``distill``.
+
+The result loads as any model folder (``--model_name_or_path``): a fresh classification head is added, and the
+``transfer`` recipe keeps its zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sparsecore.errors import SparsecoreError
+
+log = logging.getLogger("sparsecore")
+OBJECTIVES = ("auto", "mlm", "distill")
+
+
+@dataclass
+class UpstreamResult:
+    output_dir: Path
+    objective: str
+    metrics: dict
+    sparsity: dict
+    files: dict
+
+
+class HiddenStateDistiller(torch.nn.Module):
+    """Student backbone trained to reproduce a frozen teacher's token states and sentence embedding. The teacher
+    is held outside the module tree, so recipe selectors (``__ALL_PRUNABLE__``) see the student only."""
+
+    def __init__(self, student, teacher) -> None:
+        super().__init__()
+        self.student = student
+        self.config = student.config
+        self._teacher = [teacher.eval().requires_grad_(False)]
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_):
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        teacher = self._teacher[0].to(input_ids.device)
+        with torch.no_grad():
+            target = teacher(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
+        hidden = self.student(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
+        real = mask.unsqueeze(-1).to(hidden.dtype)
+        tokens = ((hidden - target) ** 2 * real).sum() / (real.sum() * hidden.shape[-1])
+        pooled, pooled_t = ((h * real).sum(1) / real.sum(1).clamp(min=1) for h in (hidden, target))
+        sentence = (1 - torch.nn.functional.cosine_similarity(pooled, pooled_t, dim=-1)).mean()
+        return {"loss": tokens + sentence}
+
+
+def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | None) -> tuple[list[str], dict]:
+    """The non-empty texts of ``files`` and what was read (files, columns, rows, empty rows dropped)."""
+    from sparsecore.tasks.columnar import is_text_column
+    from sparsecore.tasks.tables import cache_root, open_table
+
+    if not files:
+        raise SparsecoreError("no text to train on", "--train_file", "give one or more text/csv/jsonl/parquet files")
+    texts, used, empty = [], [], 0
+    for name in files:
+        path = Path(name).expanduser()
+        if path.is_file() and path.suffix == ".txt":
+            lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
+            used.append({"file": str(path), "columns": ["(lines)"], "rows": len(lines)})
+            chunk = lines
+        else:
+            if not path.exists():
+                raise SparsecoreError("text file not found", f"--train_file {name}", "check the path")
+            ds = open_table(path, cache_root(None)).ds
+            wanted = columns or [c for c in ds.column_names if is_text_column(ds, c)]
+            missing = [c for c in wanted if c not in ds.column_names]
+            if missing or not wanted:
+                raise SparsecoreError(f"no text column {missing[0]!r}" if missing else "no text column",
+                                      f"--train_file {name}", f"columns: {', '.join(ds.column_names)}; pick with "
+                                      "--text_column")
+            used.append({"file": str(path), "columns": wanted, "rows": len(ds)})
+            chunk = [str(t) for c in wanted for t in ds[c] if t is not None]
+        for text in chunk:
+            if text.strip():
+                texts.append(text)
+            else:
+                empty += 1
+        if max_rows is not None and len(texts) >= max_rows:
+            texts = texts[:max_rows]
+            break
+    if not texts:
+        raise SparsecoreError("the files hold no non-empty text", "--train_file", "give files with text in them")
+    return texts, {"files": used, "texts": len(texts), "empty_dropped": empty}
+
+
+def _model(path: str, objective: str):
+    """``(model to train, backbone inside it, objective)``."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        if objective in ("auto", "mlm"):
+            try:
+                mlm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+                head_missing = any(not k.startswith(mlm.base_model_prefix + ".") for k in info["missing_keys"])
+            except ValueError:  # the family has no MLM class
+                mlm, head_missing = None, True
+            if not head_missing:
+                return mlm, mlm.base_model, "mlm"
+            if objective == "mlm":
+                raise SparsecoreError("the model has no masked-language-modelling head", "--objective mlm",
+                                      "use --objective distill (or auto)")
+        student, teacher = AutoModel.from_pretrained(path), AutoModel.from_pretrained(path)
+        return HiddenStateDistiller(student, teacher), student, "distill"
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | tuple = (),
+                   text_column: list[str] | None = None, recipe: str | None = None, recipe_args: str | None = None,
+                   output_dir: str | Path = "out/backbone", objective: str = "auto", max_seq_length: int = 128,
+                   mlm_probability: float = 0.15, max_train_samples: int | None = None,
+                   per_device_train_batch_size: int = 16, learning_rate: float = 5e-5, seed: int = 42,
+                   resume_from_checkpoint: str | None = None, **training_args) -> UpstreamResult:
+    """Prune a backbone on unlabeled text and write it as a backbone folder (see the module docstring).
+    ``training_args``: more :class:`transformers.TrainingArguments` (``logging_steps``, ``save_strategy``, …)."""
+    from transformers import DataCollatorForLanguageModeling, TrainingArguments
+
+    from sparsecore.adapters.models import load_tokenizer, resolve_model_path
+    from sparsecore.adapters.trainer import SparseTrainer, padding_collator, seed_everything
+    from sparsecore.recipe.load import load_recipe, read_recipe_source
+    from sparsecore.report import write_sparsity_report
+
+    if objective not in OBJECTIVES:
+        raise SparsecoreError(f"--objective {objective!r}", "--objective", f"use one of {', '.join(OBJECTIVES)}")
+    for name, value in (("max_seq_length", max_seq_length), ("per_device_train_batch_size",
+                                                            per_device_train_batch_size)):
+        if value < 1:
+            raise SparsecoreError(f"--{name} is {value}", f"--{name}", "use 1 or more")
+    if not 0 < mlm_probability < 1:
+        raise SparsecoreError(f"--mlm_probability is {mlm_probability}", "--mlm_probability", "use a value in (0, 1)")
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()) and resume_from_checkpoint is None:
+        raise SparsecoreError("output_dir exists and is not empty", f"--output_dir {out}",
+                              "pick a new folder, or pass --resume_from_checkpoint to continue a run there")
+    seed_everything(seed)
+    path = resolve_model_path(model_name_or_path)
+    texts, corpus = read_corpus(list(train_file), text_column, max_train_samples)
+    plan = load_recipe(recipe, recipe_args) if recipe else None
+    tokenizer = load_tokenizer(path)
+    model, backbone, objective = _model(path, objective)
+    log.warning(f"upstream objective: {objective}; {corpus['texts']:,} texts from {len(corpus['files'])} file(s)"
+                + (f", {corpus['empty_dropped']:,} empty rows dropped" if corpus["empty_dropped"] else ""))
+    import datasets
+
+    features = datasets.Dataset.from_dict({"text": texts}).map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_seq_length), batched=True,
+        remove_columns=["text"], desc="tokenizing")
+    collator = (DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if objective == "mlm"
+                else padding_collator(tokenizer))
+    epochs = plan.num_epochs if plan is not None and plan.num_epochs else training_args.pop("num_train_epochs", 1.0)
+    args = TrainingArguments(output_dir=str(out), num_train_epochs=epochs, learning_rate=learning_rate,
+                             per_device_train_batch_size=per_device_train_batch_size, seed=seed, report_to=[],
+                             remove_unused_columns=False, **{"save_strategy": "epoch", **training_args})
+    if not torch.cuda.is_available():
+        args.dataloader_pin_memory = False
+    trainer = SparseTrainer(model=model, args=args, train_dataset=features, data_collator=collator, recipe=plan,
+                            problem_type="single_label_classification")
+    started = time.time()
+    metrics = trainer.train(resume_from_checkpoint=resume_from_checkpoint).metrics
+    files = {}
+    if args.should_save:
+        backbone.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        if recipe:
+            (out / "recipe.yaml").write_text(read_recipe_source(recipe)[0], encoding="utf-8")
+            files["recipe"] = out / "recipe.yaml"
+        table = write_sparsity_report(backbone, out, title=f"{Path(path).name} upstream ({objective})")
+        (out / "sparsecore_training.json").write_text(json.dumps(
+            {"kind": "backbone", "objective": objective, "model_name_or_path": model_name_or_path, "corpus": corpus,
+             "recipe": recipe, "recipe_args": recipe_args, "metrics": metrics,
+             "seconds": time.time() - started}, indent=1), encoding="utf-8")
+        files |= {"model": out, "sparsity_report": out / "sparsity_report.png",
+                  "training": out / "sparsecore_training.json"}
+    else:
+        table = {}
+    return UpstreamResult(out, objective, metrics, table, files)

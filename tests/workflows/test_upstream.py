@@ -1,0 +1,85 @@
+"""Upstream pruning on unlabeled text: MLM where the model has a head, hidden-state distillation where it has
+none, a backbone folder that sparse transfer starts from, and bad input refused in one line."""
+
+import json
+
+import pytest
+import torch
+
+from sparsecore.cli.masked_language_modeling import main
+from sparsecore.tasks import load_data, sample_glue_dir
+from sparsecore.workflows import train
+from sparsecore.workflows.upstream import prune_upstream
+
+GMP = ("modifiers:\n  - !GMPruningModifier\n    params: ['re:.*encoder.layer.*(query|key|value|dense).weight']\n"
+       "    final_sparsity: 0.5\n    start_epoch: 0\n    end_epoch: 0.5\n    update_frequency: 0.25\n"
+       "  - !EpochRangeModifier\n    end_epoch: 1\n")
+FAST = dict(per_device_train_batch_size=16, max_seq_length=32, disable_tqdm=True, save_strategy="no",
+            logging_steps=1000)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "sentences.txt"
+    texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:64]]
+    path.write_text("\n".join(texts[:32]) + "\n\n  \n" + "\n".join(texts[32:]) + "\n")  # two empty rows
+    return path
+
+
+def tiny(folder, cls_name):
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
+
+    from sparsecore.adapters.models import minilm_path
+
+    torch.manual_seed(0)
+    getattr(transformers, cls_name)(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
+                                               intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
+    return folder
+
+
+def test_mlm_backbone_then_sparse_transfer(corpus, tmp_path):
+    base = tiny(tmp_path / "mlm-base", "BertForMaskedLM")
+    result = prune_upstream(model_name_or_path=str(base), train_file=[str(corpus)], recipe=GMP,
+                            output_dir=tmp_path / "backbone", **FAST)
+    assert result.objective == "mlm" and result.metrics["train_loss"] > 0
+    info = json.loads((tmp_path / "backbone" / "sparsecore_training.json").read_text())
+    assert info["corpus"]["texts"] == 64 and info["corpus"]["empty_dropped"] == 2 and info["kind"] == "backbone"
+    encoder = [r for r in result.sparsity["params"] if ".encoder." in f".{r['name']}"]
+    assert all(abs(r["sparsity"] - 0.5) < 0.01 for r in encoder) and len(encoder) == 12
+    assert json.loads((tmp_path / "backbone" / "config.json").read_text())["architectures"] == ["BertModel"]
+    assert (tmp_path / "backbone" / "recipe.yaml").is_file() and (tmp_path / "backbone" / "sparsity_report.png").is_file()
+    transfer = train(model_name_or_path=str(tmp_path / "backbone"), recipe="transfer", recipe_args="num_epochs=1",
+                     task_name="sst2", max_train_samples=32, max_eval_samples=16, max_seq_length=32, do_train=True,
+                     disable_tqdm=True, save_strategy="no", output_dir=tmp_path / "transfer")
+    assert transfer.metrics["encoder_sparsity"] == pytest.approx(0.5, abs=0.01)  # the zeros held
+
+
+def test_distillation_when_the_model_has_no_mlm_head(corpus, tmp_path, capsys):
+    base = tiny(tmp_path / "encoder", "BertModel")
+    main(["--model_name_or_path", str(base), "--train_file", str(corpus), "--recipe", GMP, "--output_dir",
+          str(tmp_path / "backbone"), "--per_device_train_batch_size", "16", "--max_seq_length", "32",
+          "--save_strategy", "no", "--disable_tqdm"])
+    out = capsys.readouterr().out
+    printed = json.loads(out[out.index("{\n"):])  # the Trainer logs dict lines before the JSON
+    assert printed["objective"] == "distill" and printed["train_loss"] > 0
+    assert printed["encoder_sparsity"] > 0.3  # pooler included in the total, at 0%
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--objective", "mlm"], "has no masked-language-modelling head"),
+    (["--train_file", "{tmp}/none.txt"], "text file not found"),
+    (["--train_file", "{empty}"], "no non-empty text"),
+    (["--mlm_probability", "1.5"], "--mlm_probability is 1.5"),
+])
+def test_bad_input_is_one_line(corpus, tmp_path, argv, pattern, capsys):
+    base = tiny(tmp_path / "encoder", "BertModel")
+    (tmp_path / "empty.txt").write_text("\n \n")
+    argv = [a.format(tmp=tmp_path, empty=tmp_path / "empty.txt") for a in argv]
+    files = [] if "--train_file" in argv else ["--train_file", str(corpus)]
+    with pytest.raises(SystemExit) as exc:
+        main(["--model_name_or_path", str(base), *files, *argv, "--output_dir", str(tmp_path / "out")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert exc.value.code == 2 and len(err) == 1 and pattern in err[0], err
+    assert not (tmp_path / "out").exists()
