@@ -33,8 +33,9 @@ def tiny(folder, cls_name):
     from sparsecore.adapters.models import minilm_path
 
     torch.manual_seed(0)
-    getattr(transformers, cls_name)(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                               intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=64)
+    getattr(transformers, cls_name)(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
     return folder
 
@@ -49,7 +50,8 @@ def test_mlm_backbone_then_sparse_transfer(corpus, tmp_path):
     encoder = [r for r in result.sparsity["params"] if ".encoder." in f".{r['name']}"]
     assert all(abs(r["sparsity"] - 0.5) < 0.01 for r in encoder) and len(encoder) == 12
     assert json.loads((tmp_path / "backbone" / "config.json").read_text())["architectures"] == ["BertModel"]
-    assert (tmp_path / "backbone" / "recipe.yaml").is_file() and (tmp_path / "backbone" / "sparsity_report.png").is_file()
+    assert (tmp_path / "backbone" / "recipe.yaml").is_file()
+    assert (tmp_path / "backbone" / "sparsity_report.png").is_file()
     transfer = train(model_name_or_path=str(tmp_path / "backbone"), recipe="transfer", recipe_args="num_epochs=1",
                      task_name="sst2", max_train_samples=32, max_eval_samples=16, max_seq_length=32, do_train=True,
                      disable_tqdm=True, save_strategy="no", output_dir=tmp_path / "transfer")

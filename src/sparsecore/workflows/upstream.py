@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from sparsecore.errors import SparsecoreError
 
 log = logging.getLogger("sparsecore")
@@ -39,30 +37,6 @@ class UpstreamResult:
     metrics: dict
     sparsity: dict
     files: dict
-
-
-class HiddenStateDistiller(torch.nn.Module):
-    """Student backbone trained to reproduce a frozen teacher's token states and sentence embedding. The teacher
-    is held outside the module tree, so recipe selectors (``__ALL_PRUNABLE__``) see the student only."""
-
-    def __init__(self, student, teacher) -> None:
-        super().__init__()
-        self.student = student
-        self.config = student.config
-        self._teacher = [teacher.eval().requires_grad_(False)]
-
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_):
-        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        teacher = self._teacher[0].to(input_ids.device)
-        with torch.no_grad():
-            target = teacher(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
-        hidden = self.student(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
-        real = mask.unsqueeze(-1).to(hidden.dtype)
-        tokens = ((hidden - target) ** 2 * real).sum() / (real.sum() * hidden.shape[-1])
-        pooled, pooled_t = ((h * real).sum(1) / real.sum(1).clamp(min=1) for h in (hidden, target))
-        sentence = (1 - torch.nn.functional.cosine_similarity(pooled, pooled_t, dim=-1)).mean()
-        return {"loss": tokens + sentence}
 
 
 def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | None) -> tuple[list[str], dict]:
@@ -104,31 +78,6 @@ def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | Non
     return texts, {"files": used, "texts": len(texts), "empty_dropped": empty}
 
 
-def _model(path: str, objective: str):
-    """``(model to train, backbone inside it, objective)``."""
-    from transformers import AutoModel, AutoModelForMaskedLM
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        if objective in ("auto", "mlm"):
-            try:
-                mlm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
-                head_missing = any(not k.startswith(mlm.base_model_prefix + ".") for k in info["missing_keys"])
-            except ValueError:  # the family has no MLM class
-                mlm, head_missing = None, True
-            if not head_missing:
-                return mlm, mlm.base_model, "mlm"
-            if objective == "mlm":
-                raise SparsecoreError("the model has no masked-language-modelling head", "--objective mlm",
-                                      "use --objective distill (or auto)")
-        student, teacher = AutoModel.from_pretrained(path), AutoModel.from_pretrained(path)
-        return HiddenStateDistiller(student, teacher), student, "distill"
-    finally:
-        hf_logging.set_verbosity(verbosity)
-
-
 def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | tuple = (),
                    text_column: list[str] | None = None, recipe: str | None = None, recipe_args: str | None = None,
                    output_dir: str | Path = "out/backbone", objective: str = "auto", max_seq_length: int = 128,
@@ -137,10 +86,9 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
                    resume_from_checkpoint: str | None = None, **training_args) -> UpstreamResult:
     """Prune a backbone on unlabeled text and write it as a backbone folder (see the module docstring).
     ``training_args``: more :class:`transformers.TrainingArguments` (``logging_steps``, ``save_strategy``, …)."""
-    from transformers import DataCollatorForLanguageModeling, TrainingArguments
-
     from sparsecore.adapters.models import load_tokenizer, resolve_model_path
-    from sparsecore.adapters.trainer import SparseTrainer, padding_collator, seed_everything
+    from sparsecore.adapters.trainer import SparseTrainer, seed_everything
+    from sparsecore.adapters.upstream import collator, training_arguments, upstream_model
     from sparsecore.recipe.load import load_recipe, read_recipe_source
     from sparsecore.report import write_sparsity_report
 
@@ -161,7 +109,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
     texts, corpus = read_corpus(list(train_file), text_column, max_train_samples)
     plan = load_recipe(recipe, recipe_args) if recipe else None
     tokenizer = load_tokenizer(path)
-    model, backbone, objective = _model(path, objective)
+    model, backbone, objective = upstream_model(path, objective)
     log.warning(f"upstream objective: {objective}; {corpus['texts']:,} texts from {len(corpus['files'])} file(s)"
                 + (f", {corpus['empty_dropped']:,} empty rows dropped" if corpus["empty_dropped"] else ""))
     import datasets
@@ -169,15 +117,12 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
     features = datasets.Dataset.from_dict({"text": texts}).map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_seq_length), batched=True,
         remove_columns=["text"], desc="tokenizing")
-    collator = (DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability) if objective == "mlm"
-                else padding_collator(tokenizer))
     epochs = plan.num_epochs if plan is not None and plan.num_epochs else training_args.pop("num_train_epochs", 1.0)
-    args = TrainingArguments(output_dir=str(out), num_train_epochs=epochs, learning_rate=learning_rate,
-                             per_device_train_batch_size=per_device_train_batch_size, seed=seed, report_to=[],
-                             remove_unused_columns=False, **{"save_strategy": "epoch", **training_args})
-    if not torch.cuda.is_available():
-        args.dataloader_pin_memory = False
-    trainer = SparseTrainer(model=model, args=args, train_dataset=features, data_collator=collator, recipe=plan,
+    args = training_arguments(output_dir=str(out), num_train_epochs=epochs, learning_rate=learning_rate,
+                              per_device_train_batch_size=per_device_train_batch_size, seed=seed,
+                              **{"save_strategy": "epoch", **training_args})
+    trainer = SparseTrainer(model=model, args=args, train_dataset=features,
+                            data_collator=collator(tokenizer, objective, mlm_probability), recipe=plan,
                             problem_type="single_label_classification")
     started = time.time()
     metrics = trainer.train(resume_from_checkpoint=resume_from_checkpoint).metrics
