@@ -153,6 +153,8 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     with ThreadPoolExecutor(4) as pool:  # int8 streams: each executor its own codes, the same answers
         parts = list(pool.map(two, [{k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, 256, 32)]))
     np.testing.assert_array_equal(np.concatenate(parts), got[:256])
+    heads = [h for h in (two.model.head_hidden, two.model.head_out) if hasattr(h, "_own")]  # int8 head Linears
+    assert heads and all(linear._own[0]._buf.size == 0 for linear in linears + heads)  # no buffer shared by streams
     ort = batched(Pipeline.create(model_path=qat_minilm, batch_size=32).engine, feeds, len(want))
     agreement = float(np.mean(got.argmax(1) == ort.argmax(1)))
     verdict = _judge(got, ort, float(np.abs(got - ort).max()), replace(QUANTIZED, min_agreement=0.995))

@@ -121,7 +121,7 @@ class SparseEncoder:
             return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
         et = np.zeros((h.shape[1], out.shape[1]), np.float32)  # (E, T): ELECTRA's embedding width
         et[:, :tokens] = h.T
-        return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out)
+        return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out, scratch=self.scratch)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
                  profile: dict[str, float] | None = None) -> np.ndarray:
@@ -179,10 +179,11 @@ class SparseEncoder:
         cls = np.ascontiguousarray(xt[:, first])  # (H, B)
         activation = self.a.family.head_activation
         if activation == "gelu":
-            hidden = self.head_hidden(cls, gelu=True)
+            hidden = self.head_hidden(cls, gelu=True, scratch=self.scratch)
         else:
-            hidden = _ACTIVATIONS[activation](self.head_hidden(cls))
-        return np.ascontiguousarray(self.head_out(hidden).T)
+            hidden = _ACTIVATIONS[activation](self.head_hidden(cls, scratch=self.scratch))
+        # every int8 Linear of a forward uses this executor's buffers (a quantized head included)
+        return np.ascontiguousarray(self.head_out(hidden, scratch=self.scratch).T)
 
 
 def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarray | None]:
