@@ -49,12 +49,13 @@ def parse_stub(stub: str) -> dict:
 
 
 def front_matter(model_card: Path) -> dict:
-    """The YAML front matter of a ``model.md`` (between ``---`` lines); {} when it has none or it is unreadable."""
+    """The YAML front matter of a ``model.md`` (between ``---`` lines, read as recipe cards are); {} when it has
+    none or it is unreadable."""
+    from sparsecore.recipe.parse import split_front_matter
+
     try:
-        text = model_card.read_text(encoding="utf-8")
-        match = re.match(r"\s*(?:---|\+\+\+)(.*?)(?:---|\+\+\+)", text, re.S)
-        data = yaml.safe_load(match.group(1)) if match else None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = yaml.safe_load(split_front_matter(model_card.read_text(encoding="utf-8"), True, str(model_card)))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, SparsecoreError):
         return {}
     return data if isinstance(data, dict) else {}
 

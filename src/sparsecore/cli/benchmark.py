@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsecore.cli.parser import OneLineArgumentParser, user_errors
-from sparsecore.deploy.engines import ENGINES
+from sparsecore.deploy.engines import ENGINES, available_cores, bind_to_cores
 from sparsecore.errors import SparsecoreError
 
 SCENARIOS = {"sync": "singlestream", "async": "multistream", "elastic": "elastic"}
@@ -108,7 +108,7 @@ def _settings(args) -> dict:
                               f"use a length the model supports (at most {deployment.max_positions})")
     if args.time <= 0 or args.warmup_time < 0:
         raise SparsecoreError("--time must be > 0 and --warmup_time >= 0 seconds", WHERE, "e.g. -t 10 -w 2")
-    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+    available = available_cores()
     cores = len(available) if args.num_cores is None else args.num_cores
     if not 1 <= cores <= len(available):
         raise SparsecoreError(f"--num_cores {cores} is outside 1..{len(available)}", WHERE,
@@ -125,7 +125,7 @@ def _settings(args) -> dict:
         if unknown or len(names) < 2:
             raise SparsecoreError(f"--compare {args.compare!r}: " + (f"unknown engine {unknown[0]!r}" if unknown
                                   else "name at least two engines"), WHERE, f"use engines from {', '.join(ENGINES)}")
-    return {"deployment": deployment, "batch": batch, "seq": seq, "cores": cores, "available": available,
+    return {"deployment": deployment, "batch": batch, "seq": seq, "cores": cores,
             "scenario": scenario, "streams": streams, "threads": max(1, cores // streams)}
 
 
@@ -142,8 +142,8 @@ def _texts(path: Path | None) -> list[str]:
 def run(args, settings: dict) -> dict:
     """One engine's run: DeepSparse's export keys, ``benchmark_result`` and the ``sparsecore`` section."""
     deployment, cores = settings["deployment"], settings["cores"]
-    if args.thread_pinning != "none" and cores < len(settings["available"]) and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, settings["available"][:cores])
+    if args.thread_pinning != "none":
+        bind_to_cores(cores)
     if args.engine == "deepsparse":
         outcome = _deepsparse(args, settings)
     else:

@@ -20,9 +20,24 @@ from sparsecore.errors import SparsecoreError
 ENGINES = ("onnxruntime", "deepsparse", "sparsecore")
 
 
+def available_cores() -> list[int]:
+    """The CPUs this process may run on (its affinity mask where the OS has one), in order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def bind_to_cores(num_cores: int | None) -> None:
+    """Bind the process to the first ``num_cores`` of :func:`available_cores` (nothing when None, when that is all of
+    them, or where the OS cannot bind)."""
+    cores = available_cores()
+    if num_cores is not None and num_cores < len(cores) and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores[:num_cores])
+
+
 def check_streams(num_streams, num_cores) -> None:
     """``SparsecoreError`` unless ``num_streams`` ≥ 1 and ``num_cores`` (when given) is within the process's cores."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    available = len(available_cores())
     if not isinstance(num_streams, int) or isinstance(num_streams, bool) or num_streams < 1:
         raise SparsecoreError(f"num_streams is {num_streams!r}", "Pipeline.create", "use an integer >= 1")
     if num_cores is not None and (not isinstance(num_cores, int) or isinstance(num_cores, bool)
@@ -46,12 +61,14 @@ class OnnxRuntimeEngine:
 
         check_streams(num_streams, num_cores)
         # one session: its run() is thread-safe; concurrent calls share the cores
-        threads = None if num_cores is None and num_streams == 1 else max(1, (num_cores or _cores()) // num_streams)
-        self.session = ort_session(onnx_path, threads=threads)
+        cores = num_cores or len(available_cores())
+        threads = None if num_cores is None and num_streams == 1 else max(1, cores // num_streams)
+        ops = op_types(onnx_path)  # read once: the session's options and the padding rule both need them
+        self.session = ort_session(onnx_path, threads=threads, ops=ops)
         self._slots = threading.Semaphore(num_streams)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.batch_size = batch_size
-        self.trims = "attention_mask" in self.input_names and "DynamicQuantizeLinear" not in op_types(onnx_path)
+        self.trims = "attention_mask" in self.input_names and "DynamicQuantizeLinear" not in ops
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {n: feeds[n] for n in self.input_names}
@@ -60,9 +77,6 @@ class OnnxRuntimeEngine:
         with self._slots:
             return self.session.run(None, feeds)[0]
 
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def trim_padding(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -17,18 +17,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def ort_session(onnx_path: str | Path, threads: int | None = None):
+def ort_session(onnx_path: str | Path, threads: int | None = None, ops: set[str] | None = None):
     """An ``onnxruntime.InferenceSession`` on the CPU with exact integer matmuls.
 
     On a CPU without VNNI, graphs with ``MatMulInteger`` get ``session.x64quantprecision`` and QDQ graphs
     ``session.disable_quant_qdq``; every other graph (float, or any graph on a VNNI CPU) uses the defaults.
-    ``threads`` sets ``intra_op_num_threads`` (None: ONNX Runtime's default). Reads the graph once (without
-    external data) to list its op types.
+    ``threads`` sets ``intra_op_num_threads`` (None: ONNX Runtime's default). ``ops``: the graph's op types when
+    the caller has read them (:func:`op_types`); otherwise the graph is read once (without external data) for them.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    ops = op_types(onnx_path)
+    ops = op_types(onnx_path) if ops is None else ops
     if not cpu_has_vnni():
         if "MatMulInteger" in ops:
             options.add_session_config_entry("session.x64quantprecision", "1")

@@ -106,30 +106,28 @@ def _params(scale: float, zero_point: int, lo: int, hi: int) -> tuple[np.float32
     return np.float32(scale), int(zero_point)
 
 
-def quantize_u8(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 codes of ``x`` (same shape) for a per-tensor ``scale`` and ``zero_point`` in [0, 255]."""
+def _codes_of(kernel, x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None, dtype) -> np.ndarray:
+    """``kernel(x, scale, zero, out)`` over flat views, after the checks both code writers share."""
     s, z = _params(scale, zero_point, 0, 255)
     flat = _flat(x)
     if out is None:
-        out = np.empty(x.shape, np.uint8)
-    elif out.shape != x.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous uint8 array of shape {x.shape}")
-    _quantize(flat, s, z, out.reshape(-1))
+        out = np.empty(x.shape, dtype)
+    elif out.shape != x.shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {x.shape}")
+    kernel(flat, s, z, out.reshape(-1))
     return out
+
+
+def quantize_u8(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 codes of ``x`` (same shape) for a per-tensor ``scale`` and ``zero_point`` in [0, 255]."""
+    return _codes_of(_quantize, x, scale, zero_point, out, np.uint8)
 
 
 def quantize_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
     """The uint8 codes of :func:`quantize_u8` as float32 values (0.0 … 255.0, exact): the activations the
     sparse fp32 kernels multiply by int8 weight codes held as float32 (exact products, see
     :mod:`.sparse_matmul`) without widening bytes in the inner loop."""
-    s, z = _params(scale, zero_point, 0, 255)
-    flat = _flat(x)
-    if out is None:
-        out = np.empty(x.shape, np.float32)
-    elif out.shape != x.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {x.shape}")
-    _quantize_f32(flat, s, z, out.reshape(-1))
-    return out
+    return _codes_of(_quantize_f32, x, scale, zero_point, out, np.float32)
 
 
 def codes_inplace(x: np.ndarray, scale: float, zero_point: int, lo: int = 0, hi: int = 255) -> np.ndarray:

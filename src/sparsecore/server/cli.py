@@ -15,13 +15,13 @@ interface).
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
 from pathlib import Path
 
 from sparsecore.cli.parser import OneLineArgumentParser, user_errors
+from sparsecore.deploy.engines import bind_to_cores
 from sparsecore.errors import SparsecoreError
 from sparsecore.server.config import ENGINES, ServerConfig, check_routes, endpoint_from_dict, from_file
 
@@ -98,11 +98,8 @@ def _check_port(host: str, port: int) -> None:
 
 
 def _pin(config: ServerConfig) -> None:
-    if config.num_cores is None or config.engine_thread_pinning == "none" or not hasattr(os, "sched_setaffinity"):
-        return
-    available = sorted(os.sched_getaffinity(0))
-    if config.num_cores < len(available):
-        os.sched_setaffinity(0, available[:config.num_cores])
+    if config.engine_thread_pinning != "none":
+        bind_to_cores(config.num_cores)
 
 
 def main(argv: list[str] | None = None) -> None:

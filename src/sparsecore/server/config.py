@@ -76,15 +76,20 @@ def _route(route, where: str) -> str | None:
     return "/" + route.strip("/")
 
 
+def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
+    """One error naming the keys outside ``allowed`` (DeepSparse features with nothing to do here said so)."""
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        kind = "not supported by sparsecore.server" if set(unknown) <= UNSUPPORTED else "unknown"
+        _fail(f"{kind} key(s) {', '.join(unknown)}", where, f"use only {', '.join(sorted(allowed))}")
+
+
 def endpoint_from_dict(raw, index: int, where: str) -> Endpoint:
     """An :class:`Endpoint` from one entry of a config's ``endpoints`` list."""
     here = f"{where}: endpoints[{index}]"
     if not isinstance(raw, dict):
         _fail("an endpoint is not a mapping", here, "give task, model and optionally name, route, batch_size")
-    unknown = sorted(set(raw) - ENDPOINT_KEYS)
-    if unknown:
-        kind = "not supported by sparsecore.server" if set(unknown) <= UNSUPPORTED else "unknown"
-        _fail(f"{kind} key(s) {', '.join(unknown)}", here, f"use only {', '.join(sorted(ENDPOINT_KEYS))}")
+    _check_keys(raw, ENDPOINT_KEYS, here)
     for key in ("task", "model"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             _fail(f"{key} is missing or not a string", here, f"add {key}: ...")
@@ -137,10 +142,7 @@ def from_file(path: Path) -> ServerConfig:
         _fail(f"not valid YAML ({str(exc).splitlines()[0]})", where, "fix the file's syntax")
     if not isinstance(raw, dict):
         _fail("the config is not a mapping", where, "give num_cores, num_workers and endpoints")
-    unknown = sorted(set(raw) - TOP_KEYS)
-    if unknown:
-        kind = "not supported by sparsecore.server" if set(unknown) <= UNSUPPORTED else "unknown"
-        _fail(f"{kind} key(s) {', '.join(unknown)}", where, f"use only {', '.join(sorted(TOP_KEYS))}")
+    _check_keys(raw, TOP_KEYS, where)
     endpoints = raw.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
         _fail("endpoints is missing or empty", where, "list at least one endpoint with task and model")
