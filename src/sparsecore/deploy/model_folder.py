@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnx
 
+from sparsecore.deploy.graph_checks import GraphFacts, check_graph
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import Family, family_of
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo
@@ -19,9 +20,10 @@ REQUIRED_INPUTS = ("input_ids", "attention_mask")
 class Deployment:
     """A checked deployment folder: where its files are and how to feed and read its graph.
 
-    ``id2label``/``problem_type``/``max_positions`` come from ``config.json``;
-    ``default_sequence_length`` and ``text_pairs`` from ``sparsecore_deployment.json`` (defaults when
-    absent); ``input_names`` are the ONNX graph's inputs.
+    ``id2label``/``problem_type`` come from ``config.json``; ``max_positions`` is the longest sequence its
+    position table holds (RoBERTa-style positions start past the padding id); ``default_sequence_length`` and
+    ``text_pairs`` from ``sparsecore_deployment.json`` (defaults when absent); ``input_names`` are the ONNX graph's
+    inputs; ``facts`` the embedding table sizes :func:`sparsecore.deploy.graph_checks.check_inputs` checks.
     """
 
     folder: Path
@@ -33,10 +35,22 @@ class Deployment:
     input_names: tuple[str, ...]
     text_pairs: bool
     family: Family
+    facts: GraphFacts = GraphFacts(None, None, None)
+
+    @property
+    def position_offset(self) -> int:
+        """The first position id a sequence uses: past the padding id for RoBERTa-style positions, else 0."""
+        if self.family.positions != "after_padding":
+            return 0
+        pad = _json(self.folder / "config.json").get("pad_token_id")
+        return (pad if isinstance(pad, int) and pad >= 0 else 0) + 1
 
 
 def locate(model_path: str | Path) -> Deployment:
-    """``model_path``: a deployment folder, a trained folder holding ``deployment/``, or a ``.onnx`` file."""
+    """``model_path``: a deployment folder, a trained folder holding ``deployment/``, or a ``.onnx`` file.
+
+    The graph is checked against ``config.json`` (:func:`sparsecore.deploy.graph_checks.check_graph`) before any
+    engine reads it."""
     path = Path(model_path).expanduser()
     if path.is_file() and path.suffix == ".onnx":
         folder, onnx_path = path.parent, path
@@ -58,10 +72,13 @@ def locate(model_path: str | Path) -> Deployment:
     config = _json(folder / "config.json")
     family = family_of(config.get("model_type"), str(folder / "config.json"))
     id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
-    inputs = _check_classifier(onnx_path, len(id2label) or None)
-    return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
-                      int(config.get("max_position_embeddings", 512)), meta.sequence_length, inputs, meta.text_pairs,
-                      family)
+    model = _read_onnx(onnx_path)
+    inputs = _check_classifier(model, onnx_path, len(id2label) or None)
+    facts = check_graph(model, config, family, len(id2label) or None, onnx_path)
+    deployment = Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
+                            512, meta.sequence_length, inputs, meta.text_pairs, family, facts)
+    positions = facts.position_rows or int(config.get("max_position_embeddings") or 512)
+    return replace(deployment, max_positions=max(1, positions - deployment.position_offset))
 
 
 def random_feeds(deployment: Deployment, batch: int, seq: int, seed: int = 0) -> dict:
@@ -86,18 +103,25 @@ def _json(path: Path) -> dict:
     return data
 
 
-def _check_classifier(onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:
+def _read_onnx(onnx_path: Path) -> onnx.ModelProto:
     try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
+        return onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends for non-ONNX bytes
         raise SparsecoreError(f"not a readable ONNX file ({type(exc).__name__})", str(onnx_path),
                               "pass the model.onnx written by export_onnx") from None
+
+
+def _check_classifier(model: onnx.ModelProto, onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:
     inputs = tuple(i.name for i in model.graph.input)
     outputs = model.graph.output
     missing = [n for n in REQUIRED_INPUTS if n not in inputs]
     dims = outputs[0].type.tensor_type.shape.dim if outputs else []
     last = dims[-1].dim_value if dims else 0
-    if missing or len(outputs) != 1 or len(dims) != 2 or (num_labels and last and last != num_labels):
+    if num_labels and not missing and len(outputs) == 1 and len(dims) == 2 and last and last != num_labels:
+        raise SparsecoreError(f"the graph outputs {last} scores per example but config.json's id2label names "
+                              f"{num_labels} labels", str(onnx_path), "re-export the model (its config.json and "
+                              "model.onnx come from different models)")
+    if missing or len(outputs) != 1 or len(dims) != 2:
         raise SparsecoreError("ONNX model is not a text classifier (inputs input_ids/attention_mask, one "
                               f"(batch, labels) output; found inputs {list(inputs)}, {len(outputs)} output(s))",
                               str(onnx_path), "export the classifier with sparsecore.transformers.export_onnx")

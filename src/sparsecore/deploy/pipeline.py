@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sparsecore.deploy.engines import make_engine
+from sparsecore.deploy.graph_checks import check_inputs
 from sparsecore.deploy.model_folder import Deployment, locate
 from sparsecore.errors import SparsecoreError
 
@@ -80,6 +81,8 @@ class TextClassificationPipeline:
                                   "re-export the model (export_onnx writes tokenizer.json)") from None
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
+        check_inputs(deployment.facts, self.tokenizer.get_vocab_size(with_added_tokens=True),
+                     self.buckets[-1] + deployment.position_offset, deployment.text_pairs, deployment.onnx_path)
         self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets, num_streams, num_cores)
         self.num_streams = num_streams
         self._executor = None
