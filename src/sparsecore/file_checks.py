@@ -132,6 +132,16 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def write_refused(exc: BaseException) -> OSError | None:
+    """The ``OSError`` in ``exc``'s chain that is a read-only file system or a refused permission, else None."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def snapshot(folder: Path) -> set[Path]:
     """Every path below ``folder`` now (to remove later only what a run added)."""
     return set(folder.rglob("*")) if folder.is_dir() else set()

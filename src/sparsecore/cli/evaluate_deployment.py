@@ -10,6 +10,7 @@ Prints and writes ``eval_onnx_results.json`` into the deployment folder: the sam
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from sparsecore.cli.parser import OneLineArgumentParser, user_errors
@@ -29,6 +30,7 @@ def evaluate(model_path, task_name: str, glue_dir=None, engine="onnxruntime", ba
     if folder is None:
         raise SparsecoreError(f"no data for task {task_name!r}", "--glue_dir", "pass --glue_dir or set SPARSECORE_GLUE_DIR")
     data = load_data(task_name=spec.name, glue_dir=folder)
+    sys.stderr.write("".join(f"note: {note}\n" for note in data.notes))
     if max_eval_samples is not None and max_eval_samples < 1:
         raise SparsecoreError(f"--max_eval_samples is {max_eval_samples}", "--max_eval_samples", "use a positive integer")
     pipe = Pipeline.create(model_path=model_path, engine=engine, batch_size=batch_size, sequence_length=sequence_length)

@@ -1,6 +1,7 @@
-"""``sparsecore.transformers.export_onnx``: a trained folder → ``<folder>/deployment/``.
+"""``sparsecore.transformers.export_onnx``: a trained folder → ``<folder>/deployment/`` (or ``--output_dir``).
 
     python -m sparsecore.transformers.export_onnx --model_path out/sst2-gmp80 --task text-classification
+    python -m sparsecore.transformers.export_onnx --model_path /models/read-only --output_dir exports/gmp80
 
 Writes model.onnx (dynamic batch and sequence axes), config.json, tokenizer files, recipe.yaml,
 validation.json (checker + ONNX Runtime vs PyTorch on real inputs) and, with

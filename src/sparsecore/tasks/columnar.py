@@ -73,30 +73,32 @@ def unlabeled(ds, col: str, names: list[str]) -> bool:
 
 
 def check_texts(ds, cols: Sequence[str], path, non_strings: dict) -> None:
-    """Every value of the text columns is a string; else the one-line error naming the first row that is not."""
+    """Every value of the text columns is a string or null (an empty cell); else the one-line error naming the
+    first row that is not."""
     for c in cols:
         arr = arrow_column(ds, c)
         bad = None
-        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-            bad = (0, type(arr[0].as_py()).__name__) if len(arr) else None
+        if not (is_string_type(arr.type) or pa.types.is_null(arr.type)):
+            first = int(np.flatnonzero(pc.is_valid(arr).to_numpy(zero_copy_only=False))[0]) if len(arr) else 0
+            bad = (first, type(arr[first].as_py()).__name__) if len(arr) else None
         elif c in non_strings:
             bad = tuple(non_strings[c])
-        if arr.null_count:
-            row = int(np.flatnonzero(pc.is_null(arr).to_numpy())[0])
-            if bad is None or row < bad[0]:
-                bad = (row, "NoneType")
         if bad is not None:
             raise SparsecoreError(f"text column {c!r} holds a {bad[1]}, not a string", f"{path}, row {bad[0] + 1}",
                                   "make every text value a string")
 
 
+def is_string_type(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 def is_text_column(ds, col: str) -> bool:
-    """All values are strings and not all of them are numbers (a column of ids is not text)."""
+    """All values are strings or null, and some string is not a number (a column of ids is not text)."""
     arr = arrow_column(ds, col)
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or arr.null_count:
+    if not is_string_type(arr.type):
         return False
     it = iter(arr.to_pylist() if len(arr) <= SCAN_ROWS else _batches(arr))
-    return any(_number(v) is None for v in it)
+    return any(v is not None and _number(v) is None for v in it)
 
 
 def _batches(arr: pa.ChunkedArray):

@@ -15,6 +15,8 @@ outside them are an error. A test split whose labels are all empty or all -1 (th
 test convention) gets ``labels=None``, as does one without the label column. A label column that is a
 ``datasets.ClassLabel`` (hub and saved datasets) gives the class names.
 ``validation_ratio`` / ``eval_on_test`` choose the evaluation split (``splitting.choose_eval``).
+Rows with an empty text are dropped from train and eval splits before labels are read, kept in test
+(``empty_text``); ``DataBundle.notes`` says so.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ import numpy as np
 from sparsecore.errors import SparsecoreError
 from sparsecore.tasks.columnar import check_texts, encode_labels, infer, texts, unlabeled
 from sparsecore.tasks.columns import _check_same_columns, _require_columns, _text_columns
+from sparsecore.tasks.empty_text import check_share, dropped_note, empty_rows, filled, kept_note, renumbered
 from sparsecore.tasks.glue import SINGLE_LABEL, TaskSpec, get_task
 from sparsecore.tasks.hub import load_splits
 from sparsecore.tasks.labels import _custom_label_encoder, _encode_class_ids, _encode_glue
@@ -82,6 +86,7 @@ class DataBundle:
     train: Split | None
     evals: dict[str, Split]  # split name -> Split
     test: Split | None
+    notes: tuple[str, ...] = ()  # what loading decided (rows dropped), for the caller to show as notes
 
 
 def sample_glue_dir() -> Path:
@@ -151,22 +156,63 @@ def load_data(
     if test_src is not None:
         _require_columns(test_src[1].ds.column_names, test_src[0], text_cols, "test")
 
-    problem_type, names, encode = _label_encoder(spec, ref.ds, label_col, f"{ref_path}, column {label_col!r}",
-                                                 ref_name)
+    notes: list[str] = []
+    kept: dict[str, np.ndarray] = {}  # split name -> the source rows kept, where empty rows were dropped
+    train_src = _without_empty(train_src, "train", text_cols, notes, kept) if train_src is not None else None
+    eval_srcs = {n: _without_empty(src, n, text_cols, notes, kept) for n, src in eval_srcs.items()}
+    test_src = _without_empty(test_src, "test", text_cols, notes, kept) if test_src is not None else None
+    ref = (train_src if train_src is not None else eval_srcs[ref_name])[1]
+
+    with _source_rows(kept.get(ref_name)):
+        problem_type, names, encode = _label_encoder(spec, ref.ds, label_col, f"{ref_path}, column {label_col!r}",
+                                                     ref_name)
 
     def split(src: tuple[str, Table], name: str) -> Split:
         path, t = src
-        check_texts(t.ds, text_cols, path, t.non_strings)
         if label_col not in t.ds.column_names or (name == "test" and unlabeled(t.ds, label_col, names)):
             return Split(t.ds, text_cols, None, t.key)
-        return Split(t.ds, text_cols, encode_labels(t.ds, label_col, encode, f"{path}, column {label_col!r}"), t.key)
+        with _source_rows(kept.get(name)):
+            labels = encode_labels(t.ds, label_col, encode, f"{path}, column {label_col!r}")
+        return Split(t.ds, text_cols, labels, t.key)
 
     train = split(train_src, "train") if train_src is not None else None
     evals = {n: split(src, n) for n, src in eval_srcs.items()}
     test = split(test_src, "test") if test_src is not None else None
     train, evals = choose_eval(train, evals, test, problem_type, validation_ratio, eval_on_test)
     return DataBundle(task_name=spec.name if spec else None, problem_type=problem_type, label_names=names,
-                      text_columns=text_cols, train=train, evals=evals, test=test)
+                      text_columns=text_cols, train=train, evals=evals, test=test, notes=tuple(notes))
+
+
+def _without_empty(src: tuple[str, Table], name: str, cols: tuple[str, ...], notes: list[str],
+                   kept: dict[str, np.ndarray]) -> tuple[str, Table]:
+    """``src`` after its texts are checked: rows with an empty text dropped (the test split: kept, nulls read as
+    ``""``, refused only when every row is empty), a note in ``notes`` when there were any, the kept rows in
+    ``kept[name]``. See ``empty_text``."""
+    path, t = src
+    check_texts(t.ds, cols, path, t.non_strings)
+    empty = empty_rows(t.ds, cols)
+    n_empty, n = int(empty.sum()), len(empty)
+    if n_empty == 0:
+        return src
+    if name == "test":
+        check_share(n_empty, n, cols, name, path, everything=True)
+        notes.append(kept_note(n_empty, n, cols, path))
+        return path, replace(t, ds=filled(t.ds, cols), key=f"{t.key}[nulls as empty]")
+    check_share(n_empty, n, cols, name, path)
+    notes.append(dropped_note(n_empty, n, cols, name, path))
+    kept[name] = keep = np.flatnonzero(~empty)
+    return path, replace(t, ds=t.ds.select(keep), key=f"{t.key}[non-empty {','.join(cols)}]")
+
+
+@contextmanager
+def _source_rows(kept: np.ndarray | None):
+    """Errors raised inside name the source's row rather than the row among the ``kept`` ones."""
+    try:
+        yield
+    except SparsecoreError as e:
+        if kept is None:
+            raise
+        raise renumbered(e, kept) from None
 
 
 def _label_encoder(spec: TaskSpec | None, ds, label_col: str, where: str, ref_name: str):

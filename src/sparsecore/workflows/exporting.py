@@ -1,4 +1,4 @@
-"""``export``: a trained folder → ``<folder>/deployment/``, as a Python call (the export CLI's twin).
+"""``export``: a trained folder → ``<folder>/deployment/`` or ``output_dir``, as a Python call (the CLI's twin).
 
     from sparsecore.workflows import export
     result = export(model_path="out/gmp80", num_export_samples=4)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,10 @@ from sparsecore.file_checks import (
     check_tokenizer_files,
     check_vocabulary,
     check_weights,
+    check_writable,
     is_disk_full,
     read_json_object,
+    write_refused,
 )
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
 
@@ -56,17 +59,64 @@ def export(**flags) -> ExportResult:
 
 
 def run(args: ExportArguments) -> ExportResult:
-    """:func:`export` on parsed arguments (the CLI's entry); a full disk is one error, the old deployment kept."""
+    """:func:`export` on parsed arguments (the CLI's entry); a full disk or a folder that cannot be written is one
+    error, the old deployment kept."""
     try:
         return _run(args)
     except Exception as exc:
+        target, where = _target(args)
         if is_disk_full(exc):  # atomic_folder already removed the partial temporary folder
-            raise SparsecoreError(f"no space left on the disk of {args.model_path}", "--model_path",
-                                  "free some space; the previous deployment/ (if any) is unchanged") from None
+            raise SparsecoreError(f"no space left on the disk of {target.parent}", where,
+                                  "free some space; the previous deployment (if any) is unchanged") from None
+        refused = None if isinstance(exc, SparsecoreError) else write_refused(exc)
+        if refused is not None and _writes_target(refused.filename, target):
+            raise SparsecoreError(f"{target.parent} is not writable ({refused.strerror})", where,
+                                  _elsewhere(args)) from None
         raise
 
 
-def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
+def _target(args: ExportArguments) -> tuple[Path, str]:
+    """(the deployment folder to write, the flag that names it)."""
+    if args.output_dir:
+        return Path(args.output_dir).expanduser(), f"--output_dir {args.output_dir}"
+    return Path(args.model_path).expanduser() / DEPLOYMENT, f"--model_path {args.model_path}"
+
+
+def _elsewhere(args: ExportArguments) -> str:
+    if args.output_dir:
+        return "choose an --output_dir you can write to; nothing was written"
+    return (f"export elsewhere with --output_dir DIR (a new folder you can write to); the existing {DEPLOYMENT}/ "
+            "is unchanged")
+
+
+def _writes_target(filename, target: Path) -> bool:
+    """``filename`` (of a refused write) is what writing ``target`` touches: the folder, a folder above it, or its
+    temporary and parked siblings ``.<name>-*`` (see ``atomic_folder``) and what they hold."""
+    if not filename:
+        return False
+    path, target = Path(os.path.abspath(os.fsdecode(filename))), Path(os.path.abspath(target))
+    if path == target or path in target.parents:
+        return True
+    return any(p.parent == target.parent and (p.name == target.name or p.name.startswith(f".{target.name}-"))
+               for p in (path, *path.parents))
+
+
+def _check_target(args: ExportArguments, model_dir: Path) -> Path:
+    """The deployment folder to write, after checking that it can be written and replaced."""
+    target, where = _target(args)
+    if args.output_dir:
+        out, model = target.resolve(), model_dir.resolve()
+        if out == model or out in model.parents:
+            raise SparsecoreError("--output_dir holds the model folder (the export replaces the whole folder)",
+                                  where, f"choose a new folder outside {model_dir}")
+        if target.is_dir() and any(target.iterdir()) and not (target / DeploymentInfo.FILE).is_file():
+            raise SparsecoreError("--output_dir exists and is not an earlier export (the export replaces the "
+                                  "whole folder)", where, "choose a new or empty folder, or an earlier export's")
+    check_writable(target.parent, where, _elsewhere(args))
+    return target
+
+
+def _check(args: ExportArguments) -> tuple[Path, Path, int, TrainingInfo | None]:
     model_dir = Path(args.model_path).expanduser()
     if not (model_dir / "config.json").is_file():
         raise SparsecoreError("not a model folder (no config.json)", f"--model_path {args.model_path}",
@@ -92,7 +142,7 @@ def _check(args: ExportArguments) -> tuple[Path, int, TrainingInfo | None]:
     if not 1 <= length <= limit:
         raise SparsecoreError(f"--sequence_length {length} is outside 1..{limit}", "--sequence_length",
                               f"use a length the model supports (at most {limit})")
-    return model_dir, length, trained
+    return model_dir, _check_target(args, model_dir), length, trained
 
 
 def _run(args: ExportArguments) -> ExportResult:
@@ -117,7 +167,7 @@ def _run(args: ExportArguments) -> ExportResult:
     from sparsecore.export.qdq_to_integer import finish_quantized
     from sparsecore.selectors import ALL_PRUNABLE, resolve_params
 
-    model_dir, length, trained = _check(args)
+    model_dir, target, length, trained = _check(args)
     steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
     model, tokenizer, _, quant = load_for_export(model_dir)
     check_vocabulary(len(tokenizer), getattr(model.config, "vocab_size", None), f"--model_path {args.model_path}")
@@ -136,7 +186,7 @@ def _run(args: ExportArguments) -> ExportResult:
         with torch.no_grad():
             return wrapper(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
 
-    with atomic_folder(model_dir / DEPLOYMENT) as tmp:
+    with atomic_folder(target) as tmp:
         onnx_path = tmp / args.onnx_file_name
         sample = {n: torch.from_numpy(v) for n, v in cases[0].items()}
         with quant.exporting() if quant is not None else contextlib.nullcontext():
@@ -164,9 +214,8 @@ def _run(args: ExportArguments) -> ExportResult:
         DeploymentInfo(sequence_length=length, onnx_file_name=args.onnx_file_name, text_pairs=pairs).write(tmp)
         steps.update()
     steps.close()
-    deployment = model_dir / DEPLOYMENT
-    report["deployment"] = str(deployment)
-    return ExportResult(deployment, deployment / args.onnx_file_name, report)
+    report["deployment"] = str(target)
+    return ExportResult(target, target / args.onnx_file_name, report)
 
 
 def summary(result: ExportResult) -> str:

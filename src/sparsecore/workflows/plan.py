@@ -97,7 +97,7 @@ def _data(data_args, cache_dir) -> tuple[DataBundle, list[str]]:
                        dataset_name=data_args.dataset_name, dataset_config_name=data_args.dataset_config_name,
                        validation_ratio=data_args.validation_ratio, eval_on_test=data_args.eval_on_test,
                        cache_dir=cache_dir, overwrite_cache=data_args.overwrite_cache)
-    return bundle, notes
+    return bundle, notes + list(bundle.notes)
 
 
 def _teacher(value: str, cache_dir) -> str:

@@ -26,6 +26,7 @@ import torch
 from sparsecore.adapters.arguments import SensitivityArguments, call_arguments
 from sparsecore.errors import SparsecoreError
 from sparsecore.export.deployment import atomic_folder
+from sparsecore.file_checks import check_writable
 from sparsecore.folders import TrainingInfo
 from sparsecore.joint_allocation import search
 from sparsecore.report import plot_sensitivity
@@ -72,6 +73,7 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     out = Path(args.output_dir) if args.output_dir else model_path / "sensitivity"
     if out.exists() and not args.overwrite_output_dir:
         raise SparsecoreError("output folder exists", str(out), "pass --overwrite_output_dir or another --output_dir")
+    check_writable(out.parent, f"--output_dir {out}", "pass --output_dir with a folder you can write to")
     info = TrainingInfo.read(model_path)
     task = args.task_name or (info.task_name if info else None)
     if task is None:

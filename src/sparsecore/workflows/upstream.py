@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsecore.errors import SparsecoreError
+from sparsecore.file_checks import check_writable
 
 log = logging.getLogger("sparsecore")
 OBJECTIVES = ("auto", "mlm", "distill")
@@ -104,6 +105,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
     if out.exists() and any(out.iterdir()) and resume_from_checkpoint is None:
         raise SparsecoreError("output_dir exists and is not empty", f"--output_dir {out}",
                               "pick a new folder, or pass --resume_from_checkpoint to continue a run there")
+    check_writable(out, f"--output_dir {out}", "choose a folder you can write to")
     seed_everything(seed)
     path = resolve_model_path(model_name_or_path)
     texts, corpus = read_corpus(list(train_file), text_column, max_train_samples)
@@ -117,7 +119,8 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
     features = datasets.Dataset.from_dict({"text": texts}).map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_seq_length), batched=True,
         remove_columns=["text"], desc="tokenizing")
-    epochs = plan.num_epochs if plan is not None and plan.num_epochs else training_args.pop("num_train_epochs", 1.0)
+    given_epochs = training_args.pop("num_train_epochs", 1.0)
+    epochs = plan.num_epochs if plan is not None and plan.num_epochs else given_epochs
     args = training_arguments(output_dir=str(out), num_train_epochs=epochs, learning_rate=learning_rate,
                               per_device_train_batch_size=per_device_train_batch_size, seed=seed,
                               **{"save_strategy": "epoch", **training_args})
