@@ -17,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def ort_session(onnx_path: str | Path, threads: int | None = None, ops: set[str] | None = None):
-    """An ``onnxruntime.InferenceSession`` on the CPU with exact integer matmuls.
+def ort_session(onnx_path: str | Path | bytes, threads: int | None = None, ops: set[str] | None = None):
+    """An ``onnxruntime.InferenceSession`` on the CPU with exact integer matmuls (``onnx_path``: a file, or a
+    serialized model with its ``ops`` given).
 
     On a CPU without VNNI, graphs with ``MatMulInteger`` get ``session.x64quantprecision`` and QDQ graphs
     ``session.disable_quant_qdq``; every other graph (float, or any graph on a VNNI CPU) uses the defaults.
@@ -36,7 +37,8 @@ def ort_session(onnx_path: str | Path, threads: int | None = None, ops: set[str]
             options.add_session_config_entry("session.disable_quant_qdq", "1")
     if threads is not None:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    model = onnx_path if isinstance(onnx_path, bytes) else str(onnx_path)
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def op_types(onnx_path: str | Path) -> set[str]:

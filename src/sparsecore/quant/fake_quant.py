@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsecore.quant.lockstep import active
 from sparsecore.quant.observers import OBSERVERS
 from sparsecore.quant.primitives import choose_qparams, fake_quantize, quantize
 from sparsecore.quant.scheme import QuantArgs
@@ -56,6 +57,8 @@ class FakeQuantize(nn.Module):
         scale, zero_point = self.qparams()
         if torch.onnx.is_in_onnx_export():
             return self.export_node(x, scale, zero_point, transpose)
+        if not self.is_weight and (lockstep := active()) is not None:
+            return lockstep.take(x, scale, zero_point, self.qmin, self.qmax)
         return fake_quantize(x, scale, zero_point, self.qmin, self.qmax, self.axis)
 
     def export_node(self, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor,

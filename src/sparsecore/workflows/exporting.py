@@ -165,6 +165,7 @@ def _run(args: ExportArguments) -> ExportResult:
         validate_onnx,
     )
     from sparsecore.export.qdq_to_integer import finish_quantized
+    from sparsecore.quant.lockstep import in_lockstep
     from sparsecore.selectors import ALL_PRUNABLE, resolve_params
 
     model_dir, target, length, trained = _check(args)
@@ -186,6 +187,7 @@ def _run(args: ExportArguments) -> ExportResult:
         with torch.no_grad():
             return wrapper(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
 
+
     with atomic_folder(target) as tmp:
         onnx_path = tmp / args.onnx_file_name
         sample = {n: torch.from_numpy(v) for n, v in cases[0].items()}
@@ -197,7 +199,8 @@ def _run(args: ExportArguments) -> ExportResult:
             onnx_model, converted = finish_quantized(onnx_path, args.quantized_format)
         steps.update()
         tolerance = QUANTIZED if quant is not None else Tolerance(atol=declared.export_atol)
-        report = validate_onnx(onnx_path, cases, reference, tolerance)
+        lockstep = in_lockstep(reference) if quant is not None else None
+        report = validate_onnx(onnx_path, cases, reference, tolerance, lockstep)
         weights = [p.detach().numpy() for _, p in resolve_params(model, (ALL_PRUNABLE,), "export")]
         report["sparsity_preserved"] = sparsity_preserved(weights, onnx_model, quantized=quant is not None)
         if not report["sparsity_preserved"]:
@@ -221,10 +224,16 @@ def _run(args: ExportArguments) -> ExportResult:
 def summary(result: ExportResult) -> str:
     """One line on what the validation measured (the CLI prints it)."""
     r = result.report
-    agreement = (f", label agreement {r['label_agreement']:.1%} on {r['decisive_rows']} decisive rows "
-                 f"({r['label_agreement_all_rows']:.1%} on all {r['rows']})") if result.quantized else ""
-    return (f"validation: ONNX checker passed; ONNX Runtime vs PyTorch{' fake-quant' if result.quantized else ''} "
-            f"max |Δlogit| {r['max_abs_diff']:.2e} ≤ {r['atol']:.2g} over {len(r['cases'])} batches{agreement}")
+    if not result.quantized:
+        return (f"validation: ONNX checker passed; ONNX Runtime vs PyTorch max |Δlogit| {r['max_abs_diff']:.2e} ≤ "
+                f"{r['atol']:.2g} over {len(r['cases'])} batches")
+    step, free = r["lockstep"], r["free_running"]
+    return (f"validation: ONNX checker passed; ONNX Runtime vs PyTorch fake-quant in lockstep: all "
+            f"{step['codes_checked']:,} activation codes are roundings of the model's values (worst "
+            f"{step['worst_code_distance']:.1e} step past ½), max |Δlogit| {r['max_abs_diff']:.2e} ≤ {r['atol']:.2g} "
+            f"over {len(r['cases'])} batches; free-running: median |Δlogit| {free['median_abs_diff']:.1e}, label "
+            f"agreement {free['label_agreement']:.1%} on {free['decisive_rows']} decisive rows "
+            f"({free['label_agreement_all_rows']:.1%} on all {free['rows']})")
 
 
 def _validation_texts(pairs: bool, limit: int | None) -> list[tuple[str, ...]]:
