@@ -144,12 +144,11 @@ def test_position_table_bounds_the_sequence_length(tiny_deployment, tmp_path):
         Pipeline.create(model_path=folder, sequence_length=32)
 
 
-def test_roberta_positions_leave_room_for_the_padding_offset(tiny_deployment, tmp_path):
-    """RoBERTa-style positions start at pad_token_id + 1: a 64-row table holds sequences of 62 tokens."""
-    from sparsecore.deploy.model_folder import locate
-
-    folder = _tampered(tiny_deployment, tmp_path, config={"model_type": "roberta", "pad_token_id": 1})
-    assert locate(folder).max_positions == 62
+def test_a_config_of_another_family_is_refused(tiny_deployment, tmp_path):
+    folder = _tampered(tiny_deployment, tmp_path, config={"model_type": "distilbert"})
+    with pytest.raises(SparsecoreError, match="the graph takes input_ids, attention_mask, token_type_ids but a "
+                                              "distilbert model takes input_ids, attention_mask"):
+        Pipeline.create(model_path=folder)
 
 
 def test_cli_on_a_tampered_folder_is_exit_2_with_one_line(tiny_deployment, tmp_path, capsys):

@@ -98,6 +98,10 @@ def test_prune_and_export(pruned):
     assert exported.report["passed"] and exported.report["sparsity_preserved"]
     graph = onnx.load(str(exported.onnx_path), load_external_data=False).graph
     assert tuple(i.name for i in graph.input) == family.onnx_inputs
+    from sparsecore.deploy.model_folder import locate
+
+    offset = 2 if family.positions == "after_padding" else 0  # RoBERTa positions start at pad_token_id + 1 = 2
+    assert locate(exported.deployment).max_positions == 80 - offset  # every family here has 80 position rows
 
 
 def test_pipeline_and_our_engine_agree(pruned):

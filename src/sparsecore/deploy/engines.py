@@ -64,7 +64,11 @@ class OnnxRuntimeEngine:
         cores = num_cores or len(available_cores())
         threads = None if num_cores is None and num_streams == 1 else max(1, cores // num_streams)
         ops = op_types(onnx_path)  # read once: the session's options and the padding rule both need them
-        self.session = ort_session(onnx_path, threads=threads, ops=ops)
+        self.onnx_path = onnx_path
+        try:
+            self.session = ort_session(onnx_path, threads=threads, ops=ops)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... for a graph it cannot load
+            raise runtime_refused("ONNX Runtime cannot load the graph", exc, onnx_path) from None
         self._slots = threading.Semaphore(num_streams)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.batch_size = batch_size
@@ -75,8 +79,19 @@ class OnnxRuntimeEngine:
         if self.trims:
             feeds = trim_padding(feeds)
         with self._slots:
-            return self.session.run(None, feeds)[0]
+            try:
+                return self.session.run(None, feeds)[0]
+            except Exception as exc:  # a graph that loads but cannot run these shapes (e.g. edited by hand)
+                raise runtime_refused("ONNX Runtime failed to run the graph", exc, self.onnx_path) from None
 
+
+
+def runtime_refused(what: str, exc: BaseException, onnx_path: Path) -> SparsecoreError:
+    """One line for a runtime's own error about a graph: its first line, shortened."""
+    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    return SparsecoreError(f"{what}: {detail}", str(onnx_path),
+                           "re-export the model with sparsecore.transformers.export_onnx (the file was changed or "
+                           "comes from another tool)")
 
 
 def trim_padding(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

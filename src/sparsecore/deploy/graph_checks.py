@@ -8,7 +8,8 @@ tensor the engines read with the shapes ``config.json`` and the family declarati
 - each block Linear's weight ``(K, N)`` (the exporter's transposed layout; float ``MatMul``, ``MatMulInteger`` or
   ``MatMul`` on a ``DequantizeLinear``), its bias and rescale ``(N,)``, the block count and each block's six Linears;
 - LayerNorm weights and biases, the head's two Linears (``Gemm`` or integer), ELECTRA's embedding projection;
-- quantizers: scales finite and positive, zero points int8/uint8 of the scale's size.
+- quantizers: scales finite and positive, zero points int8/uint8 of the scale's size;
+- every float32 initializer finite (no NaN or infinity).
 
 Graphs whose node names are not the exporter's (another tool's ONNX) are checked where the names match. The
 tokenizer and sequence-length checks need the Pipeline's settings: :func:`check_inputs`.
@@ -63,6 +64,11 @@ class Dimensions:
             raise SparsecoreError(f"config.json's hidden size {hidden} is not a multiple of its {heads} attention "
                                   "heads", where, _FIX)
         pad = config.get("pad_token_id")
+        if pad is not None and (not isinstance(pad, int) or isinstance(pad, bool) or pad < 0):
+            raise SparsecoreError(f"config.json has pad_token_id = {pad!r}, not a token id", where, _FIX)
+        eps = config.get("layer_norm_eps", 1e-12)
+        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 <= eps < 1:
+            raise SparsecoreError(f"config.json has layer_norm_eps = {eps!r}, not a small positive number", where, _FIX)
         return cls(hidden, heads, number("intermediate_size", "hidden_dim"), number("num_hidden_layers", "n_layers"),
                    number("embedding_size", default=hidden), number("vocab_size", required=False),
                    number("max_position_embeddings", required=False),
@@ -171,13 +177,27 @@ class _Checker:
                                   f"{onnx.TensorProto.DataType.Name(tensor.data_type).lower()} "
                                   f"of shape {_shape(tensor)}", self.where, _FIX)
 
-    def quantizer(self, node) -> None:
+    def quantizer(self, node, width: int | None = None) -> None:
+        """A QuantizeLinear/DequantizeLinear: scale positive, per-tensor or one value per channel of the axis
+        (``width``: the channels, when the caller knows them), zero point to match."""
         scale = self.g.init(node.input[1]) if len(node.input) > 1 else None
         if scale is None:
             return
         self.positive(scale, f"{node.op_type} scale")
+        data = self.g.init(node.input[0])
+        if width is None and data is not None and len(_shape(data)) == 2:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            width = _shape(data)[axis] if -2 <= axis < 2 else None
+        per_channel = int(np.prod(_shape(scale))) > 1
+        if len(_shape(scale)) > 1 or (per_channel and width is not None and _shape(scale) != (width,)):
+            raise SparsecoreError(f"{node.op_type} scale ({scale.name}) has shape {_shape(scale)}, expected one value "
+                                  f"or one per channel ({width})", self.where, _FIX)
         if len(node.input) > 2 and node.input[2]:
             self.zero_point(node.input[2], f"{node.op_type} zero point", int(np.prod(_shape(scale)) or 1))
+            zero = self.g.init(node.input[2])
+            if zero is not None and _shape(zero) != _shape(scale):
+                raise SparsecoreError(f"{node.op_type} zero point ({zero.name}) has shape {_shape(zero)}, its scale "
+                                      f"{_shape(scale)}", self.where, _FIX)
 
 
 def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels: int | None,
@@ -204,6 +224,9 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
                          if f"/{t}/" in node.name), "word_embeddings" if node.input[1] == "input_ids" else None)
             if name:
                 tables[name] = g.init(node.input[0])
+                after = g.users.get(node.output[0], [])
+                if len(after) == 1 and after[0].op_type == "DequantizeLinear":
+                    c.quantizer(after[0], d.embedding)
         if op not in ("MatMul", "MatMulInteger", "Gemm") or len(node.input) < 2 or g.weight(node.input[1]) is None:
             continue
         suffix = {"MatMul": "MatMul", "MatMulInteger": "MatMul_integer", "Gemm": "Gemm"}[op]
@@ -220,6 +243,7 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
             c.linear(node, family.head[k], *head_sizes[k], f"hidden_size {h}, {num_labels} labels")
         elif node.name.endswith(f"embeddings_project/{suffix}"):
             c.linear(node, "embeddings_project", d.embedding, h, f"embedding_size {d.embedding}, hidden_size {h}")
+    _check_finite(model, where)
     if found and (set(found) != set(range(d.layers)) or any(v != set(ROLES) for v in found.values())):
         block = next(i for i in range(d.layers) if found.get(i) != set(ROLES))
         missing = [r for r in ROLES if r not in found.get(block, set())]
@@ -238,6 +262,19 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
     rows_of = {name: _shape(t)[0] for name, t in tables.items()}
     return GraphFacts(rows_of.get("word_embeddings"), rows_of.get("position_embeddings"),
                       rows_of.get("token_type_embeddings"))
+
+
+def _check_finite(model: onnx.ModelProto, where: str) -> None:
+    """Every float32 initializer holds finite numbers (read in place, no copy)."""
+    for tensor in model.graph.initializer:
+        if tensor.data_type != onnx.TensorProto.FLOAT or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            continue
+        values = np.frombuffer(tensor.raw_data, np.float32) if tensor.raw_data else np.asarray(tensor.float_data)
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(values.sum())  # fast path; a sum that overflows is looked at value by value
+        if values.size and not finite and not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum())
+            raise SparsecoreError(f"tensor {tensor.name} holds {bad:,} NaN or infinite value(s)", where, _FIX)
 
 
 def _check_norms(c: _Checker, g: _Graph, family: Family, d: Dimensions) -> None:

@@ -71,10 +71,21 @@ def locate(model_path: str | Path) -> Deployment:
                                   "re-export with sparsecore.transformers.export_onnx (it writes tokenizer and config)")
     config = _json(folder / "config.json")
     family = family_of(config.get("model_type"), str(folder / "config.json"))
-    id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
+    id2label = _labels(config, folder / "config.json")
     model = _read_onnx(onnx_path)
-    inputs = _check_classifier(model, onnx_path, len(id2label) or None)
-    facts = check_graph(model, config, family, len(id2label) or None, onnx_path)
+    try:
+        inputs = _check_classifier(model, onnx_path, len(id2label) or None)
+        if set(inputs) != set(family.onnx_inputs):
+            raise SparsecoreError(f"the graph takes {', '.join(inputs)} but a {family.name} model takes "
+                                  f"{', '.join(family.onnx_inputs)} (config.json's model_type is "
+                                  f"{config.get('model_type')!r})", str(onnx_path),
+                                  "re-export the model: its config.json and model.onnx come from different models")
+        facts = check_graph(model, config, family, len(id2label) or None, onnx_path)
+    except SparsecoreError:
+        raise
+    except Exception as exc:  # a damaged file can parse into names that are not text, odd dims, ...
+        raise SparsecoreError(f"the ONNX file is damaged ({type(exc).__name__}: {str(exc)[:120]})", str(onnx_path),
+                              "re-export the model with sparsecore.transformers.export_onnx") from None
     deployment = Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
                             512, meta.sequence_length, inputs, meta.text_pairs, family, facts)
     positions = facts.position_rows or int(config.get("max_position_embeddings") or 512)
@@ -101,6 +112,29 @@ def _json(path: Path) -> dict:
     if not isinstance(data, dict):
         raise SparsecoreError(f"{path.name} is not a JSON object", str(path), "re-export the model")
     return data
+
+
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+
+
+def _labels(config: dict, path: Path) -> dict[int, str]:
+    """``id2label`` as ``{0: name, …}`` (keys 0..n-1), after checking it and ``problem_type``."""
+    raw = config.get("id2label") or {}
+    fix = "re-export the model (config.json's id2label maps \"0\", \"1\", … to label names)"
+    if not isinstance(raw, dict):
+        raise SparsecoreError(f"config.json's id2label is {type(raw).__name__}, not a mapping", str(path), fix)
+    try:
+        labels = {int(k): v for k, v in raw.items()}
+    except (TypeError, ValueError):
+        raise SparsecoreError(f"config.json's id2label has keys that are not label numbers: {list(raw)[:4]}",
+                              str(path), fix) from None
+    if sorted(labels) != list(range(len(labels))) or not all(isinstance(v, str) for v in labels.values()):
+        raise SparsecoreError("config.json's id2label must map 0..n-1 to label names", str(path), fix)
+    kind = config.get("problem_type")
+    if kind is not None and kind not in PROBLEM_TYPES:
+        raise SparsecoreError(f"config.json's problem_type {kind!r} is not one of {', '.join(PROBLEM_TYPES)}",
+                              str(path), "re-export the model")
+    return labels
 
 
 def _read_onnx(onnx_path: Path) -> onnx.ModelProto:

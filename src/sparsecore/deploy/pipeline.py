@@ -133,8 +133,13 @@ class TextClassificationPipeline:
         if self.deployment.text_pairs and any(isinstance(e, str) for e in examples):
             raise SparsecoreError("this model was trained on sentence pairs but got single texts", "Pipeline call",
                                   'pass [["text a", "text b"], ...]')
-        return np.concatenate([self.engine(self._features(examples[i:i + self.batch_size]))
-                               for i in range(0, len(examples), self.batch_size)])
+        logits = np.concatenate([self.engine(self._features(examples[i:i + self.batch_size]))
+                                 for i in range(0, len(examples), self.batch_size)])
+        if not np.isfinite(logits).all():
+            row = int(np.flatnonzero(~np.isfinite(logits).all(axis=1))[0])
+            raise SparsecoreError(f"the model's output for input {row} is not finite (NaN or infinity)",
+                                  str(self.deployment.onnx_path), "re-export the model: its weights overflow")
+        return logits
 
     def _features(self, batch: list) -> dict[str, np.ndarray]:
         encodings = self.tokenizer.encode_batch(batch)

@@ -91,6 +91,8 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
         return name if name in inits else None
 
     def array(name: str) -> np.ndarray:
+        if resolve(name) is None:
+            raise SparsecoreError(f"the export has no tensor {name}", str(onnx_path), _FIX)
         return numpy_helper.to_array(inits[resolve(name)]).astype(np.float32)
 
     def const(name: str) -> np.ndarray | None:
