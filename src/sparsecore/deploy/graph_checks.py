@@ -109,10 +109,6 @@ class _Graph:
             found = self.init(node.input[0])
         return found
 
-    def small(self, name: str) -> np.ndarray | None:
-        found = self.init(name) if name else None
-        return numpy_helper.to_array(found) if found is not None else None
-
     def next_op(self, tensor: str, op_type: str, hops: int = 3):
         """The constant operand of the first ``op_type`` node on the single-user chain after ``tensor``."""
         for _ in range(hops):
@@ -131,8 +127,8 @@ def _shape(tensor) -> tuple[int, ...]:
 
 
 class _Checker:
-    def __init__(self, graph: _Graph, dims: Dimensions, where: str) -> None:
-        self.g, self.d, self.where = graph, dims, where
+    def __init__(self, graph: _Graph, where: str) -> None:
+        self.g, self.where = graph, where
 
     def expect(self, tensor, what: str, want: tuple[int, ...], why: str) -> None:
         if tensor is not None and _shape(tensor) != want:
@@ -162,11 +158,13 @@ class _Checker:
                 self.positive(rescale, f"{what} rescale")
 
     def positive(self, tensor, what: str) -> None:
-        values = numpy_helper.to_array(tensor)
-        if values.dtype.kind != "f" or not np.all(np.isfinite(values)) or not np.all(values > 0):
-            bad = values.reshape(-1)[~(np.isfinite(values) & (values > 0)).reshape(-1)][:1] if values.dtype.kind == "f" \
-                else values.dtype
-            raise SparsecoreError(f"{what} ({tensor.name}) must be finite and positive, found {bad}", self.where, _FIX)
+        values = numpy_helper.to_array(tensor).reshape(-1)
+        if values.dtype.kind != "f":
+            raise SparsecoreError(f"{what} ({tensor.name}) must be float, found {values.dtype}", self.where, _FIX)
+        bad = values[~(np.isfinite(values) & (values > 0))]
+        if bad.size:
+            raise SparsecoreError(f"{what} ({tensor.name}) must be finite and positive, found {bad[:1]}", self.where,
+                                  _FIX)
 
     def zero_point(self, name: str, what: str, size: int | None = None) -> None:
         tensor = self.g.init(name)
@@ -207,7 +205,7 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
     where = str(onnx_path)
     d = Dimensions.of(config, where.rsplit("/", 1)[0] + "/config.json")
     g = _Graph(model)
-    c = _Checker(g, d, where)
+    c = _Checker(g, where)
     h, inner = d.hidden, d.intermediate
     sizes = {"query": (h, h), "key": (h, h), "value": (h, h), "attn_out": (h, h), "intermediate": (h, inner),
              "output": (inner, h)}
@@ -250,12 +248,13 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
         raise SparsecoreError(f"block {block} of num_hidden_layers = {d.layers} has no "
                               f"{', '.join(family.linears[r] for r in missing)} Linear in the graph", where, _FIX)
     _check_norms(c, g, family, d)
-    rows = {"word_embeddings": d.vocab, "position_embeddings": d.positions, "token_type_embeddings": d.type_vocab}
+    rows = {"word_embeddings": ("vocab_size", d.vocab), "position_embeddings": ("max_position_embeddings", d.positions),
+            "token_type_embeddings": ("type_vocab_size", d.type_vocab)}
     for name, table in tables.items():
-        if rows[name] is not None:
-            c.expect(table, name.replace("_", " ").removesuffix("s") + " table", (rows[name], d.embedding),
-                     f"{'vocab_size max_position_embeddings type_vocab_size'.split()[list(rows).index(name)]} "
-                     f"{rows[name]}, embedding width {d.embedding}")
+        key, count = rows[name]
+        if count is not None:
+            c.expect(table, name.replace("_", " ").removesuffix("s") + " table", (count, d.embedding),
+                     f"{key} {count}, embedding width {d.embedding}")
         elif len(_shape(table)) != 2 or _shape(table)[1] != d.embedding:
             raise SparsecoreError(f"{name} table ({table.name}) has shape {_shape(table)}, expected (rows, "
                                   f"{d.embedding})", where, _FIX)
@@ -265,7 +264,7 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
 
 
 def _check_finite(model: onnx.ModelProto, where: str) -> None:
-    """Every float32 initializer holds finite numbers (read in place, no copy)."""
+    """Every float32 initializer holds finite numbers."""
     for tensor in model.graph.initializer:
         if tensor.data_type != onnx.TensorProto.FLOAT or tensor.data_location == onnx.TensorProto.EXTERNAL:
             continue

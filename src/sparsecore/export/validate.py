@@ -116,7 +116,8 @@ def _lockstep(path: str | Path, cases: list[Feeds], lockstep: Lockstep, tol: Tol
         want, stats = lockstep(feeds, out[1:1 + len(names)], tol.code_tolerance)
         if stats.get("mismatch"):
             return {"checker": "passed", "passed": False, "cases": rows,
-                    "failed": f"the graph's activation quantizers do not line up with the model's ({stats['mismatch']})"}
+                    "failed": "the graph's activation quantizers do not line up with the model's "
+                              f"({stats['mismatch']})"}
         diff = float(np.max(np.abs(out[0] - want))) if want.size else 0.0
         diff = diff if np.isfinite(diff) else float("inf")
         batch, seq = next(iter(feeds.values())).shape
@@ -132,10 +133,11 @@ def _lockstep(path: str | Path, cases: list[Feeds], lockstep: Lockstep, tol: Tol
                       f"(first at quantizer {first_bad} of {len(names)}; worst {worst_code:.3g} steps past ½)")
     if worst_logit > tol.atol:
         failed.append(f"max |Δlogit| {worst_logit:.3g} > {tol.atol:g} with the same codes")
-    return {"checker": "passed", "cases": rows, "lockstep": {"activation_quantizers": len(names), "codes_checked": checked,
-                                              "codes_unexplained": unexplained, "codes_rounded_other_way": other_way,
-                                              "worst_code_distance": worst_code,
-                                              "code_tolerance": tol.code_tolerance, "max_abs_diff": worst_logit},
+    return {"checker": "passed", "cases": rows,
+            "lockstep": {"activation_quantizers": len(names), "codes_checked": checked,
+                         "codes_unexplained": unexplained, "codes_rounded_other_way": other_way,
+                         "worst_code_distance": worst_code, "code_tolerance": tol.code_tolerance,
+                         "max_abs_diff": worst_logit},
             "max_abs_diff": worst_logit, "atol": tol.atol, "passed": not failed, "failed": "; ".join(failed) or None}
 
 

@@ -35,7 +35,8 @@ class Lockstep:
         self.worst = 0.0  # the largest |v − code| − ½ seen (≤ tau when every code is explained)
         self.first_bad: int | None = None  # the first quantizer (call order) with an unexplained code
 
-    def take(self, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    def take(self, x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int,
+             qmax: int) -> torch.Tensor:
         """The dequantized runtime codes for the next quantizer, after checking them against ``x``."""
         if self.used >= len(self.codes):
             raise LockstepMismatch(f"the model quantizes more activations than the graph's {len(self.codes)}")
