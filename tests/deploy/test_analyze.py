@@ -17,6 +17,9 @@ def test_structure_names_the_pattern():
     blocks = np.repeat(rng.random((8, 4)) > 0.7, 4, axis=1)
     blocks[0, :4] = True
     assert structure(np.where(blocks, w, 0)) == "block4"
+    rounded = np.where(blocks, w, 0)
+    rounded[0, 0] = 0  # one weight of a kept block rounded to a zero int8 code
+    assert structure(rounded) == f"block4 ({1 - 1 / blocks[:, ::4].sum():.0%} of blocks full)"
     two_four = w.copy().reshape(8, 4, 4)
     two_four[..., 1:3] = 0  # 2 of every 4
     assert structure(two_four.reshape(8, 16)) == "2:4"

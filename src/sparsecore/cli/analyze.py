@@ -27,8 +27,9 @@ ENGINE_KEY = {"query": "qkv", "key": "qkv", "value": "qkv", "attn_out": "attn_ou
 
 def structure(w: np.ndarray) -> str:
     """The sparsity pattern of a weight (N, K): ``empty``, ``dense``, ``block4`` (1×4 blocks along K, all or
-    nothing), ``N:M`` (at most N non-zeros in every M consecutive weights of a row, M = 4 or 8, N < M) or
-    ``unstructured``."""
+    nothing), ``block4 (97% of blocks full)`` (block-pruned, then some weights of kept blocks rounded to a zero
+    int8 code: at most 25% more products than non-zeros, the engine's rule for its block kernel), ``N:M`` (at most
+    N non-zeros in every M consecutive weights of a row, M = 4 or 8, N < M) or ``unstructured``."""
     nonzero = w != 0
     count = int(nonzero.sum())
     if count == 0:
@@ -42,6 +43,9 @@ def structure(w: np.ndarray) -> str:
         groups = nonzero.reshape(n, k // m, m).sum(axis=2)
         if m == 4 and np.all((groups == 0) | (groups == 4)):
             return "block4"
+        stored = int((groups > 0).sum())
+        if m == 4 and 4 * stored <= 1.25 * count and int((groups == 4).sum()) >= 0.5 * stored:
+            return f"block4 ({(groups == 4).sum() / stored:.0%} of blocks full)"
         most = int(groups.max())
         if most <= m // 2 and count >= 0.9 * most * groups.size:  # the pattern fills its quota
             return f"{most}:{m}"
@@ -150,10 +154,11 @@ def render(report: dict) -> str:
     if report.get("delegated"):
         lines.append(f"Engine: sparsecore, delegated to {report['delegated']}")
     if report["linears"]:
-        lines += ["", f"{'Linear':<24}{'shape':>13}{'sparsity':>10}  {'structure':<13}{'format':<26}why"]
+        width = max(13, *(len(r["structure"]) + 2 for r in report["linears"]))
+        lines += ["", f"{'Linear':<24}{'shape':>13}{'sparsity':>10}  {'structure':<{width}}{'format':<26}why"]
         for r in report["linears"]:
             shape = "×".join(map(str, r["shape"]))
-            lines.append(f"{r['name']:<24}{shape:>13}{r['sparsity']:>10.1%}  {r['structure']:<13}{r['format']:<26}"
+            lines.append(f"{r['name']:<24}{shape:>13}{r['sparsity']:>10.1%}  {r['structure']:<{width}}{r['format']:<26}"
                          f"{r['why']}")
     if report["stages_ms"]:
         total = report["forward_ms"]
