@@ -37,15 +37,37 @@ def prunable_names(model: nn.Module) -> list[str]:
 
 
 MATCH_SECONDS = 2.0  # per selector, over all names: a pattern that needs longer is catastrophic backtracking
+# regex expands counted repeats when it compiles (about 250 bytes per repeat: a{10**9} takes gigabytes and
+# seconds); the product of a pattern's counts bounds the expansion from above, even nested ones
+MAX_REPEATS = 100_000
+_COUNT = regex.compile(r"(?<!\\)\{(\d*)(?:,(\d*))?\}")  # {m} {m,} {,n} {m,n}, not an escaped \{
+
+
+def _repeat_product(pattern: str) -> int:
+    """Product of the counts of ``{m,n}`` repeats in ``pattern`` (the larger bound of each), capped above
+    :data:`MAX_REPEATS`."""
+    product = 1
+    for match in _COUNT.finditer(pattern):
+        for digits in match.groups():
+            if digits and len(digits.lstrip("0")) > 9:
+                return MAX_REPEATS + 1
+        product *= max(int(match.group(1) or 0), int(match.group(2) or 0), 1)
+        if product > MAX_REPEATS:
+            return MAX_REPEATS + 1
+    return product
 
 
 def compile_selector(selector: str, where: str):
     """The compiled regex of a ``re:<regex>`` selector (the ``regex`` package: Python's syntax, plus a match
-    timeout), or a one-line error naming it."""
+    timeout), or a one-line error naming it; patterns whose counted repeats multiply past :data:`MAX_REPEATS`
+    are refused before compiling."""
+    if _repeat_product(selector[3:]) > MAX_REPEATS:
+        raise SparsecoreError(f"selector {selector!r} repeats over {MAX_REPEATS:,} times ({{m,n}} counts "
+                              "multiplied)", where, "use * or + instead of large counts: names are short")
     try:
         return regex.compile(selector[3:])
-    except regex.error as exc:
-        raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc}", where,
+    except (regex.error, MemoryError, OverflowError, RecursionError) as exc:
+        raise SparsecoreError(f"invalid regex in selector {selector!r}: {exc or type(exc).__name__}", where,
                               "fix the regular expression") from None
 
 

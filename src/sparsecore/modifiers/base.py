@@ -11,7 +11,6 @@ What a modifier may see and change of the session driving it is :class:`SessionS
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ EPOCH_EPS = 1e-9  # fractional epochs are sums of 1/steps_per_epoch: compare wit
 LOGGING_ONLY = "a SparseML logging option; sparsecore logs through the HF Trainer and Python logging"
 UNUSED_BY_SPARSEML = "SparseML accepted it and did not use it either"
 STEP_FIELDS = ("start_step", "end_step", "update_frequency_steps")  # -1: unset (the epoch field rules)
+MAX_NUMBER = 1e15  # recipe numbers are epochs, steps, counts, rates and sparsities: anything larger is a mistake
 
 
 class SessionState(Protocol):
@@ -174,6 +174,11 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _bounded(value: Any) -> bool:
+    """A number (not a bool) of magnitude at most ``MAX_NUMBER`` (compared exactly: a 400-digit int too)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= MAX_NUMBER
+
+
 def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
     """Check ``value`` against annotation ``tp`` (the small set recipes use)."""
     origin = typing.get_origin(tp)
@@ -206,10 +211,10 @@ def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
                 value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if _bounded(value):  # finite, too (nan and inf fail the bound)
             return float(value)
     elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and _bounded(value):
             return value
     elif tp is str:
         if isinstance(value, str):
@@ -220,4 +225,7 @@ def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
     elif tp is list:
         if isinstance(value, list):
             return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _bounded(value):
+        text = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:12]}…({len(repr(value))} digits)"
+        raise SparsecoreError(f"{name} is {text}", where, f"use a finite number of magnitude at most {MAX_NUMBER:g}")
     raise SparsecoreError(f"{name} is {value!r}", where, f"expected {_describe(tp)}")

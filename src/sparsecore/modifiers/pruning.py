@@ -66,6 +66,8 @@ class GMPruningModifier(Modifier):
                           "make final_sparsity >= init_sparsity")
         if self.params is None and not isinstance(self.final_sparsity, dict):
             self.fail("params", "is missing", "name the parameters, e.g. params: __ALL_PRUNABLE__")
+        if self.final_sparsity == {}:  # no group: the modifier would prune nothing
+            self.fail("final_sparsity", "is an empty mapping", "map sparsities to names, e.g. {0.8: [re:.*dense.*]}")
         structure = self.structure()
         if any(s > structure.max_sparsity + NM_SLACK for s, _ in self.groups()):
             self.fail("final_sparsity", f"exceeds what mask_type {structure.describe()} allows "
@@ -86,11 +88,11 @@ class GMPruningModifier(Modifier):
         for key, selectors in self.final_sparsity.items():
             try:
                 sparsity = float(key)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 self.fail("final_sparsity", f"has key {key!r}", "use {sparsity: [params]} with numeric keys")
             if isinstance(selectors, str):
                 selectors = [selectors]
-            if not isinstance(selectors, list) or not all(isinstance(s, str) for s in selectors):
+            if not isinstance(selectors, list) or not selectors or not all(isinstance(s, str) for s in selectors):
                 self.fail("final_sparsity", f"entry {key!r} is {selectors!r}", "map each sparsity to a list of names")
             out.append((sparsity, tuple(selectors)))
         return out

@@ -34,6 +34,9 @@ def check_window(m: Modifier, *, end_required: bool) -> None:
             m.fail(name, f"is {value}", "use an optimizer step >= 0 (or -1 to use the epoch field)")
     if freq_steps == 0 or freq_steps < -1:
         m.fail("update_frequency_steps", f"is {freq_steps}", "use a positive number of steps (or -1)")
+    freq = getattr(m, "update_frequency", None)
+    if freq is not None and 0 < freq < EPOCH_EPS:  # below the slack epochs are compared with: no grid left
+        m.fail("update_frequency", f"is {freq:g} epochs", f"use at least {EPOCH_EPS:g} (or update_frequency_steps: 1)")
     if m.start_step >= 0 and m.start_epoch != 0.0:
         m.fail("start_step", "is given with start_epoch", "give the start once: start_epoch or start_step")
     if m.end_step >= 0 and m.end_epoch >= 0:

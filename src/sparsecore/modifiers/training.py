@@ -129,6 +129,11 @@ class TrainableParamsModifier(Modifier):
 
     def initialize(self, state: SessionState) -> None:
         self.rt.params = resolve_params(state.model, self.params, f"!{self.tag}.params", strict=self.params_strict)
+        chosen = {name for name, _ in self.rt.params}
+        params = state.model.named_parameters()
+        if not self.trainable and all(name in chosen or not p.requires_grad for name, p in params):
+            self.fail("params", "selects every trainable parameter and trainable is false",
+                      "nothing would be left to train (the backward pass fails): leave some parameters trainable")
         self.rt.original = {name: p.requires_grad for name, p in self.rt.params}
         self.rt.phase = "waiting"
 

@@ -38,18 +38,32 @@ _ALLOWED = "numbers, variable names, + - * / // ** %, parentheses and abs float 
 
 
 MAX_EXPRESSION_CHARS = 1000  # eval(...) bodies in real recipes are a few dozen characters
+MAX_EXPRESSION_DEPTH = 100  # nested operations (``-(-(…))``); the evaluator recurses once per level
 
 
 def evaluate(expr: str, lookup: Callable[[str], Number], where: str) -> Number:
     """Evaluate ``expr`` where names are resolved through ``lookup(name)``."""
-    if len(expr) > MAX_EXPRESSION_CHARS:  # also bounds the parser's and evaluator's recursion depth
+    if len(expr) > MAX_EXPRESSION_CHARS:  # also bounds the parser's work
         raise SparsecoreError(f"eval expression of {len(expr):,} characters (at most {MAX_EXPRESSION_CHARS})", where,
                               "compute the value once and write it as a number or a variable")
     try:
         tree = ast.parse(expr.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise SparsecoreError(f"cannot parse eval expression {expr!r}: {exc.msg}", where, f"use {_ALLOWED}") from None
+    except (SyntaxError, MemoryError, RecursionError) as exc:  # the parser's own nesting limits
+        msg = exc.msg if isinstance(exc, SyntaxError) else "too deeply nested"
+        raise SparsecoreError(f"cannot parse eval expression {expr!r}: {msg}", where, f"use {_ALLOWED}") from None
+    _check_depth(tree.body, expr, where)
     return _checked(_eval(tree.body, lookup, expr, where), expr, where)
+
+
+def _check_depth(tree: ast.AST, expr: str, where: str) -> None:
+    """Refuse trees nested over ``MAX_EXPRESSION_DEPTH`` levels (walked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise SparsecoreError(f"eval expression {expr!r} nests over {MAX_EXPRESSION_DEPTH} operations", where,
+                                  "split it into variables")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _eval(node: ast.AST, lookup: Callable[[str], Number], expr: str, where: str) -> Number:
@@ -208,8 +222,24 @@ class Scope:
         if isinstance(value, list):
             return [self._resolve(v, where, definition) for v in value]
         if isinstance(value, dict):
-            return {self._resolve(k, where, definition): self._resolve(v, where, definition) for k, v in value.items()}
+            return self._resolve_mapping(value, where, definition)
         return value
+
+    def _resolve_mapping(self, value: dict, where: str, definition: bool) -> dict:
+        """A mapping with keys and values resolved; a key must stay a name or number and stay distinct."""
+        out: dict = {}
+        written: dict = {}
+        for k, v in value.items():
+            key = self._resolve(k, where, definition)
+            if isinstance(key, (list, dict)):
+                raise SparsecoreError(f"mapping key {k!r} is {key!r}, not a name or number", where,
+                                      "use a key (or a variable in eval) holding a name or a number")
+            if key in out:
+                raise SparsecoreError(f"mapping keys {written[key]!r} and {k!r} are both {key!r}", where,
+                                      "give each key a distinct value")
+            written[key] = k
+            out[key] = self._resolve(v, where, definition)
+        return out
 
     def _bare(self, name: str, definition: bool) -> object:
         if definition and self.outer is not None and self.outer.has(name) and name in self.raw:

@@ -13,7 +13,7 @@ from sparsecore.modifiers import MODIFIERS, OUT_OF_SCOPE, Modifier
 from sparsecore.modifiers.quantization import QuantizationModifier, check_training_end
 from sparsecore.recipe.expr import Scope
 from sparsecore.recipe.model import Recipe
-from sparsecore.recipe.parse import parse_recipe_text
+from sparsecore.recipe.parse import MAX_DEPTH, MAX_EXPANDED_NODES, parse_recipe_text
 
 # SparseZoo recipe stubs from the SparseML text-classification seed → our built-in recipes.
 ZOO_RECIPES = {
@@ -58,7 +58,7 @@ def read_recipe_source(source: str) -> tuple[str, str, bool]:
         return path.read_text(encoding="utf-8"), f"builtin:{source}", False
     if "\n" not in source:
         path = Path(source).expanduser()
-        if path.is_file():
+        if _is_file(path):
             return _read_text(path), str(path), path.suffix.lower() == ".md"
         if path.suffix.lower() in (".yaml", ".yml", ".md"):
             raise SparsecoreError("recipe file not found", f"--recipe {source}", "check the path")
@@ -66,6 +66,14 @@ def read_recipe_source(source: str) -> tuple[str, str, bool]:
         return source, "inline recipe", None
     raise SparsecoreError(f"recipe {source!r} not found", "--recipe",
                           f"pass a .yaml/.md file, inline YAML, or a built-in name: {', '.join(builtin_names())}")
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for text no file can be named (too long, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _read_text(path: Path) -> str:
@@ -85,7 +93,7 @@ def parse_recipe_args(text: str | dict | None) -> dict:
     if text is None or text == "":
         return {}
     if isinstance(text, dict):
-        return dict(text)
+        return _small(dict(text))
     text = text.strip()
     if text.startswith("{"):
         try:
@@ -93,9 +101,12 @@ def parse_recipe_args(text: str | dict | None) -> dict:
         except json.JSONDecodeError as exc:
             raise SparsecoreError(f"--recipe_args is not valid JSON: {exc.msg}", "--recipe_args",
                                   'use {"var": value} or var=value,var2=value2') from None
+        except RecursionError:
+            raise SparsecoreError("--recipe_args JSON nests too deep to read", "--recipe_args",
+                                  "pass numbers, names or short lists") from None
         if not isinstance(value, dict):
             raise SparsecoreError("--recipe_args JSON must be an object", "--recipe_args", 'use {"var": value}')
-        return value
+        return _small(value)
     out = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -103,7 +114,25 @@ def parse_recipe_args(text: str | dict | None) -> dict:
             raise SparsecoreError(f"--recipe_args item {item!r} is not key=value", "--recipe_args",
                                   'use var=value,var2=value2 or a JSON object')
         out[key.strip()] = _scalar(value.strip())
-    return out
+    return _small(out)
+
+
+def _small(args: dict) -> dict:
+    """``args`` when its values nest at most ``MAX_DEPTH`` levels and hold at most ``MAX_EXPANDED_NODES`` values
+    (a value holding itself fails too); else a one-line error."""
+    stack, seen = [(v, 1) for v in args.values()], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH or seen > MAX_EXPANDED_NODES:
+            raise SparsecoreError(f"--recipe_args values nest over {MAX_DEPTH} levels or hold over "
+                                  f"{MAX_EXPANDED_NODES:,} values", "--recipe_args",
+                                  "pass numbers, names or short lists")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for pair in value.items() for v in pair)
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return args
 
 
 def _scalar(text: str):
@@ -113,7 +142,12 @@ def _scalar(text: str):
             return cast(text)
         except ValueError:
             pass
-    return yaml.safe_load(text) if text else ""
+    try:
+        return yaml.safe_load(text) if text else ""
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise SparsecoreError(f"--recipe_args value {text!r} cannot be read as YAML: {problem}", "--recipe_args",
+                              'quote it, or pass a JSON object {"var": value}') from None
 
 
 def load_recipe(source: str, recipe_args: str | dict | None = None) -> Recipe:

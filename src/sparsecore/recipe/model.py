@@ -61,8 +61,9 @@ class Recipe:
         return any(s is not None for s in self.stages)
 
     def to_yaml(self) -> str:
-        """The recipe as applied: variables resolved, every field written out, stages kept."""
-        dumper = type("_RecipeDumper", (yaml.SafeDumper,), {})
+        """The recipe as applied: variables resolved, every field written out (shared values too: no
+        &anchors, so equal recipes give equal text), stages kept."""
+        dumper = type("_RecipeDumper", (yaml.SafeDumper,), {"ignore_aliases": lambda self, data: True})
         dumper.add_representer(_Tagged, lambda d, t: d.represent_mapping(f"!{t.tag}", t.fields))
         doc: dict = {"version": "1.1.0"}
         doc.update({k: v for k, v in self.variables.items() if k != "version"})

@@ -58,6 +58,9 @@ class _TaggedLoader(yaml.SafeLoader):
 
 def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> _Tagged:
     line = node.start_mark.line + 1
+    if not suffix.isprintable():  # a tag may hold any character as %-escapes: keep messages on one line
+        raise SparsecoreError(f"modifier tag {'!' + suffix!r} is not a name", f"line {line}",
+                              "write the modifier's name after !, e.g. !GMPruningModifier")
     if isinstance(node, yaml.MappingNode):
         return _Tagged(suffix, loader.construct_mapping(node, deep=True), line)
     if isinstance(node, yaml.ScalarNode) and node.value == "":
@@ -122,38 +125,80 @@ def _yaml_error(exc: yaml.YAMLError, where: str) -> SparsecoreError:
 
 
 MAX_RECIPE_CHARS = 1_000_000  # the largest real SparseML recipes are ~20 KB
-MAX_EXPANDED_NODES = 100_000  # YAML nodes after expanding *aliases; real recipes have a few hundred
+MAX_EXPANDED_NODES = 10_000  # YAML nodes, also after expanding *aliases; real recipes have a few hundred
+MAX_DEPTH = 64  # nested mappings/lists; real recipes nest about 6 deep (stage → list → modifier → scheme → …)
 
 
-def _expanded_size(node, memo: dict) -> int:
-    """Nodes of the document with every alias expanded, counted in linear time (shared nodes memoised)."""
+def _check_shape(body: str, where: str) -> None:
+    """Refuse YAML nested deeper than ``MAX_DEPTH`` (the composer and every walk of the document after it recurse
+    once per level) or holding over ``MAX_EXPANDED_NODES`` nodes, from PyYAML's event stream: it stops at the
+    first node too many, so a large document costs no more than a small one."""
+    depth = nodes = 0
+    for event in yaml.parse(body, Loader=_TaggedLoader):
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_EXPANDED_NODES:
+                raise SparsecoreError(f"recipe has over {MAX_EXPANDED_NODES:,} YAML values",
+                                      f"{where}, line {event.start_mark.line + 1}",
+                                      "real recipes hold a few hundred: pass the recipe, not data")
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise SparsecoreError(f"recipe nests lists/mappings over {MAX_DEPTH} levels deep",
+                                      f"{where}, line {event.start_mark.line + 1}", "flatten the structure")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def _measure(node, memo: dict, where: str, above: int = 0) -> int:
+    """Nodes of the document with every alias expanded, counted in linear time (shared nodes memoised in
+    ``memo`` as (size, nesting levels)). ``above``: the lists/mappings holding ``node``. A node containing itself
+    (a recursive alias, ``&a [*a]``) would expand forever, and aliases may nest over ``MAX_DEPTH`` levels (each
+    ``&b [*a]`` adds one): both are errors."""
     if node is None:
         return 0
     if id(node) not in memo:
-        memo[id(node)] = 1  # a cycle (recursive alias) counts once instead of recursing forever
-        children = node.value if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)) else []
+        memo[id(node)] = None  # being counted: meeting it again below means it contains itself
+        collection = isinstance(node, (yaml.SequenceNode, yaml.MappingNode))
+        children = node.value if collection else []
         pairs = [c for pair in children for c in pair] if isinstance(node, yaml.MappingNode) else children
-        memo[id(node)] = min(1 + sum(_expanded_size(c, memo) for c in pairs), 10 * MAX_EXPANDED_NODES)
-    return memo[id(node)]
+        size = 1 + sum(_measure(c, memo, where, above + 1) for c in pairs)
+        height = 1 + max((memo[id(c)][1] for c in pairs), default=0) if collection else 0
+        memo[id(node)] = (min(size, 10 * MAX_EXPANDED_NODES), height)
+    if memo[id(node)] is None:
+        raise SparsecoreError("recipe has a recursive alias (a node containing itself)",
+                              f"{where}, line {node.start_mark.line + 1}", "write the values out instead of the alias")
+    size, height = memo[id(node)]
+    if above + height > MAX_DEPTH:
+        raise SparsecoreError(f"recipe nests lists/mappings over {MAX_DEPTH} levels deep through its *aliases",
+                              f"{where}, line {node.start_mark.line + 1}",
+                              "write the values out instead of nesting aliases")
+    return size
 
 
 def parse_recipe_text(text: str, where: str, markdown: bool | None = None) -> RawRecipe:
     """Parse recipe text (YAML, or Markdown with front matter; ``markdown`` as in :func:`split_front_matter`)
-    into a :class:`RawRecipe`. ``where`` names the source in errors. Refuses texts over ``MAX_RECIPE_CHARS``
-    and YAML whose aliases expand to over ``MAX_EXPANDED_NODES`` nodes; a recipe without modifiers, or mixing
-    top-level modifiers with stages, is an error."""
+    into a :class:`RawRecipe`. ``where`` names the source in errors. Refuses texts over ``MAX_RECIPE_CHARS``,
+    YAML nested over ``MAX_DEPTH`` levels, recursive aliases and documents of over ``MAX_EXPANDED_NODES`` nodes,
+    written out or through aliases; a recipe without modifiers, or mixing top-level modifiers with stages, is an
+    error."""
     if len(text) > MAX_RECIPE_CHARS:
         raise SparsecoreError(f"recipe is {len(text):,} characters (at most {MAX_RECIPE_CHARS:,})", where,
                               "pass a recipe file of reasonable size")
     body = split_front_matter(text, markdown, where)
     try:
-        size = _expanded_size(yaml.compose(body, Loader=_TaggedLoader), {})
+        _check_shape(body, where)
+        size = _measure(yaml.compose(body, Loader=_TaggedLoader), {}, where)
         if size > MAX_EXPANDED_NODES:  # "billion laughs": nested *aliases expand exponentially
             raise SparsecoreError(f"recipe expands to over {MAX_EXPANDED_NODES:,} YAML nodes through its *aliases",
                                   where, "write the values out instead of nesting aliases")
         data = yaml.load(body, Loader=_TaggedLoader)  # noqa: S506 (safe subclass)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, where) from None
+    except (ValueError, OverflowError) as exc:  # a plain scalar YAML reads as a date or int that cannot be one
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise SparsecoreError(f"malformed recipe YAML: a value cannot be read ({detail})", where,
+                              "quote the value to keep it as text, or correct it (a date like 2001-02-30)") from None
     if isinstance(data, _Tagged):
         data = {"modifiers": [data]}
     elif isinstance(data, list):
@@ -191,8 +236,9 @@ def _is_group(key: object) -> bool:
 
 
 def _check_keys(data: dict, where: str) -> None:
+    """Keys of a section (variables, stages, modifier lists) are names: strings without control characters."""
     for key in data:
-        if not isinstance(key, str):
+        if not isinstance(key, str) or not key.isprintable():
             raise SparsecoreError(f"top-level key {key!r} is not a name", where, "use identifier keys")
 
 
