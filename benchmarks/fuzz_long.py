@@ -69,7 +69,6 @@ def main(argv=None) -> int:
     os.environ["SPARSECORE_FUZZ_EXAMPLES"] = str(args.chunk * 3)  # the slow targets take a third of it
     os.environ["SPARSECORE_FUZZ_DATABASE"] = "none"  # fresh inputs every round, nothing replayed or saved
     os.environ["SPARSECORE_FUZZ_SHRINK"] = "0" if args.no_shrink else "1"
-    os.environ["SPARSECORE_FUZZ_REPORTED"] = "1"  # also the inputs of findings reported but not fixed yet
     sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
     faulthandler.enable()
     logging.getLogger("sparsecore").setLevel(logging.ERROR)
@@ -80,7 +79,10 @@ def main(argv=None) -> int:
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     torch.set_num_threads(1)
+    import tempfile
+
     import test_fuzz_data_files as data_tests
+    import test_fuzz_deployments as deployment_tests
     import test_fuzz_recipes as recipe_tests
 
     from sparsecore import selectors
@@ -94,7 +96,15 @@ def main(argv=None) -> int:
         "recipe-selectors": recipe_tests.test_selectors,
         "recipe-aliases": recipe_tests.test_alias_bombs_are_refused_quickly,
         **{f"data-{fmt}": (lambda fmt=fmt: data_tests.test_data_files(fmt=fmt)) for fmt in data_tests.FORMATS},
+        "deployment-folders": lambda: deployment_tests.test_damaged_deployment_folders(sources=sources()),
     }
+    built: dict = {}
+
+    def sources() -> dict:  # the deployments to damage, built on first use
+        if not built:
+            built.update(deployment_tests.make_sources(Path(tempfile.mkdtemp(prefix="sparsecore-fuzz-"))))
+        return built
+
     if args.only:
         targets = {k: v for k, v in targets.items() if k in args.only.split(",")}
     share = args.minutes * 60 / len(targets)

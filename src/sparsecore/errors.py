@@ -9,6 +9,10 @@ Anything else escaping to the CLI is a bug and keeps its traceback.
 from __future__ import annotations
 
 
+# control characters (a newline in a column name, say) are shown escaped, so a message is always one line
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in (*range(32), 127, 0x85, 0x2028, 0x2029)}
+
+
 class SparsecoreError(Exception):
     """A user error: what is wrong, where, and how to fix it."""
 
@@ -19,4 +23,4 @@ class SparsecoreError(Exception):
             msg += f" ({where})"
         if fix:
             msg += f" — {fix}"
-        super().__init__(msg)
+        super().__init__(msg.translate(_ESCAPES))

@@ -1,6 +1,5 @@
 """What the fuzzers found, kept as plain tests: each input once refused with a traceback (or a hang, or gigabytes)
-and is now one ``SparsecoreError`` line. Findings in code owned elsewhere that are reported but not fixed yet are
-strict xfails (the data fuzzers leave those inputs out of the short run until then, see ``REPORTED``)."""
+and is now one ``SparsecoreError`` line (or a success). ``REPORTED``: the data files' findings."""
 
 from __future__ import annotations
 
@@ -95,7 +94,7 @@ def _parquet(**columns) -> bytes:
 
 BAD_UTF8 = pa.array([b"ok", b"\x98x", b"z"], pa.binary()).view(pa.string())  # a string column that is not UTF-8
 
-# Reported to the owners of sparsecore/tasks (not fixed here): inputs and the exception each raised.
+# Found in sparsecore/tasks: inputs and the exception each raised before it was fixed.
 REPORTED = {
     "NUL in a csv column name": ({"train": ("train.csv", b"sentence\x00,label\nhello,1\nbye,0\n")},
                                  "datasets.table.CastError at tasks/tables.py:132 (Dataset.from_file)"),
@@ -120,7 +119,6 @@ REPORTED = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the owners of sparsecore/tasks")
 @pytest.mark.parametrize("name", REPORTED)
 def test_reported_data_findings(name):
     files, _ = REPORTED[name]

@@ -42,7 +42,7 @@ def saliency(w: torch.Tensor, finv: torch.Tensor, group: int = 1) -> torch.Tenso
     idx = torch.arange(size).reshape(-1, group)  # (B/G, G)
     sub = finv[:, idx[:, :, None], idx[:, None, :]]  # (n_blocks, B/G, G, G)
     wq = w.reshape(n_blocks, -1, group)
-    x = torch.linalg.solve(sub, wq.unsqueeze(-1)).squeeze(-1)
+    x = torch.linalg.solve(sub.double(), wq.unsqueeze(-1).double()).squeeze(-1).to(w.dtype)  # see update()
     return 0.5 * (wq * x).sum(-1)
 
 
@@ -55,8 +55,12 @@ def update(w: torch.Tensor, finv: torch.Tensor, pruned: torch.Tensor) -> torch.T
     p = pruned.to(w.dtype)
     eye = torch.eye(w.shape[1], dtype=w.dtype)
     a = finv * p[:, :, None] * p[:, None, :] + eye * (1.0 - p)[:, None, :]
-    x = torch.linalg.solve(a, (w * p).unsqueeze(-1))
-    new = w - torch.bmm(finv, x).squeeze(-1)
+    # float64: with large gradients F⁻¹ = (λI + GᵀG/m)⁻¹ spans many orders of magnitude, and float32 LU called
+    # such blocks singular
+    x = torch.linalg.solve(a.double(), (w * p).unsqueeze(-1).double())
+    new = (w.double() - torch.bmm(finv.double(), x).squeeze(-1)).to(w.dtype)
+    lost = ~torch.isfinite(new).all(dim=1)  # an F⁻¹ block float32 could not hold: prune it without compensation
+    new[lost] = w[lost]
     return torch.where(pruned, torch.zeros_like(new), new)
 
 

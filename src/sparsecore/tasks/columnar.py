@@ -8,6 +8,8 @@ a row-by-row pass would.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,16 +35,38 @@ def arrow_column(ds, col: str) -> pa.ChunkedArray:
 
 def values(ds, col: str) -> list:
     """Every value of ``col`` as Python objects (the slow path: error messages and small splits)."""
-    return arrow_column(ds, col).to_pylist()
+    try:
+        return arrow_column(ds, col).to_pylist()
+    except UnicodeDecodeError:
+        raise not_utf8(col) from None
+
+
+def not_utf8(col: str) -> SparsecoreError:
+    """The error for a string column holding bytes that are not UTF-8 (possible in parquet and Arrow files)."""
+    return SparsecoreError(f"column {col!r} holds bytes that are not UTF-8 text", f"column {col!r}",
+                           "re-encode the file's text as UTF-8")
 
 
 def distinct(ds, col: str) -> tuple[list, np.ndarray]:
     """(distinct values in order of first appearance, each row's index into them)."""
-    encoded = pc.dictionary_encode(arrow_column(ds, col), null_encoding="encode").unify_dictionaries()
-    if encoded.num_chunks == 0:
-        return [], np.empty(0, dtype=np.int64)
-    index = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
-    return encoded.chunk(0).dictionary.to_pylist(), index
+    try:
+        encoded = pc.dictionary_encode(arrow_column(ds, col), null_encoding="encode").unify_dictionaries()
+        if encoded.num_chunks == 0:
+            return [], np.empty(0, dtype=np.int64)
+        index = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+        return encoded.chunk(0).dictionary.to_pylist(), index
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values (lists), dictionaries Arrow cannot unify
+        pass
+    except UnicodeDecodeError:
+        raise not_utf8(col) from None
+    uniques, index, seen = [], [], {}
+    for value in values(ds, col):
+        key = (type(value).__name__, json.dumps(value, sort_keys=True, default=str))
+        if key not in seen:
+            seen[key] = len(uniques)
+            uniques.append(value)
+        index.append(seen[key])
+    return uniques, np.asarray(index, dtype=np.int64)
 
 
 def _on_distinct(ds, col: str, rule: Callable[[list], Any]) -> tuple[Any, np.ndarray]:

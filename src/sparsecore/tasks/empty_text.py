@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.tasks.columnar import arrow_column
+from sparsecore.tasks.columnar import arrow_column, not_utf8
 
 MAX_EMPTY_SHARE = 0.05  # more empty rows than this share of a split (and more than one) is an error
 
@@ -30,7 +30,10 @@ def empty_rows(ds, cols: Sequence[str]) -> np.ndarray:
         arr = arrow_column(ds, c)
         if pa.types.is_null(arr.type):  # a column of nothing but nulls (parquet, datasets)
             return np.ones(len(ds), dtype=bool)
-        blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)
+        try:
+            blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)
+        except pa.ArrowInvalid:  # "Invalid UTF8 sequence": a parquet/Arrow string column of other bytes
+            raise not_utf8(c) from None
         mask |= pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
     return mask
 

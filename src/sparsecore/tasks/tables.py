@@ -135,6 +135,10 @@ def _converted(p: Path, target: Path, overwrite: bool) -> Table:
 
 def _write_arrow(p: Path, target: Path) -> None:
     names, it = rows(p)
+    for name in names:
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(name)):
+            raise SparsecoreError(f"column name {name!r} holds a control character", str(p),
+                                  "rename the column in the file's header (letters, digits, _)")
     json_typed = p.suffix.lower() in (".json", ".jsonl")
     if json_typed:  # a first pass finds each column's type (a .json file is parsed twice; .jsonl streams twice)
         types, odd = _json_types(names, rows(p)[1])
@@ -151,10 +155,10 @@ def _write_arrow(p: Path, target: Path) -> None:
                 for col, value in zip(columns, row):
                     col.append(value)
                 if len(columns[0]) >= BATCH_ROWS:
-                    writer.write_batch(_batch(columns, schema, json_typed))
+                    writer.write_batch(_batch(columns, schema, json_typed, str(p)))
                     columns = [[] for _ in names]
             if columns[0]:
-                writer.write_batch(_batch(columns, schema, json_typed))
+                writer.write_batch(_batch(columns, schema, json_typed, str(p)))
         _sidecar(target).write_text(json.dumps(odd))
         os.replace(tmp, target)  # a run stopped midway leaves no table that looks complete
     finally:
@@ -202,12 +206,17 @@ def _sidecar(target: Path) -> Path:
     return target.with_suffix(".non_strings.json")
 
 
-def _batch(columns: list[list], schema: pa.Schema, json_typed: bool) -> pa.RecordBatch:
+def _batch(columns: list[list], schema: pa.Schema, json_typed: bool, where: str) -> pa.RecordBatch:
     arrays = []
     for col, f in zip(columns, schema):
         if json_typed and f.type == pa.string():
             col = [v if v is None or isinstance(v, str) else json.dumps(v) for v in col]
         elif f.type == pa.float64():
             col = [None if v is None else float(v) for v in col]
-        arrays.append(pa.array(col, type=f.type))
+        try:
+            arrays.append(pa.array(col, type=f.type))
+        except UnicodeEncodeError:  # a JSON "\udcff" escape: a lone surrogate, which is no Unicode text
+            raise SparsecoreError(f"column {f.name!r} holds text that is not valid Unicode (a lone surrogate such as "
+                                  "\\udcff)", where, "fix or drop those rows (the file's encoder wrote "
+                                  "half of a character pair)") from None
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
