@@ -48,7 +48,6 @@ class Tolerance:
 
 
 QUANTIZED = Tolerance(atol=1e-4, median_atol=1e-4, range_fraction=0.25, min_agreement=0.99)
-FREE_RUNNING_ROWS = 256  # quantized exports: rows of the free-running comparison (informative)
 
 # lockstep(feeds, codes of the graph's activation quantizers in graph order, code_tolerance) ->
 #   (logits of the model following those codes,
@@ -60,8 +59,7 @@ Lockstep = Callable[[Feeds, list[np.ndarray], float], tuple[np.ndarray | None, d
 def validate_onnx(path: str | Path, cases: list[Feeds], reference: Callable[[Feeds], np.ndarray],
                   tolerance: Tolerance, lockstep: Lockstep | None = None) -> dict:
     """Run every case through ONNX Runtime and ``reference``; return the comparison report. With ``lockstep``
-    (quantized exports) the verdict is the lockstep one and the free-running comparison, on the first
-    :data:`FREE_RUNNING_ROWS` rows, is reported beside it."""
+    (quantized exports) the verdict is the lockstep one and the free-running comparison is reported beside it."""
     try:
         onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
@@ -69,13 +67,7 @@ def validate_onnx(path: str | Path, cases: list[Feeds], reference: Callable[[Fee
                               "report this as a bug with the model folder") from None
     if lockstep is not None:
         report = _lockstep(path, cases, lockstep, tolerance)
-        free, rows = [], 0
-        for feeds in cases:
-            free.append(feeds)
-            rows += len(next(iter(feeds.values())))
-            if rows >= FREE_RUNNING_ROWS:
-                break
-        report["free_running"] = _free_running(path, free, reference, tolerance)
+        report["free_running"] = _free_running(path, cases, reference, tolerance)
         report.update({k: report["free_running"][k] for k in ("median_abs_diff", "label_agreement")})
         if not report["passed"]:
             raise SparsecoreError(f"ONNX Runtime vs PyTorch in lockstep: {report['failed']}", str(path),

@@ -173,8 +173,9 @@ def _run(args: ExportArguments) -> ExportResult:
     model, tokenizer, _, quant = load_for_export(model_dir)
     check_vocabulary(len(tokenizer), getattr(model.config, "vocab_size", None), f"--model_path {args.model_path}")
     pairs = trained is not None and trained.text_pairs
-    # quantized: every bundled validation sentence (872), so label agreement is measured to 0.1%
-    texts = _validation_texts(pairs=pairs, limit=None if quant is not None else 64)
+    # quantized: 256 sentences, padded per batch of 64 — millions of activation codes checked in lockstep, and the
+    # free-running label agreement measured to 0.4%
+    texts = _validation_texts(pairs=pairs, limit=256 if quant is not None else 64)
     declared = family(model)
     names = declared.onnx_inputs
     wrapper = LogitsOnly(model, names).eval()
