@@ -108,3 +108,15 @@ def test_evaluate_refuses_a_task_with_other_labels(pruned_minilm, glue_dir, caps
     with pytest.raises(SystemExit) as info:
         evaluate_main(["--model_path", str(pruned_minilm), "--task_name", "rte", "--glue_dir", str(glue_dir)])
     assert info.value.code == 2 and "do not match task rte" in capsys.readouterr().err
+
+
+def test_text_files_read_the_same_whole_and_streamed(tmp_path):
+    """Lines end at \\n, \\r\\n or \\r in both readers; a line separator or form feed inside a text stays in it."""
+    from sparsecore.cli.predict import read_texts, stream_texts
+
+    src = tmp_path / "in.TXT"
+    src.write_bytes("a film\u2028with a break\r\nsecond\rthird\x0cpage\n\n  \nlast".encode("utf-8"))
+    whole = read_texts(src, "text", None)
+    _, chunks = stream_texts(src, "text", None, 2)
+    assert whole == [t for chunk in chunks for t in chunk] == ["a film\u2028with a break", "second",
+                                                               "third\x0cpage", "last"]

@@ -37,21 +37,14 @@ def read_texts(path: Path, column: str, pair_column: str | None) -> list:
         return _columns(open_table(path, cache_root(None)).ds, path, column, pair_column)
     if not path.is_file():
         raise SparsecoreError("input file not found", str(path), "check the path")
-    if path.suffix == ".txt":
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise SparsecoreError(f"not UTF-8 text (byte {exc.start})", str(path), "save the file as UTF-8") from None
-        texts = [line for line in lines if line.strip()]
-        if not texts:
-            raise SparsecoreError("input file has no text lines", str(path), "one text per line")
-        return texts
+    if path.suffix.lower() == ".txt":  # read as the streaming reader reads it: lines end at \n, \r\n or \r only
+        return [text for batch in _text_lines(path, 1 << 16) for text in batch]
     return _columns(read_table(path), path, column, pair_column)
 
 
 def stream_texts(path: Path, column: str, pair_column: str | None, chunk: int) -> tuple[int | None, Iterator[list]]:
     """``(rows or None when unknown, chunks of up to chunk texts or pairs)`` of the input, read lazily."""
-    if path.is_file() and path.suffix == ".txt":
+    if path.is_file() and path.suffix.lower() == ".txt":
         return None, _text_lines(path, chunk)
     if not path.exists():
         raise SparsecoreError("input file not found", str(path), "check the path")
@@ -68,6 +61,8 @@ def stream_texts(path: Path, column: str, pair_column: str | None, chunk: int) -
 
 
 def _text_lines(path: Path, chunk: int) -> Iterator[list]:
+    """The non-blank lines of a UTF-8 text file, ``chunk`` at a time. Lines end at \\n, \\r\\n or \\r (a Unicode
+    line separator or form feed inside a text stays in it)."""
     try:
         with path.open(encoding="utf-8") as lines:
             batch, seen = [], False
