@@ -192,6 +192,6 @@ def test_damaged_deployment_folders(sources, source, damage, seed, keys, engine,
             pipe = Pipeline.create(model_path=folder, engine=engine, sequence_length=length)
             return pipe(["a gripping, beautifully acted film", "awful"], top_k=2)
 
-        result = outcome("deployment folders", create_and_call)
+        result = outcome("deployment-folders", create_and_call)
         if not isinstance(result, Exception):
             assert len(result) == 2 and all(np.isfinite(r["score"]) for row in result for r in row)
