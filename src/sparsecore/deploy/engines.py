@@ -85,7 +85,6 @@ class OnnxRuntimeEngine:
                 raise runtime_refused("ONNX Runtime failed to run the graph", exc, self.onnx_path) from None
 
 
-
 def runtime_refused(what: str, exc: BaseException, onnx_path: Path) -> SparsecoreError:
     """One line for a runtime's own error about a graph: its first line, shortened."""
     detail = " ".join(str(exc).split())[:300] or type(exc).__name__
