@@ -39,6 +39,7 @@ def refused(text: str) -> str:
     (GMP.format(s="'re:(a{1000000000})'"), "repeats over"),  # regex.compile: 8 GB, then MemoryError
     (GMP.format(s="'re:((a{1000}){1000}){1000}'"), "repeats over"),
     ("modifiers:\n  - !Epoch%0DRange\n    end_epoch: 1\n", "is not a name"),  # the error spanned two lines
+    (END + "  - ? !QuantizationModifier\n    start_epoch: 1.0\n", "a mapping key is itself a mapping"),  # TypeError
     ("\"stage\\n\":\n  modifiers:\n  - !EpochRangeModifier\n    end_epoch: 1\n", "is not a name"),
     ("modifiers:\n  - !TrainableParamsModifier\n    params: __ALL__\n    trainable: false\n",
      "every trainable parameter"),  # the first backward pass failed: "element 0 of tensors does not require grad"

@@ -195,6 +195,9 @@ def parse_recipe_text(text: str, where: str, markdown: bool | None = None) -> Ra
         data = yaml.load(body, Loader=_TaggedLoader)  # noqa: S506 (safe subclass)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, where) from None
+    except TypeError:  # PyYAML hashes every mapping key: a "? " complex key that is a mapping or list cannot be one
+        raise SparsecoreError("malformed recipe YAML: a mapping key is itself a mapping or list", where,
+                              "write keys as plain names (a line starting with \"? \" makes a complex key)") from None
     except (ValueError, OverflowError) as exc:  # a plain scalar YAML reads as a date or int that cannot be one
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise SparsecoreError(f"malformed recipe YAML: a value cannot be read ({detail})", where,
