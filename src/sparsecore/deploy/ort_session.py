@@ -29,6 +29,7 @@ def ort_session(onnx_path: str | Path | bytes, threads: int | None = None, ops: 
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a graph ONNX Runtime refuses is reported as one SparsecoreError line
     ops = op_types(onnx_path) if ops is None else ops
     if not cpu_has_vnni():
         if "MatMulInteger" in ops:
