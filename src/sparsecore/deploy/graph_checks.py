@@ -26,6 +26,7 @@ from onnx import numpy_helper
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import ROLES, Family
+from sparsecore.onnx_graph import GraphIndex
 
 _FIX = "re-export the model with sparsecore.transformers.export_onnx (and keep the folder's files together)"
 _INT8 = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
@@ -72,27 +73,26 @@ class Dimensions:
         return cls(hidden, heads, number("intermediate_size", "hidden_dim"), number("num_hidden_layers", "n_layers"),
                    number("embedding_size", default=hidden), number("vocab_size", required=False),
                    number("max_position_embeddings", required=False),
-                   number("type_vocab_size", required=False), pad if isinstance(pad, int) and pad >= 0 else 0)
+                   number("type_vocab_size", required=False), pad or 0)
 
 
 @dataclass(frozen=True)
 class GraphFacts:
-    """What the Pipeline checks against its tokenizer and sequence lengths: embedding table rows (None: not found)."""
+    """What the Pipeline checks against its tokenizer and sequence lengths: embedding table rows (None: not found)
+    and the first position id a sequence uses (past the padding id for RoBERTa-style positions, else 0)."""
 
     word_rows: int | None
     position_rows: int | None
     type_rows: int | None
+    position_offset: int = 0
 
 
-class _Graph:
+class _Graph(GraphIndex):
+    """:class:`~sparsecore.onnx_graph.GraphIndex` plus the exporter's ``Identity`` aliases of shared tensors."""
+
     def __init__(self, model: onnx.ModelProto) -> None:
-        self.inits = {i.name: i for i in model.graph.initializer}
+        super().__init__(model)
         self.alias = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity" and n.input}
-        self.producer = {o: n for n in model.graph.node for o in n.output}
-        self.users: dict[str, list] = {}
-        for node in model.graph.node:
-            for name in node.input:
-                self.users.setdefault(name, []).append(node)
 
     def init(self, name: str):
         for _ in range(16):
@@ -112,7 +112,7 @@ class _Graph:
     def next_op(self, tensor: str, op_type: str, hops: int = 3):
         """The constant operand of the first ``op_type`` node on the single-user chain after ``tensor``."""
         for _ in range(hops):
-            users = self.users.get(tensor, [])
+            users = self.consumers.get(tensor, [])
             if len(users) != 1:
                 return None
             node = users[0]
@@ -203,7 +203,7 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
     """Compare the graph's tensors with ``config.json`` (see the module docstring); returns the embedding rows the
     Pipeline checks next. ``SparsecoreError`` naming the file, the tensor, the shape found and the one expected."""
     where = str(onnx_path)
-    d = Dimensions.of(config, where.rsplit("/", 1)[0] + "/config.json")
+    d = Dimensions.of(config, str(Path(onnx_path).with_name("config.json")))
     g = _Graph(model)
     c = _Checker(g, where)
     h, inner = d.hidden, d.intermediate
@@ -222,7 +222,7 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
                          if f"/{t}/" in node.name), "word_embeddings" if node.input[1] == "input_ids" else None)
             if name:
                 tables[name] = g.init(node.input[0])
-                after = g.users.get(node.output[0], [])
+                after = g.consumers.get(node.output[0], [])
                 if len(after) == 1 and after[0].op_type == "DequantizeLinear":
                     c.quantizer(after[0], d.embedding)
         if op not in ("MatMul", "MatMulInteger", "Gemm") or len(node.input) < 2 or g.weight(node.input[1]) is None:
@@ -260,7 +260,7 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
                                   f"{d.embedding})", where, _FIX)
     rows_of = {name: _shape(t)[0] for name, t in tables.items()}
     return GraphFacts(rows_of.get("word_embeddings"), rows_of.get("position_embeddings"),
-                      rows_of.get("token_type_embeddings"))
+                      rows_of.get("token_type_embeddings"), d.pad_id + 1 if family.positions == "after_padding" else 0)
 
 
 def _check_finite(model: onnx.ModelProto, where: str) -> None:

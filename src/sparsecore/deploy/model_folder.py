@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -23,7 +23,8 @@ class Deployment:
     ``id2label``/``problem_type`` come from ``config.json``; ``max_positions`` is the longest sequence its
     position table holds (RoBERTa-style positions start past the padding id); ``default_sequence_length`` and
     ``text_pairs`` from ``sparsecore_deployment.json`` (defaults when absent); ``input_names`` are the ONNX graph's
-    inputs; ``facts`` the embedding table sizes :func:`sparsecore.deploy.graph_checks.check_inputs` checks.
+    inputs; ``facts`` the embedding table sizes and position offset :func:`sparsecore.deploy.graph_checks.check_inputs`
+    checks.
     """
 
     folder: Path
@@ -36,14 +37,6 @@ class Deployment:
     text_pairs: bool
     family: Family
     facts: GraphFacts = GraphFacts(None, None, None)
-
-    @property
-    def position_offset(self) -> int:
-        """The first position id a sequence uses: past the padding id for RoBERTa-style positions, else 0."""
-        if self.family.positions != "after_padding":
-            return 0
-        pad = _json(self.folder / "config.json").get("pad_token_id")
-        return (pad if isinstance(pad, int) and pad >= 0 else 0) + 1
 
 
 def locate(model_path: str | Path) -> Deployment:
@@ -86,10 +79,10 @@ def locate(model_path: str | Path) -> Deployment:
     except Exception as exc:  # a damaged file can parse into names that are not text, odd dims, ...
         raise SparsecoreError(f"the ONNX file is damaged ({type(exc).__name__}: {str(exc)[:120]})", str(onnx_path),
                               "re-export the model with sparsecore.transformers.export_onnx") from None
-    deployment = Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
-                            512, meta.sequence_length, inputs, meta.text_pairs, family, facts)
     positions = facts.position_rows or int(config.get("max_position_embeddings") or 512)
-    return replace(deployment, max_positions=max(1, positions - deployment.position_offset))
+    return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
+                      max(1, positions - facts.position_offset), meta.sequence_length, inputs, meta.text_pairs, family,
+                      facts)
 
 
 def random_feeds(deployment: Deployment, batch: int, seq: int, seed: int = 0) -> dict:

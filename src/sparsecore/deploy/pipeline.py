@@ -82,7 +82,7 @@ class TextClassificationPipeline:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
         check_inputs(deployment.facts, self.tokenizer.get_vocab_size(with_added_tokens=True),
-                     self.buckets[-1] + deployment.position_offset, deployment.text_pairs, deployment.onnx_path)
+                     self.buckets[-1] + deployment.facts.position_offset, deployment.text_pairs, deployment.onnx_path)
         self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets, num_streams, num_cores)
         self.num_streams = num_streams
         self._executor = None
