@@ -66,8 +66,8 @@ def validate_onnx(path: str | Path, cases: list[Feeds], reference: Callable[[Fee
         raise SparsecoreError(f"ONNX checker rejected the export: {str(exc).splitlines()[0]}", str(path),
                               "report this as a bug with the model folder") from None
     if lockstep is not None:
-        report = _lockstep(path, cases, lockstep, tolerance)
-        report["free_running"] = _free_running(path, cases, reference, tolerance)
+        report, outputs = _lockstep(path, cases, lockstep, tolerance)
+        report["free_running"] = _free_running(path, cases, reference, tolerance, outputs)
         report.update({k: report["free_running"][k] for k in ("median_abs_diff", "label_agreement")})
         if not report["passed"]:
             raise SparsecoreError(f"ONNX Runtime vs PyTorch in lockstep: {report['failed']}", str(path),
@@ -98,18 +98,22 @@ def code_outputs(model: onnx.ModelProto) -> list[str]:
     return names
 
 
-def _lockstep(path: str | Path, cases: list[Feeds], lockstep: Lockstep, tol: Tolerance) -> dict:
+def _lockstep(path: str | Path, cases: list[Feeds], lockstep: Lockstep,
+              tol: Tolerance) -> tuple[dict, list[np.ndarray] | None]:
+    """The lockstep report, and the graph's logits per case (None when the quantizers did not line up)."""
     model = onnx.load(str(path))
     names = code_outputs(model)
     session = ort_session(model.SerializeToString(), ops={n.op_type for n in model.graph.node})
     worst_logit, checked, unexplained, other_way, worst_code, first_bad, rows = 0.0, 0, 0, 0, 0.0, None, []
+    outputs = []
     for feeds in cases:
         out = session.run(None, feeds)
+        outputs.append(out[0])
         want, stats = lockstep(feeds, out[1:1 + len(names)], tol.code_tolerance)
         if stats.get("mismatch"):
             return {"checker": "passed", "passed": False, "cases": rows,
                     "failed": "the graph's activation quantizers do not line up with the model's "
-                              f"({stats['mismatch']})"}
+                              f"({stats['mismatch']})"}, None
         diff = float(np.max(np.abs(out[0] - want))) if want.size else 0.0
         diff = diff if np.isfinite(diff) else float("inf")
         batch, seq = next(iter(feeds.values())).shape
@@ -130,15 +134,17 @@ def _lockstep(path: str | Path, cases: list[Feeds], lockstep: Lockstep, tol: Tol
                          "codes_unexplained": unexplained, "codes_rounded_other_way": other_way,
                          "worst_code_distance": worst_code, "code_tolerance": tol.code_tolerance,
                          "max_abs_diff": worst_logit},
-            "max_abs_diff": worst_logit, "atol": tol.atol, "passed": not failed, "failed": "; ".join(failed) or None}
+            "max_abs_diff": worst_logit, "atol": tol.atol, "passed": not failed,
+            "failed": "; ".join(failed) or None}, outputs
 
 
 def _free_running(path: str | Path, cases: list[Feeds], reference: Callable[[Feeds], np.ndarray],
-                  tolerance: Tolerance) -> dict:
-    session = ort_session(path)
+                  tolerance: Tolerance, outputs: list[np.ndarray] | None = None) -> dict:
+    """ONNX Runtime's logits (``outputs``, one per case, when a pass already computed them) vs ``reference``."""
+    session = ort_session(path) if outputs is None else None
     rows, got_all, want_all = [], [], []
-    for feeds in cases:
-        got = session.run(None, feeds)[0]
+    for i, feeds in enumerate(cases):
+        got = session.run(None, feeds)[0] if outputs is None else outputs[i]
         want = reference(feeds)
         if got.shape != want.shape:
             raise SparsecoreError(f"ONNX Runtime output shape {got.shape} differs from PyTorch's {want.shape}",
