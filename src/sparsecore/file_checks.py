@@ -8,6 +8,7 @@ import errno
 import json
 import pickle
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from sparsecore.errors import SparsecoreError
@@ -122,24 +123,23 @@ def check_writable(path: Path, where: str, fix: str = "choose a place you can wr
         raise SparsecoreError(f"{path} is not writable ({parent}: {exc.strerror})", where, fix) from None
 
 
+def _chain(exc: BaseException | None, depth: int = 8) -> Iterator[BaseException]:
+    """``exc`` and what caused it (``__cause__``, else ``__context__``), at most ``depth`` of them."""
+    while exc is not None and depth > 0:
+        yield exc
+        exc, depth = exc.__cause__ or exc.__context__, depth - 1
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """``exc`` (or what caused it) is "no space left on device" — writers wrap it as RuntimeError and others."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
-            return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return False
+    return any((isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+               for e in _chain(exc))
 
 
 def write_refused(exc: BaseException) -> OSError | None:
     """The ``OSError`` in ``exc``'s chain that is a read-only file system or a refused permission, else None."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
+    return next((e for e in _chain(exc) if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES,
+                                                                                  errno.EPERM)), None)
 
 
 def snapshot(folder: Path) -> set[Path]:
