@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     os.environ["SPARSECORE_FUZZ_EXAMPLES"] = str(args.chunk * 3)  # the slow targets take a third of it
     os.environ["SPARSECORE_FUZZ_DATABASE"] = "none"  # fresh inputs every round, nothing replayed or saved
     os.environ["SPARSECORE_FUZZ_SHRINK"] = "0" if args.no_shrink else "1"
-    sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
+    sys.path[:0] = [str(ROOT / "tests" / "fuzz"), str(ROOT / "tests")]
     faulthandler.enable()
     logging.getLogger("sparsecore").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")

@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,24 +50,14 @@ def pruned_minilm(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A random-init 2-layer BERT classifier with MiniLM's tokenizer, saved as safetensors (seconds to train)."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from tiny_models import save_tiny_bert
 
-    from sparsecore.adapters.models import minilm_path
-
-    folder = tmp_path_factory.mktemp("tiny") / "bert"
-    torch.manual_seed(0)
-    BertForSequenceClassification(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
 
 
 @pytest.fixture(scope="session")
 def tiny_deployment(tiny_model, tmp_path_factory):
     """The tiny model pruned to 50% one-shot and exported: its deployment folder."""
-    from sparsecore.workflows import export, oneshot
+    from tiny_models import export_half_pruned
 
-    folder = tmp_path_factory.mktemp("dep") / "m"
-    oneshot(model_name_or_path=tiny_model, recipe="modifiers:\n  - !GMPruningModifier\n    params: __ALL_PRUNABLE__\n"
-            "    final_sparsity: 0.5\n    end_epoch: 1\n", output_dir=folder, max_eval_samples=8, max_seq_length=32)
-    return export(model_path=folder).deployment
+    return export_half_pruned(tiny_model, tmp_path_factory.mktemp("dep") / "m")

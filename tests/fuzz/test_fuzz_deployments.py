@@ -130,23 +130,12 @@ def damage_bytes(path: Path, seed: int) -> None:
 def make_sources(root: Path, float_deployment: Path | None = None) -> dict[str, Path]:
     """A float deployment (``float_deployment``, else a 2-layer random BERT with MiniLM's tokenizer, 50% pruned, built
     under ``root``) and its integer-form quantized export."""
-    from sparsecore.workflows import export, oneshot, train
+    from tiny_models import export_half_pruned, save_tiny_bert
+
+    from sparsecore.workflows import export, train
 
     if float_deployment is None:
-        import torch
-        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-        from sparsecore.adapters.models import minilm_path
-
-        torch.manual_seed(0)
-        BertForSequenceClassification(BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                                 intermediate_size=64, max_position_embeddings=64)
-                                      ).save_pretrained(root / "tiny")
-        AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(root / "tiny")
-        oneshot(model_name_or_path=root / "tiny", recipe="modifiers:\n  - !GMPruningModifier\n    params: "
-                "__ALL_PRUNABLE__\n    final_sparsity: 0.5\n    end_epoch: 1\n", output_dir=root / "pruned",
-                max_eval_samples=8, max_seq_length=32)
-        float_deployment = export(model_path=root / "pruned").deployment
+        float_deployment = export_half_pruned(save_tiny_bert(root / "tiny"), root / "pruned")
     train(model_name_or_path=float_deployment.parent, task_name="sst2", one_shot=True, recipe=PTQ,
           max_train_samples=32, max_eval_samples=8, max_seq_length=32, output_dir=root / "int8", disable_tqdm=True)
     return {"float": float_deployment, "int8": export(model_path=root / "int8").deployment}
