@@ -6,10 +6,11 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
-from test_qdq_to_integer import exported, feeds, reference  # noqa: F401 (exported is a fixture)
+from test_qdq_to_integer import export, exported, feeds, quantized_tiny, reference  # noqa: F401 (a fixture)
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.export import QUANTIZED, validate_onnx
+from sparsecore.export.qdq_to_integer import constants_to_initializers, qdq_to_integer
 from sparsecore.quant.lockstep import Lockstep, LockstepMismatch, following, in_lockstep
 
 SCALE, ZERO = torch.tensor(0.5), torch.tensor(3, dtype=torch.int32)
@@ -102,24 +103,7 @@ def test_ties_rounded_the_other_way_pass_in_lockstep_and_fail_free_running(tmp_p
     """Uniform attention (zero query weights) puts softmax outputs on exact rounding ties at these lengths (255 · 9/T
     = k + ½ for a scale calibrated on 9 tokens); a softmax scale one float step larger — an equally correct graph —
     rounds them the other way. The free-running logit check refuses it as a bug; lockstep accepts every code."""
-    from tiny import tiny
-
-    from sparsecore.export.qdq_to_integer import constants_to_initializers, qdq_to_integer
-    from sparsecore.quant.qat import QuantConfig, QuantState
-    from sparsecore.quant.scheme import DEFAULT_ACTIVATIONS, DEFAULT_WEIGHTS
-    from sparsecore.quant.sites import select_sites
-    from test_qdq_to_integer import export
-
-    model = tiny(seed=3)
-    with torch.no_grad():
-        model.attn.query.weight.zero_()
-        model.attn.query.bias.zero_()
-    qs = QuantState(QuantConfig(DEFAULT_WEIGHTS, DEFAULT_ACTIVATIONS)).attach(
-        model, select_sites(model, submodules=None, exclude_types=None, ignore=None, embeddings=True, where="t"))
-    model.train()
-    with torch.no_grad():
-        model(torch.randint(0, 50, (16, 9), generator=torch.Generator().manual_seed(0)))
-    model.eval()
+    model, qs = quantized_tiny(sparsity=0.0, uniform_attention=True)
     graph = export(model, qs, tmp_path / "q.onnx")
     constants_to_initializers(graph)
     qdq_to_integer(graph)

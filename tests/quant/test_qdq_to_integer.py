@@ -18,8 +18,14 @@ from sparsecore.quant.scheme import DEFAULT_ACTIVATIONS, DEFAULT_WEIGHTS, QuantA
 from sparsecore.quant.sites import select_sites
 
 
-def quantized_tiny(sparsity=0.8, activations=DEFAULT_ACTIVATIONS, weights=DEFAULT_WEIGHTS):
+def quantized_tiny(sparsity=0.8, activations=DEFAULT_ACTIVATIONS, weights=DEFAULT_WEIGHTS, uniform_attention=False):
+    """The tiny model with fake-quant attached and calibrated on 9-token inputs; ``uniform_attention``: query
+    weights and bias zeroed first, so every softmax output is exactly 1 / length."""
     model = tiny(seed=3, sparsity=sparsity)
+    if uniform_attention:
+        with torch.no_grad():
+            model.attn.query.weight.zero_()
+            model.attn.query.bias.zero_()
     qs = QuantState(QuantConfig(weights, activations)).attach(
         model, select_sites(model, submodules=None, exclude_types=None, ignore=None, embeddings=True, where="t"))
     model.train()
