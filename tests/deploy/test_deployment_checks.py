@@ -14,18 +14,14 @@ from sparsecore.cli.predict import main as predict_main
 from sparsecore.errors import SparsecoreError
 
 ENGINES = ("onnxruntime", "sparsecore", "deepsparse")  # the check runs before any engine is built
-PTQ = "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n"
 
 
 @pytest.fixture(scope="module")
 def int8_deployment(tiny_deployment, tmp_path_factory):
     """The tiny pruned model quantized one-shot and exported in integer form (MatMulInteger, int8 tables)."""
-    from sparsecore.workflows import export, train
+    from tiny_models import export_quantized
 
-    out = tmp_path_factory.mktemp("int8") / "m"
-    train(model_name_or_path=tiny_deployment.parent, task_name="sst2", one_shot=True, recipe=PTQ,
-          max_train_samples=32, max_eval_samples=8, max_seq_length=32, output_dir=out, disable_tqdm=True)
-    return export(model_path=out).deployment
+    return export_quantized(tiny_deployment.parent, tmp_path_factory.mktemp("int8") / "m")
 
 
 def _matmul_weight(model, node_suffix):

@@ -27,7 +27,6 @@ from onnx import numpy_helper
 
 from sparsecore import Pipeline
 
-PTQ = "modifiers:\n  - !QuantizationModifier\n    num_calibration_steps: 2\n"
 CONFIG_KEYS = ["hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size",
                "max_position_embeddings", "type_vocab_size", "pad_token_id", "layer_norm_eps", "hidden_act",
                "model_type", "id2label", "problem_type", "embedding_size", "dim", "n_layers"]
@@ -130,15 +129,11 @@ def damage_bytes(path: Path, seed: int) -> None:
 def make_sources(root: Path, float_deployment: Path | None = None) -> dict[str, Path]:
     """A float deployment (``float_deployment``, else a 2-layer random BERT with MiniLM's tokenizer, 50% pruned, built
     under ``root``) and its integer-form quantized export."""
-    from tiny_models import export_half_pruned, save_tiny_bert
-
-    from sparsecore.workflows import export, train
+    from tiny_models import export_half_pruned, export_quantized, save_tiny_bert
 
     if float_deployment is None:
         float_deployment = export_half_pruned(save_tiny_bert(root / "tiny"), root / "pruned")
-    train(model_name_or_path=float_deployment.parent, task_name="sst2", one_shot=True, recipe=PTQ,
-          max_train_samples=32, max_eval_samples=8, max_seq_length=32, output_dir=root / "int8", disable_tqdm=True)
-    return {"float": float_deployment, "int8": export(model_path=root / "int8").deployment}
+    return {"float": float_deployment, "int8": export_quantized(float_deployment.parent, root / "int8")}
 
 
 @pytest.fixture(scope="module")
