@@ -10,7 +10,7 @@ from onnx import numpy_helper
 
 
 class GraphIndex:
-    """Producers, consumers and initializers of an ONNX graph, indexed once (O(nodes + edges))."""
+    """Producers, consumers, initializers and Identity aliases of an ONNX graph, indexed once (O(nodes + edges))."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model, self.graph = model, model.graph
@@ -20,6 +20,16 @@ class GraphIndex:
         for n in self.graph.node:
             for i in n.input:
                 self.consumers[i].append(n)
+        # the exporter stores identical tensors once and names the copies through Identity nodes
+        self.alias = {n.output[0]: n.input[0] for n in self.graph.node if n.op_type == "Identity" and n.input}
+
+    def resolve(self, name: str) -> str | None:
+        """The initializer ``name`` refers to, through Identity aliases; None when it is not a constant."""
+        for _ in range(16):
+            if name in self.inits or name not in self.alias:
+                break
+            name = self.alias[name]
+        return name if name in self.inits else None
 
     def const(self, name: str) -> np.ndarray | None:
         return numpy_helper.to_array(self.inits[name]) if name in self.inits else None

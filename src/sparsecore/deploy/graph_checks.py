@@ -88,18 +88,12 @@ class GraphFacts:
 
 
 class _Graph(GraphIndex):
-    """:class:`~sparsecore.onnx_graph.GraphIndex` plus the exporter's ``Identity`` aliases of shared tensors."""
-
-    def __init__(self, model: onnx.ModelProto) -> None:
-        super().__init__(model)
-        self.alias = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity" and n.input}
+    """:class:`~sparsecore.onnx_graph.GraphIndex` with the look-ups the checks use."""
 
     def init(self, name: str):
-        for _ in range(16):
-            if name in self.inits or name not in self.alias:
-                break
-            name = self.alias[name]
-        return self.inits.get(name)
+        """The initializer (TensorProto) ``name`` refers to through aliases, or None."""
+        found = self.resolve(name)
+        return self.inits[found] if found is not None else None
 
     def weight(self, name: str):
         """The initializer behind ``name``: itself (through Identity), or the codes of a DequantizeLinear."""

@@ -21,6 +21,7 @@ import numpy as np
 from sparsecore.deploy.int8_model import TABLES, AttentionQuant, QuantLinear, read_integer_encoder
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import ROLES, Family, family_of
+from sparsecore.onnx_graph import GraphIndex
 
 _FIX = "export the model with sparsecore.transformers.export_onnx"
 Linear = tuple  # (W (N, K) float32, b (N,)), torch layout
@@ -80,15 +81,8 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
 
     config, family = _config(config_path)
     model = onnx.load(str(onnx_path))
-    inits = {i.name: i for i in model.graph.initializer}
-    # the exporter stores identical tensors once and names the copies through Identity nodes
-    alias = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Identity"}
-
-    def resolve(name: str) -> str | None:
-        seen = 0
-        while name not in inits and name in alias and seen < 16:
-            name, seen = alias[name], seen + 1
-        return name if name in inits else None
+    index = GraphIndex(model)
+    inits, alias, resolve = index.inits, index.alias, index.resolve
 
     def array(name: str) -> np.ndarray:
         if resolve(name) is None:
