@@ -19,6 +19,7 @@ from deepsparse_run import deepsparse_engine_logits
 from sparsecore import Pipeline
 from sparsecore.deploy.int8_model import QuantLinear
 from sparsecore.errors import SparsecoreError
+from sparsecore.kernels.isa import integer_path
 from sparsecore.export.validate import QUANTIZED, _judge
 from sparsecore.tasks import load_data, sample_glue_dir
 
@@ -143,7 +144,8 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     held on the decisive rows (as the export's own validation does) and all rows must still agree ≥ 99%."""
     feeds, want = reference
     ours = Pipeline.create(model_path=qat_minilm, batch_size=32, engine="sparsecore").engine
-    assert ours.model.formats() == {"int8 csr": 24}  # 80%-pruned codes: every encoder Linear sparse int8
+    path = integer_path()  # 80%-pruned codes: every encoder Linear sparse int8, in quads on VNNI hosts
+    assert ours.model.formats() == {f"int8 quads {path}" if "vnni" in path else "int8 csr": 24}
     assert ours.model.a.quantized and all(q is not None for q in ours.model.a.attention_quant)
     got = batched(ours, feeds, len(want))
     linears = [layer[k] for layer in ours.model.layers for k in ("qkv", "attn_out", "intermediate", "out")]

@@ -180,7 +180,11 @@ def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kern
         np.testing.assert_allclose(integer(xt, gelu), widening(xt, gelu), rtol=1e-6, atol=1e-6)
     unstructured = QuantLinear(np.where(rng.random((64, 128)) > 0.8, codes, 0).astype(np.int8), q.bias, q.rescale,
                                q.act)
-    assert QLinearT(unstructured).format == "int8 csr"  # scattered codes: blocks would multiply zeros
+    # scattered codes: blocks would multiply zeros; quads on VNNI hosts, the widening kernel elsewhere
+    quads = QLinearT(unstructured)
+    assert quads.format == (f"int8 quads {integer_path()}" if "vnni" in integer_path() else "int8 csr")
+    for gelu in (False, True):
+        np.testing.assert_allclose(quads(xt, gelu), QLinearT(unstructured, "csr")(xt, gelu), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("path", ["host", "avx2", "generic"])

@@ -79,7 +79,10 @@ class QLinearT:
     ``int8 block4 <path>`` runs :mod:`sparsecore.kernels.int8_block4` on the CPU's integer dot-product
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
     into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
-    pruned in 1×4 blocks. Other sparse formats (``int8 csr``) run the kernels of
+    pruned in 1×4 blocks. ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
+    ``vpdpbusd`` on each row's non-zeros in quads; VNNI paths only): taken for ``formats="quads"`` and, under
+    ``"auto"``, for every other sparse matrix on a VNNI host. ``int8 csr`` (forced, or on hosts without VNNI) runs
+    the kernels of
     :mod:`sparsecore.kernels.sparse_matmul` on the codes, as float32 values or as bytes widened in registers
     (:func:`~sparsecore.kernels.isa.csr_activations` picks by the host's path; exact integer sums either way).
     ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so the products and
@@ -87,21 +90,27 @@ class QLinearT:
     """
 
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
+        from sparsecore.kernels.int8_block4 import pack_block4_int8
+        from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
+        from sparsecore.kernels.int8_quads import pack_quads
         from sparsecore.kernels.isa import csr_activations, integer_path
 
         fmt = _format(q.codes, formats)
         path = integer_path()
-        if path != "generic" and (fmt == "block4" or (formats == "auto" and fmt == "csr"
-                                                      and _block_structured(q.codes))):
-            from sparsecore.kernels.int8_block4 import pack_block4_int8
-
-            fmt = f"block4 {path}"
+        if formats == "auto" and fmt == "csr" and path != "generic":
+            fmt = "block4" if _block_structured(q.codes) else "quads" if path in QUAD_PATHS else "csr"
+        if (fmt == "block4" and path != "generic") or (fmt == "quads" and path in QUAD_PATHS):
+            fmt = f"{fmt} {path}"
             self._path = path
+        elif fmt == "quads":
+            raise ValueError(f"the int8 quads format needs VNNI ({', '.join(QUAD_PATHS)}); this CPU runs {path}")
         self.format = f"int8 {fmt}"
         self.act = q.act
-        self._bytes = fmt not in ("dense", f"block4 {path}") and csr_activations() == "uint8"
+        self._bytes = fmt == "csr" and csr_activations() == "uint8"
         if fmt.startswith("block4 "):
             self.weight = pack_block4_int8(q.codes)
+        elif fmt.startswith("quads "):
+            self.weight = pack_quads(q.codes)
         else:
             # int8 codes as float32 values unless this host's path multiplies bytes (exact either way)
             codes = q.codes if self._bytes else q.codes.astype(np.float32)
@@ -116,13 +125,22 @@ class QLinearT:
         self._own = (Scratch(), Scratch())
 
     def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch, acc: Scratch) -> np.ndarray:
-        """The ``int8 block4 <path>`` call: quantize into the interleaved layout, integer products, epilogue."""
+        """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the kernel's layout, integer
+        products, epilogue."""
         from sparsecore.kernels.int8_block4 import block4_int8_linear_t
-        from sparsecore.kernels.quantize import quantize_u8_interleave4
+        from sparsecore.kernels.int8_quads import BLOCK as QUAD_BLOCK
+        from sparsecore.kernels.int8_quads import quads_int8_linear_t
+        from sparsecore.kernels.quantize import quantize_u8_blocked, quantize_u8_interleave4
         from sparsecore.kernels.sparse_matmul import gelu_inplace
 
         n, t_total = self.weight.shape[0], xt.shape[1]
-        xq4 = quantize_u8_interleave4(np.ascontiguousarray(xt), self.act.scale, self.act.zero,
+        xt = np.ascontiguousarray(xt)
+        if self.format.startswith("int8 quads "):
+            tb = QUAD_BLOCK[self._path]
+            xb = quantize_u8_blocked(xt, self.act.scale, self.act.zero, tb,
+                                     out=codes.view((-(-t_total // tb), xt.shape[0], tb), np.uint8))
+            return quads_int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out)
+        xq4 = quantize_u8_interleave4(xt, self.act.scale, self.act.zero,
                                       out=codes.view((-(-xt.shape[0] // 4), t_total, 4), np.uint8))
         y = block4_int8_linear_t(self.weight, xq4, self.bias, self.rescale, self._path, out=out,
                                  acc=acc.view((n, t_total), np.int32))
@@ -135,7 +153,7 @@ class QLinearT:
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         code_buffer, acc_buffer = scratch or self._own
-        if self.format.startswith("int8 block4 "):
+        if self.format.startswith(("int8 block4 ", "int8 quads ")):
             return self._integer(xt, gelu, out, code_buffer, acc_buffer)
         quantize, dtype = (quantize_u8, np.uint8) if self._bytes else (quantize_f32, np.float32)
         codes = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=code_buffer.view(xt.shape, dtype))

@@ -1,5 +1,5 @@
-"""Activation quantization for the integer path: fp32 → uint8 codes (as bytes, interleaved bytes or float32
-values), and fp32 → integer codes in place.
+"""Activation quantization for the integer path: fp32 → uint8 codes (as bytes, interleaved or token-blocked
+bytes, or float32 values), and fp32 → integer codes in place.
 
 Both follow ONNX ``QuantizeLinear`` exactly (what ONNX Runtime and DeepSparse compute):
 ``q = saturate(round_half_even(x / scale) + zero_point)`` into [0, 255] — a division, not a multiply by
@@ -89,6 +89,41 @@ def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, out: 
     elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
     _quantize_interleave4(xt, s, z, out)
+    return out
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quantize_blocked(xt, scale, zero, out):
+    f = np.float32
+    lo, hi = f(-zero), f(255 - zero)
+    t_total = xt.shape[1]
+    blocks, k, tb = out.shape
+    for c in nb.prange(k):
+        src = xt[c]
+        for b in range(blocks):
+            dst = out[b, c]
+            t0 = b * tb
+            width = min(tb, t_total - t0)
+            for i in range(width):  # one row of TB contiguous tokens in, one out: vectorises
+                dst[i] = np.uint8(np.int32(_round_clamp(src[t0 + i] / scale, lo, hi) + f(zero)))
+            for i in range(width, tb):
+                dst[i] = np.uint8(zero)
+
+
+def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, written token-blocked: ``out[b, k, i]`` = code of
+    ``xt[k, tb·b + i]`` (``(ceil(T/tb), K, tb)``; tokens past T get the zero point) — the layout
+    :mod:`.int8_quads` reads."""
+    s, z = _params(scale, zero_point, 0, 255)
+    if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
+        raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
+    shape = (-(-xt.shape[1] // tb), xt.shape[0], tb)
+    if out is None:
+        out = np.empty(shape, np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
+    _quantize_blocked(xt, s, z, out)
     return out
 
 

@@ -1,0 +1,353 @@
+"""Exact int8 products of *unstructured* sparse weights on VNNI: each row's non-zeros grouped in quads, the
+activations interleaved in registers.
+
+Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for any sparsity pattern. Layouts:
+
+* weights (:func:`pack_quads`): each row's non-zero codes in column order, four at a time — a quad holds four
+  columns (``uint16``) and four int8 weights packed little-endian into one int32; a row's last quad is padded
+  with zero weights on its last column (already in cache). 3 bytes per non-zero.
+* activations *token-blocked* (:func:`token_blocks`, or :func:`~.quantize.quantize_u8_blocked` straight
+  from fp32): ``xb[b, k, :] = X[k, TB·b : TB·b + TB]``, ``(ceil(T/TB), K, TB)`` uint8, TB = :data:`BLOCK` of
+  the path (64 tokens, one zmm of bytes, on ``avx512_vnni``; 32 on ``avx_vnni``). One block's slab — K·TB
+  bytes, 48 KB at K = 768 — is read by every row of a task while it stays in L1/L2: the cost of a row does
+  not grow with the batch.
+
+Per quad and token block (:func:`emit_block`): four loads of TB activation bytes (the quad's four feature
+rows), two levels of unpacks — bytes into (k0, k1) and (k2, k3) pairs, then 16-bit pairs into quads — that put
+each token's four bytes side by side as ``vpdpbusd`` reads them, one broadcast of the packed weights and four
+``vpdpbusd``: 4·TB exact u8·s8 products summed into int32. The unpacks work inside 128-bit lanes, so
+accumulator g holds tokens ``16L + 4g + i`` in lane L; one 4×4 transpose of those lanes per row and block
+restores token order before the store. Cost per quad and block: 8 shuffles (one port on most x86 cores),
+4 dot products, 9 loads. ``vpmaddubsw`` is never used (it saturates u8·s8 pair sums at int16).
+
+All paths are exact: int32 sums cannot overflow while K ≤ ``MAX_K`` (K·255·128 < 2³¹). ``generic`` runs
+plain loops (any CPU, and coverage runs). The IR is pure llvmlite: :func:`block_assembly` compiles it for
+any target CPU, so the VNNI code is checked on hosts that cannot run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.int8_block4 import MAX_K
+from sparsecore.kernels.isa import integer_path, supported
+from sparsecore.kernels.simd import accumulate_loop
+from sparsecore.kernels.vecmath import erf32
+
+# path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
+BLOCK = {"avx512_vnni": 64, "avx_vnni": 32, "generic": 64}
+VECTOR_PATHS = ("avx512_vnni", "avx_vnni")
+
+_I32, _I64, _I16, _I8 = ir.IntType(32), ir.IntType(64), ir.IntType(16), ir.IntType(8)
+
+
+def _mask(values):
+    return ir.Constant(ir.VectorType(_I32, len(values)), values)
+
+
+def _unpack(builder, a, b, lanes: int, per_lane: int, high: bool):
+    """``punpck{l,h}`` on ``per_lane`` elements per 128-bit lane: the low (or high) halves of a and b alternated."""
+    size = lanes * per_lane
+    half = per_lane // 2
+    order = [s * size + per_lane * lane + i + (half if high else 0)
+             for lane in range(lanes) for i in range(half) for s in (0, 1)]
+    return builder.shuffle_vector(a, b, _mask(order))
+
+
+def _token_order(builder, accs, lanes: int) -> list:
+    """The four accumulators (accumulator g, lane L, element i = token 16L + 4g + i) as four vectors of
+    consecutive tokens (vector m, element d = token 4·lanes·m + d)."""
+    width = 4 * lanes
+    ab = builder.shuffle_vector(accs[0], accs[1], _mask(list(range(2 * width))))
+    cd = builder.shuffle_vector(accs[2], accs[3], _mask(list(range(2 * width))))
+    every = builder.shuffle_vector(ab, cd, _mask(list(range(4 * width))))  # index g·width + 4L + i
+    undef = ir.Constant(every.type, ir.Undefined)
+    vectors = []
+    for m in range(4):
+        tokens = range(width * m, width * (m + 1))
+        order = [((t % 16) // 4) * width + 4 * (t // 16) + t % 4 for t in tokens]
+        vectors.append(builder.shuffle_vector(every, undef, _mask(order)))
+    return vectors
+
+
+def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_start, j_end, slab_ptr,
+               out_ptr) -> None:
+    """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} Σ_q values[j, q] · slab[columns[j, q], 0 : TB]`` (int32).
+
+    Pointers: ``columns_ptr`` i16* four unsigned columns per quad; ``values_ptr`` i32* four int8 weights per
+    quad, packed little-endian; ``slab_ptr`` i8* one token block (row k starts at byte k·TB); ``out_ptr`` i32*
+    TB results, written (not added). ``j_start``, ``j_end`` i64."""
+    tb = BLOCK[path]
+    lanes = tb // 16
+    acc_type = ir.VectorType(_I32, 4 * lanes)
+    byte_type = ir.VectorType(_I8, tb)
+    word_type = ir.VectorType(_I16, 8 * lanes)
+    dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(acc_type, [acc_type] * 3),
+                                         f"llvm.x86.avx512.vpdpbusd.{32 * 4 * lanes}")
+
+    def step(j, accs):
+        rows = []
+        for q in range(4):
+            column = builder.zext(builder.load(builder.gep(columns_ptr, [builder.add(
+                builder.mul(j, ir.Constant(_I64, 4)), ir.Constant(_I64, q))])), _I64)
+            row = builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, tb))])
+            rows.append(builder.load(builder.bitcast(row, byte_type.as_pointer()), align=1))
+        pairs = [builder.bitcast(_unpack(builder, rows[a], rows[a + 1], lanes, 16, high), word_type)
+                 for a in (0, 2) for high in (False, True)]  # (k0,k1) low, high; (k2,k3) low, high
+        quads = [_unpack(builder, pairs[half], pairs[2 + half], lanes, 8, high)
+                 for half in (0, 1) for high in (False, True)]
+        packed = builder.load(builder.gep(values_ptr, [j]))
+        first = builder.insert_element(ir.Constant(acc_type, ir.Undefined), packed, ir.Constant(_I32, 0))
+        weights = builder.shuffle_vector(first, ir.Constant(acc_type, ir.Undefined), _mask([0] * 4 * lanes))
+        return [builder.call(dot, [acc, builder.bitcast(quad, acc_type), weights]) for acc, quad in zip(accs, quads)]
+
+    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 4 * lanes), 4, step)
+    for m, vector in enumerate(_token_order(builder, accs, lanes)):
+        p = builder.gep(out_ptr, [ir.Constant(_I64, 4 * lanes * m)])
+        builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
+
+
+def _block_intrinsic(path: str):
+    @intrinsic
+    def block(typingctx, columns, values, j0, j1, xb, b, out):
+        ok = (isinstance(columns, types.Array) and columns.dtype == types.uint16 and
+              isinstance(values, types.Array) and values.dtype == types.int32 and
+              isinstance(xb, types.Array) and xb.ndim == 3 and xb.dtype == types.uint8 and
+              isinstance(out, types.Array) and out.dtype == types.int32)
+        if not ok:
+            return None
+
+        def codegen(context, builder, signature, args):
+            a_columns, a_values, a_j0, a_j1, a_xb, a_b, a_out = args
+
+            def data(ty, value):
+                return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
+
+            def i64(value, ty):
+                return context.cast(builder, value, ty, types.int64)
+
+            xs = cgutils.create_struct_proxy(xb)(context, builder, value=a_xb)
+            k = cgutils.unpack_tuple(builder, xs.shape, 3)[1]
+            offset = builder.mul(builder.mul(i64(a_b, signature.args[5]), k), ir.Constant(_I64, BLOCK[path]))
+            emit_block(builder, path, data(columns, a_columns), data(values, a_values),
+                       i64(a_j0, signature.args[2]), i64(a_j1, signature.args[3]),
+                       builder.gep(xs.data, [offset]), data(out, a_out))
+            return context.get_dummy_value()
+
+        return types.void(columns, values, j0, j1, xb, b, out), codegen
+
+    return block
+
+
+_BLOCKS = {path: _block_intrinsic(path) for path in VECTOR_PATHS}
+# compile-time path selection, as in int8_block4: the marker argument's type names the path
+_MARKERS = {"avx512_vnni": np.uint8, "avx_vnni": np.uint16, "generic": np.uint64}
+_MARKER_PATH = {nb.from_dtype(np.dtype(marker)): path for path, marker in _MARKERS.items()}
+
+
+@nb.njit(inline="always")
+def _plain_block(columns, values4, j0, j1, xb, b, out):
+    """The generic path: ``out[t] = Σ_j Σ_q values4[j, q] · xb[b, columns[j, q], t]``."""
+    for t in range(out.shape[0]):
+        total = np.int32(0)
+        for j in range(j0, j1):
+            for q in range(4):
+                total += np.int32(values4[j, q]) * np.int32(xb[b, columns[j, q], t])
+        out[t] = total
+
+
+def _block(marker, columns, values, values4, j0, j1, xb, b, out):
+    """Dispatch stub: one row's products for token block ``b`` on the path ``marker``'s type names."""
+
+
+@overload(_block, inline="always")
+def _block_impl(marker, columns, values, values4, j0, j1, xb, b, out):
+    kernel = None if config.DISABLE_JIT else _BLOCKS.get(_MARKER_PATH.get(marker))
+    if kernel is None:
+        return lambda marker, columns, values, values4, j0, j1, xb, b, out: _plain_block(
+            columns, values4, j0, j1, xb, b, out)
+    return lambda marker, columns, values, values4, j0, j1, xb, b, out: kernel(columns, values, j0, j1, xb, b, out)
+
+
+if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
+
+    def _block(marker, columns, values, values4, j0, j1, xb, b, out):  # noqa: F811
+        _plain_block(columns, values4, j0, j1, xb, b, out)
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quads_products(marker, indptr, columns, values, values4, xb, bounds, scratch, out):
+    """Exact int32 ``out (N, T)``; tasks are (token block, row range) pairs, row ranges from ``bounds``."""
+    tb = xb.shape[2]
+    chunks = bounds.size - 1
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
+        acc = scratch[task]
+        width = min(tb, out.shape[1] - b * tb)
+        for r in range(bounds[c], bounds[c + 1]):
+            _block(marker, columns, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
+            out[r, b * tb:b * tb + width] = acc[:width]
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _gelu(x):
+    return np.float32(0.5) * x * (np.float32(1.0) + erf32(x * np.float32(0.7071067811865476)))
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quads_linear(marker, indptr, columns, values, values4, xb, bounds, bias, scale, gelu, scratch, out):
+    """``out (N, T) float32 = (Σ + bias) · scale`` (then GELU) per row, the epilogue on each row's block while
+    it is in cache."""
+    tb = xb.shape[2]
+    chunks = bounds.size - 1
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
+        acc = scratch[task]
+        t0 = b * tb
+        width = min(tb, out.shape[1] - t0)
+        for r in range(bounds[c], bounds[c + 1]):
+            _block(marker, columns, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
+            bias_r, scale_r = bias[r], scale[r]
+            row = out[r]
+            if gelu:
+                for i in range(width):
+                    row[t0 + i] = _gelu((np.float32(acc[i]) + bias_r) * scale_r)
+            else:
+                for i in range(width):
+                    row[t0 + i] = (np.float32(acc[i]) + bias_r) * scale_r
+
+
+@dataclass(frozen=True)
+class Quads:
+    """Unstructured int8 weights in quads: ``indptr (N+1,) int64`` (in quads), ``columns (S, 4) uint16``,
+    ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``, ``nnz`` real non-zeros."""
+
+    indptr: np.ndarray
+    columns: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int]
+    nnz: int
+
+    @property
+    def weights4(self) -> np.ndarray:
+        """The stored weights as ``(S, 4) int8`` (a view of ``values``)."""
+        return self.values.view(np.int8).reshape(-1, 4)
+
+
+def pack_quads(codes: np.ndarray) -> Quads:
+    """Quads of an (N, K) int8 matrix: every row's non-zeros in column order, four per quad, the last quad
+    padded with zero weights on the row's last column. K ≤ ``MAX_K`` (beyond it int32 sums could overflow)."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.int8 or codes.ndim != 2:
+        raise ValueError(f"codes must be a 2-D int8 array, got {codes.dtype} with shape {codes.shape}")
+    n, k = codes.shape
+    if k > MAX_K:
+        raise ValueError(f"K = {k} > {MAX_K}: int32 sums of u8·s8 products could overflow")
+    rows, cols = np.nonzero(codes)  # row-major: columns ascending within a row
+    counts = np.bincount(rows, minlength=n)
+    quads = -(-counts // 4)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(quads, out=indptr[1:])
+    first = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=first[1:])
+    slot_row = np.repeat(np.arange(n), 4 * quads)  # every slot of every quad, row by row
+    rank = np.arange(4 * indptr[-1]) - 4 * indptr[:-1][slot_row]
+    real = rank < counts[slot_row]
+    src = first[:-1][slot_row] + np.minimum(rank, counts[slot_row] - 1)
+    columns = cols[src].astype(np.uint16).reshape(-1, 4)
+    weights = np.where(real, codes[rows[src], cols[src]], 0).astype(np.int8).reshape(-1, 4)
+    return Quads(indptr, np.ascontiguousarray(columns), np.ascontiguousarray(weights).view(np.int32).reshape(-1),
+                 (n, k), int(rows.size))
+
+
+def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
+    """``(K, T)`` uint8 → ``(ceil(T/tb), K, tb)`` with ``[b, k, i] = xq[k, tb·b + i]`` (tokens past T: ``pad``)."""
+    xq = np.asarray(xq)
+    if xq.dtype != np.uint8 or xq.ndim != 2:
+        raise ValueError(f"activations must be a 2-D uint8 array, got {xq.dtype} with shape {xq.shape}")
+    k, t = xq.shape
+    padded = np.full((k, -(-t // tb) * tb), pad, np.uint8)
+    padded[:, :t] = xq
+    return np.ascontiguousarray(padded.reshape(k, -1, tb).transpose(1, 0, 2))
+
+
+def _row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
+    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored quads."""
+    targets = indptr[-1] * np.arange(1, chunks) / chunks
+    inner = np.searchsorted(indptr[1:], targets, side="left") + 1
+    return np.concatenate([[0], np.minimum(inner, len(indptr) - 1), [len(indptr) - 1]]).astype(np.int64)
+
+
+def _chunks(blocks: int, rows: int, threads: int) -> int:
+    """Row ranges per token block: enough (block, range) tasks to share the blocks evenly between threads."""
+    chunks = 1
+    while (blocks * chunks) % threads and blocks * chunks < 4 * threads and chunks < max(1, rows // 16):
+        chunks += 1
+    return chunks
+
+
+def _checked(weight: Quads, xb: np.ndarray, t_total: int, path: str | None) -> tuple[str, np.ndarray]:
+    path = integer_path() if path is None else path
+    if path not in BLOCK or not supported(path):
+        raise ValueError(f"path {path!r} cannot run the quad kernels on this CPU (they run: "
+                         f"{', '.join(p for p in BLOCK if supported(p))})")
+    tb = BLOCK[path]
+    shape = (-(-t_total // tb), weight.shape[1], tb)
+    if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
+        raise ValueError(f"activations must be C-contiguous {shape} uint8 (token_blocks with {tb} tokens), got "
+                         f"{xb.dtype} {xb.shape}")
+    bounds = _row_bounds(weight.indptr, _chunks(shape[0], weight.shape[0], nb.get_num_threads()))
+    return path, bounds
+
+
+def quads_int8_matmul(weight: Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:
+    """``W · X`` as exact int32 ``(N, t_total)``; ``xb`` from :func:`token_blocks` with the path's
+    :data:`BLOCK` (default path: :func:`~sparsecore.kernels.isa.integer_path`, which must be one of ``BLOCK``)."""
+    path, bounds = _checked(weight, xb, t_total, path)
+    out = np.empty((weight.shape[0], t_total), np.int32)
+    scratch = np.empty((xb.shape[0] * (bounds.size - 1), BLOCK[path]), np.int32)
+    _quads_products(_MARKERS[path](0), weight.indptr, weight.columns, weight.values, weight.weights4, xb, bounds,
+                    scratch, out)
+    return out
+
+
+def quads_int8_linear_t(weight: Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
+                        gelu: bool = False, path: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row (then exact GELU when ``gelu``), the
+    integer sum exact (int32) and the epilogue in fp32 — a quantized Linear's output. Arguments as for
+    :func:`quads_int8_matmul`."""
+    path, bounds = _checked(weight, xb, t_total, path)
+    n = weight.shape[0]
+    if out is None:
+        out = np.empty((n, t_total), np.float32)
+    if out.shape != (n, t_total) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape ({n}, {t_total})")
+    scratch = np.empty((xb.shape[0] * (bounds.size - 1), BLOCK[path]), np.int32)
+    _quads_linear(_MARKERS[path](0), weight.indptr, weight.columns, weight.values, weight.weights4, xb, bounds,
+                  np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32), gelu, scratch, out)
+    return out
+
+
+def block_assembly(path: str, cpu: str) -> str:
+    """Machine code of one ``path`` block compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server``
+    or ``znver4``) from a stand-alone module — whatever CPU this host is."""
+    import llvmlite.binding as llvm
+
+    module = ir.Module(name=f"int8_quads_{path}")
+    pointers = [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()]
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), pointers), name="quads_block")
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    emit_block(builder, path, *function.args)
+    builder.ret_void()
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
+    return machine.emit_assembly(parsed)
