@@ -19,8 +19,8 @@ from deepsparse_run import deepsparse_engine_logits
 from sparsecore import Pipeline
 from sparsecore.deploy.int8_model import QuantLinear
 from sparsecore.errors import SparsecoreError
-from sparsecore.kernels.isa import integer_path
 from sparsecore.export.validate import QUANTIZED, _judge
+from sparsecore.kernels.isa import integer_path
 from sparsecore.tasks import load_data, sample_glue_dir
 
 

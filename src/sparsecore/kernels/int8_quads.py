@@ -179,7 +179,7 @@ def _block_impl(marker, columns, values, values4, j0, j1, xb, b, out):
 
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
-    def _block(marker, columns, values, values4, j0, j1, xb, b, out):  # noqa: F811
+    def _block(marker, columns, values, values4, j0, j1, xb, b, out):
         _plain_block(columns, values4, j0, j1, xb, b, out)
 
 
