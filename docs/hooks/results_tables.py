@@ -148,15 +148,21 @@ def engine_bench(data: dict) -> str:
 
 
 def int8_kernels(data: dict) -> str:
-    """Each integer path's time against the fp32-widening int8 kernel on the same block-sparse matrix."""
+    """Each integer path's time against the fp32-widening int8 kernel on the same sparse matrix, per weight kind."""
     paths = data["paths"]
-    body = [[r["shape"], f"{r['n']}×{r['k']}", r["tokens"], f"{r['fp32_widening_ms']:.2f}",
-             *[f"{r[p + '_ms']:.2f} ({r['fp32_widening_ms'] / r[p + '_ms']:.2f}×)" for p in paths],
-             f"{2 * r['nnz'] * r['tokens'] / (min(r[p + '_ms'] for p in paths) * 1e6):.0f}"] for r in data["rows"]]
-    head = (f"CPU: {data['cpu']}; {data['sparsity']:.0%} of 1×4 blocks pruned; medians over {data['iters']} runs, "
-            f"all cores. Command: `{data['command']}`\n\n")
-    return head + rows(["Linear", "N×K", "tokens", "fp32-widening ms", *[f"{p} ms (speed-up)" for p in paths],
-                        "best useful GOP/s"], "lll" + "r" * (len(paths) + 2), body)
+    body = []
+    for r in data["rows"]:
+        ran = [p for p in paths if f"{p}_ms" in r]
+        body.append([r.get("kind", "1×4 blocks"), r["shape"], f"{r['n']}×{r['k']}", r["tokens"],
+                     f"{r['fp32_widening_ms']:.2f}",
+                     *[f"{r[p + '_ms']:.2f} ({r['fp32_widening_ms'] / r[p + '_ms']:.2f}×)" if p in ran else "–"
+                       for p in paths],
+                     f"{2 * r['nnz'] * r['tokens'] / (min(r[p + '_ms'] for p in ran) * 1e6):.0f}"])
+    head = (f"CPU: {data['cpu']}; {data['sparsity']:.0%} sparsity; medians over {data['iters']} runs, all cores. "
+            f"Command: `{data['command']}`\n\n")
+    return head + rows(["weights", "Linear", "N×K", "tokens", "fp32-widening ms",
+                        *[f"{p} ms (speed-up)" for p in paths], "best useful GOP/s"],
+                       "llll" + "r" * (len(paths) + 2), body)
 
 
 def pipeline_throughput(data: dict) -> str:

@@ -149,14 +149,14 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     assert ours.model.a.quantized and all(q is not None for q in ours.model.a.attention_quant)
     got = batched(ours, feeds, len(want))
     linears = [layer[k] for layer in ours.model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
-    assert ours.model.scratch[0]._buf.size > 0
-    assert all(linear._own[0]._buf.size == 0 for linear in linears)  # one code buffer per executor, not per Linear
+    assert ours.model.scratch._buf.size > 0
+    assert all(linear._own._buf.size == 0 for linear in linears)  # one code buffer per executor, not per Linear
     two = Pipeline.create(model_path=qat_minilm, batch_size=32, engine="sparsecore", num_streams=2).engine
     with ThreadPoolExecutor(4) as pool:  # int8 streams: each executor its own codes, the same answers
         parts = list(pool.map(two, [{k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, 256, 32)]))
     np.testing.assert_array_equal(np.concatenate(parts), got[:256])
     heads = [h for h in (two.model.head_hidden, two.model.head_out) if hasattr(h, "_own")]  # int8 head Linears
-    assert heads and all(linear._own[0]._buf.size == 0 for linear in linears + heads)  # no buffer shared by streams
+    assert heads and all(linear._own._buf.size == 0 for linear in linears + heads)  # no buffer shared by streams
     ort = batched(Pipeline.create(model_path=qat_minilm, batch_size=32).engine, feeds, len(want))
     agreement = float(np.mean(got.argmax(1) == ort.argmax(1)))
     verdict = _judge(got, ort, float(np.abs(got - ort).max()), replace(QUANTIZED, min_agreement=0.995))

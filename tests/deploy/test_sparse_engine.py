@@ -216,7 +216,7 @@ def test_int8_csr_on_float_codes_equals_the_byte_widening_kernel_bit_for_bit(pat
         np.testing.assert_array_equal(linear(xt, gelu), expected)
 
 
-def test_int8_linears_of_a_model_share_one_pair_of_huge_page_buffers():
+def test_int8_linears_of_a_model_share_one_huge_page_buffer():
     from sparsecore.deploy.hugepages import Scratch
 
     scratch = Scratch()

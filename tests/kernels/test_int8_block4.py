@@ -11,16 +11,10 @@ import pytest
 from reference import naive_int8_products
 
 from sparsecore.kernels import isa
-from sparsecore.kernels.int8_block4 import (
-    MAX_K,
-    SHAPES,
-    block4_int8_linear_t,
-    block4_int8_matmul,
-    interleave4,
-    pack_block4_int8,
-    tile_assembly,
-)
+from sparsecore.kernels.int8_block4 import MAX_K, SHAPES, TOKENS, interleave4, pack_block4_int8, tile_assembly
+from sparsecore.kernels.int8_linear import int8_linear_t, int8_matmul
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_interleave4
+from sparsecore.kernels.sparse_matmul import gelu_inplace
 
 
 def runnable(path):
@@ -30,6 +24,10 @@ def runnable(path):
 
 PATHS = [runnable(p) for p in isa.PATHS]
 X86 = platform.machine() in ("x86_64", "AMD64")
+
+
+def run(codes, xq, path):
+    return int8_matmul(pack_block4_int8(codes), interleave4(xq, TOKENS[path]), xq.shape[1], path)
 
 
 def block_codes(n, k, sparsity, rng):
@@ -46,7 +44,7 @@ def test_exact_against_int64_products(path, n, k, t, sparsity):
     rng = np.random.default_rng(n * 1000 + k + t)
     codes = block_codes(n, k, sparsity, rng)
     xq = rng.integers(0, 256, (k, t)).astype(np.uint8)
-    got = block4_int8_matmul(pack_block4_int8(codes), interleave4(xq), path)
+    got = run(codes, xq, path)
     assert got.dtype == np.int32 and got.shape == (n, t)
     np.testing.assert_array_equal(got, naive_int8_products(codes, xq))
 
@@ -59,7 +57,7 @@ def test_extreme_codes_sum_exactly(path):
     codes[2, ::2] = 0  # half the blocks partly zero
     xq = np.full((3072, 150), 255, np.uint8)
     xq[:, 7] = 0
-    got = block4_int8_matmul(pack_block4_int8(codes), interleave4(xq), path)
+    got = run(codes, xq, path)
     np.testing.assert_array_equal(got, naive_int8_products(codes, xq))
     assert got[0, 0] == -128 * 255 * 3072 and got[0, 7] == 0
 
@@ -67,8 +65,7 @@ def test_extreme_codes_sum_exactly(path):
 def test_every_runnable_path_gives_the_same_int32():
     rng = np.random.default_rng(7)
     codes, xq = block_codes(64, 300, 0.8, rng), rng.integers(0, 256, (300, 333)).astype(np.uint8)
-    weight, xq4 = pack_block4_int8(codes), interleave4(xq)
-    results = {p: block4_int8_matmul(weight, xq4, p) for p in isa.PATHS if isa.supported(p)}
+    results = {p: run(codes, xq, p) for p in isa.PATHS if isa.supported(p)}
     assert "generic" in results
     for path, got in results.items():
         np.testing.assert_array_equal(got, results["generic"], err_msg=path)
@@ -84,21 +81,22 @@ def test_packing_round_trips_and_keeps_only_nonzero_blocks():
             dense[r, 4 * int(weight.index[j]):4 * int(weight.index[j]) + 4] = weight.blocks4[j]
     np.testing.assert_array_equal(dense[:, :22], codes)
     assert len(weight.values) == int(np.count_nonzero(np.any(dense.reshape(9, 6, 4) != 0, axis=2)))
-    xq = rng.integers(0, 256, (22, 5)).astype(np.uint8)
-    xq4 = interleave4(xq)
-    assert xq4.shape == (6, 5, 4) and xq4[2, 3, 1] == xq[9, 3] and xq4[5, 4, 3] == 0  # padded feature
+    xq = rng.integers(0, 256, (22, 70)).astype(np.uint8)
+    xb = interleave4(xq, 32, pad=7)
+    assert xb.shape == (3, 6, 32, 4) and xb[0, 2, 3, 1] == xq[9, 3] and xb[2, 2, 5, 1] == xq[9, 69]
+    assert xb[0, 5, 4, 3] == 7 and np.all(xb[2, :, 6:] == 7)  # padded feature, padded tokens
 
 
 def test_bad_inputs_are_one_clear_error():
     weight = pack_block4_int8(np.ones((2, 8), np.int8))
-    with pytest.raises(ValueError, match=r"\(2, T, 4\) uint8"):
-        block4_int8_matmul(weight, np.zeros((2, 3, 4), np.int8))
+    with pytest.raises(ValueError, match=r"C-contiguous \(1, 2, 64, 4\) uint8"):
+        int8_matmul(weight, np.zeros((1, 2, 32, 4), np.uint8), 3, "generic")
     with pytest.raises(ValueError, match="2-D int8"):
         pack_block4_int8(np.ones((2, 8), np.float32))
     with pytest.raises(ValueError, match="2-D uint8"):
-        interleave4(np.ones((8, 2), np.int8))
-    with pytest.raises(ValueError, match="not one of|cannot run"):
-        block4_int8_matmul(weight, interleave4(np.zeros((8, 3), np.uint8)), "sse2")
+        interleave4(np.ones((8, 2), np.int8), 64)
+    with pytest.raises(ValueError, match="cannot run the 1×4-block int8 kernels"):
+        int8_matmul(weight, interleave4(np.zeros((8, 3), np.uint8), 64), 3, "sse2")
     with pytest.raises(ValueError, match="overflow"):
         pack_block4_int8(np.ones((1, MAX_K + 1), np.int8))
     assert pack_block4_int8(np.ones((1, MAX_K), np.int8)).index.max() == MAX_K // 4 - 1  # fits uint16
@@ -148,17 +146,19 @@ def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum(path, t):
     rng = np.random.default_rng(t)
     codes, xq = block_codes(48, 96, 0.7, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
     bias, scale = rng.standard_normal(48).astype(np.float32) * 100, rng.random(48).astype(np.float32) / 1000
-    got = block4_int8_linear_t(pack_block4_int8(codes), interleave4(xq), bias, scale, path)
+    weight, xb = pack_block4_int8(codes), interleave4(xq, TOKENS[path])
     exact = naive_int8_products(codes, xq).astype(np.float32)  # |Σ| < 2²⁴ here: exact in float32
-    np.testing.assert_array_equal(got, (exact + bias[:, None]) * scale[:, None])
+    expected = (exact + bias[:, None]) * scale[:, None]
+    np.testing.assert_array_equal(int8_linear_t(weight, xb, t, bias, scale, path=path), expected)
+    np.testing.assert_allclose(int8_linear_t(weight, xb, t, bias, scale, gelu=True, path=path),
+                               gelu_inplace(expected.copy()), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("k", [4, 70, 768])
-def test_quantize_interleave4_matches_quantize_then_interleave(k):
+@pytest.mark.parametrize("k,t", [(4, 1), (70, 37), (768, 130)])
+@pytest.mark.parametrize("tb", [32, 128])
+def test_quantize_interleave4_matches_quantize_then_interleave(k, t, tb):
     rng = np.random.default_rng(k)
-    xt = (rng.standard_normal((k, 37)) * 3).astype(np.float32)
-    xt[0, :4] = [0.05, 0.15, -0.05, 1e9]  # ties at scale 0.1 round half to even; saturation
-    got = quantize_u8_interleave4(xt, 0.1, 128)
-    np.testing.assert_array_equal(got, interleave4(quantize_u8(xt, 0.1, 128)) if k % 4 == 0 else
-                                  np.where(np.arange(got.shape[0] * 4).reshape(-1, 1, 4) < k, interleave4(
-                                      quantize_u8(xt, 0.1, 128)), 128))
+    xt = (rng.standard_normal((k, t)) * 3).astype(np.float32)
+    xt[0, :4] = [0.05, 0.15, -0.05, 1e9][:t]  # ties at scale 0.1 round half to even; saturation
+    np.testing.assert_array_equal(quantize_u8_interleave4(xt, 0.1, 128, tb),
+                                  interleave4(quantize_u8(xt, 0.1, 128), tb, pad=128))

@@ -14,22 +14,14 @@ from reference import naive_int8_products
 
 from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import MAX_K
-from sparsecore.kernels.int8_quads import (
-    BLOCK,
-    _chunks,
-    _row_bounds,
-    block_assembly,
-    pack_quads,
-    quads_int8_linear_t,
-    quads_int8_matmul,
-    token_blocks,
-)
+from sparsecore.kernels.int8_linear import _chunks, _row_bounds, int8_linear_t, int8_matmul
+from sparsecore.kernels.int8_quads import TOKENS, block_assembly, pack_quads, token_blocks
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_blocked
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
 X86 = platform.machine() in ("x86_64", "AMD64")
 PATHS = [pytest.param(p, marks=pytest.mark.skipif(not isa.supported(p), reason=f"this CPU cannot run {p} (needs "
-                                                  f"{', '.join(isa.NEEDS[p])})")) for p in BLOCK]
+                                                  f"{', '.join(isa.NEEDS[p])})")) for p in TOKENS]
 
 
 def sparse_codes(n, k, sparsity, rng):
@@ -38,7 +30,7 @@ def sparse_codes(n, k, sparsity, rng):
 
 
 def run(codes, xq, path):
-    return quads_int8_matmul(pack_quads(codes), token_blocks(xq, BLOCK[path]), xq.shape[1], path)
+    return int8_matmul(pack_quads(codes), token_blocks(xq, TOKENS[path]), xq.shape[1], path)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -91,7 +83,7 @@ def test_every_runnable_path_and_thread_count_gives_the_same_int32():
     try:
         for count in sorted({1, threads}):
             numba.set_num_threads(count)
-            for path in BLOCK:
+            for path in TOKENS:
                 if isa.supported(path):
                     np.testing.assert_array_equal(run(codes, xq, path), want, err_msg=f"{path}, {count} threads")
     finally:
@@ -145,28 +137,28 @@ def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum_then_gelu(path, t):
     rng = np.random.default_rng(t)
     codes, xq = sparse_codes(48, 96, 0.7, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
     bias, scale = rng.standard_normal(48).astype(np.float32) * 100, rng.random(48).astype(np.float32) / 1000
-    weight, xb = pack_quads(codes), token_blocks(xq, BLOCK[path])
+    weight, xb = pack_quads(codes), token_blocks(xq, TOKENS[path])
     exact = naive_int8_products(codes, xq).astype(np.float32)  # |Σ| < 2²⁴ here: exact in float32
     expected = (exact + bias[:, None]) * scale[:, None]
-    np.testing.assert_array_equal(quads_int8_linear_t(weight, xb, t, bias, scale, path=path), expected)
-    np.testing.assert_allclose(quads_int8_linear_t(weight, xb, t, bias, scale, gelu=True, path=path),
+    np.testing.assert_array_equal(int8_linear_t(weight, xb, t, bias, scale, path=path), expected)
+    np.testing.assert_allclose(int8_linear_t(weight, xb, t, bias, scale, gelu=True, path=path),
                                gelu_inplace(expected.copy()), rtol=1e-6, atol=1e-7)
 
 
 def test_bad_inputs_are_one_clear_error():
     weight = pack_quads(np.ones((2, 8), np.int8))
-    with pytest.raises(ValueError, match=r"C-contiguous \(1, 8, 64\) uint8"):
-        quads_int8_matmul(weight, np.zeros((1, 8, 32), np.uint8), 10, "generic")
+    with pytest.raises(ValueError, match=r"C-contiguous \(1, 8, 64\) uint8 \(the quad kernels"):
+        int8_matmul(weight, np.zeros((1, 8, 32), np.uint8), 10, "generic")
     with pytest.raises(ValueError, match="2-D int8"):
         pack_quads(np.ones((2, 8), np.float32))
     with pytest.raises(ValueError, match="2-D uint8"):
         token_blocks(np.ones((8, 2), np.int8), 64)
-    with pytest.raises(ValueError, match="cannot run the quad kernels"):
-        quads_int8_matmul(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, "avx2")
+    with pytest.raises(ValueError, match="cannot run the quad int8 kernels"):
+        int8_matmul(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, "avx2")
     with pytest.raises(ValueError, match="overflow"):
         pack_quads(np.ones((1, MAX_K + 1), np.int8))
     with pytest.raises(ValueError, match="float32 array of shape"):
-        quads_int8_linear_t(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, np.zeros(2), np.ones(2),
+        int8_linear_t(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, np.zeros(2), np.ones(2),
                             path="generic", out=np.zeros((2, 4), np.float32))
 
 
@@ -180,7 +172,8 @@ def _loop_lines(assembly: str) -> list[str]:
 
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
 @pytest.mark.parametrize("path,cpu,register", [
-    ("avx512_vnni", "icelake-server", "%zmm"), ("avx512_vnni", "znver4", "%zmm"), ("avx512_vnni", "sapphirerapids", "%zmm"),
+    ("avx512_vnni", "icelake-server", "%zmm"), ("avx512_vnni", "znver4", "%zmm"),
+    ("avx512_vnni", "sapphirerapids", "%zmm"),
     ("avx_vnni", "alderlake", "%ymm"),
 ])
 def test_machine_code_is_four_vpdpbusd_and_eight_unpacks_per_quad_without_spills(path, cpu, register):

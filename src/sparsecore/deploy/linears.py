@@ -52,8 +52,8 @@ class LinearT:
         return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
-                 scratch: tuple[Scratch, Scratch] | None = None) -> np.ndarray:
-        """``Yᵀ`` (N, T), into ``out`` when given; ``scratch`` is unused (the integer Linears' buffers)."""
+                 scratch: Scratch | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T), into ``out`` when given; ``scratch`` is unused (the integer Linears' code buffer)."""
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         if self.format == "dense":
@@ -119,42 +119,31 @@ class QLinearT:
         folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
         self.bias = folded.astype(np.float32)
         self.rescale = np.ascontiguousarray(q.rescale, dtype=np.float32)
-        # activation codes (uint8 for the integer kernels, float32 values otherwise) and int32 sums, on huge pages:
-        # a model passes its own pair to every call (one pair per execution stream, not one per Linear); these
-        # serve calls without one
-        self._own = (Scratch(), Scratch())
+        # activation codes (uint8 for the integer kernels, float32 values otherwise) on huge pages: a model passes
+        # its own buffer to every call (one per execution stream, not one per Linear); this one serves calls without
+        self._own = Scratch()
 
-    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch, acc: Scratch) -> np.ndarray:
-        """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the kernel's layout, integer
-        products, epilogue."""
-        from sparsecore.kernels.int8_block4 import block4_int8_linear_t
-        from sparsecore.kernels.int8_quads import BLOCK as QUAD_BLOCK
-        from sparsecore.kernels.int8_quads import quads_int8_linear_t
+    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch) -> np.ndarray:
+        """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the kernel's token-blocked
+        layout, integer products and epilogue (:mod:`sparsecore.kernels.int8_linear`)."""
+        from sparsecore.kernels.int8_linear import activation_shape, int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8_blocked, quantize_u8_interleave4
-        from sparsecore.kernels.sparse_matmul import gelu_inplace
 
-        n, t_total = self.weight.shape[0], xt.shape[1]
-        xt = np.ascontiguousarray(xt)
-        if self.format.startswith("int8 quads "):
-            tb = QUAD_BLOCK[self._path]
-            xb = quantize_u8_blocked(xt, self.act.scale, self.act.zero, tb,
-                                     out=codes.view((-(-t_total // tb), xt.shape[0], tb), np.uint8))
-            return quads_int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out)
-        xq4 = quantize_u8_interleave4(xt, self.act.scale, self.act.zero,
-                                      out=codes.view((-(-xt.shape[0] // 4), t_total, 4), np.uint8))
-        y = block4_int8_linear_t(self.weight, xq4, self.bias, self.rescale, self._path, out=out,
-                                 acc=acc.view((n, t_total), np.int32))
-        return gelu_inplace(y) if gelu else y
+        t_total = xt.shape[1]
+        shape = activation_shape(self.weight, t_total, self._path)
+        quantize = quantize_u8_blocked if self.format.startswith("int8 quads ") else quantize_u8_interleave4
+        xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2], out=codes.view(shape, np.uint8))
+        return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
-                 scratch: tuple[Scratch, Scratch] | None = None) -> np.ndarray:
-        """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the (codes, sums) buffers to use."""
+                 scratch: Scratch | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the activation-code buffer to use."""
         from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
-        code_buffer, acc_buffer = scratch or self._own
+        code_buffer = scratch or self._own
         if self.format.startswith(("int8 block4 ", "int8 quads ")):
-            return self._integer(xt, gelu, out, code_buffer, acc_buffer)
+            return self._integer(xt, gelu, out, code_buffer)
         quantize, dtype = (quantize_u8, np.uint8) if self._bytes else (quantize_f32, np.float32)
         codes = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=code_buffer.view(xt.shape, dtype))
         if self.format != "int8 dense":

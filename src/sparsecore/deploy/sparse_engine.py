@@ -61,7 +61,7 @@ class SparseEncoder:
         self._ws_tokens, self._ws = 0, {}
         self.last_tokens = 0  # tokens the last forward pass ran (padding dropped)
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
-        self.scratch = (Scratch(), Scratch())  # the int8 Linears' code and sum buffers: they run one at a time
+        self.scratch = Scratch()  # the int8 Linears' activation codes: they run one at a time
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
         for i, layer in enumerate(arrays.layers):
@@ -88,7 +88,7 @@ class SparseEncoder:
         other = copy.copy(self)
         other._ws_tokens, other._ws, other.last_tokens = 0, {}, 0
         other._lock = threading.Lock()
-        other.scratch = (Scratch(), Scratch())
+        other.scratch = Scratch()
         return other
 
     def formats(self) -> dict[str, int]:

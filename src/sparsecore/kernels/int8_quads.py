@@ -7,7 +7,7 @@ Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for any sparsity p
   columns (``uint16``) and four int8 weights packed little-endian into one int32; a row's last quad is padded
   with zero weights on its last column (already in cache). 3 bytes per non-zero.
 * activations *token-blocked* (:func:`token_blocks`, or :func:`~.quantize.quantize_u8_blocked` straight
-  from fp32): ``xb[b, k, :] = X[k, TB·b : TB·b + TB]``, ``(ceil(T/TB), K, TB)`` uint8, TB = :data:`BLOCK` of
+  from fp32): ``xb[b, k, :] = X[k, TB·b : TB·b + TB]``, ``(ceil(T/TB), K, TB)`` uint8, TB = :data:`TOKENS` of
   the path (64 tokens, one zmm of bytes, on ``avx512_vnni``; 32 on ``avx_vnni``). One block's slab — K·TB
   bytes, 48 KB at K = 768 — is read by every row of a task while it stays in L1/L2: the cost of a row does
   not grow with the batch.
@@ -36,14 +36,12 @@ from numba import config, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.int8_block4 import MAX_K
-from sparsecore.kernels.isa import integer_path, supported
+from sparsecore.kernels.isa import marker_path
 from sparsecore.kernels.simd import accumulate_loop
-from sparsecore.kernels.vecmath import erf32
 
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
-BLOCK = {"avx512_vnni": 64, "avx_vnni": 32, "generic": 64}
+TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "generic": 64}
 VECTOR_PATHS = ("avx512_vnni", "avx_vnni")
 
 _I32, _I64, _I16, _I8 = ir.IntType(32), ir.IntType(64), ir.IntType(16), ir.IntType(8)
@@ -85,7 +83,7 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
     Pointers: ``columns_ptr`` i16* four unsigned columns per quad; ``values_ptr`` i32* four int8 weights per
     quad, packed little-endian; ``slab_ptr`` i8* one token block (row k starts at byte k·TB); ``out_ptr`` i32*
     TB results, written (not added). ``j_start``, ``j_end`` i64."""
-    tb = BLOCK[path]
+    tb = TOKENS[path]
     lanes = tb // 16
     acc_type = ir.VectorType(_I32, 4 * lanes)
     byte_type = ir.VectorType(_I8, tb)
@@ -136,7 +134,7 @@ def _block_intrinsic(path: str):
 
             xs = cgutils.create_struct_proxy(xb)(context, builder, value=a_xb)
             k = cgutils.unpack_tuple(builder, xs.shape, 3)[1]
-            offset = builder.mul(builder.mul(i64(a_b, signature.args[5]), k), ir.Constant(_I64, BLOCK[path]))
+            offset = builder.mul(builder.mul(i64(a_b, signature.args[5]), k), ir.Constant(_I64, TOKENS[path]))
             emit_block(builder, path, data(columns, a_columns), data(values, a_values),
                        i64(a_j0, signature.args[2]), i64(a_j1, signature.args[3]),
                        builder.gep(xs.data, [offset]), data(out, a_out))
@@ -148,9 +146,6 @@ def _block_intrinsic(path: str):
 
 
 _BLOCKS = {path: _block_intrinsic(path) for path in VECTOR_PATHS}
-# compile-time path selection, as in int8_block4: the marker argument's type names the path
-_MARKERS = {"avx512_vnni": np.uint8, "avx_vnni": np.uint16, "generic": np.uint64}
-_MARKER_PATH = {nb.from_dtype(np.dtype(marker)): path for path, marker in _MARKERS.items()}
 
 
 @nb.njit(inline="always")
@@ -164,13 +159,14 @@ def _plain_block(columns, values4, j0, j1, xb, b, out):
         out[t] = total
 
 
-def _block(marker, columns, values, values4, j0, j1, xb, b, out):
-    """Dispatch stub: one row's products for token block ``b`` on the path ``marker``'s type names."""
+def quads_row(marker, columns, values, values4, j0, j1, xb, b, out):
+    """One row's exact int32 products for token block ``b``, written to ``out`` (the block's tokens), on the path
+    ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`)."""
 
 
-@overload(_block, inline="always")
-def _block_impl(marker, columns, values, values4, j0, j1, xb, b, out):
-    kernel = None if config.DISABLE_JIT else _BLOCKS.get(_MARKER_PATH.get(marker))
+@overload(quads_row, inline="always")
+def _quads_row_impl(marker, columns, values, values4, j0, j1, xb, b, out):
+    kernel = None if config.DISABLE_JIT else _BLOCKS.get(marker_path(marker))
     if kernel is None:
         return lambda marker, columns, values, values4, j0, j1, xb, b, out: _plain_block(
             columns, values4, j0, j1, xb, b, out)
@@ -179,50 +175,8 @@ def _block_impl(marker, columns, values, values4, j0, j1, xb, b, out):
 
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
-    def _block(marker, columns, values, values4, j0, j1, xb, b, out):
+    def quads_row(marker, columns, values, values4, j0, j1, xb, b, out):  # noqa: F811
         _plain_block(columns, values4, j0, j1, xb, b, out)
-
-
-@nb.njit(**NJIT_FMA_PARALLEL)
-def _quads_products(marker, indptr, columns, values, values4, xb, bounds, scratch, out):
-    """Exact int32 ``out (N, T)``; tasks are (token block, row range) pairs, row ranges from ``bounds``."""
-    tb = xb.shape[2]
-    chunks = bounds.size - 1
-    for task in nb.prange(xb.shape[0] * chunks):
-        b, c = task // chunks, task % chunks
-        acc = scratch[task]
-        width = min(tb, out.shape[1] - b * tb)
-        for r in range(bounds[c], bounds[c + 1]):
-            _block(marker, columns, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
-            out[r, b * tb:b * tb + width] = acc[:width]
-
-
-@nb.njit(inline="always", **NJIT_FMA)
-def _gelu(x):
-    return np.float32(0.5) * x * (np.float32(1.0) + erf32(x * np.float32(0.7071067811865476)))
-
-
-@nb.njit(**NJIT_FMA_PARALLEL)
-def _quads_linear(marker, indptr, columns, values, values4, xb, bounds, bias, scale, gelu, scratch, out):
-    """``out (N, T) float32 = (Σ + bias) · scale`` (then GELU) per row, the epilogue on each row's block while
-    it is in cache."""
-    tb = xb.shape[2]
-    chunks = bounds.size - 1
-    for task in nb.prange(xb.shape[0] * chunks):
-        b, c = task // chunks, task % chunks
-        acc = scratch[task]
-        t0 = b * tb
-        width = min(tb, out.shape[1] - t0)
-        for r in range(bounds[c], bounds[c + 1]):
-            _block(marker, columns, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
-            bias_r, scale_r = bias[r], scale[r]
-            row = out[r]
-            if gelu:
-                for i in range(width):
-                    row[t0 + i] = _gelu((np.float32(acc[i]) + bias_r) * scale_r)
-            else:
-                for i in range(width):
-                    row[t0 + i] = (np.float32(acc[i]) + bias_r) * scale_r
 
 
 @dataclass(frozen=True)
@@ -277,63 +231,6 @@ def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
     padded = np.full((k, -(-t // tb) * tb), pad, np.uint8)
     padded[:, :t] = xq
     return np.ascontiguousarray(padded.reshape(k, -1, tb).transpose(1, 0, 2))
-
-
-def _row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
-    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored quads."""
-    targets = indptr[-1] * np.arange(1, chunks) / chunks
-    inner = np.searchsorted(indptr[1:], targets, side="left") + 1
-    return np.concatenate([[0], np.minimum(inner, len(indptr) - 1), [len(indptr) - 1]]).astype(np.int64)
-
-
-def _chunks(blocks: int, rows: int, threads: int) -> int:
-    """Row ranges per token block: enough (block, range) tasks to share the blocks evenly between threads."""
-    chunks = 1
-    while (blocks * chunks) % threads and blocks * chunks < 4 * threads and chunks < max(1, rows // 16):
-        chunks += 1
-    return chunks
-
-
-def _checked(weight: Quads, xb: np.ndarray, t_total: int, path: str | None) -> tuple[str, np.ndarray]:
-    path = integer_path() if path is None else path
-    if path not in BLOCK or not supported(path):
-        raise ValueError(f"path {path!r} cannot run the quad kernels on this CPU (they run: "
-                         f"{', '.join(p for p in BLOCK if supported(p))})")
-    tb = BLOCK[path]
-    shape = (-(-t_total // tb), weight.shape[1], tb)
-    if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
-        raise ValueError(f"activations must be C-contiguous {shape} uint8 (token_blocks with {tb} tokens), got "
-                         f"{xb.dtype} {xb.shape}")
-    bounds = _row_bounds(weight.indptr, _chunks(shape[0], weight.shape[0], nb.get_num_threads()))
-    return path, bounds
-
-
-def quads_int8_matmul(weight: Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:
-    """``W · X`` as exact int32 ``(N, t_total)``; ``xb`` from :func:`token_blocks` with the path's
-    :data:`BLOCK` (default path: :func:`~sparsecore.kernels.isa.integer_path`, which must be one of ``BLOCK``)."""
-    path, bounds = _checked(weight, xb, t_total, path)
-    out = np.empty((weight.shape[0], t_total), np.int32)
-    scratch = np.empty((xb.shape[0] * (bounds.size - 1), BLOCK[path]), np.int32)
-    _quads_products(_MARKERS[path](0), weight.indptr, weight.columns, weight.values, weight.weights4, xb, bounds,
-                    scratch, out)
-    return out
-
-
-def quads_int8_linear_t(weight: Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
-                        gelu: bool = False, path: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
-    """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row (then exact GELU when ``gelu``), the
-    integer sum exact (int32) and the epilogue in fp32 — a quantized Linear's output. Arguments as for
-    :func:`quads_int8_matmul`."""
-    path, bounds = _checked(weight, xb, t_total, path)
-    n = weight.shape[0]
-    if out is None:
-        out = np.empty((n, t_total), np.float32)
-    if out.shape != (n, t_total) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape ({n}, {t_total})")
-    scratch = np.empty((xb.shape[0] * (bounds.size - 1), BLOCK[path]), np.int32)
-    _quads_linear(_MARKERS[path](0), weight.indptr, weight.columns, weight.values, weight.weights4, xb, bounds,
-                  np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32), gelu, scratch, out)
-    return out
 
 
 def block_assembly(path: str, cpu: str) -> str:

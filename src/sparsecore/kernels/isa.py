@@ -18,6 +18,23 @@ NEEDS = {"avx512_vnni": ("avx512f", "avx512bw", "avx512vnni"), "avx_vnni": ("avx
          "avx2": ("avx2",), "generic": ()}
 
 
+# Compile-time path selection for the integer kernels: a kernel takes a marker argument whose *type* names the
+# path, so each path is its own cached machine code and a call costs no dispatch.
+MARKERS = {"avx512_vnni": "uint8", "avx_vnni": "uint16", "avx2": "uint32", "generic": "uint64"}
+
+
+def marker(path: str):
+    """The marker value that selects ``path`` in an integer kernel."""
+    import numpy as np
+
+    return np.dtype(MARKERS[path]).type(0)
+
+
+def marker_path(numba_type) -> str | None:
+    """The path a marker argument's Numba type names (None for any other type)."""
+    return next((path for path, name in MARKERS.items() if str(numba_type) == name), None)
+
+
 @functools.cache
 def host_features() -> frozenset[str]:
     """LLVM feature flags the host CPU has (empty when LLVM cannot tell)."""

@@ -61,29 +61,36 @@ def _quantize_interleave4(xt, scale, zero, out):
     f = np.float32
     lo, hi = f(-zero), f(255 - zero)
     k, t_total = xt.shape
-    for c in nb.prange(out.shape[0]):
-        if 4 * c + 4 > k:  # padding features: their weights are zero, the codes only have to be defined
-            for q in range(4):
-                for t in range(t_total):
-                    out[c, t, q] = np.uint8(zero) if 4 * c + q >= k else np.uint8(
-                        np.int32(_round_clamp(xt[4 * c + q, t] / scale, lo, hi) + f(zero)))
-            continue
-        x0, x1, x2, x3, dst = xt[4 * c], xt[4 * c + 1], xt[4 * c + 2], xt[4 * c + 3], out[c]
-        for t in range(t_total):  # four rows in, one interleaved row out: vectorises as an interleaved store
-            dst[t, 0] = np.uint8(np.int32(_round_clamp(x0[t] / scale, lo, hi) + f(zero)))
-            dst[t, 1] = np.uint8(np.int32(_round_clamp(x1[t] / scale, lo, hi) + f(zero)))
-            dst[t, 2] = np.uint8(np.int32(_round_clamp(x2[t] / scale, lo, hi) + f(zero)))
-            dst[t, 3] = np.uint8(np.int32(_round_clamp(x3[t] / scale, lo, hi) + f(zero)))
+    blocks, quads, tb, _ = out.shape
+    pad = np.uint8(zero)
+    for c in nb.prange(quads):
+        for b in range(blocks):
+            t0, dst = b * tb, out[b, c]
+            width = min(tb, t_total - t0)
+            if 4 * c + 4 <= k:
+                x0, x1, x2, x3 = xt[4 * c], xt[4 * c + 1], xt[4 * c + 2], xt[4 * c + 3]
+                for i in range(width):  # four rows in, one interleaved row out: vectorises as an interleaved store
+                    dst[i, 0] = np.uint8(np.int32(_round_clamp(x0[t0 + i] / scale, lo, hi) + f(zero)))
+                    dst[i, 1] = np.uint8(np.int32(_round_clamp(x1[t0 + i] / scale, lo, hi) + f(zero)))
+                    dst[i, 2] = np.uint8(np.int32(_round_clamp(x2[t0 + i] / scale, lo, hi) + f(zero)))
+                    dst[i, 3] = np.uint8(np.int32(_round_clamp(x3[t0 + i] / scale, lo, hi) + f(zero)))
+            else:  # padding features: their weights are zero, the codes only have to be defined
+                for i in range(width):
+                    for q in range(4):
+                        dst[i, q] = pad if 4 * c + q >= k else np.uint8(
+                            np.int32(_round_clamp(xt[4 * c + q, t0 + i] / scale, lo, hi) + f(zero)))
+            dst[width:] = pad
 
 
-def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, written interleaved by four features:
-    ``out[c, t, q]`` = code of ``xt[4c + q, t]`` (``(ceil(K/4), T, 4)``; features past K get the zero point) —
-    the layout :mod:`.int8_block4` reads."""
+def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, tb: int,
+                            out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, token-blocked and interleaved by four features:
+    ``out[b, c, i, q]`` = code of ``xt[4c + q, tb·b + i]`` (``(ceil(T/tb), ceil(K/4), tb, 4)``; features past K
+    and tokens past T get the zero point) — the layout :mod:`.int8_block4` reads."""
     s, z = _params(scale, zero_point, 0, 255)
     if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
         raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
-    shape = (-(-xt.shape[0] // 4), xt.shape[1], 4)
+    shape = (-(-xt.shape[1] // tb), -(-xt.shape[0] // 4), tb, 4)
     if out is None:
         out = np.empty(shape, np.uint8)
     elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
@@ -106,8 +113,7 @@ def _quantize_blocked(xt, scale, zero, out):
             width = min(tb, t_total - t0)
             for i in range(width):  # one row of TB contiguous tokens in, one out: vectorises
                 dst[i] = np.uint8(np.int32(_round_clamp(src[t0 + i] / scale, lo, hi) + f(zero)))
-            for i in range(width, tb):
-                dst[i] = np.uint8(zero)
+            dst[width:] = np.uint8(zero)
 
 
 def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,

@@ -1,0 +1,160 @@
+"""Sparse int8 Linears on the integer units: the parallel driver of the 1×4-block (:mod:`.int8_block4`) and the
+unstructured (:mod:`.int8_quads`) row kernels.
+
+``Y (N, T) = W (N, K) int8 · X (K, T) uint8``, exact int32, with X in the weight kind's token-blocked layout
+(:func:`activation_shape`). Work is split into (token block, row range) tasks, row ranges balanced by stored
+entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
+share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
+range per block; few (one short input): rows are split until every thread has work. The Linear's epilogue —
+``(Σ + bias) · scale`` per output row, then exact GELU — runs on each row's block while it is in L1.
+Tested against int64 sums in tests/kernels/test_int8_block4.py and test_int8_quads.py.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from numba import config
+from numba.extending import overload
+
+from sparsecore.kernels import int8_block4, int8_quads
+from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
+from sparsecore.kernels.int8_quads import Quads, quads_row
+from sparsecore.kernels.isa import integer_path, marker, supported
+from sparsecore.kernels.vecmath import erf32
+
+
+def _row(marker, index, values, values4, j0, j1, xb, b, out):
+    """One row's products for token block ``b``: quads (2-D ``index``) or 1×4 blocks, chosen at compile time."""
+
+
+@overload(_row, inline="always")
+def _row_impl(marker, index, values, values4, j0, j1, xb, b, out):
+    kernel = quads_row if index.ndim == 2 else block4_row
+    return lambda marker, index, values, values4, j0, j1, xb, b, out: kernel(
+        marker, index, values, values4, j0, j1, xb, b, out)
+
+
+if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
+
+    def _row(marker, index, values, values4, j0, j1, xb, b, out):  # noqa: F811
+        (quads_row if index.ndim == 2 else block4_row)(marker, index, values, values4, j0, j1, xb, b, out)
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _products(marker, indptr, index, values, values4, xb, bounds, scratch, out):
+    """Exact int32 ``out (N, T)``; task = (token block, row range from ``bounds``)."""
+    tb = scratch.shape[1]
+    chunks = bounds.size - 1
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
+        acc = scratch[task]
+        width = min(tb, out.shape[1] - b * tb)
+        for r in range(bounds[c], bounds[c + 1]):
+            _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
+            out[r, b * tb:b * tb + width] = acc[:width]
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _gelu(x):
+    return np.float32(0.5) * x * (np.float32(1.0) + erf32(x * np.float32(0.7071067811865476)))
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, scratch, out):
+    """``out (N, T) float32 = (Σ + bias) · scale`` (then GELU) per row, tasks as in :func:`_products`."""
+    tb = scratch.shape[1]
+    chunks = bounds.size - 1
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
+        acc = scratch[task]
+        t0 = b * tb
+        width = min(tb, out.shape[1] - t0)
+        for r in range(bounds[c], bounds[c + 1]):
+            _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
+            bias_r, scale_r = bias[r], scale[r]
+            row = out[r]
+            if gelu:
+                for i in range(width):
+                    row[t0 + i] = _gelu((np.float32(acc[i]) + bias_r) * scale_r)
+            else:
+                for i in range(width):
+                    row[t0 + i] = (np.float32(acc[i]) + bias_r) * scale_r
+
+
+def _kind(weight):
+    if isinstance(weight, Block4Int8):
+        return int8_block4.TOKENS, weight.index, weight.values, weight.blocks4, "1×4-block"
+    if isinstance(weight, Quads):
+        return int8_quads.TOKENS, weight.columns, weight.values, weight.weights4, "quad"
+    raise TypeError(f"weight must be a Block4Int8 or Quads, got {type(weight).__name__}")
+
+
+def tokens_per_block(weight: Block4Int8 | Quads, path: str) -> int:
+    """Tokens per block of the activation layout ``weight``'s kernel reads on ``path``."""
+    return _kind(weight)[0][path]
+
+
+def activation_shape(weight: Block4Int8 | Quads, t_total: int, path: str) -> tuple[int, ...]:
+    """Shape of the token-blocked uint8 activations for ``t_total`` tokens: ``(blocks, K, TB)`` for quads
+    (:func:`~.int8_quads.token_blocks`), ``(blocks, ceil(K/4), TB, 4)`` for 1×4 blocks (:func:`~.int8_block4.interleave4`)."""
+    tb = tokens_per_block(weight, path)
+    k = weight.shape[1]
+    blocks = -(-t_total // tb)
+    return (blocks, k, tb) if isinstance(weight, Quads) else (blocks, -(-k // 4), tb, 4)
+
+
+def _row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
+    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored entries."""
+    targets = indptr[-1] * np.arange(1, chunks) / chunks
+    inner = np.searchsorted(indptr[1:], targets, side="left") + 1
+    return np.concatenate([[0], np.minimum(inner, len(indptr) - 1), [len(indptr) - 1]]).astype(np.int64)
+
+
+def _chunks(blocks: int, rows: int, threads: int) -> int:
+    """Row ranges per token block: enough (block, range) tasks to share the blocks evenly between threads."""
+    chunks = 1
+    while (blocks * chunks) % threads and blocks * chunks < 4 * threads and chunks < max(1, rows // 16):
+        chunks += 1
+    return chunks
+
+
+def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
+    """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight``."""
+    tokens, index, values, values4, name = _kind(weight)
+    path = integer_path() if path is None else path
+    if path not in tokens or not supported(path):
+        runs = [p for p in tokens if supported(p)]
+        raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {', '.join(runs)})")
+    shape = activation_shape(weight, t_total, path)
+    if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
+        raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' token-blocked layout "
+                         f"for {t_total} tokens), got {xb.dtype} {xb.shape}")
+    bounds = _row_bounds(weight.indptr, _chunks(shape[0], weight.shape[0], nb.get_num_threads()))
+    scratch = np.empty((shape[0] * (bounds.size - 1), tokens[path]), np.int32)
+    return (weight.indptr, index, values, values4), marker(path), bounds, scratch
+
+
+def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:
+    """``W · X`` as exact int32 ``(N, t_total)``; ``xb`` in :func:`activation_shape`. ``path``: an integer path
+    (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
+    arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
+    out = np.empty((weight.shape[0], t_total), np.int32)
+    _products(mark, *arrays, xb, bounds, scratch, out)
+    return out
+
+
+def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
+                  gelu: bool = False, path: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row (then exact GELU when ``gelu``): the integer
+    sum exact (int32), the epilogue in fp32 — a quantized Linear's output. Arguments as for :func:`int8_matmul`."""
+    arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
+    n = weight.shape[0]
+    if out is None:
+        out = np.empty((n, t_total), np.float32)
+    if out.shape != (n, t_total) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape ({n}, {t_total})")
+    _linear(mark, *arrays, xb, bounds, np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32),
+            gelu, scratch, out)
+    return out
