@@ -144,3 +144,31 @@ def test_quantizing_q_k_v_inside_the_kernel_equals_quantizing_them_first():
             attention_seq_t(qkv, starts, heads, quant=quant, qkv_quant=bad)
     with pytest.raises(ValueError, match="qkv_quant"):
         attention_seq_t(qkv, starts, heads, qkv_quant=inputs)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_first_only_is_the_first_query_of_the_full_attention(quantized, masked):
+    """``first_only``: each sequence's first-token context (column b of out), equal to the full attention's; packed
+    sequences of any lengths (an empty one included) and a padded batch under an additive mask."""
+    from sparsecore.kernels.attention import attention_seq_t
+
+    rng = np.random.default_rng(9)
+    heads, hidden = 3, 36
+    lengths = [6, 6, 6] if masked else [5, 1, 0, 40, 17]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    add_mask = None
+    if masked:  # left-padded second sequence: its first token (a pad) still gets a context, as in the full pass
+        add_mask = np.zeros((3, 6), np.float32)
+        add_mask[1, :2] = add_mask[2, 4:] = np.finfo(np.float32).min
+    qkv = rng.integers(-100, 100, (3 * hidden, starts[-1])).astype(np.float32)
+    kwargs = {"quant": (1e-3, 1 / 255, 3, 2e-3)} if quantized else {}
+    if not quantized:
+        qkv /= 40
+    full = attention_seq_t(qkv, starts, heads, add_mask, **kwargs)
+    first = attention_seq_t(qkv, starts, heads, add_mask, first_only=True, **kwargs)
+    real = [b for b, n in enumerate(lengths) if n]
+    assert first.shape == (hidden, len(lengths))
+    np.testing.assert_allclose(first[:, real], full[:, starts[real]], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=rf"out must be a float32 \(36, ≥ {len(lengths)}\)"):
+        attention_seq_t(qkv, starts, heads, add_mask, out=np.empty((hidden, 2), np.float32), first_only=True, **kwargs)

@@ -140,12 +140,21 @@ class SparseEncoder:
         self.last_tokens = int(starts[-1])
         ws = self._workspace(_row_stride(self.last_tokens))
         xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep)  # in place
-        for layer in self.layers:
+        first = starts[:-1]  # the column of each sequence's first token: what the classifier head reads
+        for i, layer in enumerate(self.layers):
+            # the last layer runs its queries and everything after attention on the first tokens only: the logits
+            # depend on nothing else (the keys and values still come from every token)
+            last = i == len(self.layers) - 1
             qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"],
                         scratch=self.scratch)
             quant = layer["quant"]
+            if last:
+                xt = np.ascontiguousarray(xt[:, first])  # (H, B)
+                ws = {"ctx": np.empty_like(xt), "h": np.empty_like(xt),
+                      "inter": np.empty((ws["inter"].shape[0], xt.shape[1]), np.float32)}
+                first = np.arange(xt.shape[1])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
-                        out=ws["ctx"], **({} if quant is None else {
+                        out=ws["ctx"], first_only=last, **({} if quant is None else {
                             "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
                             "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
             h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"],
@@ -156,7 +165,7 @@ class SparseEncoder:
             h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"],
                       scratch=self.scratch)
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
-        return stage("classifier head", self.head, xt, starts[:-1])
+        return stage("classifier head", self.head, xt, first)
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept

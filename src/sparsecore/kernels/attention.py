@@ -115,7 +115,7 @@ def _to_codes(x, scale, zero):
 
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale, in_scales,
-                 in_zeros, out):
+                 in_zeros, first_only, out):
     hidden = out.shape[0]
     d = hidden // heads
     scale = np.float32(1.0 / math.sqrt(d))
@@ -125,36 +125,38 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
             b, h = order[item] // heads, order[item] % heads
             c0, c1 = starts[b], starts[b + 1]
             seq = c1 - c0
-            q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c1])  # (d, seq)
+            nq = min(1, seq) if first_only else seq  # queries: the first token only, or every token
+            o0 = b if first_only else c0  # where the queries' context goes in out
+            q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c0 + nq])  # (d, nq)
             kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T)  # (seq, d)
             vt = np.ascontiguousarray(qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1])  # (d, seq)
             if in_scales.size:  # fp32 Q, K, V: their integer codes, quantized here rather than in a pass of their own
                 _to_codes(q, in_scales[0], in_zeros[0])
                 _to_codes(kt, in_scales[1], in_zeros[1])
                 _to_codes(vt, in_scales[2], in_zeros[2])
-            st = np.empty((seq, seq), np.float32)                 # keys × queries
+            st = np.empty((seq, nq), np.float32)                  # keys × queries
             if quantized:  # integer codes: Σ exact, then ·(sq·sk) and ·1/√d in the graph's order
                 st[:] = 0.0
                 _rows_times_matrix(st, kt, q)
                 for j in range(seq):
                     row = st[j]
                     m = add_mask[b, j]
-                    for i in range(seq):
+                    for i in range(nq):
                         row[i] = (row[i] * s_scale) * scale + m
             else:
                 kt *= scale
                 for j in range(seq):
                     st[j, :] = add_mask[b, j]
                 _rows_times_matrix(st, kt, q)
-            colmax = np.full(seq, -np.inf, np.float32)
+            colmax = np.full(nq, -np.inf, np.float32)
             for j in range(seq):
                 row = st[j]
-                for i in range(seq):
+                for i in range(nq):
                     colmax[i] = max(colmax[i], row[i])
-            colsum = np.zeros(seq, np.float32)
+            colsum = np.zeros(nq, np.float32)
             for j in range(seq):
                 row = st[j]
-                for i in range(seq):
+                for i in range(nq):
                     e = exp32(row[i] - colmax[i])
                     row[i] = e
                     colsum[i] += e
@@ -163,14 +165,14 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
                 lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
                 for j in range(seq):
                     row = st[j]
-                    for i in range(seq):
+                    for i in range(nq):
                         row[i] = _round_clamp((row[i] / colsum[i]) / p_scale, lo, hi)
                 inv[:] = c_scale
-            ctx = np.zeros((d, seq), np.float32)
+            ctx = np.zeros((d, nq), np.float32)
             _rows_times_matrix(ctx, vt, st)
             for e in range(d):
-                acc = out[h * d + e, c0:c1]
-                for i in range(seq):
+                acc = out[h * d + e, o0:o0 + nq]
+                for i in range(nq):
                     acc[i] = ctx[e, i] * inv[i]
 
 
@@ -187,9 +189,11 @@ def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, hea
 
 def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np.ndarray | None = None,
                     out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None,
-                    qkv_quant: tuple[tuple[float, int], ...] | None = None) -> np.ndarray:
+                    qkv_quant: tuple[tuple[float, int], ...] | None = None, first_only: bool = False) -> np.ndarray:
     """Self-attention of sequences of any lengths side by side: sequence b is columns ``starts[b]:starts[b+1]``
-    of ``qkv (3H, T)`` (T ≥ ``starts[-1]``; columns after it are left alone in ``out (H, T)``).
+    of ``qkv (3H, T)`` (T ≥ ``starts[-1]``; columns after it are left alone in ``out (H, T)``). ``first_only``:
+    the context of each sequence's first token only (attending to all its keys), column b of ``out (H, B)`` —
+    all a classifier head reads of the last layer.
     ``add_mask (B, ≥ longest)``: the additive mask of each sequence's keys (None: every token is real, the
     packed layout of a batch without its padding). Work is split over the threads by cost (length²), so a batch of
     uneven lengths keeps every core busy. ``quant`` as in :func:`attention_t`. ``qkv_quant = ((sq, zq), (sk, zk),
@@ -212,7 +216,11 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     if add_mask.ndim != 2 or add_mask.shape[0] != batch or add_mask.shape[1] < longest:
         raise ValueError(f"add_mask must have shape ({batch}, {longest}), got {add_mask.shape}")
     if out is None:
-        out = np.empty((hidden, tokens), np.float32)
+        out = np.empty((hidden, batch if first_only else tokens), np.float32)
+    if out.dtype != np.float32 or out.ndim != 2 or out.shape[0] != hidden or out.shape[1] < (
+            batch if first_only else starts[-1]):
+        raise ValueError(f"out must be a float32 ({hidden}, ≥ {batch if first_only else starts[-1]}) array, got "
+                         f"{out.dtype} {out.shape}")
     s_scale, p_scale, p_zero, c_scale = quant if quant is not None else (1.0, 0.0, 0, 1.0)
     if quant is not None and not (s_scale > 0 and p_scale > 0 and c_scale > 0 and 0 <= p_zero <= 255):
         raise ValueError(f"quant must be positive scales and a zero point in [0, 255], got {quant}")
@@ -228,5 +236,5 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
         f = np.float32
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
         _attention_t(qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
-                     f(c_scale), in_scales, in_zeros, out)
+                     f(c_scale), in_scales, in_zeros, first_only, out)
     return out
