@@ -18,11 +18,11 @@ from numba import config
 from numba.extending import overload
 
 from sparsecore.kernels import int8_block4, int8_quads
-from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels._config import NJIT_FMA_PARALLEL
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
-from sparsecore.kernels.vecmath import erf32
+from sparsecore.kernels.sparse_matmul import _gelu_tile
 
 
 def _row(marker, index, values, values4, j0, j1, xb, b, out):
@@ -56,11 +56,6 @@ def _products(marker, indptr, index, values, values4, xb, bounds, scratch, out):
             out[r, b * tb:b * tb + width] = acc[:width]
 
 
-@nb.njit(inline="always", **NJIT_FMA)
-def _gelu(x):
-    return np.float32(0.5) * x * (np.float32(1.0) + erf32(x * np.float32(0.7071067811865476)))
-
-
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, scratch, out):
     """``out (N, T) float32 = (Σ + bias) · scale`` (then GELU) per row, tasks as in :func:`_products`."""
@@ -74,13 +69,11 @@ def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gel
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
             bias_r, scale_r = bias[r], scale[r]
-            row = out[r]
-            if gelu:
-                for i in range(width):
-                    row[t0 + i] = _gelu((np.float32(acc[i]) + bias_r) * scale_r)
-            else:
-                for i in range(width):
-                    row[t0 + i] = (np.float32(acc[i]) + bias_r) * scale_r
+            row = out[r, t0:t0 + width]
+            for i in range(width):
+                row[i] = (np.float32(acc[i]) + bias_r) * scale_r
+            if gelu:  # a pass of its own over the block: it vectorises, a GELU inside the loop above does not
+                _gelu_tile(row)
 
 
 def _kind(weight):
