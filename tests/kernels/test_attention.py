@@ -172,3 +172,32 @@ def test_first_only_is_the_first_query_of_the_full_attention(quantized, masked):
     np.testing.assert_allclose(first[:, real], full[:, starts[real]], rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match=rf"out must be a float32 \(36, ≥ {len(lengths)}\)"):
         attention_seq_t(qkv, starts, heads, add_mask, out=np.empty((hidden, 2), np.float32), first_only=True, **kwargs)
+
+
+@pytest.mark.parametrize("path", ["avx512_vnni", "avx_vnni", "avx2"])
+@pytest.mark.parametrize("heads,hidden", [(3, 36), (5, 30)])  # head width 12, and 6 (not a multiple of 4)
+@pytest.mark.parametrize("first_only", [False, True])
+def test_integer_units_give_the_float_paths_bits(path, heads, hidden, first_only, monkeypatch):
+    """Quantized attention from fp32 Q, K, V: the products on the integer units (codes − 128 as int8, row and column
+    sums for the zero points) equal the exact fp32 sums of the generic path bit for bit — packed sequences of odd
+    lengths, a padded batch under a mask, saturated codes."""
+    from sparsecore.kernels.attention import attention_seq_t
+    from sparsecore.kernels.isa import NEEDS, supported
+
+    if not supported(path):
+        pytest.skip(f"this CPU cannot run {path} (needs {', '.join(NEEDS[path])})")
+    rng = np.random.default_rng(hidden + heads)
+    quant, inputs = (1e-3, 1 / 255, 7, 2e-3), ((0.05, 128), (0.04, 0), (0.03, 255))
+    cases = [(np.array([0, 5, 6, 46, 63, 200]), None),
+             (np.arange(4) * 9, np.where(rng.random((3, 9)) < 0.3, np.finfo(np.float32).min, 0).astype(np.float32))]
+    for starts, add_mask in cases:
+        qkv = (rng.standard_normal((3 * hidden, starts[-1] + 3)) * 4).astype(np.float32)
+        qkv[:, 1] = 1e6  # codes saturated at 255 (and at 0 where negative)
+        qkv[hidden:, 2] = -1e6
+        results = {}
+        for run in ("generic", path):
+            monkeypatch.setenv("SPARSECORE_ISA", run)
+            results[run] = attention_seq_t(qkv, starts, heads, add_mask, out=np.zeros((hidden, starts[-1] + 3),
+                                           np.float32), quant=quant, qkv_quant=inputs, first_only=first_only)
+        np.testing.assert_array_equal(results[path], results["generic"])
+        assert np.abs(results[path]).max() > 0 and np.all(np.isfinite(results[path]))

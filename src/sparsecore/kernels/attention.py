@@ -20,6 +20,8 @@ slices are read (``qkv_quant``), or the caller has done it (:func:`sparsecore.ke
 both products then sum integers exactly, as
 ``MatMulInteger`` does, and are scaled in the graph's order: ``S = (Σ q·k)·(sq·sk)·(1/√d) + mask``; P =
 softmax(S) normalised, then its codes ``clip(round(P/sp) + zp, 0, 255) − zp``; ``ctx = (Σ p·v)·(sp·sv)``.
+When the codes are made here (``qkv_quant``) and the host has an integer path, both products run on the integer
+units instead (:mod:`.int8_attention`, the same bits).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.isa import integer_path, marker
 from sparsecore.kernels.quantize import _round_clamp
 from sparsecore.kernels.vecmath import exp32
 
@@ -127,9 +130,10 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
             seq = c1 - c0
             nq = min(1, seq) if first_only else seq  # queries: the first token only, or every token
             o0 = b if first_only else c0  # where the queries' context goes in out
-            q = np.ascontiguousarray(qkv[h * d:(h + 1) * d, c0:c0 + nq])  # (d, nq)
+            # copies: the codes below are made in place, and qkv stays as it is
+            q = qkv[h * d:(h + 1) * d, c0:c0 + nq].copy()  # (d, nq)
             kt = np.ascontiguousarray(qkv[hidden + h * d:hidden + (h + 1) * d, c0:c1].T)  # (seq, d)
-            vt = np.ascontiguousarray(qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1])  # (d, seq)
+            vt = qkv[2 * hidden + h * d:2 * hidden + (h + 1) * d, c0:c1].copy()  # (d, seq)
             if in_scales.size:  # fp32 Q, K, V: their integer codes, quantized here rather than in a pass of their own
                 _to_codes(q, in_scales[0], in_zeros[0])
                 _to_codes(kt, in_scales[1], in_zeros[1])
@@ -235,6 +239,14 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     if starts[-1]:
         f = np.float32
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
-        _attention_t(qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
-                     f(c_scale), in_scales, in_zeros, first_only, out)
+        path = integer_path()
+        if in_scales.size and path != "generic":  # codes made here: both products on the integer units
+            from sparsecore.kernels.int8_attention import _attention_int8
+            from sparsecore.kernels.int8_block4 import TOKENS
+
+            _attention_int8(marker(path), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
+                            int(p_zero), f(c_scale), in_scales, in_zeros, first_only, TOKENS[path], longest, out)
+        else:
+            _attention_t(qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
+                         f(c_scale), in_scales, in_zeros, first_only, out)
     return out
