@@ -33,7 +33,7 @@ def _code(x, scale, zero):
     return np.int32(_round_clamp(x / scale, np.float32(-zero), np.float32(255 - zero))) + zero
 
 
-@nb.njit(inline="always", **NJIT_FMA)
+@nb.njit(**NJIT_FMA)
 def _dense_rows(codes_t, rows, blocks, out_bytes, row_sums):
     """Rows ``r < rows`` of the int8 "weights" ``codes − 128`` from ``codes_t[c, r]`` (int32 codes, c < columns),
     packed as ``blocks`` 1×4 blocks per row (columns past the end: 0) into ``out_bytes (rows·blocks, 4)``;
@@ -50,7 +50,7 @@ def _dense_rows(codes_t, rows, blocks, out_bytes, row_sums):
         row_sums[r] = total
 
 
-@nb.njit(inline="always", **NJIT_FMA)
+@nb.njit(**NJIT_FMA)
 def _interleave(codes, rows, columns, tb, out, column_sums):
     """``out[b, r4, i, s] = codes[4·r4 + s, tb·b + i]`` for rows < ``rows`` (rows past it: 0) and columns <
     ``columns`` (uint8: the codes are in [0, 255]); ``column_sums[c] = Σ_r codes[r, c]``."""
@@ -74,6 +74,12 @@ def _interleave(codes, rows, columns, tb, out, column_sums):
                 else:
                     for i in range(width):
                         dst[i, s] = 0
+
+
+@nb.njit(**NJIT_FMA)
+def _row(marker, index, values, values4, j0, j1, xb, b, out):
+    """:func:`.int8_block4.block4_row`, compiled once per path for both products (not inlined at each)."""
+    block4_row(marker, index, values, values4, j0, j1, xb, b, out)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -136,7 +142,7 @@ def _attention_int8(marker, qkv, starts, add_mask, heads, order, bounds, s_scale
                 base = np.int32(zq) * (k_sums[j] + ck * d)
                 row = st[j]
                 for qb in range(blocks_q):
-                    block4_row(marker, index_k, k_values, k_bytes, j * d4, (j + 1) * d4, qx, qb, acc)
+                    _row(marker, index_k, k_values, k_bytes, j * d4, (j + 1) * d4, qx, qb, acc)
                     for i in range(min(tb, nq - qb * tb)):
                         total = acc[i] + ck * q_sums[qb * tb + i] - base
                         row[qb * tb + i] = (np.float32(total) * s_scale) * scale + m
@@ -173,6 +179,6 @@ def _attention_int8(marker, qkv, starts, add_mask, heads, order, bounds, s_scale
                 base = np.int32(p_zero) * (v_sums[e] + cv * seq)
                 dst = out[h * d + e, o0:o0 + nq]
                 for qb in range(blocks_q):
-                    block4_row(marker, index_v, v_values, v_bytes, e * n4_seq, (e + 1) * n4_seq, px, qb, acc)
+                    _row(marker, index_v, v_values, v_bytes, e * n4_seq, (e + 1) * n4_seq, px, qb, acc)
                     for i in range(min(tb, nq - qb * tb)):
                         dst[qb * tb + i] = np.float32(acc[i] + cv * p_sums[qb * tb + i] - base) * c_scale
