@@ -62,3 +62,11 @@ def test_bad_flags(pruned_minilm, argv, pattern, capsys):
     with pytest.raises(SystemExit) as exc:
         main([str(pruned_minilm), *argv])
     assert exc.value.code == 2 and pattern in capsys.readouterr().err
+
+
+def test_every_int8_format_is_explained():
+    from sparsecore.cli.analyze import _why
+
+    for fmt in ("int8 dense", "int8 csr", "int8 quads avx512_vnni", "int8 block4 avx2"):
+        assert _why(fmt, 0.9), fmt
+    assert "quads" in _why("int8 quads avx_vnni", 0.9)

@@ -66,6 +66,8 @@ def _why(fmt: str, sparsity: float) -> str:
         return f"sparsity {sparsity:.0%} < {DENSE_BELOW:.0%}: BLAS on the codes"
     if fmt.startswith("int8 block4"):
         return f"1×4 blocks: integer dot products ({integer_path()})"
+    if fmt.startswith("int8 quads"):
+        return f"any pattern: each row's non-zeros in quads, integer dot products ({integer_path()})"
     if fmt == "int8 csr":
         return (f"scattered codes: the CSR kernel on {csr_activations()} codes (in blocks they would multiply "
                 "mostly zeros)")
@@ -137,8 +139,9 @@ def _warnings(report: dict, supported) -> list[str]:
             out.append("int8 model on a CPU without VNNI: integer products take the AVX2 path (vpmaddwd), "
                        "about half the VNNI rate")
         if any(r["format"] == "int8 csr" for r in report["linears"]):
-            out.append("unstructured int8 Linears run the fp32 kernel on integer codes (no faster than fp32): prune "
-                       "in 1×4 blocks (mask_type: block4) to run them on the integer units")
+            out.append("unstructured int8 Linears run the fp32 kernel on integer codes (no faster than fp32; the "
+                       "quad kernel needs VNNI): prune in 1×4 blocks (mask_type: block4) to run them on the integer "
+                       "units of this CPU")
     agreement = report.get("onnxruntime_agreement")
     if agreement and agreement["labels_equal"] < agreement["inputs"]:
         out.append(f"labels differ from ONNX Runtime on {agreement['inputs'] - agreement['labels_equal']} of "
