@@ -88,11 +88,12 @@ def main() -> None:
                 assert np.array_equal(sparse_linear_t(widened, xq), want.astype(np.float32))
                 row = {"kind": kind, "shape": name, "n": n, "k": k, "tokens": tokens,
                        "nnz": int(np.count_nonzero(codes))}
-                row["fp32_widening_ms"] = median_ms(lambda: sparse_linear_t(widened, xq), args.iters)
+                row["fp32_widening_ms"] = median_ms(lambda w=widened, x=xq: sparse_linear_t(w, x), args.iters)
                 for path in (p for p in paths if p in kind_paths):
                     xb = layout(xq, kind_paths[path])
                     assert np.array_equal(int8_matmul(packed, xb, tokens, path), want), path
-                    row[f"{path}_ms"] = median_ms(lambda p=path, x=xb: int8_matmul(packed, x, tokens, p), args.iters)
+                    row[f"{path}_ms"] = median_ms(lambda p=path, x=xb, w=packed, t=tokens: int8_matmul(w, x, t, p),
+                                                   args.iters)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     result = {"cpu": cpu(), "sparsity": args.sparsity, "iters": args.iters, "paths": paths, "rows": rows,

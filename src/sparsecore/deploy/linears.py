@@ -132,7 +132,8 @@ class QLinearT:
         t_total = xt.shape[1]
         shape = activation_shape(self.weight, t_total, self._path)
         quantize = quantize_u8_blocked if self.format.startswith("int8 quads ") else quantize_u8_interleave4
-        xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2], out=codes.view(shape, np.uint8))
+        xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
+                      out=codes.view(shape, np.uint8))
         return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,

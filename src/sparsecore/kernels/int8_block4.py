@@ -170,7 +170,7 @@ def _block4_row_impl(marker, index, values, values4, j0, j1, xb, b, out):
 
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
-    def block4_row(marker, index, values, values4, j0, j1, xb, b, out):  # noqa: F811
+    def block4_row(marker, index, values, values4, j0, j1, xb, b, out):
         _plain_tile(index, values4, j0, j1, xb, b, out)
 
 

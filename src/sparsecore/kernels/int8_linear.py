@@ -38,7 +38,7 @@ def _row_impl(marker, index, values, values4, j0, j1, xb, b, out):
 
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
-    def _row(marker, index, values, values4, j0, j1, xb, b, out):  # noqa: F811
+    def _row(marker, index, values, values4, j0, j1, xb, b, out):
         (quads_row if index.ndim == 2 else block4_row)(marker, index, values, values4, j0, j1, xb, b, out)
 
 
@@ -91,7 +91,8 @@ def tokens_per_block(weight: Block4Int8 | Quads, path: str) -> int:
 
 def activation_shape(weight: Block4Int8 | Quads, t_total: int, path: str) -> tuple[int, ...]:
     """Shape of the token-blocked uint8 activations for ``t_total`` tokens: ``(blocks, K, TB)`` for quads
-    (:func:`~.int8_quads.token_blocks`), ``(blocks, ceil(K/4), TB, 4)`` for 1×4 blocks (:func:`~.int8_block4.interleave4`)."""
+    (:func:`~.int8_quads.token_blocks`), ``(blocks, ceil(K/4), TB, 4)`` for 1×4 blocks
+    (:func:`~.int8_block4.interleave4`)."""
     tb = tokens_per_block(weight, path)
     k = weight.shape[1]
     blocks = -(-t_total // tb)

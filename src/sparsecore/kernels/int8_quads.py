@@ -175,7 +175,7 @@ def _quads_row_impl(marker, columns, values, values4, j0, j1, xb, b, out):
 
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
-    def quads_row(marker, columns, values, values4, j0, j1, xb, b, out):  # noqa: F811
+    def quads_row(marker, columns, values, values4, j0, j1, xb, b, out):
         _plain_block(columns, values4, j0, j1, xb, b, out)
 
 
