@@ -75,6 +75,25 @@ def _rows_times_matrix(out, coef, rows):
         _two_rows_times_matrix(out[m - 1], out[m - 1], coef[m - 1], np.zeros_like(coef[m - 1]), rows)
 
 
+@nb.njit(inline="always", **NJIT_FMA)
+def exp_columns(st, seq, nq, colmax, colsum):
+    """The unnormalised softmax of each query column of ``st[:seq, :nq]`` (keys × queries), in place:
+    ``st[j, i] ← exp(st[j, i] − max_j st[j, i])``; ``colmax[i]`` that maximum, ``colsum[i]`` the column's sum."""
+    for i in range(nq):
+        colmax[i] = -np.inf
+        colsum[i] = 0.0
+    for j in range(seq):
+        row = st[j]
+        for i in range(nq):
+            colmax[i] = max(colmax[i], row[i])
+    for j in range(seq):
+        row = st[j]
+        for i in range(nq):
+            e = exp32(row[i] - colmax[i])
+            row[i] = e
+            colsum[i] += e
+
+
 @nb.njit(**NJIT_FMA)
 def _schedule(lengths, heads, tasks):
     """Longest-first greedy split of the (sequence, head) items over ``tasks`` threads by their cost L²:
@@ -152,18 +171,8 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
                 for j in range(seq):
                     st[j, :] = add_mask[b, j]
                 _rows_times_matrix(st, kt, q)
-            colmax = np.full(nq, -np.inf, np.float32)
-            for j in range(seq):
-                row = st[j]
-                for i in range(nq):
-                    colmax[i] = max(colmax[i], row[i])
-            colsum = np.zeros(nq, np.float32)
-            for j in range(seq):
-                row = st[j]
-                for i in range(nq):
-                    e = exp32(row[i] - colmax[i])
-                    row[i] = e
-                    colsum[i] += e
+            colmax, colsum = np.empty(nq, np.float32), np.empty(nq, np.float32)
+            exp_columns(st, seq, nq, colmax, colsum)
             inv = np.float32(1.0) / colsum
             if quantized:  # P = E / Σ as its uint8 codes minus the zero point; ctx = Σ codes·codes · (sp·sv)
                 lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)

@@ -22,9 +22,9 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.attention import exp_columns
 from sparsecore.kernels.int8_block4 import block4_row
 from sparsecore.kernels.quantize import _round_clamp
-from sparsecore.kernels.vecmath import exp32
 
 
 @nb.njit(inline="always", **NJIT_FMA)
@@ -146,19 +146,7 @@ def _attention_int8(marker, qkv, starts, add_mask, heads, order, bounds, s_scale
                     for i in range(min(tb, nq - qb * tb)):
                         total = acc[i] + ck * q_sums[qb * tb + i] - base
                         row[qb * tb + i] = (np.float32(total) * s_scale) * scale + m
-            for i in range(nq):
-                colmax[i] = -np.inf
-                colsum[i] = 0.0
-            for j in range(seq):
-                row = st[j]
-                for i in range(nq):
-                    colmax[i] = max(colmax[i], row[i])
-            for j in range(seq):
-                row = st[j]
-                for i in range(nq):
-                    e = exp32(row[i] - colmax[i])
-                    row[i] = e
-                    colsum[i] += e
+            exp_columns(st, seq, nq, colmax, colsum)
             # P codes interleaved by four keys (padding keys: 0), and each query's Σ p
             lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
             for j in range(seq):

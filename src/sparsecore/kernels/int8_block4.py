@@ -31,11 +31,9 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 from llvmlite import ir
-from numba import config, types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
 
-from sparsecore.kernels.isa import marker_path
+from sparsecore.kernels.int8_rows import row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → (tokens per accumulator vector, accumulator vectors); a tile is their product in tokens
@@ -107,38 +105,7 @@ def emit_tile(builder: ir.IRBuilder, path: str, index_ptr, values_ptr, j_start, 
         builder.store(acc, p, align=4)
 
 
-def _tile_intrinsic(path: str):
-    @intrinsic
-    def tile(typingctx, index, values, j0, j1, xb, b, out):
-        ok = (isinstance(index, types.Array) and index.dtype == types.uint16 and
-              isinstance(values, types.Array) and values.dtype == types.int32 and
-              isinstance(xb, types.Array) and xb.ndim == 4 and xb.dtype == types.uint8 and
-              isinstance(out, types.Array) and out.dtype == types.int32)
-        if not ok:
-            return None
-
-        def codegen(context, builder, signature, args):
-            a_index, a_values, a_j0, a_j1, a_xb, a_b, a_out = args
-            xs = cgutils.create_struct_proxy(xb)(context, builder, value=a_xb)
-
-            def data(ty, value):
-                return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
-
-            def i64(value, ty):
-                return context.cast(builder, value, ty, types.int64)
-
-            blocks4 = cgutils.unpack_tuple(builder, xs.shape, 4)[1]
-            slab = builder.mul(builder.mul(i64(a_b, signature.args[5]), blocks4), ir.Constant(_I64, 4 * TOKENS[path]))
-            emit_tile(builder, path, data(index, a_index), data(values, a_values), i64(a_j0, signature.args[2]),
-                      i64(a_j1, signature.args[3]), builder.gep(xs.data, [slab]), data(out, a_out))
-            return context.get_dummy_value()
-
-        return types.void(index, values, j0, j1, xb, b, out), codegen
-
-    return tile
-
-
-_TILES = {path: _tile_intrinsic(path) for path in SHAPES}
+_TILES = {path: row_intrinsic(emit_tile, path, 4, 4 * TOKENS[path]) for path in SHAPES}
 
 
 @nb.njit(inline="always")
@@ -153,25 +120,8 @@ def _plain_tile(index, values4, j0, j1, xb, b, out):
         out[t] = total
 
 
-def block4_row(marker, index, values, values4, j0, j1, xb, b, out):
-    """One row's exact int32 products for token block ``b``, written to ``out`` (the block's tokens), on the path
-    ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`)."""
-
-
-@overload(block4_row, inline="always")
-def _block4_row_impl(marker, index, values, values4, j0, j1, xb, b, out):
-    kernel = None if config.DISABLE_JIT else _TILES.get(marker_path(marker))
-    if kernel is None:
-        return lambda marker, index, values, values4, j0, j1, xb, b, out: _plain_tile(index, values4, j0, j1, xb,
-                                                                                      b, out)
-
-    return lambda marker, index, values, values4, j0, j1, xb, b, out: kernel(index, values, j0, j1, xb, b, out)
-
-
-if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
-
-    def block4_row(marker, index, values, values4, j0, j1, xb, b, out):
-        _plain_tile(index, values4, j0, j1, xb, b, out)
+block4_row = row_function(_TILES, _plain_tile, """One row's exact int32 products for token block ``b``, written to
+``out`` (the block's tokens), on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`).""")
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,10 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 from llvmlite import ir
-from numba import config, types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
 
 from sparsecore.kernels.int8_block4 import MAX_K
-from sparsecore.kernels.isa import marker_path
+from sparsecore.kernels.int8_rows import row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
@@ -113,39 +111,7 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
         builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
 
 
-def _block_intrinsic(path: str):
-    @intrinsic
-    def block(typingctx, columns, values, j0, j1, xb, b, out):
-        ok = (isinstance(columns, types.Array) and columns.dtype == types.uint16 and
-              isinstance(values, types.Array) and values.dtype == types.int32 and
-              isinstance(xb, types.Array) and xb.ndim == 3 and xb.dtype == types.uint8 and
-              isinstance(out, types.Array) and out.dtype == types.int32)
-        if not ok:
-            return None
-
-        def codegen(context, builder, signature, args):
-            a_columns, a_values, a_j0, a_j1, a_xb, a_b, a_out = args
-
-            def data(ty, value):
-                return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
-
-            def i64(value, ty):
-                return context.cast(builder, value, ty, types.int64)
-
-            xs = cgutils.create_struct_proxy(xb)(context, builder, value=a_xb)
-            k = cgutils.unpack_tuple(builder, xs.shape, 3)[1]
-            offset = builder.mul(builder.mul(i64(a_b, signature.args[5]), k), ir.Constant(_I64, TOKENS[path]))
-            emit_block(builder, path, data(columns, a_columns), data(values, a_values),
-                       i64(a_j0, signature.args[2]), i64(a_j1, signature.args[3]),
-                       builder.gep(xs.data, [offset]), data(out, a_out))
-            return context.get_dummy_value()
-
-        return types.void(columns, values, j0, j1, xb, b, out), codegen
-
-    return block
-
-
-_BLOCKS = {path: _block_intrinsic(path) for path in VECTOR_PATHS}
+_BLOCKS = {path: row_intrinsic(emit_block, path, 3, TOKENS[path]) for path in VECTOR_PATHS}
 
 
 @nb.njit(inline="always")
@@ -159,24 +125,8 @@ def _plain_block(columns, values4, j0, j1, xb, b, out):
         out[t] = total
 
 
-def quads_row(marker, columns, values, values4, j0, j1, xb, b, out):
-    """One row's exact int32 products for token block ``b``, written to ``out`` (the block's tokens), on the path
-    ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`)."""
-
-
-@overload(quads_row, inline="always")
-def _quads_row_impl(marker, columns, values, values4, j0, j1, xb, b, out):
-    kernel = None if config.DISABLE_JIT else _BLOCKS.get(marker_path(marker))
-    if kernel is None:
-        return lambda marker, columns, values, values4, j0, j1, xb, b, out: _plain_block(
-            columns, values4, j0, j1, xb, b, out)
-    return lambda marker, columns, values, values4, j0, j1, xb, b, out: kernel(columns, values, j0, j1, xb, b, out)
-
-
-if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
-
-    def quads_row(marker, columns, values, values4, j0, j1, xb, b, out):
-        _plain_block(columns, values4, j0, j1, xb, b, out)
+quads_row = row_function(_BLOCKS, _plain_block, """One row's exact int32 products for token block ``b``, written to
+``out`` (the block's tokens), on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`).""")
 
 
 @dataclass(frozen=True)

@@ -87,16 +87,8 @@ def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, tb: i
     """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, token-blocked and interleaved by four features:
     ``out[b, c, i, q]`` = code of ``xt[4c + q, tb·b + i]`` (``(ceil(T/tb), ceil(K/4), tb, 4)``; features past K
     and tokens past T get the zero point) — the layout :mod:`.int8_block4` reads."""
-    s, z = _params(scale, zero_point, 0, 255)
-    if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
-        raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
-    shape = (-(-xt.shape[1] // tb), -(-xt.shape[0] // 4), tb, 4)
-    if out is None:
-        out = np.empty(shape, np.uint8)
-    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
-    _quantize_interleave4(xt, s, z, out)
-    return out
+    return _blocked_codes(_quantize_interleave4, xt, scale, zero_point, out,
+                          lambda k, t: (-(-t // tb), -(-k // 4), tb, 4))
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -121,15 +113,22 @@ def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
     """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, written token-blocked: ``out[b, k, i]`` = code of
     ``xt[k, tb·b + i]`` (``(ceil(T/tb), K, tb)``; tokens past T get the zero point) — the layout
     :mod:`.int8_quads` reads."""
+    return _blocked_codes(_quantize_blocked, xt, scale, zero_point, out, lambda k, t: (-(-t // tb), k, tb))
+
+
+def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None,
+                   shape_of) -> np.ndarray:
+    """``kernel(xt, scale, zero, out)`` writing the uint8 codes of ``xt (K, T)`` in the token-blocked layout of shape
+    ``shape_of(K, T)``, after the checks both blocked layouts share."""
     s, z = _params(scale, zero_point, 0, 255)
     if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
         raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
-    shape = (-(-xt.shape[1] // tb), xt.shape[0], tb)
+    shape = shape_of(*xt.shape)
     if out is None:
         out = np.empty(shape, np.uint8)
     elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
-    _quantize_blocked(xt, s, z, out)
+    kernel(xt, s, z, out)
     return out
 
 
