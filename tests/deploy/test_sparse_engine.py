@@ -11,10 +11,12 @@ from sparsecore.deploy.linears import DENSE_BELOW, LinearT
 from sparsecore.deploy.sparse_engine import SparseEncoder
 from sparsecore.deploy.sparse_model import load_encoder_arrays
 from sparsecore.errors import SparsecoreError
-from sparsecore.kernels.isa import integer_path
+from sparsecore.kernels.isa import float_path, integer_path
 from sparsecore.tasks import load_data, sample_glue_dir
 
 ATOL = 1e-4  # the export's own ORT-vs-PyTorch tolerance: fp32, reductions of ≤ 1536 terms, 6 layers
+# the format "auto" gives a sparse unstructured fp32 Linear: token-blocked kernels wherever AVX2 runs
+SPARSE = "csr" if float_path() == "generic" else f"csr {float_path()}"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def test_sparsecore_engine_matches_onnxruntime_on_all_sst2_rows(pruned_minilm, r
     deployment = pruned_minilm / "deployment"
     ours = Pipeline.create(model_path=pruned_minilm, engine="sparsecore", batch_size=32)
     theirs = Pipeline.create(model_path=pruned_minilm, engine="onnxruntime", batch_size=32)
-    assert ours.engine.model.formats() == {"csr": 24}  # 80% unstructured: every encoder Linear sparse
+    assert ours.engine.model.formats() == {SPARSE: 24}  # 80% unstructured: every encoder Linear sparse
     a, b = logits(ours, deployment, rows), logits(theirs, deployment, rows)
     assert len(a) == 872 and np.abs(a - b).max() <= ATOL
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.999
@@ -46,13 +48,13 @@ def test_sparsecore_engine_matches_onnxruntime_on_all_sst2_rows(pruned_minilm, r
     assert labels == [r["label"] for r in theirs(rows[:40])]  # the whole Pipeline, tokenizer to labels
 
 
-@pytest.mark.parametrize("fmt", ["dense", "csr", "block4"])
+@pytest.mark.parametrize("fmt", ["dense", "csr", "block4", "auto"])
 def test_every_format_computes_the_same_model(pruned_minilm, rows, fmt):
     deployment = pruned_minilm / "deployment"
     arrays = load_encoder_arrays(deployment / "model.onnx", deployment / "config.json")
     reference = SparseEncoder(arrays, "dense")
     model = SparseEncoder(arrays, fmt)
-    assert model.formats() == {fmt: 24}
+    assert model.formats() == {SPARSE if fmt == "auto" else fmt: 24}
     from transformers import AutoTokenizer
 
     enc = AutoTokenizer.from_pretrained(str(deployment))(rows[:16], padding=True, return_tensors="np")
@@ -65,9 +67,10 @@ def test_format_rule():
     w = rng.standard_normal((16, 32)).astype(np.float32)
     assert LinearT.build(w, np.zeros(16, np.float32)).format == "dense"
     sparse = w * (rng.random(w.shape) > 0.9)
-    assert LinearT.build(sparse, np.zeros(16, np.float32)).format == "csr"
+    assert LinearT.build(sparse, np.zeros(16, np.float32)).format == SPARSE
+    assert LinearT.build(sparse, np.zeros(16, np.float32), "csr").format == "csr"
     blocks = w * np.repeat(rng.random((16, 8)) > 0.9, 4, axis=1)
-    assert LinearT.build(blocks, np.zeros(16, np.float32)).format == "csr"  # measured faster than block4
+    assert LinearT.build(blocks, np.zeros(16, np.float32)).format == SPARSE.replace("csr", "block4")
     assert LinearT.build(blocks, np.zeros(16, np.float32), "block4").format == "block4"
     half = w * (rng.random(w.shape) > DENSE_BELOW - 0.2)
     assert LinearT.build(half, np.zeros(16, np.float32)).format == "dense"
@@ -115,8 +118,8 @@ def test_profile_workspace_reuse_and_thread_pools(pruned_minilm, rows):
     np.testing.assert_allclose(other, SparsecoreEngine(deployment / "model.onnx", 3, [128])(feeds[1]), atol=1e-6)
     stages = {}
     np.testing.assert_array_equal(engine(feeds[0], profile=stages), first)
-    assert {"QKV Linear (csr)", "attention (QKᵀ, softmax, ·V)", "residual add + LayerNorm ×2",
-            "output Linear (csr)", "classifier head"} <= set(stages) and all(v > 0 for v in stages.values())
+    assert {f"QKV Linear ({SPARSE})", "attention (QKᵀ, softmax, ·V)", "residual add + LayerNorm ×2",
+            f"output Linear ({SPARSE})", "classifier head"} <= set(stages) and all(v > 0 for v in stages.values())
     dense = SparsecoreEngine(deployment / "model.onnx", 8, [128], formats="dense")
     threads = numba.get_num_threads()
     np.testing.assert_allclose(dense(feeds[0]), first, atol=ATOL)
@@ -282,6 +285,6 @@ def test_describe_repr_and_one_log_line_name_the_host_path(pruned_minilm, caplog
     lines = [r.getMessage() for r in caplog.records if "engine='sparsecore' on" in r.getMessage()]
     assert len(lines) == 1 and f"integer path {integer_path()}" in lines[0]
     info = pipe.engine.describe()
-    assert info["integer_path"] == integer_path() and info["linear_formats"] == {"csr": 24} and info["cpu"]
+    assert info["integer_path"] == integer_path() and info["linear_formats"] == {SPARSE: 24} and info["cpu"]
     assert f"integer path {integer_path()}" in repr(pipe) and "sequence_length=[128]" in repr(pipe)
     assert "OnnxRuntimeEngine" in repr(Pipeline.create(model_path=pruned_minilm))

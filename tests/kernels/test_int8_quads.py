@@ -14,7 +14,8 @@ from reference import naive_int8_products
 
 from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import MAX_K
-from sparsecore.kernels.int8_linear import _chunks, _row_bounds, int8_linear_t, int8_matmul
+from sparsecore.kernels.int8_linear import int8_linear_t, int8_matmul
+from sparsecore.kernels.row_kernels import row_bounds, row_chunks
 from sparsecore.kernels.int8_quads import TOKENS, block_assembly, pack_quads, token_blocks
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_blocked
 from sparsecore.kernels.sparse_matmul import gelu_inplace
@@ -94,12 +95,12 @@ def test_row_ranges_cover_every_row_once_and_share_the_quads():
     rng = np.random.default_rng(2)
     weight = pack_quads(sparse_codes(1000, 256, 0.9, rng) * (np.arange(1000) % 3 == 0)[:, None].astype(np.int8))
     for chunks in (1, 2, 3, 7):
-        bounds = _row_bounds(weight.indptr, chunks)
+        bounds = row_bounds(weight.indptr, chunks)
         assert bounds[0] == 0 and bounds[-1] == 1000 and len(bounds) == chunks + 1 and np.all(np.diff(bounds) >= 0)
         share = np.diff(weight.indptr[bounds])
         assert share.max() - share.min() <= 2 * np.diff(weight.indptr).max()
-    assert _chunks(64, 3072, 2) == 1 and _chunks(3, 3072, 2) == 2 and _chunks(1, 768, 2) == 2
-    assert _chunks(1, 20, 2) == 1  # too few rows to split
+    assert row_chunks(64, 3072, 2) == 1 and row_chunks(3, 3072, 2) == 2 and row_chunks(1, 768, 2) == 2
+    assert row_chunks(1, 20, 2) == 1  # too few rows to split
 
 
 def test_packing_round_trips_pads_quads_and_counts_real_nonzeros():

@@ -59,9 +59,13 @@ def _why(fmt: str, sparsity: float) -> str:
     if fmt == "dense":
         return f"sparsity {sparsity:.0%} < {DENSE_BELOW:.0%}: BLAS beats the sparse kernel below this"
     if fmt == "csr":
-        return "sparse: CSR kernel (any pattern)"
+        return "sparse: CSR kernel (any pattern; features × tokens, no AVX2 or forced)"
     if fmt == "block4":
-        return "forced 1×4 block kernel"
+        return "forced 1×4 block kernel (features × tokens)"
+    if fmt.startswith("csr "):
+        return f"sparse: CSR kernel (any pattern) on token blocks, {fmt.split()[1]} FMAs"
+    if fmt.startswith("block4 "):
+        return f"1×4 blocks: block kernel on token blocks, {fmt.split()[1]} FMAs"
     if fmt == "int8 dense":
         return f"sparsity {sparsity:.0%} < {DENSE_BELOW:.0%}: BLAS on the codes"
     if fmt.startswith("int8 block4"):

@@ -1,12 +1,12 @@
 """The engine's Linear layers in the features × tokens layout: ``Yᵀ = W·Xᵀ + b`` (fp32) and its integer twin.
 
 Format rule (per Linear, decided once at load): a matrix with sparsity below ``DENSE_BELOW`` stays dense
-(BLAS sgemm is faster there: the CSR kernel's per-weight index loads and scattered Xᵀ rows cost more than the
-zeros it skips), every other one runs CSR — also when it is pruned in 1×4 blocks: with eight weights per
-accumulator pass the CSR kernel is as fast as or faster than the block4 kernel on block-pruned matrices
-(``benchmarks/test_sparse_kernels.py`` times dense, CSR and block4 on BERT-base shapes, the basis of this rule).
-``formats="block4"`` still selects the block kernel (4.5 instead of 6 bytes per weight); ``formats="dense"``/
-``"csr"`` force one format everywhere.
+(BLAS sgemm is faster there: the sparse kernels' per-weight index loads cost more than the zeros they skip), every
+other one runs the token-blocked fp32 kernels of :mod:`sparsecore.kernels.fp32_rows` on the host's float path —
+format ``block4 <path>`` when most stored 1×4 blocks are full (4.5 instead of 6 bytes per weight), ``csr <path>``
+otherwise (``benchmarks/fp32_kernels.py`` times them against the features × tokens kernels). Hosts without AVX2
+run those (:mod:`sparsecore.kernels.sparse_matmul`, format ``csr``). ``formats="dense"``/``"csr"``/``"block4"``
+force one format everywhere (``csr``/``block4``: the features × tokens kernels).
 Integer Linears follow the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
 """
 
@@ -47,15 +47,30 @@ class LinearT:
     def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
         """The Linear for weight ``w`` (N, K) float32 and bias ``b`` (N,), stored as the format rule picks
         (``formats="auto"``) or as ``formats`` says."""
+        from sparsecore.kernels.fp32_rows import MAX_COLUMNS, pack_rows
+        from sparsecore.kernels.isa import float_path
+
         fmt = _format(w, formats)
+        bias = np.ascontiguousarray(b, dtype=np.float32)
+        path = float_path()
+        if formats == "auto" and fmt == "csr" and path != "generic" and w.shape[1] <= MAX_COLUMNS:
+            kind = "block4" if _block_structured(w) else "csr"
+            return cls(pack_rows(np.ascontiguousarray(w, np.float32), kind), bias, f"{kind} {path}")
         weight = np.ascontiguousarray(w) if fmt == "dense" else _sparse(w, fmt)
-        return cls(weight, np.ascontiguousarray(b, dtype=np.float32), fmt)
+        return cls(weight, bias, fmt)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
                  scratch: Scratch | None = None) -> np.ndarray:
-        """``Yᵀ`` (N, T), into ``out`` when given; ``scratch`` is unused (the integer Linears' code buffer)."""
+        """``Yᵀ`` (N, T), into ``out`` when given; ``scratch``: the buffer for the token-blocked copy of ``xt``
+        (formats ``csr <path>``/``block4 <path>``; one is made when None)."""
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
+        if " " in self.format:
+            from sparsecore.kernels.fp32_rows import activation_shape, fp32_linear_t, token_blocks
+
+            shape = activation_shape(*xt.shape)
+            xb = token_blocks(xt, out=(scratch or Scratch()).view(shape, np.float32))
+            return fp32_linear_t(self.weight, xb, xt.shape[1], self.bias, gelu, self.format.split()[1], out=out)
         if self.format == "dense":
             y = np.matmul(self.weight, xt, out=out)
             y += self.bias[:, None]
@@ -64,7 +79,8 @@ class LinearT:
 
 
 def _block_structured(codes: np.ndarray) -> bool:
-    """Most stored 1×4 blocks are full: packing by blocks adds at most 25% zero products."""
+    """Most stored 1×4 blocks of ``codes`` (int8 codes or float weights) are full: packing by blocks adds at most 25%
+    zero products."""
     n, k = codes.shape
     if k % 4:
         return False

@@ -33,7 +33,7 @@ import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
 
-from sparsecore.kernels.int8_rows import row_function, row_intrinsic
+from sparsecore.kernels.row_kernels import row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → (tokens per accumulator vector, accumulator vectors); a tile is their product in tokens

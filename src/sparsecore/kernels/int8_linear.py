@@ -22,6 +22,7 @@ from sparsecore.kernels._config import NJIT_FMA_PARALLEL
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
+from sparsecore.kernels.row_kernels import task_rows
 from sparsecore.kernels.sparse_matmul import _gelu_tile
 
 
@@ -99,21 +100,6 @@ def activation_shape(weight: Block4Int8 | Quads, t_total: int, path: str) -> tup
     return (blocks, k, tb) if isinstance(weight, Quads) else (blocks, -(-k // 4), tb, 4)
 
 
-def _row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
-    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored entries."""
-    targets = indptr[-1] * np.arange(1, chunks) / chunks
-    inner = np.searchsorted(indptr[1:], targets, side="left") + 1
-    return np.concatenate([[0], np.minimum(inner, len(indptr) - 1), [len(indptr) - 1]]).astype(np.int64)
-
-
-def _chunks(blocks: int, rows: int, threads: int) -> int:
-    """Row ranges per token block: enough (block, range) tasks to share the blocks evenly between threads."""
-    chunks = 1
-    while (blocks * chunks) % threads and blocks * chunks < 4 * threads and chunks < max(1, rows // 16):
-        chunks += 1
-    return chunks
-
-
 def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
     """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight``."""
     tokens, index, values, values4, name = _kind(weight)
@@ -125,7 +111,7 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' token-blocked layout "
                          f"for {t_total} tokens), got {xb.dtype} {xb.shape}")
-    bounds = _row_bounds(weight.indptr, _chunks(shape[0], weight.shape[0], nb.get_num_threads()))
+    bounds = task_rows(weight.indptr, shape[0], nb.get_num_threads())
     scratch = np.empty((shape[0] * (bounds.size - 1), tokens[path]), np.int32)
     return (weight.indptr, index, values, values4), marker(path), bounds, scratch
 

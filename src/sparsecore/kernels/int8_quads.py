@@ -35,7 +35,7 @@ from llvmlite import ir
 from numba.core import cgutils
 
 from sparsecore.kernels.int8_block4 import MAX_K
-from sparsecore.kernels.int8_rows import row_function, row_intrinsic
+from sparsecore.kernels.row_kernels import row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm

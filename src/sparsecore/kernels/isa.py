@@ -1,10 +1,14 @@
-"""The one place that decides which instruction-set path the integer kernels take on this host.
+"""The one place that decides which instruction-set path the integer and the fp32 token-blocked kernels take on
+this host.
 
 Paths, best first: ``avx512_vnni`` (``vpdpbusd`` on 512-bit vectors: 16 tokens × 4 u8·s8 products per
 instruction, int32 accumulation), ``avx_vnni`` (the same instruction on 256-bit vectors), ``avx2``
 (u8 and s8 widened to int16, ``vpmaddwd``: exact pair sums in int32) and ``generic`` (plain Numba loops,
 any CPU). The choice is read once from LLVM's view of the host CPU; ``SPARSECORE_ISA`` forces a path
 (for tests and benchmarks), and asking for one the host cannot execute is an error, not a crash.
+
+The fp32 kernels (:mod:`.fp32_rows`) have paths ``avx512`` (512-bit FMAs), ``avx2`` (256-bit FMAs) and ``generic``;
+a forced integer path forces the float path of its vector width (:func:`float_path`).
 """
 
 from __future__ import annotations
@@ -18,13 +22,19 @@ NEEDS = {"avx512_vnni": ("avx512f", "avx512bw", "avx512vnni"), "avx_vnni": ("avx
          "avx2": ("avx2",), "generic": ()}
 
 
-# Compile-time path selection for the integer kernels: a kernel takes a marker argument whose *type* names the
-# path, so each path is its own cached machine code and a call costs no dispatch.
-MARKERS = {"avx512_vnni": "uint8", "avx_vnni": "uint16", "avx2": "uint32", "generic": "uint64"}
+# The fp32 token-blocked kernels' paths (:mod:`.fp32_rows`): 512-bit FMAs, 256-bit FMAs, plain loops.
+FLOAT_PATHS = ("avx512", "avx2", "generic")
+FLOAT_NEEDS = {"avx512": ("avx512f",), "avx2": ("avx2", "fma"), "generic": ()}
+# the float path a forced integer path (SPARSECORE_ISA) implies: the same vector width
+_FLOAT_OF = {"avx512_vnni": "avx512", "avx_vnni": "avx2", "avx2": "avx2", "generic": "generic"}
+
+# Compile-time path selection: a kernel takes a marker argument whose *type* names the path, so each path is its
+# own cached machine code and a call costs no dispatch. "avx2" and "generic" mean the same host for both kinds.
+MARKERS = {"avx512_vnni": "uint8", "avx_vnni": "uint16", "avx2": "uint32", "generic": "uint64", "avx512": "int8"}
 
 
 def marker(path: str):
-    """The marker value that selects ``path`` in an integer kernel."""
+    """The marker value that selects ``path`` in a kernel."""
     import numpy as np
 
     return np.dtype(MARKERS[path]).type(0)
@@ -62,6 +72,19 @@ def integer_path() -> str:
             raise ValueError(f"SPARSECORE_ISA={forced!r}: this CPU lacks {', '.join(NEEDS[forced])}")
         return forced
     return next(p for p in PATHS if supported(p))
+
+
+def float_path() -> str:
+    """The fp32 kernels' path on this host: the one ``SPARSECORE_ISA`` implies when set (its vector width), else the
+    widest supported one."""
+    if os.environ.get("SPARSECORE_ISA", "").strip():
+        return _FLOAT_OF[integer_path()]
+    return next(p for p in FLOAT_PATHS if float_supported(p))
+
+
+def float_supported(path: str) -> bool:
+    """True when this host can execute the fp32 path ``path``."""
+    return all(f in host_features() for f in FLOAT_NEEDS[path])
 
 
 def csr_activations() -> str:

@@ -1,10 +1,12 @@
-"""The wrapping both int8 row kernels share (:mod:`.int8_block4`, :mod:`.int8_quads`): an LLVM-IR emitter becomes a
-Numba intrinsic over one token block of the activations, and a row function picks that intrinsic or the plain loop
-by the path a marker argument's type names (:data:`~sparsecore.kernels.isa.MARKERS`), at compile time.
+"""The wrapping every token-blocked row kernel shares (:mod:`.int8_block4`, :mod:`.int8_quads`, :mod:`.fp32_rows`): an
+LLVM-IR emitter becomes a Numba intrinsic over one token block of the activations, and a row function picks that
+intrinsic or the plain loop by the path a marker argument's type names (:data:`~sparsecore.kernels.isa.MARKERS`), at
+compile time.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
@@ -15,17 +17,18 @@ from sparsecore.kernels.isa import marker_path
 _I64 = ir.IntType(64)
 
 
-def row_intrinsic(emit, path: str, ndim: int, row_bytes: int):
+INT8 = (types.uint16, types.int32, types.uint8, types.int32)  # index, values, activations, out: the int8 kernels
+
+
+def row_intrinsic(emit, path: str, ndim: int, row_items: int, dtypes: tuple = INT8):
     """``f(index, values, j0, j1, xb, b, out)``: ``emit(builder, path, index*, values*, j0, j1, slab*, out*)`` on token
-    block ``b`` of ``xb`` (an ``ndim``-D uint8 array whose block b starts at byte ``b · xb.shape[1] · row_bytes``);
-    ``index`` uint16, ``values`` int32, ``out`` int32 arrays."""
+    block ``b`` of ``xb`` (an ``ndim``-D array whose block b starts at element ``b · xb.shape[1] · row_items``); the
+    arrays' element types are ``dtypes`` (index, values, xb, out: :data:`INT8` by default)."""
 
     @intrinsic
     def row(typingctx, index, values, j0, j1, xb, b, out):
-        ok = (isinstance(index, types.Array) and index.dtype == types.uint16 and
-              isinstance(values, types.Array) and values.dtype == types.int32 and
-              isinstance(xb, types.Array) and xb.ndim == ndim and xb.dtype == types.uint8 and
-              isinstance(out, types.Array) and out.dtype == types.int32)
+        ok = (all(isinstance(a, types.Array) and a.dtype == d for a, d in zip((index, values, xb, out), dtypes)) and
+              xb.ndim == ndim)
         if not ok:
             return None
 
@@ -40,7 +43,7 @@ def row_intrinsic(emit, path: str, ndim: int, row_bytes: int):
 
             xs = cgutils.create_struct_proxy(xb)(context, builder, value=a_xb)
             rows = cgutils.unpack_tuple(builder, xs.shape, ndim)[1]
-            slab = builder.mul(builder.mul(i64(a_b, signature.args[5]), rows), ir.Constant(_I64, row_bytes))
+            slab = builder.mul(builder.mul(i64(a_b, signature.args[5]), rows), ir.Constant(_I64, row_items))
             emit(builder, path, data(index, a_index), data(values, a_values), i64(a_j0, signature.args[2]),
                  i64(a_j1, signature.args[3]), builder.gep(xs.data, [slab]), data(out, a_out))
             return context.get_dummy_value()
@@ -71,3 +74,23 @@ def row_function(kernels: dict, plain, doc: str):
         return lambda marker, index, values, values4, j0, j1, xb, b, out: kernel(index, values, j0, j1, xb, b, out)
 
     return row
+
+
+def row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
+    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored entries."""
+    targets = indptr[-1] * np.arange(1, chunks) / chunks
+    inner = np.searchsorted(indptr[1:], targets, side="left") + 1
+    return np.concatenate([[0], np.minimum(inner, len(indptr) - 1), [len(indptr) - 1]]).astype(np.int64)
+
+
+def row_chunks(blocks: int, rows: int, threads: int) -> int:
+    """Row ranges per token block: enough (block, range) tasks to share the blocks evenly between threads."""
+    chunks = 1
+    while (blocks * chunks) % threads and blocks * chunks < 4 * threads and chunks < max(1, rows // 16):
+        chunks += 1
+    return chunks
+
+
+def task_rows(indptr: np.ndarray, blocks: int, threads: int) -> np.ndarray:
+    """Row boundaries of the (token block, row range) tasks of a token-blocked Linear with ``blocks`` blocks."""
+    return row_bounds(indptr, row_chunks(blocks, len(indptr) - 1, threads))
