@@ -1,0 +1,168 @@
+"""Token-blocked fp32 sparse Linears: every float path against float64 products and exact integer sums, the layout,
+the row split, bad inputs, and the machine code of the 512-bit and 256-bit paths for CPUs this host may not be.
+"""
+
+import platform
+
+import numba as nb
+import numpy as np
+import pytest
+
+from sparsecore.kernels import isa
+from sparsecore.kernels.fp32_rows import (MAX_COLUMNS, SHAPES, TOKENS, activation_shape, fp32_linear_t, pack_rows,
+                                          row_assembly, token_blocks)
+from sparsecore.kernels.sparse_matmul import gelu_inplace
+
+PATHS = [pytest.param(p, marks=pytest.mark.skipif(not isa.float_supported(p), reason=f"this CPU cannot run {p} "
+                                                  f"(needs {', '.join(isa.FLOAT_NEEDS[p])})")) for p in isa.FLOAT_PATHS]
+X86 = platform.machine() in ("x86_64", "AMD64")
+
+
+def pruned(n, k, sparsity, kind, rng, values=None):
+    w = rng.standard_normal((n, k)).astype(np.float32) if values is None else values
+    if kind == "block4":
+        keep = np.repeat(rng.random((n, k // 4)) >= sparsity, 4, axis=1)
+    else:
+        keep = rng.random((n, k)) >= sparsity
+    return np.where(keep, w, 0).astype(np.float32)
+
+
+def run(w, x, kind, path, **kw):
+    return fp32_linear_t(pack_rows(w, kind), token_blocks(x), x.shape[1], path=path, **kw)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+@pytest.mark.parametrize("n,k,t", [(1, 4, 1), (5, 8, 17), (37, 72, 213), (16, 768, 128), (3, 3072, 64), (8, 12, 0)])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 1.0])
+def test_against_float64_products(path, kind, n, k, t, sparsity):
+    rng = np.random.default_rng(n * 1000 + k + t)
+    w = pruned(n, k, sparsity, kind, rng)
+    x = rng.standard_normal((k, t)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    got = run(w, x, kind, path, bias=bias)
+    assert got.dtype == np.float32 and got.shape == (n, t)
+    expected = w.astype(np.float64) @ x + bias[:, None]
+    bound = 1e-6 * (np.abs(w).astype(np.float64) @ np.abs(x) + 1) * max(1, np.sqrt(k))
+    assert np.all(np.abs(got - expected) <= bound)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_small_integers_sum_exactly_and_every_column_lands_where_it_belongs(path, kind):
+    """Integer weights and activations: every partial sum is exact in fp32, so any misplaced column or token shows."""
+    rng = np.random.default_rng(7)
+    n, k, t = 70, 200, 2 * TOKENS + 3
+    w = pruned(n, k, 0.6, kind, rng, rng.integers(-8, 9, (n, k)).astype(np.float32))
+    w[3] = 0  # an empty row
+    w[4, [0, k - 1]] = [5, -7]  # first and last column only (one entry each for csr: padded to two)
+    x = rng.integers(-16, 17, (k, t)).astype(np.float32)
+    np.testing.assert_array_equal(run(w, x, kind, path), (w.astype(np.int64) @ x.astype(np.int64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_every_runnable_path_and_thread_count_gives_the_same_bits(kind):
+    rng = np.random.default_rng(3)
+    w = pruned(300, 384, 0.85, kind, rng)
+    x = rng.standard_normal((384, 777)).astype(np.float32)
+    threads = nb.get_num_threads()
+    results = {}
+    for path in [p for p in isa.FLOAT_PATHS if isa.float_supported(p)]:
+        for count in sorted({1, threads}):
+            nb.set_num_threads(count)
+            try:
+                results[path, count] = run(w, x, kind, path)
+            finally:
+                nb.set_num_threads(threads)
+    for (path, count), got in results.items():  # one path's sums do not depend on how the rows were split
+        np.testing.assert_array_equal(got, results[path, 1], err_msg=f"{path}, {count} threads")
+    reference = next(iter(results.values()))
+    for got in results.values():  # paths differ only in summation order
+        np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_epilogue_is_bias_then_gelu(path):
+    rng = np.random.default_rng(5)
+    w, x = pruned(48, 96, 0.7, "csr", rng), rng.standard_normal((96, 150)).astype(np.float32)
+    bias = rng.standard_normal(48).astype(np.float32)
+    plain = run(w, x, "csr", path, bias=bias)
+    np.testing.assert_allclose(run(w, x, "csr", path, bias=bias, gelu=True), gelu_inplace(plain.copy()),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_packing_pads_csr_rows_to_even_counts_with_zero_weights():
+    w = np.zeros((4, 12), np.float32)
+    w[0, [1, 5, 9]] = [1, 2, 3]  # odd: padded
+    w[1, [0, 11]] = [4, 5]
+    w[3, 2] = 6  # one entry: padded
+    csr = pack_rows(w, "csr")
+    assert list(csr.indptr) == [0, 4, 6, 6, 8] and csr.nnz == 6
+    assert list(csr.index[:4]) == [1, 5, 9, 9] and csr.values[3] == 0 and list(csr.index[6:]) == [2, 2]
+    whole = np.zeros((4, 12), np.float32)
+    whole[0] = np.arange(1, 13)
+    whole[1, 4:8] = [1, 2, 0, 3]  # a stored block keeps its zero weight
+    blocks = pack_rows(whole, "block4")
+    assert blocks.kind == "block4" and blocks.values.shape == (blocks.indptr[-1], 4)
+    assert list(np.diff(blocks.indptr)) == [3, 1, 0, 0] and list(blocks.index) == [0, 1, 2, 1] and blocks.nnz == 15
+
+
+def test_token_blocks_layout_and_zero_padding():
+    x = np.arange(5 * 130, dtype=np.float32).reshape(5, 130)
+    xb = token_blocks(x)
+    assert xb.shape == activation_shape(5, 130) == (3, 5, TOKENS)
+    np.testing.assert_array_equal(xb[1, 2], x[2, TOKENS:2 * TOKENS])
+    np.testing.assert_array_equal(xb[2, 4, :2], x[4, 128:]) and not xb[2, :, 2:].any()
+    np.testing.assert_array_equal(token_blocks(np.asfortranarray(x)), xb)  # any strides in
+
+
+def test_bad_inputs_are_one_clear_error():
+    w = np.eye(8, dtype=np.float32)
+    with pytest.raises(ValueError, match="2-D float32"):
+        pack_rows(w.astype(np.float64))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        pack_rows(np.ones((2, 6), np.float32), "block4")
+    with pytest.raises(ValueError, match="kind must be"):
+        pack_rows(w, "coo")
+    with pytest.raises(ValueError, match="uint16"):
+        pack_rows(np.zeros((1, MAX_COLUMNS + 1), np.float32))
+    packed = pack_rows(w)
+    with pytest.raises(ValueError, match=r"activations must be C-contiguous \(1, 8, 64\) float32"):
+        fp32_linear_t(packed, np.zeros((1, 9, TOKENS), np.float32), 5)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        fp32_linear_t(packed, token_blocks(np.zeros((8, 5), np.float32)), 5, bias=np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="cannot run the fp32 row kernels"):
+        fp32_linear_t(packed, token_blocks(np.zeros((8, 5), np.float32)), 5, path="neon")
+    with pytest.raises(TypeError, match="RowsF32"):
+        fp32_linear_t(w, token_blocks(np.zeros((8, 5), np.float32)), 5)
+
+
+def test_float_path_follows_a_forced_integer_path(monkeypatch):
+    assert isa.float_supported(isa.float_path())
+    monkeypatch.setenv("SPARSECORE_ISA", "generic")
+    assert isa.float_path() == "generic"
+    if isa.supported("avx2"):
+        monkeypatch.setenv("SPARSECORE_ISA", "avx2")
+        assert isa.float_path() == "avx2"
+
+
+def _loop_lines(assembly: str) -> list[str]:
+    """Instructions of the row kernel's inner loop: from the loop's label to its backward branch."""
+    lines = [ln.strip() for ln in assembly.splitlines()]
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(".LBB0_") and ln.endswith(":") and any(
+        s.startswith("vfmadd") for s in lines[i:i + 40]))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(("jl", "jg", "jne")))
+    return lines[start + 1:end]
+
+
+@pytest.mark.skipif(not X86, reason="the vector paths are x86 code")
+@pytest.mark.parametrize("path,cpu,register", [("avx512", "icelake-server", "%zmm"), ("avx512", "znver4", "%zmm"),
+                                               ("avx2", "haswell", "%ymm"), ("avx2", "znver3", "%ymm")])
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_machine_code_is_fmas_on_full_vectors_without_spills(path, cpu, register, kind):
+    loop = _loop_lines(row_assembly(path, kind, cpu))
+    lanes, vectors, chains = SHAPES[path]
+    fmas = [ln for ln in loop if ln.startswith("vfmadd")]
+    per_iteration = vectors * (4 if kind == "block4" else chains)
+    assert fmas and len(fmas) % per_iteration == 0 and all(register in ln for ln in fmas)
+    assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
