@@ -165,6 +165,24 @@ def int8_kernels(data: dict) -> str:
                        "llll" + "r" * (len(paths) + 2), body)
 
 
+def fp32_kernels(data: dict) -> str:
+    """Each fp32 float path's time (token-blocked kernels) against the features × tokens kernel, per weight kind."""
+    paths = data["paths"]
+    body = []
+    for r in data["rows"]:
+        old = r["features_x_tokens_ms"]
+        best = min(old, *(r[f"{p}_ms"] for p in paths))
+        body.append([r["kind"], r["shape"], f"{r['n']}×{r['k']}", r["tokens"], f"{old:.2f}",
+                     *[f"{r[p + '_ms']:.2f} ({old / r[p + '_ms']:.2f}×)" for p in paths],
+                     f"{2 * r['nnz'] * r['tokens'] / (best * 1e6):.0f}"])
+    head = (f"CPU: {data['cpu']}; {data['sparsity']:.0%} sparsity; best of {data['rounds']} interleaved rounds, all "
+            f"cores; the token-blocked times include copying the activations into their layout. "
+            f"Command: `{data['command']}`\n\n")
+    return head + rows(["weights", "Linear", "N×K", "tokens", "features × tokens ms",
+                        *[f"{p} ms (speed-up)" for p in paths], "best useful GFLOP/s"],
+                       "llll" + "r" * (len(paths) + 2), body)
+
+
 def pipeline_throughput(data: dict) -> str:
     """Sentences/s of each engine's Pipeline on the SST-2 validation text, with ratios to DeepSparse's Pipeline."""
     names = {"sparsecore": "sparsecore.Pipeline, engine sparsecore",
@@ -215,7 +233,9 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_v3": ("engine_bench_v3.json", engine_bench),
     "engine_bench_v4": ("engine_bench_v4.json", engine_bench),
     "engine_bench_int8_v5": ("engine_bench_int8_v5.json", engine_bench),
+    "engine_bench_fp32_v6": ("engine_bench_fp32_v6.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
+    "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
     "streams": ("streams.json", streams),
 }

@@ -286,5 +286,6 @@ def test_describe_repr_and_one_log_line_name_the_host_path(pruned_minilm, caplog
     assert len(lines) == 1 and f"integer path {integer_path()}" in lines[0]
     info = pipe.engine.describe()
     assert info["integer_path"] == integer_path() and info["linear_formats"] == {SPARSE: 24} and info["cpu"]
+    assert info["float_path"] == float_path() and f"float path {float_path()}" in lines[0]
     assert f"integer path {integer_path()}" in repr(pipe) and "sequence_length=[128]" in repr(pipe)
     assert "OnnxRuntimeEngine" in repr(Pipeline.create(model_path=pruned_minilm))

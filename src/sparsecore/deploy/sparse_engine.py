@@ -291,19 +291,19 @@ class SparsecoreEngine:
         if not _DESCRIBED:  # once per process: which kernels this host gets
             _DESCRIBED = True
             info = self.describe()
-            _log.info("engine='sparsecore' on %s: integer path %s, %d threads, Linears %s%s", info["cpu"],
-                      info["integer_path"], info["threads"], info["linear_formats"],
+            _log.info("engine='sparsecore' on %s: integer path %s, float path %s, %d threads, Linears %s%s",
+                      info["cpu"], info["integer_path"], info["float_path"], info["threads"], info["linear_formats"],
                       f", delegated to {info['delegated']}" if info["delegated"] else "")
 
     def describe(self) -> dict:
-        """What runs on this host: CPU, the integer kernels' ISA path (:func:`sparsecore.kernels.isa.integer_path`,
-        the one dispatch point), the Linears' formats, streams and threads per stream, the padding rule, and the
-        engine the model is delegated to (None: ours)."""
-        from sparsecore.kernels.isa import cpu_name, integer_path
+        """What runs on this host: CPU, the integer and fp32 kernels' ISA paths (:mod:`sparsecore.kernels.isa`, the one
+        dispatch point), the Linears' formats, streams and threads per stream, the padding rule, and the engine the
+        model is delegated to (None: ours)."""
+        from sparsecore.kernels.isa import cpu_name, float_path, integer_path
 
         delegated = None if self.delegate is None else (
             "onnxruntime (no encoder Linear is sparse: dense products run on its GEMM)")
-        return {"engine": "sparsecore", "cpu": cpu_name(), "integer_path": integer_path(),
+        return {"engine": "sparsecore", "cpu": cpu_name(), "integer_path": integer_path(), "float_path": float_path(),
                 "linear_formats": self._formats, "streams": self.num_streams, "threads": self.threads,
                 "blas_threads": "1 (sparse Linears use every core)" if self._single_blas else "all",
                 "padding": "dropped: each batch runs its real tokens" if self.delegate is None else
