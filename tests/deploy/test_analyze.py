@@ -70,6 +70,7 @@ def test_bad_flags(pruned_minilm, argv, pattern, capsys):
 def test_every_int8_format_is_explained():
     from sparsecore.cli.analyze import _why
 
-    for fmt in ("int8 dense", "int8 csr", "int8 quads avx512_vnni", "int8 block4 avx2"):
+    for fmt in ("int8 dense", "int8 csr", "int8 csr avx2", "int8 quads avx512_vnni", "int8 block4 avx2", "csr avx512",
+                "block4 avx2"):
         assert _why(fmt, 0.9), fmt
     assert "quads" in _why("int8 quads avx_vnni", 0.9)

@@ -183,11 +183,33 @@ def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kern
         np.testing.assert_allclose(integer(xt, gelu), widening(xt, gelu), rtol=1e-6, atol=1e-6)
     unstructured = QuantLinear(np.where(rng.random((64, 128)) > 0.8, codes, 0).astype(np.int8), q.bias, q.rescale,
                                q.act)
-    # scattered codes: blocks would multiply zeros; quads on VNNI hosts, the widening kernel elsewhere
+    # scattered codes: blocks would multiply zeros; quads on VNNI hosts, the token-blocked fp32 kernels elsewhere
     quads = QLinearT(unstructured)
-    assert quads.format == (f"int8 quads {integer_path()}" if "vnni" in integer_path() else "int8 csr")
+    assert quads.format == (f"int8 quads {integer_path()}" if "vnni" in integer_path() else f"int8 csr {float_path()}")
     for gelu in (False, True):
         np.testing.assert_allclose(quads(xt, gelu), QLinearT(unstructured, "csr")(xt, gelu), rtol=1e-6, atol=1e-6)
+
+
+def test_unstructured_int8_without_vnni_runs_token_blocked_float_codes_like_the_widening_kernel(monkeypatch):
+    """On a host whose best integer path has no quad kernel (forced here), unstructured int8 codes run the token-blocked
+    fp32 kernels on float32 codes: exact integer sums, so the same bits as the widening kernel."""
+    from sparsecore.deploy.int8_model import ActQuant, QuantLinear
+    from sparsecore.deploy.linears import QLinearT
+    from sparsecore.kernels.isa import supported
+
+    if not supported("avx2"):
+        pytest.skip("this CPU cannot run the avx2 path")
+    monkeypatch.setenv("SPARSECORE_ISA", "avx2")
+    rng = np.random.default_rng(8)
+    codes = np.where(rng.random((96, 200)) > 0.85, rng.integers(-128, 128, (96, 200)), 0).astype(np.int8)
+    codes[5] = 0  # an empty row
+    q = QuantLinear(codes, rng.integers(-5000, 5000, 96), rng.random(96).astype(np.float32) / 500, ActQuant(0.05, 120))
+    linear, widening = QLinearT(q), QLinearT(q, "csr")
+    assert linear.format == "int8 csr avx2" and widening.format == "int8 csr"
+    for t in (1, 64, 131):
+        xt = rng.standard_normal((200, t)).astype(np.float32) * 4
+        for gelu in (False, True):
+            np.testing.assert_array_equal(linear(xt, gelu), widening(xt, gelu))
 
 
 @pytest.mark.parametrize("path", ["host", "avx2", "generic"])

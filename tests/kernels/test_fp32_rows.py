@@ -166,3 +166,21 @@ def test_machine_code_is_fmas_on_full_vectors_without_spills(path, cpu, register
     per_iteration = vectors * (4 if kind == "block4" else chains)
     assert fmas and len(fmas) % per_iteration == 0 and all(register in ln for ln in fmas)
     assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
+
+
+@pytest.mark.parametrize("k,t", [(3, 1), (70, 64), (200, 131)])
+def test_float_codes_in_blocks_equal_quantize_then_block(k, t):
+    from sparsecore.kernels.quantize import quantize_f32, quantize_f32_blocked
+
+    rng = np.random.default_rng(k + t)
+    xt = rng.standard_normal((k, t)).astype(np.float32) * 8
+    xt[0, 0] = 0.05 * 2.5  # a tie: rounds half to even, as QuantizeLinear does
+    got = quantize_f32_blocked(xt, 0.05, 120, TOKENS)
+    assert got.shape == activation_shape(k, t) and got.dtype == np.float32
+    want = token_blocks(quantize_f32(xt, 0.05, 120))
+    for b in range(got.shape[0]):
+        width = min(TOKENS, t - b * TOKENS)
+        np.testing.assert_array_equal(got[b, :, :width], want[b, :, :width])
+        assert np.all(got[b, :, width:] == 120)  # tokens past T hold the zero point's code
+    with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
+        quantize_f32_blocked(xt, 0.05, 120, TOKENS, out=np.zeros((1, 1, 1), np.float32))

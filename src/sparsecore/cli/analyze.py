@@ -72,6 +72,9 @@ def _why(fmt: str, sparsity: float) -> str:
         return f"1×4 blocks: integer dot products ({integer_path()})"
     if fmt.startswith("int8 quads"):
         return f"any pattern: each row's non-zeros in quads, integer dot products ({integer_path()})"
+    if fmt.startswith("int8 csr "):
+        return (f"scattered codes, no VNNI: the token-blocked CSR kernel on float32 codes ({fmt.split()[2]} FMAs, "
+                "exact products)")
     if fmt == "int8 csr":
         return (f"scattered codes: the CSR kernel on {csr_activations()} codes (in blocks they would multiply "
                 "mostly zeros)")
@@ -142,7 +145,7 @@ def _warnings(report: dict, supported) -> list[str]:
         if not (supported("avx512_vnni") or supported("avx_vnni")):
             out.append("int8 model on a CPU without VNNI: integer products take the AVX2 path (vpmaddwd), "
                        "about half the VNNI rate")
-        if any(r["format"] == "int8 csr" for r in report["linears"]):
+        if any(r["format"].startswith("int8 csr") for r in report["linears"]):
             out.append("unstructured int8 Linears run the fp32 kernel on integer codes (no faster than fp32; the "
                        "quad kernel needs VNNI): prune in 1×4 blocks (mask_type: block4) to run them on the integer "
                        "units of this CPU")

@@ -7,7 +7,8 @@ format ``block4 <path>`` when most stored 1×4 blocks are full (4.5 instead of 6
 otherwise (``benchmarks/fp32_kernels.py`` times them against the features × tokens kernels). Hosts without AVX2
 run those (:mod:`sparsecore.kernels.sparse_matmul`, format ``csr``). ``formats="dense"``/``"csr"``/``"block4"``
 force one format everywhere (``csr``/``block4``: the features × tokens kernels).
-Integer Linears follow the same rule on their int8 codes (format names ``int8 csr``/``int8 block4``/``int8 dense``).
+Integer Linears follow the same rule on their int8 codes (format names ``int8 dense``, ``int8 block4 <path>``,
+``int8 quads <path>``, ``int8 csr <float path>``, ``int8 csr``: see :class:`QLinearT`).
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ class QLinearT:
     into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
     pruned in 1×4 blocks. ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
     ``vpdpbusd`` on each row's non-zeros in quads; VNNI paths only): taken for ``formats="quads"`` and, under
-    ``"auto"``, for every other sparse matrix on a VNNI host. ``int8 csr`` (forced, or on hosts without VNNI) runs
-    the kernels of
+    ``"auto"``, for every other sparse matrix on a VNNI host. ``int8 csr <float path>`` (``"auto"``, unstructured
+    codes on a host without VNNI) runs the token-blocked fp32 kernels of :mod:`sparsecore.kernels.fp32_rows` on the
+    codes held as float32 (exact products). ``int8 csr`` (forced) runs the kernels of
     :mod:`sparsecore.kernels.sparse_matmul` on the codes, as float32 values or as bytes widened in registers
     (:func:`~sparsecore.kernels.isa.csr_activations` picks by the host's path; exact integer sums either way).
     ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so the products and
@@ -109,17 +111,22 @@ class QLinearT:
         from sparsecore.kernels.int8_block4 import pack_block4_int8
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
         from sparsecore.kernels.int8_quads import pack_quads
-        from sparsecore.kernels.isa import csr_activations, integer_path
+        from sparsecore.kernels.fp32_rows import pack_rows
+        from sparsecore.kernels.isa import csr_activations, float_path, integer_path
 
         fmt = _format(q.codes, formats)
         path = integer_path()
         if formats == "auto" and fmt == "csr" and path != "generic":
-            fmt = "block4" if _block_structured(q.codes) else "quads" if path in QUAD_PATHS else "csr"
+            fmt = ("block4" if _block_structured(q.codes) else "quads" if path in QUAD_PATHS
+                   else "csr blocked" if float_path() != "generic" else "csr")
         if (fmt == "block4" and path != "generic") or (fmt == "quads" and path in QUAD_PATHS):
             fmt = f"{fmt} {path}"
             self._path = path
         elif fmt == "quads":
             raise ValueError(f"the int8 quads format needs VNNI ({', '.join(QUAD_PATHS)}); this CPU runs {path}")
+        elif fmt == "csr blocked":  # no VNNI: the token-blocked fp32 kernels on float32 codes (exact products)
+            self._path = float_path()
+            fmt = f"csr {self._path}"
         self.format = f"int8 {fmt}"
         self.act = q.act
         self._bytes = fmt == "csr" and csr_activations() == "uint8"
@@ -127,6 +134,8 @@ class QLinearT:
             self.weight = pack_block4_int8(q.codes)
         elif fmt.startswith("quads "):
             self.weight = pack_quads(q.codes)
+        elif fmt.startswith("csr "):
+            self.weight = pack_rows(q.codes.astype(np.float32), "csr")
         else:
             # int8 codes as float32 values unless this host's path multiplies bytes (exact either way)
             codes = q.codes if self._bytes else q.codes.astype(np.float32)
@@ -161,6 +170,14 @@ class QLinearT:
         code_buffer = scratch or self._own
         if self.format.startswith(("int8 block4 ", "int8 quads ")):
             return self._integer(xt, gelu, out, code_buffer)
+        if self.format.startswith("int8 csr "):
+            from sparsecore.kernels.fp32_rows import TOKENS, activation_shape, fp32_linear_t
+            from sparsecore.kernels.quantize import quantize_f32_blocked
+
+            xb = quantize_f32_blocked(np.ascontiguousarray(xt), self.act.scale, self.act.zero, TOKENS,
+                                      out=code_buffer.view(activation_shape(*xt.shape), np.float32))
+            return fp32_linear_t(self.weight, xb, xt.shape[1], self.bias, gelu, self._path, out=out,
+                                 scale=self.rescale)
         quantize, dtype = (quantize_u8, np.uint8) if self._bytes else (quantize_f32, np.float32)
         codes = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, out=code_buffer.view(xt.shape, dtype))
         if self.format != "int8 dense":

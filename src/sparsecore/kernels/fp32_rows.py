@@ -13,6 +13,8 @@ accumulators in registers for the whole row:
 * ``avx2`` — 8 ymm vectors, one chain (8 accumulators already).
 * ``generic`` — plain loops (any CPU, and coverage runs).
 
+int8 codes held as float32 (weights and activations, :func:`~.quantize.quantize_f32_blocked`) run the same kernels
+with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstructured int8 Linears of hosts without VNNI.
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
 stored entries (:func:`~.row_kernels.task_rows`); a thread's rows stream past one block's slab — K·TB·4 bytes,
 192 KB at K = 768 — that stays in its L2, whatever the batch: the activation rows a weight reads are contiguous
@@ -152,8 +154,8 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear(marker, indptr, index, values, xb, bounds, bias, gelu, scratch, out):
-    """``out (N, T) = Σ + bias`` (then GELU) per row; task = (token block, row range from ``bounds``)."""
+def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratch, out):
+    """``out (N, T) = (Σ + bias) · scale`` (then GELU) per row; task = (token block, row range from ``bounds``)."""
     chunks = bounds.size - 1
     for task in nb.prange(xb.shape[0] * chunks):
         b, c = task // chunks, task % chunks
@@ -162,10 +164,10 @@ def _linear(marker, indptr, index, values, xb, bounds, bias, gelu, scratch, out)
         width = min(TOKENS, out.shape[1] - t0)
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, acc)
-            bias_r = bias[r]
+            bias_r, scale_r = bias[r], scale[r]
             row = out[r, t0:t0 + width]
             for i in range(width):
-                row[i] = acc[i] + bias_r
+                row[i] = (acc[i] + bias_r) * scale_r
             if gelu:  # its own pass: it vectorises
                 _gelu_tile(row)
 
@@ -254,9 +256,12 @@ def token_blocks(xt: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarray | None = None,
-                  gelu: bool = False, path: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
-    """``Yᵀ (N, t_total) = W · Xᵀ + bias`` (then exact GELU) with ``xb`` the token-blocked activations
-    (:func:`token_blocks`); ``path`` one of ``avx512``/``avx2``/``generic`` (default: :func:`~.isa.float_path`)."""
+                  gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
+                  scale: np.ndarray | None = None) -> np.ndarray:
+    """``Yᵀ (N, t_total) = (W · Xᵀ + bias) · scale`` (then exact GELU) with ``xb`` the token-blocked activations
+    (:func:`token_blocks`, or the float32 codes of :func:`~.quantize.quantize_f32_blocked` for int8 codes held as
+    float32: exact products); ``scale`` (N,) per output row (None: 1); ``path`` one of ``avx512``/``avx2``/``generic``
+    (default: :func:`~.isa.float_path`)."""
     if not isinstance(weight, RowsF32):
         raise TypeError(f"weight must be a RowsF32 (pack_rows), got {type(weight).__name__}")
     path = float_path() if path is None else path
@@ -269,8 +274,10 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
         raise ValueError(f"activations must be C-contiguous {shape} float32 (the token-blocked layout for {t_total} "
                          f"tokens), got {xb.dtype} {xb.shape}")
     bias = np.zeros(n, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    if bias.shape != (n,):
-        raise ValueError(f"bias must have shape ({n},), got {bias.shape}")
+    scale = np.ones(n, np.float32) if scale is None else np.ascontiguousarray(scale, np.float32)
+    for name, v in (("bias", bias), ("scale", scale)):
+        if v.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {v.shape}")
     if out is None:
         out = np.empty((n, t_total), np.float32)
     elif out.shape != (n, t_total) or out.dtype != np.float32 or not out.flags.c_contiguous:
@@ -279,7 +286,7 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
         return out
     bounds = task_rows(weight.indptr, shape[0], nb.get_num_threads())
     scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
-    _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, gelu, scratch, out)
+    _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale, gelu, scratch, out)
     return out
 
 

@@ -108,6 +108,31 @@ def _quantize_blocked(xt, scale, zero, out):
             dst[width:] = np.uint8(zero)
 
 
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _quantize_blocked_f32(xt, scale, zero, out):
+    f = np.float32
+    lo, hi = f(-zero), f(255 - zero)
+    t_total = xt.shape[1]
+    blocks, k, tb = out.shape
+    for c in nb.prange(k):
+        src = xt[c]
+        for b in range(blocks):
+            dst = out[b, c]
+            t0 = b * tb
+            width = min(tb, t_total - t0)
+            for i in range(width):
+                dst[i] = _round_clamp(src[t0 + i] / scale, lo, hi) + f(zero)
+            dst[width:] = f(zero)
+
+
+def quantize_f32_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
+                         out: np.ndarray | None = None) -> np.ndarray:
+    """The codes of :func:`quantize_u8_blocked` as float32 values (``(ceil(T/tb), K, tb)``): the activations the
+    token-blocked fp32 kernels (:mod:`.fp32_rows`) multiply by int8 weight codes held as float32."""
+    return _blocked_codes(_quantize_blocked_f32, xt, scale, zero_point, out, lambda k, t: (-(-t // tb), k, tb),
+                          np.float32)
+
+
 def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
                         out: np.ndarray | None = None) -> np.ndarray:
     """uint8 codes of ``xt`` (K, T), as :func:`quantize_u8`, written token-blocked: ``out[b, k, i]`` = code of
@@ -117,17 +142,17 @@ def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
 
 
 def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None,
-                   shape_of) -> np.ndarray:
-    """``kernel(xt, scale, zero, out)`` writing the uint8 codes of ``xt (K, T)`` in the token-blocked layout of shape
-    ``shape_of(K, T)``, after the checks both blocked layouts share."""
+                   shape_of, dtype=np.uint8) -> np.ndarray:
+    """``kernel(xt, scale, zero, out)`` writing the codes of ``xt (K, T)`` (``dtype``: uint8 bytes or float32 values)
+    in the token-blocked layout of shape ``shape_of(K, T)``, after the checks every blocked layout shares."""
     s, z = _params(scale, zero_point, 0, 255)
     if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
         raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
     shape = shape_of(*xt.shape)
     if out is None:
-        out = np.empty(shape, np.uint8)
-    elif out.shape != shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous uint8 array of shape {shape}")
+        out = np.empty(shape, dtype)
+    elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}")
     kernel(xt, s, z, out)
     return out
 
