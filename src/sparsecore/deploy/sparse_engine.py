@@ -105,22 +105,20 @@ class SparseEncoder:
 
         ``keep``: the (row, column) indices of the tokens to embed, in order (None: every token); each keeps the
         position it has in ``ids``. Columns of ``out`` after the T embedded tokens are zeroed."""
+        from sparsecore.kernels.embeddings import embed_tokens_t
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
         a = self.a
         positions = a.positions(ids)
         if keep is not None:
             ids, positions, token_types = ids[keep], positions[keep], token_types[keep]
-        h = a.word[ids.reshape(-1)] + a.position[positions.reshape(-1)]  # (T, E)
-        if a.token_type is not None:
-            h += a.token_type[token_types.reshape(-1)]
-        tokens = h.shape[0]
+        tokens = ids.size
         if self.project is None:
-            out[:, :tokens] = h.T
+            embed_tokens_t(a.word, a.position, a.token_type, ids, positions, token_types, out)
             out[:, tokens:] = 0.0
             return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
-        et = np.zeros((h.shape[1], out.shape[1]), np.float32)  # (E, T): ELECTRA's embedding width
-        et[:, :tokens] = h.T
+        et = np.zeros((a.word.shape[1], out.shape[1]), np.float32)  # (E, T): ELECTRA's embedding width
+        embed_tokens_t(a.word, a.position, a.token_type, ids, positions, token_types, et)
         return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out, scratch=self.scratch)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray,
