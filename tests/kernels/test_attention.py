@@ -201,3 +201,36 @@ def test_integer_units_give_the_float_paths_bits(path, heads, hidden, first_only
                                            np.float32), quant=quant, qkv_quant=inputs, first_only=first_only)
         np.testing.assert_array_equal(results[path], results["generic"])
         assert np.abs(results[path]).max() > 0 and np.all(np.isfinite(results[path]))
+
+
+@pytest.mark.parametrize("lengths, heads, hidden", [([128], 12, 768), ([5, 0, 70, 1, 131], 3, 36), ([9, 64], 2, 14),
+                                                    ([6, 11], 3, 15)])  # d = 18, 7 (even), 5 (odd: the loops)
+@pytest.mark.parametrize("first_only", [False, True])
+def test_register_blocked_fp32_attention_equals_the_plain_loops(lengths, heads, hidden, first_only, monkeypatch):
+    """The float paths' row-kernel attention (attention_blocked) against the plain loops (the generic path) and the
+    float64 reference: packed lengths across 64-query blocks, padded keys, first-only queries."""
+    from sparsecore.kernels import isa
+    from sparsecore.kernels.attention import attention_seq_t
+
+    rng = np.random.default_rng(len(lengths) + hidden)
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    qkv = (rng.standard_normal((3 * hidden, starts[-1] + 3)) * 2).astype(np.float32)
+    mask = np.zeros((len(lengths), max(lengths)), np.float32)
+    mask[-1, lengths[-1] // 2 + 1:] = MIN  # the last sequence's tail is padding
+    cols = len(lengths) if first_only else starts[-1] + 3
+    blocked = attention_seq_t(qkv, starts, heads, mask, out=np.full((hidden, cols), 7.0, np.float32),
+                              first_only=first_only)
+    monkeypatch.setenv("SPARSECORE_ISA", "generic")
+    assert isa.float_path() == "generic"
+    plain = attention_seq_t(qkv, starts, heads, mask, out=np.full((hidden, cols), 7.0, np.float32),
+                            first_only=first_only)
+    np.testing.assert_allclose(blocked, plain, rtol=1e-5, atol=2e-5)
+    for b, n in enumerate(lengths):
+        if n == 0:
+            continue
+        part = np.ascontiguousarray(qkv[:, starts[b]:starts[b + 1]])
+        want = naive_attention_t(part, mask[b:b + 1, :n], 1, n, heads)
+        got = blocked[:, b:b + 1] if first_only else blocked[:, starts[b]:starts[b + 1]]
+        np.testing.assert_allclose(got, want[:, :1] if first_only else want, rtol=1e-5, atol=2e-5)
+    if not first_only:
+        assert (blocked[:, starts[-1]:] == 7.0).all()

@@ -21,7 +21,8 @@ both products then sum integers exactly, as
 ``MatMulInteger`` does, and are scaled in the graph's order: ``S = (Σ q·k)·(sq·sk)·(1/√d) + mask``; P =
 softmax(S) normalised, then its codes ``clip(round(P/sp) + zp, 0, 255) − zp``; ``ctx = (Σ p·v)·(sp·sv)``.
 When the codes are made here (``qkv_quant``) and the host has an integer path, both products run on the integer
-units instead (:mod:`.int8_attention`, the same bits).
+units instead (:mod:`.int8_attention`, the same bits). fp32 attention on a host with an AVX2 or AVX-512 float path
+runs the register-blocked row kernels instead of the loops below (:mod:`.attention_blocked`; even head widths).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.isa import integer_path, marker
+from sparsecore.kernels.isa import float_path, integer_path, marker
 from sparsecore.kernels.quantize import _round_clamp
 from sparsecore.kernels.vecmath import exp32
 
@@ -249,7 +250,12 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
         f = np.float32
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
         path = integer_path()
-        if in_scales.size and path != "generic":  # codes made here: both products on the integer units
+        fpath = float_path()
+        if quant is None and fpath != "generic" and (hidden // heads) % 2 == 0:  # fp32: the register-blocked rows
+            from sparsecore.kernels.attention_blocked import attention_rows_t
+
+            attention_rows_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, first_only, out)
+        elif in_scales.size and path != "generic":  # codes made here: both products on the integer units
             from sparsecore.kernels.int8_attention import _attention_int8
             from sparsecore.kernels.int8_block4 import TOKENS
 
