@@ -82,11 +82,11 @@ class LinearT:
 def _block_structured(codes: np.ndarray) -> bool:
     """Most stored 1×4 blocks of ``codes`` (int8 codes or float weights) are full: packing by blocks adds at most 25%
     zero products."""
-    n, k = codes.shape
-    if k % 4:
+    from sparsecore.kernels.fp32_rows import stored_groups
+
+    if codes.shape[1] % 4:
         return False
-    blocks = np.count_nonzero(np.any(codes.reshape(n, k // 4, 4) != 0, axis=2))
-    return 4 * blocks <= 1.25 * max(np.count_nonzero(codes), 1)
+    return 4 * np.count_nonzero(stored_groups(codes, 4)) <= 1.25 * max(np.count_nonzero(codes), 1)
 
 
 class QLinearT:

@@ -220,21 +220,32 @@ def pack_rows(w: np.ndarray, kind: str = "csr") -> RowsF32:
         raise ValueError(f"block4 needs K divisible by 4, got K = {k}")
     if k // width > MAX_COLUMNS:
         raise ValueError(f"K = {k} has more than {MAX_COLUMNS} {'block ' if width == 4 else ''}columns (uint16)")
-    grouped = w.reshape(n, k // width, width)
-    rows, cols = np.nonzero(np.any(grouped != 0, axis=2))  # row-major, columns sorted
-    counts = np.bincount(rows, minlength=n)
-    padded = counts + (counts % 2 if kind == "csr" else 0)  # csr rows even: the avx512 path takes entries in pairs
+    stored = stored_groups(w, width)
+    flat = np.flatnonzero(stored)  # row-major, columns sorted (2-D np.nonzero is several times slower)
+    rows, cols = np.divmod(flat, k // width)
+    values = w.reshape(n * (k // width), width)[flat]
+    counts = np.count_nonzero(stored, axis=1)
+    odd = counts % 2 if kind == "csr" else np.zeros(n, np.int64)  # csr rows even: the avx512 path takes pairs
     indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(padded, out=indptr[1:])
-    first = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=first[1:])
-    slot_row = np.repeat(np.arange(n), padded)
-    rank = np.arange(indptr[-1]) - indptr[slot_row]
-    src = first[slot_row] + np.minimum(rank, counts[slot_row] - 1)  # a padding slot repeats the row's last entry
-    values = grouped[rows[src], cols[src]]
-    values[rank >= counts[slot_row]] = 0.0
-    values = np.ascontiguousarray(values.reshape(-1) if kind == "csr" else values, np.float32)
-    return RowsF32(indptr, cols[src].astype(np.uint16), values, (n, k))
+    np.cumsum(counts + odd, out=indptr[1:])
+    shift = np.cumsum(odd) - odd  # padding slots before each row
+    index = np.empty(indptr[-1], np.uint16)
+    packed = np.zeros((indptr[-1], width), np.float32)
+    dest = np.arange(rows.size) + shift[rows]
+    index[dest], packed[dest] = cols, values
+    pads = indptr[1:][odd == 1] - 1  # an odd row's last slot: a zero weight on its last column
+    index[pads] = index[pads - 1]
+    return RowsF32(indptr, index, np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k))
+
+
+def stored_groups(w: np.ndarray, width: int) -> np.ndarray:
+    """``(N, K / width)`` bool: which groups of ``width`` consecutive weights along K hold a non-zero (0.0 and -0.0
+    are zero)."""
+    nonzero = np.ascontiguousarray(w != 0)
+    if width == 1:
+        return nonzero
+    return nonzero.reshape(w.shape[0], -1, width).view(np.uint32).reshape(w.shape[0], -1) != 0 if width == 4 else \
+        nonzero.reshape(w.shape[0], -1, width).any(axis=2)
 
 
 def activation_shape(k: int, t_total: int) -> tuple[int, int, int]:
