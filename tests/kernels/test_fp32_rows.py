@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from sparsecore.kernels import isa
-from sparsecore.kernels.fp32_rows import (MAX_COLUMNS, SHAPES, TOKENS, activation_shape, fp32_linear_t, pack_rows,
-                                          row_assembly, token_blocks)
+from sparsecore.kernels.fp32_rows import (
+    MAX_COLUMNS,
+    SHAPES,
+    TOKENS,
+    activation_shape,
+    fp32_linear_t,
+    pack_rows,
+    row_assembly,
+    token_blocks,
+)
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
 PATHS = [pytest.param(p, marks=pytest.mark.skipif(not isa.float_supported(p), reason=f"this CPU cannot run {p} "
@@ -161,7 +169,7 @@ def _loop_lines(assembly: str) -> list[str]:
 @pytest.mark.parametrize("kind", ["csr", "block4", "dense"])
 def test_machine_code_is_fmas_on_full_vectors_without_spills(path, cpu, register, kind):
     loop = _loop_lines(row_assembly(path, kind, cpu))
-    lanes, vectors, chains = SHAPES[path]
+    _, vectors, chains = SHAPES[path]
     fmas = [ln for ln in loop if ln.startswith("vfmadd")]
     per_iteration = vectors * (4 if kind == "block4" else chains)
     if kind == "dense":

@@ -15,9 +15,9 @@ from reference import naive_int8_products
 from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import MAX_K
 from sparsecore.kernels.int8_linear import int8_linear_t, int8_matmul
-from sparsecore.kernels.row_kernels import row_bounds, row_chunks
 from sparsecore.kernels.int8_quads import TOKENS, block_assembly, pack_quads, token_blocks
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_blocked
+from sparsecore.kernels.row_kernels import row_bounds, row_chunks
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
 X86 = platform.machine() in ("x86_64", "AMD64")

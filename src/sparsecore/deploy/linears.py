@@ -13,7 +13,7 @@ Integer Linears follow the same rule on their int8 codes (format names ``int8 de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class LinearT:
     weight: object
     bias: np.ndarray
     format: str
+    _own: Scratch = field(default_factory=Scratch, repr=False, compare=False)  # serves calls without a scratch
 
     @classmethod
     def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
@@ -63,14 +64,14 @@ class LinearT:
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
                  scratch: Scratch | None = None) -> np.ndarray:
         """``Yᵀ`` (N, T), into ``out`` when given; ``scratch``: the buffer for the token-blocked copy of ``xt``
-        (formats ``csr <path>``/``block4 <path>``; one is made when None)."""
+        (formats ``csr <path>``/``block4 <path>``; the Linear's own when None)."""
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         if " " in self.format:
             from sparsecore.kernels.fp32_rows import activation_shape, fp32_linear_t, token_blocks
 
             shape = activation_shape(*xt.shape)
-            xb = token_blocks(xt, out=(scratch or Scratch()).view(shape, np.float32))
+            xb = token_blocks(xt, out=(scratch or self._own).view(shape, np.float32))
             return fp32_linear_t(self.weight, xb, xt.shape[1], self.bias, gelu, self.format.split()[1], out=out)
         if self.format == "dense":
             y = np.matmul(self.weight, xt, out=out)
@@ -108,17 +109,17 @@ class QLinearT:
     """
 
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
+        from sparsecore.kernels.fp32_rows import MAX_COLUMNS, pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
         from sparsecore.kernels.int8_quads import pack_quads
-        from sparsecore.kernels.fp32_rows import pack_rows
         from sparsecore.kernels.isa import csr_activations, float_path, integer_path
 
         fmt = _format(q.codes, formats)
         path = integer_path()
         if formats == "auto" and fmt == "csr" and path != "generic":
             fmt = ("block4" if _block_structured(q.codes) else "quads" if path in QUAD_PATHS
-                   else "csr blocked" if float_path() != "generic" else "csr")
+                   else "csr blocked" if float_path() != "generic" and q.codes.shape[1] <= MAX_COLUMNS else "csr")
         if (fmt == "block4" and path != "generic") or (fmt == "quads" and path in QUAD_PATHS):
             fmt = f"{fmt} {path}"
             self._path = path
