@@ -311,3 +311,23 @@ def test_describe_repr_and_one_log_line_name_the_host_path(pruned_minilm, caplog
     assert info["float_path"] == float_path() and f"float path {float_path()}" in lines[0]
     assert f"integer path {integer_path()}" in repr(pipe) and "sequence_length=[128]" in repr(pipe)
     assert "OnnxRuntimeEngine" in repr(Pipeline.create(model_path=pruned_minilm))
+
+
+@pytest.mark.skipif(float_path() == "generic", reason="the token-blocked kernels need an AVX2 or AVX-512 float path")
+@pytest.mark.parametrize("tokens", [1, 64, 100])
+def test_ffn_kept_token_blocked_gives_the_same_bits_as_two_plain_calls(tokens):
+    """The intermediate Linear writes its output token-blocked and the output Linear reads it without a copy (what
+    the engine does when both run the token-blocked kernels): every real token's result is bit for bit the same."""
+    rng = np.random.default_rng(tokens)
+    w1 = (rng.standard_normal((96, 32)) * (rng.random((96, 32)) > 0.8)).astype(np.float32)
+    w2 = (rng.standard_normal((32, 96)) * (rng.random((32, 96)) > 0.8)).astype(np.float32)
+    inner = LinearT.build(w1, rng.standard_normal(96).astype(np.float32))
+    outer = LinearT.build(w2, rng.standard_normal(32).astype(np.float32))
+    assert inner.token_blocked and outer.token_blocked
+    xt = rng.standard_normal((32, tokens)).astype(np.float32)
+    plain = outer(inner(xt, gelu=True))
+    blocked = inner(xt, gelu=True, blocked_out=True)
+    assert blocked.shape == (-(-tokens // 64), 96, 64)
+    np.testing.assert_array_equal(outer.blocked(blocked, tokens), plain)
+    with pytest.raises(ValueError, match="blocked_out needs a token-blocked format"):
+        LinearT.build(w1, np.zeros(96, np.float32), "csr")(xt, blocked_out=True)

@@ -61,23 +61,40 @@ class LinearT:
         weight = np.ascontiguousarray(w) if fmt == "dense" else _sparse(w, fmt)
         return cls(weight, bias, fmt)
 
+    @property
+    def token_blocked(self) -> bool:
+        """Runs the token-blocked kernels (formats ``csr <path>``/``block4 <path>``): it can take its input and write
+        its output in their layout (:meth:`blocked`)."""
+        return " " in self.format
+
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
-                 scratch: Scratch | None = None) -> np.ndarray:
+                 scratch: Scratch | None = None, blocked_out: bool = False) -> np.ndarray:
         """``Yᵀ`` (N, T), into ``out`` when given; ``scratch``: the buffer for the token-blocked copy of ``xt``
-        (formats ``csr <path>``/``block4 <path>``; the Linear's own when None)."""
+        (:attr:`token_blocked` formats; the Linear's own when None). ``blocked_out`` (token-blocked formats): write
+        Y in the token-blocked layout ``(blocks, N, 64)`` for a next Linear's :meth:`blocked`."""
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
-        if " " in self.format:
-            from sparsecore.kernels.fp32_rows import activation_shape, fp32_linear_t, token_blocks
+        if self.token_blocked:
+            from sparsecore.kernels.fp32_rows import activation_shape, token_blocks
 
-            shape = activation_shape(*xt.shape)
-            xb = token_blocks(xt, out=(scratch or self._own).view(shape, np.float32))
-            return fp32_linear_t(self.weight, xb, xt.shape[1], self.bias, gelu, self.format.split()[1], out=out)
+            xb = token_blocks(xt, out=(scratch or self._own).view(activation_shape(*xt.shape), np.float32))
+            return self.blocked(xb, xt.shape[1], gelu, out, blocked_out)
+        if blocked_out:
+            raise ValueError(f"blocked_out needs a token-blocked format, this Linear runs {self.format}")
         if self.format == "dense":
             y = np.matmul(self.weight, xt, out=out)
             y += self.bias[:, None]
             return gelu_inplace(y) if gelu else y
         return sparse_linear_t(self.weight, xt, self.bias, gelu, out=out)
+
+    def blocked(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
+                blocked_out: bool = False) -> np.ndarray:
+        """``Yᵀ`` from activations already token-blocked (``(blocks, K, 64)``, e.g. a previous Linear's
+        ``blocked_out``), ``t_total`` real tokens; outputs as :meth:`__call__`."""
+        from sparsecore.kernels.fp32_rows import fp32_linear_t
+
+        return fp32_linear_t(self.weight, xb, t_total, self.bias, gelu, self.format.split()[1], out=out,
+                             blocked_out=blocked_out)
 
 
 def _block_structured(codes: np.ndarray) -> bool:

@@ -130,6 +130,7 @@ class SparseEncoder:
 
     def _forward(self, input_ids, attention_mask, token_type_ids, profile) -> np.ndarray:
         from sparsecore.kernels.attention import attention_seq_t
+        from sparsecore.kernels.fp32_rows import activation_shape
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
         stage = _Stages(profile)
@@ -148,8 +149,10 @@ class SparseEncoder:
             quant = layer["quant"]
             if last:
                 xt = np.ascontiguousarray(xt[:, first])  # (H, B)
+                inter_rows = ws["inter"].shape[0]
                 ws = {"ctx": np.empty_like(xt), "h": np.empty_like(xt),
-                      "inter": np.empty((ws["inter"].shape[0], xt.shape[1]), np.float32)}
+                      "inter": np.empty((inter_rows, xt.shape[1]), np.float32),
+                      "inter_flat": np.empty(inter_rows * _padded(xt.shape[1]), np.float32)}
                 first = np.arange(xt.shape[1])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
                         out=ws["ctx"], first_only=last, **({} if quant is None else {
@@ -158,10 +161,20 @@ class SparseEncoder:
             h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"],
                       scratch=self.scratch)
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
-            inter = stage(f"intermediate Linear + GELU ({layer['intermediate'].format})", layer["intermediate"], xt,
-                          gelu=True, out=ws["inter"], scratch=self.scratch)
-            h = stage(f"output Linear ({layer['out'].format})", layer["out"], inter, out=ws["h"],
-                      scratch=self.scratch)
+            inter_linear, out_linear = layer["intermediate"], layer["out"]
+            if getattr(inter_linear, "token_blocked", False) and getattr(out_linear, "token_blocked", False):
+                # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy
+                shape = activation_shape(inter_linear.bias.size, xt.shape[1])
+                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
+                              out=ws["inter_flat"][:shape[0] * shape[1] * shape[2]].reshape(shape),
+                              scratch=self.scratch, blocked_out=True)
+                h = stage(f"output Linear ({out_linear.format})", out_linear.blocked, inter, xt.shape[1],
+                          out=ws["h"])
+            else:
+                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
+                              out=ws["inter"], scratch=self.scratch)
+                h = stage(f"output Linear ({out_linear.format})", out_linear, inter, out=ws["h"],
+                          scratch=self.scratch)
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
         return stage("classifier head", self.head, xt, first)
 
@@ -176,9 +189,12 @@ class SparseEncoder:
         inter = self.layers[0]["intermediate"].bias.size if self.layers else 0
         rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
         if tokens > self._ws_tokens:
-            self._ws = huge_page_arrays({name: (n * tokens,) for name, n in rows.items()})  # zero-filled
+            # the FFN's inner buffer also holds those activations token-blocked: room for whole 64-token blocks
+            sizes = {name: n * (_padded(tokens) if name == "inter" else tokens) for name, n in rows.items()}
+            self._ws = huge_page_arrays({name: (size,) for name, size in sizes.items()})  # zero-filled
             self._ws_tokens = tokens
-        return {name: self._ws[name][:n * tokens].reshape(n, tokens) for name, n in rows.items()}
+        return {"inter_flat": self._ws["inter"],
+                **{name: self._ws[name][:n * tokens].reshape(n, tokens) for name, n in rows.items()}}
 
     def head(self, xt: np.ndarray, first: np.ndarray) -> np.ndarray:
         """Logits ``(batch, labels)``: the classifier head (hidden Linear, activation, output Linear) on each
@@ -210,6 +226,13 @@ def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarra
         return starts, (None if starts[-1] == batch * seq else np.nonzero(real)), None
     add_mask = (1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
     return np.arange(batch + 1, dtype=np.int64) * seq, None, add_mask
+
+
+def _padded(tokens: int) -> int:
+    """``tokens`` rounded up to whole blocks of the token-blocked kernels."""
+    from sparsecore.kernels.fp32_rows import TOKENS
+
+    return -(-tokens // TOKENS) * TOKENS
 
 
 def _row_stride(tokens: int) -> int:

@@ -167,20 +167,37 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
         (block4_row if values.ndim == 2 else csr_row)(marker, index, values, values, j0, j1, xb, b, out)
 
 
+def _destination(out, r, b):
+    """Where row ``r``'s results for token block ``b`` go: ``out[r, block's tokens]`` of a (N, T) output, or the whole
+    block row ``out[b, r]`` of a token-blocked (blocks, N, TB) one (padding tokens included)."""
+
+
+@overload(_destination, inline="always")
+def _destination_impl(out, r, b):
+    if out.ndim == 3:
+        return lambda out, r, b: out[b, r]
+    return lambda out, r, b: out[r, b * TOKENS:min(out.shape[1], (b + 1) * TOKENS)]
+
+
+if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
+
+    def _destination(out, r, b):
+        return out[b, r] if out.ndim == 3 else out[r, b * TOKENS:min(out.shape[1], (b + 1) * TOKENS)]
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratch, out):
-    """``out (N, T) = (Σ + bias) · scale`` (then GELU) per row; task = (token block, row range from ``bounds``)."""
+    """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) or token-blocked; task = (token block, row
+    range from ``bounds``)."""
     chunks = bounds.size - 1
     for task in nb.prange(xb.shape[0] * chunks):
         b, c = task // chunks, task % chunks
         acc = scratch[task]
-        t0 = b * TOKENS
-        width = min(TOKENS, out.shape[1] - t0)
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, acc)
             bias_r, scale_r = bias[r], scale[r]
-            row = out[r, t0:t0 + width]
-            for i in range(width):
+            row = _destination(out, r, b)
+            for i in range(row.size):
                 row[i] = (acc[i] + bias_r) * scale_r
             if gelu:  # its own pass: it vectorises
                 _gelu_tile(row)
@@ -282,11 +299,12 @@ def token_blocks(xt: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarray | None = None,
                   gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
-                  scale: np.ndarray | None = None) -> np.ndarray:
+                  scale: np.ndarray | None = None, blocked_out: bool = False) -> np.ndarray:
     """``Yᵀ (N, t_total) = (W · Xᵀ + bias) · scale`` (then exact GELU) with ``xb`` the token-blocked activations
     (:func:`token_blocks`, or the float32 codes of :func:`~.quantize.quantize_f32_blocked` for int8 codes held as
     float32: exact products); ``scale`` (N,) per output row (None: 1); ``path`` one of ``avx512``/``avx2``/``generic``
-    (default: :func:`~.isa.float_path`)."""
+    (default: :func:`~.isa.float_path`). ``blocked_out``: write Y token-blocked instead, ``(blocks, N, TB)`` — the
+    next Linear's input layout, so it needs no copy; its padding tokens then hold the epilogue of a zero sum."""
     if not isinstance(weight, RowsF32):
         raise TypeError(f"weight must be a RowsF32 (pack_rows), got {type(weight).__name__}")
     path = float_path() if path is None else path
@@ -303,10 +321,11 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
     for name, v in (("bias", bias), ("scale", scale)):
         if v.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {v.shape}")
+    out_shape = activation_shape(n, t_total) if blocked_out else (n, t_total)
     if out is None:
-        out = np.empty((n, t_total), np.float32)
-    elif out.shape != (n, t_total) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape ({n}, {t_total})")
+        out = np.empty(out_shape, np.float32)
+    elif out.shape != out_shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return out
     bounds = task_rows(weight.indptr, shape[0], nb.get_num_threads())
