@@ -331,3 +331,28 @@ def test_ffn_kept_token_blocked_gives_the_same_bits_as_two_plain_calls(tokens):
     np.testing.assert_array_equal(outer.blocked(blocked, tokens), plain)
     with pytest.raises(ValueError, match="blocked_out needs a token-blocked format"):
         LinearT.build(w1, np.zeros(96, np.float32), "csr")(xt, blocked_out=True)
+
+
+@pytest.mark.skipif("vnni" not in integer_path(), reason="the int8 quad kernels need VNNI")
+@pytest.mark.parametrize("tokens", [1, 64, 100])
+def test_int8_quad_ffn_kept_token_blocked_gives_the_same_bits(tokens):
+    """Two int8 quad Linears: the first writes fp32 token-blocked, the second quantizes that elementwise — every real
+    token's result is bit for bit that of two plain calls."""
+    from sparsecore.deploy.int8_model import ActQuant, QuantLinear
+    from sparsecore.deploy.linears import QLinearT
+
+    rng = np.random.default_rng(tokens)
+    c1 = np.where(rng.random((96, 32)) > 0.8, rng.integers(-128, 128, (96, 32)), 0).astype(np.int8)
+    c2 = np.where(rng.random((32, 96)) > 0.8, rng.integers(-128, 128, (32, 96)), 0).astype(np.int8)
+    inner = QLinearT(QuantLinear(c1, rng.integers(-500, 500, 96), rng.random(96).astype(np.float32) / 50,
+                                 ActQuant(0.05, 120)))
+    outer = QLinearT(QuantLinear(c2, rng.integers(-500, 500, 32), rng.random(32).astype(np.float32) / 50,
+                                 ActQuant(0.02, 10)))
+    assert inner.token_blocked and outer.token_blocked
+    xt = rng.standard_normal((32, tokens)).astype(np.float32) * 3
+    plain = outer(inner(xt, gelu=True))
+    blocked = inner(xt, gelu=True, blocked_out=True)
+    np.testing.assert_array_equal(outer.blocked(blocked, tokens), plain)
+    widening = QLinearT(QuantLinear(c1, np.zeros(96, np.int64), np.ones(96, np.float32), ActQuant(0.05, 120)), "csr")
+    with pytest.raises(ValueError, match="blocked_out needs the int8 quads format"):
+        widening(xt, blocked_out=True)

@@ -166,7 +166,8 @@ class QLinearT:
         # its own buffer to every call (one per execution stream, not one per Linear); this one serves calls without
         self._own = Scratch()
 
-    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch) -> np.ndarray:
+    def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch,
+                 blocked_out: bool = False) -> np.ndarray:
         """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the kernel's token-blocked
         layout, integer products and epilogue (:mod:`sparsecore.kernels.int8_linear`)."""
         from sparsecore.kernels.int8_linear import activation_shape, int8_linear_t
@@ -177,17 +178,36 @@ class QLinearT:
         quantize = quantize_u8_blocked if self.format.startswith("int8 quads ") else quantize_u8_interleave4
         xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
                       out=codes.view(shape, np.uint8))
-        return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out)
+        return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out,
+                             blocked_out=blocked_out)
+
+    @property
+    def token_blocked(self) -> bool:
+        """An ``int8 quads <path>`` Linear: it can write its output token-blocked and take its input so
+        (:meth:`blocked`), the quad kernel's activation layout holding fp32 values instead of codes."""
+        return self.format.startswith("int8 quads ")
+
+    def blocked(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
+                scratch: Scratch | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T) from fp32 activations already token-blocked (``(blocks, K, TB)`` with the quad kernel's TB,
+        e.g. a previous quad Linear's ``blocked_out``): their codes are an elementwise quantization."""
+        from sparsecore.kernels.int8_linear import int8_linear_t
+        from sparsecore.kernels.quantize import quantize_u8
+
+        codes = quantize_u8(xb, self.act.scale, self.act.zero, out=(scratch or self._own).view(xb.shape, np.uint8))
+        return int8_linear_t(self.weight, codes, t_total, self.bias, self.rescale, gelu, self._path, out=out)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
-                 scratch: Scratch | None = None) -> np.ndarray:
+                 scratch: Scratch | None = None, blocked_out: bool = False) -> np.ndarray:
         """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the activation-code buffer to use."""
         from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         code_buffer = scratch or self._own
+        if blocked_out and not self.token_blocked:
+            raise ValueError(f"blocked_out needs the int8 quads format, this Linear runs {self.format}")
         if self.format.startswith(("int8 block4 ", "int8 quads ")):
-            return self._integer(xt, gelu, out, code_buffer)
+            return self._integer(xt, gelu, out, code_buffer, blocked_out)
         if self.format.startswith("int8 csr "):
             from sparsecore.kernels.fp32_rows import TOKENS, activation_shape, fp32_linear_t
             from sparsecore.kernels.quantize import quantize_f32_blocked

@@ -37,7 +37,7 @@ import numpy as np
 
 from sparsecore.deploy.hugepages import Scratch
 from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
-from sparsecore.deploy.linears import build_linear
+from sparsecore.deploy.linears import QLinearT, build_linear
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
 from sparsecore.errors import SparsecoreError
 
@@ -130,7 +130,6 @@ class SparseEncoder:
 
     def _forward(self, input_ids, attention_mask, token_type_ids, profile) -> np.ndarray:
         from sparsecore.kernels.attention import attention_seq_t
-        from sparsecore.kernels.fp32_rows import activation_shape
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
         stage = _Stages(profile)
@@ -162,14 +161,14 @@ class SparseEncoder:
                       scratch=self.scratch)
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
             inter_linear, out_linear = layer["intermediate"], layer["out"]
-            if getattr(inter_linear, "token_blocked", False) and getattr(out_linear, "token_blocked", False):
+            shape = _ffn_blocks(inter_linear, out_linear, xt.shape[1])
+            if shape is not None:
                 # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy
-                shape = activation_shape(inter_linear.bias.size, xt.shape[1])
                 inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
                               out=ws["inter_flat"][:shape[0] * shape[1] * shape[2]].reshape(shape),
                               scratch=self.scratch, blocked_out=True)
                 h = stage(f"output Linear ({out_linear.format})", out_linear.blocked, inter, xt.shape[1],
-                          out=ws["h"])
+                          out=ws["h"], **({"scratch": self.scratch} if isinstance(out_linear, QLinearT) else {}))
             else:
                 inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
                               out=ws["inter"], scratch=self.scratch)
@@ -226,6 +225,21 @@ def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarra
         return starts, (None if starts[-1] == batch * seq else np.nonzero(real)), None
     add_mask = (1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
     return np.arange(batch + 1, dtype=np.int64) * seq, None, add_mask
+
+
+def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, int, int] | None:
+    """The token-blocked shape of the FFN's inner activations when both its Linears run token-blocked kernels with
+    the same layout (fp32 row kernels, or int8 quads on one path), else None."""
+    from sparsecore.kernels import fp32_rows, int8_linear
+
+    if not (getattr(inner, "token_blocked", False) and getattr(outer, "token_blocked", False)):
+        return None
+    if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
+        if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner.format == outer.format):
+            return None  # int8 quads on one path both sides (fp32 row kernels take any pair of their formats)
+        blocks, _, tb = int8_linear.activation_shape(inner.weight, tokens, inner._path)
+        return blocks, inner.bias.size, tb
+    return fp32_rows.activation_shape(inner.bias.size, tokens)
 
 
 def _padded(tokens: int) -> int:

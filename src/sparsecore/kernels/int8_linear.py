@@ -57,20 +57,38 @@ def _products(marker, indptr, index, values, values4, xb, bounds, scratch, out):
             out[r, b * tb:b * tb + width] = acc[:width]
 
 
+def _destination(out, r, b, tb):
+    """Row ``r``'s results for token block ``b``: ``out[r, block's tokens]`` of a (N, T) output, or the block row
+    ``out[b, r]`` of a token-blocked (blocks, N, tb) one."""
+
+
+@overload(_destination, inline="always")
+def _destination_impl(out, r, b, tb):
+    if out.ndim == 3:
+        return lambda out, r, b, tb: out[b, r]
+    return lambda out, r, b, tb: out[r, b * tb:min(out.shape[1], (b + 1) * tb)]
+
+
+if config.DISABLE_JIT:
+
+    def _destination(out, r, b, tb):
+        return out[b, r] if out.ndim == 3 else out[r, b * tb:min(out.shape[1], (b + 1) * tb)]
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, scratch, out):
-    """``out (N, T) float32 = (Σ + bias) · scale`` (then GELU) per row, tasks as in :func:`_products`."""
+    """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) float32 or token-blocked (blocks, N, TB);
+    tasks as in :func:`_products`."""
     tb = scratch.shape[1]
     chunks = bounds.size - 1
     for task in nb.prange(xb.shape[0] * chunks):
         b, c = task // chunks, task % chunks
         acc = scratch[task]
-        t0 = b * tb
-        width = min(tb, out.shape[1] - t0)
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
             bias_r, scale_r = bias[r], scale[r]
-            row = out[r, t0:t0 + width]
+            row = _destination(out, r, b, tb)
+            width = row.size
             for i in range(width):
                 row[i] = (np.float32(acc[i]) + bias_r) * scale_r
             if gelu:  # a pass of its own over the block: it vectorises, a GELU inside the loop above does not
@@ -126,15 +144,19 @@ def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: 
 
 
 def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
-                  gelu: bool = False, path: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
+                  gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
+                  blocked_out: bool = False) -> np.ndarray:
     """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row (then exact GELU when ``gelu``): the integer
-    sum exact (int32), the epilogue in fp32 — a quantized Linear's output. Arguments as for :func:`int8_matmul`."""
+    sum exact (int32), the epilogue in fp32 — a quantized Linear's output. Arguments as for :func:`int8_matmul`.
+    ``blocked_out``: write Y token-blocked, ``(blocks, N, TB)`` with this kernel's TB (padding tokens hold the
+    epilogue of their sums) — for a next quad Linear, whose codes are then an elementwise quantization of it."""
     arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
     n = weight.shape[0]
+    shape = (xb.shape[0], n, scratch.shape[1]) if blocked_out else (n, t_total)
     if out is None:
-        out = np.empty((n, t_total), np.float32)
-    if out.shape != (n, t_total) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape ({n}, {t_total})")
+        out = np.empty(shape, np.float32)
+    if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     _linear(mark, *arrays, xb, bounds, np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32),
             gelu, scratch, out)
     return out
