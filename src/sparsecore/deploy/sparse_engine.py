@@ -232,7 +232,7 @@ def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, int, int] | None:
     the same layout (fp32 row kernels, or int8 quads on one path), else None."""
     from sparsecore.kernels import fp32_rows, int8_linear
 
-    if not (getattr(inner, "token_blocked", False) and getattr(outer, "token_blocked", False)):
+    if not (inner.token_blocked and outer.token_blocked):
         return None
     if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
         if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner.format == outer.format):

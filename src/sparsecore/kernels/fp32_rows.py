@@ -38,7 +38,7 @@ from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
-from sparsecore.kernels.row_kernels import row_function, row_intrinsic, task_rows
+from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
 from sparsecore.kernels.simd import accumulate_loop
 from sparsecore.kernels.sparse_matmul import _gelu_tile
 
@@ -337,15 +337,6 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
 def row_assembly(path: str, kind: str, cpu: str) -> str:
     """Machine code of one ``path`` row kernel of ``kind`` compiled for ``cpu`` (an LLVM CPU name such as
     ``icelake-server`` or ``haswell``) from a stand-alone module — whatever CPU this host is."""
-    import llvmlite.binding as llvm
-
-    module = ir.Module(name=f"fp32_rows_{path}_{kind}")
-    pointers = [ir.IntType(16).as_pointer(), _F32.as_pointer(), _I64, _I64, _F32.as_pointer(), _F32.as_pointer()]
-    function = ir.Function(module, ir.FunctionType(ir.VoidType(), pointers), name="fp32_row")
-    builder = ir.IRBuilder(function.append_basic_block("entry"))
-    emit_row(builder, path, kind, *function.args)
-    builder.ret_void()
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
-    return machine.emit_assembly(parsed)
+    return assembly(f"fp32_rows_{path}_{kind}",
+                    [ir.IntType(16).as_pointer(), _F32.as_pointer(), _I64, _I64, _F32.as_pointer(), _F32.as_pointer()],
+                    lambda builder, *args: emit_row(builder, path, kind, *args), cpu)

@@ -33,7 +33,7 @@ import numpy as np
 from llvmlite import ir
 from numba.core import cgutils
 
-from sparsecore.kernels.row_kernels import row_function, row_intrinsic
+from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → (tokens per accumulator vector, accumulator vectors); a tile is their product in tokens
@@ -180,15 +180,6 @@ def interleave4(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
 def tile_assembly(path: str, cpu: str) -> str:
     """Machine code of one ``path`` tile compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server``
     or ``haswell``) from a stand-alone module — whatever CPU this host is."""
-    import llvmlite.binding as llvm
-
-    module = ir.Module(name=f"block4_int8_{path}")
-    pointers = [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()]
-    function = ir.Function(module, ir.FunctionType(ir.VoidType(), pointers), name="block4_tile")
-    builder = ir.IRBuilder(function.append_basic_block("entry"))
-    emit_tile(builder, path, *function.args)
-    builder.ret_void()
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
-    return machine.emit_assembly(parsed)
+    return assembly(f"block4_int8_{path}",
+                    [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()],
+                    lambda builder, *args: emit_tile(builder, path, *args), cpu)

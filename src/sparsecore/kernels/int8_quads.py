@@ -35,7 +35,7 @@ from llvmlite import ir
 from numba.core import cgutils
 
 from sparsecore.kernels.int8_block4 import MAX_K
-from sparsecore.kernels.row_kernels import row_function, row_intrinsic
+from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
@@ -186,15 +186,6 @@ def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
 def block_assembly(path: str, cpu: str) -> str:
     """Machine code of one ``path`` block compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server``
     or ``znver4``) from a stand-alone module — whatever CPU this host is."""
-    import llvmlite.binding as llvm
-
-    module = ir.Module(name=f"int8_quads_{path}")
-    pointers = [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()]
-    function = ir.Function(module, ir.FunctionType(ir.VoidType(), pointers), name="quads_block")
-    builder = ir.IRBuilder(function.append_basic_block("entry"))
-    emit_block(builder, path, *function.args)
-    builder.ret_void()
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
-    return machine.emit_assembly(parsed)
+    return assembly(f"int8_quads_{path}",
+                    [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()],
+                    lambda builder, *args: emit_block(builder, path, *args), cpu)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from numba import config, types
+from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 
@@ -91,8 +93,27 @@ def quantize_u8_interleave4(xt: np.ndarray, scale: float, zero_point: int, tb: i
                           lambda k, t: (-(-t // tb), -(-k // 4), tb, 4))
 
 
+def _code(value, like):
+    """The code ``value`` (an integer-valued float32 in [0, 255]) in the element type of ``like``: uint8 or float32."""
+
+
+@overload(_code, inline="always")
+def _code_impl(value, like):
+    if like.dtype == types.uint8:
+        return lambda value, like: np.uint8(np.int32(value))
+    return lambda value, like: value
+
+
+if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
+
+    def _code(value, like):
+        return like.dtype.type(value)
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _quantize_blocked(xt, scale, zero, out):
+    """Codes of ``xt`` (K, T) into the token-blocked ``out`` (blocks, K, TB), uint8 or float32; tokens past T get the
+    zero point."""
     f = np.float32
     lo, hi = f(-zero), f(255 - zero)
     t_total = xt.shape[1]
@@ -104,32 +125,15 @@ def _quantize_blocked(xt, scale, zero, out):
             t0 = b * tb
             width = min(tb, t_total - t0)
             for i in range(width):  # one row of TB contiguous tokens in, one out: vectorises
-                dst[i] = np.uint8(np.int32(_round_clamp(src[t0 + i] / scale, lo, hi) + f(zero)))
-            dst[width:] = np.uint8(zero)
-
-
-@nb.njit(**NJIT_FMA_PARALLEL)
-def _quantize_blocked_f32(xt, scale, zero, out):
-    f = np.float32
-    lo, hi = f(-zero), f(255 - zero)
-    t_total = xt.shape[1]
-    blocks, k, tb = out.shape
-    for c in nb.prange(k):
-        src = xt[c]
-        for b in range(blocks):
-            dst = out[b, c]
-            t0 = b * tb
-            width = min(tb, t_total - t0)
-            for i in range(width):
-                dst[i] = _round_clamp(src[t0 + i] / scale, lo, hi) + f(zero)
-            dst[width:] = f(zero)
+                dst[i] = _code(_round_clamp(src[t0 + i] / scale, lo, hi) + f(zero), dst)
+            dst[width:] = zero
 
 
 def quantize_f32_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
                          out: np.ndarray | None = None) -> np.ndarray:
     """The codes of :func:`quantize_u8_blocked` as float32 values (``(ceil(T/tb), K, tb)``): the activations the
     token-blocked fp32 kernels (:mod:`.fp32_rows`) multiply by int8 weight codes held as float32."""
-    return _blocked_codes(_quantize_blocked_f32, xt, scale, zero_point, out, lambda k, t: (-(-t // tb), k, tb),
+    return _blocked_codes(_quantize_blocked, xt, scale, zero_point, out, lambda k, t: (-(-t // tb), k, tb),
                           np.float32)
 
 

@@ -76,6 +76,22 @@ def row_function(kernels: dict, plain, doc: str):
     return row
 
 
+def assembly(name: str, pointers: list, emit, cpu: str) -> str:
+    """Machine code, compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server`` or ``haswell``) whatever CPU
+    this host is, of a stand-alone function ``void name(pointers…)`` whose body ``emit(builder, *args)`` writes."""
+    import llvmlite.binding as llvm
+
+    module = ir.Module(name=name)
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), pointers), name=name)
+    builder = ir.IRBuilder(function.append_basic_block("entry"))
+    emit(builder, *function.args)
+    builder.ret_void()
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    machine = llvm.Target.from_triple(llvm.get_process_triple()).create_target_machine(cpu=cpu, opt=3)
+    return machine.emit_assembly(parsed)
+
+
 def row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
     """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored entries."""
     targets = indptr[-1] * np.arange(1, chunks) / chunks
