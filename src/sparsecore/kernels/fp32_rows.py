@@ -18,10 +18,11 @@ with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstruct
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
 stored entries (:func:`~.row_kernels.task_rows`); a thread's rows stream past one block's slab — K·TB·4 bytes,
 192 KB at K = 768 — that stays in its L2, whatever the batch: the activation rows a weight reads are contiguous
-and no two share cache sets the way a (K, T) array's rows 16 KB apart do. The epilogue (bias, then GELU as its
-own vectorised pass) runs on each row's block in L1. Panels of K small enough for L1 were measured slower (the
-accumulators then go through memory per panel). The IR is generic LLVM vector code (``llvm.fma``):
-:func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without AVX-512.
+and no two share cache sets the way a (K, T) array's rows 16 KB apart do. The epilogue (bias, scale, GELU:
+:mod:`.epilogue`, at the path's vector width) runs on each row's block in L1. Panels of K small enough for L1 were
+measured slower (the accumulators then go through memory per panel). The IR is generic LLVM vector code
+(``llvm.fma``): :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
+AVX-512.
 Tested against float64 products in tests/kernels/test_fp32_rows.py.
 """
 
@@ -37,10 +38,10 @@ from numba.core import cgutils
 from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
 from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
 from sparsecore.kernels.simd import accumulate_loop
-from sparsecore.kernels.sparse_matmul import _gelu_tile
 
 TOKENS = 64  # tokens per block of the activation layout, every path
 # path → (fp32 lanes per vector, vectors, accumulator chains); lanes · vectors = TOKENS
@@ -195,12 +196,7 @@ def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratc
         acc = scratch[task]
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, acc)
-            bias_r, scale_r = bias[r], scale[r]
-            row = _destination(out, r, b)
-            for i in range(row.size):
-                row[i] = (acc[i] + bias_r) * scale_r
-            if gelu:  # its own pass: it vectorises
-                _gelu_tile(row)
+            row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b))
 
 
 @dataclass(frozen=True)

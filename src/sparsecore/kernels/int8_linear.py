@@ -6,7 +6,8 @@ unstructured (:mod:`.int8_quads`) row kernels.
 entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
 range per block; few (one short input): rows are split until every thread has work. The Linear's epilogue —
-``(Σ + bias) · scale`` per output row, then exact GELU — runs on each row's block while it is in L1.
+``(Σ + bias) · scale`` per output row, then exact GELU — runs on each row's block while it is in L1, at the
+vector width of the path (:mod:`.epilogue`).
 Tested against int64 sums in tests/kernels/test_int8_block4.py and test_int8_quads.py.
 """
 
@@ -19,11 +20,11 @@ from numba.extending import overload
 
 from sparsecore.kernels import int8_block4, int8_quads
 from sparsecore.kernels._config import NJIT_FMA_PARALLEL
+from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
 from sparsecore.kernels.row_kernels import task_rows
-from sparsecore.kernels.sparse_matmul import _gelu_tile
 
 
 def _row(marker, index, values, values4, j0, j1, xb, b, out):
@@ -86,13 +87,7 @@ def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gel
         acc = scratch[task]
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
-            bias_r, scale_r = bias[r], scale[r]
-            row = _destination(out, r, b, tb)
-            width = row.size
-            for i in range(width):
-                row[i] = (np.float32(acc[i]) + bias_r) * scale_r
-            if gelu:  # a pass of its own over the block: it vectorises, a GELU inside the loop above does not
-                _gelu_tile(row)
+            row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b, tb))
 
 
 def _kind(weight):

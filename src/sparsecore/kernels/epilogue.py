@@ -1,0 +1,165 @@
+"""The Linears' row epilogue as explicit vector code: ``out[i] = (acc[i] + bias) · scale``, then exact GELU.
+
+``row_epilogue(marker, acc, bias, scale, gelu, out)`` runs on one row's block of results (``acc`` int32 sums of the
+integer kernels or fp32 sums, ``out`` float32, ``out.size`` elements) as LLVM vector IR of the path's width — 16 lanes
+(one zmm) on ``avx512``/``avx512_vnni``, 8 (one ymm) on ``avx2``/``avx_vnni`` — and the elements past the last full
+vector (every element on ``generic``) as one-element vectors: the same operations, so every path gives the same
+bits. Numba's loop vectoriser picks 256-bit vectors on AVX-512 hosts and keeps the GELU's rational erf in one
+dependent chain per vector; written out, the epilogue is one pass at the vector width with a row's elements
+independent.
+
+GELU is ``0.5·x·(1 + erf(x/√2))`` with :func:`~.vecmath.erf32`'s rational approximation, operation for operation
+(the same fused multiply-adds, the same clamps). Tested across paths and against float64 in
+tests/kernels/test_epilogue.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from sparsecore.kernels import vecmath
+from sparsecore.kernels.isa import marker_path
+from sparsecore.kernels.vecmath import erf32
+
+# fp32 lanes per vector of each path with vector code (other paths: one element at a time)
+LANES = {"avx512_vnni": 16, "avx512": 16, "avx_vnni": 8, "avx2": 8}
+
+_I64, _F32 = ir.IntType(64), ir.FloatType()
+_P = (vecmath._P13, vecmath._P11, vecmath._P9, vecmath._P7, vecmath._P5, vecmath._P3, vecmath._P1)
+_Q = (vecmath._Q8, vecmath._Q6, vecmath._Q4, vecmath._Q2, vecmath._Q0)
+
+
+def _splat(vec, value: float):
+    return ir.Constant(vec, [float(np.float32(value))] * vec.count)
+
+
+def _clamp(builder, x, low, high):
+    """``min(max(x, low), high)`` as compare-and-select (``vmaxps``/``vminps``)."""
+    x = builder.select(builder.fcmp_ordered(">", x, low), x, low)
+    return builder.select(builder.fcmp_ordered("<", x, high), x, high)
+
+
+def emit_gelu(builder: ir.IRBuilder, x):
+    """GELU of the float vector ``x``, as :func:`~.vecmath.erf32` computes it."""
+    vec = x.type
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{vec.count}f32")
+    z = _clamp(builder, builder.fmul(x, _splat(vec, 0.7071067811865476)), _splat(vec, -4.0), _splat(vec, 4.0))
+    z2 = builder.fmul(z, z)
+
+    def horner(coefficients):
+        total = _splat(vec, coefficients[0])
+        for c in coefficients[1:]:
+            total = builder.call(fma, [total, z2, _splat(vec, c)])
+        return total
+
+    erf = builder.fdiv(builder.fmul(z, horner(_P)), horner(_Q))
+    erf = _clamp(builder, erf, _splat(vec, -1.0), _splat(vec, 1.0))
+    return builder.fmul(builder.fmul(_splat(vec, 0.5), x), builder.fadd(_splat(vec, 1.0), erf))
+
+
+def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bias, scale, gelu: bool, out_ptr,
+                  count) -> None:
+    """Emit ``out[i] = (acc[i] + bias) · scale`` (then GELU) for the ``count`` (i64) elements at ``acc_ptr`` (i32* when
+    ``integer``, else float*) and ``out_ptr`` (float*): vectors of ``lanes`` elements, then one-element vectors for the
+    rest (the same operations, so every element gets the same bits); ``bias``, ``scale`` float scalars."""
+    from sparsecore.kernels.simd import accumulate_loop
+
+    def run(width, first, stop):
+        vec = ir.VectorType(_F32, width)
+        acc_vec = ir.VectorType(ir.IntType(32) if integer else _F32, width)
+        bias_v, scale_v = (_broadcast(builder, s, vec) for s in (bias, scale))
+
+        def step(v, _accs):
+            offset = builder.add(first, builder.mul(v, ir.Constant(_I64, width)))
+            a = builder.load(builder.bitcast(builder.gep(acc_ptr, [offset]), acc_vec.as_pointer()), align=4)
+            y = builder.fmul(builder.fadd(builder.sitofp(a, vec) if integer else a, bias_v), scale_v)
+            if gelu:
+                y = emit_gelu(builder, y)
+            builder.store(y, builder.bitcast(builder.gep(out_ptr, [offset]), vec.as_pointer()), align=4)
+            return []
+
+        accumulate_loop(builder, ir.Constant(_I64, 0), stop, None, 0, step)
+
+    full = builder.sdiv(count, ir.Constant(_I64, lanes))
+    run(lanes, ir.Constant(_I64, 0), full)
+    done = builder.mul(full, ir.Constant(_I64, lanes))
+    run(1, done, builder.sub(count, done))
+
+
+def _broadcast(builder, scalar, vec):
+    first = builder.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(first, ir.Constant(vec, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count))
+
+
+def _vector_epilogue(lanes: int):
+    @intrinsic
+    def vectors(typingctx, acc, bias, scale, gelu, out, count):
+        ok = (isinstance(acc, types.Array) and acc.dtype in (types.int32, types.float32) and
+              isinstance(out, types.Array) and out.dtype == types.float32 and isinstance(gelu, types.Boolean))
+        if not ok:
+            return None
+
+        def codegen(context, builder, signature, args):
+            a_acc, a_bias, a_scale, a_gelu, a_out, a_count = args
+
+            def data(ty, value):
+                return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
+
+            acc_ptr, out_ptr = data(acc, a_acc), data(out, a_out)
+            bias_f = context.cast(builder, a_bias, signature.args[1], types.float32)
+            scale_f = context.cast(builder, a_scale, signature.args[2], types.float32)
+            n = context.cast(builder, a_count, signature.args[5], types.int64)
+            integer = acc.dtype == types.int32
+            with builder.if_else(a_gelu) as (with_gelu, plain):
+                with with_gelu:
+                    emit_epilogue(builder, lanes, acc_ptr, integer, bias_f, scale_f, True, out_ptr, n)
+                with plain:
+                    emit_epilogue(builder, lanes, acc_ptr, integer, bias_f, scale_f, False, out_ptr, n)
+            return context.get_dummy_value()
+
+        return types.void(acc, bias, scale, gelu, out, count), codegen
+
+    return vectors
+
+
+_VECTORS = {lanes: _vector_epilogue(lanes) for lanes in (1, 8, 16)}
+
+
+def _plain(acc, bias, scale, gelu, out):
+    """Coverage runs (``NUMBA_DISABLE_JIT``): the same arithmetic in Python."""
+    f = np.float32
+    for i in range(out.size):
+        x = (f(acc[i]) + f(bias)) * f(scale)
+        out[i] = f(0.5) * x * (f(1.0) + erf32(x * f(0.7071067811865476))) if gelu else x
+
+
+def row_epilogue(marker, acc, bias, scale, gelu, out):
+    """``out[i] = (acc[i] + bias) · scale`` for ``i < out.size`` (then exact GELU when ``gelu``), at the vector width of
+    the path ``marker``'s type names (one element at a time on paths without vectors: the same bits); ``acc`` holds
+    at least ``out.size`` int32 or float32 sums."""
+    _plain(acc, bias, scale, gelu, out)
+
+
+if not config.DISABLE_JIT:
+
+    @overload(row_epilogue, inline="always")
+    def _row_epilogue_impl(marker, acc, bias, scale, gelu, out):
+        kernel = _VECTORS[LANES.get(marker_path(marker), 1)]
+        return lambda marker, acc, bias, scale, gelu, out: kernel(acc, np.float32(bias), np.float32(scale), gelu, out,
+                                                                  out.size)
+
+
+def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str) -> str:
+    """Machine code of the vector epilogue (``lanes`` wide) compiled for ``cpu`` (an LLVM CPU name) from a stand-alone
+    module, whatever CPU this host is."""
+    from sparsecore.kernels.row_kernels import assembly
+
+    acc_type = ir.IntType(32) if integer else _F32
+    return assembly(f"epilogue_{lanes}", [acc_type.as_pointer(), _F32.as_pointer(), _I64],
+                    lambda builder, acc, out, n: emit_epilogue(builder, lanes, acc, integer, ir.Constant(_F32, 0.5),
+                                                               ir.Constant(_F32, 2.0), gelu, out, n), cpu)
