@@ -336,8 +336,9 @@ def test_ffn_kept_token_blocked_gives_the_same_bits_as_two_plain_calls(tokens):
 @pytest.mark.skipif("vnni" not in integer_path(), reason="the int8 quad kernels need VNNI")
 @pytest.mark.parametrize("tokens", [1, 64, 100])
 def test_int8_quad_ffn_kept_token_blocked_gives_the_same_bits(tokens):
-    """Two int8 quad Linears: the first writes fp32 token-blocked, the second quantizes that elementwise — every real
-    token's result is bit for bit that of two plain calls."""
+    """Two int8 quad Linears: the first writes fp32 token-blocked and the second quantizes that elementwise, or the
+    first writes the second's uint8 codes straight from its epilogue — every real token's result is bit for bit that
+    of two plain calls."""
     from sparsecore.deploy.int8_model import ActQuant, QuantLinear
     from sparsecore.deploy.linears import QLinearT
 
@@ -353,6 +354,11 @@ def test_int8_quad_ffn_kept_token_blocked_gives_the_same_bits(tokens):
     plain = outer(inner(xt, gelu=True))
     blocked = inner(xt, gelu=True, blocked_out=True)
     np.testing.assert_array_equal(outer.blocked(blocked, tokens), plain)
+    codes = inner(xt, gelu=True, blocked_out=True, out_codes=outer.activation_codes)
+    assert codes.dtype == np.uint8 and codes.shape == blocked.shape
+    np.testing.assert_array_equal(outer.blocked(codes, tokens), plain)
+    with pytest.raises(ValueError, match="codes need blocked_out"):
+        inner(xt, gelu=True, out_codes=outer.activation_codes)
     widening = QLinearT(QuantLinear(c1, np.zeros(96, np.int64), np.ones(96, np.float32), ActQuant(0.05, 120)), "csr")
     with pytest.raises(ValueError, match="blocked_out needs the int8 quads format"):
         widening(xt, blocked_out=True)

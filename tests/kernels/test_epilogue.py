@@ -11,6 +11,7 @@ import pytest
 
 from sparsecore.kernels import isa
 from sparsecore.kernels.epilogue import LANES, epilogue_assembly, row_epilogue
+from sparsecore.kernels.quantize import quantize_u8
 
 X86 = platform.machine() in ("x86_64", "AMD64")
 
@@ -26,6 +27,11 @@ PATHS = [pytest.param(p, marks=pytest.mark.skipif(not _runs(p), reason=f"this CP
 @nb.njit
 def _apply(marker, acc, bias, scale, gelu, out):
     row_epilogue(marker, acc, bias, scale, gelu, out)
+
+
+@nb.njit
+def _apply_codes(marker, acc, bias, scale, gelu, out, qscale, zero):
+    row_epilogue(marker, acc, bias, scale, gelu, out, qscale, zero)
 
 
 def _reference(acc, bias, scale, gelu):
@@ -55,6 +61,24 @@ def test_vector_lanes_give_the_one_element_paths_bits(path, dtype, size, gelu):
 
 
 @pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("gelu", [False, True])
+@pytest.mark.parametrize("zero", [0, 3, 128, 255])
+def test_codes_are_quantize_u8_of_the_float_epilogue(path, gelu, zero):
+    """Writing uint8 codes gives quantize_u8 of what the float epilogue writes: ties to even, both saturations."""
+    rng = np.random.default_rng(zero)
+    qscale = np.float32(0.05)
+    size = 83
+    acc = (rng.standard_normal(size) * 8).astype(np.float32)
+    acc[:6] = [0.025, 0.075, -0.025, 100.0, -100.0, 0.0]  # ties at half a step, saturations
+    floats = np.empty(size, np.float32)
+    _apply(isa.marker(path), acc, np.float32(0), np.float32(1), gelu, floats)
+    codes = np.full(size + 2, 7, np.uint8)
+    _apply_codes(isa.marker(path), acc, np.float32(0), np.float32(1), gelu, codes[:size], qscale, zero)
+    np.testing.assert_array_equal(codes[:size], quantize_u8(floats, qscale, zero))
+    assert (codes[size:] == 7).all()
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_gelu_matches_float64_erf(path):
     x = np.linspace(-10, 10, 20001).astype(np.float32)
     out = np.empty_like(x)
@@ -68,8 +92,9 @@ def test_gelu_matches_float64_erf(path):
 @pytest.mark.parametrize("cpu,lanes,register", [("icelake-server", 16, "zmm"), ("znver4", 16, "zmm"),
                                                 ("haswell", 8, "ymm")])
 @pytest.mark.parametrize("integer", [False, True])
-def test_machine_code_runs_at_the_path_width(cpu, lanes, register, integer):
-    code = epilogue_assembly(lanes, integer, True, cpu)
+@pytest.mark.parametrize("codes", [False, True])
+def test_machine_code_runs_at_the_path_width(cpu, lanes, register, integer, codes):
+    code = epilogue_assembly(lanes, integer, True, cpu, codes)
     assert f"vdivps\t%{register}" in code and "vfmadd213ps\t" in code
     assert ("vcvtdq2ps\t" in code) == integer
     assert "call" not in code  # no libm: every operation is inline vector code

@@ -63,7 +63,7 @@ def test_every_path_and_position_gives_the_same_bits(path, threads):
 
     def run(path, x, r, threads):
         out = np.empty_like(x)
-        ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, out, threads)
+        ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, out, threads, 32)
         return out
 
     got = run(path, x, r, threads)
@@ -81,7 +81,7 @@ def test_long_inputs_split_over_threads_like_one_thread():
     outs = []
     for threads in (1, 2):
         out = np.empty_like(x)
-        ln._add_layer_norm_t(isa.marker(isa.float_path()), x, x, False, gamma, beta, 1e-5, out, threads)
+        ln._add_layer_norm_t(isa.marker(isa.float_path()), x, x, False, gamma, beta, 1e-5, out, threads, ln.SPAN)
         outs.append(out)
     np.testing.assert_array_equal(*outs)
 

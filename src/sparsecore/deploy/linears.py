@@ -167,7 +167,7 @@ class QLinearT:
         self._own = Scratch()
 
     def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch,
-                 blocked_out: bool = False) -> np.ndarray:
+                 blocked_out: bool = False, out_codes: tuple[float, int] | None = None) -> np.ndarray:
         """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the kernel's token-blocked
         layout, integer products and epilogue (:mod:`sparsecore.kernels.int8_linear`)."""
         from sparsecore.kernels.int8_linear import activation_shape, int8_linear_t
@@ -179,7 +179,7 @@ class QLinearT:
         xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
                       out=codes.view(shape, np.uint8))
         return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out,
-                             blocked_out=blocked_out)
+                             blocked_out=blocked_out, codes=out_codes)
 
     @property
     def token_blocked(self) -> bool:
@@ -187,19 +187,30 @@ class QLinearT:
         (:meth:`blocked`), the quad kernel's activation layout holding fp32 values instead of codes."""
         return self.format.startswith("int8 quads ")
 
+    @property
+    def activation_codes(self) -> tuple[float, int]:
+        """``(scale, zero_point)`` of this Linear's uint8 input codes: what a previous quad Linear's ``out_codes`` takes
+        to write them for it."""
+        return self.act.scale, self.act.zero
+
     def blocked(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
                 scratch: Scratch | None = None) -> np.ndarray:
-        """``Yᵀ`` (N, T) from fp32 activations already token-blocked (``(blocks, K, TB)`` with the quad kernel's TB,
-        e.g. a previous quad Linear's ``blocked_out``): their codes are an elementwise quantization."""
+        """``Yᵀ`` (N, T) from activations already token-blocked (``(blocks, K, TB)`` with the quad kernel's TB, e.g. a
+        previous quad Linear's ``blocked_out``): uint8 codes for :attr:`activation_codes` (used as they are), or fp32
+        values (their codes are an elementwise quantization)."""
         from sparsecore.kernels.int8_linear import int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8
 
-        codes = quantize_u8(xb, self.act.scale, self.act.zero, out=(scratch or self._own).view(xb.shape, np.uint8))
+        codes = xb if xb.dtype == np.uint8 else quantize_u8(xb, self.act.scale, self.act.zero,
+                                                            out=(scratch or self._own).view(xb.shape, np.uint8))
         return int8_linear_t(self.weight, codes, t_total, self.bias, self.rescale, gelu, self._path, out=out)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
-                 scratch: Scratch | None = None, blocked_out: bool = False) -> np.ndarray:
-        """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the activation-code buffer to use."""
+                 scratch: Scratch | None = None, blocked_out: bool = False,
+                 out_codes: tuple[float, int] | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the activation-code buffer to use.
+        ``blocked_out`` (int8 quads): Y token-blocked for a next quad Linear's :meth:`blocked`; with ``out_codes`` (that
+        Linear's :attr:`activation_codes`) as its uint8 codes."""
         from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
@@ -207,7 +218,7 @@ class QLinearT:
         if blocked_out and not self.token_blocked:
             raise ValueError(f"blocked_out needs the int8 quads format, this Linear runs {self.format}")
         if self.format.startswith(("int8 block4 ", "int8 quads ")):
-            return self._integer(xt, gelu, out, code_buffer, blocked_out)
+            return self._integer(xt, gelu, out, code_buffer, blocked_out, out_codes)
         if self.format.startswith("int8 csr "):
             from sparsecore.kernels.fp32_rows import TOKENS, activation_shape, fp32_linear_t
             from sparsecore.kernels.quantize import quantize_f32_blocked

@@ -163,10 +163,15 @@ class SparseEncoder:
             inter_linear, out_linear = layer["intermediate"], layer["out"]
             shape = _ffn_blocks(inter_linear, out_linear, xt.shape[1])
             if shape is not None:
-                # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy
+                # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy; int8
+                # quads write them as the output Linear's uint8 codes
+                size = shape[0] * shape[1] * shape[2]
+                if isinstance(out_linear, QLinearT):
+                    buffer, codes = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes}
+                else:
+                    buffer, codes = ws["inter_flat"][:size], {}
                 inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
-                              out=ws["inter_flat"][:shape[0] * shape[1] * shape[2]].reshape(shape),
-                              scratch=self.scratch, blocked_out=True)
+                              out=buffer.reshape(shape), scratch=self.scratch, blocked_out=True, **codes)
                 h = stage(f"output Linear ({out_linear.format})", out_linear.blocked, inter, xt.shape[1],
                           out=ws["h"], **({"scratch": self.scratch} if isinstance(out_linear, QLinearT) else {}))
             else:

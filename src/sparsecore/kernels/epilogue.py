@@ -1,4 +1,5 @@
-"""The Linears' row epilogue as explicit vector code: ``out[i] = (acc[i] + bias) · scale``, then exact GELU.
+"""The Linears' row epilogue as explicit vector code: ``out[i] = (acc[i] + bias) · scale``, then exact GELU, then
+(optionally) the next int8 Linear's uint8 activation codes.
 
 ``row_epilogue(marker, acc, bias, scale, gelu, out)`` runs on one row's block of results (``acc`` int32 sums of the
 integer kernels or fp32 sums, ``out`` float32, ``out.size`` elements) as LLVM vector IR of the path's width — 16 lanes
@@ -62,16 +63,24 @@ def emit_gelu(builder: ir.IRBuilder, x):
 
 
 def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bias, scale, gelu: bool, out_ptr,
-                  count) -> None:
+                  count, codes=None) -> None:
     """Emit ``out[i] = (acc[i] + bias) · scale`` (then GELU) for the ``count`` (i64) elements at ``acc_ptr`` (i32* when
-    ``integer``, else float*) and ``out_ptr`` (float*): vectors of ``lanes`` elements, then one-element vectors for the
-    rest (the same operations, so every element gets the same bits); ``bias``, ``scale`` float scalars."""
+    ``integer``, else float*) and ``out_ptr``: vectors of ``lanes`` elements, then one-element vectors for the rest (the
+    same operations, so every element gets the same bits); ``bias``, ``scale`` float scalars. ``codes``: None (``out``
+    float*) or the float scalars ``(qscale, zero)`` of a next Linear's activations, whose uint8 codes are written
+    instead (``out`` i8*): ``clamp(round_half_even(y / qscale), −zero, 255 − zero) + zero``, as
+    :func:`~.quantize.quantize_u8` computes them."""
+    from sparsecore.kernels.quantize import _MAGIC
     from sparsecore.kernels.simd import accumulate_loop
 
     def run(width, first, stop):
         vec = ir.VectorType(_F32, width)
         acc_vec = ir.VectorType(ir.IntType(32) if integer else _F32, width)
+        out_vec = ir.VectorType(ir.IntType(8), width) if codes else vec
         bias_v, scale_v = (_broadcast(builder, s, vec) for s in (bias, scale))
+        if codes:
+            qscale_v, zero_v = (_broadcast(builder, s, vec) for s in codes)
+            low, high = builder.fneg(zero_v), builder.fsub(_splat(vec, 255.0), zero_v)
 
         def step(v, _accs):
             offset = builder.add(first, builder.mul(v, ir.Constant(_I64, width)))
@@ -79,7 +88,12 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
             y = builder.fmul(builder.fadd(builder.sitofp(a, vec) if integer else a, bias_v), scale_v)
             if gelu:
                 y = emit_gelu(builder, y)
-            builder.store(y, builder.bitcast(builder.gep(out_ptr, [offset]), vec.as_pointer()), align=4)
+            if codes:
+                q = _clamp(builder, builder.fdiv(y, qscale_v), low, high)
+                q = builder.fsub(builder.fadd(q, _splat(vec, _MAGIC)), _splat(vec, _MAGIC))
+                y = builder.trunc(builder.fptosi(builder.fadd(q, zero_v), ir.VectorType(ir.IntType(32), width)),
+                                  out_vec)
+            builder.store(y, builder.bitcast(builder.gep(out_ptr, [offset]), out_vec.as_pointer()), align=1)
             return []
 
         accumulate_loop(builder, ir.Constant(_I64, 0), stop, None, 0, step)
@@ -98,31 +112,33 @@ def _broadcast(builder, scalar, vec):
 
 def _vector_epilogue(lanes: int):
     @intrinsic
-    def vectors(typingctx, acc, bias, scale, gelu, out, count):
+    def vectors(typingctx, acc, bias, scale, gelu, qscale, zero, out, count):
         ok = (isinstance(acc, types.Array) and acc.dtype in (types.int32, types.float32) and
-              isinstance(out, types.Array) and out.dtype == types.float32 and isinstance(gelu, types.Boolean))
+              isinstance(out, types.Array) and out.dtype in (types.float32, types.uint8) and
+              isinstance(gelu, types.Boolean))
         if not ok:
             return None
 
         def codegen(context, builder, signature, args):
-            a_acc, a_bias, a_scale, a_gelu, a_out, a_count = args
+            a_acc, a_bias, a_scale, a_gelu, a_qscale, a_zero, a_out, a_count = args
 
             def data(ty, value):
                 return cgutils.create_struct_proxy(ty)(context, builder, value=value).data
 
+            def f32(i):
+                return context.cast(builder, args[i], signature.args[i], types.float32)
+
             acc_ptr, out_ptr = data(acc, a_acc), data(out, a_out)
-            bias_f = context.cast(builder, a_bias, signature.args[1], types.float32)
-            scale_f = context.cast(builder, a_scale, signature.args[2], types.float32)
-            n = context.cast(builder, a_count, signature.args[5], types.int64)
+            n = context.cast(builder, a_count, signature.args[7], types.int64)
             integer = acc.dtype == types.int32
+            codes = (f32(4), f32(5)) if out.dtype == types.uint8 else None
             with builder.if_else(a_gelu) as (with_gelu, plain):
-                with with_gelu:
-                    emit_epilogue(builder, lanes, acc_ptr, integer, bias_f, scale_f, True, out_ptr, n)
-                with plain:
-                    emit_epilogue(builder, lanes, acc_ptr, integer, bias_f, scale_f, False, out_ptr, n)
+                for block, flag in ((with_gelu, True), (plain, False)):
+                    with block:
+                        emit_epilogue(builder, lanes, acc_ptr, integer, f32(1), f32(2), flag, out_ptr, n, codes)
             return context.get_dummy_value()
 
-        return types.void(acc, bias, scale, gelu, out, count), codegen
+        return types.void(acc, bias, scale, gelu, qscale, zero, out, count), codegen
 
     return vectors
 
@@ -130,36 +146,46 @@ def _vector_epilogue(lanes: int):
 _VECTORS = {lanes: _vector_epilogue(lanes) for lanes in (1, 8, 16)}
 
 
-def _plain(acc, bias, scale, gelu, out):
+def _plain(acc, bias, scale, gelu, out, qscale, zero):
     """Coverage runs (``NUMBA_DISABLE_JIT``): the same arithmetic in Python."""
     f = np.float32
     for i in range(out.size):
         x = (f(acc[i]) + f(bias)) * f(scale)
-        out[i] = f(0.5) * x * (f(1.0) + erf32(x * f(0.7071067811865476))) if gelu else x
+        x = f(0.5) * x * (f(1.0) + erf32(x * f(0.7071067811865476))) if gelu else x
+        if out.dtype == np.uint8:
+            q = min(max(x / f(qscale), f(-zero)), f(255 - zero))
+            x = np.uint8(np.rint(q) + zero)
+        out[i] = x
 
 
-def row_epilogue(marker, acc, bias, scale, gelu, out):
+def row_epilogue(marker, acc, bias, scale, gelu, out, qscale=1.0, zero=0):
     """``out[i] = (acc[i] + bias) · scale`` for ``i < out.size`` (then exact GELU when ``gelu``), at the vector width of
     the path ``marker``'s type names (one element at a time on paths without vectors: the same bits); ``acc`` holds
-    at least ``out.size`` int32 or float32 sums."""
-    _plain(acc, bias, scale, gelu, out)
+    at least ``out.size`` int32 or float32 sums. A uint8 ``out`` receives the codes of those values for activation
+    parameters ``qscale``, ``zero`` (:func:`~.quantize.quantize_u8`'s bits): a next int8 Linear's input."""
+    _plain(acc, bias, scale, gelu, out, qscale, zero)
 
 
 if not config.DISABLE_JIT:
 
     @overload(row_epilogue, inline="always")
-    def _row_epilogue_impl(marker, acc, bias, scale, gelu, out):
+    def _row_epilogue_impl(marker, acc, bias, scale, gelu, out, qscale=1.0, zero=0):
         kernel = _VECTORS[LANES.get(marker_path(marker), 1)]
-        return lambda marker, acc, bias, scale, gelu, out: kernel(acc, np.float32(bias), np.float32(scale), gelu, out,
-                                                                  out.size)
+
+        def impl(marker, acc, bias, scale, gelu, out, qscale=1.0, zero=0):
+            kernel(acc, np.float32(bias), np.float32(scale), gelu, np.float32(qscale), np.float32(zero), out, out.size)
+
+        return impl
 
 
-def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str) -> str:
-    """Machine code of the vector epilogue (``lanes`` wide) compiled for ``cpu`` (an LLVM CPU name) from a stand-alone
-    module, whatever CPU this host is."""
+def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str, codes: bool = False) -> str:
+    """Machine code of the vector epilogue (``lanes`` wide; ``codes``: writing uint8 codes) compiled for ``cpu`` (an
+    LLVM CPU name) from a stand-alone module, whatever CPU this host is."""
     from sparsecore.kernels.row_kernels import assembly
 
     acc_type = ir.IntType(32) if integer else _F32
-    return assembly(f"epilogue_{lanes}", [acc_type.as_pointer(), _F32.as_pointer(), _I64],
+    out_type = ir.IntType(8) if codes else _F32
+    quant = (ir.Constant(_F32, 0.05), ir.Constant(_F32, 7.0)) if codes else None
+    return assembly(f"epilogue_{lanes}", [acc_type.as_pointer(), out_type.as_pointer(), _I64],
                     lambda builder, acc, out, n: emit_epilogue(builder, lanes, acc, integer, ir.Constant(_F32, 0.5),
-                                                               ir.Constant(_F32, 2.0), gelu, out, n), cpu)
+                                                               ir.Constant(_F32, 2.0), gelu, out, n, quant), cpu)

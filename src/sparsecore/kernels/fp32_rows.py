@@ -28,7 +28,7 @@ Tested against float64 products in tests/kernels/test_fp32_rows.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
@@ -208,6 +208,7 @@ class RowsF32:
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
     @property
     def kind(self) -> str:
@@ -324,7 +325,7 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return out
-    bounds = task_rows(weight.indptr, shape[0], nb.get_num_threads())
+    bounds = task_rows(weight, shape[0], nb.get_num_threads())
     scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
     _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale, gelu, scratch, out)
     return out

@@ -26,7 +26,7 @@ target CPU — a VNNI path is compile-checked on a host that cannot run it. :mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
@@ -133,6 +133,7 @@ class Block4Int8:
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
     @property
     def nnz(self) -> int:

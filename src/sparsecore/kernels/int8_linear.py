@@ -24,6 +24,7 @@ from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
+from sparsecore.kernels.quantize import _params
 from sparsecore.kernels.row_kernels import task_rows
 
 
@@ -77,9 +78,9 @@ if config.DISABLE_JIT:
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, scratch, out):
-    """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) float32 or token-blocked (blocks, N, TB);
-    tasks as in :func:`_products`."""
+def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, qscale, zero, scratch, out):
+    """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) float32 or token-blocked (blocks, N, TB) float32,
+    or uint8 codes of those values for ``qscale``, ``zero``; tasks as in :func:`_products`."""
     tb = scratch.shape[1]
     chunks = bounds.size - 1
     for task in nb.prange(xb.shape[0] * chunks):
@@ -87,7 +88,7 @@ def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gel
         acc = scratch[task]
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
-            row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b, tb))
+            row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b, tb), qscale, zero)
 
 
 def _kind(weight):
@@ -124,7 +125,7 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' token-blocked layout "
                          f"for {t_total} tokens), got {xb.dtype} {xb.shape}")
-    bounds = task_rows(weight.indptr, shape[0], nb.get_num_threads())
+    bounds = task_rows(weight, shape[0], nb.get_num_threads())
     scratch = np.empty((shape[0] * (bounds.size - 1), tokens[path]), np.int32)
     return (weight.indptr, index, values, values4), marker(path), bounds, scratch
 
@@ -140,18 +141,24 @@ def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: 
 
 def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
                   gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
-                  blocked_out: bool = False) -> np.ndarray:
+                  blocked_out: bool = False, codes: tuple[float, int] | None = None) -> np.ndarray:
     """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row (then exact GELU when ``gelu``): the integer
     sum exact (int32), the epilogue in fp32 — a quantized Linear's output. Arguments as for :func:`int8_matmul`.
     ``blocked_out``: write Y token-blocked, ``(blocks, N, TB)`` with this kernel's TB (padding tokens hold the
-    epilogue of their sums) — for a next quad Linear, whose codes are then an elementwise quantization of it."""
+    epilogue of their sums) — for a next quad Linear, whose codes are then an elementwise quantization of it.
+    ``codes`` (with ``blocked_out``): that next Linear's activation ``(scale, zero_point)``: Y is written as its uint8
+    codes (:func:`~.quantize.quantize_u8` of the fp32 Y, the same bits) — its input, ready."""
     arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
     n = weight.shape[0]
     shape = (xb.shape[0], n, scratch.shape[1]) if blocked_out else (n, t_total)
+    if codes is not None and not blocked_out:
+        raise ValueError("codes need blocked_out=True: the codes are the next quad Linear's token-blocked input")
+    qscale, zero = (1.0, 0) if codes is None else _params(*codes, 0, 255)
+    dtype = np.float32 if codes is None else np.uint8
     if out is None:
-        out = np.empty(shape, np.float32)
-    if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+        out = np.empty(shape, dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}")
     _linear(mark, *arrays, xb, bounds, np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32),
-            gelu, scratch, out)
+            gelu, np.float32(qscale), np.float32(zero), scratch, out)
     return out

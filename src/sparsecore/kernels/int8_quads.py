@@ -27,7 +27,7 @@ any target CPU, so the VNNI code is checked on hosts that cannot run it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
@@ -139,6 +139,7 @@ class Quads:
     values: np.ndarray
     shape: tuple[int, int]
     nnz: int
+    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
     @property
     def weights4(self) -> np.ndarray:

@@ -161,10 +161,10 @@ if not config.DISABLE_JIT:
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads):
+def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads, span):
     tokens = x.shape[1]
     chunks = (tokens + CHUNK - 1) // CHUNK
-    tasks = max(1, min(threads, tokens // SPAN))
+    tasks = max(1, min(threads, tokens // span))
     for task in nb.prange(tasks):
         c0, c1 = task * chunks // tasks, (task + 1) * chunks // tasks
         _tokens(marker, x, residual, has_residual, gamma, beta, np.float32(eps), out, c0 * CHUNK,
@@ -184,7 +184,7 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
     if out is None:
         out = np.empty_like(x)
     _add_layer_norm_t(marker(float_path()), x, x if residual is None else residual, residual is not None, gamma, beta,
-                      eps, out, nb.get_num_threads())
+                      eps, out, nb.get_num_threads(), SPAN)
     return out
 
 

@@ -107,6 +107,12 @@ def row_chunks(blocks: int, rows: int, threads: int) -> int:
     return chunks
 
 
-def task_rows(indptr: np.ndarray, blocks: int, threads: int) -> np.ndarray:
-    """Row boundaries of the (token block, row range) tasks of a token-blocked Linear with ``blocks`` blocks."""
-    return row_bounds(indptr, row_chunks(blocks, len(indptr) - 1, threads))
+def task_rows(weight, blocks: int, threads: int) -> np.ndarray:
+    """Row boundaries of the (token block, row range) tasks of a token-blocked Linear with ``blocks`` blocks, for a
+    packed ``weight`` (its ``indptr``), kept in its ``tasks`` dict: every call of a model's Linear at one batch
+    shape needs the same."""
+    key = (blocks, threads)
+    bounds = weight.tasks.get(key)
+    if bounds is None:
+        bounds = weight.tasks[key] = row_bounds(weight.indptr, row_chunks(blocks, len(weight.indptr) - 1, threads))
+    return bounds
