@@ -11,6 +11,7 @@ default of most distributions); elsewhere the arrays are ordinary memory, and co
 
 from __future__ import annotations
 
+import math
 import mmap
 
 import numpy as np
@@ -49,7 +50,7 @@ class Scratch:
 
     def view(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """A C-contiguous ``shape`` array of ``dtype`` over the front of the buffer (contents undefined)."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if self._buf.size < nbytes:
             self._buf = huge_page_arrays({"buf": (nbytes,)}, np.uint8)["buf"]
         return self._buf[:nbytes].view(dtype).reshape(shape)

@@ -33,6 +33,7 @@ _FLOAT_OF = {"avx512_vnni": "avx512", "avx_vnni": "avx2", "avx2": "avx2", "gener
 MARKERS = {"avx512_vnni": "uint8", "avx_vnni": "uint16", "avx2": "uint32", "generic": "uint64", "avx512": "int8"}
 
 
+@functools.cache
 def marker(path: str):
     """The marker value that selects ``path`` in a kernel."""
     import numpy as np
@@ -64,7 +65,11 @@ def supported(path: str) -> bool:
 
 def integer_path() -> str:
     """The integer kernels' path on this host: ``SPARSECORE_ISA`` when set, else the best supported one."""
-    forced = os.environ.get("SPARSECORE_ISA", "").strip()
+    return _integer_path(os.environ.get("SPARSECORE_ISA", "").strip())
+
+
+@functools.cache
+def _integer_path(forced: str) -> str:
     if forced:
         if forced not in PATHS:
             raise ValueError(f"SPARSECORE_ISA={forced!r} is not one of {', '.join(PATHS)}")
@@ -77,8 +82,13 @@ def integer_path() -> str:
 def float_path() -> str:
     """The fp32 kernels' path on this host: the one ``SPARSECORE_ISA`` implies when set (its vector width), else the
     widest supported one."""
-    if os.environ.get("SPARSECORE_ISA", "").strip():
-        return _FLOAT_OF[integer_path()]
+    return _float_path(os.environ.get("SPARSECORE_ISA", "").strip())
+
+
+@functools.cache
+def _float_path(forced: str) -> str:
+    if forced:
+        return _FLOAT_OF[_integer_path(forced)]
     return next(p for p in FLOAT_PATHS if float_supported(p))
 
 

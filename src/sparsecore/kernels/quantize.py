@@ -16,6 +16,7 @@ from numba import config, types
 from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.isa import float_path, marker
 
 _CHUNK = 4096
 _MAGIC = np.float32(1.5 * 2**23)  # (v + M) − M rounds v to the nearest integer, ties to even, for |v| < 2²²
@@ -110,12 +111,36 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
         return like.dtype.type(value)
 
 
+def _segment_codes(marker, src, scale, zero, dst):
+    """``dst[i]`` = code of ``src[i]`` for ``i < dst.size``: uint8 bytes at the vector width of the path ``marker``'s type
+    names (:func:`~.epilogue.row_epilogue` with bias 0 and scale 1: the same bits), or float32 values."""
+    f = np.float32
+    for i in range(dst.size):
+        dst[i] = _code(_round_clamp(src[i] / scale, f(-zero), f(255 - zero)) + f(zero), dst)
+
+
+if not config.DISABLE_JIT:
+
+    @overload(_segment_codes, inline="always")
+    def _segment_codes_impl(marker, src, scale, zero, dst):
+        from sparsecore.kernels.epilogue import row_epilogue
+
+        if dst.dtype == types.uint8:
+            return lambda marker, src, scale, zero, dst: row_epilogue(marker, src, 0.0, 1.0, False, dst, scale, zero)
+
+        def impl(marker, src, scale, zero, dst):
+            f = np.float32
+            lo, hi = f(-zero), f(255 - zero)
+            for i in range(dst.size):  # one row of TB contiguous tokens in, one out: vectorises
+                dst[i] = _round_clamp(src[i] / scale, lo, hi) + f(zero)
+
+        return impl
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _quantize_blocked(xt, scale, zero, out):
+def _quantize_blocked(marker, xt, scale, zero, out):
     """Codes of ``xt`` (K, T) into the token-blocked ``out`` (blocks, K, TB), uint8 or float32; tokens past T get the
     zero point."""
-    f = np.float32
-    lo, hi = f(-zero), f(255 - zero)
     t_total = xt.shape[1]
     blocks, k, tb = out.shape
     for c in nb.prange(k):
@@ -124,8 +149,7 @@ def _quantize_blocked(xt, scale, zero, out):
             dst = out[b, c]
             t0 = b * tb
             width = min(tb, t_total - t0)
-            for i in range(width):  # one row of TB contiguous tokens in, one out: vectorises
-                dst[i] = _code(_round_clamp(src[t0 + i] / scale, lo, hi) + f(zero), dst)
+            _segment_codes(marker, src[t0:t0 + width], scale, zero, dst[:width])
             dst[width:] = zero
 
 
@@ -157,7 +181,10 @@ def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: n
         out = np.empty(shape, dtype)
     elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}")
-    kernel(xt, s, z, out)
+    if kernel is _quantize_blocked:
+        kernel(marker(float_path()), xt, s, z, out)
+    else:
+        kernel(xt, s, z, out)
     return out
 
 
