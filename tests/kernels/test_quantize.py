@@ -59,3 +59,28 @@ def test_bad_parameters_are_refused():
         quantize_u8(x, 1.0, 300)
     with pytest.raises(ValueError, match="float32"):
         quantize_u8(x.astype(np.float64), 1.0, 0)
+
+
+@pytest.mark.parametrize("path", ["avx512", "avx2", "generic"])
+@pytest.mark.parametrize("k, t", [(8, 1), (12, 17), (10, 100), (768, 130)])
+def test_token_blocked_and_interleaved_codes_on_every_path(path, k, t):
+    """The vector code (full vectors, then one token at a time) gives numpy's codes in both blocked layouts; features past
+    K (interleaved) and tokens past T get the zero point."""
+    from sparsecore.kernels import isa
+    from sparsecore.kernels.quantize import _quantize_blocked, _quantize_interleave4
+
+    if not isa.float_supported(path):
+        pytest.skip(f"this CPU cannot run {path}")
+    rng = np.random.default_rng(k + t)
+    x = (rng.standard_normal((k, t)) * 4).astype(np.float32)
+    x[0, : min(t, 5)] = [0.01, 0.03, 1e9, -np.inf, -0.01][: min(t, 5)]  # ties at scale 0.02, saturations
+    zero, blocks = 120, -(-t // 64)
+    want = np.full((k + 3, blocks * 64), zero, np.uint8)
+    want[:k, :t] = numpy_quantize(x, 0.02, zero)
+    blocked = np.zeros((blocks, k, 64), np.uint8)
+    _quantize_blocked(isa.marker(path), x, np.float32(0.02), zero, blocked)
+    np.testing.assert_array_equal(blocked, want[:k].reshape(k, blocks, 64).transpose(1, 0, 2))
+    quads = -(-k // 4)
+    interleaved = np.zeros((blocks, quads, 64, 4), np.uint8)
+    _quantize_interleave4(isa.marker(path), x, np.float32(0.02), zero, interleaved)
+    np.testing.assert_array_equal(interleaved, want[:4 * quads].reshape(quads, 4, blocks, 64).transpose(2, 0, 3, 1))

@@ -70,7 +70,6 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
     float*) or the float scalars ``(qscale, zero)`` of a next Linear's activations, whose uint8 codes are written
     instead (``out`` i8*): ``clamp(round_half_even(y / qscale), −zero, 255 − zero) + zero``, as
     :func:`~.quantize.quantize_u8` computes them."""
-    from sparsecore.kernels.quantize import _MAGIC
     from sparsecore.kernels.simd import accumulate_loop
 
     def run(width, first, stop):
@@ -79,8 +78,7 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
         out_vec = ir.VectorType(ir.IntType(8), width) if codes else vec
         bias_v, scale_v = (_broadcast(builder, s, vec) for s in (bias, scale))
         if codes:
-            qscale_v, zero_v = (_broadcast(builder, s, vec) for s in codes)
-            low, high = builder.fneg(zero_v), builder.fsub(_splat(vec, 255.0), zero_v)
+            qscale_v, zero_v, low, high = code_constants(builder, vec, *codes)
 
         def step(v, _accs):
             offset = builder.add(first, builder.mul(v, ir.Constant(_I64, width)))
@@ -89,10 +87,7 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
             if gelu:
                 y = emit_gelu(builder, y)
             if codes:
-                q = _clamp(builder, builder.fdiv(y, qscale_v), low, high)
-                q = builder.fsub(builder.fadd(q, _splat(vec, _MAGIC)), _splat(vec, _MAGIC))
-                y = builder.trunc(builder.fptosi(builder.fadd(q, zero_v), ir.VectorType(ir.IntType(32), width)),
-                                  out_vec)
+                y = builder.trunc(emit_codes(builder, y, qscale_v, zero_v, low, high), out_vec)
             builder.store(y, builder.bitcast(builder.gep(out_ptr, [offset]), out_vec.as_pointer()), align=1)
             return []
 
@@ -102,6 +97,23 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
     run(lanes, ir.Constant(_I64, 0), full)
     done = builder.mul(full, ir.Constant(_I64, lanes))
     run(1, done, builder.sub(count, done))
+
+
+def code_constants(builder, vec, qscale, zero):
+    """The vectors :func:`emit_codes` takes for activation parameters ``qscale``, ``zero`` (float scalars)."""
+    qscale_v, zero_v = _broadcast(builder, qscale, vec), _broadcast(builder, zero, vec)
+    return qscale_v, zero_v, builder.fneg(zero_v), builder.fsub(_splat(vec, 255.0), zero_v)
+
+
+def emit_codes(builder, y, qscale_v, zero_v, low, high):
+    """The uint8 codes of the float vector ``y`` as an i32 vector: ``clamp(round_half_even(y / qscale), −zero,
+    255 − zero) + zero`` (:func:`~.quantize.quantize_u8`'s bits; ``low``/``high`` from :func:`code_constants`)."""
+    from sparsecore.kernels.quantize import _MAGIC
+
+    vec = y.type
+    q = _clamp(builder, builder.fdiv(y, qscale_v), low, high)
+    q = builder.fsub(builder.fadd(q, _splat(vec, _MAGIC)), _splat(vec, _MAGIC))
+    return builder.fptosi(builder.fadd(q, zero_v), ir.VectorType(ir.IntType(32), vec.count))
 
 
 def _broadcast(builder, scalar, vec):

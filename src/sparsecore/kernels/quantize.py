@@ -59,8 +59,96 @@ def _codes(x, scale, zero, lo, hi):
             x[i] = _round_clamp(x[i] / scale, qlo, qhi)
 
 
+def emit_interleave4(builder, lanes: int, rows, count, qscale, zero, dst) -> None:
+    """Emit the codes of ``count`` (i64) tokens of the four float rows ``rows`` (float* each) written interleaved to
+    ``dst`` (i32*: token i's four codes little-endian in ``dst[i]``), ``lanes`` tokens per vector, then one at a time
+    (the same operations)."""
+    from llvmlite import ir
+
+    from sparsecore.kernels.epilogue import code_constants, emit_codes
+    from sparsecore.kernels.simd import accumulate_loop
+
+    i64 = ir.IntType(64)
+
+    def run(width, first, stop):
+        vec, ints = ir.VectorType(ir.FloatType(), width), ir.VectorType(ir.IntType(32), width)
+        constants = code_constants(builder, vec, qscale, zero)
+
+        def step(v, _accs):
+            offset = builder.add(first, builder.mul(v, ir.Constant(i64, width)))
+            word = None
+            for q, row in enumerate(rows):
+                x = builder.load(builder.bitcast(builder.gep(row, [offset]), vec.as_pointer()), align=4)
+                code = emit_codes(builder, x, *constants)
+                code = builder.shl(code, ir.Constant(ints, [8 * q] * width)) if q else code
+                word = code if word is None else builder.or_(word, code)
+            builder.store(word, builder.bitcast(builder.gep(dst, [offset]), ints.as_pointer()), align=1)
+            return []
+
+        accumulate_loop(builder, ir.Constant(i64, 0), stop, None, 0, step)
+
+    full = builder.sdiv(count, ir.Constant(i64, lanes))
+    run(lanes, ir.Constant(i64, 0), full)
+    done = builder.mul(full, ir.Constant(i64, lanes))
+    run(1, done, builder.sub(count, done))
+
+
+def _interleave4_intrinsic(lanes: int):
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def codes4(typingctx, xt, row, t0, count, scale, zero, dst):
+        if not (isinstance(xt, types.Array) and xt.dtype == types.float32 and xt.ndim == 2 and
+                isinstance(dst, types.Array) and dst.dtype == types.uint8):
+            return None
+
+        def codegen(context, builder, signature, args):
+            a_xt, a_row, a_t0, a_count, a_scale, a_zero, a_dst = args
+            xs = cgutils.create_struct_proxy(xt)(context, builder, value=a_xt)
+            stride = cgutils.unpack_tuple(builder, xs.shape, 2)[1]
+
+            def i64(i):
+                return context.cast(builder, args[i], signature.args[i], types.int64)
+
+            start = builder.add(builder.mul(i64(1), stride), i64(2))
+            rows = [builder.gep(xs.data, [builder.add(start, builder.mul(stride, ir.Constant(ir.IntType(64), q)))])
+                    for q in range(4)]
+            dst_ptr = builder.bitcast(cgutils.create_struct_proxy(dst)(context, builder, value=a_dst).data,
+                                      ir.IntType(32).as_pointer())
+            f32 = [context.cast(builder, args[i], signature.args[i], types.float32) for i in (4, 5)]
+            emit_interleave4(builder, lanes, rows, i64(3), *f32, dst_ptr)
+            return context.get_dummy_value()
+
+        return types.void(xt, row, t0, count, scale, zero, dst), codegen
+
+    return codes4
+
+
+def _four_rows(marker, xt, row, t0, width, scale, zero, dst, lo, hi):
+    """``dst[i, q]`` = code of ``xt[row + q, t0 + i]`` for ``i < width``, ``q < 4``."""
+    f = np.float32
+    for i in range(width):
+        for q in range(4):
+            dst[i, q] = np.uint8(np.int32(_round_clamp(xt[row + q, t0 + i] / scale, lo, hi) + f(zero)))
+
+
+if not config.DISABLE_JIT:
+    _CODES4 = {lanes: _interleave4_intrinsic(lanes) for lanes in (1, 8, 16)}
+
+    @overload(_four_rows, inline="always")
+    def _four_rows_impl(marker, xt, row, t0, width, scale, zero, dst, lo, hi):
+        from sparsecore.kernels.epilogue import LANES
+        from sparsecore.kernels.isa import marker_path
+
+        kernel = _CODES4[LANES.get(marker_path(marker), 1)]
+        return lambda marker, xt, row, t0, width, scale, zero, dst, lo, hi: kernel(xt, row, t0, width, scale,
+                                                                                   np.float32(zero), dst)
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _quantize_interleave4(xt, scale, zero, out):
+def _quantize_interleave4(marker, xt, scale, zero, out):
     f = np.float32
     lo, hi = f(-zero), f(255 - zero)
     k, t_total = xt.shape
@@ -70,13 +158,8 @@ def _quantize_interleave4(xt, scale, zero, out):
         for b in range(blocks):
             t0, dst = b * tb, out[b, c]
             width = min(tb, t_total - t0)
-            if 4 * c + 4 <= k:
-                x0, x1, x2, x3 = xt[4 * c], xt[4 * c + 1], xt[4 * c + 2], xt[4 * c + 3]
-                for i in range(width):  # four rows in, one interleaved row out: vectorises as an interleaved store
-                    dst[i, 0] = np.uint8(np.int32(_round_clamp(x0[t0 + i] / scale, lo, hi) + f(zero)))
-                    dst[i, 1] = np.uint8(np.int32(_round_clamp(x1[t0 + i] / scale, lo, hi) + f(zero)))
-                    dst[i, 2] = np.uint8(np.int32(_round_clamp(x2[t0 + i] / scale, lo, hi) + f(zero)))
-                    dst[i, 3] = np.uint8(np.int32(_round_clamp(x3[t0 + i] / scale, lo, hi) + f(zero)))
+            if 4 * c + 4 <= k:  # four rows in, one interleaved row out, at the path's vector width
+                _four_rows(marker, xt, 4 * c, t0, width, scale, zero, dst, lo, hi)
             else:  # padding features: their weights are zero, the codes only have to be defined
                 for i in range(width):
                     for q in range(4):
@@ -181,7 +264,7 @@ def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: n
         out = np.empty(shape, dtype)
     elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}")
-    if kernel is _quantize_blocked:
+    if kernel is _quantize_blocked or kernel is _quantize_interleave4:
         kernel(marker(float_path()), xt, s, z, out)
     else:
         kernel(xt, s, z, out)
