@@ -1,5 +1,8 @@
 """Fused attention kernel against a naive float64 reference, masks, odd shapes and bad input."""
 
+import platform
+import re
+
 import numpy as np
 import pytest
 from reference import naive_attention_t
@@ -177,15 +180,19 @@ def test_first_only_is_the_first_query_of_the_full_attention(quantized, masked):
 @pytest.mark.parametrize("path", ["avx512_vnni", "avx_vnni", "avx2"])
 @pytest.mark.parametrize("heads,hidden", [(3, 36), (5, 30)])  # head width 12, and 6 (not a multiple of 4)
 @pytest.mark.parametrize("first_only", [False, True])
-def test_integer_units_give_the_float_paths_bits(path, heads, hidden, first_only, monkeypatch):
+@pytest.mark.parametrize("kernel", ["tiles", "integer units"])
+def test_integer_units_and_tiles_give_the_float_paths_bits(path, heads, hidden, first_only, kernel, monkeypatch):
     """Quantized attention from fp32 Q, K, V: the products on the integer units (codes − 128 as int8, row and column
-    sums for the zero points) equal the exact fp32 sums of the generic path bit for bit — packed sequences of odd
-    lengths, a padded batch under a mask, saturated codes."""
+    sums for the zero points) and on the float tiles (codes as floats, every sum exact) equal the exact fp32 sums of the
+    generic path bit for bit — packed sequences of odd lengths, a padded batch under a mask, saturated codes."""
+    from sparsecore.kernels import attention_tiles
     from sparsecore.kernels.attention import attention_seq_t
     from sparsecore.kernels.isa import NEEDS, supported
 
     if not supported(path):
         pytest.skip(f"this CPU cannot run {path} (needs {', '.join(NEEDS[path])})")
+    if kernel == "integer units":  # the tiles take sequences up to MAX_EXACT tokens: none here
+        monkeypatch.setattr(attention_tiles, "MAX_EXACT", 0)
     rng = np.random.default_rng(hidden + heads)
     quant, inputs = (1e-3, 1 / 255, 7, 2e-3), ((0.05, 128), (0.04, 0), (0.03, 255))
     cases = [(np.array([0, 5, 6, 46, 63, 200]), None),
@@ -206,9 +213,10 @@ def test_integer_units_give_the_float_paths_bits(path, heads, hidden, first_only
 @pytest.mark.parametrize("lengths, heads, hidden", [([128], 12, 768), ([5, 0, 70, 1, 131], 3, 36), ([9, 64], 2, 14),
                                                     ([6, 11], 3, 15)])  # d = 18, 7 (even), 5 (odd: the loops)
 @pytest.mark.parametrize("first_only", [False, True])
-def test_register_blocked_fp32_attention_equals_the_plain_loops(lengths, heads, hidden, first_only, monkeypatch):
-    """The float paths' row-kernel attention (attention_blocked) against the plain loops (the generic path) and the
-    float64 reference: packed lengths across 64-query blocks, padded keys, first-only queries."""
+def test_register_tile_fp32_attention_equals_the_plain_loops(lengths, heads, hidden, first_only, monkeypatch):
+    """The float paths' register-tile attention (attention_tiles) against the plain loops (the generic path) and the
+    float64 reference: packed lengths across 64-query blocks, key counts not a multiple of the tile's rows, padded
+    keys, first-only queries."""
     from sparsecore.kernels import isa
     from sparsecore.kernels.attention import attention_seq_t
 
@@ -234,3 +242,16 @@ def test_register_blocked_fp32_attention_equals_the_plain_loops(lengths, heads, 
         np.testing.assert_allclose(got, want[:, :1] if first_only else want, rtol=1e-5, atol=2e-5)
     if not first_only:
         assert (blocked[:, starts[-1]:] == 7.0).all()
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 machine code")
+@pytest.mark.parametrize("path,cpu,register", [("avx512", "icelake-server", "zmm"), ("avx512", "znver4", "zmm"),
+                                               ("avx2", "haswell", "ymm"), ("avx2", "znver3", "ymm")])
+def test_tile_machine_code_keeps_its_sums_in_registers(path, cpu, register):
+    from sparsecore.kernels.attention_tiles import SHAPES, tile_assembly
+
+    code = tile_assembly(path, cpu)
+    _, vectors, rows = SHAPES[path]
+    assert code.count(f"vfmadd231ps\t") + code.count("vfmadd213ps\t") >= rows * vectors
+    assert f"%{register}" in code
+    assert not re.search(r"%[xyz]mm\d+, -?\d*\(%rsp\)", code)  # no spills

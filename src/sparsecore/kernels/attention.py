@@ -20,9 +20,10 @@ slices are read (``qkv_quant``), or the caller has done it (:func:`sparsecore.ke
 both products then sum integers exactly, as
 ``MatMulInteger`` does, and are scaled in the graph's order: ``S = (Σ q·k)·(sq·sk)·(1/√d) + mask``; P =
 softmax(S) normalised, then its codes ``clip(round(P/sp) + zp, 0, 255) − zp``; ``ctx = (Σ p·v)·(sp·sv)``.
-When the codes are made here (``qkv_quant``) and the host has an integer path, both products run on the integer
-units instead (:mod:`.int8_attention`, the same bits). fp32 attention on a host with an AVX2 or AVX-512 float path
-runs the register-blocked row kernels instead of the loops below (:mod:`.attention_blocked`; even head widths).
+On a host with an AVX2 or AVX-512 float path, fp32 attention and quantized attention whose codes are made here
+(``qkv_quant``) run on register tiles instead of the loops below (:mod:`.attention_tiles`: the same bits for codes,
+whose sums are exact, while every sequence is at most ``MAX_EXACT`` tokens); longer quantized sequences run both
+products on the integer units when the host has an integer path (:mod:`.int8_attention`, the same bits again).
 """
 
 from __future__ import annotations
@@ -251,10 +252,13 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
         path = integer_path()
         fpath = float_path()
-        if quant is None and fpath != "generic" and (hidden // heads) % 2 == 0:  # fp32: the register-blocked rows
-            from sparsecore.kernels.attention_blocked import attention_rows_t
+        from sparsecore.kernels import attention_tiles
 
-            attention_rows_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, first_only, out)
+        exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
+        if fpath != "generic" and (quant is None or exact):  # fp32, or codes whose sums are exact in fp32: tiles
+            attention_tiles.attention_tiles_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, f(s_scale),
+                                              f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only,
+                                              longest, out)
         elif in_scales.size and path != "generic":  # codes made here: both products on the integer units
             from sparsecore.kernels.int8_attention import _attention_int8
             from sparsecore.kernels.int8_block4 import TOKENS

@@ -46,7 +46,7 @@ from sparsecore.kernels.simd import accumulate_loop
 TOKENS = 64  # tokens per block of the activation layout, every path
 # path → (fp32 lanes per vector, vectors, accumulator chains); lanes · vectors = TOKENS
 SHAPES = {"avx512": (16, 4, 2), "avx2": (8, 8, 1)}
-KINDS = ("csr", "block4")  # packed weight formats; the row kernels also take dense rows (attention's products)
+KINDS = ("csr", "block4")  # packed weight formats
 MAX_COLUMNS = 2**16  # entry columns (block columns for block4) are uint16
 
 _I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
@@ -62,14 +62,12 @@ def _broadcast(builder, scalar, lanes: int):
 
 def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr, j_start, j_end, slab_ptr,
              out_ptr) -> None:
-    """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} values[j] · slab[index[j], 0 : TB]`` (csr), ``Σ_j Σ_q values[j, q] ·
-    slab[4·index[j] + q, 0 : TB]`` (block4) or ``Σ_j values[j] · slab[j − j0, 0 : TB]`` (dense: a row of a dense
-    matrix, ``index`` unread), fp32.
+    """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} values[j] · slab[index[j], 0 : TB]`` (csr) or ``Σ_j Σ_q values[j, q] ·
+    slab[4·index[j] + q, 0 : TB]`` (block4), fp32.
 
     Pointers: ``index_ptr`` i16* columns (unsigned), ``values_ptr`` float* weights (four per entry for block4),
     ``slab_ptr`` float* one token block (row k at element TB·k), ``out_ptr`` float* TB results, written. ``j_start``
-    and ``j_end`` (i64) are multiples of the path's chain count for csr and dense (:func:`pack_rows` pads rows to
-    even; a dense row has an even length).
+    and ``j_end`` (i64) are multiples of the path's chain count for csr (:func:`pack_rows` pads rows to even).
     """
     lanes, vectors, chains = SHAPES[path]
     vec = ir.VectorType(_F32, lanes)
@@ -84,8 +82,7 @@ def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr,
         accs = list(accs)
         for e in range(per_step):
             j = builder.add(builder.mul(p, const(per_step)), const(e))
-            column = (builder.sub(j, j_start) if kind == "dense" else
-                      builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64))
+            column = builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64)
             for q in range(width):
                 w = _broadcast(builder, builder.load(builder.gep(values_ptr, [
                     builder.add(builder.mul(j, const(width)), const(q))])), lanes)
@@ -119,16 +116,6 @@ def _plain_csr(index, values, j0, j1, xb, b, out):
 
 
 @nb.njit(inline="always", **NJIT_FMA)
-def _plain_dense(index, values, j0, j1, xb, b, out):
-    """The generic path, a dense row: ``out[i] = Σ_j values[j] · xb[b, j − j0, i]``."""
-    out[:] = 0.0
-    for j in range(j0, j1):
-        w, x = values[j], xb[b, j - j0]
-        for i in range(out.size):
-            out[i] += w * x[i]
-
-
-@nb.njit(inline="always", **NJIT_FMA)
 def _plain_block4(index, values, j0, j1, xb, b, out):
     """The generic path, block4: ``out[i] = Σ_j Σ_q values[j, q] · xb[b, 4·index[j] + q, i]``."""
     out[:] = 0.0
@@ -149,7 +136,6 @@ def _rows(kind: str, plain):
 
 csr_row = _rows("csr", _plain_csr)
 block4_row = _rows("block4", _plain_block4)
-dense_row = _rows("dense", _plain_dense)
 
 
 def _row(marker, index, values, j0, j1, xb, b, out):

@@ -1,0 +1,249 @@
+"""Self-attention on register tiles: both products as small dense GEMMs in LLVM vector IR, fp32 or exact integer codes.
+
+The computation of :func:`sparsecore.kernels.attention.attention_seq_t`, per (sequence b, head h) with d = H / heads,
+queries in blocks of 64 tokens (a slab ``qb[block, e, 0:64]``, the queries · 1/√d, or their codes):
+
+    Sᵀ[j, block] = Σ_e K[e, j] · qb[block, e, :] + mask[b, j]      keys × queries
+    P = softmax over j per query column                           :func:`~.attention.exp_columns`
+    ctxᵀ[e, block] = Σ_j V[e, j] · P[j, block] / sum               (codes: · (sp·sv))
+
+Both products are ``tile[r, 0:64] = Σ_s A[s, r] · B[s, 0:64]`` for R rows at once (:func:`emit_tile`): per step s,
+the B row (64 floats of the slab, in L1) is loaded once into registers and serves R broadcasts of A, so the R × 64
+sums stay in registers for the whole depth — 4 keys × 4 zmm on ``avx512``, 2 × 4 ymm over 32 tokens (twice per
+block) on ``avx2``. A is read where it lies, through two strides: K and V straight from the ``qkv`` rows (keys j
+consecutive in a row; a value feature e is a row), so nothing is transposed or copied for fp32.
+
+Quantized exports run here too when every sequence is at most ``MAX_EXACT`` tokens: Q, K, V and P become their
+integer codes minus zero points held as float32 (|code| ≤ 255), so each product is an exact integer below 2¹⁶ and
+every partial sum stays below 2²⁴ — exact in fp32, whatever the order: the integer path's bits (tested against it).
+Longer sequences keep :mod:`.int8_attention`. Items are split over threads by cost as in :mod:`.attention`; work
+arrays are allocated once per thread, sized for the longest sequence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.attention import exp_columns
+from sparsecore.kernels.isa import marker_path
+from sparsecore.kernels.quantize import _round_clamp
+
+TOKENS = 64  # queries per block
+MAX_EXACT = 256  # longest sequence whose integer products sum exactly in fp32: 256 · 255² < 2²⁴
+# path → (fp32 lanes per vector, vectors per tile, rows per tile): lanes · vectors tokens of R rows
+SHAPES = {"avx512": (16, 4, 4), "avx2": (8, 4, 2)}
+ROWS = max(rows for _, _, rows in SHAPES.values())
+
+_I64, _F32 = ir.IntType(64), ir.FloatType()
+
+
+def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr, s_stride, r_stride, depth, b_ptr,
+              out_ptr) -> None:
+    """Emit ``out[r, 0:W] = Σ_{s < depth} a[s·s_stride + r·r_stride] · b[s·64 : s·64 + W]`` for r < ``rows``, W = lanes ·
+    vectors (float* ``a_ptr``, ``b_ptr`` — rows of 64 floats —, ``out_ptr`` rows of 64 floats; i64 strides and depth)."""
+    from sparsecore.kernels.simd import accumulate_loop
+
+    vec = ir.VectorType(_F32, lanes)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{lanes}f32")
+
+    def const(value):
+        return ir.Constant(_I64, value)
+
+    def step(s, accs):
+        b_row = builder.gep(b_ptr, [builder.mul(s, const(TOKENS))])
+        xs = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * lanes)]), vec.as_pointer()), align=4)
+              for v in range(vectors)]
+        new = []
+        a_row = builder.gep(a_ptr, [builder.mul(s, s_stride)])
+        for r in range(rows):
+            a = builder.load(builder.gep(a_row, [builder.mul(const(r), r_stride)]))
+            first = builder.insert_element(ir.Constant(vec, ir.Undefined), a, ir.Constant(ir.IntType(32), 0))
+            w = builder.shuffle_vector(first, ir.Constant(vec, ir.Undefined),
+                                       ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+            new += [builder.call(fma, [w, xs[v], accs[r * vectors + v]]) for v in range(vectors)]
+        return new
+
+    accs = accumulate_loop(builder, const(0), depth, ir.Constant(vec, [0.0] * lanes), rows * vectors, step)
+    for r in range(rows):
+        for v in range(vectors):
+            p = builder.gep(out_ptr, [const(r * TOKENS + v * lanes)])
+            builder.store(accs[r * vectors + v], builder.bitcast(p, vec.as_pointer()), align=4)
+
+
+def _tile_intrinsic(lanes: int, vectors: int, rows: int):
+    @intrinsic
+    def tile(typingctx, a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, out):
+        if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in (a, slab, out)) or slab.ndim != 3:
+            return None
+
+        def codegen(context, builder, signature, args):
+            def i64(i):
+                return context.cast(builder, args[i], signature.args[i], types.int64)
+
+            def struct(i):
+                return cgutils.create_struct_proxy(signature.args[i])(context, builder, value=args[i])
+
+            slab_struct = struct(5)
+            slab_rows = cgutils.unpack_tuple(builder, slab_struct.shape, 3)[1]
+            block_start = builder.mul(builder.mul(i64(6), slab_rows), ir.Constant(_I64, TOKENS))
+            b_ptr = builder.gep(slab_struct.data, [builder.add(block_start, i64(7))])
+            out_ptr = builder.gep(struct(8).data, [i64(7)])
+            emit_tile(builder, lanes, vectors, rows, builder.gep(struct(0).data, [i64(1)]), i64(2), i64(3), i64(4),
+                      b_ptr, out_ptr)
+            return context.get_dummy_value()
+
+        return types.void(a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, out), codegen
+
+    return tile
+
+
+def _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, width, out):
+    """The same sums in plain loops (coverage runs)."""
+    flat = a.reshape(-1)
+    for r in range(rows):
+        acc = np.zeros(width, np.float32)
+        for s in range(depth):
+            acc += flat[a_offset + s * s_stride + r * r_stride] * slab[blk, s, t_offset:t_offset + width]
+        out[r, t_offset:t_offset + width] = acc
+
+
+def tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
+    """``out[r, 0:64] = Σ_s a.flat[a_offset + s·s_stride + r·r_stride] · slab[blk, s, 0:64]`` for the path's R rows (or
+    one row when ``rows_left`` < R); returns how many rows it computed."""
+    rows = min(rows_left, ROWS)
+    _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, 0, TOKENS, out)
+    return rows
+
+
+if not config.DISABLE_JIT:
+    _TILES = {(path, r): _tile_intrinsic(lanes, vectors, r) for path, (lanes, vectors, rows) in SHAPES.items()
+              for r in (rows, 1)}
+
+    @overload(tiles, inline="always")
+    def _tiles_impl(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
+        path = marker_path(marker)
+        lanes, vectors, rows = SHAPES[path]
+        full, one = _TILES[(path, rows)], _TILES[(path, 1)]
+        width = lanes * vectors
+
+        def impl(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
+            if rows_left >= rows:
+                for t in range(0, TOKENS, width):
+                    full(a, a_offset, s_stride, r_stride, depth, slab, blk, t, out)
+                return rows
+            for t in range(0, TOKENS, width):
+                one(a, a_offset, s_stride, r_stride, depth, slab, blk, t, out)
+            return 1
+
+        return impl
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _codes(src, scale, zero, dst):
+    """``dst[i] = clip(round(src[i] / scale) + zero, 0, 255) − zero`` (the codes minus zero point, as float32)."""
+    lo, hi = np.float32(-zero), np.float32(255 - zero)
+    for i in range(dst.size):
+        dst[i] = _round_clamp(src[i] / scale, lo, hi)
+
+
+@nb.njit(**NJIT_FMA_PARALLEL)
+def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale,
+                      in_scales, in_zeros, first_only, longest, out):
+    """Attention of the packed sequences ``starts`` of ``qkv (3H, T)`` into ``out`` (arguments as
+    :func:`~.attention.attention_seq_t` after its checks; ``in_scales`` empty: fp32, else the codes of Q, K, V and P
+    with the scales of ``quant``; ``marker`` names the float path)."""
+    hidden = out.shape[0]
+    d = hidden // heads
+    scale = np.float32(1.0 / math.sqrt(d))
+    codes = in_scales.size > 0
+    qblocks = (longest + TOKENS - 1) // TOKENS
+    for task in nb.prange(bounds.size - 1):
+        qb = np.zeros((qblocks, d, TOKENS), np.float32)  # queries · 1/√d (or their codes), token-blocked
+        scores = np.empty((1, longest, TOKENS), np.float32)  # one block of Sᵀ / P: keys × queries
+        kv = np.empty((2 * d if codes else 0, longest), np.float32)  # the codes of K, then V (fp32: read from qkv)
+        tile = np.empty((ROWS, TOKENS), np.float32)
+        colmax, colsum = np.empty(TOKENS, np.float32), np.empty(TOKENS, np.float32)
+        st = scores[0]
+        for item in range(bounds[task], bounds[task + 1]):
+            b, h = order[item] // heads, order[item] % heads
+            c0, c1 = starts[b], starts[b + 1]
+            seq = c1 - c0
+            if seq == 0:
+                continue
+            nq = 1 if first_only else seq
+            o0 = b if first_only else c0
+            blocks = (nq + TOKENS - 1) // TOKENS
+            for e in range(d):
+                src = qkv[h * d + e, c0:c0 + nq]
+                for blk in range(blocks):
+                    dst = qb[blk, e]
+                    width = min(TOKENS, nq - blk * TOKENS)
+                    if codes:
+                        _codes(src[blk * TOKENS:blk * TOKENS + width], in_scales[0], in_zeros[0], dst[:width])
+                    else:
+                        for i in range(width):
+                            dst[i] = src[blk * TOKENS + i] * scale
+                    dst[width:] = 0.0
+            if codes:  # K and V as codes, rows of stride `longest`
+                for e in range(d):
+                    _codes(qkv[hidden + h * d + e, c0:c1], in_scales[1], in_zeros[1], kv[e, :seq])
+                    _codes(qkv[2 * hidden + h * d + e, c0:c1], in_scales[2], in_zeros[2], kv[d + e, :seq])
+                a, k_at, v_at, stride = kv, 0, d * longest, longest
+            else:
+                a, k_at, v_at, stride = qkv, (hidden + h * d) * qkv.shape[1] + c0, (2 * hidden + h * d) * qkv.shape[
+                    1] + c0, qkv.shape[1]
+            for blk in range(blocks):
+                j = 0
+                while j < seq:  # Sᵀ rows j … j+R−1: step e along K's rows, keys consecutive in a row
+                    rows = tiles(marker, seq - j, a, k_at + j, stride, 1, d, qb, blk, tile)
+                    for r in range(rows):
+                        m = add_mask[b, j + r]
+                        row, acc = st[j + r], tile[r]
+                        if codes:
+                            for i in range(TOKENS):
+                                row[i] = (acc[i] * s_scale) * scale + m
+                        else:
+                            for i in range(TOKENS):
+                                row[i] = acc[i] + m
+                    j += rows
+                exp_columns(st, seq, TOKENS, colmax, colsum)
+                if codes:  # P = E / Σ as its codes minus the zero point
+                    lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
+                    for jj in range(seq):
+                        row = st[jj]
+                        for i in range(TOKENS):
+                            row[i] = _round_clamp((row[i] / colsum[i]) / p_scale, lo, hi)
+                t0 = blk * TOKENS
+                width = min(TOKENS, nq - t0)
+                e = 0
+                while e < d:  # ctxᵀ rows e … e+R−1: step j along P's rows, a value feature per row of V
+                    rows = tiles(marker, d - e, a, v_at + e * stride, 1, stride, seq, scores, 0, tile)
+                    for r in range(rows):
+                        dst, acc = out[h * d + e + r, o0 + t0:o0 + t0 + width], tile[r]
+                        if codes:
+                            for i in range(width):
+                                dst[i] = acc[i] * c_scale
+                        else:
+                            for i in range(width):
+                                dst[i] = acc[i] / colsum[i]
+                    e += rows
+
+
+def tile_assembly(path: str, cpu: str) -> str:
+    """Machine code of the ``path`` tile kernel compiled for ``cpu`` (an LLVM CPU name) from a stand-alone module,
+    whatever CPU this host is."""
+    from sparsecore.kernels.row_kernels import assembly
+
+    lanes, vectors, rows = SHAPES[path]
+    ptr = _F32.as_pointer()
+    return assembly(f"attention_tile_{path}", [ptr, _I64, _I64, _I64, ptr, ptr],
+                    lambda builder, a, s_stride, r_stride, depth, b, out: emit_tile(
+                        builder, lanes, vectors, rows, a, s_stride, r_stride, depth, b, out), cpu)
