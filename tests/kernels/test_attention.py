@@ -252,6 +252,6 @@ def test_tile_machine_code_keeps_its_sums_in_registers(path, cpu, register):
 
     code = tile_assembly(path, cpu)
     _, vectors, rows = SHAPES[path]
-    assert code.count(f"vfmadd231ps\t") + code.count("vfmadd213ps\t") >= rows * vectors
+    assert code.count("vfmadd231ps\t") + code.count("vfmadd213ps\t") >= rows * vectors
     assert f"%{register}" in code
     assert not re.search(r"%[xyz]mm\d+, -?\d*\(%rsp\)", code)  # no spills

@@ -105,7 +105,7 @@ def _interleave4_intrinsic(lanes: int):
             return None
 
         def codegen(context, builder, signature, args):
-            a_xt, a_row, a_t0, a_count, a_scale, a_zero, a_dst = args
+            a_xt, a_dst = args[0], args[6]
             xs = cgutils.create_struct_proxy(xt)(context, builder, value=a_xt)
             stride = cgutils.unpack_tuple(builder, xs.shape, 2)[1]
 
