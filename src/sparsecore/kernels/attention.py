@@ -12,8 +12,8 @@ head h), with d = H / heads:
 
 Both products are axpy sweeps over contiguous rows of length seq with eight rows per accumulator update
 (the grouping of ``sparse_matmul``); the head's q slab (d·seq floats, 32 KB for BERT) stays in L1.
-``exp`` is the vectorised :func:`sparsecore.kernels.vecmath.exp32`. The additive mask follows Hugging
-Face: 0 for real tokens, float32 min for padding (their probability is exactly 0).
+The softmax is :func:`sparsecore.kernels.softmax.exp_columns` (vector code, the same bits on every path). The
+additive mask follows Hugging Face: 0 for real tokens, float32 min for padding (their probability is exactly 0).
 
 Quantized exports (``quant``): Q, K and V are turned into their integer codes minus zero point as each head's
 slices are read (``qkv_quant``), or the caller has done it (:func:`sparsecore.kernels.quantize.codes_inplace`);
@@ -36,7 +36,7 @@ import numpy as np
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.isa import float_path, integer_path, marker
 from sparsecore.kernels.quantize import _round_clamp
-from sparsecore.kernels.vecmath import exp32
+from sparsecore.kernels.softmax import exp_columns
 
 
 @nb.njit(inline="always", **NJIT_FMA)
@@ -75,25 +75,6 @@ def _rows_times_matrix(out, coef, rows):
         _two_rows_times_matrix(out[i], out[i + 1], coef[i], coef[i + 1], rows)
     if m % 2:
         _two_rows_times_matrix(out[m - 1], out[m - 1], coef[m - 1], np.zeros_like(coef[m - 1]), rows)
-
-
-@nb.njit(inline="always", **NJIT_FMA)
-def exp_columns(st, seq, nq, colmax, colsum):
-    """The unnormalised softmax of each query column of ``st[:seq, :nq]`` (keys × queries), in place:
-    ``st[j, i] ← exp(st[j, i] − max_j st[j, i])``; ``colmax[i]`` that maximum, ``colsum[i]`` the column's sum."""
-    for i in range(nq):
-        colmax[i] = -np.inf
-        colsum[i] = 0.0
-    for j in range(seq):
-        row = st[j]
-        for i in range(nq):
-            colmax[i] = max(colmax[i], row[i])
-    for j in range(seq):
-        row = st[j]
-        for i in range(nq):
-            e = exp32(row[i] - colmax[i])
-            row[i] = e
-            colsum[i] += e
 
 
 @nb.njit(**NJIT_FMA)
@@ -138,7 +119,7 @@ def _to_codes(x, scale, zero):
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale, in_scales,
+def _attention_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale, in_scales,
                  in_zeros, first_only, out):
     hidden = out.shape[0]
     d = hidden // heads
@@ -174,7 +155,7 @@ def _attention_t(qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, 
                     st[j, :] = add_mask[b, j]
                 _rows_times_matrix(st, kt, q)
             colmax, colsum = np.empty(nq, np.float32), np.empty(nq, np.float32)
-            exp_columns(st, seq, nq, colmax, colsum)
+            exp_columns(marker, st, seq, nq, colmax, colsum)
             inv = np.float32(1.0) / colsum
             if quantized:  # P = E / Σ as its uint8 codes minus the zero point; ctx = Σ codes·codes · (sp·sv)
                 lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
@@ -266,6 +247,6 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
             _attention_int8(marker(path), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
                             int(p_zero), f(c_scale), in_scales, in_zeros, first_only, TOKENS[path], longest, out)
         else:
-            _attention_t(qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
-                         f(c_scale), in_scales, in_zeros, first_only, out)
+            _attention_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
+                         int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
     return out

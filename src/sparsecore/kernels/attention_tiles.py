@@ -4,7 +4,7 @@ The computation of :func:`sparsecore.kernels.attention.attention_seq_t`, per (se
 queries in blocks of 64 tokens (a slab ``qb[block, e, 0:64]``, the queries · 1/√d, or their codes):
 
     Sᵀ[j, block] = Σ_e K[e, j] · qb[block, e, :] + mask[b, j]      keys × queries
-    P = softmax over j per query column                           :func:`~.attention.exp_columns`
+    P = softmax over j per query column                           :func:`~.softmax.exp_columns`
     ctxᵀ[e, block] = Σ_j V[e, j] · P[j, block] / sum               (codes: · (sp·sv))
 
 Both products are ``tile[r, 0:64] = Σ_s A[s, r] · B[s, 0:64]`` for R rows at once (:func:`emit_tile`): per step s,
@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.attention import exp_columns
+from sparsecore.kernels.softmax import exp_columns
 from sparsecore.kernels.isa import marker_path
 from sparsecore.kernels.quantize import _round_clamp
 
@@ -214,7 +214,7 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                             for i in range(TOKENS):
                                 row[i] = acc[i] + m
                     j += rows
-                exp_columns(st, seq, TOKENS, colmax, colsum)
+                exp_columns(marker, st, seq, TOKENS, colmax, colsum)
                 if codes:  # P = E / Σ as its codes minus the zero point
                     lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
                     for jj in range(seq):

@@ -22,7 +22,7 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.attention import exp_columns
+from sparsecore.kernels.softmax import exp_columns
 from sparsecore.kernels.int8_block4 import block4_row
 from sparsecore.kernels.quantize import _round_clamp
 
@@ -146,7 +146,7 @@ def _attention_int8(marker, qkv, starts, add_mask, heads, order, bounds, s_scale
                     for i in range(min(tb, nq - qb * tb)):
                         total = acc[i] + ck * q_sums[qb * tb + i] - base
                         row[qb * tb + i] = (np.float32(total) * s_scale) * scale + m
-            exp_columns(st, seq, nq, colmax, colsum)
+            exp_columns(marker, st, seq, nq, colmax, colsum)
             # P codes interleaved by four keys (padding keys: 0), and each query's Σ p
             lo, hi = np.float32(-p_zero), np.float32(255 - p_zero)
             for j in range(seq):
