@@ -22,9 +22,9 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.softmax import exp_columns
 from sparsecore.kernels.int8_block4 import block4_row
 from sparsecore.kernels.quantize import _round_clamp
+from sparsecore.kernels.softmax import exp_columns
 
 
 @nb.njit(inline="always", **NJIT_FMA)
