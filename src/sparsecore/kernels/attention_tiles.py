@@ -32,9 +32,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.softmax import exp_columns
 from sparsecore.kernels.isa import marker_path
 from sparsecore.kernels.quantize import _round_clamp
+from sparsecore.kernels.softmax import exp_columns
 
 TOKENS = 64  # queries per block
 MAX_EXACT = 256  # longest sequence whose integer products sum exactly in fp32: 256 · 255² < 2²⁴
