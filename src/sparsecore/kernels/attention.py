@@ -247,6 +247,7 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
             _attention_int8(marker(path), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
                             int(p_zero), f(c_scale), in_scales, in_zeros, first_only, TOKENS[path], longest, out)
         else:
-            _attention_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
+            # the plain loops: one compiled version (the softmax one column at a time gives every path's bits)
+            _attention_t(marker("generic"), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
                          int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
     return out
