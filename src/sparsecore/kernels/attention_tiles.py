@@ -34,6 +34,7 @@ from numba.extending import intrinsic, overload
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.isa import marker_path
 from sparsecore.kernels.quantize import _round_clamp
+from sparsecore.kernels.row_kernels import arg_readers
 from sparsecore.kernels.softmax import exp_columns
 
 TOKENS = 64  # queries per block
@@ -85,12 +86,7 @@ def _tile_intrinsic(lanes: int, vectors: int, rows: int):
             return None
 
         def codegen(context, builder, signature, args):
-            def i64(i):
-                return context.cast(builder, args[i], signature.args[i], types.int64)
-
-            def struct(i):
-                return cgutils.create_struct_proxy(signature.args[i])(context, builder, value=args[i])
-
+            i64, struct = arg_readers(context, builder, signature, args)
             slab_struct = struct(5)
             slab_rows = cgutils.unpack_tuple(builder, slab_struct.shape, 3)[1]
             block_start = builder.mul(builder.mul(i64(6), slab_rows), ir.Constant(_I64, TOKENS))

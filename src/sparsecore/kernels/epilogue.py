@@ -70,6 +70,7 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
     float*) or the float scalars ``(qscale, zero)`` of a next Linear's activations, whose uint8 codes are written
     instead (``out`` i8*): ``clamp(round_half_even(y / qscale), −zero, 255 − zero) + zero``, as
     :func:`~.quantize.quantize_u8` computes them."""
+    from sparsecore.kernels.row_kernels import in_vectors
     from sparsecore.kernels.simd import accumulate_loop
 
     def run(width, first, stop):
@@ -93,10 +94,7 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
 
         accumulate_loop(builder, ir.Constant(_I64, 0), stop, None, 0, step)
 
-    full = builder.sdiv(count, ir.Constant(_I64, lanes))
-    run(lanes, ir.Constant(_I64, 0), full)
-    done = builder.mul(full, ir.Constant(_I64, lanes))
-    run(1, done, builder.sub(count, done))
+    in_vectors(builder, lanes, count, run)
 
 
 def code_constants(builder, vec, qscale, zero):

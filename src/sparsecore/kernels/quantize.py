@@ -66,6 +66,7 @@ def emit_interleave4(builder, lanes: int, rows, count, qscale, zero, dst) -> Non
     from llvmlite import ir
 
     from sparsecore.kernels.epilogue import code_constants, emit_codes
+    from sparsecore.kernels.row_kernels import in_vectors
     from sparsecore.kernels.simd import accumulate_loop
 
     i64 = ir.IntType(64)
@@ -87,10 +88,7 @@ def emit_interleave4(builder, lanes: int, rows, count, qscale, zero, dst) -> Non
 
         accumulate_loop(builder, ir.Constant(i64, 0), stop, None, 0, step)
 
-    full = builder.sdiv(count, ir.Constant(i64, lanes))
-    run(lanes, ir.Constant(i64, 0), full)
-    done = builder.mul(full, ir.Constant(i64, lanes))
-    run(1, done, builder.sub(count, done))
+    in_vectors(builder, lanes, count, run)
 
 
 def _interleave4_intrinsic(lanes: int):
@@ -105,18 +103,16 @@ def _interleave4_intrinsic(lanes: int):
             return None
 
         def codegen(context, builder, signature, args):
-            a_xt, a_dst = args[0], args[6]
-            xs = cgutils.create_struct_proxy(xt)(context, builder, value=a_xt)
-            stride = cgutils.unpack_tuple(builder, xs.shape, 2)[1]
+            from sparsecore.kernels.row_kernels import arg_readers
 
-            def i64(i):
-                return context.cast(builder, args[i], signature.args[i], types.int64)
+            i64, struct = arg_readers(context, builder, signature, args)
+            xs = struct(0)
+            stride = cgutils.unpack_tuple(builder, xs.shape, 2)[1]
 
             start = builder.add(builder.mul(i64(1), stride), i64(2))
             rows = [builder.gep(xs.data, [builder.add(start, builder.mul(stride, ir.Constant(ir.IntType(64), q)))])
                     for q in range(4)]
-            dst_ptr = builder.bitcast(cgutils.create_struct_proxy(dst)(context, builder, value=a_dst).data,
-                                      ir.IntType(32).as_pointer())
+            dst_ptr = builder.bitcast(struct(6).data, ir.IntType(32).as_pointer())
             f32 = [context.cast(builder, args[i], signature.args[i], types.float32) for i in (4, 5)]
             emit_interleave4(builder, lanes, rows, i64(3), *f32, dst_ptr)
             return context.get_dummy_value()

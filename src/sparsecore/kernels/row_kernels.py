@@ -53,6 +53,28 @@ def row_intrinsic(emit, path: str, ndim: int, row_items: int, dtypes: tuple = IN
     return row
 
 
+def arg_readers(context, builder, signature, args):
+    """``(i64, struct)`` for an intrinsic's codegen: argument i as an i64 value, and argument i's Numba struct (arrays:
+    ``.data``, ``.shape``)."""
+
+    def i64(i):
+        return context.cast(builder, args[i], signature.args[i], types.int64)
+
+    def struct(i):
+        return cgutils.create_struct_proxy(signature.args[i])(context, builder, value=args[i])
+
+    return i64, struct
+
+
+def in_vectors(builder, lanes: int, count, run) -> None:
+    """Emit ``run(width, first, stop)`` over ``count`` (i64) elements: ``stop`` vectors of ``lanes`` from element 0,
+    then the rest as one-element vectors from ``first`` — the same operations, so every element gets the same bits."""
+    full = builder.sdiv(count, ir.Constant(_I64, lanes))
+    run(lanes, ir.Constant(_I64, 0), full)
+    done = builder.mul(full, ir.Constant(_I64, lanes))
+    run(1, done, builder.sub(count, done))
+
+
 def row_function(kernels: dict, plain, doc: str):
     """``row(marker, index, values, values4, j0, j1, xb, b, out)``: the intrinsic ``kernels[path]`` for the path
     ``marker``'s type names, else ``plain(index, values4, j0, j1, xb, b, out)`` (any path without one, and every

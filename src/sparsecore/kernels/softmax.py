@@ -20,6 +20,7 @@ from numba.extending import intrinsic, overload
 from sparsecore.kernels import vecmath
 from sparsecore.kernels.epilogue import LANES, _splat
 from sparsecore.kernels.isa import marker_path
+from sparsecore.kernels.row_kernels import arg_readers
 
 _I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
 _E = (vecmath._E6, vecmath._E5, vecmath._E4, vecmath._E3, vecmath._E2, vecmath._E1)
@@ -94,12 +95,7 @@ def _columns_intrinsic(lanes: int, vectors: int):
             return None
 
         def codegen(context, builder, signature, args):
-            def i64(i):
-                return context.cast(builder, args[i], signature.args[i], types.int64)
-
-            def struct(i):
-                return cgutils.create_struct_proxy(signature.args[i])(context, builder, value=args[i])
-
+            i64, struct = arg_readers(context, builder, signature, args)
             st_struct = struct(0)
             stride = cgutils.unpack_tuple(builder, st_struct.shape, 2)[1]
             emit_columns(builder, lanes, vectors, builder.gep(st_struct.data, [i64(2)]), stride, i64(1),
