@@ -165,7 +165,6 @@ class QLinearT:
         # activation codes (uint8 for the integer kernels, float32 values otherwise) on huge pages: a model passes
         # its own buffer to every call (one per execution stream, not one per Linear); this one serves calls without
         self._own = Scratch()
-        self._shapes: dict[int, tuple[int, ...]] = {}  # tokens → the integer kernels' activation shape
 
     def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch,
                  blocked_out: bool = False, out_codes: tuple[float, int] | None = None) -> np.ndarray:
@@ -175,9 +174,7 @@ class QLinearT:
         from sparsecore.kernels.quantize import quantize_u8_blocked, quantize_u8_interleave4
 
         t_total = xt.shape[1]
-        shape = self._shapes.get(t_total)
-        if shape is None:
-            shape = self._shapes[t_total] = activation_shape(self.weight, t_total, self._path)
+        shape = activation_shape(self.weight, t_total, self._path)
         quantize = quantize_u8_blocked if self.format.startswith("int8 quads ") else quantize_u8_interleave4
         xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
                       out=codes.view(shape, np.uint8))

@@ -116,24 +116,23 @@ def activation_shape(weight: Block4Int8 | Quads, t_total: int, path: str) -> tup
 
 def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
     """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight``; what does
-    not depend on ``xb`` is kept in the weight's ``tasks`` dict per (tokens, path, threads)."""
+    not depend on ``xb`` is kept in the weight's ``tasks`` dict per (token blocks, path, threads)."""
     path = integer_path() if path is None else path
-    key = ("call", t_total, path, nb.get_num_threads())
+    tokens, index, values, values4, name = _kind(weight)
+    if path not in tokens or not supported(path):
+        runs = ", ".join(p for p in tokens if supported(p))
+        raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {runs})")
+    key = ("call", -(-t_total // tokens[path]), path, nb.get_num_threads())
     call = weight.tasks.get(key)
     if call is None:
-        tokens, index, values, values4, name = _kind(weight)
-        if path not in tokens or not supported(path):
-            runs = ", ".join(p for p in tokens if supported(p))
-            raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {runs})")
         shape = activation_shape(weight, t_total, path)
         bounds = task_rows(weight, shape[0], key[3])
-        call = weight.tasks[key] = ((weight.indptr, index, values, values4), marker(path), bounds, shape,
-                                    (shape[0] * (bounds.size - 1), tokens[path]), name)
-    arrays, mark, bounds, shape, scratch_shape, name = call
+        call = weight.tasks[key] = (bounds, shape, (shape[0] * (bounds.size - 1), tokens[path]))
+    bounds, shape, scratch_shape = call
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' token-blocked layout "
                          f"for {t_total} tokens), got {xb.dtype} {xb.shape}")
-    return arrays, mark, bounds, np.empty(scratch_shape, np.int32)
+    return (weight.indptr, index, values, values4), marker(path), bounds, np.empty(scratch_shape, np.int32)
 
 
 def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:
