@@ -250,8 +250,9 @@ def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
 
 def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None,
                    shape_of, dtype=np.uint8) -> np.ndarray:
-    """``kernel(xt, scale, zero, out)`` writing the codes of ``xt (K, T)`` (``dtype``: uint8 bytes or float32 values)
-    in the token-blocked layout of shape ``shape_of(K, T)``, after the checks every blocked layout shares."""
+    """``kernel(marker, xt, scale, zero, out)`` writing the codes of ``xt (K, T)`` (``dtype``: uint8 bytes or float32
+    values) in the token-blocked layout of shape ``shape_of(K, T)`` at the host's float path, after the checks every
+    blocked layout shares."""
     s, z = _params(scale, zero_point, 0, 255)
     if xt.dtype != np.float32 or xt.ndim != 2 or not xt.flags.c_contiguous:
         raise ValueError(f"xt must be a C-contiguous float32 (K, T) array, got {xt.dtype} {xt.shape}")
@@ -260,10 +261,7 @@ def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: n
         out = np.empty(shape, dtype)
     elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}")
-    if kernel is _quantize_blocked or kernel is _quantize_interleave4:
-        kernel(marker(float_path()), xt, s, z, out)
-    else:
-        kernel(xt, s, z, out)
+    kernel(marker(float_path()), xt, s, z, out)
     return out
 
 
