@@ -3,7 +3,7 @@
 Every ``import`` in src/sparsecore (module level or inside a function) is read with ``ast`` and mapped to the
 package-level unit it names (``sparsecore.deploy``, ``sparsecore.session``, …). Each unit has a floor in
 :data:`FLOORS`; an import may only point to a lower floor or stay inside its unit. The runtime units
-(:data:`RUNTIME`) import only each other — and, when run, neither torch nor transformers.
+(:data:`RUNTIME`) import only each other — and, when run, neither torch, transformers nor the onnx package.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sparsecore"
 
 FLOORS = {  # unit → floor; lower floors never import higher ones
-    "sparsecore": 0, "errors": 0, "kernels": 0, "onnx_graph": 0, "losses": 0, "joint_allocation": 0,
-    "distributed": 1, "families": 1, "file_checks": 1, "selectors": 1, "tasks": 1,
-    "folders": 2, "pruning": 2, "quant": 2, "report": 2,
+    "sparsecore": 0, "errors": 0, "kernels": 0, "losses": 0, "joint_allocation": 0,
+    "distributed": 1, "families": 1, "onnx_proto": 1, "file_checks": 1, "selectors": 1, "tasks": 1,
+    "folders": 2, "onnx_graph": 2, "pruning": 2, "quant": 2, "report": 2,
     "deploy": 3, "modifiers": 3, "sensitivity": 3,
     "export": 4, "recipe": 4,
     "session": 5,
@@ -27,7 +27,7 @@ FLOORS = {  # unit → floor; lower floors never import higher ones
     "cli": 8,
     "transformers": 9, "benchmark": 9, "server": 9, "analyze": 9,
 }
-RUNTIME = {"deploy", "kernels", "onnx_graph", "folders", "file_checks", "families", "errors", "sparsecore"}
+RUNTIME = {"deploy", "kernels", "onnx_graph", "onnx_proto", "folders", "file_checks", "families", "errors", "sparsecore"}
 
 
 def _unit(module: str) -> str:
@@ -94,17 +94,18 @@ _NO_TORCH = """
 import sys
 sys.modules["torch"] = None          # any import of them raises ImportError
 sys.modules["transformers"] = None
+sys.modules["onnx"] = None           # the runtime reads ONNX files with sparsecore.onnx_proto
 from sparsecore import Pipeline
 folder, texts = sys.argv[1], ["a gripping, funny film", "dull and far too long"]
 for engine in ("sparsecore", "onnxruntime"):
     out = Pipeline.create(task="text-classification", model_path=folder, engine=engine)(texts)
     print(engine, [p["label"] for p in out])
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers") and sys.modules[m] is not None)
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "onnx") and sys.modules[m] is not None)
 print("loaded:", loaded)
 """
 
 
-def test_the_runtime_runs_with_torch_and_transformers_blocked(tiny_deployment):
+def test_the_runtime_runs_with_torch_transformers_and_onnx_blocked(tiny_deployment):
     done = subprocess.run([sys.executable, "-c", _NO_TORCH, str(tiny_deployment)], capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -118,12 +119,13 @@ _BLOCKED_CLI = """
 import runpy, sys
 sys.modules["torch"] = None
 sys.modules["transformers"] = None
+sys.modules["onnx"] = None
 sys.argv = ["predict", *sys.argv[1:]]
 runpy.run_module("sparsecore.cli.predict", run_name="__main__")
 """
 
 
-def test_the_predict_cli_runs_with_torch_and_transformers_blocked(tiny_deployment, tmp_path):
+def test_the_predict_cli_runs_with_torch_transformers_and_onnx_blocked(tiny_deployment, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("a gripping, funny film\ndull and far too long\n")
     out = tmp_path / "preds.jsonl"

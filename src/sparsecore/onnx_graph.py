@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
+
+from sparsecore.onnx_proto import to_array
 
 
 class GraphIndex:
     """Producers, consumers, initializers and Identity aliases of an ONNX graph, indexed once (O(nodes + edges))."""
 
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model) -> None:
+        """``model``: an ``onnx.ModelProto`` or a :func:`sparsecore.onnx_proto.load` result."""
         self.model, self.graph = model, model.graph
         self.inits = {i.name: i for i in self.graph.initializer}
         self.producer = {o: n for n in self.graph.node for o in n.output}
@@ -32,9 +33,11 @@ class GraphIndex:
         return name if name in self.inits else None
 
     def const(self, name: str) -> np.ndarray | None:
-        return numpy_helper.to_array(self.inits[name]) if name in self.inits else None
+        return to_array(self.inits[name]) if name in self.inits else None
 
     def add_init(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
         self.graph.initializer.append(numpy_helper.from_array(array, name))
         self.inits[name] = self.graph.initializer[-1]
         return name

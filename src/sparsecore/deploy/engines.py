@@ -119,9 +119,9 @@ class DeepSparseEngine:
                                   "Pipeline.create", "run inside the DeepSparse environment "
                                   "(python -m sparsecore.cli.deepsparse_env builds .venv-deepsparse) or use "
                                   "engine='onnxruntime'") from None
-        import onnx
+        from sparsecore import onnx_proto
 
-        self.input_names = [i.name for i in onnx.load(str(onnx_path), load_external_data=False).graph.input]
+        self.input_names = [i.name for i in onnx_proto.read(onnx_path).graph.input]
         self.batch_size = batch_size
         self._scratch = tempfile.TemporaryDirectory(prefix="sparsecore-deepsparse-")
         self.engines = {}

@@ -21,15 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import ROLES, Family
 from sparsecore.onnx_graph import GraphIndex
+from sparsecore.onnx_proto import EXTERNAL, FLOAT, INT8, UINT8, to_array, type_name
 
 _FIX = "re-export the model with sparsecore.transformers.export_onnx (and keep the folder's files together)"
-_INT8 = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+_INT8 = (INT8, UINT8)
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class _Checker:
                 self.positive(rescale, f"{what} rescale")
 
     def positive(self, tensor, what: str) -> None:
-        values = numpy_helper.to_array(tensor).reshape(-1)
+        values = to_array(tensor).reshape(-1)
         if values.dtype.kind != "f":
             raise SparsecoreError(f"{what} ({tensor.name}) must be float, found {values.dtype}", self.where, _FIX)
         bad = values[~(np.isfinite(values) & (values > 0))]
@@ -166,7 +165,7 @@ class _Checker:
             return
         if tensor.data_type not in _INT8 or (size is not None and int(np.prod(_shape(tensor))) != size):
             raise SparsecoreError(f"{what} ({tensor.name}) must be int8 or uint8 with {size or 'one'} value(s), found "
-                                  f"{onnx.TensorProto.DataType.Name(tensor.data_type).lower()} "
+                                  f"{type_name(tensor.data_type).lower()} "
                                   f"of shape {_shape(tensor)}", self.where, _FIX)
 
     def quantizer(self, node, width: int | None = None) -> None:
@@ -192,7 +191,7 @@ class _Checker:
                                       f"{_shape(scale)}", self.where, _FIX)
 
 
-def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels: int | None,
+def check_graph(model, config: dict, family: Family, num_labels: int | None,
                 onnx_path: str | Path) -> GraphFacts:
     """Compare the graph's tensors with ``config.json`` (see the module docstring); returns the embedding rows the
     Pipeline checks next. ``SparsecoreError`` naming the file, the tensor, the shape found and the one expected."""
@@ -257,10 +256,10 @@ def check_graph(model: onnx.ModelProto, config: dict, family: Family, num_labels
                       rows_of.get("token_type_embeddings"), d.pad_id + 1 if family.positions == "after_padding" else 0)
 
 
-def _check_finite(model: onnx.ModelProto, where: str) -> None:
+def _check_finite(model, where: str) -> None:
     """Every float32 initializer holds finite numbers."""
     for tensor in model.graph.initializer:
-        if tensor.data_type != onnx.TensorProto.FLOAT or tensor.data_location == onnx.TensorProto.EXTERNAL:
+        if tensor.data_type != FLOAT or tensor.data_location == EXTERNAL:
             continue
         values = np.frombuffer(tensor.raw_data, np.float32) if tensor.raw_data else np.asarray(tensor.float_data)
         with np.errstate(over="ignore"):

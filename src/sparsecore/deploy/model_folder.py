@@ -6,8 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import onnx
-
+from sparsecore import onnx_proto
 from sparsecore.deploy.graph_checks import GraphFacts, check_graph
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import Family, family_of
@@ -65,7 +64,7 @@ def locate(model_path: str | Path) -> Deployment:
     config = _json(folder / "config.json")
     family = family_of(config.get("model_type"), str(folder / "config.json"))
     id2label = _labels(config, folder / "config.json")
-    model = _read_onnx(onnx_path)
+    model = onnx_proto.read(onnx_path)
     try:
         inputs = _check_classifier(model, onnx_path, len(id2label) or None)
         if set(inputs) != set(family.onnx_inputs):
@@ -130,15 +129,7 @@ def _labels(config: dict, path: Path) -> dict[int, str]:
     return labels
 
 
-def _read_onnx(onnx_path: Path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and friends for non-ONNX bytes
-        raise SparsecoreError(f"not a readable ONNX file ({type(exc).__name__})", str(onnx_path),
-                              "pass the model.onnx written by export_onnx") from None
-
-
-def _check_classifier(model: onnx.ModelProto, onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:
+def _check_classifier(model, onnx_path: Path, num_labels: int | None) -> tuple[str, ...]:
     inputs = tuple(i.name for i in model.graph.input)
     outputs = model.graph.output
     missing = [n for n in REQUIRED_INPUTS if n not in inputs]

@@ -44,9 +44,9 @@ def ort_session(onnx_path: str | Path | bytes, threads: int | None = None, ops: 
 
 def op_types(onnx_path: str | Path) -> set[str]:
     """The op types of the graph's top-level nodes."""
-    import onnx
+    from sparsecore import onnx_proto
 
-    return {node.op_type for node in onnx.load(str(onnx_path), load_external_data=False).graph.node}
+    return {node.op_type for node in onnx_proto.read(onnx_path).graph.node}
 
 
 def cpu_has_vnni() -> bool:

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsecore import onnx_proto
 from sparsecore.deploy.int8_model import TABLES, AttentionQuant, QuantLinear, read_integer_encoder
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import ROLES, Family, family_of
 from sparsecore.onnx_graph import GraphIndex
+from sparsecore.onnx_proto import to_array
 
 _FIX = "export the model with sparsecore.transformers.export_onnx"
 Linear = tuple  # (W (N, K) float32, b (N,)), torch layout
@@ -76,21 +78,18 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
     Raises ``SparsecoreError`` for a family or activation the engine does not run (only exact GELU) and for any
     missing Linear, LayerNorm, embedding table or head node.
     """
-    import onnx
-    from onnx import numpy_helper
-
     config, family = _config(config_path)
-    model = onnx.load(str(onnx_path))
+    model = onnx_proto.read(onnx_path)
     index = GraphIndex(model)
     inits, alias, resolve = index.inits, index.alias, index.resolve
 
     def array(name: str) -> np.ndarray:
         if resolve(name) is None:
             raise SparsecoreError(f"the export has no tensor {name}", str(onnx_path), _FIX)
-        return numpy_helper.to_array(inits[resolve(name)]).astype(np.float32)
+        return to_array(inits[resolve(name)]).astype(np.float32)
 
     def const(name: str) -> np.ndarray | None:
-        return numpy_helper.to_array(inits[resolve(name)]) if resolve(name) else None
+        return to_array(inits[resolve(name)]) if resolve(name) else None
 
     def param(suffix: str, required: bool = True) -> np.ndarray | None:
         hits = [name for name in (*inits, *alias) if (name == suffix or name.endswith("." + suffix)) and resolve(name)]
