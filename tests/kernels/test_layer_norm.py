@@ -12,6 +12,9 @@ from reference import naive_layer_norm_t
 from sparsecore.kernels import isa
 from sparsecore.kernels import layer_norm as ln
 from sparsecore.kernels.layer_norm import add_layer_norm_t, chunk_assembly
+from sparsecore.kernels.quantize import quantize_u8_blocked
+
+_NO_CODES = (None, np.float32(1.0), np.float32(0.0))
 
 
 @pytest.mark.parametrize("hidden, tokens", [(768, 128), (64, 130), (8, 1), (5, 3), (768, 600), (32, 79)])
@@ -63,7 +66,7 @@ def test_every_path_and_position_gives_the_same_bits(path, threads):
 
     def run(path, x, r, threads):
         out = np.empty_like(x)
-        ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, out, threads, 32)
+        ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, out, threads, 32, *_NO_CODES)
         return out
 
     got = run(path, x, r, threads)
@@ -74,6 +77,52 @@ def test_every_path_and_position_gives_the_same_bits(path, threads):
     assert nb.get_num_threads() >= 1
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("tb, tokens, threads", [(64, 128, 1), (64, 91, 2), (32, 77, 2), (16, 5, 1), (64, 600, 2)])
+def test_codes_are_quantize_u8_blocked_of_the_output(path, tb, tokens, threads):
+    """The fused codes: the bits of quantizing the LayerNorm output token-blocked, at every path, token position
+    (full chunks, single vectors, one at a time) and thread split; the fp32 output unchanged; padding tokens get the
+    zero point; saturation at both ends and exact ties round half to even."""
+    rng = np.random.default_rng(tb + tokens)
+    hidden, scale, zero = 96, 0.0625, 120
+    x = (rng.standard_normal((hidden, tokens)) * 4).astype(np.float32)
+    r = rng.standard_normal((hidden, tokens)).astype(np.float32)
+    gamma, beta = (rng.standard_normal(hidden) * 3).astype(np.float32), rng.standard_normal(hidden).astype(np.float32)
+    beta[:3] = (60.0, -60.0, 0.0)  # saturated codes
+    beta[3] = 2.5 * scale  # near a tie (exact ties below)
+    plain, fused = np.empty_like(x), np.empty_like(x)
+    codes = np.full((-(-tokens // tb), hidden, tb), 7, np.uint8)
+    ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, plain, threads, 32, *_NO_CODES)
+    ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, fused, threads, 32, codes,
+                         np.float32(scale), np.float32(zero))
+    np.testing.assert_array_equal(fused, plain)
+    np.testing.assert_array_equal(codes, quantize_u8_blocked(plain, scale, zero, tb))
+    assert (codes[-1, :, tokens - (codes.shape[0] - 1) * tb:] == zero).all()
+    assert {0, 255} <= set(np.unique(codes).tolist())
+    # exact ties: gamma 0 makes every output its beta, k + 0.5 steps of the scale
+    ties = np.zeros_like(gamma)
+    beta_ties = ((np.arange(hidden) % 8) - 4 + 0.5).astype(np.float32) * np.float32(scale)
+    ln._add_layer_norm_t(isa.marker(path), x, r, True, ties, beta_ties, 1e-12, fused, threads, 32, codes,
+                         np.float32(scale), np.float32(zero))
+    expected = np.rint(beta_ties / np.float32(scale)).astype(np.int64) + zero  # numpy rint: half to even
+    np.testing.assert_array_equal(codes[0, :, 0], expected.astype(np.uint8))
+
+
+def test_codes_through_the_public_call_and_bad_buffers():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((48, 70)).astype(np.float32)
+    gamma, beta = np.ones(48, np.float32), np.zeros(48, np.float32)
+    codes = np.empty((2, 48, 64), np.uint8)
+    out = add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 3, codes))
+    np.testing.assert_array_equal(out, add_layer_norm_t(x, gamma, beta, 1e-5))
+    np.testing.assert_array_equal(codes, quantize_u8_blocked(out, 0.02, 3, 64))
+    for bad in (np.empty((1, 48, 64), np.uint8), np.empty((2, 48, 64), np.int8), np.empty((3, 48, 24), np.uint8)):
+        with pytest.raises(ValueError, match="codes buffer must be"):
+            add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 3, bad))
+    with pytest.raises(ValueError, match="zero_point 300"):
+        add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 300, codes))
+
+
 def test_long_inputs_split_over_threads_like_one_thread():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 1000)).astype(np.float32)
@@ -81,7 +130,8 @@ def test_long_inputs_split_over_threads_like_one_thread():
     outs = []
     for threads in (1, 2):
         out = np.empty_like(x)
-        ln._add_layer_norm_t(isa.marker(isa.float_path()), x, x, False, gamma, beta, 1e-5, out, threads, ln.SPAN)
+        ln._add_layer_norm_t(isa.marker(isa.float_path()), x, x, False, gamma, beta, 1e-5, out, threads, ln.SPAN,
+                             *_NO_CODES)
         outs.append(out)
     np.testing.assert_array_equal(*outs)
 

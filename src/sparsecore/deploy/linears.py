@@ -194,16 +194,24 @@ class QLinearT:
         return self.act.scale, self.act.zero
 
     def blocked(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
-                scratch: Scratch | None = None) -> np.ndarray:
-        """``Yᵀ`` (N, T) from activations already token-blocked (``(blocks, K, TB)`` with the quad kernel's TB, e.g. a
-        previous quad Linear's ``blocked_out``): uint8 codes for :attr:`activation_codes` (used as they are), or fp32
-        values (their codes are an elementwise quantization)."""
+                scratch: Scratch | None = None, blocked_out: bool = False,
+                out_codes: tuple[float, int] | None = None) -> np.ndarray:
+        """``Yᵀ`` (N, T) from activations already token-blocked (:meth:`input_shape`, e.g. a previous quad Linear's
+        ``blocked_out`` or a LayerNorm's codes): uint8 codes for :attr:`activation_codes` (used as they are), or fp32
+        values (their codes are an elementwise quantization). ``blocked_out``, ``out_codes`` as for :meth:`__call__`."""
         from sparsecore.kernels.int8_linear import int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8
 
         codes = xb if xb.dtype == np.uint8 else quantize_u8(xb, self.act.scale, self.act.zero,
                                                             out=(scratch or self._own).view(xb.shape, np.uint8))
-        return int8_linear_t(self.weight, codes, t_total, self.bias, self.rescale, gelu, self._path, out=out)
+        return int8_linear_t(self.weight, codes, t_total, self.bias, self.rescale, gelu, self._path, out=out,
+                             blocked_out=blocked_out, codes=out_codes)
+
+    def input_shape(self, t_total: int) -> tuple[int, int, int]:
+        """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (an ``int8 quads`` Linear)."""
+        from sparsecore.kernels.int8_linear import activation_shape
+
+        return activation_shape(self.weight, t_total, self._path)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
                  scratch: Scratch | None = None, blocked_out: bool = False,

@@ -62,6 +62,8 @@ class SparseEncoder:
         self.last_tokens = 0  # tokens the last forward pass ran (padding dropped)
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.scratch = Scratch()  # the int8 Linears' activation codes: they run one at a time
+        self.ln_codes = Scratch()  # a LayerNorm's output as the next int8 quad Linear's codes, until that Linear runs
+        self.fuse_codes = True  # False: each int8 quad Linear quantizes its input itself (the same bits; for tests)
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
         for i, layer in enumerate(arrays.layers):
@@ -88,7 +90,7 @@ class SparseEncoder:
         other = copy.copy(self)
         other._ws_tokens, other._ws, other.last_tokens = 0, {}, 0
         other._lock = threading.Lock()
-        other.scratch = Scratch()
+        other.scratch, other.ln_codes = Scratch(), Scratch()
         return other
 
     def formats(self) -> dict[str, int]:
@@ -100,11 +102,13 @@ class SparseEncoder:
         return counts
 
     def embed_t(self, ids: np.ndarray, token_types: np.ndarray, out: np.ndarray,
-                keep: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                keep: tuple[np.ndarray, np.ndarray] | None = None, codes: tuple | None = None) -> np.ndarray:
         """Embeddings of ``ids`` (batch, seq) → LayerNorm (→ ELECTRA's projection) written into ``out`` (H, ≥ T).
 
         ``keep``: the (row, column) indices of the tokens to embed, in order (None: every token); each keeps the
-        position it has in ``ids``. Columns of ``out`` after the T embedded tokens are zeroed."""
+        position it has in ``ids``. Columns of ``out`` after the T embedded tokens are zeroed. ``codes``: the
+        LayerNorm also writes the first layer's input codes (:func:`~sparsecore.kernels.layer_norm.add_layer_norm_t`;
+        not with a projection)."""
         from sparsecore.kernels.embeddings import embed_tokens_t
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
@@ -116,7 +120,7 @@ class SparseEncoder:
         if self.project is None:
             embed_tokens_t(a.word, a.position, a.token_type, ids, positions, token_types, out)
             out[:, tokens:] = 0.0
-            return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out)
+            return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out, codes=codes)
         et = np.zeros((a.word.shape[1], out.shape[1]), np.float32)  # (E, T): ELECTRA's embedding width
         embed_tokens_t(a.word, a.position, a.token_type, ids, positions, token_types, et)
         return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out, scratch=self.scratch)
@@ -137,14 +141,21 @@ class SparseEncoder:
         starts, keep, add_mask = stage("padding removal", _token_layout, attention_mask)
         self.last_tokens = int(starts[-1])
         ws = self._workspace(_row_stride(self.last_tokens))
-        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep)  # in place
+        # an int8 quad Linear after a LayerNorm reads codes that LayerNorm wrote (no quantize pass of its own)
+        codes = self._codes_for(self.layers[0]["qkv"] if self.layers and self.project is None else None,
+                                ws["x"].shape[1])
+        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep, codes)  # in place
         first = starts[:-1]  # the column of each sequence's first token: what the classifier head reads
         for i, layer in enumerate(self.layers):
             # the last layer runs its queries and everything after attention on the first tokens only: the logits
             # depend on nothing else (the keys and values still come from every token)
             last = i == len(self.layers) - 1
-            qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"],
-                        scratch=self.scratch)
+            if codes is None:
+                qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"],
+                            scratch=self.scratch)
+            else:
+                qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"].blocked, codes[2], xt.shape[1],
+                            out=ws["qkv"])
             quant = layer["quant"]
             if last:
                 xt = np.ascontiguousarray(xt[:, first])  # (H, B)
@@ -159,28 +170,41 @@ class SparseEncoder:
                             "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
             h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"],
                       scratch=self.scratch)
-            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt)
             inter_linear, out_linear = layer["intermediate"], layer["out"]
+            codes = self._codes_for(inter_linear, xt.shape[1])
+            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt,
+                  codes=codes)
+            # the intermediate Linear's input: the LayerNorm's codes, or xt
+            inner = (inter_linear, xt) if codes is None else (inter_linear.blocked, codes[2], xt.shape[1])
             shape = _ffn_blocks(inter_linear, out_linear, xt.shape[1])
             if shape is not None:
                 # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy; int8
                 # quads write them as the output Linear's uint8 codes
                 size = shape[0] * shape[1] * shape[2]
                 if isinstance(out_linear, QLinearT):
-                    buffer, codes = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes}
+                    buffer, kw = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes}
                 else:
-                    buffer, codes = ws["inter_flat"][:size], {}
-                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
-                              out=buffer.reshape(shape), scratch=self.scratch, blocked_out=True, **codes)
+                    buffer, kw = ws["inter_flat"][:size], {}
+                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", *inner, gelu=True,
+                              out=buffer.reshape(shape), scratch=self.scratch, blocked_out=True, **kw)
                 h = stage(f"output Linear ({out_linear.format})", out_linear.blocked, inter, xt.shape[1],
                           out=ws["h"], **({"scratch": self.scratch} if isinstance(out_linear, QLinearT) else {}))
             else:
-                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", inter_linear, xt, gelu=True,
+                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", *inner, gelu=True,
                               out=ws["inter"], scratch=self.scratch)
                 h = stage(f"output Linear ({out_linear.format})", out_linear, inter, out=ws["h"],
                           scratch=self.scratch)
-            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt)
+            codes = None if last else self._codes_for(self.layers[i + 1]["qkv"], xt.shape[1])
+            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt,
+                  codes=codes)
         return stage("classifier head", self.head, xt, first)
+
+    def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:
+        """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, when ``linear`` is an
+        int8 quad Linear (its token-blocked uint8 layout); None otherwise."""
+        if not (isinstance(linear, QLinearT) and linear.token_blocked) or not self.fuse_codes:
+            return None
+        return (*linear.activation_codes, self.ln_codes.view(linear.input_shape(tokens), np.uint8))
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept

@@ -7,7 +7,9 @@ then the variance of the centred values, as PyTorch computes it in fp32) and one
 accumulators of a chunk stay in registers across the feature loop — 4 zmm or 2 × 4 ymm on the host's float path
 (:func:`~.isa.float_path`), one-element vectors for the tokens past the last full vector (the same operations, so a
 token's bits do not depend on where it sits). Threads take runs of whole chunks, at least ``SPAN`` tokens each.
-``out`` may be ``x`` (in place). Tested against float64 in tests/kernels/test_layer_norm.py.
+``out`` may be ``x`` (in place). With ``codes``, the write pass also stores each output's uint8 code in the int8
+quad kernels' token-blocked layout: a next quad Linear's input, without a quantize pass. Tested against float64
+(and the codes against :func:`~.quantize.quantize_u8_blocked`) in tests/kernels/test_layer_norm.py.
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ _I64, _F32 = ir.IntType(64), ir.FloatType()
 
 
 def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, residual: bool, stride, hidden,
-               gamma_ptr, beta_ptr, eps, out_ptr) -> None:
+               gamma_ptr, beta_ptr, eps, out_ptr, codes=None) -> None:
     """Emit LayerNorm of the ``lanes · vectors`` tokens whose feature-0 elements ``x_ptr``, ``r_ptr`` (read when
     ``residual``) and ``out_ptr`` point at (float*; feature f at element ``f · stride``, i64), over ``hidden`` (i64)
-    features with ``gamma_ptr``, ``beta_ptr`` (float*) and ``eps`` (float)."""
+    features with ``gamma_ptr``, ``beta_ptr`` (float*) and ``eps`` (float).
+
+    ``codes = (pointers, tb, qscale, zero)``: also write each output's uint8 code (:func:`~.epilogue.emit_codes`, the
+    bits of :func:`~.quantize.quantize_u8`) into a token-blocked array with ``tb`` (i64) tokens per block —
+    ``pointers[v]`` (i8*) is where vector v's tokens sit for feature 0, feature f ``f · tb`` bytes further."""
+    from sparsecore.kernels.epilogue import code_constants, emit_codes
     from sparsecore.kernels.simd import accumulate_loop
 
     vec = ir.VectorType(_F32, lanes)
@@ -79,12 +86,22 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     eps_v, one = splat(eps), ir.Constant(vec, [1.0] * lanes)
     rstds = [builder.fdiv(one, builder.call(sqrt, [builder.call(fma, [var, inv_h, eps_v])])) for var in variances]
 
+    if codes is not None:
+        code_ptrs, tb, qscale, zero_point = codes
+        constants = code_constants(builder, vec, qscale, zero_point)
+        byte_vec = ir.VectorType(ir.IntType(8), lanes)
+
     def write_pass(f, _accs):
         g = splat(builder.load(builder.gep(gamma_ptr, [f])))
         b = splat(builder.load(builder.gep(beta_ptr, [f])))
         for v in range(vectors):
             d = builder.fsub(load(out_ptr, f, v), means[v])
-            builder.store(builder.call(fma, [builder.fmul(d, rstds[v]), g, b]), at(out_ptr, f, v), align=4)
+            y = builder.call(fma, [builder.fmul(d, rstds[v]), g, b])
+            builder.store(y, at(out_ptr, f, v), align=4)
+            if codes is not None:
+                code = builder.trunc(emit_codes(builder, y, *constants), byte_vec)
+                dst = builder.gep(code_ptrs[v], [builder.mul(f, tb)])
+                builder.store(code, builder.bitcast(dst, byte_vec.as_pointer()), align=1)
         return []
 
     accumulate_loop(builder, zero_i, hidden, None, 0, write_pass)
@@ -92,12 +109,15 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
 
 def _chunk_intrinsic(lanes: int, vectors: int):
     @intrinsic
-    def chunk(typingctx, x, residual, has_residual, gamma, beta, eps, out, t0):
+    def chunk(typingctx, x, residual, has_residual, gamma, beta, eps, out, t0, codes, qscale, zero):
         if not all(isinstance(a, types.Array) and a.dtype == types.float32 for a in (x, residual, gamma, beta, out)):
+            return None
+        with_codes = not isinstance(codes, types.NoneType)
+        if with_codes and not (isinstance(codes, types.Array) and codes.dtype == types.uint8 and codes.ndim == 3):
             return None
 
         def codegen(context, builder, signature, args):
-            a_x, a_r, a_has, a_gamma, a_beta, a_eps, a_out, a_t0 = args
+            a_x, a_r, a_has, a_gamma, a_beta, a_eps, a_out, a_t0, a_codes, a_qscale, a_zero = args
 
             def struct(ty, value):
                 return cgutils.create_struct_proxy(ty)(context, builder, value=value)
@@ -109,14 +129,25 @@ def _chunk_intrinsic(lanes: int, vectors: int):
                                      ((x, a_x), (residual, a_r), (out, a_out)))
             gamma_ptr, beta_ptr = struct(gamma, a_gamma).data, struct(beta, a_beta).data
             eps_f = context.cast(builder, a_eps, signature.args[5], types.float32)
+            code_args = None
+            if with_codes:  # token t of feature 0 sits at byte (t // tb)·K·tb + t % tb
+                cs = struct(codes, a_codes)
+                _, k, tb = cgutils.unpack_tuple(builder, cs.shape, 3)
+                pointers = []
+                for v in range(vectors):
+                    tv = builder.add(t, ir.Constant(_I64, v * lanes))
+                    block, within = builder.sdiv(tv, tb), builder.srem(tv, tb)
+                    pointers.append(builder.gep(cs.data, [builder.add(builder.mul(block, builder.mul(k, tb)), within)]))
+                code_args = (pointers, tb, context.cast(builder, a_qscale, signature.args[9], types.float32),
+                             context.cast(builder, a_zero, signature.args[10], types.float32))
             with builder.if_else(a_has) as (with_residual, alone):
                 for block, flag in ((with_residual, True), (alone, False)):
                     with block:
                         emit_chunk(builder, lanes, vectors, x_ptr, r_ptr, flag, stride, hidden, gamma_ptr, beta_ptr,
-                                   eps_f, out_ptr)
+                                   eps_f, out_ptr, code_args)
             return context.get_dummy_value()
 
-        return types.void(x, residual, has_residual, gamma, beta, eps, out, t0), codegen
+        return types.void(x, residual, has_residual, gamma, beta, eps, out, t0, codes, qscale, zero), codegen
 
     return chunk
 
@@ -124,56 +155,77 @@ def _chunk_intrinsic(lanes: int, vectors: int):
 _CHUNKS = {shape: _chunk_intrinsic(*shape) for shape in {*SHAPES.values(), *((lanes, 1) for lanes, _ in SHAPES.values())}}
 
 
-def _chunk(x, residual, has_residual, gamma, beta, eps, out, t0, t1):
+def _chunk(x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qscale, zero):
     """Coverage runs (``NUMBA_DISABLE_JIT``, no intrinsics): the same passes in numpy."""
     o = x[:, t0:t1] + residual[:, t0:t1] if has_residual else x[:, t0:t1].copy()
     centred = o - o.mean(axis=0, dtype=np.float32)
     rstd = np.float32(1.0) / np.sqrt((centred * centred).mean(axis=0, dtype=np.float32) + np.float32(eps))
     out[:, t0:t1] = centred * rstd * gamma[:, None] + beta[:, None]
+    if codes is not None:
+        from sparsecore.kernels.quantize import quantize_u8
+
+        tb = codes.shape[2]
+        for t in range(t0, t1):
+            codes[t // tb, :, t % tb] = quantize_u8(np.ascontiguousarray(out[:, t]), qscale, int(zero))
 
 
-def _tokens(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1):
-    """LayerNorm of tokens ``t0 … t1`` at the vector width of the path ``marker``'s type names."""
-    _chunk(x, residual, has_residual, gamma, beta, eps, out, t0, t1)
+def _tokens(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qscale, zero):
+    """LayerNorm of tokens ``t0 … t1`` at the vector width of the path ``marker``'s type names (and their codes)."""
+    _chunk(x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qscale, zero)
 
 
 if not config.DISABLE_JIT:
 
     @overload(_tokens, inline="always")
-    def _tokens_impl(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1):
+    def _tokens_impl(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qscale, zero):
         lanes, vectors = SHAPES[marker_path(marker) if marker_path(marker) in SHAPES else "generic"]
         full, vector, one = _CHUNKS[(lanes, vectors)], _CHUNKS[(lanes, 1)], _CHUNKS[(1, 1)]
         width = lanes * vectors
 
-        def impl(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1):
+        def impl(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qscale, zero):
             t = t0
             while t + width <= t1:
-                full(x, residual, has_residual, gamma, beta, eps, out, t)
+                full(x, residual, has_residual, gamma, beta, eps, out, t, codes, qscale, zero)
                 t += width
             while t + lanes <= t1:
-                vector(x, residual, has_residual, gamma, beta, eps, out, t)
+                vector(x, residual, has_residual, gamma, beta, eps, out, t, codes, qscale, zero)
                 t += lanes
             while t < t1:
-                one(x, residual, has_residual, gamma, beta, eps, out, t)
+                one(x, residual, has_residual, gamma, beta, eps, out, t, codes, qscale, zero)
                 t += 1
 
         return impl
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads, span):
+def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads, span, codes, qscale, zero):
+    """``codes``: None, or a token-blocked (blocks, H, TB) uint8 array that also receives the outputs' codes for
+    ``qscale``, ``zero`` (float32; tokens past the last one: ``zero``). Every argument is passed: Numba dispatches a
+    call with omitted defaults slowly."""
     tokens = x.shape[1]
     chunks = (tokens + CHUNK - 1) // CHUNK
     tasks = max(1, min(threads, tokens // span))
     for task in nb.prange(tasks):
         c0, c1 = task * chunks // tasks, (task + 1) * chunks // tasks
         _tokens(marker, x, residual, has_residual, gamma, beta, np.float32(eps), out, c0 * CHUNK,
-                min(tokens, c1 * CHUNK))
+                min(tokens, c1 * CHUNK), codes, np.float32(qscale), np.float32(zero))
+    if codes is not None and codes.shape[0]:
+        tb = codes.shape[2]
+        last = codes.shape[0] - 1
+        pad = np.uint8(zero)
+        for f in range(codes.shape[1]):  # element loops: a slice assignment here would be a parallel region per row
+            for i in range(tokens - last * tb, tb):
+                codes[last, f, i] = pad
 
 
 def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
-                     residual: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
-    """``LayerNorm(x + residual)`` over axis 0 of ``x (H, T)``; ``out=x`` normalises in place."""
+                     residual: np.ndarray | None = None, out: np.ndarray | None = None,
+                     codes: tuple[float, int, np.ndarray] | None = None) -> np.ndarray:
+    """``LayerNorm(x + residual)`` over axis 0 of ``x (H, T)``; ``out=x`` normalises in place.
+
+    ``codes = (scale, zero_point, buffer)``: also write the output's uint8 codes token-blocked into ``buffer``
+    ``(ceil(T/TB), H, TB)`` — :func:`~.quantize.quantize_u8_blocked` of the output, bit for bit (tokens past T: the
+    zero point) — the input a next int8 quad Linear reads, without a pass of its own. TB: a multiple of 16."""
     for name, a in (("x", x), ("residual", residual), ("out", out)):
         if a is not None and (a.dtype != np.float32 or a.ndim != 2 or not a.flags.c_contiguous or a.shape != x.shape):
             raise ValueError(f"{name} must be a C-contiguous float32 array of shape {x.shape}, got {a.dtype} {a.shape}")
@@ -183,8 +235,19 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
         raise ValueError(f"gamma and beta must have shape ({x.shape[0]},), got {gamma.shape} and {beta.shape}")
     if out is None:
         out = np.empty_like(x)
+    buffer, qscale, zero = None, np.float32(1.0), 0
+    if codes is not None:
+        from sparsecore.kernels.quantize import _params
+
+        scale, zero, buffer = codes
+        qscale, zero = _params(scale, zero, 0, 255)
+        tb = buffer.shape[-1] if buffer.ndim == 3 else 0
+        shape = (-(-x.shape[1] // tb) if tb else 0, x.shape[0], tb)
+        if buffer.dtype != np.uint8 or buffer.shape != shape or tb % 16 or not tb or not buffer.flags.c_contiguous:
+            raise ValueError(f"the codes buffer must be a C-contiguous uint8 array (blocks, {x.shape[0]}, TB) with TB "
+                             f"a multiple of 16 and blocks = ceil({x.shape[1]} / TB), got {buffer.dtype} {buffer.shape}")
     _add_layer_norm_t(marker(float_path()), x, x if residual is None else residual, residual is not None, gamma, beta,
-                      eps, out, nb.get_num_threads(), SPAN)
+                      eps, out, nb.get_num_threads(), SPAN, buffer, qscale, np.float32(zero))
     return out
 
 
