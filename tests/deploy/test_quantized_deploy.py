@@ -153,10 +153,10 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     assert ours.model.scratch._buf.size > 0
     assert all(linear._own._buf.size == 0 for linear in linears)  # one code buffer per executor, not per Linear
     # quad Linears after a LayerNorm read the codes it wrote: the bits of quantizing its output in a pass of their own
-    assert (ours.model.ln_codes._buf.size > 0) == ("vnni" in path)
-    ours.model.fuse_codes = False
+    assert (ours.model.inputs._buf.size > 0) == ("vnni" in path)
+    ours.model.fused_inputs = False
     np.testing.assert_array_equal(batched(ours, feeds, 96), got[:96])
-    ours.model.fuse_codes = True
+    ours.model.fused_inputs = True
     two = Pipeline.create(model_path=qat_minilm, batch_size=32, engine="sparsecore", num_streams=2).engine
     with ThreadPoolExecutor(4) as pool:  # int8 streams: each executor its own codes, the same answers
         parts = list(pool.map(two, [{k: v[i:i + 32] for k, v in feeds.items()} for i in range(0, 256, 32)]))

@@ -272,8 +272,17 @@ def test_padding_is_dropped_with_the_padded_logits(pruned_minilm, rows):
     left = tok(rows[:12], padding="max_length", max_length=64, return_tensors="np")
     left_feeds = {n: left[n].astype(np.int64) for n in names}
     ort = Pipeline.create(model_path=pruned_minilm, engine="onnxruntime").engine
-    np.testing.assert_allclose(model(*left_feeds.values()), ort(left_feeds), atol=ATOL, rtol=0)
+    left_logits = model(*left_feeds.values())
+    np.testing.assert_allclose(left_logits, ort(left_feeds), atol=ATOL, rtol=0)
     assert model.last_tokens == 12 * 64
+    # the attention output Linear (token-blocked fp32 rows) reads the context as attention wrote it, token-blocked:
+    # the same bits as laying it out in a pass of its own, packed and padded
+    if model.layers[0]["attn_out"].token_blocked:
+        assert model.inputs._buf.size > 0
+        model.fused_inputs = False
+        np.testing.assert_array_equal(model(*feeds), got)
+        np.testing.assert_array_equal(model(*left_feeds.values()), left_logits)
+        model.fused_inputs = True
 
 
 def test_token_layout_and_row_stride():

@@ -244,6 +244,66 @@ def test_register_tile_fp32_attention_equals_the_plain_loops(lengths, heads, hid
         assert (blocked[:, starts[-1]:] == 7.0).all()
 
 
+def _expected_blocks(ctx: np.ndarray, real: int, tb: int, pad) -> np.ndarray:
+    """``ctx (H, C)`` token-blocked by ``tb`` with every token from ``real`` on set to ``pad``."""
+    k, c = ctx.shape
+    padded = np.full((k, -(-c // tb) * tb), pad, ctx.dtype)
+    padded[:, :real] = ctx[:, :real]
+    return np.ascontiguousarray(padded.reshape(k, -1, tb).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("isa_path", [None, "avx2", "generic"])
+@pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.parametrize("first_only", [False, True])
+@pytest.mark.parametrize("tb", [64, 32])
+def test_blocked_output_is_the_context_laid_out_for_the_next_linear(isa_path, quantized, first_only, tb, monkeypatch):
+    """``blocked_out``: the context token-blocked (fp32) or as the next Linear's uint8 codes (``out_codes``) — the bits
+    of laying out / quantizing the plain output, runs of tokens split across blocks (packed sequences of odd lengths),
+    tokens past the real ones 0 or the zero point; the tile kernel (host path, avx2) and the plain loops (generic)."""
+    from sparsecore.kernels import isa
+    from sparsecore.kernels.attention import attention_seq_t
+    from sparsecore.kernels.quantize import quantize_u8_blocked
+
+    if isa_path is not None:
+        if not isa.float_supported(isa.FLOAT_PATHS[0] if isa_path == "generic" else isa_path):
+            pytest.skip(f"this CPU cannot run {isa_path}")
+        monkeypatch.setenv("SPARSECORE_ISA", isa_path)
+    rng = np.random.default_rng(tb + quantized)
+    hidden, heads = 48, 4
+    starts = np.array([0, 70, 71, 150, 213])
+    qkv = (rng.standard_normal((3 * hidden, 220)) * 2).astype(np.float32)
+    quant = {"quant": (1e-3, 1 / 255, 7, 2e-3), "qkv_quant": ((0.05, 128), (0.04, 100), (0.03, 90))} if quantized else {}
+    plain = attention_seq_t(qkv, starts, heads, first_only=first_only, **quant)
+    real = 4 if first_only else 213
+    columns = plain.shape[1]
+    if quantized:
+        codes = np.full((-(-columns // tb), hidden, tb), 9, np.uint8)
+        got = attention_seq_t(qkv, starts, heads, first_only=first_only, blocked_out=codes, out_codes=(0.01, 110),
+                              **quant)
+        assert got is codes
+        want = _expected_blocks(quantize_u8_blocked(np.ascontiguousarray(plain), 0.01, 110, columns)[0], real, tb,
+                                110)
+        assert len(np.unique(codes)) > 5  # real codes, not one saturated value
+    else:
+        buffer = np.full((-(-columns // tb), hidden, tb), np.nan, np.float32)
+        got = attention_seq_t(qkv, starts, heads, first_only=first_only, blocked_out=buffer, **quant)
+        want = _expected_blocks(plain, real, tb, 0.0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_blocked_output_bad_buffers():
+    from sparsecore.kernels.attention import attention_seq_t
+
+    qkv = np.ones((3 * 8, 10), np.float32)
+    starts = np.array([0, 10])
+    for bad, codes in ((np.empty((1, 8, 64), np.uint8), None), (np.empty((1, 8, 64), np.float32), (0.1, 3)),
+                       (np.empty((2, 8, 64), np.float32), None), (np.empty((1, 7, 64), np.float32), None)):
+        with pytest.raises(ValueError, match="blocked_out must be"):
+            attention_seq_t(qkv, starts, 2, blocked_out=bad, out_codes=codes)
+    with pytest.raises(ValueError, match="out_codes needs blocked_out"):
+        attention_seq_t(qkv, starts, 2, out_codes=(0.1, 3))
+
+
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 machine code")
 @pytest.mark.parametrize("path,cpu,register", [("avx512", "icelake-server", "zmm"), ("avx512", "znver4", "zmm"),
                                                ("avx2", "haswell", "ymm"), ("avx2", "znver3", "ymm")])

@@ -96,6 +96,12 @@ class LinearT:
         return fp32_linear_t(self.weight, xb, t_total, self.bias, gelu, self.format.split()[1], out=out,
                              blocked_out=blocked_out)
 
+    def input_shape(self, t_total: int) -> tuple[int, int, int]:
+        """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (token-blocked formats)."""
+        from sparsecore.kernels.fp32_rows import activation_shape
+
+        return activation_shape(self.weight.shape[1], t_total)
+
 
 def _block_structured(codes: np.ndarray) -> bool:
     """Most stored 1×4 blocks of ``codes`` (int8 codes or float weights) are full: packing by blocks adds at most 25%
@@ -197,7 +203,7 @@ class QLinearT:
                 scratch: Scratch | None = None, blocked_out: bool = False,
                 out_codes: tuple[float, int] | None = None) -> np.ndarray:
         """``Yᵀ`` (N, T) from activations already token-blocked (:meth:`input_shape`, e.g. a previous quad Linear's
-        ``blocked_out`` or a LayerNorm's codes): uint8 codes for :attr:`activation_codes` (used as they are), or fp32
+        ``blocked_out``, or the codes a LayerNorm or the attention wrote for it): uint8 codes for :attr:`activation_codes` (used as they are), or fp32
         values (their codes are an elementwise quantization). ``blocked_out``, ``out_codes`` as for :meth:`__call__`."""
         from sparsecore.kernels.int8_linear import int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8

@@ -62,8 +62,8 @@ class SparseEncoder:
         self.last_tokens = 0  # tokens the last forward pass ran (padding dropped)
         self._lock = threading.Lock()  # one forward at a time: the activation buffers are shared
         self.scratch = Scratch()  # the int8 Linears' activation codes: they run one at a time
-        self.ln_codes = Scratch()  # a LayerNorm's output as the next int8 quad Linear's codes, until that Linear runs
-        self.fuse_codes = True  # False: each int8 quad Linear quantizes its input itself (the same bits; for tests)
+        self.inputs = Scratch()  # the next token-blocked Linear's input as the stage before it wrote it, until it runs
+        self.fused_inputs = True  # False: each Linear lays out (quantizes) its input itself (the same bits; for tests)
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
         for i, layer in enumerate(arrays.layers):
@@ -90,7 +90,7 @@ class SparseEncoder:
         other = copy.copy(self)
         other._ws_tokens, other._ws, other.last_tokens = 0, {}, 0
         other._lock = threading.Lock()
-        other.scratch, other.ln_codes = Scratch(), Scratch()
+        other.scratch, other.inputs = Scratch(), Scratch()
         return other
 
     def formats(self) -> dict[str, int]:
@@ -164,12 +164,20 @@ class SparseEncoder:
                       "inter": np.empty((inter_rows, xt.shape[1]), np.float32),
                       "inter_flat": np.empty(inter_rows * _padded(xt.shape[1]), np.float32)}
                 first = np.arange(xt.shape[1])
+            # a token-blocked attention output Linear reads the context as attention wrote it: token-blocked fp32,
+            # or its uint8 codes
+            attn_out = layer["attn_out"]
+            into = self._blocked_input(attn_out, xt.shape[1])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
-                        out=ws["ctx"], first_only=last, **({} if quant is None else {
+                        out=None if into else ws["ctx"], first_only=last, **into, **({} if quant is None else {
                             "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
                             "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
-            h = stage(f"attention output Linear ({layer['attn_out'].format})", layer["attn_out"], ctx, out=ws["h"],
-                      scratch=self.scratch)
+            if into:
+                h = stage(f"attention output Linear ({attn_out.format})", attn_out.blocked, ctx, xt.shape[1],
+                          out=ws["h"])
+            else:
+                h = stage(f"attention output Linear ({attn_out.format})", attn_out, ctx, out=ws["h"],
+                          scratch=self.scratch)
             inter_linear, out_linear = layer["intermediate"], layer["out"]
             codes = self._codes_for(inter_linear, xt.shape[1])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt,
@@ -202,9 +210,19 @@ class SparseEncoder:
     def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:
         """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, when ``linear`` is an
         int8 quad Linear (its token-blocked uint8 layout); None otherwise."""
-        if not (isinstance(linear, QLinearT) and linear.token_blocked) or not self.fuse_codes:
+        if not (isinstance(linear, QLinearT) and linear.token_blocked) or not self.fused_inputs:
             return None
-        return (*linear.activation_codes, self.ln_codes.view(linear.input_shape(tokens), np.uint8))
+        return (*linear.activation_codes, self.inputs.view(linear.input_shape(tokens), np.uint8))
+
+    def _blocked_input(self, linear, tokens: int) -> dict:
+        """``attention_seq_t``'s ``blocked_out`` (and ``out_codes``) for a token-blocked ``linear`` that reads the
+        context next: the fp32 row kernels' layout, or an int8 quad Linear's codes; ``{}`` for any other Linear."""
+        if not (self.fused_inputs and linear.token_blocked):
+            return {}
+        if isinstance(linear, QLinearT):
+            return {"blocked_out": self.inputs.view(linear.input_shape(tokens), np.uint8),
+                    "out_codes": linear.activation_codes}
+        return {"blocked_out": self.inputs.view(linear.input_shape(tokens), np.float32)}
 
     def _workspace(self, tokens: int) -> dict[str, np.ndarray]:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept

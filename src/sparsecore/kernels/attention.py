@@ -185,7 +185,8 @@ def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, hea
 
 def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np.ndarray | None = None,
                     out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None,
-                    qkv_quant: tuple[tuple[float, int], ...] | None = None, first_only: bool = False) -> np.ndarray:
+                    qkv_quant: tuple[tuple[float, int], ...] | None = None, first_only: bool = False,
+                    blocked_out: np.ndarray | None = None, out_codes: tuple[float, int] | None = None) -> np.ndarray:
     """Self-attention of sequences of any lengths side by side: sequence b is columns ``starts[b]:starts[b+1]``
     of ``qkv (3H, T)`` (T ≥ ``starts[-1]``; columns after it are left alone in ``out (H, T)``). ``first_only``:
     the context of each sequence's first token only (attending to all its keys), column b of ``out (H, B)`` —
@@ -195,7 +196,13 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     uneven lengths keeps every core busy. ``quant`` as in :func:`attention_t`. ``qkv_quant = ((sq, zq), (sk, zk),
     (sv, zv))`` (with ``quant``): ``qkv`` holds fp32 Q, K, V and each head's slices are turned into their codes as
     they are read (``qkv`` is left as it is) — the same result as :func:`~sparsecore.kernels.quantize.codes_inplace`
-    on each third first, without a pass over the whole tensor."""
+    on each third first, without a pass over the whole tensor.
+
+    ``blocked_out``: the context is written token-blocked into this ``(ceil(C/TB), H, TB)`` array instead of ``out``
+    (C = the columns ``out`` would have) and returned — float32 values (:func:`~.fp32_rows.token_blocks`' layout) or,
+    with ``out_codes = (scale, zero_point)``, uint8 codes (:func:`~.quantize.quantize_u8_blocked` of the fp32
+    context, bit for bit): the input of a next token-blocked Linear. Tokens past the real ones hold 0 / the zero
+    point."""
     three_h, tokens = qkv.shape if qkv.ndim == 2 else (0, 0)
     hidden = three_h // 3
     starts = np.ascontiguousarray(starts, dtype=np.int64)
@@ -211,12 +218,8 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     add_mask = np.ascontiguousarray(add_mask, dtype=np.float32)
     if add_mask.ndim != 2 or add_mask.shape[0] != batch or add_mask.shape[1] < longest:
         raise ValueError(f"add_mask must have shape ({batch}, {longest}), got {add_mask.shape}")
-    if out is None:
-        out = np.empty((hidden, batch if first_only else tokens), np.float32)
-    if out.dtype != np.float32 or out.ndim != 2 or out.shape[0] != hidden or out.shape[1] < (
-            batch if first_only else starts[-1]):
-        raise ValueError(f"out must be a float32 ({hidden}, ≥ {batch if first_only else starts[-1]}) array, got "
-                         f"{out.dtype} {out.shape}")
+    columns = batch if first_only else tokens
+    blocked, qscale, qzero = _blocked_target(blocked_out, out_codes, hidden, columns)
     s_scale, p_scale, p_zero, c_scale = quant if quant is not None else (1.0, 0.0, 0, 1.0)
     if quant is not None and not (s_scale > 0 and p_scale > 0 and c_scale > 0 and 0 <= p_zero <= 255):
         raise ValueError(f"quant must be positive scales and a zero point in [0, 255], got {quant}")
@@ -228,18 +231,26 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
                              f"got {qkv_quant}")
         in_scales = np.array([qz[0] for qz in qkv_quant], np.float32)
         in_zeros = np.array([qz[1] for qz in qkv_quant], np.int64)
+    from sparsecore.kernels import attention_tiles
+
+    fpath = float_path()
+    exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
+    tiles = fpath != "generic" and (quant is None or exact)  # fp32, or codes whose sums are exact in fp32
+    into = blocked if tiles else None  # the tile kernel writes the token-blocked layout itself
+    if out is None:
+        out = np.empty((hidden, 0 if into is not None else columns), np.float32)
+    elif out.dtype != np.float32 or out.ndim != 2 or out.shape[0] != hidden or out.shape[1] < (
+            batch if first_only else starts[-1]):
+        raise ValueError(f"out must be a float32 ({hidden}, ≥ {batch if first_only else starts[-1]}) array, got "
+                         f"{out.dtype} {out.shape}")
     if starts[-1]:
         f = np.float32
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
         path = integer_path()
-        fpath = float_path()
-        from sparsecore.kernels import attention_tiles
-
-        exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
-        if fpath != "generic" and (quant is None or exact):  # fp32, or codes whose sums are exact in fp32: tiles
+        if tiles:
             attention_tiles.attention_tiles_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, f(s_scale),
                                               f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only,
-                                              longest, out)
+                                              longest, out, into, qscale, qzero)
         elif in_scales.size and path != "generic":  # codes made here: both products on the integer units
             from sparsecore.kernels.int8_attention import _attention_int8
             from sparsecore.kernels.int8_block4 import TOKENS
@@ -250,4 +261,50 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
             # the plain loops: one compiled version (the softmax one column at a time gives every path's bits)
             _attention_t(marker("generic"), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
                          int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
-    return out
+    if blocked is None:
+        return out
+    if into is None:  # a kernel that writes (H, T) rows: the context laid out afterwards (the same values or codes)
+        from sparsecore.kernels.quantize import quantize_u8_blocked
+
+        ctx = np.ascontiguousarray(out[:, :columns])
+        if out_codes is None:
+            blocked[...] = _blocks(ctx, blocked.shape[2], 0.0)
+        else:
+            quantize_u8_blocked(ctx, out_codes[0], out_codes[1], blocked.shape[2], out=blocked)
+    return _pad_blocked(blocked, batch if first_only else int(starts[-1]), qzero)
+
+
+def _blocks(x: np.ndarray, tb: int, pad: float) -> np.ndarray:
+    """``x (K, C)`` as ``(ceil(C/tb), K, tb)`` blocks (tokens past C: ``pad``)."""
+    k, c = x.shape
+    padded = np.full((k, -(-c // tb) * tb), pad, x.dtype)
+    padded[:, :c] = x
+    return padded.reshape(k, -1, tb).transpose(1, 0, 2)
+
+
+def _blocked_target(blocked_out, out_codes, hidden: int, columns: int):
+    """``(blocked, qscale, qzero)`` for the kernels after checking ``blocked_out`` and ``out_codes``."""
+    if blocked_out is None:
+        if out_codes is not None:
+            raise ValueError("out_codes needs blocked_out: the codes are written token-blocked")
+        return None, np.float32(1.0), np.float32(0.0)
+    dtype = np.float32 if out_codes is None else np.uint8
+    tb = blocked_out.shape[2] if blocked_out.ndim == 3 else 0
+    if (blocked_out.dtype != dtype or not tb or blocked_out.shape != (-(-columns // tb), hidden, tb)
+            or not blocked_out.flags.c_contiguous):
+        raise ValueError(f"blocked_out must be a C-contiguous {np.dtype(dtype).name} (ceil({columns}/TB), {hidden}, TB) "
+                         f"array, got {blocked_out.dtype} {blocked_out.shape}")
+    if out_codes is None:
+        return blocked_out, np.float32(1.0), np.float32(0.0)
+    from sparsecore.kernels.quantize import _params
+
+    qscale, qzero = _params(*out_codes, 0, 255)
+    return blocked_out, qscale, np.float32(qzero)
+
+
+def _pad_blocked(blocked: np.ndarray, real: int, pad) -> np.ndarray:
+    """Tokens ``real …`` of a token-blocked array set to ``pad``."""
+    tb = blocked.shape[2]
+    for b in range(real // tb, blocked.shape[0]):
+        blocked[b, :, max(0, real - b * tb):] = pad
+    return blocked

@@ -17,7 +17,9 @@ Quantized exports run here too when every sequence is at most ``MAX_EXACT`` toke
 integer codes minus zero points held as float32 (|code| ≤ 255), so each product is an exact integer below 2¹⁶ and
 every partial sum stays below 2²⁴ — exact in fp32, whatever the order: the integer path's bits (tested against it).
 Longer sequences keep :mod:`.int8_attention`. Items are split over threads by cost as in :mod:`.attention`; work
-arrays are allocated once per thread, sized for the longest sequence.
+arrays are allocated once per thread, sized for the longest sequence. The context can be written token-blocked
+(``blocked``): fp32, or the next quad Linear's uint8 codes through :func:`~.epilogue.row_epilogue` — that Linear's
+input without a pass of its own.
 """
 
 from __future__ import annotations
@@ -150,12 +152,43 @@ def _codes(src, scale, zero, dst):
         dst[i] = _round_clamp(src[i] / scale, lo, hi)
 
 
+def _write(marker, acc, colsum, codes, c_scale, row, qscale, qzero):
+    """One context row segment: ``acc / colsum`` (fp32), ``acc · c_scale`` (codes) — or, into a uint8 ``row``, the
+    codes of ``acc · c_scale`` for ``qscale``, ``qzero`` (:func:`~.epilogue.row_epilogue`: quantizing the fp32 row
+    gives the same bits)."""
+    for i in range(row.size):
+        row[i] = acc[i] * c_scale if codes else acc[i] / colsum[i]
+
+
+if not config.DISABLE_JIT:
+
+    @overload(_write, inline="always")
+    def _write_impl(marker, acc, colsum, codes, c_scale, row, qscale, qzero):
+        from sparsecore.kernels.epilogue import row_epilogue
+
+        if row.dtype == types.uint8:
+            return lambda marker, acc, colsum, codes, c_scale, row, qscale, qzero: row_epilogue(
+                marker, acc, 0.0, c_scale, False, row, qscale, qzero)
+
+        def impl(marker, acc, colsum, codes, c_scale, row, qscale, qzero):
+            if codes:
+                for i in range(row.size):
+                    row[i] = acc[i] * c_scale
+            else:
+                for i in range(row.size):
+                    row[i] = acc[i] / colsum[i]
+
+        return impl
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
 def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scale, p_scale, p_zero, c_scale,
-                      in_scales, in_zeros, first_only, longest, out):
+                      in_scales, in_zeros, first_only, longest, out, blocked, qscale, qzero):
     """Attention of the packed sequences ``starts`` of ``qkv (3H, T)`` into ``out`` (arguments as
     :func:`~.attention.attention_seq_t` after its checks; ``in_scales`` empty: fp32, else the codes of Q, K, V and P
-    with the scales of ``quant``; ``marker`` names the float path)."""
+    with the scales of ``quant``; ``marker`` names the float path). ``blocked``: None, or a token-blocked ``(blocks,
+    H, TB)`` array written instead of ``out`` — float32 values, or uint8 codes for ``qscale``, ``qzero`` (float32)."""
+    tbo = 1 if blocked is None else blocked.shape[2]
     hidden = out.shape[0]
     d = hidden // heads
     scale = np.float32(1.0 / math.sqrt(d))
@@ -223,13 +256,19 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                 while e < d:  # ctxᵀ rows e … e+R−1: step j along P's rows, a value feature per row of V
                     rows = tiles(marker, d - e, a, v_at + e * stride, 1, stride, seq, scores, 0, tile)
                     for r in range(rows):
-                        dst, acc = out[h * d + e + r, o0 + t0:o0 + t0 + width], tile[r]
-                        if codes:
-                            for i in range(width):
-                                dst[i] = acc[i] * c_scale
-                        else:
-                            for i in range(width):
-                                dst[i] = acc[i] / colsum[i]
+                        acc = tile[r]
+                        if blocked is None:
+                            _write(marker, acc[:width], colsum, codes, c_scale,
+                                   out[h * d + e + r, o0 + t0:o0 + t0 + width], qscale, qzero)
+                            continue
+                        i = 0
+                        while i < width:  # the run of tokens, split where it crosses a block of the blocked layout
+                            token = o0 + t0 + i
+                            blk_o, at = token // tbo, token % tbo
+                            n = min(width - i, tbo - at)
+                            _write(marker, acc[i:i + n], colsum[i:i + n], codes, c_scale,
+                                   blocked[blk_o, h * d + e + r, at:at + n], qscale, qzero)
+                            i += n
                     e += rows
 
 
