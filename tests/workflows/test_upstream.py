@@ -9,7 +9,8 @@ import torch
 from sparsecore.cli.masked_language_modeling import main
 from sparsecore.tasks import load_data, sample_glue_dir
 from sparsecore.workflows import train
-from sparsecore.workflows.upstream import prune_upstream
+from sparsecore.errors import SparsecoreError
+from sparsecore.workflows.upstream import prune_upstream, read_corpus
 
 GMP = ("modifiers:\n  - !GMPruningModifier\n    params: ['re:.*encoder.layer.*(query|key|value|dense).weight']\n"
        "    final_sparsity: 0.5\n    start_epoch: 0\n    end_epoch: 0.5\n    update_frequency: 0.25\n"
@@ -85,3 +86,39 @@ def test_bad_input_is_one_line(corpus, tmp_path, argv, pattern, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert exc.value.code == 2 and len(err) == 1 and pattern in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_corpus_from_tables_folders_and_many_files_skips_label_columns(tmp_path):
+    """Text from csv, jsonl and parquet columns, a ``save_to_disk`` folder and a .txt file in one corpus; string label
+    columns (by name, or by few distinct values) are not read unless ``--text_column`` names them; a missing column
+    and a table of labels only are refused in one line naming the columns."""
+    import datasets
+    import pandas as pd
+
+    texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:60]]
+    moods = ["positive", "negative"] * 30
+    pd.DataFrame({"sentence": texts[:40], "label": moods[:40]}).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame({"text": texts[40:], "verdict": moods[40:], "idx": range(20)}).to_json(
+        tmp_path / "b.jsonl", orient="records", lines=True)
+    pd.DataFrame({"premise": texts[:30], "hypothesis": texts[30:], "gold": ["entailment", "neutral", "contradiction"]
+                  * 10}).to_parquet(tmp_path / "c.parquet")
+    datasets.Dataset.from_dict({"sentence": texts[:12], "category": ["x"] * 12}).save_to_disk(str(tmp_path / "d"))
+    (tmp_path / "e.txt").write_text("one line\n\nanother line\n")
+    files = [str(tmp_path / n) for n in ("a.csv", "b.jsonl", "c.parquet", "d", "e.txt")]
+    got, record = read_corpus(files, None, None)
+    assert got == texts[:40] + texts[40:] + texts[:30] + texts[30:] + texts[:12] + ["one line", "another line"]
+    assert not {"positive", "negative", "entailment", "x"} & set(got)
+    read = {f["file"].rsplit("/", 1)[-1]: f for f in record["files"]}
+    assert read["a.csv"]["columns"] == ["sentence"] and "label" in read["a.csv"]["label_columns_skipped"]
+    assert read["b.jsonl"]["label_columns_skipped"] == {"verdict": "2 distinct values in 20 rows"}
+    assert read["c.parquet"]["columns"] == ["premise", "hypothesis"] and "gold" in read["c.parquet"][
+        "label_columns_skipped"]
+    assert record["texts"] == len(got) and record["empty_dropped"] == 1
+    named, _ = read_corpus([files[0]], ["label"], None)  # named: read, labels or not
+    assert named == moods[:40]
+    assert read_corpus(files, None, 50)[0] == got[:50]
+    with pytest.raises(SparsecoreError, match="no text column 'body'.*columns: sentence, label"):
+        read_corpus([files[0]], ["body"], None)
+    pd.DataFrame({"label": moods}).to_csv(tmp_path / "labels.csv", index=False)
+    with pytest.raises(SparsecoreError, match=r"no text column; label-like, not read: label \(named 'label'\)"):
+        read_corpus([str(tmp_path / "labels.csv")], None, None)

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model_name_or_path", default="minilm")
     p.add_argument("--train_file", action="append", default=[], help="a text source (repeat for several)")
     p.add_argument("--text_column", action="append", default=None, help="text column(s) of table files (default: "
-                   "every string column)")
+                   "every string column except labels: columns named label/class/category/target or holding at most "
+                   "32 distinct values over 10× as many rows)")
     p.add_argument("--recipe", default=None)
     p.add_argument("--recipe_args", default=None)
     p.add_argument("--objective", default="auto", choices=OBJECTIVES)

@@ -1,7 +1,8 @@
 """Upstream pruning: sparsify a backbone once, on unlabeled text, for sparse transfer to any task.
 
 :func:`prune_upstream` reads text (``.txt`` lines, or the text columns of csv/tsv/json/jsonl/parquet/arrow files
-and ``save_to_disk`` folders — labels, if any, are never read), trains the backbone under a recipe (the same
+and ``save_to_disk`` folders — label columns, by name or by their few distinct values, are not read unless
+``text_column`` names them), trains the backbone under a recipe (the same
 modifiers as downstream: GMP, OBS, block4, QAT, …) and writes a backbone folder without a task head: weights,
 tokenizer, ``recipe.yaml``, ``sparsity_report.json/.png`` and ``sparsecore_training.json`` (objective, text used,
 loss, time). The objective:
@@ -40,8 +41,25 @@ class UpstreamResult:
     files: dict
 
 
+LABEL_NAMES = frozenset({"label", "labels", "gold_label", "class", "category", "target", "y"})
+MAX_CLASSES = 32  # a string column with at most this many distinct values over 10× as many rows: labels
+
+
+def _label_like(ds, column: str) -> str | None:
+    """Why ``column`` (a string column) holds labels rather than text — its name, or few distinct values over many
+    rows — or None."""
+    if column.lower() in LABEL_NAMES:
+        return f"named {column!r}"
+    values = ds.unique(column)
+    if len(values) <= MAX_CLASSES and len(ds) >= 10 * len(values):
+        return f"{len(values)} distinct values in {len(ds)} rows"
+    return None
+
+
 def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | None) -> tuple[list[str], dict]:
-    """The non-empty texts of ``files`` and what was read (files, columns, rows, empty rows dropped)."""
+    """The non-empty texts of ``files`` and what was read (files, columns, rows, empty rows dropped). Without
+    ``columns``, a table's text columns are its string columns that are not labels (:func:`_label_like`: skipped
+    and listed in the record)."""
     from sparsecore.tasks.columnar import is_text_column
     from sparsecore.tasks.tables import cache_root, open_table
 
@@ -58,13 +76,24 @@ def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | Non
             if not path.exists():
                 raise SparsecoreError("text file not found", f"--train_file {name}", "check the path")
             ds = open_table(path, cache_root(None)).ds
-            wanted = columns or [c for c in ds.column_names if is_text_column(ds, c)]
+            skipped = {}
+            if columns:
+                wanted = list(columns)
+            else:
+                strings = [c for c in ds.column_names if is_text_column(ds, c)]
+                skipped = {c: why for c in strings if (why := _label_like(ds, c))}
+                wanted = [c for c in strings if c not in skipped]
             missing = [c for c in wanted if c not in ds.column_names]
             if missing or not wanted:
-                raise SparsecoreError(f"no text column {missing[0]!r}" if missing else "no text column",
+                labels = f"; label-like, not read: {', '.join(f'{c} ({why})' for c, why in skipped.items())}" if (
+                    skipped) else ""
+                raise SparsecoreError(f"no text column {missing[0]!r}" if missing else "no text column" + labels,
                                       f"--train_file {name}", f"columns: {', '.join(ds.column_names)}; pick with "
                                       "--text_column")
-            used.append({"file": str(path), "columns": wanted, "rows": len(ds)})
+            for column, why in skipped.items():
+                log.info("%s: column %r not read as text (%s); --text_column picks columns", path.name, column, why)
+            used.append({"file": str(path), "columns": wanted, "rows": len(ds),
+                         **({"label_columns_skipped": skipped} if skipped else {})})
             chunk = [str(t) for c in wanted for t in ds[c] if t is not None]
         for text in chunk:
             if text.strip():
