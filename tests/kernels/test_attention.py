@@ -252,14 +252,14 @@ def _expected_blocks(ctx: np.ndarray, real: int, tb: int, pad) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, -1, tb).transpose(1, 0, 2))
 
 
-@pytest.mark.parametrize("isa_path", [None, "avx2", "generic"])
+@pytest.mark.parametrize("isa_path", [None, "generic"])  # the avx2 code writer: tests/kernels/test_epilogue.py
 @pytest.mark.parametrize("quantized", [False, True])
 @pytest.mark.parametrize("first_only", [False, True])
 @pytest.mark.parametrize("tb", [64, 32])
 def test_blocked_output_is_the_context_laid_out_for_the_next_linear(isa_path, quantized, first_only, tb, monkeypatch):
     """``blocked_out``: the context token-blocked (fp32) or as the next Linear's uint8 codes (``out_codes``) — the bits
     of laying out / quantizing the plain output, runs of tokens split across blocks (packed sequences of odd lengths),
-    tokens past the real ones 0 or the zero point; the tile kernel (host path, avx2) and the plain loops (generic)."""
+    tokens past the real ones 0 or the zero point; the tile kernel (host path) and the plain loops (generic)."""
     from sparsecore.kernels import isa
     from sparsecore.kernels.attention import attention_seq_t
     from sparsecore.kernels.quantize import quantize_u8_blocked

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from sparsecore.cli.masked_language_modeling import main
+from sparsecore.errors import SparsecoreError
 from sparsecore.tasks import load_data, sample_glue_dir
 from sparsecore.workflows import train
-from sparsecore.errors import SparsecoreError
 from sparsecore.workflows.upstream import prune_upstream, read_corpus
 
 GMP = ("modifiers:\n  - !GMPruningModifier\n    params: ['re:.*encoder.layer.*(query|key|value|dense).weight']\n"
