@@ -263,15 +263,17 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
                          int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
     if blocked is None:
         return out
+    real = batch if first_only else int(starts[-1])
     if into is None:  # a kernel that writes (H, T) rows: the context laid out afterwards (the same values or codes)
         from sparsecore.kernels.quantize import quantize_u8_blocked
 
-        ctx = np.ascontiguousarray(out[:, :columns])
+        ctx = np.zeros((hidden, columns), np.float32)
+        ctx[:, :real] = out[:, :real]  # a caller's out may stop at the real tokens
         if out_codes is None:
             blocked[...] = _blocks(ctx, blocked.shape[2], 0.0)
         else:
             quantize_u8_blocked(ctx, out_codes[0], out_codes[1], blocked.shape[2], out=blocked)
-    return _pad_blocked(blocked, batch if first_only else int(starts[-1]), qzero)
+    return _pad_blocked(blocked, real, qzero)
 
 
 def _blocks(x: np.ndarray, tb: int, pad: float) -> np.ndarray:
