@@ -135,3 +135,48 @@ def test_a_sparseml_qat_checkpoint_is_read_as_its_float_weights(tmp_path, caplog
               recipe_args="num_epochs=1,quantization_start_epoch=0,observer_freeze_epoch=0.5",
               output_dir=tmp_path / "requant", do_train=True, **FAST)
     assert "is a SparseML quantization-aware (fake-quant) checkpoint: its float weights were loaded" in caplog.text
+
+
+@pytest.mark.parametrize("kind, weights_file", [("BertForMaskedLM", "model.safetensors"),
+                                                ("BertForPreTraining", "pytorch_model.bin")])
+def test_sparse_checkpoints_of_other_projects_load_as_backbones(kind, weights_file, tmp_path, caplog):
+    """Hugging Face folders as oBERT's upstream checkpoints (``BertForMaskedLM``: ``bert.`` keys, an MLM head, no
+    pooler) and Prune-OFA's (``BertForPreTraining``: MLM and next-sentence heads) were published: the encoder loads
+    with its zeros, the pre-training heads are dropped, a fresh classification head (and, where missing, pooler) is
+    added and said, and the transfer recipe keeps the zeros."""
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
+
+    from sparsecore.adapters.models import load_classifier, minilm_path
+
+    torch.manual_seed(1)
+    config = BertConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=64)
+    upstream = getattr(transformers, kind)(config)
+    with torch.no_grad():
+        for name, p in upstream.named_parameters():
+            if ".encoder." in name and name.endswith("weight") and p.dim() == 2:
+                p[torch.rand_like(p) < 0.9] = 0.0
+    folder = tmp_path / kind
+    if weights_file.endswith(".safetensors"):
+        upstream.save_pretrained(folder)
+    else:  # the pickle-era layout those checkpoints were published in
+        upstream.config.save_pretrained(folder)
+        torch.save(upstream.state_dict(), folder / weights_file)
+    assert (folder / weights_file).is_file()
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(folder)
+    loading = {}
+    model = load_classifier(resolve_model_path(str(folder)), "single_label_classification", ["neg", "pos"],
+                            loading=loading)
+    source = upstream.state_dict()
+    for name, tensor in model.bert.encoder.state_dict().items():
+        assert torch.equal(tensor, source[f"bert.encoder.{name}"]), name
+    assert {"classifier.weight", "classifier.bias"} <= set(loading["missing_keys"])
+    assert any(k.startswith("bert.pooler.") for k in loading["missing_keys"]) == (kind == "BertForMaskedLM")
+    with caplog.at_level(logging.WARNING, logger="sparsecore"):
+        result = train(model_name_or_path=str(folder), recipe="transfer", recipe_args="num_epochs=1",
+                       output_dir=tmp_path / "transfer", do_train=True, **FAST)
+    assert "holds no classification head: a fresh one for 2 labels was added" in caplog.text
+    assert ("holds no pooler" in caplog.text) == (kind == "BertForMaskedLM")
+    assert "the loaded backbone is" in caplog.text
+    assert result.metrics["encoder_sparsity"] == pytest.approx(0.9, abs=0.02)

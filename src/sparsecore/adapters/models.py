@@ -119,7 +119,8 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
 
 def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropped: int = 0) -> list[str]:
     """What a user should know about the model they start from: a SparseML QAT checkpoint read as its float
-    weights, a fresh classification head (the folder held a backbone only), and how sparse its prunable weights
+    weights, a fresh classification head (the folder held a backbone only) or pooler (a masked-LM checkpoint), and
+    how sparse its prunable weights
     already are — with how to keep those zeros when no recipe modifier holds them (training would fill them in)."""
     from sparsecore.selectors import prunable_names
 
@@ -133,6 +134,10 @@ def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropp
         labels = model.config.num_labels
         notes.append(f"{where} holds no classification head: a fresh one for {labels} label"
                      f"{'s' if labels != 1 else ''} was added ({', '.join(head)}), trained from scratch")
+    pooler = [k for k in missing_keys if k.startswith("pooler.") or ".pooler." in k]
+    if pooler:
+        notes.append(f"{where} holds no pooler (a masked-language-model checkpoint): the pooler the classification "
+                     f"head reads ({', '.join(pooler)}) starts from random weights and is trained with the head")
     params = dict(model.named_parameters())
     weights = [params[n] for n in prunable_names(model) if n in params and not n.startswith(_head_prefixes(model))]
     total = sum(w.numel() for w in weights)
