@@ -78,6 +78,17 @@ def test_stubs_resolve_against_the_local_cache(zoo_cache, monkeypatch):
         resolve_model_path("zoo:nonsense")
 
 
+def test_stubs_resolve_in_the_default_cache_folder(tmp_path, monkeypatch):
+    """Without ``$SPARSEZOO_MODELS_PATH``: ``~/.cache/sparsezoo``, where SparseZoo saved its downloads."""
+    monkeypatch.delenv("SPARSEZOO_MODELS_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_download(tmp_path / ".cache" / "sparsezoo" / "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b")
+    assert resolve_model_path(STUB) == str(tmp_path / ".cache" / "sparsezoo" / "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+                                           / "training")
+    with pytest.raises(SparsecoreError, match=f"looked in {tmp_path / '.cache' / 'sparsezoo'}"):
+        resolve_model_path(STUB.replace("pruned80", "pruned95"))
+
+
 def test_transfer_recipe_stubs_name_the_builtin_transfer_recipes():
     stub = STUB + "?recipe_type=transfer-text_classification"
     assert read_recipe_source(stub)[1] == "builtin:transfer"

@@ -88,6 +88,12 @@ def test_bad_input_is_one_line(corpus, tmp_path, argv, pattern, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_prune_upstream_is_a_workflow_call():
+    from sparsecore import workflows
+
+    assert workflows.prune_upstream is prune_upstream and "prune_upstream" in workflows.__all__
+
+
 def test_corpus_from_tables_folders_and_many_files_skips_label_columns(tmp_path):
     """Text from csv, jsonl and parquet columns, a ``save_to_disk`` folder and a .txt file in one corpus; string label
     columns (by name, or by few distinct values) are not read unless ``--text_column`` names them; a missing column
