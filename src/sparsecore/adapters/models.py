@@ -120,8 +120,8 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
 def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropped: int = 0) -> list[str]:
     """What a user should know about the model they start from: a SparseML QAT checkpoint read as its float
     weights, a fresh classification head (the folder held a backbone only) or pooler (a masked-LM checkpoint), and
-    how sparse its prunable weights
-    already are — with how to keep those zeros when no recipe modifier holds them (training would fill them in)."""
+    how sparse its prunable weights already are — with how to keep those zeros when no recipe modifier holds them
+    (training would fill them in)."""
     from sparsecore.selectors import prunable_names
 
     notes = []

@@ -203,8 +203,9 @@ class QLinearT:
                 scratch: Scratch | None = None, blocked_out: bool = False,
                 out_codes: tuple[float, int] | None = None) -> np.ndarray:
         """``Yᵀ`` (N, T) from activations already token-blocked (:meth:`input_shape`, e.g. a previous quad Linear's
-        ``blocked_out``, or the codes a LayerNorm or the attention wrote for it): uint8 codes for :attr:`activation_codes` (used as they are), or fp32
-        values (their codes are an elementwise quantization). ``blocked_out``, ``out_codes`` as for :meth:`__call__`."""
+        ``blocked_out``, or the codes a LayerNorm or the attention wrote for it): uint8 codes for
+        :attr:`activation_codes` (used as they are), or fp32 values (their codes are an elementwise quantization).
+        ``blocked_out``, ``out_codes`` as for :meth:`__call__`."""
         from sparsecore.kernels.int8_linear import int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8
 

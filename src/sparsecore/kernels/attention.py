@@ -263,25 +263,18 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
                          int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
     if blocked is None:
         return out
+    from sparsecore.kernels.quantize import pad_blocked, quantize_u8_blocked
+
     real = batch if first_only else int(starts[-1])
     if into is None:  # a kernel that writes (H, T) rows: the context laid out afterwards (the same values or codes)
-        from sparsecore.kernels.quantize import quantize_u8_blocked
-
-        ctx = np.zeros((hidden, columns), np.float32)
+        blocks, _, tb = blocked.shape
+        ctx = np.zeros((hidden, blocks * tb), np.float32)
         ctx[:, :real] = out[:, :real]  # a caller's out may stop at the real tokens
         if out_codes is None:
-            blocked[...] = _blocks(ctx, blocked.shape[2], 0.0)
+            blocked[...] = ctx.reshape(hidden, blocks, tb).transpose(1, 0, 2)
         else:
-            quantize_u8_blocked(ctx, out_codes[0], out_codes[1], blocked.shape[2], out=blocked)
-    return _pad_blocked(blocked, real, qzero)
-
-
-def _blocks(x: np.ndarray, tb: int, pad: float) -> np.ndarray:
-    """``x (K, C)`` as ``(ceil(C/tb), K, tb)`` blocks (tokens past C: ``pad``)."""
-    k, c = x.shape
-    padded = np.full((k, -(-c // tb) * tb), pad, x.dtype)
-    padded[:, :c] = x
-    return padded.reshape(k, -1, tb).transpose(1, 0, 2)
+            quantize_u8_blocked(ctx, out_codes[0], out_codes[1], tb, out=blocked)
+    return pad_blocked(blocked, real, qzero)
 
 
 def _blocked_target(blocked_out, out_codes, hidden: int, columns: int):
@@ -290,23 +283,10 @@ def _blocked_target(blocked_out, out_codes, hidden: int, columns: int):
         if out_codes is not None:
             raise ValueError("out_codes needs blocked_out: the codes are written token-blocked")
         return None, np.float32(1.0), np.float32(0.0)
-    dtype = np.float32 if out_codes is None else np.uint8
-    tb = blocked_out.shape[2] if blocked_out.ndim == 3 else 0
-    if (blocked_out.dtype != dtype or not tb or blocked_out.shape != (-(-columns // tb), hidden, tb)
-            or not blocked_out.flags.c_contiguous):
-        raise ValueError(f"blocked_out must be a C-contiguous {np.dtype(dtype).name} (ceil({columns}/TB), {hidden}, TB) "
-                         f"array, got {blocked_out.dtype} {blocked_out.shape}")
+    from sparsecore.kernels.quantize import _params, check_blocked
+
+    check_blocked(blocked_out, hidden, columns, np.float32 if out_codes is None else np.uint8, "blocked_out")
     if out_codes is None:
         return blocked_out, np.float32(1.0), np.float32(0.0)
-    from sparsecore.kernels.quantize import _params
-
     qscale, qzero = _params(*out_codes, 0, 255)
     return blocked_out, qscale, np.float32(qzero)
-
-
-def _pad_blocked(blocked: np.ndarray, real: int, pad) -> np.ndarray:
-    """Tokens ``real …`` of a token-blocked array set to ``pad``."""
-    tb = blocked.shape[2]
-    for b in range(real // tb, blocked.shape[0]):
-        blocked[b, :, max(0, real - b * tb):] = pad
-    return blocked

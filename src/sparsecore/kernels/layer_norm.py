@@ -237,15 +237,11 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
         out = np.empty_like(x)
     buffer, qscale, zero = None, np.float32(1.0), 0
     if codes is not None:
-        from sparsecore.kernels.quantize import _params
+        from sparsecore.kernels.quantize import _params, check_blocked
 
         scale, zero, buffer = codes
         qscale, zero = _params(scale, zero, 0, 255)
-        tb = buffer.shape[-1] if buffer.ndim == 3 else 0
-        shape = (-(-x.shape[1] // tb) if tb else 0, x.shape[0], tb)
-        if buffer.dtype != np.uint8 or buffer.shape != shape or tb % 16 or not tb or not buffer.flags.c_contiguous:
-            raise ValueError(f"the codes buffer must be a C-contiguous uint8 array (blocks, {x.shape[0]}, TB) with TB "
-                             f"a multiple of 16 and blocks = ceil({x.shape[1]} / TB), got {buffer.dtype} {buffer.shape}")
+        check_blocked(buffer, x.shape[0], x.shape[1], np.uint8, "the codes buffer", multiple=16)
     _add_layer_norm_t(marker(float_path()), x, x if residual is None else residual, residual is not None, gamma, beta,
                       eps, out, nb.get_num_threads(), SPAN, buffer, qscale, np.float32(zero))
     return out

@@ -248,6 +248,26 @@ def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
     return _blocked_codes(_quantize_blocked, xt, scale, zero_point, out, lambda k, t: (-(-t // tb), k, tb))
 
 
+def check_blocked(buffer: np.ndarray, rows: int, tokens: int, dtype, what: str, multiple: int = 1) -> int:
+    """TB of ``buffer`` after checking it is a C-contiguous ``dtype`` array ``(ceil(tokens/TB), rows, TB)`` — a
+    token-blocked layout — with TB a multiple of ``multiple``; one ``ValueError`` naming ``what`` otherwise."""
+    tb = buffer.shape[-1] if buffer.ndim == 3 else 0
+    if (buffer.dtype != dtype or not tb or tb % multiple or buffer.shape != (-(-tokens // tb), rows, tb)
+            or not buffer.flags.c_contiguous):
+        rule = f" with TB a multiple of {multiple}" if multiple > 1 else ""
+        raise ValueError(f"{what} must be a C-contiguous {np.dtype(dtype).name} array (ceil({tokens}/TB), {rows}, "
+                         f"TB){rule}, got {buffer.dtype} {buffer.shape}")
+    return tb
+
+
+def pad_blocked(blocked: np.ndarray, real: int, pad) -> np.ndarray:
+    """Tokens ``real …`` of a token-blocked ``(blocks, K, TB)`` array set to ``pad``; returns the array."""
+    tb = blocked.shape[2]
+    for b in range(real // tb, blocked.shape[0]):
+        blocked[b, :, max(0, real - b * tb):] = pad
+    return blocked
+
+
 def _blocked_codes(kernel, xt: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None,
                    shape_of, dtype=np.uint8) -> np.ndarray:
     """``kernel(marker, xt, scale, zero, out)`` writing the codes of ``xt (K, T)`` (``dtype``: uint8 bytes or float32

@@ -2,8 +2,8 @@
 
 :func:`prune_upstream` reads text (``.txt`` lines, or the text columns of csv/tsv/json/jsonl/parquet/arrow files
 and ``save_to_disk`` folders — label columns, by name or by their few distinct values, are not read unless
-``text_column`` names them), trains the backbone under a recipe (the same
-modifiers as downstream: GMP, OBS, block4, QAT, …) and writes a backbone folder without a task head: weights,
+``text_column`` names them), trains the backbone under a recipe (the same modifiers as downstream: GMP, OBS,
+block4, QAT, …) and writes a backbone folder without a task head: weights,
 tokenizer, ``recipe.yaml``, ``sparsity_report.json/.png`` and ``sparsecore_training.json`` (objective, text used,
 loss, time). The objective:
 
@@ -85,7 +85,7 @@ def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | Non
                 wanted = [c for c in strings if c not in skipped]
             missing = [c for c in wanted if c not in ds.column_names]
             if missing or not wanted:
-                labels = f"; label-like, not read: {', '.join(f'{c} ({why})' for c, why in skipped.items())}" if (
+                labels = "; label-like, not read: " + ", ".join(f"{c} ({why})" for c, why in skipped.items()) if (
                     skipped) else ""
                 raise SparsecoreError(f"no text column {missing[0]!r}" if missing else "no text column" + labels,
                                       f"--train_file {name}", f"columns: {', '.join(ds.column_names)}; pick with "
