@@ -20,14 +20,14 @@ from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sparsecore.workflows.upstream import OBJECTIVES, prune_upstream
+    from sparsecore.workflows.upstream import LABEL_NAMES, MAX_CLASSES, OBJECTIVES, prune_upstream
 
     p = OneLineArgumentParser(prog="sparsecore.transformers.masked_language_modeling", description=__doc__)
     p.add_argument("--model_name_or_path", default="minilm")
     p.add_argument("--train_file", action="append", default=[], help="a text source (repeat for several)")
     p.add_argument("--text_column", action="append", default=None, help="text column(s) of table files (default: "
-                   "every string column except labels: columns named label/class/category/target or holding at most "
-                   "32 distinct values over 10× as many rows)")
+                   f"every string column except labels: columns named {'/'.join(sorted(LABEL_NAMES))} or holding at "
+                   f"most {MAX_CLASSES} distinct values over 10× as many rows)")
     p.add_argument("--recipe", default=None)
     p.add_argument("--recipe_args", default=None)
     p.add_argument("--objective", default="auto", choices=OBJECTIVES)
