@@ -180,22 +180,27 @@ def test_first_only_is_the_first_query_of_the_full_attention(quantized, masked):
 @pytest.mark.parametrize("path", ["avx512_vnni", "avx_vnni", "avx2"])
 @pytest.mark.parametrize("heads,hidden", [(3, 36), (5, 30)])  # head width 12, and 6 (not a multiple of 4)
 @pytest.mark.parametrize("first_only", [False, True])
-@pytest.mark.parametrize("kernel", ["tiles", "integer units"])
+@pytest.mark.parametrize("kernel", ["vnni tiles", "float tiles", "integer units"])
 def test_integer_units_and_tiles_give_the_float_paths_bits(path, heads, hidden, first_only, kernel, monkeypatch):
-    """Quantized attention from fp32 Q, K, V: the products on the integer units (codes − 128 as int8, row and column
-    sums for the zero points) and on the float tiles (codes as floats, every sum exact) equal the exact fp32 sums of the
-    generic path bit for bit — packed sequences of odd lengths, a padded batch under a mask, saturated codes."""
-    from sparsecore.kernels import attention_tiles
+    """Quantized attention from fp32 Q, K, V: the products on VNNI register tiles (dwords of four codes, int32 sums),
+    on the integer row kernel (codes − 128 as int8, row and column sums for the zero points) and on the float tiles
+    (codes as floats, every sum exact) equal the exact fp32 sums of the generic path bit for bit — packed sequences of
+    odd lengths (one over 256 tokens), a padded batch under a mask, saturated codes."""
+    from sparsecore.kernels import attention_tiles, attention_vnni
     from sparsecore.kernels.attention import attention_seq_t
     from sparsecore.kernels.isa import NEEDS, supported
 
     if not supported(path):
         pytest.skip(f"this CPU cannot run {path} (needs {', '.join(NEEDS[path])})")
+    if kernel == "vnni tiles" and path not in attention_vnni.SHAPES:
+        pytest.skip(f"{path} has no VNNI tiles")
+    if kernel != "vnni tiles":  # the dispatch of a host without VNNI (an AVX-512 one: the avx512 float tiles)
+        monkeypatch.setattr(attention_vnni, "SHAPES", {})
     if kernel == "integer units":  # the tiles take sequences up to MAX_EXACT tokens: none here
         monkeypatch.setattr(attention_tiles, "MAX_EXACT", 0)
     rng = np.random.default_rng(hidden + heads)
     quant, inputs = (1e-3, 1 / 255, 7, 2e-3), ((0.05, 128), (0.04, 0), (0.03, 255))
-    cases = [(np.array([0, 5, 6, 46, 63, 200]), None),
+    cases = [(np.array([0, 5, 6, 46, 63, 200, 457]), None),
              (np.arange(4) * 9, np.where(rng.random((3, 9)) < 0.3, np.finfo(np.float32).min, 0).astype(np.float32))]
     for starts, add_mask in cases:
         qkv = (rng.standard_normal((3 * hidden, starts[-1] + 3)) * 4).astype(np.float32)
@@ -242,6 +247,46 @@ def test_register_tile_fp32_attention_equals_the_plain_loops(lengths, heads, hid
         np.testing.assert_allclose(got, want[:, :1] if first_only else want, rtol=1e-5, atol=2e-5)
     if not first_only:
         assert (blocked[:, starts[-1]:] == 7.0).all()
+
+
+@pytest.mark.parametrize("isa_path", [None, "avx2", "generic"])
+@pytest.mark.parametrize("tb", [32, 64, 128])
+@pytest.mark.parametrize("first_only", [False, True])
+def test_token_blocked_qkv_is_read_as_the_rows_it_stands_for(isa_path, tb, first_only, monkeypatch):
+    """qkv token-blocked ``(blocks, 3H, TB)`` (a QKV Linear's ``blocked_out``) gives the bits of the ``(3H, T)`` rows:
+    read as it lies on VNNI hosts (runs of tokens split where they cross a block), laid out first elsewhere; packed
+    sequences of odd lengths, fp32 and quantized, into rows and token-blocked outputs."""
+    from sparsecore.kernels import isa
+    from sparsecore.kernels.attention import attention_seq_t
+
+    if isa_path is not None:
+        if not isa.supported(isa_path):
+            pytest.skip(f"this CPU cannot run {isa_path}")
+        monkeypatch.setenv("SPARSECORE_ISA", isa_path)
+    rng = np.random.default_rng(tb)
+    hidden, heads, tokens = 48, 4, 220
+    starts = np.array([0, 70, 71, 150, 213])
+    qkv = (rng.standard_normal((3 * hidden, tokens)) * 3).astype(np.float32)
+    blocks = -(-tokens // tb)
+    padded = np.full((3 * hidden, blocks * tb), 1e9, np.float32)  # padding tokens: never read
+    padded[:, :tokens] = qkv
+    qkv3 = np.ascontiguousarray(padded.reshape(3 * hidden, blocks, tb).transpose(1, 0, 2))
+    real = len(starts) - 1 if first_only else starts[-1]
+    for quant in ({}, {"quant": (1e-3, 1 / 255, 7, 2e-3), "qkv_quant": ((0.05, 128), (0.04, 0), (0.03, 255))}):
+        want = attention_seq_t(qkv, starts, heads, first_only=first_only, **quant)[:, :real]
+        got = attention_seq_t(qkv3, starts, heads, first_only=first_only, tokens=tokens, **quant)
+        assert got.shape == (hidden, len(starts) - 1 if first_only else tokens)
+        np.testing.assert_array_equal(got[:, :real], want)
+        buffer = np.zeros((-(-got.shape[1] // 64), hidden, 64), np.uint8)
+        codes = attention_seq_t(qkv3, starts, heads, first_only=first_only, tokens=tokens, blocked_out=buffer,
+                                out_codes=(0.01, 110), **quant)
+        rows = attention_seq_t(qkv, starts, heads, first_only=first_only, blocked_out=np.zeros_like(buffer),
+                               out_codes=(0.01, 110), **quant)
+        np.testing.assert_array_equal(codes, rows)
+    with pytest.raises(ValueError, match=r"qkv must be a C-contiguous float32 \(3H, T\) or \(blocks, 3H, TB\)"):
+        attention_seq_t(qkv3, starts, heads, tokens=blocks * tb + 1)
+    with pytest.raises(ValueError, match="qkv must be"):
+        attention_seq_t(qkv, starts, heads, tokens=tokens - 1)
 
 
 def _expected_blocks(ctx: np.ndarray, real: int, tb: int, pad) -> np.ndarray:
@@ -314,4 +359,19 @@ def test_tile_machine_code_keeps_its_sums_in_registers(path, cpu, register):
     _, vectors, rows = SHAPES[path]
     assert code.count("vfmadd231ps\t") + code.count("vfmadd213ps\t") >= rows * vectors
     assert f"%{register}" in code
+    assert not re.search(r"%[xyz]mm\d+, -?\d*\(%rsp\)", code)  # no spills
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 machine code")
+@pytest.mark.parametrize("path,cpu,register", [("avx512_vnni", "icelake-server", "zmm"),
+                                               ("avx512_vnni", "znver4", "zmm"), ("avx_vnni", "alderlake", "ymm")])
+def test_vnni_tile_machine_code_keeps_its_sums_in_registers(path, cpu, register):
+    """The VNNI attention tile compiled for a CPU with the feature (whatever this host is): one vpdpbusd per vector
+    and row, its R × 64 sums held in registers."""
+    from sparsecore.kernels.attention_vnni import SHAPES, tile_assembly
+
+    code = tile_assembly(path, cpu).replace("{vex}", "")
+    _, vectors, rows = SHAPES[path]
+    assert len(re.findall(rf"vpdpbusd\t[^\n]*%{register}", code)) >= rows * vectors
+    assert not re.search(r"vfmadd", code)
     assert not re.search(r"%[xyz]mm\d+, -?\d*\(%rsp\)", code)  # no spills

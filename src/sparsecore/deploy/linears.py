@@ -194,6 +194,12 @@ class QLinearT:
         return self.format.startswith("int8 quads ")
 
     @property
+    def writes_blocked(self) -> bool:
+        """An ``int8 quads <path>`` or ``int8 block4 <path>`` Linear: it can write its output token-blocked
+        (``blocked_out``), ``(blocks, N, TB)`` with its kernel's TB."""
+        return self.format.startswith(("int8 quads ", "int8 block4 "))
+
+    @property
     def activation_codes(self) -> tuple[float, int]:
         """``(scale, zero_point)`` of this Linear's uint8 input codes: what a previous quad Linear's ``out_codes`` takes
         to write them for it."""
@@ -224,14 +230,14 @@ class QLinearT:
                  scratch: Scratch | None = None, blocked_out: bool = False,
                  out_codes: tuple[float, int] | None = None) -> np.ndarray:
         """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the activation-code buffer to use.
-        ``blocked_out`` (int8 quads): Y token-blocked for a next quad Linear's :meth:`blocked`; with ``out_codes`` (that
-        Linear's :attr:`activation_codes`) as its uint8 codes."""
+        ``blocked_out`` (:attr:`writes_blocked`): Y token-blocked (for a next quad Linear's :meth:`blocked`, or the
+        attention); with ``out_codes`` (that Linear's :attr:`activation_codes`) as its uint8 codes."""
         from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
         code_buffer = scratch or self._own
-        if blocked_out and not self.token_blocked:
-            raise ValueError(f"blocked_out needs the int8 quads format, this Linear runs {self.format}")
+        if blocked_out and not self.writes_blocked:
+            raise ValueError(f"blocked_out needs the int8 quads or block4 format, this Linear runs {self.format}")
         if self.format.startswith(("int8 block4 ", "int8 quads ")):
             return self._integer(xt, gelu, out, code_buffer, blocked_out, out_codes)
         if self.format.startswith("int8 csr "):

@@ -150,13 +150,16 @@ class SparseEncoder:
             # the last layer runs its queries and everything after attention on the first tokens only: the logits
             # depend on nothing else (the keys and values still come from every token)
             last = i == len(self.layers) - 1
+            quant = layer["quant"]
+            # Q, K, V token-blocked when the attention reads them so (quantized attention on VNNI)
+            qkv_out, tokens = self._qkv_target(layer["qkv"], quant, ws["qkv"]), xt.shape[1]
+            blocked_qkv = {} if qkv_out is ws["qkv"] else {"blocked_out": True}
             if codes is None:
-                qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=ws["qkv"],
-                            scratch=self.scratch)
+                qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=qkv_out,
+                            scratch=self.scratch, **blocked_qkv)
             else:
                 qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"].blocked, codes[2], xt.shape[1],
-                            out=ws["qkv"])
-            quant = layer["quant"]
+                            out=qkv_out, **blocked_qkv)
             if last:
                 xt = np.ascontiguousarray(xt[:, first])  # (H, B)
                 inter_rows = ws["inter"].shape[0]
@@ -169,7 +172,7 @@ class SparseEncoder:
             attn_out = layer["attn_out"]
             into = self._blocked_input(attn_out, xt.shape[1])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
-                        out=None if into else ws["ctx"], first_only=last, **into, **({} if quant is None else {
+                        out=None if into else ws["ctx"], first_only=last, tokens=tokens, **into, **({} if quant is None else {
                             "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
                             "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
             if into:
@@ -207,6 +210,20 @@ class SparseEncoder:
                   codes=codes)
         return stage("classifier head", self.head, xt, first)
 
+    def _qkv_target(self, linear, quant, rows: np.ndarray) -> np.ndarray:
+        """Where the QKV Linear writes: the ``(3H, T)`` workspace ``rows``, or the same memory as ``(blocks, 3H, TB)`` in
+        the Linear's token-blocked output layout when the attention reads Q, K, V so
+        (:func:`~sparsecore.kernels.attention.reads_blocked_qkv`) and the Linear writes it (int8 1×4 blocks or
+        quads)."""
+        from sparsecore.kernels.attention import reads_blocked_qkv
+        from sparsecore.kernels.int8_linear import activation_shape
+
+        if not (self.fused_inputs and reads_blocked_qkv(quant is not None) and isinstance(linear, QLinearT)
+                and linear.writes_blocked):
+            return rows
+        blocks, _, tb = activation_shape(linear.weight, rows.shape[1], linear._path)[:3]
+        return self._ws["qkv"][:blocks * rows.shape[0] * tb].reshape(blocks, rows.shape[0], tb)
+
     def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:
         """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, when ``linear`` is an
         int8 quad Linear (its token-blocked uint8 layout); None otherwise."""
@@ -235,8 +252,8 @@ class SparseEncoder:
         inter = self.layers[0]["intermediate"].bias.size if self.layers else 0
         rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
         if tokens > self._ws_tokens:
-            # the FFN's inner buffer also holds those activations token-blocked: room for whole 64-token blocks
-            sizes = {name: n * (_padded(tokens) if name == "inter" else tokens) for name, n in rows.items()}
+            # the FFN's inner buffer and Q, K, V also hold activations token-blocked: room for whole blocks
+            sizes = {name: n * (_padded(tokens, name) if name in ("inter", "qkv") else tokens) for name, n in rows.items()}
             self._ws = huge_page_arrays({name: (size,) for name, size in sizes.items()})  # zero-filled
             self._ws_tokens = tokens
         return {"inter_flat": self._ws["inter"],
@@ -289,11 +306,13 @@ def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, int, int] | None:
     return fp32_rows.activation_shape(inner.bias.size, tokens)
 
 
-def _padded(tokens: int) -> int:
-    """``tokens`` rounded up to whole blocks of the token-blocked kernels."""
-    from sparsecore.kernels.fp32_rows import TOKENS
+def _padded(tokens: int, buffer: str = "inter") -> int:
+    """``tokens`` rounded up to whole blocks of the token-blocked kernels that write ``buffer``: the FFN's inner
+    activations (fp32 row kernels, int8 quads), or Q, K, V (int8 1×4 blocks and quads, the widest blocks)."""
+    from sparsecore.kernels import fp32_rows, int8_block4
 
-    return -(-tokens // TOKENS) * TOKENS
+    block = max(int8_block4.TOKENS.values()) if buffer == "qkv" else fp32_rows.TOKENS
+    return -(-tokens // block) * block
 
 
 def _row_stride(tokens: int) -> int:

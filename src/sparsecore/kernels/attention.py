@@ -186,7 +186,8 @@ def attention_t(qkv: np.ndarray, add_mask: np.ndarray, batch: int, seq: int, hea
 def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np.ndarray | None = None,
                     out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None,
                     qkv_quant: tuple[tuple[float, int], ...] | None = None, first_only: bool = False,
-                    blocked_out: np.ndarray | None = None, out_codes: tuple[float, int] | None = None) -> np.ndarray:
+                    blocked_out: np.ndarray | None = None, out_codes: tuple[float, int] | None = None,
+                    tokens: int | None = None) -> np.ndarray:
     """Self-attention of sequences of any lengths side by side: sequence b is columns ``starts[b]:starts[b+1]``
     of ``qkv (3H, T)`` (T ≥ ``starts[-1]``; columns after it are left alone in ``out (H, T)``). ``first_only``:
     the context of each sequence's first token only (attending to all its keys), column b of ``out (H, B)`` —
@@ -202,16 +203,20 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     (C = the columns ``out`` would have) and returned — float32 values (:func:`~.fp32_rows.token_blocks`' layout) or,
     with ``out_codes = (scale, zero_point)``, uint8 codes (:func:`~.quantize.quantize_u8_blocked` of the fp32
     context, bit for bit): the input of a next token-blocked Linear. Tokens past the real ones hold 0 / the zero
-    point."""
-    three_h, tokens = qkv.shape if qkv.ndim == 2 else (0, 0)
-    hidden = three_h // 3
+    point.
+
+    ``qkv`` may also be token-blocked, ``(blocks, 3H, TB)`` (a QKV Linear's ``blocked_out``: token t in block t // TB),
+    standing for a ``(3H, tokens)`` array (``tokens`` ≤ blocks·TB, default blocks·TB): read as it lies on a VNNI host
+    (:mod:`.attention_vnni`), laid out as rows first elsewhere."""
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     lengths = np.diff(starts)
-    if (qkv.dtype != np.float32 or qkv.ndim != 2 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads
+    three_h, tokens = _qkv_shape(qkv, tokens)
+    hidden = three_h // 3
+    if (qkv.dtype != np.float32 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads
             or starts.ndim != 1 or starts.size < 1 or starts[0] != 0 or np.any(lengths < 0) or starts[-1] > tokens):
-        raise ValueError(f"qkv must be a C-contiguous float32 (3H, T) array with H divisible by heads and starts "
-                         f"non-decreasing from 0 to at most T, got {qkv.dtype} {qkv.shape}, heads {heads}, "
-                         f"starts {starts[:4]}…")
+        raise ValueError(f"qkv must be a C-contiguous float32 (3H, T) or (blocks, 3H, TB) array with H divisible by "
+                         f"heads and starts non-decreasing from 0 to at most T, got {qkv.dtype} {qkv.shape}, heads "
+                         f"{heads}, starts {starts[:4]}…")
     batch, longest = lengths.size, int(lengths.max(initial=0))
     if add_mask is None:
         add_mask = np.zeros((batch, longest), np.float32)
@@ -231,11 +236,15 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
                              f"got {qkv_quant}")
         in_scales = np.array([qz[0] for qz in qkv_quant], np.float32)
         in_zeros = np.array([qz[1] for qz in qkv_quant], np.int64)
-    from sparsecore.kernels import attention_tiles
+    from sparsecore.kernels import attention_tiles, attention_vnni
 
     fpath = float_path()
+    path = integer_path()
+    vnni = in_scales.size > 0 and path in attention_vnni.SHAPES  # codes made here, both products on VNNI tiles
+    if qkv.ndim == 3 and not vnni:  # the other kernels read (3H, T) rows
+        qkv = np.ascontiguousarray(qkv.transpose(1, 0, 2).reshape(three_h, -1)[:, :tokens])
     exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
-    tiles = fpath != "generic" and (quant is None or exact)  # fp32, or codes whose sums are exact in fp32
+    tiles = vnni or fpath != "generic" and (quant is None or exact)  # fp32, or codes whose sums are exact in fp32
     into = blocked if tiles else None  # the tile kernel writes the token-blocked layout itself
     if out is None:
         out = np.empty((hidden, 0 if into is not None else columns), np.float32)
@@ -246,8 +255,11 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     if starts[-1]:
         f = np.float32
         order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
-        path = integer_path()
-        if tiles:
+        if vnni:
+            attention_vnni.attention_vnni_t(marker(path), qkv if qkv.ndim == 3 else qkv[None], starts, add_mask,
+                                            heads, order, bounds, f(s_scale), f(p_scale), int(p_zero), f(c_scale),
+                                            in_scales, in_zeros, first_only, longest, out, into, qscale, qzero)
+        elif tiles:
             attention_tiles.attention_tiles_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, f(s_scale),
                                               f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only,
                                               longest, out, into, qscale, qzero)
@@ -275,6 +287,26 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
         else:
             quantize_u8_blocked(ctx, out_codes[0], out_codes[1], tb, out=blocked)
     return pad_blocked(blocked, real, qzero)
+
+
+def reads_blocked_qkv(quantized: bool) -> bool:
+    """True when :func:`attention_seq_t` reads a token-blocked qkv as it lies (quantized attention with its codes made
+    in the kernel, on a VNNI path): a QKV Linear that can write its output token-blocked should."""
+    from sparsecore.kernels import attention_vnni
+
+    return quantized and integer_path() in attention_vnni.SHAPES
+
+
+def _qkv_shape(qkv: np.ndarray, tokens: int | None) -> tuple[int, int]:
+    """``(3H, T)`` of a ``(3H, T)`` or token-blocked ``(blocks, 3H, TB)`` qkv (T: ``tokens``, at most blocks·TB);
+    ``(0, 0)`` for any other shape."""
+    if qkv.ndim == 2:
+        return qkv.shape if tokens in (None, qkv.shape[1]) else (0, 0)
+    if qkv.ndim == 3:
+        blocks, three_h, tb = qkv.shape
+        if tokens is None or 0 <= tokens <= blocks * tb:
+            return three_h, blocks * tb if tokens is None else tokens
+    return 0, 0
 
 
 def _blocked_target(blocked_out, out_codes, hidden: int, columns: int):

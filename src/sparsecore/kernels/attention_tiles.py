@@ -153,11 +153,11 @@ def _codes(src, scale, zero, dst):
 
 
 def _write(marker, acc, colsum, codes, c_scale, row, qscale, qzero):
-    """One context row segment: ``acc / colsum`` (fp32), ``acc · c_scale`` (codes) — or, into a uint8 ``row``, the
-    codes of ``acc · c_scale`` for ``qscale``, ``qzero`` (:func:`~.epilogue.row_epilogue`: quantizing the fp32 row
-    gives the same bits)."""
+    """One context row segment: ``acc / colsum`` (fp32), ``acc · c_scale`` (codes; ``acc`` float32 or int32) — or,
+    into a uint8 ``row``, the codes of ``acc · c_scale`` for ``qscale``, ``qzero`` (:func:`~.epilogue.row_epilogue`:
+    quantizing the fp32 row gives the same bits)."""
     for i in range(row.size):
-        row[i] = acc[i] * c_scale if codes else acc[i] / colsum[i]
+        row[i] = np.float32(acc[i]) * c_scale if codes else acc[i] / colsum[i]
 
 
 if not config.DISABLE_JIT:
@@ -173,12 +173,27 @@ if not config.DISABLE_JIT:
         def impl(marker, acc, colsum, codes, c_scale, row, qscale, qzero):
             if codes:
                 for i in range(row.size):
-                    row[i] = acc[i] * c_scale
+                    row[i] = np.float32(acc[i]) * c_scale
             else:
                 for i in range(row.size):
                     row[i] = acc[i] / colsum[i]
 
         return impl
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def store_context(marker, acc, colsum, codes, c_scale, out, blocked, row, token, width, tbo, qscale, qzero):
+    """Context row ``row`` of tokens ``token … token + width − 1`` from ``acc[0:width]`` (:func:`_write`): into ``out``,
+    or into the token-blocked ``blocked`` (blocks of ``tbo`` tokens), the run split where it crosses a block."""
+    if blocked is None:
+        _write(marker, acc[:width], colsum, codes, c_scale, out[row, token:token + width], qscale, qzero)
+        return
+    i = 0
+    while i < width:
+        blk, at = (token + i) // tbo, (token + i) % tbo
+        n = min(width - i, tbo - at)
+        _write(marker, acc[i:i + n], colsum[i:i + n], codes, c_scale, blocked[blk, row, at:at + n], qscale, qzero)
+        i += n
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -256,19 +271,8 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                 while e < d:  # ctxᵀ rows e … e+R−1: step j along P's rows, a value feature per row of V
                     rows = tiles(marker, d - e, a, v_at + e * stride, 1, stride, seq, scores, 0, tile)
                     for r in range(rows):
-                        acc = tile[r]
-                        if blocked is None:
-                            _write(marker, acc[:width], colsum, codes, c_scale,
-                                   out[h * d + e + r, o0 + t0:o0 + t0 + width], qscale, qzero)
-                            continue
-                        i = 0
-                        while i < width:  # the run of tokens, split where it crosses a block of the blocked layout
-                            token = o0 + t0 + i
-                            blk_o, at = token // tbo, token % tbo
-                            n = min(width - i, tbo - at)
-                            _write(marker, acc[i:i + n], colsum[i:i + n], codes, c_scale,
-                                   blocked[blk_o, h * d + e + r, at:at + n], qscale, qzero)
-                            i += n
+                        store_context(marker, tile[r], colsum, codes, c_scale, out, blocked, h * d + e + r, o0 + t0,
+                                      width, tbo, qscale, qzero)
                     e += rows
 
 
