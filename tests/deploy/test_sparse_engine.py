@@ -369,5 +369,13 @@ def test_int8_quad_ffn_kept_token_blocked_gives_the_same_bits(tokens):
     with pytest.raises(ValueError, match="codes need blocked_out"):
         inner(xt, gelu=True, out_codes=outer.activation_codes)
     widening = QLinearT(QuantLinear(c1, np.zeros(96, np.int64), np.ones(96, np.float32), ActQuant(0.05, 120)), "csr")
-    with pytest.raises(ValueError, match="blocked_out needs the int8 quads format"):
+    with pytest.raises(ValueError, match="blocked_out needs the int8 quads or block4 format"):
         widening(xt, blocked_out=True)
+    # a 1×4-block Linear writes its output token-blocked too (Q, K, V for the attention): its plain output laid out
+    blocks = QLinearT(QuantLinear(c1, rng.integers(-500, 500, 96), rng.random(96).astype(np.float32) / 50,
+                                  ActQuant(0.05, 120)), "block4")
+    assert blocks.writes_blocked and not blocks.token_blocked
+    laid = blocks(xt, blocked_out=True)
+    tb = laid.shape[2]
+    assert laid.shape == (-(-tokens // tb), 96, tb)
+    np.testing.assert_array_equal(laid.transpose(1, 0, 2).reshape(96, -1)[:, :tokens], blocks(xt))
