@@ -172,7 +172,8 @@ class SparseEncoder:
             attn_out = layer["attn_out"]
             into = self._blocked_input(attn_out, xt.shape[1])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
-                        out=None if into else ws["ctx"], first_only=last, tokens=tokens, **into, **({} if quant is None else {
+                        out=None if into else ws["ctx"], first_only=last, tokens=tokens, **into,
+                        **({} if quant is None else {
                             "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
                             "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
             if into:
@@ -211,8 +212,8 @@ class SparseEncoder:
         return stage("classifier head", self.head, xt, first)
 
     def _qkv_target(self, linear, quant, rows: np.ndarray) -> np.ndarray:
-        """Where the QKV Linear writes: the ``(3H, T)`` workspace ``rows``, or the same memory as ``(blocks, 3H, TB)`` in
-        the Linear's token-blocked output layout when the attention reads Q, K, V so
+        """Where the QKV Linear writes: the ``(3H, T)`` workspace ``rows``, or the same memory as ``(blocks, 3H, TB)``
+        in the Linear's token-blocked output layout when the attention reads Q, K, V so
         (:func:`~sparsecore.kernels.attention.reads_blocked_qkv`) and the Linear writes it (int8 1×4 blocks or
         quads)."""
         from sparsecore.kernels.attention import reads_blocked_qkv
@@ -253,7 +254,8 @@ class SparseEncoder:
         rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
         if tokens > self._ws_tokens:
             # the FFN's inner buffer and Q, K, V also hold activations token-blocked: room for whole blocks
-            sizes = {name: n * (_padded(tokens, name) if name in ("inter", "qkv") else tokens) for name, n in rows.items()}
+            sizes = {name: n * (_padded(tokens, name) if name in ("inter", "qkv") else tokens)
+                     for name, n in rows.items()}
             self._ws = huge_page_arrays({name: (size,) for name, size in sizes.items()})  # zero-filled
             self._ws_tokens = tokens
         return {"inter_flat": self._ws["inter"],

@@ -12,10 +12,10 @@ The first sums are register tiles (:func:`emit_tile`): ``tile[r, 0:64] = Σ_s do
 64 dwords, each the four uint8 codes of one query (Q: four features; P: four keys), A the four int8 values K' (four
 features of a key) or V' (four keys of a value feature) broadcast as one dword, so one ``vpdpbusd`` adds 4 products
 for 16 queries (8 on ``avx_vnni``). R rows × W queries stay in registers for the whole depth: 4 rows × 4 zmm on
-``avx512_vnni``, 2 × 4 ymm over 32 queries (twice per block) on ``avx_vnni``. Every sum is an exact int32, and the scores and the context are turned
-into floats as the float paths do (``float32(total)`` then the same scaling, mask, softmax of
-:func:`~.softmax.exp_columns` and codes of P), so the result is :func:`~.attention.attention_seq_t`'s generic path bit
-for bit, for any sequence length.
+``avx512_vnni``, 2 × 4 ymm over 32 queries (twice per block) on ``avx_vnni``. Every sum is an exact int32, and the
+scores and the context are turned into floats as the float paths do (``float32(total)`` then the same scaling, mask,
+softmax of :func:`~.softmax.exp_columns` and codes of P), so the result is :func:`~.attention.attention_seq_t`'s
+generic path bit for bit, for any sequence length.
 
 The dwords are built with shifts as the codes are made: ``Q[e4, i] = Σ_s q[4·e4 + s, i] << 8s`` (features past d:
 0), ``K'[e4, j]`` likewise with ``k ^ 0x80`` (the byte of k − 128), ``P[j4, i]`` over four keys (keys past n: 0), and V'
