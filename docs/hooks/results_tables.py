@@ -242,5 +242,6 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
+    "pipeline_throughput_v11": ("pipeline_throughput_v11.json", pipeline_throughput),
     "streams": ("streams.json", streams),
 }
