@@ -240,7 +240,7 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
 
     fpath = float_path()
     path = integer_path()
-    vnni = in_scales.size > 0 and path in attention_vnni.SHAPES  # codes made here, both products on VNNI tiles
+    vnni = reads_blocked_qkv(in_scales.size > 0)  # codes made here, both products on VNNI tiles
     if qkv.ndim == 3 and not vnni:  # the other kernels read (3H, T) rows
         qkv = np.ascontiguousarray(qkv.transpose(1, 0, 2).reshape(three_h, -1)[:, :tokens])
     exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT

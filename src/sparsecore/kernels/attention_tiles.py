@@ -45,17 +45,20 @@ MAX_EXACT = 256  # longest sequence whose integer products sum exactly in fp32: 
 SHAPES = {"avx512": (16, 4, 4), "avx2": (8, 4, 2)}
 ROWS = max(rows for _, _, rows in SHAPES.values())
 
-_I64, _F32 = ir.IntType(64), ir.FloatType()
+_I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
 
 
 def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr, s_stride, r_stride, depth, b_ptr,
-              out_ptr) -> None:
+              out_ptr, integer: bool = False) -> None:
     """Emit ``out[r, 0:W] = Σ_{s < depth} a[s·s_stride + r·r_stride] · b[s·64 : s·64 + W]`` for r < ``rows``, W = lanes ·
-    vectors (float* ``a_ptr``, ``b_ptr`` — rows of 64 floats —, ``out_ptr`` rows of 64 floats; i64 strides and depth)."""
+    vectors (float* ``a_ptr``, ``b_ptr`` — rows of 64 floats —, ``out_ptr`` rows of 64 floats; i64 strides and depth).
+    ``integer``: i32* pointers and ``dot4`` products instead — a dword of a is four int8, a dword of b four uint8, each
+    product the sum of their four products (one ``vpdpbusd`` per vector and row, int32 sums)."""
     from sparsecore.kernels.simd import accumulate_loop
 
-    vec = ir.VectorType(_F32, lanes)
-    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{lanes}f32")
+    vec = ir.VectorType(_I32 if integer else _F32, lanes)
+    name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}" if integer else f"llvm.fma.v{lanes}f32"
+    op = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), name)
 
     def const(value):
         return ir.Constant(_I64, value)
@@ -68,23 +71,31 @@ def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr,
         a_row = builder.gep(a_ptr, [builder.mul(s, s_stride)])
         for r in range(rows):
             a = builder.load(builder.gep(a_row, [builder.mul(const(r), r_stride)]))
-            first = builder.insert_element(ir.Constant(vec, ir.Undefined), a, ir.Constant(ir.IntType(32), 0))
+            first = builder.insert_element(ir.Constant(vec, ir.Undefined), a, ir.Constant(_I32, 0))
             w = builder.shuffle_vector(first, ir.Constant(vec, ir.Undefined),
-                                       ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
-            new += [builder.call(fma, [w, xs[v], accs[r * vectors + v]]) for v in range(vectors)]
+                                       ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
+            for v in range(vectors):
+                acc = accs[r * vectors + v]
+                new.append(builder.call(op, [acc, xs[v], w] if integer else [w, xs[v], acc]))
         return new
 
-    accs = accumulate_loop(builder, const(0), depth, ir.Constant(vec, [0.0] * lanes), rows * vectors, step)
+    accs = accumulate_loop(builder, const(0), depth, ir.Constant(vec, [0 if integer else 0.0] * lanes), rows * vectors,
+                           step)
     for r in range(rows):
         for v in range(vectors):
             p = builder.gep(out_ptr, [const(r * TOKENS + v * lanes)])
             builder.store(accs[r * vectors + v], builder.bitcast(p, vec.as_pointer()), align=4)
 
 
-def _tile_intrinsic(lanes: int, vectors: int, rows: int):
+def _tile_intrinsic(lanes: int, vectors: int, rows: int, integer: bool):
     @intrinsic
     def tile(typingctx, a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, out):
-        if not all(isinstance(x, types.Array) and x.dtype == types.float32 for x in (a, slab, out)) or slab.ndim != 3:
+        arrays = all(isinstance(x, types.Array) for x in (a, slab, out)) and slab.ndim == 3
+        if integer:
+            ok = arrays and a.dtype in (types.int32, types.uint8) and slab.dtype == out.dtype == types.int32
+        else:
+            ok = arrays and a.dtype == slab.dtype == out.dtype == types.float32
+        if not ok:
             return None
 
         def codegen(context, builder, signature, args):
@@ -94,8 +105,9 @@ def _tile_intrinsic(lanes: int, vectors: int, rows: int):
             block_start = builder.mul(builder.mul(i64(6), slab_rows), ir.Constant(_I64, TOKENS))
             b_ptr = builder.gep(slab_struct.data, [builder.add(block_start, i64(7))])
             out_ptr = builder.gep(struct(8).data, [i64(7)])
-            emit_tile(builder, lanes, vectors, rows, builder.gep(struct(0).data, [i64(1)]), i64(2), i64(3), i64(4),
-                      b_ptr, out_ptr)
+            a_ptr = builder.bitcast(struct(0).data, (_I32 if integer else _F32).as_pointer())
+            emit_tile(builder, lanes, vectors, rows, builder.gep(a_ptr, [i64(1)]), i64(2), i64(3), i64(4), b_ptr,
+                      out_ptr, integer)
             return context.get_dummy_value()
 
         return types.void(a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, out), codegen
@@ -103,33 +115,29 @@ def _tile_intrinsic(lanes: int, vectors: int, rows: int):
     return tile
 
 
-def _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, width, out):
-    """The same sums in plain loops (coverage runs)."""
-    flat = a.reshape(-1)
-    for r in range(rows):
-        acc = np.zeros(width, np.float32)
-        for s in range(depth):
-            acc += flat[a_offset + s * s_stride + r * r_stride] * slab[blk, s, t_offset:t_offset + width]
-        out[r, t_offset:t_offset + width] = acc
+def tile_function(shapes: dict, integer: bool, plain, doc: str):
+    """``tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out)``: ``out[r, 0:64] = Σ_s
+    a.flat[a_offset + s·s_stride + r·r_stride] · slab[blk, s, 0:64]`` for the R rows of the path ``marker`` names in
+    ``shapes`` (path → lanes, vectors, R), or one row when ``rows_left`` < R; returns how many rows it computed. The
+    register tile of :func:`emit_tile` (``integer``: dot4 products), ``plain(rows, …)`` under ``NUMBA_DISABLE_JIT``."""
+    most = max(rows for _, _, rows in shapes.values())
 
+    def tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
+        rows = min(rows_left, most)
+        plain(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, out)
+        return rows
 
-def tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
-    """``out[r, 0:64] = Σ_s a.flat[a_offset + s·s_stride + r·r_stride] · slab[blk, s, 0:64]`` for the path's R rows (or
-    one row when ``rows_left`` < R); returns how many rows it computed."""
-    rows = min(rows_left, ROWS)
-    _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, 0, TOKENS, out)
-    return rows
-
-
-if not config.DISABLE_JIT:
-    _TILES = {(path, r): _tile_intrinsic(lanes, vectors, r) for path, (lanes, vectors, rows) in SHAPES.items()
-              for r in (rows, 1)}
+    tiles.__doc__ = doc
+    if config.DISABLE_JIT:
+        return tiles
+    kernels = {(path, r): _tile_intrinsic(lanes, vectors, r, integer) for path, (lanes, vectors, rows) in shapes.items()
+               for r in (rows, 1)}
 
     @overload(tiles, inline="always")
     def _tiles_impl(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
         path = marker_path(marker)
-        lanes, vectors, rows = SHAPES[path]
-        full, one = _TILES[(path, rows)], _TILES[(path, 1)]
+        lanes, vectors, rows = shapes[path]
+        full, one = kernels[(path, rows)], kernels[(path, 1)]
         width = lanes * vectors
 
         def impl(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
@@ -142,6 +150,21 @@ if not config.DISABLE_JIT:
             return 1
 
         return impl
+
+    return tiles
+
+
+def _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
+    """The float sums in plain loops (coverage runs)."""
+    flat = a.reshape(-1)
+    for r in range(rows):
+        acc = np.zeros(TOKENS, np.float32)
+        for s in range(depth):
+            acc += flat[a_offset + s * s_stride + r * r_stride] * slab[blk, s]
+        out[r] = acc
+
+
+tiles = tile_function(SHAPES, False, _plain_tile, """The float register tile: see :func:`tile_function`.""")
 
 
 @nb.njit(inline="always", **NJIT_FMA)
@@ -276,13 +299,13 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                     e += rows
 
 
-def tile_assembly(path: str, cpu: str) -> str:
-    """Machine code of the ``path`` tile kernel compiled for ``cpu`` (an LLVM CPU name) from a stand-alone module,
-    whatever CPU this host is."""
+def tile_assembly(path: str, cpu: str, shapes: dict = SHAPES, integer: bool = False) -> str:
+    """Machine code of the ``path`` tile kernel (``shapes[path]``; ``integer``: dot4 products) compiled for ``cpu`` (an
+    LLVM CPU name) from a stand-alone module, whatever CPU this host is."""
     from sparsecore.kernels.row_kernels import assembly
 
-    lanes, vectors, rows = SHAPES[path]
-    ptr = _F32.as_pointer()
+    lanes, vectors, rows = shapes[path]
+    ptr = (_I32 if integer else _F32).as_pointer()
     return assembly(f"attention_tile_{path}", [ptr, _I64, _I64, _I64, ptr, ptr],
                     lambda builder, a, s_stride, r_stride, depth, b, out: emit_tile(
-                        builder, lanes, vectors, rows, a, s_stride, r_stride, depth, b, out), cpu)
+                        builder, lanes, vectors, rows, a, s_stride, r_stride, depth, b, out, integer), cpu)

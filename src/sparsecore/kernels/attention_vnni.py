@@ -8,14 +8,14 @@ cv = 128 − zv:
     Σ_e (q − zq)(k − zk) = Σ_e q·k' + ck·Σ_e q − zq·(Σ_e k' + ck·d)        scores, keys × queries
     Σ_j (v − zv)(p − zp) = Σ_j p·v' + cv·Σ_j p − zp·(Σ_j v' + cv·n)        context, value features × queries
 
-The first sums are register tiles (:func:`emit_tile`): ``tile[r, 0:64] = Σ_s dot4(A[s, r], B[s, 0:64])`` — B a row of
-64 dwords, each the four uint8 codes of one query (Q: four features; P: four keys), A the four int8 values K' (four
-features of a key) or V' (four keys of a value feature) broadcast as one dword, so one ``vpdpbusd`` adds 4 products
-for 16 queries (8 on ``avx_vnni``). R rows × W queries stay in registers for the whole depth: 4 rows × 4 zmm on
-``avx512_vnni``, 2 × 4 ymm over 32 queries (twice per block) on ``avx_vnni``. Every sum is an exact int32, and the
-scores and the context are turned into floats as the float paths do (``float32(total)`` then the same scaling, mask,
-softmax of :func:`~.softmax.exp_columns` and codes of P), so the result is :func:`~.attention.attention_seq_t`'s
-generic path bit for bit, for any sequence length.
+The first sums are register tiles (:func:`.attention_tiles.emit_tile` with ``integer``): ``tile[r, 0:64] = Σ_s
+dot4(A[s, r], B[s, 0:64])`` — B a row of 64 dwords, each the four uint8 codes of one query (Q: four features; P: four
+keys), A the four int8 values K' (four features of a key) or V' (four keys of a value feature) broadcast as one dword,
+so one ``vpdpbusd`` adds 4 products for 16 queries (8 on ``avx_vnni``). R rows × W queries stay in registers for the
+whole depth: 4 rows × 4 zmm on ``avx512_vnni``, 2 × 4 ymm over 32 queries (twice per block) on ``avx_vnni``. Every
+sum is an exact int32, and the scores and the context are turned into floats as the float paths do
+(``float32(total)`` then the same scaling, mask, softmax of :func:`~.softmax.exp_columns` and codes of P), so the
+result is :func:`~.attention.attention_seq_t`'s generic path bit for bit, for any sequence length.
 
 The dwords are built with shifts as the codes are made: ``Q[e4, i] = Σ_s q[4·e4 + s, i] << 8s`` (features past d:
 0), ``K'[e4, j]`` likewise with ``k ^ 0x80`` (the byte of k − 128), ``P[j4, i]`` over four keys (keys past n: 0), and V'
@@ -30,16 +30,12 @@ import math
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba import config, types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.attention_tiles import TOKENS, store_context
-from sparsecore.kernels.isa import marker_path
+from sparsecore.kernels.attention_tiles import TOKENS, store_context, tile_function
+from sparsecore.kernels.attention_tiles import tile_assembly as _assembly
+from sparsecore.kernels.int8_attention import _code
 from sparsecore.kernels.quantize import _round_clamp
-from sparsecore.kernels.row_kernels import arg_readers
 from sparsecore.kernels.softmax import exp_columns
 
 # path → (int32 lanes per vector, vectors per tile, rows per tile): lanes · vectors queries (64, or 32 twice per block
@@ -47,105 +43,17 @@ from sparsecore.kernels.softmax import exp_columns
 SHAPES = {"avx512_vnni": (16, 4, 4), "avx_vnni": (8, 4, 2)}
 ROWS = max(rows for _, _, rows in SHAPES.values())
 
-_I32, _I64 = ir.IntType(32), ir.IntType(64)
-
-
-def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr, s_stride, r_stride, depth, b_ptr,
-              out_ptr) -> None:
-    """Emit ``out[r, 0:W] = Σ_{s < depth} dot4(a[s·s_stride + r·r_stride], b[s·64 : s·64 + W])`` for r < ``rows``, W =
-    lanes · vectors (i32* ``a_ptr`` — four int8 per dword —, ``b_ptr`` rows of 64 dwords of four uint8, ``out_ptr``
-    rows of 64 int32; i64 strides and depth): one ``vpdpbusd`` per vector and row."""
-    from sparsecore.kernels.simd import accumulate_loop
-
-    vec = ir.VectorType(_I32, lanes)
-    dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                         f"llvm.x86.avx512.vpdpbusd.{32 * lanes}")
-
-    def const(value):
-        return ir.Constant(_I64, value)
-
-    def step(s, accs):
-        b_row = builder.gep(b_ptr, [builder.mul(s, const(TOKENS))])
-        xs = [builder.load(builder.bitcast(builder.gep(b_row, [const(v * lanes)]), vec.as_pointer()), align=4)
-              for v in range(vectors)]
-        a_row = builder.gep(a_ptr, [builder.mul(s, s_stride)])
-        new = []
-        for r in range(rows):
-            a = builder.load(builder.gep(a_row, [builder.mul(const(r), r_stride)]))
-            first = builder.insert_element(ir.Constant(vec, ir.Undefined), a, ir.Constant(_I32, 0))
-            w = builder.shuffle_vector(first, ir.Constant(vec, ir.Undefined),
-                                       ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
-            new += [builder.call(dot, [accs[r * vectors + v], xs[v], w]) for v in range(vectors)]
-        return new
-
-    accs = accumulate_loop(builder, const(0), depth, ir.Constant(vec, [0] * lanes), rows * vectors, step)
-    for r in range(rows):
-        for v in range(vectors):
-            p = builder.gep(out_ptr, [const(r * TOKENS + v * lanes)])
-            builder.store(accs[r * vectors + v], builder.bitcast(p, vec.as_pointer()), align=4)
-
-
-def _tile_intrinsic(lanes: int, vectors: int, rows: int):
-    @intrinsic
-    def tile(typingctx, a, a_offset, s_stride, r_stride, depth, b, b_offset, t_offset, out):
-        ok = (isinstance(a, types.Array) and a.dtype in (types.int32, types.uint8) and isinstance(b, types.Array) and
-              b.dtype == types.int32 and isinstance(out, types.Array) and out.dtype == types.int32)
-        if not ok:
-            return None
-
-        def codegen(context, builder, signature, args):
-            i64, struct = arg_readers(context, builder, signature, args)
-            a_ptr = builder.bitcast(struct(0).data, _I32.as_pointer())
-            emit_tile(builder, lanes, vectors, rows, builder.gep(a_ptr, [i64(1)]), i64(2), i64(3), i64(4),
-                      builder.gep(struct(5).data, [builder.add(i64(6), i64(7))]), builder.gep(struct(8).data, [i64(7)]))
-            return context.get_dummy_value()
-
-        return types.void(a, a_offset, s_stride, r_stride, depth, b, b_offset, t_offset, out), codegen
-
-    return tile
-
-
-def tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, b, b_offset, out):
-    """``out[r, 0:64] = Σ_s dot4(a.dwords[a_offset + s·s_stride + r·r_stride], b.flat[b_offset + 64·s : … + 64])`` for
-    the path's R rows (or one row when ``rows_left`` < R); returns how many rows it computed. ``a``: int32 or uint8
-    (read as dwords of four int8), ``b``: int32 dwords of four uint8."""
-    rows = min(rows_left, ROWS)
+def _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
+    """The dot4 sums in plain loops (coverage runs): dwords of ``a`` as four int8, of ``slab`` as four uint8."""
     a4 = a.reshape(-1).view(np.int8).reshape(-1, 4).astype(np.int32)
-    b4 = b.reshape(-1).view(np.uint8).reshape(-1, 4).astype(np.int32)
+    b4 = slab[blk].reshape(-1).view(np.uint8).reshape(-1, 4).astype(np.int32)
     for r in range(rows):
         for i in range(TOKENS):
-            out[r, i] = sum(int(a4[a_offset + s * s_stride + r * r_stride] @ b4[b_offset + TOKENS * s + i])
-                            for s in range(depth))
-    return rows
+            out[r, i] = sum(int(a4[a_offset + s * s_stride + r * r_stride] @ b4[TOKENS * s + i]) for s in range(depth))
 
 
-if not config.DISABLE_JIT:
-    _TILES = {(path, r): _tile_intrinsic(lanes, vectors, r) for path, (lanes, vectors, rows) in SHAPES.items()
-              for r in (rows, 1)}
-
-    @overload(tiles, inline="always")
-    def _tiles_impl(marker, rows_left, a, a_offset, s_stride, r_stride, depth, b, b_offset, out):
-        path = marker_path(marker)
-        lanes, vectors, rows = SHAPES[path]
-        full, one = _TILES[(path, rows)], _TILES[(path, 1)]
-        width = lanes * vectors
-
-        def impl(marker, rows_left, a, a_offset, s_stride, r_stride, depth, b, b_offset, out):
-            if rows_left >= rows:
-                for t in range(0, TOKENS, width):
-                    full(a, a_offset, s_stride, r_stride, depth, b, b_offset, t, out)
-                return rows
-            for t in range(0, TOKENS, width):
-                one(a, a_offset, s_stride, r_stride, depth, b, b_offset, t, out)
-            return 1
-
-        return impl
-
-
-@nb.njit(inline="always", **NJIT_FMA)
-def _code(x, scale, zero):
-    """The uint8 code of ``x`` as an int32 (``QuantizeLinear``: round half to even, saturate)."""
-    return np.int32(_round_clamp(x / scale, np.float32(-zero), np.float32(255 - zero))) + zero
+tiles = tile_function(SHAPES, True, _plain_tile, """The VNNI register tile (:func:`~.attention_tiles.tile_function`,
+dot4 products): ``a`` int32 or uint8 read as dwords of four int8, ``slab`` int32 dwords of four uint8.""")
 
 
 @nb.njit(inline="always", **NJIT_FMA)
@@ -201,7 +109,7 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
         kx = np.empty((d4, longest), np.int32)  # K' bytes, four features a dword; keys along a row
         k_sums = np.empty(longest, np.int32)
         vx = np.empty((d, 4 * n4_max), np.uint8)  # V' bytes: a value feature's row over the keys
-        px = np.empty((n4_max, TOKENS), np.int32)  # P codes, four keys a dword
+        px = np.empty((1, n4_max, TOKENS), np.int32)  # P codes, four keys a dword
         p_sums = np.empty(TOKENS, np.int32)
         v_sums = np.empty(d, np.int32)
         st = np.empty((longest, TOKENS), np.float32)  # one block of Sᵀ / P: keys × queries
@@ -246,7 +154,7 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
             for blk in range(blocks):
                 j = 0
                 while j < seq:  # Sᵀ rows j … j+R−1: K' dwords of keys j.. (stride 1), Q dwords of this block
-                    rows = tiles(marker, seq - j, kx, j, longest, 1, d4, qx, blk * d4 * TOKENS, tile)
+                    rows = tiles(marker, seq - j, kx, j, longest, 1, d4, qx, blk, tile)
                     for r in range(rows):
                         m = add_mask[b, j + r]
                         base = zq * (k_sums[j + r] + ck * d)
@@ -257,7 +165,7 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
                 exp_columns(marker, st, seq, TOKENS, colmax, colsum)
                 p_sums[:] = 0
                 for j4 in range(n4):  # P = E / Σ as its codes, four keys a dword (keys past n: 0)
-                    dst = px[j4]
+                    dst = px[0, j4]
                     for s in range(4):
                         jj = 4 * j4 + s
                         if jj >= seq:
@@ -289,12 +197,6 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
 
 
 def tile_assembly(path: str, cpu: str) -> str:
-    """Machine code of the ``path`` tile kernel compiled for ``cpu`` (an LLVM CPU name) from a stand-alone module,
+    """Machine code of the ``path`` VNNI tile compiled for ``cpu`` (an LLVM CPU name) from a stand-alone module,
     whatever CPU this host is."""
-    from sparsecore.kernels.row_kernels import assembly
-
-    lanes, vectors, rows = SHAPES[path]
-    ptr = _I32.as_pointer()
-    return assembly(f"attention_vnni_{path}", [ptr, _I64, _I64, _I64, ptr, ptr],
-                    lambda builder, a, s_stride, r_stride, depth, b, out: emit_tile(
-                        builder, lanes, vectors, rows, a, s_stride, r_stride, depth, b, out), cpu)
+    return _assembly(path, cpu, SHAPES, integer=True)
