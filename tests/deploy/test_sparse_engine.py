@@ -183,16 +183,17 @@ def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kern
         np.testing.assert_allclose(integer(xt, gelu), widening(xt, gelu), rtol=1e-6, atol=1e-6)
     unstructured = QuantLinear(np.where(rng.random((64, 128)) > 0.8, codes, 0).astype(np.int8), q.bias, q.rescale,
                                q.act)
-    # scattered codes: blocks would multiply zeros; quads on VNNI hosts, the token-blocked fp32 kernels elsewhere
+    # scattered codes: blocks would multiply zeros; quads on every integer path (vpdpbusd or vpmaddwd)
     quads = QLinearT(unstructured)
-    assert quads.format == (f"int8 quads {integer_path()}" if "vnni" in integer_path() else f"int8 csr {float_path()}")
+    assert quads.format == f"int8 quads {integer_path()}"
     for gelu in (False, True):
         np.testing.assert_allclose(quads(xt, gelu), QLinearT(unstructured, "csr")(xt, gelu), rtol=1e-6, atol=1e-6)
 
 
-def test_unstructured_int8_without_vnni_runs_token_blocked_float_codes_like_the_widening_kernel(monkeypatch):
-    """On a host whose best integer path has no quad kernel (forced here), unstructured int8 codes run the token-blocked
-    fp32 kernels on float32 codes: exact integer sums, so the same bits as the widening kernel."""
+def test_unstructured_int8_on_avx2_runs_quads_like_token_blocked_float_codes_and_the_widening_kernel(monkeypatch):
+    """On the avx2 path (forced here) unstructured int8 codes run the quad kernel (``vpmaddwd``); forced to
+    ``csr blocked`` they run the token-blocked fp32 kernels on float32 codes: exact integer sums both, so the same bits
+    as the widening kernel."""
     from sparsecore.deploy.int8_model import ActQuant, QuantLinear
     from sparsecore.deploy.linears import QLinearT
     from sparsecore.kernels.isa import supported
@@ -204,12 +205,14 @@ def test_unstructured_int8_without_vnni_runs_token_blocked_float_codes_like_the_
     codes = np.where(rng.random((96, 200)) > 0.85, rng.integers(-128, 128, (96, 200)), 0).astype(np.int8)
     codes[5] = 0  # an empty row
     q = QuantLinear(codes, rng.integers(-5000, 5000, 96), rng.random(96).astype(np.float32) / 500, ActQuant(0.05, 120))
-    linear, widening = QLinearT(q), QLinearT(q, "csr")
-    assert linear.format == "int8 csr avx2" and widening.format == "int8 csr"
+    quads, linear, widening = QLinearT(q), QLinearT(q, "csr blocked"), QLinearT(q, "csr")
+    assert (quads.format, linear.format, widening.format) == ("int8 quads avx2", "int8 csr avx2", "int8 csr")
     for t in (1, 64, 131):
         xt = rng.standard_normal((200, t)).astype(np.float32) * 4
         for gelu in (False, True):
-            np.testing.assert_array_equal(linear(xt, gelu), widening(xt, gelu))
+            want = widening(xt, gelu)
+            np.testing.assert_array_equal(linear(xt, gelu), want)
+            np.testing.assert_array_equal(quads(xt, gelu), want)
 
 
 @pytest.mark.parametrize("path", ["host", "avx2", "generic"])
@@ -342,7 +345,7 @@ def test_ffn_kept_token_blocked_gives_the_same_bits_as_two_plain_calls(tokens):
         LinearT.build(w1, np.zeros(96, np.float32), "csr")(xt, blocked_out=True)
 
 
-@pytest.mark.skipif("vnni" not in integer_path(), reason="the int8 quad kernels need VNNI")
+@pytest.mark.skipif(integer_path() == "generic", reason="the int8 quad kernels need an integer path (VNNI or AVX2)")
 @pytest.mark.parametrize("tokens", [1, 64, 100])
 def test_int8_quad_ffn_kept_token_blocked_gives_the_same_bits(tokens):
     """Two int8 quad Linears: the first writes fp32 token-blocked and the second quantizes that elementwise, or the

@@ -1,4 +1,4 @@
-"""Unstructured int8 products in quads on VNNI: every path against exact int64 sums, the packing, the token-blocked
+"""Unstructured int8 products in quads on VNNI and AVX2: every path against exact int64 sums, the packing, the token-blocked
 layout, the epilogue, and the machine code.
 
 Paths the host cannot execute are skipped with the reason; their machine code is still compiled for a CPU that
@@ -155,7 +155,7 @@ def test_bad_inputs_are_one_clear_error():
     with pytest.raises(ValueError, match="2-D uint8"):
         token_blocks(np.ones((8, 2), np.int8), 64)
     with pytest.raises(ValueError, match="cannot run the quad int8 kernels"):
-        int8_matmul(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, "avx2")
+        int8_matmul(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, "avx512")  # a float path's name
     with pytest.raises(ValueError, match="overflow"):
         pack_quads(np.ones((1, MAX_K + 1), np.int8))
     with pytest.raises(ValueError, match="float32 array of shape"):
@@ -184,3 +184,15 @@ def test_machine_code_is_four_vpdpbusd_and_eight_unpacks_per_quad_without_spills
     assert sum(ln.startswith("vpunpck") for ln in loop) == 8
     assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
     assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # saturates u8·s8 pair sums at int16
+
+
+@pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
+@pytest.mark.parametrize("cpu", ["haswell", "znver3", "znver2"])
+def test_avx2_machine_code_is_vpmaddwd_on_widened_codes_without_spills(cpu):
+    # per quad and 64 tokens: 16 widening loads, 16 word unpacks, 16 vpmaddwd, 16 adds — and no stack stores
+    loop = _loop_lines(block_assembly("avx2", cpu))
+    count = {op: sum(ln.startswith(op) for ln in loop) for op in ("vpmovzxbw", "vpunpck", "vpmaddwd", "vpaddd")}
+    assert count == {"vpmovzxbw": 16, "vpunpck": 16, "vpmaddwd": 16, "vpaddd": 16}
+    assert all("%ymm" in ln for ln in loop if ln.startswith("vpmaddwd"))
+    assert not any(ln.endswith("(%rsp)") or ln.endswith("(%rbp)") for ln in loop), "a spill inside the inner loop"
+    assert not any(ln.startswith(("vpmaddubsw", "vpdpbusd")) for ln in loop)

@@ -73,7 +73,7 @@ def _why(fmt: str, sparsity: float) -> str:
     if fmt.startswith("int8 quads"):
         return f"any pattern: each row's non-zeros in quads, integer dot products ({integer_path()})"
     if fmt.startswith("int8 csr "):
-        return (f"scattered codes, no VNNI: the token-blocked CSR kernel on float32 codes ({fmt.split()[2]} FMAs, "
+        return (f"scattered codes, forced: the token-blocked CSR kernel on float32 codes ({fmt.split()[2]} FMAs, "
                 "exact products)")
     if fmt == "int8 csr":
         return (f"scattered codes: the CSR kernel on {csr_activations()} codes (in blocks they would multiply "
@@ -146,9 +146,8 @@ def _warnings(report: dict, supported) -> list[str]:
             out.append("int8 model on a CPU without VNNI: integer products take the AVX2 path (vpmaddwd), "
                        "about half the VNNI rate")
         if any(r["format"].startswith("int8 csr") for r in report["linears"]):
-            out.append("unstructured int8 Linears run the fp32 kernel on integer codes (no faster than fp32; the "
-                       "quad kernel needs VNNI): prune in 1×4 blocks (mask_type: block4) to run them on the integer "
-                       "units of this CPU")
+            out.append("unstructured int8 Linears run the fp32 kernel on integer codes (no faster than fp32; this "
+                       "CPU has no integer path for the quad kernel, or the format was forced)")
     agreement = report.get("onnxruntime_agreement")
     if agreement and agreement["labels_equal"] < agreement["inputs"]:
         out.append(f"labels differ from ONNX Runtime on {agreement['inputs'] - agreement['labels_equal']} of "

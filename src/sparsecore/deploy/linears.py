@@ -121,10 +121,10 @@ class QLinearT:
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
     into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
     pruned in 1×4 blocks. ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
-    ``vpdpbusd`` on each row's non-zeros in quads; VNNI paths only): taken for ``formats="quads"`` and, under
-    ``"auto"``, for every other sparse matrix on a VNNI host. ``int8 csr <float path>`` (``"auto"``, unstructured
-    codes on a host without VNNI) runs the token-blocked fp32 kernels of :mod:`sparsecore.kernels.fp32_rows` on the
-    codes held as float32 (exact products). ``int8 csr`` (forced) runs the kernels of
+    each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddwd`` on widened codes on AVX2): taken for
+    ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
+    ``int8 csr <float path>`` (``formats="csr blocked"``) runs the token-blocked fp32 kernels of
+    :mod:`sparsecore.kernels.fp32_rows` on the codes held as float32 (exact products, the same bits). ``int8 csr`` (forced) runs the kernels of
     :mod:`sparsecore.kernels.sparse_matmul` on the codes, as float32 values or as bytes widened in registers
     (:func:`~sparsecore.kernels.isa.csr_activations` picks by the host's path; exact integer sums either way).
     ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so the products and
@@ -147,8 +147,9 @@ class QLinearT:
             fmt = f"{fmt} {path}"
             self._path = path
         elif fmt == "quads":
-            raise ValueError(f"the int8 quads format needs VNNI ({', '.join(QUAD_PATHS)}); this CPU runs {path}")
-        elif fmt == "csr blocked":  # no VNNI: the token-blocked fp32 kernels on float32 codes (exact products)
+            raise ValueError(f"the int8 quads format needs an integer path ({', '.join(QUAD_PATHS)}); this CPU runs "
+                             f"{path}")
+        elif fmt == "csr blocked":  # the token-blocked fp32 kernels on float32 codes (exact products)
             self._path = float_path()
             fmt = f"csr {self._path}"
         self.format = f"int8 {fmt}"

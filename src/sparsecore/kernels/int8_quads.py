@@ -1,5 +1,5 @@
-"""Exact int8 products of *unstructured* sparse weights on VNNI: each row's non-zeros grouped in quads, the
-activations interleaved in registers.
+"""Exact int8 products of *unstructured* sparse weights on VNNI and AVX2: each row's non-zeros grouped in quads,
+the activations interleaved in registers.
 
 Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for any sparsity pattern. Layouts:
 
@@ -8,7 +8,7 @@ Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for any sparsity p
   with zero weights on its last column (already in cache). 3 bytes per non-zero.
 * activations *token-blocked* (:func:`token_blocks`, or :func:`~.quantize.quantize_u8_blocked` straight
   from fp32): ``xb[b, k, :] = X[k, TB·b : TB·b + TB]``, ``(ceil(T/TB), K, TB)`` uint8, TB = :data:`TOKENS` of
-  the path (64 tokens, one zmm of bytes, on ``avx512_vnni``; 32 on ``avx_vnni``). One block's slab — K·TB
+  the path (64 tokens, one zmm of bytes, on ``avx512_vnni`` and ``avx2``; 32 on ``avx_vnni``). One block's slab — K·TB
   bytes, 48 KB at K = 768 — is read by every row of a task while it stays in L1/L2 (:mod:`.int8_linear` runs
   the rows, :func:`quads_row` each): the cost of a row does not grow with the batch.
 
@@ -18,7 +18,11 @@ each token's four bytes side by side as ``vpdpbusd`` reads them, one broadcast o
 ``vpdpbusd``: 4·TB exact u8·s8 products summed into int32. The unpacks work inside 128-bit lanes, so
 accumulator g holds tokens ``16L + 4g + i`` in lane L; one 4×4 transpose of those lanes per row and block
 restores token order before the store. Cost per quad and block: 8 shuffles (one port on most x86 cores),
-4 dot products, 9 loads. ``vpmaddubsw`` is never used (it saturates u8·s8 pair sums at int16).
+4 dot products, 9 loads. ``avx2`` (no ``vpdpbusd``): per 16 tokens the four rows' bytes are widened to int16
+(``vpmovzxbw`` loads), one level of word unpacks pairs (k0, k1) and (k2, k3), and ``vpmaddwd`` against the
+sign-extended weight pairs gives each token's exact pair sums in int32 (:func:`_emit_block_avx2`): per quad and 64
+tokens 16 widening loads, 16 unpacks, 16 ``vpmaddwd``, 16 adds — the bytes a quad reads are a quarter of the fp32
+kernel's, whose loads from L2 bound it. ``vpmaddubsw`` is never used (it saturates u8·s8 pair sums at int16).
 
 All paths are exact: int32 sums cannot overflow while K ≤ ``MAX_K`` (K·255·128 < 2³¹). ``generic`` runs
 plain loops (any CPU, and coverage runs). The IR is pure llvmlite: :func:`block_assembly` compiles it for
@@ -39,8 +43,8 @@ from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
-TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "generic": 64}
-VECTOR_PATHS = ("avx512_vnni", "avx_vnni")
+TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "avx2": 64, "generic": 64}
+VECTOR_PATHS = ("avx512_vnni", "avx_vnni", "avx2")
 
 _I32, _I64, _I16, _I8 = ir.IntType(32), ir.IntType(64), ir.IntType(16), ir.IntType(8)
 
@@ -74,6 +78,49 @@ def _token_order(builder, accs, lanes: int) -> list:
     return vectors
 
 
+def _emit_block_avx2(builder: ir.IRBuilder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr) -> None:
+    """:func:`emit_block` on AVX2: per quad and 16 tokens, the four feature rows' bytes widened to int16, the words of
+    (k0, k1) and of (k2, k3) interleaved (``vpunpck{l,h}wd``), two ``vpmaddwd`` per half against the weight pairs —
+    each token's four exact products summed in int32. Accumulator 2h holds tokens 16h + {0–3, 8–11}, 2h + 1 tokens
+    16h + {4–7, 12–15}; one lane shuffle per 16 tokens restores the order at the store."""
+    tb = TOKENS["avx2"]
+    acc_type, word_type = ir.VectorType(_I32, 8), ir.VectorType(_I16, 16)
+    dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(acc_type, [word_type] * 2),
+                                         "llvm.x86.avx2.pmadd.wd")
+    chunks = tb // 16
+
+    def step(j, accs):
+        packed = builder.load(builder.gep(values_ptr, [j]))
+        w4 = builder.sext(builder.bitcast(packed, ir.VectorType(_I8, 4)), ir.VectorType(_I16, 4))
+        w2 = builder.bitcast(w4, ir.VectorType(_I32, 2))  # (w0, w1) and (w2, w3) as dwords, each broadcast
+        pairs = [builder.bitcast(builder.shuffle_vector(w2, ir.Constant(w2.type, ir.Undefined), _mask([a] * 8)),
+                                 word_type) for a in (0, 1)]
+        rows = []
+        for q in range(4):
+            column = builder.zext(builder.load(builder.gep(columns_ptr, [builder.add(
+                builder.mul(j, ir.Constant(_I64, 4)), ir.Constant(_I64, q))])), _I64)
+            rows.append(builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, tb))]))
+        new = list(accs)
+        for h in range(chunks):
+            words = [builder.zext(builder.load(builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * h)]),
+                                                               ir.VectorType(_I8, 16).as_pointer()), align=1),
+                                  word_type) for row in rows]
+            for high in (False, True):
+                sums = [builder.call(dot, [_unpack(builder, words[a], words[a + 1], 2, 8, high), pairs[a // 2]])
+                        for a in (0, 2)]
+                a = 2 * h + high
+                new[a] = builder.add(new[a], builder.add(sums[0], sums[1]))
+        return new
+
+    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 8), 2 * chunks, step)
+    for h in range(chunks):
+        for half in (0, 1):
+            vector = builder.shuffle_vector(accs[2 * h], accs[2 * h + 1], _mask([4 * half + i for i in range(4)] +
+                                                                                  [8 + 4 * half + i for i in range(4)]))
+            p = builder.gep(out_ptr, [ir.Constant(_I64, 16 * h + 8 * half)])
+            builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
+
+
 def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_start, j_end, slab_ptr,
                out_ptr) -> None:
     """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} Σ_q values[j, q] · slab[columns[j, q], 0 : TB]`` (int32).
@@ -81,6 +128,9 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
     Pointers: ``columns_ptr`` i16* four unsigned columns per quad; ``values_ptr`` i32* four int8 weights per
     quad, packed little-endian; ``slab_ptr`` i8* one token block (row k starts at byte k·TB); ``out_ptr`` i32*
     TB results, written (not added). ``j_start``, ``j_end`` i64."""
+    if path == "avx2":
+        _emit_block_avx2(builder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr)
+        return
     tb = TOKENS[path]
     lanes = tb // 16
     acc_type = ir.VectorType(_I32, 4 * lanes)
