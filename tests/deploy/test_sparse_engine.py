@@ -382,3 +382,15 @@ def test_int8_quad_ffn_kept_token_blocked_gives_the_same_bits(tokens):
     tb = laid.shape[2]
     assert laid.shape == (-(-tokens // tb), 96, tb)
     np.testing.assert_array_equal(laid.transpose(1, 0, 2).reshape(96, -1)[:, :tokens], blocks(xt))
+
+
+def test_formats_is_checked_and_int8_only_formats_leave_fp32_linears_to_the_rule():
+    from sparsecore.deploy.linears import FORMATS, build_linear
+
+    rng = np.random.default_rng(11)
+    w = (rng.standard_normal((32, 64)) * (rng.random((32, 64)) > 0.9)).astype(np.float32)
+    b = np.zeros(32, np.float32)
+    with pytest.raises(ValueError, match=r"formats='bogus' is not one of auto, dense, csr, block4, quads"):
+        build_linear((w, b), "bogus")
+    auto = build_linear((w, b)).format
+    assert "csr blocked" in FORMATS and all(build_linear((w, b), f).format == auto for f in ("quads", "csr blocked"))

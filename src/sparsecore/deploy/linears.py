@@ -259,6 +259,14 @@ class QLinearT:
         return gelu_inplace(y) if gelu else y
 
 
+FORMATS = ("auto", "dense", "csr", "block4", "quads", "csr blocked")  # what ``formats=`` takes
+INT8_ONLY = ("quads", "csr blocked")  # int8 formats: an fp32 Linear of the same graph takes the format rule
+
+
 def build_linear(spec, formats: str = "auto") -> LinearT | QLinearT:
-    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear`."""
-    return QLinearT(spec, formats) if isinstance(spec, QuantLinear) else LinearT.build(*spec, formats)
+    """The engine's Linear for ``(W, b)`` (fp32) or a :class:`QuantLinear`; ``formats`` one of :data:`FORMATS`."""
+    if formats not in FORMATS:
+        raise ValueError(f"formats={formats!r} is not one of {', '.join(FORMATS)}")
+    if isinstance(spec, QuantLinear):
+        return QLinearT(spec, formats)
+    return LinearT.build(*spec, "auto" if formats in INT8_ONLY else formats)
