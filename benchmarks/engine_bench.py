@@ -157,14 +157,26 @@ def one(engine: str, folder: Path, batch: int, seq: int, iters: int) -> dict:
 
 
 def machine() -> dict:
-    flags = ""
+    """The CPU (model name, family and model numbers, the ISA flags the kernels care about, the integer and float
+    paths sparsecore takes here), core count and Python version, for a result file."""
+    flags, extra = "", {}
     if Path("/proc/cpuinfo").is_file():
-        info = Path("/proc/cpuinfo").read_text()
-        model_line = next((ln for ln in info.splitlines() if ln.startswith("model name")), "")
-        flag_line = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
-        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f" {f}" in flag_line]
-        flags = f"{model_line.split(':', 1)[-1].strip()}; ISA: {', '.join(isa)}"
-    return {"cpu": flags or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()}
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+
+        def field(name: str) -> str:
+            return next((ln.split(":", 1)[1].strip() for ln in lines if ln.split(":", 1)[0].strip() == name), "")
+
+        isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+               if f" {f}" in f" {field('flags')} "]
+        flags = f"{field('model name')}; ISA: {', '.join(isa)}"
+        extra = {"cpu_family": field("cpu family"), "cpu_model": field("model")}
+    try:
+        from sparsecore.kernels.isa import float_path, integer_path
+
+        extra |= {"integer_path": integer_path(), "float_path": float_path()}
+    except ImportError:  # the DeepSparse environment: no sparsecore
+        pass
+    return {"cpu": flags or platform.processor(), **extra, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ def engine_bench(data: dict) -> str:
                      ms(r, "onnxruntime"), ms(r, "deepsparse"), ms(r, "sparsecore"),
                      f"{dense['onnxruntime_ms'] / ours:.2f}×" if ours and "onnxruntime_ms" in dense else "–",
                      f"{ours / r['deepsparse_ms']:.2f}" if ours and r.get("deepsparse_ms") else "–"])
-    head = (f"Machine: {m['cpu']}, {m['cores']} cores (fp32 FMA peak measured in the run: "
+    head = (f"Machine: {_cpu(m)}, {m['cores']} cores (fp32 FMA peak measured in the run: "
             f"{m['fma_peak_gflops']:.0f} GFLOP/s); sequence length {all_rows[0]['seq']}; medians in ms. "
             f"Command: `{data.get('command', 'python benchmarks/engine_bench.py')}`\n\n")
     first = "".join(f"\n\nFirst call ({precision}, {f['model']} {f['sparsity']:.0%}: engine load + first forward, "
@@ -201,7 +201,7 @@ def pipeline_throughput(data: dict) -> str:
                          f"{speed:.1f}", *[f"{speed / ds[k]:.2f}×" if k in ds else "–" for k in
                                            ("deepsparse-pipeline", "deepsparse-pipeline-buckets")],
                          pct(agree) if agree is not None else "–"])
-    head = (f"Machine: {data['machine']['cpu']}, {data['machine']['cores']} cores; {data['sentences']} SST-2 "
+    head = (f"Machine: {_cpu(data['machine'])}, {data['machine']['cores']} cores; {data['sentences']} SST-2 "
             f"validation sentences, {data['batch']} per call, tokenization included; median of {data['repeats']} "
             f"passes. Command: `{data['command']}`\n\n")
     return head + rows(["model", "precision", "pruned", "Pipeline", "sentences/s", "vs DeepSparse fixed length",
@@ -220,6 +220,15 @@ def streams(data: dict) -> str:
             f"{first['sequence_length']}. Command: `{data['command']}`\n\n")
     return head + rows(["engine", "batch", "streams × threads", "items/s", "median ms per call", "p99 ms",
                         "items/s ÷ one stream"], "lllrrrr", body)
+
+
+def _cpu(machine: dict) -> str:
+    """The CPU of a result file's ``machine``: its name and ISA, then family/model and sparsecore's paths where
+    recorded."""
+    extra = [f"family {machine['cpu_family']} model {machine['cpu_model']}"] if machine.get("cpu_family") else []
+    if machine.get("integer_path"):
+        extra.append(f"sparsecore paths: integer {machine['integer_path']}, float {machine['float_path']}")
+    return machine["cpu"] + "".join(f"; {e}" for e in extra)
 
 
 TABLES = {  # marker name → (file in benchmarks/results/, table builder)
