@@ -1,5 +1,5 @@
-"""Unstructured int8 products in quads on VNNI and AVX2: every path against exact int64 sums, the packing, the token-blocked
-layout, the epilogue, and the machine code.
+"""Unstructured int8 products in quads on VNNI and AVX2: every path against exact int64 sums, the packing, the
+token-blocked layout, the epilogue, and the machine code.
 
 Paths the host cannot execute are skipped with the reason; their machine code is still compiled for a CPU that
 has the feature and checked (``block_assembly``), so the VNNI code is verified on an AVX2-only machine too.

@@ -124,9 +124,10 @@ class QLinearT:
     each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddwd`` on widened codes on AVX2): taken for
     ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
     ``int8 csr <float path>`` (``formats="csr blocked"``) runs the token-blocked fp32 kernels of
-    :mod:`sparsecore.kernels.fp32_rows` on the codes held as float32 (exact products, the same bits). ``int8 csr`` (forced) runs the kernels of
-    :mod:`sparsecore.kernels.sparse_matmul` on the codes, as float32 values or as bytes widened in registers
-    (:func:`~sparsecore.kernels.isa.csr_activations` picks by the host's path; exact integer sums either way).
+    :mod:`sparsecore.kernels.fp32_rows` on the codes held as float32 (exact products, the same bits). ``int8 csr``
+    (forced) runs the kernels of :mod:`sparsecore.kernels.sparse_matmul` on the codes, as float32 values or as bytes
+    widened in registers (:func:`~sparsecore.kernels.isa.csr_activations` picks by the host's path; exact integer
+    sums either way).
     ``int8 dense`` runs BLAS sgemm on the codes as floats (q − za and w are small integers, so the products and
     every partial sum below 2²⁴ are exact: the integer result at sgemm speed).
     """

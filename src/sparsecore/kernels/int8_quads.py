@@ -8,9 +8,9 @@ Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for any sparsity p
   with zero weights on its last column (already in cache). 3 bytes per non-zero.
 * activations *token-blocked* (:func:`token_blocks`, or :func:`~.quantize.quantize_u8_blocked` straight
   from fp32): ``xb[b, k, :] = X[k, TB·b : TB·b + TB]``, ``(ceil(T/TB), K, TB)`` uint8, TB = :data:`TOKENS` of
-  the path (64 tokens, one zmm of bytes, on ``avx512_vnni`` and ``avx2``; 32 on ``avx_vnni``). One block's slab — K·TB
-  bytes, 48 KB at K = 768 — is read by every row of a task while it stays in L1/L2 (:mod:`.int8_linear` runs
-  the rows, :func:`quads_row` each): the cost of a row does not grow with the batch.
+  the path (64 tokens, one zmm of bytes, on ``avx512_vnni`` and ``avx2``; 32 on ``avx_vnni``). One block's
+  slab — K·TB bytes, 48 KB at K = 768 — is read by every row of a task while it stays in L1/L2
+  (:mod:`.int8_linear` runs the rows, :func:`quads_row` each): the cost of a row does not grow with the batch.
 
 Per quad and token block (:func:`emit_block`): four loads of TB activation bytes (the quad's four feature
 rows), two levels of unpacks — bytes into (k0, k1) and (k2, k3) pairs, then 16-bit pairs into quads — that put
