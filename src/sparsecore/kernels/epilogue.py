@@ -28,6 +28,7 @@ from sparsecore.kernels.vecmath import erf32
 
 # fp32 lanes per vector of each path with vector code (other paths: one element at a time)
 LANES = {"avx512_vnni": 16, "avx512": 16, "avx_vnni": 8, "avx2": 8}
+GROUP = 2  # vectors per step of the epilogue loop, their operations interleaved
 
 _I64, _F32 = ir.IntType(64), ir.FloatType()
 _P = (vecmath._P13, vecmath._P11, vecmath._P9, vecmath._P7, vecmath._P5, vecmath._P3, vecmath._P1)
@@ -46,20 +47,25 @@ def _clamp(builder, x, low, high):
 
 def emit_gelu(builder: ir.IRBuilder, x):
     """GELU of the float vector ``x``, as :func:`~.vecmath.erf32` computes it."""
-    vec = x.type
+    return emit_gelus(builder, [x])[0]
+
+
+def emit_gelus(builder: ir.IRBuilder, xs: list) -> list:
+    """GELU of each float vector of ``xs`` (one type), as :func:`~.vecmath.erf32` computes it, the vectors' operations
+    interleaved step by step: their dependent chains (two Horner polynomials, a division) overlap in the core."""
+    vec = xs[0].type
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{vec.count}f32")
-    z = _clamp(builder, builder.fmul(x, _splat(vec, 0.7071067811865476)), _splat(vec, -4.0), _splat(vec, 4.0))
-    z2 = builder.fmul(z, z)
-
-    def horner(coefficients):
-        total = _splat(vec, coefficients[0])
-        for c in coefficients[1:]:
-            total = builder.call(fma, [total, z2, _splat(vec, c)])
-        return total
-
-    erf = builder.fdiv(builder.fmul(z, horner(_P)), horner(_Q))
-    erf = _clamp(builder, erf, _splat(vec, -1.0), _splat(vec, 1.0))
-    return builder.fmul(builder.fmul(_splat(vec, 0.5), x), builder.fadd(_splat(vec, 1.0), erf))
+    zs = [_clamp(builder, builder.fmul(x, _splat(vec, 0.7071067811865476)), _splat(vec, -4.0), _splat(vec, 4.0))
+          for x in xs]
+    z2s = [builder.fmul(z, z) for z in zs]
+    ps, qs = [_splat(vec, _P[0])] * len(xs), [_splat(vec, _Q[0])] * len(xs)
+    for i in range(1, len(_P)):
+        ps = [builder.call(fma, [p, z2, _splat(vec, _P[i])]) for p, z2 in zip(ps, z2s)]
+        if i < len(_Q):
+            qs = [builder.call(fma, [q, z2, _splat(vec, _Q[i])]) for q, z2 in zip(qs, z2s)]
+    erfs = [builder.fdiv(builder.fmul(z, p), q) for z, p, q in zip(zs, ps, qs)]
+    erfs = [_clamp(builder, e, _splat(vec, -1.0), _splat(vec, 1.0)) for e in erfs]
+    return [builder.fmul(builder.fmul(_splat(vec, 0.5), x), builder.fadd(_splat(vec, 1.0), e)) for x, e in zip(xs, erfs)]
 
 
 def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bias, scale, gelu: bool, out_ptr,
@@ -81,18 +87,30 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
         if codes:
             qscale_v, zero_v, low, high = code_constants(builder, vec, *codes)
 
-        def step(v, _accs):
-            offset = builder.add(first, builder.mul(v, ir.Constant(_I64, width)))
-            a = builder.load(builder.bitcast(builder.gep(acc_ptr, [offset]), acc_vec.as_pointer()), align=4)
-            y = builder.fmul(builder.fadd(builder.sitofp(a, vec) if integer else a, bias_v), scale_v)
-            if gelu:
-                y = emit_gelu(builder, y)
-            if codes:
-                y = builder.trunc(emit_codes(builder, y, qscale_v, zero_v, low, high), out_vec)
-            builder.store(y, builder.bitcast(builder.gep(out_ptr, [offset]), out_vec.as_pointer()), align=1)
-            return []
+        def vectors(group: int):
+            def step(v, _accs):
+                offsets = [builder.add(first, builder.mul(builder.add(builder.mul(v, ir.Constant(_I64, group)),
+                                                                      ir.Constant(_I64, g)), ir.Constant(_I64, width)))
+                           for g in range(group)]
+                ys = [builder.load(builder.bitcast(builder.gep(acc_ptr, [o]), acc_vec.as_pointer()), align=4)
+                      for o in offsets]
+                ys = [builder.fmul(builder.fadd(builder.sitofp(a, vec) if integer else a, bias_v), scale_v) for a in ys]
+                if gelu:
+                    ys = emit_gelus(builder, ys)
+                if codes:
+                    ys = [builder.trunc(c, out_vec) for c in emit_codes_of(builder, ys, qscale_v, zero_v, low, high)]
+                for y, o in zip(ys, offsets):
+                    builder.store(y, builder.bitcast(builder.gep(out_ptr, [o]), out_vec.as_pointer()), align=1)
+                return []
 
-        accumulate_loop(builder, ir.Constant(_I64, 0), stop, None, 0, step)
+            return step
+
+        # GROUP vectors per step, their operations interleaved; then the vectors left over one at a time
+        group = GROUP if width > 1 else 1
+        groups = builder.sdiv(stop, ir.Constant(_I64, group))
+        accumulate_loop(builder, ir.Constant(_I64, 0), groups, None, 0, vectors(group))
+        if group > 1:
+            accumulate_loop(builder, builder.mul(groups, ir.Constant(_I64, group)), stop, None, 0, vectors(1))
 
     in_vectors(builder, lanes, count, run)
 
@@ -106,12 +124,18 @@ def code_constants(builder, vec, qscale, zero):
 def emit_codes(builder, y, qscale_v, zero_v, low, high):
     """The uint8 codes of the float vector ``y`` as an i32 vector: ``clamp(round_half_even(y / qscale), −zero,
     255 − zero) + zero`` (:func:`~.quantize.quantize_u8`'s bits; ``low``/``high`` from :func:`code_constants`)."""
+    return emit_codes_of(builder, [y], qscale_v, zero_v, low, high)[0]
+
+
+def emit_codes_of(builder, ys: list, qscale_v, zero_v, low, high) -> list:
+    """:func:`emit_codes` of each vector of ``ys``, their operations interleaved step by step."""
     from sparsecore.kernels.quantize import _MAGIC
 
-    vec = y.type
-    q = _clamp(builder, builder.fdiv(y, qscale_v), low, high)
-    q = builder.fsub(builder.fadd(q, _splat(vec, _MAGIC)), _splat(vec, _MAGIC))
-    return builder.fptosi(builder.fadd(q, zero_v), ir.VectorType(ir.IntType(32), vec.count))
+    vec = ys[0].type
+    qs = [_clamp(builder, builder.fdiv(y, qscale_v), low, high) for y in ys]
+    qs = [builder.fadd(q, _splat(vec, _MAGIC)) for q in qs]
+    qs = [builder.fsub(q, _splat(vec, _MAGIC)) for q in qs]
+    return [builder.fptosi(builder.fadd(q, zero_v), ir.VectorType(ir.IntType(32), vec.count)) for q in qs]
 
 
 def _broadcast(builder, scalar, vec):
