@@ -65,7 +65,8 @@ def emit_gelus(builder: ir.IRBuilder, xs: list) -> list:
             qs = [builder.call(fma, [q, z2, _splat(vec, _Q[i])]) for q, z2 in zip(qs, z2s)]
     erfs = [builder.fdiv(builder.fmul(z, p), q) for z, p, q in zip(zs, ps, qs)]
     erfs = [_clamp(builder, e, _splat(vec, -1.0), _splat(vec, 1.0)) for e in erfs]
-    return [builder.fmul(builder.fmul(_splat(vec, 0.5), x), builder.fadd(_splat(vec, 1.0), e)) for x, e in zip(xs, erfs)]
+    return [builder.fmul(builder.fmul(_splat(vec, 0.5), x), builder.fadd(_splat(vec, 1.0), e))
+            for x, e in zip(xs, erfs)]
 
 
 def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bias, scale, gelu: bool, out_ptr,
