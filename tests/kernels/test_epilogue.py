@@ -43,7 +43,7 @@ def _reference(acc, bias, scale, gelu):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [np.int32, np.float32])
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 15, 16, 17, 33, 64, 100])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 15, 16, 17, 24, 33, 40, 64, 100])  # odd and even counts of vectors
 @pytest.mark.parametrize("gelu", [False, True])
 def test_vector_lanes_give_the_one_element_paths_bits(path, dtype, size, gelu):
     rng = np.random.default_rng(size)
@@ -63,11 +63,11 @@ def test_vector_lanes_give_the_one_element_paths_bits(path, dtype, size, gelu):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("gelu", [False, True])
 @pytest.mark.parametrize("zero", [0, 3, 128, 255])
-def test_codes_are_quantize_u8_of_the_float_epilogue(path, gelu, zero):
+@pytest.mark.parametrize("size", [83, 91])  # 10 and 11 full ymm vectors, then a tail
+def test_codes_are_quantize_u8_of_the_float_epilogue(path, gelu, zero, size):
     """Writing uint8 codes gives quantize_u8 of what the float epilogue writes: ties to even, both saturations."""
     rng = np.random.default_rng(zero)
     qscale = np.float32(0.05)
-    size = 83
     acc = (rng.standard_normal(size) * 8).astype(np.float32)
     acc[:6] = [0.025, 0.075, -0.025, 100.0, -100.0, 0.0]  # ties at half a step, saturations
     floats = np.empty(size, np.float32)
