@@ -133,7 +133,7 @@ class QLinearT:
     """
 
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
-        from sparsecore.kernels.fp32_rows import MAX_COLUMNS, pack_rows
+        from sparsecore.kernels.fp32_rows import pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
         from sparsecore.kernels.int8_quads import pack_quads
@@ -141,9 +141,8 @@ class QLinearT:
 
         fmt = _format(q.codes, formats)
         path = integer_path()
-        if formats == "auto" and fmt == "csr" and path != "generic":
-            fmt = ("block4" if _block_structured(q.codes) else "quads" if path in QUAD_PATHS
-                   else "csr blocked" if float_path() != "generic" and q.codes.shape[1] <= MAX_COLUMNS else "csr")
+        if formats == "auto" and fmt == "csr" and path in QUAD_PATHS:  # every integer path runs both kernels
+            fmt = "block4" if _block_structured(q.codes) else "quads"
         if (fmt == "block4" and path != "generic") or (fmt == "quads" and path in QUAD_PATHS):
             fmt = f"{fmt} {path}"
             self._path = path

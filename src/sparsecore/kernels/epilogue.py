@@ -45,11 +45,6 @@ def _clamp(builder, x, low, high):
     return builder.select(builder.fcmp_ordered("<", x, high), x, high)
 
 
-def emit_gelu(builder: ir.IRBuilder, x):
-    """GELU of the float vector ``x``, as :func:`~.vecmath.erf32` computes it."""
-    return emit_gelus(builder, [x])[0]
-
-
 def emit_gelus(builder: ir.IRBuilder, xs: list) -> list:
     """GELU of each float vector of ``xs`` (one type), as :func:`~.vecmath.erf32` computes it, the vectors' operations
     interleaved step by step: their dependent chains (two Horner polynomials, a division) overlap in the core."""
