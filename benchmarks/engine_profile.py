@@ -1,6 +1,6 @@
 """Where the time goes in engine="sparsecore": per-op totals of one forward pass, medians of repeated runs.
 
-    python benchmarks/engine_profile.py runs/engine-bench/bert-base-unstructured-90 [--batch 1] [--seq 128]
+    python benchmarks/engine_profile.py runs/engine-bench/bert-base-unstructured-90 [--batch 1] [--seq 128] [--formats quads]
 
 Times each stage of the engine's own forward pass (``SparsecoreEngine(feeds, profile=...)``: same code,
 same thread limits) and prints a markdown table: milliseconds per forward and share of the total.
@@ -38,9 +38,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--formats", default="auto", help="the engine's Linear formats (sparsecore.deploy.linears.FORMATS)")
     args = ap.parse_args()
     onnx_path = args.folder / "deployment" / "model.onnx"
-    engine = SparsecoreEngine(onnx_path if onnx_path.is_file() else args.folder / "model.onnx", args.batch, [args.seq])
+    engine = SparsecoreEngine(onnx_path if onnx_path.is_file() else args.folder / "model.onnx", args.batch, [args.seq],
+                              formats=args.formats)
     stages = profile(engine, args.batch, args.seq, args.repeats)
     total = sum(stages.values())
     print(f"{args.folder.name}, batch {args.batch}, seq {args.seq}: {total:.1f} ms per forward (sum of stage medians)")

@@ -87,8 +87,12 @@ def test_distill_keys_the_model_lacks_fail_before_training(cli, tmp_path):
 def test_sparseml_console_script_names_are_installed():
     import shutil
     import subprocess
-    for name in ("sparsecore.transformers.text_classification", "sparsecore.transformers.train.text_classification",
-                 "sparsecore.transformers.export_onnx", "sparsecore-text-classification"):
+    names = ("sparsecore.transformers.text_classification", "sparsecore.transformers.train.text_classification",
+             "sparsecore.transformers.export_onnx", "sparsecore-text-classification")
+    procs = {}  # started together: each one's --help imports torch and transformers
+    for name in names:
         path = shutil.which(name) or str(Path(__import__("sys").executable).parent / name)
-        proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0 and "--model_" in proc.stdout, name
+        procs[name] = subprocess.Popen([path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for name, proc in procs.items():
+        stdout, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "--model_" in stdout, name
