@@ -170,3 +170,26 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
     assert verdict["passed"] and agreement >= 0.99, verdict
     verdict = _judge(got, want, float(np.abs(got - want).max()), QUANTIZED)
     assert verdict["passed"], verdict  # and as close to the fake-quant PyTorch model as ONNX Runtime is
+
+
+@pytest.mark.skipif(integer_path() == "generic", reason="this CPU has no integer dot-product path")
+def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_minilm, reference):
+    """The same int8 export with every Linear forced to 1×4 blocks (blocks holding zeros are stored whole): the integer
+    sums are the quads' sums, so the logits are bit for bit those of ``auto`` — whether the blocks read the
+    token-blocked layout that the LayerNorm, the attention and the FFN write (AVX2) or the interleaved one (VNNI)."""
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+    from sparsecore.kernels.int8_quads import BLOCK4_PATHS
+
+    feeds, _ = reference
+    path = integer_path()
+    onnx_path = qat_minilm / "deployment" / "model.onnx"
+    quads = SparsecoreEngine(onnx_path, 32, [feeds["input_ids"].shape[1]])
+    blocks = SparsecoreEngine(onnx_path, 32, [feeds["input_ids"].shape[1]], formats="block4")
+    assert blocks.model.formats() == {f"int8 block4 {path}": 24}
+    fused = all(layer[k].token_blocked for layer in blocks.model.layers for k in ("qkv", "attn_out", "intermediate",
+                                                                                   "out"))
+    assert fused == (path in BLOCK4_PATHS)
+    got = batched(blocks, feeds, 96)
+    np.testing.assert_array_equal(got, batched(quads, feeds, 96))
+    blocks.model.fused_inputs = False  # each Linear quantizes its own input: the same bits
+    np.testing.assert_array_equal(batched(blocks, feeds, 96), got)

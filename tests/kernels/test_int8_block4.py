@@ -1,4 +1,5 @@
-"""Block-sparse int8 products on the integer units: every ISA path against exact int64 sums, and their machine code.
+"""Block-sparse int8 products on the integer units: every ISA path, on both activation layouts (interleaved by four
+features, and the quads' token-blocked one), against exact int64 sums, and their machine code.
 
 Paths the host cannot execute are skipped with the reason; their machine code is still compiled for a CPU
 that has the feature and checked (``tile_assembly``), so a VNNI path is verified on an AVX2-only machine too.
@@ -11,8 +12,9 @@ import pytest
 from reference import naive_int8_products
 
 from sparsecore.kernels import isa
-from sparsecore.kernels.int8_block4 import MAX_K, SHAPES, TOKENS, interleave4, pack_block4_int8, tile_assembly
-from sparsecore.kernels.int8_linear import int8_linear_t, int8_matmul
+from sparsecore.kernels.int8_block4 import MAX_K, SHAPES, interleave4, pack_block4_int8, tile_assembly
+from sparsecore.kernels.int8_linear import activation_shape, activations, int8_linear_t, int8_matmul, token_blocked
+from sparsecore.kernels.int8_quads import BLOCK4_PATHS, block_assembly
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_interleave4
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
@@ -23,11 +25,17 @@ def runnable(path):
 
 
 PATHS = [runnable(p) for p in isa.PATHS]
+LAYOUTS = [pytest.param(False, id="interleaved"), pytest.param(True, id="token-blocked")]
 X86 = platform.machine() in ("x86_64", "AMD64")
 
 
-def run(codes, xq, path):
-    return int8_matmul(pack_block4_int8(codes), interleave4(xq, TOKENS[path]), xq.shape[1], path)
+def run(codes, xq, path, blocked=False):
+    """Exact products; the token-blocked layout takes K a multiple of 4 (codes padded with zero columns here)."""
+    if blocked and codes.shape[1] % 4:
+        pad = -codes.shape[1] % 4
+        codes, xq = np.pad(codes, ((0, 0), (0, pad))), np.pad(xq, ((0, pad), (0, 0)), constant_values=9)
+    weight = pack_block4_int8(codes)
+    return int8_matmul(weight, activations(weight, xq, path, blocked), xq.shape[1], path)
 
 
 def block_codes(n, k, sparsity, rng):
@@ -37,27 +45,29 @@ def block_codes(n, k, sparsity, rng):
     return np.where(keep, codes, 0).astype(np.int8)
 
 
+@pytest.mark.parametrize("blocked", LAYOUTS)
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("n,k,t", [(1, 4, 1), (5, 7, 17), (37, 70, 213), (16, 768, 128), (3, 3072, 64), (8, 12, 0)])
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 1.0])
-def test_exact_against_int64_products(path, n, k, t, sparsity):
+def test_exact_against_int64_products(path, n, k, t, sparsity, blocked):
     rng = np.random.default_rng(n * 1000 + k + t)
     codes = block_codes(n, k, sparsity, rng)
     xq = rng.integers(0, 256, (k, t)).astype(np.uint8)
-    got = run(codes, xq, path)
+    got = run(codes, xq, path, blocked)
     assert got.dtype == np.int32 and got.shape == (n, t)
     np.testing.assert_array_equal(got, naive_int8_products(codes, xq))
 
 
+@pytest.mark.parametrize("blocked", LAYOUTS)
 @pytest.mark.parametrize("path", PATHS)
-def test_extreme_codes_sum_exactly(path):
+def test_extreme_codes_sum_exactly(path, blocked):
     """-128 · 255 over K = 3072: −100,270,080 per output, far past int16 and fp32's 2²⁴ exact range."""
     codes = np.full((5, 3072), -128, np.int8)
     codes[1] = 127
     codes[2, ::2] = 0  # half the blocks partly zero
     xq = np.full((3072, 150), 255, np.uint8)
     xq[:, 7] = 0
-    got = run(codes, xq, path)
+    got = run(codes, xq, path, blocked)
     np.testing.assert_array_equal(got, naive_int8_products(codes, xq))
     assert got[0, 0] == -128 * 255 * 3072 and got[0, 7] == 0
 
@@ -65,10 +75,24 @@ def test_extreme_codes_sum_exactly(path):
 def test_every_runnable_path_gives_the_same_int32():
     rng = np.random.default_rng(7)
     codes, xq = block_codes(64, 300, 0.8, rng), rng.integers(0, 256, (300, 333)).astype(np.uint8)
-    results = {p: run(codes, xq, p) for p in isa.PATHS if isa.supported(p)}
-    assert "generic" in results
-    for path, got in results.items():
-        np.testing.assert_array_equal(got, results["generic"], err_msg=path)
+    results = {(p, b): run(codes, xq, p, b) for p in isa.PATHS if isa.supported(p) for b in (False, True)}
+    assert ("generic", False) in results
+    for key, got in results.items():
+        np.testing.assert_array_equal(got, results["generic", False], err_msg=str(key))
+
+
+def test_each_path_prefers_one_layout_and_reads_both():
+    """AVX2 multiplies 1×4 blocks on the quads' token-blocked layout (the one the LayerNorm and the FFN write); VNNI
+    keeps the interleaved one its dot product reads without unpacks. K not a multiple of 4: interleaved only."""
+    weight = pack_block4_int8(np.ones((3, 8), np.int8))
+    assert BLOCK4_PATHS == ("avx2",)
+    assert activation_shape(weight, 70, "avx2") == (2, 8, 64) and token_blocked(weight, "avx2")
+    assert activation_shape(weight, 70, "avx512_vnni") == (1, 2, 128, 4) and not token_blocked(weight, "avx512_vnni")
+    assert activation_shape(weight, 70, "avx2", blocked=False) == (3, 2, 32, 4)
+    with pytest.raises(ValueError, match="K = 7 .*interleaved layout only"):
+        activation_shape(pack_block4_int8(np.ones((3, 7), np.int8)), 5, "avx2")
+    with pytest.raises(ValueError, match=r"C-contiguous \(2, 8, 64\) uint8 \(the 1×4-block kernels' token-blocked"):
+        int8_matmul(weight, np.zeros((2, 8, 32), np.uint8), 70, "generic")
 
 
 def test_packing_round_trips_and_keeps_only_nonzero_blocks():
@@ -140,13 +164,29 @@ def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_reg
     assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # saturates u8·s8 pair sums at int16
 
 
+@pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
+@pytest.mark.parametrize("cpu", ["haswell", "znver3", "znver2"])
+def test_token_blocked_avx2_machine_code_loads_one_index_per_block(cpu):
+    """The quads' AVX2 code with one block column per entry: per block and 64 tokens 16 widening loads, 16 word
+    unpacks, 16 vpmaddwd, 16 adds, one 16-bit index load (a quad loads four), no stack stores."""
+    loop = _loop_lines(block_assembly("avx2", cpu, blocks=True))
+    count = {op: sum(ln.startswith(op) for ln in loop) for op in ("vpmovzxbw", "vpunpck", "vpmaddwd", "vpaddd")}
+    assert count == {"vpmovzxbw": 16, "vpunpck": 16, "vpmaddwd": 16, "vpaddd": 16}
+    assert sum(ln.startswith("movzwl") for ln in loop) == 1
+    assert sum(ln.startswith("movzwl") for ln in _loop_lines(block_assembly("avx2", cpu))) == 4
+    assert not any(ln.endswith(("(%rsp)", "(%rbp)")) for ln in loop), "a spill inside the inner loop"
+    assert not any(ln.startswith(("vpmaddubsw", "vpdpbusd")) for ln in loop)
+
+
+@pytest.mark.parametrize("blocked", LAYOUTS)
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("t", [1, 50, 128, 333])
-def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum(path, t):
+def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum(path, t, blocked):
     rng = np.random.default_rng(t)
     codes, xq = block_codes(48, 96, 0.7, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
     bias, scale = rng.standard_normal(48).astype(np.float32) * 100, rng.random(48).astype(np.float32) / 1000
-    weight, xb = pack_block4_int8(codes), interleave4(xq, TOKENS[path])
+    weight = pack_block4_int8(codes)
+    xb = activations(weight, xq, path, blocked)
     exact = naive_int8_products(codes, xq).astype(np.float32)  # |Σ| < 2²⁴ here: exact in float32
     expected = (exact + bias[:, None]) * scale[:, None]
     np.testing.assert_array_equal(int8_linear_t(weight, xb, t, bias, scale, path=path), expected)

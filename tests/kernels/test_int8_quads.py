@@ -177,11 +177,13 @@ def _loop_lines(assembly: str) -> list[str]:
     ("avx512_vnni", "sapphirerapids", "%zmm"),
     ("avx_vnni", "alderlake", "%ymm"),
 ])
-def test_machine_code_is_four_vpdpbusd_and_eight_unpacks_per_quad_without_spills(path, cpu, register):
-    loop = _loop_lines(block_assembly(path, cpu))
+@pytest.mark.parametrize("blocks", [False, True], ids=["quads", "1x4-blocks"])
+def test_machine_code_is_four_vpdpbusd_and_eight_unpacks_per_quad_without_spills(path, cpu, register, blocks):
+    loop = _loop_lines(block_assembly(path, cpu, blocks))
     dots = [ln for ln in loop if ln.startswith("vpdpbusd")]
     assert len(dots) == 4 and all(register in ln for ln in dots)
     assert sum(ln.startswith("vpunpck") for ln in loop) == 8
+    assert sum(ln.startswith("movzwl") for ln in loop) == (1 if blocks else 4)  # index loads per entry
     assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
     assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # saturates u8·s8 pair sums at int16
 

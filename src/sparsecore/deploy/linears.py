@@ -119,8 +119,9 @@ class QLinearT:
 
     ``int8 block4 <path>`` runs :mod:`sparsecore.kernels.int8_block4` on the CPU's integer dot-product
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
-    into its interleaved layout). It is taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes
-    pruned in 1×4 blocks. ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
+    into its interleaved layout) — on :data:`~sparsecore.kernels.int8_quads.BLOCK4_PATHS` (AVX2) the quad
+    kernels' code on their token-blocked layout instead (one index per block; K a multiple of 4, else quads). It is
+    taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks. ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
     each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddwd`` on widened codes on AVX2): taken for
     ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
     ``int8 csr <float path>`` (``formats="csr blocked"``) runs the token-blocked fp32 kernels of
@@ -135,6 +136,7 @@ class QLinearT:
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
         from sparsecore.kernels.fp32_rows import pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
+        from sparsecore.kernels.int8_quads import BLOCK4_PATHS
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
         from sparsecore.kernels.int8_quads import pack_quads
         from sparsecore.kernels.isa import csr_activations, float_path, integer_path
@@ -143,6 +145,8 @@ class QLinearT:
         path = integer_path()
         if formats == "auto" and fmt == "csr" and path in QUAD_PATHS:  # every integer path runs both kernels
             fmt = "block4" if _block_structured(q.codes) else "quads"
+        if fmt == "block4" and path in BLOCK4_PATHS and q.codes.shape[1] % 4:
+            fmt = "quads"  # 1×4 blocks read the token-blocked layout there: K must be a multiple of 4
         if (fmt == "block4" and path != "generic") or (fmt == "quads" and path in QUAD_PATHS):
             fmt = f"{fmt} {path}"
             self._path = path
@@ -182,7 +186,7 @@ class QLinearT:
 
         t_total = xt.shape[1]
         shape = activation_shape(self.weight, t_total, self._path)
-        quantize = quantize_u8_blocked if self.format.startswith("int8 quads ") else quantize_u8_interleave4
+        quantize = quantize_u8_blocked if self.token_blocked else quantize_u8_interleave4
         xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
                       out=codes.view(shape, np.uint8))
         return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out,
@@ -190,9 +194,12 @@ class QLinearT:
 
     @property
     def token_blocked(self) -> bool:
-        """An ``int8 quads <path>`` Linear: it can write its output token-blocked and take its input so
-        (:meth:`blocked`), the quad kernel's activation layout holding fp32 values instead of codes."""
-        return self.format.startswith("int8 quads ")
+        """An ``int8 quads <path>`` Linear, or an ``int8 block4 <path>`` one whose kernel reads the same layout
+        (:func:`~sparsecore.kernels.int8_linear.token_blocked`): it can take its input token-blocked
+        (:meth:`blocked`) — uint8 codes a LayerNorm, the attention or a previous Linear wrote, or fp32 values."""
+        from sparsecore.kernels.int8_linear import token_blocked
+
+        return self.format.startswith(("int8 quads ", "int8 block4 ")) and token_blocked(self.weight, self._path)
 
     @property
     def writes_blocked(self) -> bool:
@@ -222,7 +229,7 @@ class QLinearT:
                              blocked_out=blocked_out, codes=out_codes)
 
     def input_shape(self, t_total: int) -> tuple[int, int, int]:
-        """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (an ``int8 quads`` Linear)."""
+        """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (a :attr:`token_blocked` Linear)."""
         from sparsecore.kernels.int8_linear import activation_shape
 
         return activation_shape(self.weight, t_total, self._path)

@@ -141,7 +141,7 @@ class SparseEncoder:
         starts, keep, add_mask = stage("padding removal", _token_layout, attention_mask)
         self.last_tokens = int(starts[-1])
         ws = self._workspace(_row_stride(self.last_tokens))
-        # an int8 quad Linear after a LayerNorm reads codes that LayerNorm wrote (no quantize pass of its own)
+        # a token-blocked int8 Linear after a LayerNorm reads codes that LayerNorm wrote (no quantize pass of its own)
         codes = self._codes_for(self.layers[0]["qkv"] if self.layers and self.project is None else None,
                                 ws["x"].shape[1])
         xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep, codes)  # in place
@@ -191,7 +191,7 @@ class SparseEncoder:
             shape = _ffn_blocks(inter_linear, out_linear, xt.shape[1])
             if shape is not None:
                 # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy; int8
-                # quads write them as the output Linear's uint8 codes
+                # Linears write them as the output Linear's uint8 codes
                 size = shape[0] * shape[1] * shape[2]
                 if isinstance(out_linear, QLinearT):
                     buffer, kw = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes}
@@ -226,15 +226,16 @@ class SparseEncoder:
         return self._ws["qkv"][:blocks * rows.shape[0] * tb].reshape(blocks, rows.shape[0], tb)
 
     def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:
-        """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, when ``linear`` is an
-        int8 quad Linear (its token-blocked uint8 layout); None otherwise."""
+        """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, when ``linear`` is a
+        token-blocked int8 Linear (quads, or 1×4 blocks on AVX2: its uint8 layout); None otherwise."""
         if not (isinstance(linear, QLinearT) and linear.token_blocked) or not self.fused_inputs:
             return None
         return (*linear.activation_codes, self.inputs.view(linear.input_shape(tokens), np.uint8))
 
     def _blocked_input(self, linear, tokens: int) -> dict:
         """``attention_seq_t``'s ``blocked_out`` (and ``out_codes``) for a token-blocked ``linear`` that reads the
-        context next: the fp32 row kernels' layout, or an int8 quad Linear's codes; ``{}`` for any other Linear."""
+        context next: the fp32 row kernels' layout, or a token-blocked int8 Linear's codes; ``{}`` for any other
+        Linear."""
         if not (self.fused_inputs and linear.token_blocked):
             return {}
         if isinstance(linear, QLinearT):
@@ -295,15 +296,17 @@ def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarra
 
 def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, int, int] | None:
     """The token-blocked shape of the FFN's inner activations when both its Linears run token-blocked kernels with
-    the same layout (fp32 row kernels, or int8 quads on one path), else None."""
+    the same layout (fp32 row kernels, or int8 quads / 1×4 blocks on one path and block width), else None."""
     from sparsecore.kernels import fp32_rows, int8_linear
 
     if not (inner.token_blocked and outer.token_blocked):
         return None
     if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
-        if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner.format == outer.format):
-            return None  # int8 quads on one path both sides (fp32 row kernels take any pair of their formats)
+        if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner._path == outer._path):
+            return None  # int8 kernels on one path both sides (fp32 row kernels take any pair of their formats)
         blocks, _, tb = int8_linear.activation_shape(inner.weight, tokens, inner._path)
+        if outer.input_shape(tokens) != (blocks, inner.bias.size, tb):
+            return None  # the output Linear reads another token block width
         return blocks, inner.bias.size, tb
     return fp32_rows.activation_shape(inner.bias.size, tokens)
 

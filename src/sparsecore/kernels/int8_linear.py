@@ -1,8 +1,10 @@
 """Sparse int8 Linears on the integer units: the parallel driver of the 1×4-block (:mod:`.int8_block4`) and the
 unstructured (:mod:`.int8_quads`) row kernels.
 
-``Y (N, T) = W (N, K) int8 · X (K, T) uint8``, exact int32, with X in the weight kind's token-blocked layout
-(:func:`activation_shape`). Work is split into (token block, row range) tasks, row ranges balanced by stored
+``Y (N, T) = W (N, K) int8 · X (K, T) uint8``, exact int32, with X in the layout the weight kind reads on the path
+(:func:`activation_shape`): quads, and 1×4 blocks on :data:`~.int8_quads.BLOCK4_PATHS`, read the token-blocked
+``(blocks, K, TB)`` layout (:func:`token_blocked`: the one a LayerNorm, the attention or a previous Linear can write);
+1×4 blocks on the other paths the interleaved one of :func:`~.int8_block4.interleave4`. Work is split into (token block, row range) tasks, row ranges balanced by stored
 entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
 range per block; few (one short input): rows are split until every thread has work. The Linear's epilogue —
@@ -22,19 +24,24 @@ from sparsecore.kernels import int8_block4, int8_quads
 from sparsecore.kernels._config import NJIT_FMA_PARALLEL
 from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
-from sparsecore.kernels.int8_quads import Quads, quads_row
+from sparsecore.kernels.int8_quads import BLOCK4_PATHS, Quads, blocks_row, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
 from sparsecore.kernels.quantize import _params
 from sparsecore.kernels.row_kernels import task_rows
 
 
+def _row_kernel(index_ndim: int, xb_ndim: int):
+    """Quads (2-D ``index``), 1×4 blocks on the token-blocked layout (3-D activations) or interleaved (4-D)."""
+    return quads_row if index_ndim == 2 else blocks_row if xb_ndim == 3 else block4_row
+
+
 def _row(marker, index, values, values4, j0, j1, xb, b, out):
-    """One row's products for token block ``b``: quads (2-D ``index``) or 1×4 blocks, chosen at compile time."""
+    """One row's products for token block ``b`` by the kernel :func:`_row_kernel` picks, at compile time."""
 
 
 @overload(_row, inline="always")
 def _row_impl(marker, index, values, values4, j0, j1, xb, b, out):
-    kernel = quads_row if index.ndim == 2 else block4_row
+    kernel = _row_kernel(index.ndim, xb.ndim)
     return lambda marker, index, values, values4, j0, j1, xb, b, out: kernel(
         marker, index, values, values4, j0, j1, xb, b, out)
 
@@ -42,7 +49,7 @@ def _row_impl(marker, index, values, values4, j0, j1, xb, b, out):
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
     def _row(marker, index, values, values4, j0, j1, xb, b, out):
-        (quads_row if index.ndim == 2 else block4_row)(marker, index, values, values4, j0, j1, xb, b, out)
+        _row_kernel(index.ndim, xb.ndim)(marker, index, values, values4, j0, j1, xb, b, out)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -93,51 +100,82 @@ def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gel
 
 def _kind(weight):
     if isinstance(weight, Block4Int8):
-        return int8_block4.TOKENS, weight.index, weight.values, weight.blocks4, "1×4-block"
+        return weight.index, weight.values, weight.blocks4, "1×4-block"
     if isinstance(weight, Quads):
-        return int8_quads.TOKENS, weight.columns, weight.values, weight.weights4, "quad"
+        return weight.columns, weight.values, weight.weights4, "quad"
     raise TypeError(f"weight must be a Block4Int8 or Quads, got {type(weight).__name__}")
 
 
-def tokens_per_block(weight: Block4Int8 | Quads, path: str) -> int:
-    """Tokens per block of the activation layout ``weight``'s kernel reads on ``path``."""
-    return _kind(weight)[0][path]
+def token_blocked(weight: Block4Int8 | Quads, path: str) -> bool:
+    """``weight``'s kernel on ``path`` prefers the token-blocked ``(blocks, K, TB)`` layout (quads always; 1×4 blocks
+    on :data:`~.int8_quads.BLOCK4_PATHS`) to the interleaved one (1×4 blocks elsewhere)."""
+    _kind(weight)
+    return isinstance(weight, Quads) or path in BLOCK4_PATHS
 
 
-def activation_shape(weight: Block4Int8 | Quads, t_total: int, path: str) -> tuple[int, ...]:
-    """Shape of the token-blocked uint8 activations for ``t_total`` tokens: ``(blocks, K, TB)`` for quads
-    (:func:`~.int8_quads.token_blocks`), ``(blocks, ceil(K/4), TB, 4)`` for 1×4 blocks
-    (:func:`~.int8_block4.interleave4`)."""
-    tb = tokens_per_block(weight, path)
+def tokens_per_block(weight: Block4Int8 | Quads, path: str, blocked: bool | None = None) -> int:
+    """Tokens per block of ``weight``'s activation layout on ``path``: token-blocked (``blocked``; None: the layout
+    :func:`token_blocked` prefers) or interleaved."""
+    blocked = token_blocked(weight, path) if blocked is None else blocked
+    return (int8_quads.TOKENS if blocked else int8_block4.TOKENS)[path]
+
+
+def activation_shape(weight: Block4Int8 | Quads, t_total: int, path: str,
+                     blocked: bool | None = None) -> tuple[int, ...]:
+    """Shape of the uint8 activations for ``t_total`` tokens: token-blocked ``(blocks, K, TB)``
+    (:func:`~.int8_quads.token_blocks`; 1×4 blocks need K a multiple of 4 there) or, for 1×4 blocks, interleaved
+    ``(blocks, ceil(K/4), TB, 4)`` (:func:`~.int8_block4.interleave4`). ``blocked`` None: the layout
+    :func:`token_blocked` prefers on ``path``; the kernels read either."""
+    blocked = token_blocked(weight, path) if blocked is None else blocked
+    if not blocked and isinstance(weight, Quads):
+        raise ValueError("quads read the token-blocked layout only")
+    tb = tokens_per_block(weight, path, blocked)
     k = weight.shape[1]
     blocks = -(-t_total // tb)
-    return (blocks, k, tb) if isinstance(weight, Quads) else (blocks, -(-k // 4), tb, 4)
+    if not blocked:
+        return blocks, -(-k // 4), tb, 4
+    if isinstance(weight, Block4Int8) and k % 4:
+        raise ValueError(f"1×4-block weights with K = {k} (not a multiple of 4) read the interleaved layout only; "
+                         "or pack them as quads (sparsecore.kernels.int8_quads.pack_quads)")
+    return blocks, k, tb
+
+
+def activations(weight: Block4Int8 | Quads, xq: np.ndarray, path: str, blocked: bool | None = None) -> np.ndarray:
+    """``(K, T)`` uint8 activations in ``weight``'s layout on ``path`` (:func:`activation_shape`)."""
+    shape = activation_shape(weight, xq.shape[1], path, blocked)
+    if len(shape) == 3:
+        return int8_quads.token_blocks(xq, shape[2])
+    return int8_block4.interleave4(xq, shape[2])
 
 
 def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
-    """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight``; what does
-    not depend on ``xb`` is kept in the weight's ``tasks`` dict per (token blocks, path, threads)."""
+    """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight`` in the
+    layout its dimensions name (3: token-blocked, 4: interleaved); what does not depend on ``xb`` is kept in the
+    weight's ``tasks`` dict per (layout, token blocks, path, threads)."""
     path = integer_path() if path is None else path
-    tokens, index, values, values4, name = _kind(weight)
+    index, values, values4, name = _kind(weight)
+    blocked = xb.ndim != 4
+    tokens = int8_quads.TOKENS if blocked else int8_block4.TOKENS
     if path not in tokens or not supported(path):
         runs = ", ".join(p for p in tokens if supported(p))
         raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {runs})")
-    key = ("call", -(-t_total // tokens[path]), path, nb.get_num_threads())
+    key = ("call", blocked, -(-t_total // tokens[path]), path, nb.get_num_threads())
     call = weight.tasks.get(key)
     if call is None:
-        shape = activation_shape(weight, t_total, path)
-        bounds = task_rows(weight, shape[0], key[3])
+        shape = activation_shape(weight, t_total, path, blocked)
+        bounds = task_rows(weight, shape[0], key[4])
         call = weight.tasks[key] = (bounds, shape, (shape[0] * (bounds.size - 1), tokens[path]))
     bounds, shape, scratch_shape = call
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
-        raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' token-blocked layout "
+        layout = "token-blocked" if blocked else "interleaved"
+        raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' {layout} layout "
                          f"for {t_total} tokens), got {xb.dtype} {xb.shape}")
     return (weight.indptr, index, values, values4), marker(path), bounds, np.empty(scratch_shape, np.int32)
 
 
 def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:
-    """``W · X`` as exact int32 ``(N, t_total)``; ``xb`` in :func:`activation_shape`. ``path``: an integer path
-    (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
+    """``W · X`` as exact int32 ``(N, t_total)``; ``xb`` in either layout of :func:`activation_shape` (quads: the
+    token-blocked one). ``path``: an integer path (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
     arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
     out = np.empty((weight.shape[0], t_total), np.int32)
     _products(mark, *arrays, xb, bounds, scratch, out)

@@ -24,6 +24,13 @@ sign-extended weight pairs gives each token's exact pair sums in int32 (:func:`_
 tokens 16 widening loads, 16 unpacks, 16 ``vpmaddwd``, 16 adds — the bytes a quad reads are a quarter of the fp32
 kernel's, whose loads from L2 bound it. ``vpmaddubsw`` is never used (it saturates u8·s8 pair sums at int16).
 
+*1×4-block* weights (:class:`~.int8_block4.Block4Int8`: one column index per block of four consecutive columns)
+run the same code on this layout (:func:`blocks_row`): a block is a quad whose four rows are ``4c … 4c + 3``, so one
+index load replaces four and a block's weights take 6 bytes instead of 12. On ``avx2`` this is how 1×4-block
+models run (:data:`BLOCK4_PATHS`): their Linears then share this layout with the LayerNorm, the attention and
+the FFN that write it (:mod:`.int8_linear`); VNNI paths keep :mod:`.int8_block4`'s interleaved layout, which
+``vpdpbusd`` reads without unpacks.
+
 All paths are exact: int32 sums cannot overflow while K ≤ ``MAX_K`` (K·255·128 < 2³¹). ``generic`` runs
 plain loops (any CPU, and coverage runs). The IR is pure llvmlite: :func:`block_assembly` compiles it for
 any target CPU, so the VNNI code is checked on hosts that cannot run it.
@@ -45,6 +52,7 @@ from sparsecore.kernels.simd import accumulate_loop
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
 TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "avx2": 64, "generic": 64}
 VECTOR_PATHS = ("avx512_vnni", "avx_vnni", "avx2")
+BLOCK4_PATHS = ("avx2",)  # paths whose 1×4-block Linears read this layout (:func:`blocks_row`)
 
 _I32, _I64, _I16, _I8 = ir.IntType(32), ir.IntType(64), ir.IntType(16), ir.IntType(8)
 
@@ -78,7 +86,23 @@ def _token_order(builder, accs, lanes: int) -> list:
     return vectors
 
 
-def _emit_block_avx2(builder: ir.IRBuilder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr) -> None:
+def _feature_rows(builder, index_ptr, j, slab_ptr, tb: int, blocks: bool) -> list:
+    """The four activation rows entry ``j`` multiplies: quad ``j``'s four columns, or (``blocks``) the rows ``4c … 4c
+    + 3`` of block column ``c = index[j]`` — each as an i8* to its ``tb`` bytes of the token block at ``slab_ptr``."""
+    if blocks:
+        column = builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64)
+        first = builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, 4 * tb))])
+        return [builder.gep(first, [ir.Constant(_I64, q * tb)]) for q in range(4)]
+    rows = []
+    for q in range(4):
+        column = builder.zext(builder.load(builder.gep(index_ptr, [builder.add(
+            builder.mul(j, ir.Constant(_I64, 4)), ir.Constant(_I64, q))])), _I64)
+        rows.append(builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, tb))]))
+    return rows
+
+
+def _emit_block_avx2(builder: ir.IRBuilder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr,
+                     blocks: bool) -> None:
     """:func:`emit_block` on AVX2: per quad and 16 tokens, the four feature rows' bytes widened to int16, the words of
     (k0, k1) and of (k2, k3) interleaved (``vpunpck{l,h}wd``), two ``vpmaddwd`` per half against the weight pairs —
     each token's four exact products summed in int32. Accumulator 2h holds tokens 16h + {0–3, 8–11}, 2h + 1 tokens
@@ -95,11 +119,7 @@ def _emit_block_avx2(builder: ir.IRBuilder, columns_ptr, values_ptr, j_start, j_
         w2 = builder.bitcast(w4, ir.VectorType(_I32, 2))  # (w0, w1) and (w2, w3) as dwords, each broadcast
         pairs = [builder.bitcast(builder.shuffle_vector(w2, ir.Constant(w2.type, ir.Undefined), _mask([a] * 8)),
                                  word_type) for a in (0, 1)]
-        rows = []
-        for q in range(4):
-            column = builder.zext(builder.load(builder.gep(columns_ptr, [builder.add(
-                builder.mul(j, ir.Constant(_I64, 4)), ir.Constant(_I64, q))])), _I64)
-            rows.append(builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, tb))]))
+        rows = _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)
         new = list(accs)
         for h in range(chunks):
             words = [builder.zext(builder.load(builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * h)]),
@@ -122,14 +142,15 @@ def _emit_block_avx2(builder: ir.IRBuilder, columns_ptr, values_ptr, j_start, j_
 
 
 def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_start, j_end, slab_ptr,
-               out_ptr) -> None:
+               out_ptr, blocks: bool = False) -> None:
     """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} Σ_q values[j, q] · slab[columns[j, q], 0 : TB]`` (int32).
 
-    Pointers: ``columns_ptr`` i16* four unsigned columns per quad; ``values_ptr`` i32* four int8 weights per
-    quad, packed little-endian; ``slab_ptr`` i8* one token block (row k starts at byte k·TB); ``out_ptr`` i32*
-    TB results, written (not added). ``j_start``, ``j_end`` i64."""
+    Pointers: ``columns_ptr`` i16* four unsigned columns per quad (``blocks``: one block column c per entry, the
+    columns ``4c + q``); ``values_ptr`` i32* four int8 weights per entry, packed little-endian; ``slab_ptr`` i8* one
+    token block (row k starts at byte k·TB); ``out_ptr`` i32* TB results, written (not added). ``j_start``, ``j_end``
+    i64."""
     if path == "avx2":
-        _emit_block_avx2(builder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr)
+        _emit_block_avx2(builder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr, blocks)
         return
     tb = TOKENS[path]
     lanes = tb // 16
@@ -140,12 +161,8 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
                                          f"llvm.x86.avx512.vpdpbusd.{32 * 4 * lanes}")
 
     def step(j, accs):
-        rows = []
-        for q in range(4):
-            column = builder.zext(builder.load(builder.gep(columns_ptr, [builder.add(
-                builder.mul(j, ir.Constant(_I64, 4)), ir.Constant(_I64, q))])), _I64)
-            row = builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, tb))])
-            rows.append(builder.load(builder.bitcast(row, byte_type.as_pointer()), align=1))
+        rows = [builder.load(builder.bitcast(row, byte_type.as_pointer()), align=1)
+                for row in _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)]
         pairs = [builder.bitcast(_unpack(builder, rows[a], rows[a + 1], lanes, 16, high), word_type)
                  for a in (0, 2) for high in (False, True)]  # (k0,k1) low, high; (k2,k3) low, high
         quads = [_unpack(builder, pairs[half], pairs[2 + half], lanes, 8, high)
@@ -162,6 +179,8 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
 
 
 _BLOCKS = {path: row_intrinsic(emit_block, path, 3, TOKENS[path]) for path in VECTOR_PATHS}
+_BLOCK4 = {path: row_intrinsic(lambda *args: emit_block(*args, blocks=True), path, 3, TOKENS[path])
+           for path in VECTOR_PATHS}
 
 
 @nb.njit(inline="always")
@@ -177,6 +196,23 @@ def _plain_block(columns, values4, j0, j1, xb, b, out):
 
 quads_row = row_function(_BLOCKS, _plain_block, """One row's exact int32 products for token block ``b``, written to
 ``out`` (the block's tokens), on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`).""")
+
+
+@nb.njit(inline="always")
+def _plain_block4(index, values4, j0, j1, xb, b, out):
+    """The generic path of :func:`blocks_row`: ``out[t] = Σ_j Σ_q values4[j, q] · xb[b, 4·index[j] + q, t]``."""
+    for t in range(out.shape[0]):
+        total = np.int32(0)
+        for j in range(j0, j1):
+            first = 4 * np.int64(index[j])
+            for q in range(4):
+                total += np.int32(values4[j, q]) * np.int32(xb[b, first + q, t])
+        out[t] = total
+
+
+blocks_row = row_function(_BLOCK4, _plain_block4, """One row of 1×4-block weights (``index`` block columns,
+``values`` packed, ``values4`` their (S, 4) view) on this module's token-blocked layout: exact int32 products for
+token block ``b`` written to ``out``, on the path ``marker``'s type names.""")
 
 
 @dataclass(frozen=True)
@@ -234,9 +270,9 @@ def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, -1, tb).transpose(1, 0, 2))
 
 
-def block_assembly(path: str, cpu: str) -> str:
-    """Machine code of one ``path`` block compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server``
-    or ``znver4``) from a stand-alone module — whatever CPU this host is."""
+def block_assembly(path: str, cpu: str, blocks: bool = False) -> str:
+    """Machine code of one ``path`` block (``blocks``: of 1×4-block weights) compiled for ``cpu`` (an LLVM CPU name
+    such as ``icelake-server`` or ``znver4``) from a stand-alone module — whatever CPU this host is."""
     return assembly(f"int8_quads_{path}",
                     [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()],
-                    lambda builder, *args: emit_block(builder, path, *args), cpu)
+                    lambda builder, *args: emit_block(builder, path, *args, blocks=blocks), cpu)
