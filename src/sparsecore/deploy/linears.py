@@ -136,6 +136,7 @@ class QLinearT:
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
         from sparsecore.kernels.fp32_rows import pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
+        from sparsecore.kernels.int8_linear import token_blocked
         from sparsecore.kernels.int8_quads import BLOCK4_PATHS
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
         from sparsecore.kernels.int8_quads import pack_quads
@@ -169,6 +170,8 @@ class QLinearT:
             # int8 codes as float32 values unless this host's path multiplies bytes (exact either way)
             codes = q.codes if self._bytes else q.codes.astype(np.float32)
             self.weight = codes if fmt == "dense" else _sparse(codes, fmt)
+        self._token_blocked = self.format.startswith(("int8 quads ", "int8 block4 ")) and token_blocked(self.weight,
+                                                                                                        self._path)
         # zero point folded into the bias: Σ w·(q − za) = Σ w·q − za·Σ w (exact integers while < 2²⁴)
         folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
         self.bias = folded.astype(np.float32)
@@ -197,9 +200,7 @@ class QLinearT:
         """An ``int8 quads <path>`` Linear, or an ``int8 block4 <path>`` one whose kernel reads the same layout
         (:func:`~sparsecore.kernels.int8_linear.token_blocked`): it can take its input token-blocked
         (:meth:`blocked`) — uint8 codes a LayerNorm, the attention or a previous Linear wrote, or fp32 values."""
-        from sparsecore.kernels.int8_linear import token_blocked
-
-        return self.format.startswith(("int8 quads ", "int8 block4 ")) and token_blocked(self.weight, self._path)
+        return self._token_blocked
 
     @property
     def writes_blocked(self) -> bool:

@@ -64,6 +64,7 @@ class SparseEncoder:
         self.scratch = Scratch()  # the int8 Linears' activation codes: they run one at a time
         self.inputs = Scratch()  # the next token-blocked Linear's input as the stage before it wrote it, until it runs
         self.fused_inputs = True  # False: each Linear lays out (quantizes) its input itself (the same bits; for tests)
+        self._plan, self._plan_key = {}, None  # per-layer buffers and layouts of the last token layout (:meth:`_memo`)
         self.layers = []
         quant = arrays.attention_quant or [None] * len(arrays.layers)
         for i, layer in enumerate(arrays.layers):
@@ -75,12 +76,20 @@ class SparseEncoder:
                                       "quantize all three or none, or use engine='onnxruntime'")
             else:
                 qkv = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-            self.layers.append({
+            entry = {
                 "qkv": build_linear(qkv, formats),
                 "attn_out": build_linear(layer["attn_out"], formats),
                 "intermediate": build_linear(layer["intermediate"], formats),
                 "out": build_linear(layer["output"], formats),
-                "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]})
+                "ln1": layer["ln1"], "ln2": layer["ln2"], "quant": quant[i]}
+            q = quant[i]
+            entry["attention_kw"] = {} if q is None else {
+                "quant": (q.scores_rescale, q.p.scale, q.p.zero, q.context_rescale),
+                "qkv_quant": tuple((a.scale, a.zero) for a in (q.q, q.k, q.v))}
+            entry["names"] = {key: f"{what} ({entry[key].format})" for key, what in (
+                ("qkv", "QKV Linear"), ("attn_out", "attention output Linear"),
+                ("intermediate", "intermediate Linear + GELU"), ("out", "output Linear"))}
+            self.layers.append(entry)
         self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head)
         self.project = None if arrays.project is None else build_linear(arrays.project, "dense")
 
@@ -91,6 +100,7 @@ class SparseEncoder:
         other._ws_tokens, other._ws, other.last_tokens = 0, {}, 0
         other._lock = threading.Lock()
         other.scratch, other.inputs = Scratch(), Scratch()
+        other._plan, other._plan_key = {}, None
         return other
 
     def formats(self) -> dict[str, int]:
@@ -141,54 +151,49 @@ class SparseEncoder:
         starts, keep, add_mask = stage("padding removal", _token_layout, attention_mask)
         self.last_tokens = int(starts[-1])
         ws = self._workspace(_row_stride(self.last_tokens))
+        plan_key = (ws["x"].shape[1], starts.size, self.fused_inputs, id(self._ws["x"]))
+        if plan_key != self._plan_key:  # another token layout: the layers' buffers and layouts are worked out anew
+            self._plan, self._plan_key = {}, plan_key
+        memo = self._memo
         # a token-blocked int8 Linear after a LayerNorm reads codes that LayerNorm wrote (no quantize pass of its own)
-        codes = self._codes_for(self.layers[0]["qkv"] if self.layers and self.project is None else None,
-                                ws["x"].shape[1])
+        codes = memo("qkv codes", 0, self._codes_for,
+                     self.layers[0]["qkv"] if self.layers and self.project is None else None, ws["x"].shape[1])
         xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep, codes)  # in place
         first = starts[:-1]  # the column of each sequence's first token: what the classifier head reads
         for i, layer in enumerate(self.layers):
             # the last layer runs its queries and everything after attention on the first tokens only: the logits
             # depend on nothing else (the keys and values still come from every token)
             last = i == len(self.layers) - 1
-            quant = layer["quant"]
+            names = layer["names"]
             # Q, K, V token-blocked when the attention reads them so (quantized attention on VNNI)
-            qkv_out, tokens = self._qkv_target(layer["qkv"], quant, ws["qkv"]), xt.shape[1]
-            blocked_qkv = {} if qkv_out is ws["qkv"] else {"blocked_out": True}
+            qkv_out, tokens = memo("qkv", i, self._qkv_target, layer["qkv"], layer["quant"], ws["qkv"]), xt.shape[1]
+            blocked_qkv = {} if qkv_out.ndim == 2 else {"blocked_out": True}
             if codes is None:
-                qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"], xt, out=qkv_out,
-                            scratch=self.scratch, **blocked_qkv)
+                qkv = stage(names["qkv"], layer["qkv"], xt, out=qkv_out, scratch=self.scratch, **blocked_qkv)
             else:
-                qkv = stage(f"QKV Linear ({layer['qkv'].format})", layer["qkv"].blocked, codes[2], xt.shape[1],
-                            out=qkv_out, **blocked_qkv)
+                qkv = stage(names["qkv"], layer["qkv"].blocked, codes[2], xt.shape[1], out=qkv_out, **blocked_qkv)
             if last:
                 xt = np.ascontiguousarray(xt[:, first])  # (H, B)
-                inter_rows = ws["inter"].shape[0]
-                ws = {"ctx": np.empty_like(xt), "h": np.empty_like(xt),
-                      "inter": np.empty((inter_rows, xt.shape[1]), np.float32),
-                      "inter_flat": np.empty(inter_rows * _padded(xt.shape[1]), np.float32)}
+                ws = memo("last", i, self._first_tokens_workspace, *xt.shape, ws["inter"].shape[0])
                 first = np.arange(xt.shape[1])
             # a token-blocked attention output Linear reads the context as attention wrote it: token-blocked fp32,
             # or its uint8 codes
             attn_out = layer["attn_out"]
-            into = self._blocked_input(attn_out, xt.shape[1])
+            into = memo("into", i, self._blocked_input, attn_out, xt.shape[1])
             ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
                         out=None if into else ws["ctx"], first_only=last, tokens=tokens, **into,
-                        **({} if quant is None else {
-                            "quant": (quant.scores_rescale, quant.p.scale, quant.p.zero, quant.context_rescale),
-                            "qkv_quant": tuple((a.scale, a.zero) for a in (quant.q, quant.k, quant.v))}))
+                        **layer["attention_kw"])
             if into:
-                h = stage(f"attention output Linear ({attn_out.format})", attn_out.blocked, ctx, xt.shape[1],
-                          out=ws["h"])
+                h = stage(names["attn_out"], attn_out.blocked, ctx, xt.shape[1], out=ws["h"])
             else:
-                h = stage(f"attention output Linear ({attn_out.format})", attn_out, ctx, out=ws["h"],
-                          scratch=self.scratch)
+                h = stage(names["attn_out"], attn_out, ctx, out=ws["h"], scratch=self.scratch)
             inter_linear, out_linear = layer["intermediate"], layer["out"]
-            codes = self._codes_for(inter_linear, xt.shape[1])
+            codes = memo("inter codes", i, self._codes_for, inter_linear, xt.shape[1])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt,
                   codes=codes)
             # the intermediate Linear's input: the LayerNorm's codes, or xt
             inner = (inter_linear, xt) if codes is None else (inter_linear.blocked, codes[2], xt.shape[1])
-            shape = _ffn_blocks(inter_linear, out_linear, xt.shape[1])
+            shape = memo("ffn", i, _ffn_blocks, inter_linear, out_linear, xt.shape[1])
             if shape is not None:
                 # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy; int8
                 # Linears write them as the output Linear's uint8 codes
@@ -197,19 +202,36 @@ class SparseEncoder:
                     buffer, kw = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes}
                 else:
                     buffer, kw = ws["inter_flat"][:size], {}
-                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", *inner, gelu=True,
-                              out=buffer.reshape(shape), scratch=self.scratch, blocked_out=True, **kw)
-                h = stage(f"output Linear ({out_linear.format})", out_linear.blocked, inter, xt.shape[1],
-                          out=ws["h"], **({"scratch": self.scratch} if isinstance(out_linear, QLinearT) else {}))
+                inter = stage(names["intermediate"], *inner, gelu=True, out=buffer.reshape(shape),
+                              scratch=self.scratch, blocked_out=True, **kw)
+                h = stage(names["out"], out_linear.blocked, inter, xt.shape[1], out=ws["h"],
+                          **({"scratch": self.scratch} if isinstance(out_linear, QLinearT) else {}))
             else:
-                inter = stage(f"intermediate Linear + GELU ({inter_linear.format})", *inner, gelu=True,
-                              out=ws["inter"], scratch=self.scratch)
-                h = stage(f"output Linear ({out_linear.format})", out_linear, inter, out=ws["h"],
-                          scratch=self.scratch)
-            codes = None if last else self._codes_for(self.layers[i + 1]["qkv"], xt.shape[1])
+                inter = stage(names["intermediate"], *inner, gelu=True, out=ws["inter"], scratch=self.scratch)
+                h = stage(names["out"], out_linear, inter, out=ws["h"], scratch=self.scratch)
+            codes = None if last else memo("qkv codes", i + 1, self._codes_for, self.layers[i + 1]["qkv"],
+                                           xt.shape[1])
             stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt,
                   codes=codes)
         return stage("classifier head", self.head, xt, first)
+
+    def _memo(self, what: str, layer, make, *args):
+        """``make(*args)`` for (``what``, ``layer``), worked out once per token layout: which buffers and layouts a
+        layer's stages use depend on the model, the token count and the buffers only (the forward resets them when
+        any of those changes)."""
+        key = (what, layer)
+        try:
+            return self._plan[key]
+        except KeyError:
+            value = self._plan[key] = make(*args)
+            return value
+
+    @staticmethod
+    def _first_tokens_workspace(hidden: int, columns: int, inter_rows: int) -> dict[str, np.ndarray]:
+        """The last layer's buffers after attention: it runs the first token of each sequence only."""
+        return {"ctx": np.empty((hidden, columns), np.float32), "h": np.empty((hidden, columns), np.float32),
+                "inter": np.empty((inter_rows, columns), np.float32),
+                "inter_flat": np.empty(inter_rows * _padded(columns), np.float32)}
 
     def _qkv_target(self, linear, quant, rows: np.ndarray) -> np.ndarray:
         """Where the QKV Linear writes: the ``(3H, T)`` workspace ``rows``, or the same memory as ``(blocks, 3H, TB)``

@@ -28,6 +28,7 @@ products on the integer units when the host has an integer path (:mod:`.int8_att
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba as nb
@@ -209,14 +210,15 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     standing for a ``(3H, tokens)`` array (``tokens`` ≤ blocks·TB, default blocks·TB): read as it lies on a VNNI host
     (:mod:`.attention_vnni`), laid out as rows first elsewhere."""
     starts = np.ascontiguousarray(starts, dtype=np.int64)
-    lengths = np.diff(starts)
     three_h, tokens = _qkv_shape(qkv, tokens)
     hidden = three_h // 3
-    if (qkv.dtype != np.float32 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads
-            or starts.ndim != 1 or starts.size < 1 or starts[0] != 0 or np.any(lengths < 0) or starts[-1] > tokens):
+    layout = _layout(starts, heads) if starts.ndim == 1 and starts.size >= 1 and heads > 0 else None
+    if (qkv.dtype != np.float32 or not qkv.flags.c_contiguous or three_h % 3 or hidden % heads or layout is None
+            or starts[-1] > tokens):
         raise ValueError(f"qkv must be a C-contiguous float32 (3H, T) or (blocks, 3H, TB) array with H divisible by "
                          f"heads and starts non-decreasing from 0 to at most T, got {qkv.dtype} {qkv.shape}, heads "
                          f"{heads}, starts {starts[:4]}…")
+    lengths, order, bounds = layout
     batch, longest = lengths.size, int(lengths.max(initial=0))
     if add_mask is None:
         add_mask = np.zeros((batch, longest), np.float32)
@@ -228,14 +230,13 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     s_scale, p_scale, p_zero, c_scale = quant if quant is not None else (1.0, 0.0, 0, 1.0)
     if quant is not None and not (s_scale > 0 and p_scale > 0 and c_scale > 0 and 0 <= p_zero <= 255):
         raise ValueError(f"quant must be positive scales and a zero point in [0, 255], got {quant}")
-    in_scales, in_zeros = np.zeros(0, np.float32), np.zeros(0, np.int64)
+    in_scales, in_zeros = _NO_CODES
     if qkv_quant is not None:
-        if quant is None or len(qkv_quant) != 3 or not all(
-                len(qz) == 2 and np.isfinite(qz[0]) and qz[0] > 0 and 0 <= qz[1] <= 255 for qz in qkv_quant):
+        codes = _code_arrays(tuple(tuple(qz) for qz in qkv_quant)) if quant is not None else None
+        if codes is None:
             raise ValueError(f"qkv_quant must be three (scale > 0, zero point in [0, 255]) pairs, with quant; "
                              f"got {qkv_quant}")
-        in_scales = np.array([qz[0] for qz in qkv_quant], np.float32)
-        in_zeros = np.array([qz[1] for qz in qkv_quant], np.int64)
+        in_scales, in_zeros = codes
     from sparsecore.kernels import attention_tiles, attention_vnni
 
     fpath = float_path()
@@ -254,7 +255,6 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
                          f"{out.dtype} {out.shape}")
     if starts[-1]:
         f = np.float32
-        order, bounds = _schedule(lengths, heads, max(1, min(nb.get_num_threads(), batch * heads)))
         if vnni:
             attention_vnni.attention_vnni_t(marker(path), qkv if qkv.ndim == 3 else qkv[None], starts, add_mask,
                                             heads, order, bounds, f(s_scale), f(p_scale), int(p_zero), f(c_scale),
@@ -287,6 +287,37 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
         else:
             quantize_u8_blocked(ctx, out_codes[0], out_codes[1], tb, out=blocked)
     return pad_blocked(blocked, real, qzero)
+
+
+_NO_CODES = (np.zeros(0, np.float32), np.zeros(0, np.int64))
+_LAYOUTS: dict = {}  # (starts, heads, threads) → (lengths, order, bounds): a model asks for the same few each call
+
+
+def _layout(starts: np.ndarray, heads: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(lengths, order, bounds)`` of the packed sequences ``starts`` (:func:`_schedule` over this thread's Numba
+    threads), or None when ``starts`` does not start at 0 or decreases. The last few are kept."""
+    threads = nb.get_num_threads()
+    key = (starts.tobytes(), heads, threads)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        if starts[0] != 0 or np.any(np.diff(starts) < 0):
+            return None
+        lengths = np.diff(starts)
+        layout = (lengths, *_schedule(lengths, heads, max(1, min(threads, lengths.size * heads))))
+        if len(_LAYOUTS) >= 64:  # a server's many batch shapes: start over (clear() is atomic across threads)
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = layout
+    return layout
+
+
+@functools.lru_cache(maxsize=256)
+def _code_arrays(qkv_quant: tuple) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scales and zero points of Q, K, V's codes as the kernels take them; None unless ``qkv_quant`` is three
+    (scale > 0, zero point in [0, 255]) pairs."""
+    if len(qkv_quant) != 3 or not all(len(qz) == 2 and np.isfinite(qz[0]) and qz[0] > 0 and 0 <= qz[1] <= 255
+                                      for qz in qkv_quant):
+        return None
+    return np.array([qz[0] for qz in qkv_quant], np.float32), np.array([qz[1] for qz in qkv_quant], np.int64)
 
 
 def reads_blocked_qkv(quantized: bool) -> bool:

@@ -194,7 +194,7 @@ class RowsF32:
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
-    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
+    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds, "ones"
 
     @property
     def kind(self) -> str:
@@ -300,7 +300,11 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
         raise ValueError(f"activations must be C-contiguous {shape} float32 (the token-blocked layout for {t_total} "
                          f"tokens), got {xb.dtype} {xb.shape}")
     bias = np.zeros(n, np.float32) if bias is None else np.ascontiguousarray(bias, np.float32)
-    scale = np.ones(n, np.float32) if scale is None else np.ascontiguousarray(scale, np.float32)
+    if scale is None:  # read-only in the kernel: one array of ones per weight
+        scale = weight.tasks.get("ones")
+        if scale is None:
+            scale = weight.tasks["ones"] = np.ones(n, np.float32)
+    scale = np.ascontiguousarray(scale, np.float32)
     for name, v in (("bias", bias), ("scale", scale)):
         if v.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {v.shape}")

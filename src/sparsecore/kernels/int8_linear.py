@@ -153,24 +153,25 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
     layout its dimensions name (3: token-blocked, 4: interleaved); what does not depend on ``xb`` is kept in the
     weight's ``tasks`` dict per (layout, token blocks, path, threads)."""
     path = integer_path() if path is None else path
-    index, values, values4, name = _kind(weight)
     blocked = xb.ndim != 4
     tokens = int8_quads.TOKENS if blocked else int8_block4.TOKENS
-    if path not in tokens or not supported(path):
-        runs = ", ".join(p for p in tokens if supported(p))
-        raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {runs})")
-    key = ("call", blocked, -(-t_total // tokens[path]), path, nb.get_num_threads())
+    key = ("call", blocked, -(-t_total // tokens.get(path, 1)), path, nb.get_num_threads())
     call = weight.tasks.get(key)
     if call is None:
+        index, values, values4, name = _kind(weight)
+        if path not in tokens or not supported(path):
+            runs = ", ".join(p for p in tokens if supported(p))
+            raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {runs})")
         shape = activation_shape(weight, t_total, path, blocked)
         bounds = task_rows(weight, shape[0], key[4])
-        call = weight.tasks[key] = (bounds, shape, (shape[0] * (bounds.size - 1), tokens[path]))
-    bounds, shape, scratch_shape = call
+        call = weight.tasks[key] = ((weight.indptr, index, values, values4), marker(path), bounds, shape,
+                                    (shape[0] * (bounds.size - 1), tokens[path]))
+    arrays, mark, bounds, shape, scratch_shape = call
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         layout = "token-blocked" if blocked else "interleaved"
-        raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {name} kernels' {layout} layout "
-                         f"for {t_total} tokens), got {xb.dtype} {xb.shape}")
-    return (weight.indptr, index, values, values4), marker(path), bounds, np.empty(scratch_shape, np.int32)
+        raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {_kind(weight)[3]} kernels' {layout} "
+                         f"layout for {t_total} tokens), got {xb.dtype} {xb.shape}")
+    return arrays, mark, bounds, np.empty(scratch_shape, np.int32)
 
 
 def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:

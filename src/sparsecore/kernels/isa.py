@@ -58,6 +58,7 @@ def host_features() -> frozenset[str]:
     return frozenset(name for name in features if features[name])
 
 
+@functools.cache
 def supported(path: str) -> bool:
     """True when this host can execute ``path``."""
     return all(f in host_features() for f in NEEDS[path])
@@ -92,6 +93,7 @@ def _float_path(forced: str) -> str:
     return next(p for p in FLOAT_PATHS if float_supported(p))
 
 
+@functools.cache
 def float_supported(path: str) -> bool:
     """True when this host can execute the fp32 path ``path``."""
     return all(f in host_features() for f in FLOAT_NEEDS[path])

@@ -10,6 +10,8 @@ Tested against numpy in tests/kernels/test_quantize.py.
 
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
 from numba import config, types
@@ -292,6 +294,16 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def _params(scale: float, zero_point: int, lo: int, hi: int) -> tuple[np.float32, int]:
+    """``(scale, zero_point)`` as the kernels take them after checking them (remembered: a model asks for its few
+    activation parameters on every call)."""
+    try:
+        return _checked_params(scale, zero_point, lo, hi)
+    except TypeError:  # unhashable (an array): checked every time
+        return _checked_params.__wrapped__(scale, zero_point, lo, hi)
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_params(scale: float, zero_point: int, lo: int, hi: int) -> tuple[np.float32, int]:
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive finite number, got {scale}")
     if not lo <= zero_point <= hi:
