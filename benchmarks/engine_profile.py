@@ -1,6 +1,7 @@
 """Where the time goes in engine="sparsecore": per-op totals of one forward pass, medians of repeated runs.
 
-    python benchmarks/engine_profile.py runs/engine-bench/bert-base-unstructured-90 [--batch 1] [--seq 128] [--formats quads]
+    python benchmarks/engine_profile.py runs/engine-bench/bert-base-unstructured-90 [--batch 1] [--seq 128]
+        [--formats quads]
 
 Times each stage of the engine's own forward pass (``SparsecoreEngine(feeds, profile=...)``: same code,
 same thread limits) and prints a markdown table: milliseconds per forward and share of the total.

@@ -222,6 +222,15 @@ def streams(data: dict) -> str:
                         "items/s ÷ one stream"], "lllrrrr", body)
 
 
+def engine_overhead(data: dict) -> str:
+    """Forward time against the Python the engine runs around its kernels, per model."""
+    m = data["machine"]
+    body = [[r["model"], r["batch"], f"{r['forward_ms']:.2f}", f"{r['python_ms']:.2f}", f"{r['python_share']:.0%}"]
+            for r in data["rows"]]
+    head = f"Machine: {_cpu(m)}, {m['cores']} cores; seq 128, medians. Command: `{data['command']}`\n\n"
+    return head + rows(["model", "batch", "forward ms", "Python around the kernels ms", "share"], "lrrrr", body)
+
+
 def _cpu(machine: dict) -> str:
     """The CPU of a result file's ``machine``: its name and ISA, then family/model and sparsecore's paths where
     recorded."""
@@ -255,4 +264,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "pipeline_throughput_v11": ("pipeline_throughput_v11.json", pipeline_throughput),
     "pipeline_throughput_avx2_v1": ("pipeline_throughput_avx2_v1.json", pipeline_throughput),
     "streams": ("streams.json", streams),
+    "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
 }

@@ -121,7 +121,8 @@ class QLinearT:
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
     into its interleaved layout) — on :data:`~sparsecore.kernels.int8_quads.BLOCK4_PATHS` (AVX2) the quad
     kernels' code on their token-blocked layout instead (one index per block; K a multiple of 4, else quads). It is
-    taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks. ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
+    taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks.
+    ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
     each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddwd`` on widened codes on AVX2): taken for
     ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
     ``int8 csr <float path>`` (``formats="csr blocked"``) runs the token-blocked fp32 kernels of
@@ -137,9 +138,8 @@ class QLinearT:
         from sparsecore.kernels.fp32_rows import pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
         from sparsecore.kernels.int8_linear import token_blocked
-        from sparsecore.kernels.int8_quads import BLOCK4_PATHS
+        from sparsecore.kernels.int8_quads import BLOCK4_PATHS, pack_quads
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
-        from sparsecore.kernels.int8_quads import pack_quads
         from sparsecore.kernels.isa import csr_activations, float_path, integer_path
 
         fmt = _format(q.codes, formats)

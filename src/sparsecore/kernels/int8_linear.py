@@ -4,7 +4,8 @@ unstructured (:mod:`.int8_quads`) row kernels.
 ``Y (N, T) = W (N, K) int8 · X (K, T) uint8``, exact int32, with X in the layout the weight kind reads on the path
 (:func:`activation_shape`): quads, and 1×4 blocks on :data:`~.int8_quads.BLOCK4_PATHS`, read the token-blocked
 ``(blocks, K, TB)`` layout (:func:`token_blocked`: the one a LayerNorm, the attention or a previous Linear can write);
-1×4 blocks on the other paths the interleaved one of :func:`~.int8_block4.interleave4`. Work is split into (token block, row range) tasks, row ranges balanced by stored
+1×4 blocks on the other paths the interleaved one of :func:`~.int8_block4.interleave4`.
+Work is split into (token block, row range) tasks, row ranges balanced by stored
 entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
 range per block; few (one short input): rows are split until every thread has work. The Linear's epilogue —
