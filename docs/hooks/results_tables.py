@@ -258,6 +258,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_v10": ("engine_bench_v10.json", engine_bench),
     "engine_bench_v11": ("engine_bench_v11.json", engine_bench),
     "engine_bench_avx2_v1": ("engine_bench_avx2_v1.json", engine_bench),
+    "engine_bench_avx2_v2": ("engine_bench_avx2_v2.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),

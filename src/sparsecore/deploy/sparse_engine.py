@@ -151,7 +151,7 @@ class SparseEncoder:
         starts, keep, add_mask = stage("padding removal", _token_layout, attention_mask)
         self.last_tokens = int(starts[-1])
         ws = self._workspace(_row_stride(self.last_tokens))
-        plan_key = (ws["x"].shape[1], starts.size, self.fused_inputs, id(self._ws["x"]))
+        plan_key = (ws["x"].shape[1], starts.size, self.fused_inputs, self._ws_tokens)  # the last: grows with _ws
         if plan_key != self._plan_key:  # another token layout: the layers' buffers and layouts are worked out anew
             self._plan, self._plan_key = {}, plan_key
         memo = self._memo
