@@ -264,6 +264,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
     "pipeline_throughput_v11": ("pipeline_throughput_v11.json", pipeline_throughput),
     "pipeline_throughput_avx2_v1": ("pipeline_throughput_avx2_v1.json", pipeline_throughput),
+    "pipeline_throughput_avx2_v2": ("pipeline_throughput_avx2_v2.json", pipeline_throughput),
     "streams": ("streams.json", streams),
     "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
 }
