@@ -170,8 +170,7 @@ class QLinearT:
             # int8 codes as float32 values unless this host's path multiplies bytes (exact either way)
             codes = q.codes if self._bytes else q.codes.astype(np.float32)
             self.weight = codes if fmt == "dense" else _sparse(codes, fmt)
-        self._token_blocked = self.format.startswith(("int8 quads ", "int8 block4 ")) and token_blocked(self.weight,
-                                                                                                        self._path)
+        self._token_blocked = self.writes_blocked and token_blocked(self.weight, self._path)
         # zero point folded into the bias: Σ w·(q − za) = Σ w·q − za·Σ w (exact integers while < 2²⁴)
         folded = q.bias - q.act.zero * q.codes.astype(np.int64).sum(axis=1)
         self.bias = folded.astype(np.float32)

@@ -300,9 +300,9 @@ def _layout(starts: np.ndarray, heads: int) -> tuple[np.ndarray, np.ndarray, np.
     key = (starts.tobytes(), heads, threads)
     layout = _LAYOUTS.get(key)
     if layout is None:
-        if starts[0] != 0 or np.any(np.diff(starts) < 0):
-            return None
         lengths = np.diff(starts)
+        if starts[0] != 0 or np.any(lengths < 0):
+            return None
         layout = (lengths, *_schedule(lengths, heads, max(1, min(threads, lengths.size * heads))))
         if len(_LAYOUTS) >= 64:  # a server's many batch shapes: start over (clear() is atomic across threads)
             _LAYOUTS.clear()
