@@ -14,7 +14,7 @@ from reference import naive_int8_products
 from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import MAX_K, SHAPES, interleave4, pack_block4_int8, tile_assembly
 from sparsecore.kernels.int8_linear import activation_shape, activations, int8_linear_t, int8_matmul, token_blocked
-from sparsecore.kernels.int8_quads import BLOCK4_PATHS, block_assembly
+from sparsecore.kernels.int8_quads import BLOCK4_PATHS, block_assembly, saturation_safe
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_interleave4
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
@@ -34,7 +34,7 @@ def run(codes, xq, path, blocked=False):
     if blocked and codes.shape[1] % 4:
         pad = -codes.shape[1] % 4
         codes, xq = np.pad(codes, ((0, 0), (0, pad))), np.pad(xq, ((0, pad), (0, 0)), constant_values=9)
-    weight = pack_block4_int8(codes)
+    weight = pack_block4_int8(codes, pair_safe=blocked)  # split entries run on every path
     return int8_matmul(weight, activations(weight, xq, path, blocked), xq.shape[1], path)
 
 
@@ -167,15 +167,35 @@ def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_reg
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
 @pytest.mark.parametrize("cpu", ["haswell", "znver3", "znver2"])
 def test_token_blocked_avx2_machine_code_loads_one_index_per_block(cpu):
-    """The quads' AVX2 code with one block column per entry: per block and 64 tokens 16 widening loads, 16 word
-    unpacks, 16 vpmaddwd, 16 adds, one 16-bit index load (a quad loads four), no stack stores."""
+    """The quads' AVX2 code with one block column per entry: per block and 32 tokens 4 loads, 8 byte/word unpacks,
+    4 vpmaddubsw, 4 vpmaddwd, 4 adds, one 16-bit index load (a quad loads four), no stack stores."""
     loop = _loop_lines(block_assembly("avx2", cpu, blocks=True))
-    count = {op: sum(ln.startswith(op) for ln in loop) for op in ("vpmovzxbw", "vpunpck", "vpmaddwd", "vpaddd")}
-    assert count == {"vpmovzxbw": 16, "vpunpck": 16, "vpmaddwd": 16, "vpaddd": 16}
+    count = {op: sum(ln.startswith(op) for ln in loop)
+             for op in ("vmovdqu", "vpunpck", "vpmaddubsw", "vpmaddwd", "vpaddd", "vpmovzx")}
+    assert count == {"vmovdqu": 4, "vpunpck": 8, "vpmaddubsw": 4, "vpmaddwd": 4, "vpaddd": 4, "vpmovzx": 0}
     assert sum(ln.startswith("movzwl") for ln in loop) == 1
     assert sum(ln.startswith("movzwl") for ln in _loop_lines(block_assembly("avx2", cpu))) == 4
     assert not any(ln.endswith(("(%rsp)", "(%rbp)")) for ln in loop), "a spill inside the inner loop"
-    assert not any(ln.startswith(("vpmaddubsw", "vpdpbusd")) for ln in loop)
+    assert not any(ln.startswith("vpdpbusd") for ln in loop)
+
+
+def test_pair_safe_packing_splits_only_blocks_that_could_saturate():
+    """``vpmaddubsw`` sums two u8·s8 products in int16: a pair of same-sign weights whose magnitudes add past 128
+    could saturate (255 · 129 > 2¹⁵ − 1). Such a block is stored twice on its column, even and odd weights apart."""
+    codes = np.array([[64, 64, -64, -64, 65, 64, 0, 0, 127, -128, 1, -1, 0, 0, -65, -64]], np.int8)
+    plain, safe = pack_block4_int8(codes), pack_block4_int8(codes, pair_safe=True)
+    assert not plain.pair_safe and safe.pair_safe
+    assert not saturation_safe(plain.blocks4).all() and saturation_safe(safe.blocks4).all()
+    assert safe.index.tolist() == [0, 1, 1, 2, 3, 3]  # blocks 1 and 3 split, 0 (sums of exactly 128) and 2 kept
+    assert safe.blocks4[1].tolist() == [65, 0, 0, 0] and safe.blocks4[2].tolist() == [0, 64, 0, 0]
+    assert safe.nnz == plain.nnz == np.count_nonzero(codes)
+    xq = np.full((16, 70), 255, np.uint8)
+    xq[:, 3] = 0
+    for path in (p for p in isa.PATHS if isa.supported(p)):
+        got = int8_matmul(safe, activations(safe, xq, path, True), 70, path)
+        np.testing.assert_array_equal(got, naive_int8_products(codes, xq), err_msg=path)
+    with pytest.raises(ValueError, match=r"pack_block4_int8\(codes, pair_safe=True\)"):
+        int8_matmul(plain, activations(plain, xq, "avx2", True), 70, "avx2")
 
 
 @pytest.mark.parametrize("blocked", LAYOUTS)
@@ -185,7 +205,7 @@ def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum(path, t, blocked):
     rng = np.random.default_rng(t)
     codes, xq = block_codes(48, 96, 0.7, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
     bias, scale = rng.standard_normal(48).astype(np.float32) * 100, rng.random(48).astype(np.float32) / 1000
-    weight = pack_block4_int8(codes)
+    weight = pack_block4_int8(codes, pair_safe=blocked)
     xb = activations(weight, xq, path, blocked)
     exact = naive_int8_products(codes, xq).astype(np.float32)  # |Σ| < 2²⁴ here: exact in float32
     expected = (exact + bias[:, None]) * scale[:, None]

@@ -15,7 +15,7 @@ from reference import naive_int8_products
 from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import MAX_K
 from sparsecore.kernels.int8_linear import int8_linear_t, int8_matmul
-from sparsecore.kernels.int8_quads import TOKENS, block_assembly, pack_quads, token_blocks
+from sparsecore.kernels.int8_quads import TOKENS, block_assembly, pack_quads, saturation_safe, token_blocks
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_blocked
 from sparsecore.kernels.row_kernels import row_bounds, row_chunks
 from sparsecore.kernels.sparse_matmul import gelu_inplace
@@ -112,11 +112,34 @@ def test_packing_round_trips_pads_quads_and_counts_real_nonzeros():
     for r in range(9):
         quads = slice(weight.indptr[r], weight.indptr[r + 1])
         columns, weights = weight.columns[quads].reshape(-1), weight.weights4[quads].reshape(-1)
-        assert np.all(np.diff(columns.astype(int)) >= 0)  # column order; padding repeats the last column
+        assert len(set(columns[weights != 0].tolist())) == np.count_nonzero(weights)  # each non-zero once
+        assert set(columns.tolist()) <= set(np.nonzero(codes[r])[0].tolist())  # padding on the row's own columns
         np.add.at(dense[r], columns, weights)
-        assert len(columns) == -(-np.count_nonzero(codes[r]) // 4) * 4
     np.testing.assert_array_equal(dense, codes)
+    assert saturation_safe(weight.weights4).all()
     assert weight.nnz == np.count_nonzero(codes) and weight.indptr[5] == weight.indptr[4]
+
+
+def test_pairs_are_saturation_safe_and_cost_nothing_when_signs_mix():
+    """Each pair of a quad is what ``vpmaddubsw`` sums in int16 on AVX2: same-sign weights whose magnitudes add past
+    128 are never paired (255 · 129 > 2¹⁵ − 1). Opposite signs always pair, so rows of both signs take ⌈nnz/4⌉ quads;
+    a row of large same-sign weights takes one pair per weight."""
+    rng = np.random.default_rng(5)
+    mixed = sparse_codes(200, 300, 0.8, rng)
+    weight = pack_quads(mixed)
+    assert saturation_safe(weight.weights4).all()
+    assert np.array_equal(np.diff(weight.indptr), -(-np.count_nonzero(mixed, axis=1) // 4))
+    same = np.zeros((4, 16), np.int8)
+    same[0, :8] = 100  # no two fit together: 8 pairs, 4 quads
+    same[1, :8] = [127, 1, 120, 8, 64, 64, 65, 63]  # largest with smallest: (127, 1) (120, 8) (65, 63) (64, 64)
+    same[2, :5] = -128  # alone, each: −128 · 255 fits int16
+    same[3, :6] = [-65, -64, -64, 100, 100, 100]
+    weight = pack_quads(same)
+    assert np.diff(weight.indptr).tolist() == [4, 2, 3, 2] and saturation_safe(weight.weights4).all()
+    xq = np.full((16, 70), 255, np.uint8)
+    xq[5] = 0
+    for path in (p for p in TOKENS if isa.supported(p)):
+        np.testing.assert_array_equal(run(same, xq, path), naive_int8_products(same, xq), err_msg=path)
 
 
 def test_token_blocks_and_blocked_quantization():
@@ -190,11 +213,13 @@ def test_machine_code_is_four_vpdpbusd_and_eight_unpacks_per_quad_without_spills
 
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
 @pytest.mark.parametrize("cpu", ["haswell", "znver3", "znver2"])
-def test_avx2_machine_code_is_vpmaddwd_on_widened_codes_without_spills(cpu):
-    # per quad and 64 tokens: 16 widening loads, 16 word unpacks, 16 vpmaddwd, 16 adds — and no stack stores
+def test_avx2_machine_code_is_vpmaddubsw_then_vpmaddwd_by_ones_without_spills(cpu):
+    # per quad and 32 tokens: 4 loads, 8 byte/word unpacks (each token's four bytes side by side), 4 vpmaddubsw
+    # (pair sums, exact on saturation-safe pairs), 4 vpmaddwd by ones (both pairs into int32), 4 adds; no stack stores
     loop = _loop_lines(block_assembly("avx2", cpu))
-    count = {op: sum(ln.startswith(op) for ln in loop) for op in ("vpmovzxbw", "vpunpck", "vpmaddwd", "vpaddd")}
-    assert count == {"vpmovzxbw": 16, "vpunpck": 16, "vpmaddwd": 16, "vpaddd": 16}
-    assert all("%ymm" in ln for ln in loop if ln.startswith("vpmaddwd"))
+    count = {op: sum(ln.startswith(op) for ln in loop)
+             for op in ("vmovdqu", "vpunpck", "vpmaddubsw", "vpmaddwd", "vpaddd")}
+    assert count == {"vmovdqu": 4, "vpunpck": 8, "vpmaddubsw": 4, "vpmaddwd": 4, "vpaddd": 4}
+    assert all("%ymm" in ln for ln in loop if ln.startswith(("vpmaddubsw", "vpmaddwd")))
     assert not any(ln.endswith(("(%rsp)", "(%rbp)")) for ln in loop), "a spill inside the inner loop"
-    assert not any(ln.startswith(("vpmaddubsw", "vpdpbusd")) for ln in loop)
+    assert not any(ln.startswith("vpdpbusd") for ln in loop)

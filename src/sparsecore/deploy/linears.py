@@ -161,7 +161,7 @@ class QLinearT:
         self.act = q.act
         self._bytes = fmt == "csr" and csr_activations() == "uint8"
         if fmt.startswith("block4 "):
-            self.weight = pack_block4_int8(q.codes)
+            self.weight = pack_block4_int8(q.codes, pair_safe=path in BLOCK4_PATHS)
         elif fmt.startswith("quads "):
             self.weight = pack_quads(q.codes)
         elif fmt.startswith("csr "):

@@ -133,6 +133,7 @@ class Block4Int8:
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+    pair_safe: bool = False  # every entry's weight pairs saturation-safe (the ``avx2`` token-blocked kernel needs it)
     tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
     @property
@@ -146,9 +147,14 @@ class Block4Int8:
         return self.values.view(np.int8).reshape(-1, 4)
 
 
-def pack_block4_int8(codes: np.ndarray) -> Block4Int8:
+def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False) -> Block4Int8:
     """Block format of an (N, K) int8 matrix: a block is stored when any of its four codes is non-zero; K is
-    padded with zero codes to a multiple of 4. K ≤ ``MAX_K`` (beyond it int32 sums could overflow)."""
+    padded with zero codes to a multiple of 4. K ≤ ``MAX_K`` (beyond it int32 sums could overflow).
+    ``pair_safe``: a block whose pair (w0, w1) or (w2, w3) could saturate ``vpmaddubsw``
+    (:func:`~.int8_quads.saturation_safe`) is stored as two entries on its column, ``(w0, 0, w2, 0)`` and
+    ``(0, w1, 0, w3)`` — the layout of the ``avx2`` token-blocked kernel (:func:`~.int8_quads.blocks_row`)."""
+    from sparsecore.kernels.int8_quads import saturation_safe
+
     codes = np.asarray(codes)
     if codes.dtype != np.int8 or codes.ndim != 2:
         raise ValueError(f"codes must be a 2-D int8 array, got {codes.dtype} with shape {codes.shape}")
@@ -159,11 +165,22 @@ def pack_block4_int8(codes: np.ndarray) -> Block4Int8:
     padded[:, :k] = codes
     grouped = np.ascontiguousarray(padded.reshape(n, -1, 4))
     rows, cols = np.nonzero(np.any(grouped != 0, axis=2))  # row-major: rows ascending, columns sorted
+    blocks = grouped[rows, cols]
+    if pair_safe:
+        split = ~saturation_safe(blocks)
+        copies = 1 + split
+        rows, cols, blocks = np.repeat(rows, copies), np.repeat(cols, copies), np.repeat(blocks, copies, axis=0)
+        second = np.zeros(len(blocks), bool)
+        second[np.cumsum(copies)[split] - 1] = True  # the second copy of every split block
+        first = np.zeros(len(blocks), bool)
+        first[(np.cumsum(copies) - copies)[split]] = True
+        blocks[:, 1::2] *= ~first[:, None]  # first copy (w0, 0, w2, 0), second (0, w1, 0, w3)
+        blocks[:, 0::2] *= ~second[:, None]
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     index = cols.astype(np.uint16)
-    values = np.ascontiguousarray(grouped[rows, cols]).view(np.int32).reshape(-1)
-    return Block4Int8(indptr, index, values, (n, k))
+    values = np.ascontiguousarray(blocks).view(np.int32).reshape(-1)
+    return Block4Int8(indptr, index, values, (n, k), pair_safe)
 
 
 def interleave4(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:

@@ -164,6 +164,9 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
             runs = ", ".join(p for p in tokens if supported(p))
             raise ValueError(f"path {path!r} cannot run the {name} int8 kernels on this CPU (they run: {runs})")
         shape = activation_shape(weight, t_total, path, blocked)
+        if blocked and path == "avx2" and isinstance(weight, Block4Int8) and not weight.pair_safe:
+            raise ValueError("1×4-block weights on the avx2 token-blocked kernel must be packed with "
+                             "pack_block4_int8(codes, pair_safe=True): vpmaddubsw saturates other weight pairs")
         bounds = task_rows(weight, shape[0], key[4])
         call = weight.tasks[key] = ((weight.indptr, index, values, values4), marker(path), bounds, shape,
                                     (shape[0] * (bounds.size - 1), tokens[path]))

@@ -3,9 +3,10 @@ the activations interleaved in registers.
 
 Computes ``Y (N, T) int32 = W (N, K) int8 · X (K, T) uint8`` for any sparsity pattern. Layouts:
 
-* weights (:func:`pack_quads`): each row's non-zero codes in column order, four at a time — a quad holds four
-  columns (``uint16``) and four int8 weights packed little-endian into one int32; a row's last quad is padded
-  with zero weights on its last column (already in cache). 3 bytes per non-zero.
+* weights (:func:`pack_quads`): each row's non-zero codes four at a time — a quad holds four columns (``uint16``) and
+  four int8 weights packed little-endian into one int32, as two *saturation-safe pairs* (slots 0–1 and 2–3: no two
+  same-sign weights whose magnitudes add past :data:`PAIR_LIMIT`; opposite signs pair first, so a row of both signs
+  costs no extra quads); padding slots hold zero weights on a column the row already reads. 3 bytes per non-zero.
 * activations *token-blocked* (:func:`token_blocks`, or :func:`~.quantize.quantize_u8_blocked` straight
   from fp32): ``xb[b, k, :] = X[k, TB·b : TB·b + TB]``, ``(ceil(T/TB), K, TB)`` uint8, TB = :data:`TOKENS` of
   the path (64 tokens, one zmm of bytes, on ``avx512_vnni`` and ``avx2``; 32 on ``avx_vnni``). One block's
@@ -18,16 +19,17 @@ each token's four bytes side by side as ``vpdpbusd`` reads them, one broadcast o
 ``vpdpbusd``: 4·TB exact u8·s8 products summed into int32. The unpacks work inside 128-bit lanes, so
 accumulator g holds tokens ``16L + 4g + i`` in lane L; one 4×4 transpose of those lanes per row and block
 restores token order before the store. Cost per quad and block: 8 shuffles (one port on most x86 cores),
-4 dot products, 9 loads. ``avx2`` (no ``vpdpbusd``): per 16 tokens the four rows' bytes are widened to int16
-(``vpmovzxbw`` loads), one level of word unpacks pairs (k0, k1) and (k2, k3), and ``vpmaddwd`` against the
-sign-extended weight pairs gives each token's exact pair sums in int32 (:func:`_emit_block_avx2`): per quad and 64
-tokens 16 widening loads, 16 unpacks, 16 ``vpmaddwd``, 16 adds — the bytes a quad reads are a quarter of the fp32
-kernel's, whose loads from L2 bound it. ``vpmaddubsw`` is never used (it saturates u8·s8 pair sums at int16).
+4 dot products, 9 loads. ``avx2`` (no ``vpdpbusd``) runs the same unpacks on ymm, 32 tokens per pass, and replaces
+each ``vpdpbusd`` by ``vpmaddubsw`` (each token's two u8·s8 pair sums in int16) and ``vpmaddwd`` by ones (the two
+pairs added into int32): per quad and 32 tokens 4 loads, 8 unpacks, 8 multiplies, 4 adds. ``vpmaddubsw`` saturates
+at int16, which the weights' pairing rules out: a pair's positive weights, and its negative ones, sum to at most 128
+in magnitude, and 255 · 128 < 2¹⁵ — every pair sum is exact.
 
 *1×4-block* weights (:class:`~.int8_block4.Block4Int8`: one column index per block of four consecutive columns)
 run the same code on this layout (:func:`blocks_row`): a block is a quad whose four rows are ``4c … 4c + 3``, so one
-index load replaces four and a block's weights take 6 bytes instead of 12. On ``avx2`` this is how 1×4-block
-models run (:data:`BLOCK4_PATHS`): their Linears then share this layout with the LayerNorm, the attention and
+index load replaces four and a block's weights take 6 bytes instead of 12; on ``avx2`` a block whose fixed pairs
+could saturate is stored as two entries (``pack_block4_int8(codes, pair_safe=True)``). On ``avx2`` this is how
+1×4-block models run (:data:`BLOCK4_PATHS`): their Linears then share this layout with the LayerNorm, the attention and
 the FFN that write it (:mod:`.int8_linear`); VNNI paths keep :mod:`.int8_block4`'s interleaved layout, which
 ``vpdpbusd`` reads without unpacks.
 
@@ -51,6 +53,7 @@ from sparsecore.kernels.simd import accumulate_loop
 
 # path → tokens per block: 16 tokens per 128-bit lane, 4 lanes in a zmm, 2 in a ymm
 TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "avx2": 64, "generic": 64}
+VECTOR_TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "avx2": 32}  # tokens per accumulator pass: one zmm or ymm
 VECTOR_PATHS = ("avx512_vnni", "avx_vnni", "avx2")
 BLOCK4_PATHS = ("avx2",)  # paths whose 1×4-block Linears read this layout (:func:`blocks_row`)
 
@@ -101,46 +104,6 @@ def _feature_rows(builder, index_ptr, j, slab_ptr, tb: int, blocks: bool) -> lis
     return rows
 
 
-def _emit_block_avx2(builder: ir.IRBuilder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr,
-                     blocks: bool) -> None:
-    """:func:`emit_block` on AVX2: per quad and 16 tokens, the four feature rows' bytes widened to int16, the words of
-    (k0, k1) and of (k2, k3) interleaved (``vpunpck{l,h}wd``), two ``vpmaddwd`` per half against the weight pairs —
-    each token's four exact products summed in int32. Accumulator 2h holds tokens 16h + {0–3, 8–11}, 2h + 1 tokens
-    16h + {4–7, 12–15}; one lane shuffle per 16 tokens restores the order at the store."""
-    tb = TOKENS["avx2"]
-    acc_type, word_type = ir.VectorType(_I32, 8), ir.VectorType(_I16, 16)
-    dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(acc_type, [word_type] * 2),
-                                         "llvm.x86.avx2.pmadd.wd")
-    chunks = tb // 16
-
-    def step(j, accs):
-        packed = builder.load(builder.gep(values_ptr, [j]))
-        w4 = builder.sext(builder.bitcast(packed, ir.VectorType(_I8, 4)), ir.VectorType(_I16, 4))
-        w2 = builder.bitcast(w4, ir.VectorType(_I32, 2))  # (w0, w1) and (w2, w3) as dwords, each broadcast
-        pairs = [builder.bitcast(builder.shuffle_vector(w2, ir.Constant(w2.type, ir.Undefined), _mask([a] * 8)),
-                                 word_type) for a in (0, 1)]
-        rows = _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)
-        new = list(accs)
-        for h in range(chunks):
-            words = [builder.zext(builder.load(builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * h)]),
-                                                               ir.VectorType(_I8, 16).as_pointer()), align=1),
-                                  word_type) for row in rows]
-            for high in (False, True):
-                sums = [builder.call(dot, [_unpack(builder, words[a], words[a + 1], 2, 8, high), pairs[a // 2]])
-                        for a in (0, 2)]
-                a = 2 * h + high
-                new[a] = builder.add(new[a], builder.add(sums[0], sums[1]))
-        return new
-
-    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 8), 2 * chunks, step)
-    for h in range(chunks):
-        for half in (0, 1):
-            vector = builder.shuffle_vector(accs[2 * h], accs[2 * h + 1], _mask([4 * half + i for i in range(4)] +
-                                                                                  [8 + 4 * half + i for i in range(4)]))
-            p = builder.gep(out_ptr, [ir.Constant(_I64, 16 * h + 8 * half)])
-            builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
-
-
 def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_start, j_end, slab_ptr,
                out_ptr, blocks: bool = False) -> None:
     """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} Σ_q values[j, q] · slab[columns[j, q], 0 : TB]`` (int32).
@@ -149,33 +112,48 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
     columns ``4c + q``); ``values_ptr`` i32* four int8 weights per entry, packed little-endian; ``slab_ptr`` i8* one
     token block (row k starts at byte k·TB); ``out_ptr`` i32* TB results, written (not added). ``j_start``, ``j_end``
     i64."""
-    if path == "avx2":
-        _emit_block_avx2(builder, columns_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr, blocks)
-        return
     tb = TOKENS[path]
-    lanes = tb // 16
+    per_vector = VECTOR_TOKENS[path]
+    lanes = per_vector // 16
     acc_type = ir.VectorType(_I32, 4 * lanes)
-    byte_type = ir.VectorType(_I8, tb)
+    byte_type = ir.VectorType(_I8, per_vector)
     word_type = ir.VectorType(_I16, 8 * lanes)
-    dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(acc_type, [acc_type] * 3),
-                                         f"llvm.x86.avx512.vpdpbusd.{32 * 4 * lanes}")
+    if path == "avx2":  # vpdpbusd as vpmaddubsw (pair sums, exact on saturation-safe pairs) + vpmaddwd by ones
+        pair_sums = cgutils.get_or_insert_function(builder.module, ir.FunctionType(word_type, [byte_type] * 2),
+                                                   "llvm.x86.avx2.pmadd.ub.sw")
+        widen = cgutils.get_or_insert_function(builder.module, ir.FunctionType(acc_type, [word_type] * 2),
+                                               "llvm.x86.avx2.pmadd.wd")
+        ones = ir.Constant(word_type, [1] * word_type.count)
 
-    def step(j, accs):
-        rows = [builder.load(builder.bitcast(row, byte_type.as_pointer()), align=1)
-                for row in _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)]
-        pairs = [builder.bitcast(_unpack(builder, rows[a], rows[a + 1], lanes, 16, high), word_type)
-                 for a in (0, 2) for high in (False, True)]  # (k0,k1) low, high; (k2,k3) low, high
-        quads = [_unpack(builder, pairs[half], pairs[2 + half], lanes, 8, high)
-                 for half in (0, 1) for high in (False, True)]
-        packed = builder.load(builder.gep(values_ptr, [j]))
-        first = builder.insert_element(ir.Constant(acc_type, ir.Undefined), packed, ir.Constant(_I32, 0))
-        weights = builder.shuffle_vector(first, ir.Constant(acc_type, ir.Undefined), _mask([0] * 4 * lanes))
-        return [builder.call(dot, [acc, builder.bitcast(quad, acc_type), weights]) for acc, quad in zip(accs, quads)]
+        def dot(acc, quad, weights):
+            sums = builder.call(pair_sums, [builder.bitcast(quad, byte_type), builder.bitcast(weights, byte_type)])
+            return builder.add(acc, builder.call(widen, [sums, ones]))
+    else:
+        vpdpbusd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(acc_type, [acc_type] * 3),
+                                                  f"llvm.x86.avx512.vpdpbusd.{32 * 4 * lanes}")
 
-    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 4 * lanes), 4, step)
-    for m, vector in enumerate(_token_order(builder, accs, lanes)):
-        p = builder.gep(out_ptr, [ir.Constant(_I64, 4 * lanes * m)])
-        builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
+        def dot(acc, quad, weights):
+            return builder.call(vpdpbusd, [acc, builder.bitcast(quad, acc_type), weights])
+
+    for chunk in range(tb // per_vector):  # the token block in vectors of `per_vector` tokens, one pass each
+        offset = ir.Constant(_I64, chunk * per_vector)
+
+        def step(j, accs, offset=offset):
+            rows = [builder.load(builder.bitcast(builder.gep(row, [offset]), byte_type.as_pointer()), align=1)
+                    for row in _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)]
+            pairs = [builder.bitcast(_unpack(builder, rows[a], rows[a + 1], lanes, 16, high), word_type)
+                     for a in (0, 2) for high in (False, True)]  # (k0,k1) low, high; (k2,k3) low, high
+            quads = [_unpack(builder, pairs[half], pairs[2 + half], lanes, 8, high)
+                     for half in (0, 1) for high in (False, True)]
+            packed = builder.load(builder.gep(values_ptr, [j]))
+            first = builder.insert_element(ir.Constant(acc_type, ir.Undefined), packed, ir.Constant(_I32, 0))
+            weights = builder.shuffle_vector(first, ir.Constant(acc_type, ir.Undefined), _mask([0] * 4 * lanes))
+            return [dot(acc, quad, weights) for acc, quad in zip(accs, quads)]
+
+        accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 4 * lanes), 4, step)
+        for m, vector in enumerate(_token_order(builder, accs, lanes)):
+            p = builder.gep(out_ptr, [ir.Constant(_I64, chunk * per_vector + 4 * lanes * m)])
+            builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
 
 
 _BLOCKS = {path: row_intrinsic(emit_block, path, 3, TOKENS[path]) for path in VECTOR_PATHS}
@@ -233,9 +211,63 @@ class Quads:
         return self.values.view(np.int8).reshape(-1, 4)
 
 
+PAIR_LIMIT = 128  # 255 · 128 ≤ 2¹⁵ − 1: u8·s8 pair sums of same-sign weights up to this magnitude fit int16
+
+
+def saturation_safe(weights4: np.ndarray) -> np.ndarray:
+    """Per entry of ``(S, 4)`` int8 weights: both pairs (w0, w1) and (w2, w3) have their positive weights and their
+    negative weights each summing to at most :data:`PAIR_LIMIT` in magnitude — ``vpmaddubsw``'s int16 pair sum of
+    any uint8 activations is then exact."""
+    pairs = weights4.astype(np.int32).reshape(-1, 2, 2)
+    safe = (np.clip(pairs, 0, None).sum(axis=2) <= PAIR_LIMIT) & (np.clip(-pairs, 0, None).sum(axis=2) <= PAIR_LIMIT)
+    return np.all(safe, axis=1)
+
+
+@nb.njit(cache=True)
+def _safe_pairs(starts, cols, vals):
+    """Each row's non-zeros (``cols``, ``vals`` row by row from ``starts``) as saturation-safe pairs: every negative
+    weight beside a positive one while both signs last (the larger sign's largest magnitudes), the rest by size —
+    largest with smallest where their sum stays ≤ :data:`PAIR_LIMIT`, else alone (beside a zero weight). Returns the
+    pairs' (column, weight) slots (P, 2) and the number of pairs per row; each row's pairs ordered by column."""
+    n = starts.size - 1
+    pair_cols = np.empty((cols.size + n, 2), np.int64)
+    pair_vals = np.zeros((cols.size + n, 2), np.int8)
+    per_row = np.zeros(n, np.int64)
+    p = 0
+    for r in range(n):
+        first = p
+        w = vals[starts[r]:starts[r + 1]].astype(np.int64)
+        c = cols[starts[r]:starts[r + 1]]
+        pos = np.nonzero(w > 0)[0]
+        neg = np.nonzero(w < 0)[0]
+        pos = pos[np.argsort(-w[pos], kind="mergesort")]  # largest magnitude first
+        neg = neg[np.argsort(w[neg], kind="mergesort")]
+        big, small = (pos, neg) if pos.size >= neg.size else (neg, pos)
+        for i in range(small.size):  # opposite signs: the pair sum lies between the two products
+            pair_cols[p, 0], pair_cols[p, 1] = c[big[i]], c[small[i]]
+            pair_vals[p, 0], pair_vals[p, 1] = w[big[i]], w[small[i]]
+            p += 1
+        lo, hi = small.size, big.size - 1
+        while lo <= hi:
+            pair_cols[p, 0], pair_vals[p, 0] = c[big[lo]], w[big[lo]]
+            if lo < hi and abs(w[big[lo]]) + abs(w[big[hi]]) <= PAIR_LIMIT:
+                pair_cols[p, 1], pair_vals[p, 1] = c[big[hi]], w[big[hi]]
+                hi -= 1
+            else:  # alone: a zero weight on its own column (already in cache)
+                pair_cols[p, 1], pair_vals[p, 1] = c[big[lo]], 0
+            lo += 1
+            p += 1
+        order = np.argsort(np.minimum(pair_cols[first:p, 0], pair_cols[first:p, 1]), kind="mergesort")
+        pair_cols[first:p] = pair_cols[first:p][order]
+        pair_vals[first:p] = pair_vals[first:p][order]
+        per_row[r] = p - first
+    return pair_cols[:p], pair_vals[:p], per_row
+
+
 def pack_quads(codes: np.ndarray) -> Quads:
-    """Quads of an (N, K) int8 matrix: every row's non-zeros in column order, four per quad, the last quad
-    padded with zero weights on the row's last column. K ≤ ``MAX_K`` (beyond it int32 sums could overflow)."""
+    """Quads of an (N, K) int8 matrix: every row's non-zeros in saturation-safe pairs (:func:`_safe_pairs`: what the
+    ``avx2`` path's ``vpmaddubsw`` needs, harmless elsewhere), two pairs per quad, a row's odd last pair beside a
+    zero-weight pair on its own column. K ≤ ``MAX_K`` (beyond it int32 sums could overflow)."""
     codes = np.asarray(codes)
     if codes.dtype != np.int8 or codes.ndim != 2:
         raise ValueError(f"codes must be a 2-D int8 array, got {codes.dtype} with shape {codes.shape}")
@@ -243,18 +275,21 @@ def pack_quads(codes: np.ndarray) -> Quads:
     if k > MAX_K:
         raise ValueError(f"K = {k} > {MAX_K}: int32 sums of u8·s8 products could overflow")
     rows, cols = np.nonzero(codes)  # row-major: columns ascending within a row
-    counts = np.bincount(rows, minlength=n)
-    quads = -(-counts // 4)
+    starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=starts[1:])
+    pair_cols, pair_vals, pairs = _safe_pairs(starts, cols.astype(np.int64), codes[rows, cols])
+    quads = -(-pairs // 2)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(quads, out=indptr[1:])
-    first = np.zeros(n + 1, np.int64)
-    np.cumsum(counts, out=first[1:])
-    slot_row = np.repeat(np.arange(n), 4 * quads)  # every slot of every quad, row by row
-    rank = np.arange(4 * indptr[-1]) - 4 * indptr[:-1][slot_row]
-    real = rank < counts[slot_row]
-    src = first[:-1][slot_row] + np.minimum(rank, counts[slot_row] - 1)
-    columns = cols[src].astype(np.uint16).reshape(-1, 4)
-    weights = np.where(real, codes[rows[src], cols[src]], 0).astype(np.int8).reshape(-1, 4)
+    slots = np.zeros(2 * indptr[-1], np.int64)  # pair index of every half-quad; odd rows' last half repeats a pair
+    pair_start = np.zeros(n + 1, np.int64)
+    np.cumsum(pairs, out=pair_start[1:])
+    half_row = np.repeat(np.arange(n), 2 * quads)
+    rank = np.arange(slots.size) - 2 * indptr[:-1][half_row]
+    slots = pair_start[:-1][half_row] + np.minimum(rank, pairs[half_row] - 1)
+    real = rank < pairs[half_row]
+    columns = pair_cols[slots].astype(np.uint16).reshape(-1, 4)
+    weights = np.where(real[:, None], pair_vals[slots], 0).astype(np.int8).reshape(-1, 4)
     return Quads(indptr, np.ascontiguousarray(columns), np.ascontiguousarray(weights).view(np.int32).reshape(-1),
                  (n, k), int(rows.size))
 
