@@ -167,12 +167,12 @@ def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_reg
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
 @pytest.mark.parametrize("cpu", ["haswell", "znver3", "znver2"])
 def test_token_blocked_avx2_machine_code_loads_one_index_per_block(cpu):
-    """The quads' AVX2 code with one block column per entry: per block and 32 tokens 4 loads, 8 byte/word unpacks,
-    4 vpmaddubsw, 4 vpmaddwd, 4 adds, one 16-bit index load (a quad loads four), no stack stores."""
+    """The quads' AVX2 code with one block column per entry: per block and 64 tokens 8 loads, 16 byte/word unpacks,
+    8 vpmaddubsw, 8 vpmaddwd, 8 adds, one 16-bit index load (a quad loads four), no stack stores."""
     loop = _loop_lines(block_assembly("avx2", cpu, blocks=True))
     count = {op: sum(ln.startswith(op) for ln in loop)
              for op in ("vmovdqu", "vpunpck", "vpmaddubsw", "vpmaddwd", "vpaddd", "vpmovzx")}
-    assert count == {"vmovdqu": 4, "vpunpck": 8, "vpmaddubsw": 4, "vpmaddwd": 4, "vpaddd": 4, "vpmovzx": 0}
+    assert count == {"vmovdqu": 8, "vpunpck": 16, "vpmaddubsw": 8, "vpmaddwd": 8, "vpaddd": 8, "vpmovzx": 0}
     assert sum(ln.startswith("movzwl") for ln in loop) == 1
     assert sum(ln.startswith("movzwl") for ln in _loop_lines(block_assembly("avx2", cpu))) == 4
     assert not any(ln.endswith(("(%rsp)", "(%rbp)")) for ln in loop), "a spill inside the inner loop"

@@ -214,12 +214,13 @@ def test_machine_code_is_four_vpdpbusd_and_eight_unpacks_per_quad_without_spills
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
 @pytest.mark.parametrize("cpu", ["haswell", "znver3", "znver2"])
 def test_avx2_machine_code_is_vpmaddubsw_then_vpmaddwd_by_ones_without_spills(cpu):
-    # per quad and 32 tokens: 4 loads, 8 byte/word unpacks (each token's four bytes side by side), 4 vpmaddubsw
-    # (pair sums, exact on saturation-safe pairs), 4 vpmaddwd by ones (both pairs into int32), 4 adds; no stack stores
+    # per quad and 64 tokens (two ymm passes in one loop): 8 loads, 16 byte/word unpacks (each token's four bytes side
+    # by side), 8 vpmaddubsw (pair sums, exact on saturation-safe pairs), 8 vpmaddwd by ones (both pairs into int32),
+    # 8 adds; no stack stores
     loop = _loop_lines(block_assembly("avx2", cpu))
     count = {op: sum(ln.startswith(op) for ln in loop)
              for op in ("vmovdqu", "vpunpck", "vpmaddubsw", "vpmaddwd", "vpaddd")}
-    assert count == {"vmovdqu": 4, "vpunpck": 8, "vpmaddubsw": 4, "vpmaddwd": 4, "vpaddd": 4}
+    assert count == {"vmovdqu": 8, "vpunpck": 16, "vpmaddubsw": 8, "vpmaddwd": 8, "vpaddd": 8}
     assert all("%ymm" in ln for ln in loop if ln.startswith(("vpmaddubsw", "vpmaddwd")))
     assert not any(ln.endswith(("(%rsp)", "(%rbp)")) for ln in loop), "a spill inside the inner loop"
     assert not any(ln.startswith("vpdpbusd") for ln in loop)

@@ -21,7 +21,8 @@ accumulator g holds tokens ``16L + 4g + i`` in lane L; one 4×4 transpose of tho
 restores token order before the store. Cost per quad and block: 8 shuffles (one port on most x86 cores),
 4 dot products, 9 loads. ``avx2`` (no ``vpdpbusd``) runs the same unpacks on ymm, 32 tokens per pass, and replaces
 each ``vpdpbusd`` by ``vpmaddubsw`` (each token's two u8·s8 pair sums in int16) and ``vpmaddwd`` by ones (the two
-pairs added into int32): per quad and 32 tokens 4 loads, 8 unpacks, 8 multiplies, 4 adds. ``vpmaddubsw`` saturates
+pairs added into int32): per quad and 32 tokens 4 loads, 8 unpacks, 8 multiplies, 4 adds (both 32-token halves of a
+block in one loop, 8 accumulators). ``vpmaddubsw`` saturates
 at int16, which the weights' pairing rules out: a pair's positive weights, and its negative ones, sum to at most 128
 in magnitude, and 255 · 128 < 2¹⁵ — every pair sum is exact.
 
@@ -135,23 +136,28 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
         def dot(acc, quad, weights):
             return builder.call(vpdpbusd, [acc, builder.bitcast(quad, acc_type), weights])
 
-    for chunk in range(tb // per_vector):  # the token block in vectors of `per_vector` tokens, one pass each
-        offset = ir.Constant(_I64, chunk * per_vector)
+    chunks = tb // per_vector  # the token block as `chunks` vectors of `per_vector` tokens, 4 accumulators each
 
-        def step(j, accs, offset=offset):
-            rows = [builder.load(builder.bitcast(builder.gep(row, [offset]), byte_type.as_pointer()), align=1)
-                    for row in _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)]
-            pairs = [builder.bitcast(_unpack(builder, rows[a], rows[a + 1], lanes, 16, high), word_type)
+    def step(j, accs):
+        rows = _feature_rows(builder, columns_ptr, j, slab_ptr, tb, blocks)
+        packed = builder.load(builder.gep(values_ptr, [j]))
+        first = builder.insert_element(ir.Constant(acc_type, ir.Undefined), packed, ir.Constant(_I32, 0))
+        weights = builder.shuffle_vector(first, ir.Constant(acc_type, ir.Undefined), _mask([0] * 4 * lanes))
+        new = []
+        for chunk in range(chunks):
+            offset = ir.Constant(_I64, chunk * per_vector)
+            data = [builder.load(builder.bitcast(builder.gep(row, [offset]), byte_type.as_pointer()), align=1)
+                    for row in rows]
+            pairs = [builder.bitcast(_unpack(builder, data[a], data[a + 1], lanes, 16, high), word_type)
                      for a in (0, 2) for high in (False, True)]  # (k0,k1) low, high; (k2,k3) low, high
             quads = [_unpack(builder, pairs[half], pairs[2 + half], lanes, 8, high)
                      for half in (0, 1) for high in (False, True)]
-            packed = builder.load(builder.gep(values_ptr, [j]))
-            first = builder.insert_element(ir.Constant(acc_type, ir.Undefined), packed, ir.Constant(_I32, 0))
-            weights = builder.shuffle_vector(first, ir.Constant(acc_type, ir.Undefined), _mask([0] * 4 * lanes))
-            return [dot(acc, quad, weights) for acc, quad in zip(accs, quads)]
+            new += [dot(acc, quad, weights) for acc, quad in zip(accs[4 * chunk:4 * chunk + 4], quads)]
+        return new
 
-        accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 4 * lanes), 4, step)
-        for m, vector in enumerate(_token_order(builder, accs, lanes)):
+    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 4 * lanes), 4 * chunks, step)
+    for chunk in range(chunks):
+        for m, vector in enumerate(_token_order(builder, accs[4 * chunk:4 * chunk + 4], lanes)):
             p = builder.gep(out_ptr, [ir.Constant(_I64, chunk * per_vector + 4 * lanes * m)])
             builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
 
