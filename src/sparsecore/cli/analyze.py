@@ -143,7 +143,7 @@ def _warnings(report: dict, supported) -> list[str]:
                    f"dense (e.g. {dense[0]}): prune them further to speed them up")
     if report.get("quantized"):
         if not (supported("avx512_vnni") or supported("avx_vnni")):
-            out.append("int8 model on a CPU without VNNI: integer products take the AVX2 path (vpmaddwd), "
+            out.append("int8 model on a CPU without VNNI: integer products take the AVX2 path (vpmaddubsw + vpmaddwd), "
                        "about half the VNNI rate")
         if any(r["format"].startswith("int8 csr") for r in report["linears"]):
             out.append("unstructured int8 Linears run the fp32 kernel on integer codes (no faster than fp32; this "

@@ -123,7 +123,7 @@ class QLinearT:
     kernels' code on their token-blocked layout instead (one index per block; K a multiple of 4, else quads). It is
     taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks.
     ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
-    each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddwd`` on widened codes on AVX2): taken for
+    each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddubsw`` + ``vpmaddwd`` on saturation-safe pairs on AVX2): taken for
     ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
     ``int8 csr <float path>`` (``formats="csr blocked"``) runs the token-blocked fp32 kernels of
     :mod:`sparsecore.kernels.fp32_rows` on the codes held as float32 (exact products, the same bits). ``int8 csr``

@@ -3,7 +3,8 @@ this host.
 
 Paths, best first: ``avx512_vnni`` (``vpdpbusd`` on 512-bit vectors: 16 tokens × 4 u8·s8 products per
 instruction, int32 accumulation), ``avx_vnni`` (the same instruction on 256-bit vectors), ``avx2``
-(u8 and s8 widened to int16, ``vpmaddwd``: exact pair sums in int32) and ``generic`` (plain Numba loops,
+(``vpmaddubsw`` on saturation-safe weight pairs, then ``vpmaddwd`` by ones into int32; the 1×4-block interleaved
+kernel widens u8 and s8 to int16 for ``vpmaddwd``) and ``generic`` (plain Numba loops,
 any CPU). The choice is read once from LLVM's view of the host CPU; ``SPARSECORE_ISA`` forces a path
 (for tests and benchmarks), and asking for one the host cannot execute is an error, not a crash.
 
