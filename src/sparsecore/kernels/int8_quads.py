@@ -230,42 +230,53 @@ def saturation_safe(weights4: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _safe_pairs(starts, cols, vals):
-    """Each row's non-zeros (``cols``, ``vals`` row by row from ``starts``) as saturation-safe pairs: every negative
-    weight beside a positive one while both signs last (the larger sign's largest magnitudes), the rest by size —
-    largest with smallest where their sum stays ≤ :data:`PAIR_LIMIT`, else alone (beside a zero weight). Returns the
-    pairs' (column, weight) slots (P, 2) and the number of pairs per row; each row's pairs ordered by column."""
-    n = starts.size - 1
-    pair_cols = np.empty((cols.size + n, 2), np.int64)
-    pair_vals = np.zeros((cols.size + n, 2), np.int8)
+def _safe_pairs(codes, nnz):
+    """Each row's non-zeros of ``codes`` (N, K) int8 (``nnz`` in all) as saturation-safe pairs, at most one pair per
+    non-zero. Per row (positive and negative weights each ordered by decreasing magnitude, a counting sort): every
+    negative weight goes beside a positive one while both signs last (the larger sign's largest magnitudes), the rest
+    by size — largest with smallest where their sum stays ≤ :data:`PAIR_LIMIT`, else alone (beside a zero weight on its
+    own column). Returns the pairs' (column, weight) slots (P, 2) and the number of pairs per row."""
+    n, k = codes.shape
+    pair_cols = np.empty((nnz, 2), np.int64)
+    pair_vals = np.zeros((nnz, 2), np.int8)
     per_row = np.zeros(n, np.int64)
+    counts = np.zeros(2 * 129, np.int64)  # (sign, magnitude) → count, then → first slot
+    order = np.empty(k, np.int64)  # the row's columns: positives then negatives, each by decreasing magnitude
     p = 0
     for r in range(n):
+        counts[:] = 0
+        for c in range(k):
+            w = np.int64(codes[r, c])
+            if w != 0:
+                counts[(w < 0) * 129 + 128 - abs(w)] += 1
+        total = 0
+        for g in range(2 * 129):
+            counts[g], total = total, total + counts[g]
+        pos = counts[129]  # slots before the negatives: the positive count
+        for c in range(k):
+            w = np.int64(codes[r, c])
+            if w != 0:
+                g = (w < 0) * 129 + 128 - abs(w)
+                order[counts[g]] = c
+                counts[g] += 1
+        neg = total - pos
         first = p
-        w = vals[starts[r]:starts[r + 1]].astype(np.int64)
-        c = cols[starts[r]:starts[r + 1]]
-        pos = np.nonzero(w > 0)[0]
-        neg = np.nonzero(w < 0)[0]
-        pos = pos[np.argsort(-w[pos], kind="mergesort")]  # largest magnitude first
-        neg = neg[np.argsort(w[neg], kind="mergesort")]
-        big, small = (pos, neg) if pos.size >= neg.size else (neg, pos)
-        for i in range(small.size):  # opposite signs: the pair sum lies between the two products
-            pair_cols[p, 0], pair_cols[p, 1] = c[big[i]], c[small[i]]
-            pair_vals[p, 0], pair_vals[p, 1] = w[big[i]], w[small[i]]
+        big, small = (0, pos) if pos >= neg else (pos, 0)  # where each sign's columns start in `order`
+        m = min(pos, neg)
+        for i in range(m):  # opposite signs: the pair sum lies between the two products
+            for s, at in ((0, big + i), (1, small + i)):
+                pair_cols[p, s], pair_vals[p, s] = order[at], codes[r, order[at]]
             p += 1
-        lo, hi = small.size, big.size - 1
+        lo, hi = big + m, big + max(pos, neg) - 1
         while lo <= hi:
-            pair_cols[p, 0], pair_vals[p, 0] = c[big[lo]], w[big[lo]]
-            if lo < hi and abs(w[big[lo]]) + abs(w[big[hi]]) <= PAIR_LIMIT:
-                pair_cols[p, 1], pair_vals[p, 1] = c[big[hi]], w[big[hi]]
+            pair_cols[p, 0], pair_vals[p, 0] = order[lo], codes[r, order[lo]]
+            if lo < hi and abs(np.int64(codes[r, order[lo]])) + abs(np.int64(codes[r, order[hi]])) <= PAIR_LIMIT:
+                pair_cols[p, 1], pair_vals[p, 1] = order[hi], codes[r, order[hi]]
                 hi -= 1
             else:  # alone: a zero weight on its own column (already in cache)
-                pair_cols[p, 1], pair_vals[p, 1] = c[big[lo]], 0
+                pair_cols[p, 1], pair_vals[p, 1] = order[lo], 0
             lo += 1
             p += 1
-        order = np.argsort(np.minimum(pair_cols[first:p, 0], pair_cols[first:p, 1]), kind="mergesort")
-        pair_cols[first:p] = pair_cols[first:p][order]
-        pair_vals[first:p] = pair_vals[first:p][order]
         per_row[r] = p - first
     return pair_cols[:p], pair_vals[:p], per_row
 
@@ -280,10 +291,8 @@ def pack_quads(codes: np.ndarray) -> Quads:
     n, k = codes.shape
     if k > MAX_K:
         raise ValueError(f"K = {k} > {MAX_K}: int32 sums of u8·s8 products could overflow")
-    rows, cols = np.nonzero(codes)  # row-major: columns ascending within a row
-    starts = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=starts[1:])
-    pair_cols, pair_vals, pairs = _safe_pairs(starts, cols.astype(np.int64), codes[rows, cols])
+    nnz = int(np.count_nonzero(codes))
+    pair_cols, pair_vals, pairs = _safe_pairs(np.ascontiguousarray(codes), nnz)
     quads = -(-pairs // 2)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(quads, out=indptr[1:])
@@ -297,7 +306,7 @@ def pack_quads(codes: np.ndarray) -> Quads:
     columns = pair_cols[slots].astype(np.uint16).reshape(-1, 4)
     weights = np.where(real[:, None], pair_vals[slots], 0).astype(np.int8).reshape(-1, 4)
     return Quads(indptr, np.ascontiguousarray(columns), np.ascontiguousarray(weights).view(np.int32).reshape(-1),
-                 (n, k), int(rows.size))
+                 (n, k), nnz)
 
 
 def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
