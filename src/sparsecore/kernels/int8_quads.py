@@ -296,12 +296,11 @@ def pack_quads(codes: np.ndarray) -> Quads:
     quads = -(-pairs // 2)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(quads, out=indptr[1:])
-    slots = np.zeros(2 * indptr[-1], np.int64)  # pair index of every half-quad; odd rows' last half repeats a pair
     pair_start = np.zeros(n + 1, np.int64)
     np.cumsum(pairs, out=pair_start[1:])
-    half_row = np.repeat(np.arange(n), 2 * quads)
-    rank = np.arange(slots.size) - 2 * indptr[:-1][half_row]
-    slots = pair_start[:-1][half_row] + np.minimum(rank, pairs[half_row] - 1)
+    half_row = np.repeat(np.arange(n), 2 * quads)  # every half-quad, row by row
+    rank = np.arange(2 * indptr[-1]) - 2 * indptr[:-1][half_row]
+    slots = pair_start[:-1][half_row] + np.minimum(rank, pairs[half_row] - 1)  # odd rows' last half repeats a pair
     real = rank < pairs[half_row]
     columns = pair_cols[slots].astype(np.uint16).reshape(-1, 4)
     weights = np.where(real[:, None], pair_vals[slots], 0).astype(np.int8).reshape(-1, 4)
