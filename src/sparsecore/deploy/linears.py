@@ -122,8 +122,8 @@ class QLinearT:
     into its interleaved layout) — on :data:`~sparsecore.kernels.int8_quads.BLOCK4_PATHS` (AVX2) the quad
     kernels' code on their token-blocked layout instead (one index per block; K a multiple of 4, else quads). It is
     taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks.
-    ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern,
-    each row's non-zeros in quads: ``vpdpbusd`` on VNNI, ``vpmaddubsw`` + ``vpmaddwd`` on saturation-safe pairs on AVX2): taken for
+    ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern, each row's non-zeros in
+    quads: ``vpdpbusd`` on VNNI, ``vpmaddubsw`` + ``vpmaddwd`` on saturation-safe pairs on AVX2): taken for
     ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
     ``int8 csr <float path>`` (``formats="csr blocked"``) runs the token-blocked fp32 kernels of
     :mod:`sparsecore.kernels.fp32_rows` on the codes held as float32 (exact products, the same bits). ``int8 csr``

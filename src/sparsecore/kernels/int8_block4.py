@@ -170,12 +170,9 @@ def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False) -> Block4Int8:
         split = ~saturation_safe(blocks)
         copies = 1 + split
         rows, cols, blocks = np.repeat(rows, copies), np.repeat(cols, copies), np.repeat(blocks, copies, axis=0)
-        second = np.zeros(len(blocks), bool)
-        second[np.cumsum(copies)[split] - 1] = True  # the second copy of every split block
-        first = np.zeros(len(blocks), bool)
-        first[(np.cumsum(copies) - copies)[split]] = True
-        blocks[:, 1::2] *= ~first[:, None]  # first copy (w0, 0, w2, 0), second (0, w1, 0, w3)
-        blocks[:, 0::2] *= ~second[:, None]
+        second = np.cumsum(copies)[split] - 1  # where each split block's second copy landed
+        blocks[second - 1, 1::2] = 0  # first copy (w0, 0, w2, 0), second (0, w1, 0, w3)
+        blocks[second, 0::2] = 0
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     index = cols.astype(np.uint16)
