@@ -80,6 +80,8 @@ def test_failed_export_leaves_nothing(pruned_minilm, tmp_path, monkeypatch, caps
     (["--model_path", "{model}", "--opset", "9"], "--opset 9 is outside 11-17"),
     (["--model_path", "{model}", "--onnx_file_name", "model.bin"], "not a file name ending in .onnx"),
     (["--model_path", "{model}", "--num_export_samples", "-1"], "--num_export_samples is -1"),
+    (["--model_path", "{model}", "--num_validation_rows", "8"], "--num_validation_rows is 8"),
+    (["--model_path", "{model}", "--num_validation_rows", "1000"], "--num_validation_rows is 1000"),
     (["--modle_path", "x"], "unrecognized arguments|required"),
 ])
 def test_export_bad_input(argv, pattern, pruned_minilm, tmp_path, capsys):

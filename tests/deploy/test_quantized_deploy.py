@@ -117,13 +117,14 @@ def test_qdq_format_and_post_training_quantization(pruned_minilm, tmp_path):
     assert 0.0 < result.metrics["eval_accuracy"] <= 1.0
     sites = json.loads((out / "sparsecore_quantization.json").read_text())["sites"]
     assert "classifier" not in {s["name"] for s in sites}
-    report = export(model_path=out, quantized_format="qdq").report
+    report = export(model_path=out, quantized_format="qdq", num_validation_rows=64).report
     assert report["passed"] and report["quantized"]["format"] == "qdq"
+    assert report["free_running"]["rows"] == 56 + 2 * 8 + 1  # 64 sentences: 8 at each sample length (and 1 unpadded)
     ops = Counter(n.op_type for n in onnx.load(str(out / "deployment" / "model.onnx")).graph.node)
     assert ops["QuantizeLinear"] == 37 + 24 and ops["MatMulInteger"] == 0  # 37 Linear inputs (not the classifier) + 6 × 2 × 2 attention inputs
     with pytest.raises(SparsecoreError, match="integer"):  # our engine runs the integer form only
         Pipeline.create(model_path=out, engine="sparsecore")
-    export(model_path=out)  # integer form: a classifier left in fp32 (a mixed graph)
+    export(model_path=out, num_validation_rows=64)  # integer form: a classifier left in fp32 (a mixed graph)
     ours = Pipeline.create(model_path=out, batch_size=16, engine="sparsecore").engine
     assert not isinstance(ours.model.a.head[1], QuantLinear) and ours.model.a.quantized
     texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:64]]

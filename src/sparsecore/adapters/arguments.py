@@ -90,6 +90,9 @@ class ExportArguments:
     onnx_file_name: str = field(default="model.onnx", metadata={"help": "file name of the graph in deployment/"})
     opset: int = field(default=14, metadata={"help": "ONNX opset (DeepSparse 1.8 reads 11-17; default 14)"})
     num_export_samples: int = field(default=0, metadata={"help": "sample inputs/outputs to write (.npz)"})
+    num_validation_rows: int = field(default=256, metadata={
+        "help": "quantized models only: bundled SST-2 validation sentences (16-872) the export runs through ONNX "
+                "Runtime and the fake-quant PyTorch model, in lockstep and free-running, before it writes the folder"})
     output_dir: str | None = field(default=None, metadata={
         "help": "the deployment folder to write (default: <model_path>/deployment): use it when the model folder "
                 "is read-only; an existing one must be empty or an earlier export, which it replaces"})

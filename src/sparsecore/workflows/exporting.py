@@ -38,6 +38,8 @@ from sparsecore.file_checks import (
 )
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo, TrainingInfo
 
+VALIDATION_ROWS = 872  # bundled SST-2 validation sentences: the most --num_validation_rows can take
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -133,6 +135,9 @@ def _check(args: ExportArguments) -> tuple[Path, Path, int, TrainingInfo | None]
     if args.num_export_samples < 0:
         raise SparsecoreError(f"--num_export_samples is {args.num_export_samples}", "--num_export_samples",
                               "use 0 or more")
+    if not 16 <= args.num_validation_rows <= VALIDATION_ROWS:
+        raise SparsecoreError(f"--num_validation_rows is {args.num_validation_rows}", "--num_validation_rows",
+                              f"use 16 to {VALIDATION_ROWS} (the bundled SST-2 validation sentences)")
     trained = TrainingInfo.read(model_dir)
     length = args.sequence_length
     if length is None:
@@ -173,9 +178,9 @@ def _run(args: ExportArguments) -> ExportResult:
     model, tokenizer, _, quant = load_for_export(model_dir)
     check_vocabulary(len(tokenizer), getattr(model.config, "vocab_size", None), f"--model_path {args.model_path}")
     pairs = trained is not None and trained.text_pairs
-    # quantized: 256 sentences, padded per batch of 64 — millions of activation codes checked in lockstep, and the
-    # free-running label agreement measured to 0.4%
-    texts = _validation_texts(pairs=pairs, limit=256 if quant is not None else 64)
+    # quantized: --num_validation_rows sentences (256: millions of activation codes checked in lockstep, the
+    # free-running label agreement measured to 0.4%), padded per batch of 64
+    texts = _validation_texts(pairs=pairs, limit=args.num_validation_rows if quant is not None else 64)
     declared = family(model)
     names = declared.onnx_inputs
     wrapper = LogitsOnly(model, names).eval()
