@@ -16,6 +16,7 @@ from sparsecore.kernels.fp32_rows import (
     activation_shape,
     fp32_linear_t,
     pack_rows,
+    panel_columns,
     row_assembly,
     token_blocks,
 )
@@ -115,6 +116,64 @@ def test_packing_pads_csr_rows_to_even_counts_with_zero_weights():
     assert list(np.diff(blocks.indptr)) == [3, 1, 0, 0] and list(blocks.index) == [0, 1, 2, 1] and blocks.nnz == 15
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_panels_of_k_give_the_sums_of_one_panel(path, kind):
+    """K cut into panels (partial sums carried between them, groups of rows, empty row/panel runs): integer sums are
+    exact on every path; one-chain paths keep each row's summation order, so float sums keep their bits too."""
+    rng = np.random.default_rng(11)
+    n, k, t = 300, 1000, 2 * TOKENS + 5  # more rows than a group, K not a multiple of the panel
+    w = pruned(n, k, 0.8, kind, rng, rng.integers(-8, 9, (n, k)).astype(np.float32))
+    w[5] = 0
+    w[6, :512] = 0  # no entries on the first panels
+    x = rng.integers(-16, 17, (k, t)).astype(np.float32)
+    exact = (w.astype(np.int64) @ x.astype(np.int64)).astype(np.float32)
+    floats = rng.standard_normal((k, t)).astype(np.float32)
+    one = fp32_linear_t(pack_rows(w, kind, panel=k), token_blocks(floats), t, path=path)
+    for panel in (4, 128, 200, 512):
+        packed = pack_rows(w, kind, panel=panel)
+        assert packed.panels == -(-k // panel)
+        np.testing.assert_array_equal(fp32_linear_t(packed, token_blocks(x), t, path=path), exact)
+        got = fp32_linear_t(packed, token_blocks(floats), t, path=path, gelu=True, blocked_out=True)
+        got = got.transpose(1, 0, 2).reshape(n, -1)[:, :t]
+        if SHAPES.get(path, (0, 0, 1))[2] == 1:
+            np.testing.assert_array_equal(got, gelu_inplace(one.copy()))
+        else:
+            np.testing.assert_allclose(got, gelu_inplace(one.copy()), rtol=1e-5, atol=1e-5)
+
+
+def test_panel_packing_keeps_each_run_on_its_panel_and_even():
+    rng = np.random.default_rng(2)
+    w = pruned(40, 300, 0.7, "csr", rng)
+    packed = pack_rows(w, "csr", panel=64)
+    assert packed.panel == 64 and packed.splits.shape == (40, 6) and packed.nnz == np.count_nonzero(w)
+    np.testing.assert_array_equal(packed.splits[:, 0], packed.indptr[:-1])
+    np.testing.assert_array_equal(packed.splits[:, -1], packed.indptr[1:])
+    for r in range(40):
+        for p in range(5):
+            j0, j1 = packed.splits[r, p], packed.splits[r, p + 1]
+            columns = packed.index[j0:j1].astype(int)
+            assert (j1 - j0) % 2 == 0 and np.all(columns // 64 == p) and np.all(np.diff(columns) >= 0)
+            stored = np.flatnonzero(w[r, 64 * p:64 * (p + 1)]) + 64 * p
+            assert set(columns) == set(stored)  # a padded run repeats its last column with a zero weight
+            np.testing.assert_array_equal(packed.values[j0:j1][packed.values[j0:j1] != 0], w[r, stored])
+    blocks = pack_rows(np.ones((2, 300), np.float32), "block4", panel=64)
+    assert blocks.panels == 5 and list(np.diff(blocks.splits[0])) == [16, 16, 16, 16, 11]
+
+
+def test_panel_width_follows_density_l1_and_l2():
+    l2 = 512 << 10  # at most 1024 columns per panel (256 KB of one token block)
+    assert panel_columns(100, 20, l2=l2) == 100  # narrower than an L1 panel: one panel
+    assert panel_columns(768, 154, l2=l2) == 128  # 80% sparse: ~24 weights per row and panel, the L1-sized panel
+    assert panel_columns(384, 77, l2=l2) == 128
+    assert panel_columns(768, 77, l2=l2) == 192  # 90%: ~240 columns wanted, K in four equal panels
+    assert panel_columns(768, 38, l2=l2) == 384  # 95%: K in two equal panels
+    assert panel_columns(768, 77, "block4", l2=l2) == 384  # blocks: twice the weights per run (a quarter the entries)
+    assert panel_columns(3072, 30, l2=l2) == 1024  # capped by the L2
+    assert panel_columns(3072, 30, l2=4 << 20) == 1536
+    assert panel_columns(1000, 1000, l2=l2) == 128 and panel_columns(1000, 0, l2=l2) == 1000
+
+
 def test_token_blocks_layout_and_zero_padding():
     x = np.arange(5 * 130, dtype=np.float32).reshape(5, 130)
     xb = token_blocks(x)
@@ -134,6 +193,8 @@ def test_bad_inputs_are_one_clear_error():
         pack_rows(w, "coo")
     with pytest.raises(ValueError, match="uint16"):
         pack_rows(np.zeros((1, MAX_COLUMNS + 1), np.float32))
+    with pytest.raises(ValueError, match="panel must be a positive multiple of 4"):
+        pack_rows(w, panel=6)
     packed = pack_rows(w)
     with pytest.raises(ValueError, match=r"activations must be C-contiguous \(1, 8, 64\) float32"):
         fp32_linear_t(packed, np.zeros((1, 9, TOKENS), np.float32), 5)
@@ -167,8 +228,9 @@ def _loop_lines(assembly: str) -> list[str]:
 @pytest.mark.parametrize("path,cpu,register", [("avx512", "icelake-server", "%zmm"), ("avx512", "znver4", "%zmm"),
                                                ("avx2", "haswell", "%ymm"), ("avx2", "znver3", "%ymm")])
 @pytest.mark.parametrize("kind", ["csr", "block4"])
-def test_machine_code_is_fmas_on_full_vectors_without_spills(path, cpu, register, kind):
-    loop = _loop_lines(row_assembly(path, kind, cpu))
+@pytest.mark.parametrize("add", [False, True])
+def test_machine_code_is_fmas_on_full_vectors_without_spills(path, cpu, register, kind, add):
+    loop = _loop_lines(row_assembly(path, kind, cpu, add))
     _, vectors, chains = SHAPES[path]
     fmas = [ln for ln in loop if ln.startswith("vfmadd")]
     per_iteration = vectors * (4 if kind == "block4" else chains)

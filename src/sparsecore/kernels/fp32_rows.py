@@ -1,4 +1,4 @@
-"""Sparse fp32 Linears on token-blocked activations: 512-bit or 256-bit FMAs, the activation slab in L2.
+"""Sparse fp32 Linears on token-blocked activations: 512-bit or 256-bit FMAs, K in panels whose activations stay in L1.
 
 Computes ``Yᵀ (N, T) = W (N, K) · Xᵀ (K, T) + b`` (then exact GELU) with Xᵀ *token-blocked*:
 ``xb[b, k, i] = Xᵀ[k, TB·b + i]``, ``(ceil(T/TB), K, TB)`` float32 (:func:`token_blocks`; tokens past T are zeros),
@@ -17,10 +17,13 @@ int8 codes held as float32 (weights and activations, :func:`~.quantize.quantize_
 with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstructured int8 Linears of hosts without VNNI.
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
 stored entries (:func:`~.row_kernels.task_rows`); a thread's rows stream past one block's slab — K·TB·4 bytes,
-192 KB at K = 768 — that stays in its L2, whatever the batch: the activation rows a weight reads are contiguous
-and no two share cache sets the way a (K, T) array's rows 16 KB apart do. The epilogue (bias, scale, GELU:
-:mod:`.epilogue`, at the path's vector width) runs on each row's block in L1. Panels of K small enough for L1 were
-measured slower (the accumulators then go through memory per panel). The IR is generic LLVM vector code
+192 KB at K = 768 —, whatever the batch: the activation rows a weight reads are contiguous and no two share cache
+sets the way a (K, T) array's rows 16 KB apart do. K is cut into panels (:func:`panel_columns`: about
+:data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB slab, in L1 —, at most half
+the L2): a task takes its rows in groups of :data:`GROUP`, runs each panel over the group (the row kernel's ``add``
+form continues a row's sums from memory, in the same order as one pass), so the activations a panel reads come
+from L1 instead of L2. The epilogue (bias, scale, GELU: :mod:`.epilogue`, at the path's vector width) runs on each
+row's block in L1. The IR is generic LLVM vector code
 (``llvm.fma``): :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
 AVX-512.
 Tested against float64 products in tests/kernels/test_fp32_rows.py.
@@ -29,6 +32,7 @@ Tested against float64 products in tests/kernels/test_fp32_rows.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numba as nb
 import numpy as np
@@ -61,9 +65,9 @@ def _broadcast(builder, scalar, lanes: int):
 
 
 def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr, j_start, j_end, slab_ptr,
-             out_ptr) -> None:
+             out_ptr, add: bool = False) -> None:
     """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} values[j] · slab[index[j], 0 : TB]`` (csr) or ``Σ_j Σ_q values[j, q] ·
-    slab[4·index[j] + q, 0 : TB]`` (block4), fp32.
+    slab[4·index[j] + q, 0 : TB]`` (block4), fp32; ``add``: ``out +=`` (the sums start from ``out``).
 
     Pointers: ``index_ptr`` i16* columns (unsigned), ``values_ptr`` float* weights (four per entry for block4),
     ``slab_ptr`` float* one token block (row k at element TB·k), ``out_ptr`` float* TB results, written. ``j_start``
@@ -97,7 +101,10 @@ def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr,
 
     start = builder.sdiv(j_start, const(per_step))
     end = builder.sdiv(j_end, const(per_step))
-    accs = accumulate_loop(builder, start, end, ir.Constant(vec, [0.0] * lanes), vectors * chains, step)
+    zero = ir.Constant(vec, [0.0] * lanes)
+    first = [builder.load(builder.bitcast(builder.gep(out_ptr, [const(v * lanes)]), vec.as_pointer()), align=4)
+             for v in range(vectors)] if add else [zero] * vectors
+    accs = accumulate_loop(builder, start, end, first + [zero] * (vectors * (chains - 1)), vectors * chains, step)
     for v in range(vectors):
         total = accs[v]
         for c in range(1, chains):
@@ -109,6 +116,12 @@ def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr,
 def _plain_csr(index, values, j0, j1, xb, b, out):
     """The generic path, csr: ``out[i] = Σ_j values[j] · xb[b, index[j], i]``."""
     out[:] = 0.0
+    _plain_csr_add(index, values, j0, j1, xb, b, out)
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _plain_csr_add(index, values, j0, j1, xb, b, out):
+    """The generic path, csr: ``out[i] += Σ_j values[j] · xb[b, index[j], i]``."""
     for j in range(j0, j1):
         w, x = values[j], xb[b, index[j]]
         for i in range(out.size):
@@ -119,6 +132,12 @@ def _plain_csr(index, values, j0, j1, xb, b, out):
 def _plain_block4(index, values, j0, j1, xb, b, out):
     """The generic path, block4: ``out[i] = Σ_j Σ_q values[j, q] · xb[b, 4·index[j] + q, i]``."""
     out[:] = 0.0
+    _plain_block4_add(index, values, j0, j1, xb, b, out)
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _plain_block4_add(index, values, j0, j1, xb, b, out):
+    """The generic path, block4: ``out[i] += Σ_j Σ_q values[j, q] · xb[b, 4·index[j] + q, i]``."""
     for j in range(j0, j1):
         c = 4 * np.int64(index[j])
         for q in range(4):
@@ -127,19 +146,26 @@ def _plain_block4(index, values, j0, j1, xb, b, out):
                 out[i] += w * x[i]
 
 
-def _rows(kind: str, plain):
-    kernels = {path: row_intrinsic(lambda builder, path, *ptrs, kind=kind: emit_row(builder, path, kind, *ptrs),
+def _rows(kind: str, plain, add: bool = False):
+    kernels = {path: row_intrinsic(lambda builder, path, *ptrs, kind=kind: emit_row(builder, path, kind, *ptrs,
+                                                                                    add=add),
                                    path, 3, TOKENS, _FP32) for path in SHAPES}
-    return row_function(kernels, plain, f"""One row's {kind} products for token block ``b``, written to ``out`` (TB
-    floats), on the path ``marker``'s type names.""")
+    return row_function(kernels, plain, f"""One row's {kind} products for token block ``b``, {'added to' if add else
+                        'written to'} ``out`` (TB floats), on the path ``marker``'s type names.""")
 
 
 csr_row = _rows("csr", _plain_csr)
 block4_row = _rows("block4", _plain_block4)
+csr_row_add = _rows("csr", _plain_csr_add, add=True)
+block4_row_add = _rows("block4", _plain_block4_add, add=True)
 
 
 def _row(marker, index, values, j0, j1, xb, b, out):
     """One row's products: block4 (2-D ``values``) or csr, chosen at compile time."""
+
+
+def _row_add(marker, index, values, j0, j1, xb, b, out):
+    """:func:`_row` added to ``out``."""
 
 
 @overload(_row, inline="always")
@@ -148,10 +174,19 @@ def _row_impl(marker, index, values, j0, j1, xb, b, out):
     return lambda marker, index, values, j0, j1, xb, b, out: kernel(marker, index, values, values, j0, j1, xb, b, out)
 
 
+@overload(_row_add, inline="always")
+def _row_add_impl(marker, index, values, j0, j1, xb, b, out):
+    kernel = block4_row_add if values.ndim == 2 else csr_row_add
+    return lambda marker, index, values, j0, j1, xb, b, out: kernel(marker, index, values, values, j0, j1, xb, b, out)
+
+
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
     def _row(marker, index, values, j0, j1, xb, b, out):
         (block4_row if values.ndim == 2 else csr_row)(marker, index, values, values, j0, j1, xb, b, out)
+
+    def _row_add(marker, index, values, j0, j1, xb, b, out):
+        (block4_row_add if values.ndim == 2 else csr_row_add)(marker, index, values, values, j0, j1, xb, b, out)
 
 
 def _destination(out, r, b):
@@ -185,15 +220,45 @@ def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratc
             row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b))
 
 
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _linear_panels(marker, splits, index, values, xb, bounds, bias, scale, gelu, partial, out):
+    """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]``; a group runs panel after
+    panel (``splits[r, p] : splits[r, p + 1]`` are row r's entries on panel p), its partial sums in the thread's
+    ``partial`` rows, so the slab part a panel reads stays in L2 while the group's rows stream past it."""
+    chunks = bounds.size - 1
+    panels = splits.shape[1] - 1
+    group = partial.shape[1]
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
+        rows = partial[nb.get_thread_id()]
+        for r0 in range(bounds[c], bounds[c + 1], group):
+            r1 = min(r0 + group, bounds[c + 1])
+            for r in range(r0, r1):
+                _row(marker, index, values, splits[r, 0], splits[r, 1], xb, b, rows[r - r0])
+            for p in range(1, panels):
+                for r in range(r0, r1):
+                    if splits[r, p + 1] > splits[r, p]:
+                        _row_add(marker, index, values, splits[r, p], splits[r, p + 1], xb, b, rows[r - r0])
+            for r in range(r0, r1):
+                row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
+
+
+GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them)
+
+
 @dataclass(frozen=True)
 class RowsF32:
     """fp32 weights for the token-blocked kernels: ``indptr (N+1,) int64``, ``index (S,) uint16`` entry columns (block
-    columns for block4), ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``."""
+    columns for block4), ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``; ``splits (N, P+1)
+    int64``: where each row's entries on each of the P panels of ``panel`` input columns start (``splits[:, 0]`` =
+    ``indptr[:-1]``, ``splits[:, P]`` = ``indptr[1:]``)."""
 
     indptr: np.ndarray
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+    splits: np.ndarray
+    panel: int
     tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds, "ones"
 
     @property
@@ -205,10 +270,47 @@ class RowsF32:
         """Stored non-zero weights (padding and zeros inside blocks not counted)."""
         return int(np.count_nonzero(self.values))
 
+    @property
+    def panels(self) -> int:
+        return self.splits.shape[1] - 1
 
-def pack_rows(w: np.ndarray, kind: str = "csr") -> RowsF32:
+
+def l2_bytes() -> int:
+    """This CPU's L2 cache per core (sysfs), 512 KB where it cannot be read."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for entry in sorted(base.glob("index*")) if base.is_dir() else []:
+        try:
+            if (entry / "level").read_text().strip() == "2" and (entry / "type").read_text().strip() != "Instruction":
+                size = (entry / "size").read_text().strip().upper()
+                return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] if size[-1] in "KM" else int(size)
+        except (OSError, ValueError):
+            break
+    return 512 << 10
+
+
+PANEL_WEIGHTS = {"csr": 24, "block4": 48}  # stored weights a row should have on each panel, on average
+L1_COLUMNS = 128  # the narrowest panel: one token block's activations on it, 32 KB, in L1
+
+
+def panel_columns(k: int, weights: float, kind: str = "csr", l2: int | None = None) -> int:
+    """Input columns per panel for K = ``k`` and ``weights`` stored weights per row on average: wide enough that a row
+    has about :data:`PANEL_WEIGHTS` of them on each panel (short runs cost more per weight than the activations they
+    keep in L1), at least :data:`L1_COLUMNS`, and never so wide that one token block's activations on it (columns ·
+    TB floats) fill more than half the L2 (``l2`` bytes, default :func:`l2_bytes`). K is cut into equal panels (a
+    multiple of 64 columns); ``k`` itself means one panel."""
+    limit = max(L1_COLUMNS, (l2_bytes() if l2 is None else l2) // 2 // (TOKENS * 4) // 64 * 64)
+    wanted = min(max(PANEL_WEIGHTS[kind] * k / max(weights, 1.0), L1_COLUMNS), limit)
+    if k <= wanted:
+        return k
+    per = -(-k // -(-k // int(wanted)))  # K over the fewest panels of at most ``wanted`` columns
+    return -(-per // 64) * 64
+
+
+def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> RowsF32:
     """``kind`` format of a dense (N, K) float32 matrix (entries equal to 0 dropped; a block4 block is stored when
-    any of its four weights is non-zero, K % 4 == 0)."""
+    any of its four weights is non-zero, K % 4 == 0); ``panel``: input columns per panel (a multiple of 4; default
+    :func:`panel_columns`). csr entries are padded to an even count per row and panel with a zero weight on that
+    panel's last stored column (the avx512 path takes pairs)."""
     w = np.asarray(w)
     if w.dtype != np.float32 or w.ndim != 2:
         raise ValueError(f"weights must be a 2-D float32 array, got {w.dtype} with shape {w.shape}")
@@ -221,21 +323,33 @@ def pack_rows(w: np.ndarray, kind: str = "csr") -> RowsF32:
     if k // width > MAX_COLUMNS:
         raise ValueError(f"K = {k} has more than {MAX_COLUMNS} {'block ' if width == 4 else ''}columns (uint16)")
     stored = stored_groups(w, width)
+    if panel is None:
+        panel = panel_columns(k, np.count_nonzero(w) / max(n, 1), kind)
+    panel = min(panel, max(k, 4))
+    if panel <= 0 or panel % 4:
+        raise ValueError(f"panel must be a positive multiple of 4, got {panel}")
+    groups = k // width
+    per_panel = panel // width  # entry columns per panel
+    panels = max(1, -(-groups // per_panel))
     flat = np.flatnonzero(stored)  # row-major, columns sorted (2-D np.nonzero is several times slower)
-    rows, cols = np.divmod(flat, k // width)
-    values = w.reshape(n * (k // width), width)[flat]
-    counts = np.count_nonzero(stored, axis=1)
-    odd = counts % 2 if kind == "csr" else np.zeros(n, np.int64)  # csr rows even: the avx512 path takes pairs
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(counts + odd, out=indptr[1:])
-    shift = np.cumsum(odd) - odd  # padding slots before each row
-    index = np.empty(indptr[-1], np.uint16)
-    packed = np.zeros((indptr[-1], width), np.float32)
-    dest = np.arange(rows.size) + shift[rows]
+    rows, cols = np.divmod(flat, groups)
+    values = w.reshape(n * groups, width)[flat]
+    segment = rows * panels + cols // per_panel  # (row, panel) in entry order
+    counts = np.bincount(segment, minlength=n * panels)
+    odd = counts % 2 if kind == "csr" else np.zeros(n * panels, np.int64)
+    starts = np.zeros(n * panels + 1, np.int64)
+    np.cumsum(counts + odd, out=starts[1:])
+    shift = np.cumsum(odd) - odd  # padding slots before each segment
+    index = np.empty(starts[-1], np.uint16)
+    packed = np.zeros((starts[-1], width), np.float32)
+    dest = np.arange(rows.size) + shift[segment]
     index[dest], packed[dest] = cols, values
-    pads = indptr[1:][odd == 1] - 1  # an odd row's last slot: a zero weight on its last column
+    pads = starts[1:][odd == 1] - 1  # an odd segment's last slot: a zero weight on its last column
     index[pads] = index[pads - 1]
-    return RowsF32(indptr, index, np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k))
+    splits = starts[np.arange(n)[:, None] * panels + np.arange(panels + 1)[None, :]]
+    return RowsF32(np.ascontiguousarray(splits[:, 0].tolist() + [starts[-1]], dtype=np.int64), index,
+                   np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k),
+                   np.ascontiguousarray(splits), per_panel * width)
 
 
 def stored_groups(w: np.ndarray, width: int) -> np.ndarray:
@@ -315,15 +429,22 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return out
-    bounds = task_rows(weight, shape[0], nb.get_num_threads())
-    scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
-    _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale, gelu, scratch, out)
+    threads = nb.get_num_threads()
+    bounds = task_rows(weight, shape[0], threads)
+    if weight.panels == 1:
+        scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
+        _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale, gelu, scratch, out)
+    else:  # one group of partial sums per thread
+        partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)
+        _linear_panels(marker(path), weight.splits, weight.index, weight.values, xb, bounds, bias, scale, gelu,
+                       partial, out)
     return out
 
 
-def row_assembly(path: str, kind: str, cpu: str) -> str:
-    """Machine code of one ``path`` row kernel of ``kind`` compiled for ``cpu`` (an LLVM CPU name such as
-    ``icelake-server`` or ``haswell``) from a stand-alone module — whatever CPU this host is."""
+def row_assembly(path: str, kind: str, cpu: str, add: bool = False) -> str:
+    """Machine code of one ``path`` row kernel of ``kind`` (``add``: the one that adds to ``out``) compiled for ``cpu``
+    (an LLVM CPU name such as ``icelake-server`` or ``haswell``) from a stand-alone module — whatever CPU this host
+    is."""
     return assembly(f"fp32_rows_{path}_{kind}",
                     [ir.IntType(16).as_pointer(), _F32.as_pointer(), _I64, _I64, _F32.as_pointer(), _F32.as_pointer()],
-                    lambda builder, *args: emit_row(builder, path, kind, *args), cpu)
+                    lambda builder, *args: emit_row(builder, path, kind, *args, add=add), cpu)

@@ -40,7 +40,8 @@ def _element_to_float(builder, value, numba_type):
 
 
 def accumulate_loop(builder: ir.IRBuilder, j_start, j_end, zero, count: int, step) -> list:
-    """Emit ``for j in [j_start, j_end)`` carrying ``count`` accumulators that start at ``zero``.
+    """Emit ``for j in [j_start, j_end)`` carrying ``count`` accumulators that start at ``zero`` (one value for all, or
+    a list of ``count``).
 
     ``step(j, accs)`` emits one iteration and returns the new accumulators; the accumulators after the loop are
     returned and the builder is left after it. The accumulators are SSA values (phis), so LLVM keeps them in
@@ -50,10 +51,11 @@ def accumulate_loop(builder: ir.IRBuilder, j_start, j_end, zero, count: int, ste
     builder.branch(header)
     builder.position_at_end(header)
     j = builder.phi(j_start.type, "j")
-    accs = [builder.phi(zero.type, f"acc{v}") for v in range(count)]
+    starts = zero if isinstance(zero, list) else [zero] * count
+    accs = [builder.phi(start.type, f"acc{v}") for v, start in enumerate(starts)]
     j.add_incoming(j_start, entry)
-    for acc in accs:
-        acc.add_incoming(zero, entry)
+    for acc, start in zip(accs, starts):
+        acc.add_incoming(start, entry)
     builder.cbranch(builder.icmp_signed("<", j, j_end), body, done)
     builder.position_at_end(body)
     new_accs = step(j, accs)
