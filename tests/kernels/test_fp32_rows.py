@@ -159,6 +159,11 @@ def test_panel_packing_keeps_each_run_on_its_panel_and_even():
             np.testing.assert_array_equal(packed.values[j0:j1][packed.values[j0:j1] != 0], w[r, stored])
     blocks = pack_rows(np.ones((2, 300), np.float32), "block4", panel=64)
     assert blocks.panels == 5 and list(np.diff(blocks.splits[0])) == [16, 16, 16, 16, 11]
+    odd = pack_rows(np.ones((3, 6), np.float32))  # K not a multiple of 4: one panel
+    assert odd.panels == 1 and list(odd.indptr) == [0, 6, 12, 18]
+    assert pack_rows(np.ones((3, 6), np.float32), panel=8).panels == 1
+    empty = pack_rows(np.ones((0, 6), np.float32))
+    assert list(empty.indptr) == [0] and empty.splits.shape == (0, 2)
 
 
 def test_panel_width_follows_density_l1_and_l2():

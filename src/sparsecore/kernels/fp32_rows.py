@@ -70,7 +70,8 @@ def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr,
     slab[4·index[j] + q, 0 : TB]`` (block4), fp32; ``add``: ``out +=`` (the sums start from ``out``).
 
     Pointers: ``index_ptr`` i16* columns (unsigned), ``values_ptr`` float* weights (four per entry for block4),
-    ``slab_ptr`` float* one token block (row k at element TB·k), ``out_ptr`` float* TB results, written. ``j_start``
+    ``slab_ptr`` float* one token block (row k at element TB·k), ``out_ptr`` float* TB results, written (read first
+    with ``add``). ``j_start``
     and ``j_end`` (i64) are multiples of the path's chain count for csr (:func:`pack_rows` pads rows to even).
     """
     lanes, vectors, chains = SHAPES[path]
@@ -224,7 +225,8 @@ def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratc
 def _linear_panels(marker, splits, index, values, xb, bounds, bias, scale, gelu, partial, out):
     """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]``; a group runs panel after
     panel (``splits[r, p] : splits[r, p + 1]`` are row r's entries on panel p), its partial sums in the thread's
-    ``partial`` rows, so the slab part a panel reads stays in L2 while the group's rows stream past it."""
+    ``partial`` rows, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's rows
+    stream past it."""
     chunks = bounds.size - 1
     panels = splits.shape[1] - 1
     group = partial.shape[1]
@@ -322,14 +324,13 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> Row
         raise ValueError(f"block4 needs K divisible by 4, got K = {k}")
     if k // width > MAX_COLUMNS:
         raise ValueError(f"K = {k} has more than {MAX_COLUMNS} {'block ' if width == 4 else ''}columns (uint16)")
-    stored = stored_groups(w, width)
     if panel is None:
         panel = panel_columns(k, np.count_nonzero(w) / max(n, 1), kind)
-    panel = min(panel, max(k, 4))
-    if panel <= 0 or panel % 4:
+    elif panel <= 0 or panel % 4:
         raise ValueError(f"panel must be a positive multiple of 4, got {panel}")
+    stored = stored_groups(w, width)
     groups = k // width
-    per_panel = panel // width  # entry columns per panel
+    per_panel = max(1, min(panel, k) // width)  # entry columns per panel (panel ≥ K: one panel)
     panels = max(1, -(-groups // per_panel))
     flat = np.flatnonzero(stored)  # row-major, columns sorted (2-D np.nonzero is several times slower)
     rows, cols = np.divmod(flat, groups)
@@ -347,7 +348,7 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> Row
     pads = starts[1:][odd == 1] - 1  # an odd segment's last slot: a zero weight on its last column
     index[pads] = index[pads - 1]
     splits = starts[np.arange(n)[:, None] * panels + np.arange(panels + 1)[None, :]]
-    return RowsF32(np.ascontiguousarray(splits[:, 0].tolist() + [starts[-1]], dtype=np.int64), index,
+    return RowsF32(np.append(splits[:, 0], starts[-1]), index,
                    np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k),
                    np.ascontiguousarray(splits), per_panel * width)
 
