@@ -231,6 +231,17 @@ def engine_overhead(data: dict) -> str:
     return head + rows(["model", "batch", "forward ms", "Python around the kernels ms", "share"], "lrrrr", body)
 
 
+def fp32_panels(data: dict) -> str:
+    """Whole models with their fp32 Linears' K in panels against one panel, timed in alternation."""
+    m = data["machine"]
+    body = [[r["model"], r["batch"], ", ".join(r["panels"]), f"{r['panels_ms']:.1f}", f"{r['one_panel_ms']:.1f}",
+             f"{r['panels_ms'] / r['one_panel_ms']:.2f}", f"{r['max_abs_diff']:.0e}"] for r in data["rows"]]
+    head = (f"Machine: {_cpu(m)}, {m['cores']} cores; seq {data['rows'][0]['seq']}, best of interleaved runs. "
+            f"Command: `{data['command']}`\n\n")
+    return head + rows(["model", "batch", "panels per Linear (first layer)", "panels ms", "one panel ms", "ratio",
+                        "max abs Δlogit"], "lrlrrrr", body)
+
+
 def _cpu(machine: dict) -> str:
     """The CPU of a result file's ``machine``: its name and ISA, then family/model and sparsecore's paths where
     recorded."""
@@ -269,4 +280,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "pipeline_throughput_avx2_v3": ("pipeline_throughput_avx2_v3.json", pipeline_throughput),
     "streams": ("streams.json", streams),
     "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
+    "fp32_panels_avx2": ("fp32_panels_avx2.json", fp32_panels),
 }
