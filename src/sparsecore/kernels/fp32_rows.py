@@ -31,6 +31,7 @@ Tested against float64 products in tests/kernels/test_fp32_rows.py.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,8 +278,9 @@ class RowsF32:
         return self.splits.shape[1] - 1
 
 
+@functools.cache
 def l2_bytes() -> int:
-    """This CPU's L2 cache per core (sysfs), 512 KB where it cannot be read."""
+    """This CPU's L2 cache per core (sysfs, read once), 512 KB where it cannot be read."""
     base = Path("/sys/devices/system/cpu/cpu0/cache")
     for entry in sorted(base.glob("index*")) if base.is_dir() else []:
         try:
@@ -324,17 +326,16 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> Row
         raise ValueError(f"block4 needs K divisible by 4, got K = {k}")
     if k // width > MAX_COLUMNS:
         raise ValueError(f"K = {k} has more than {MAX_COLUMNS} {'block ' if width == 4 else ''}columns (uint16)")
-    if panel is None:
-        panel = panel_columns(k, np.count_nonzero(w) / max(n, 1), kind)
-    elif panel <= 0 or panel % 4:
+    if panel is not None and (panel <= 0 or panel % 4):
         raise ValueError(f"panel must be a positive multiple of 4, got {panel}")
-    stored = stored_groups(w, width)
     groups = k // width
-    per_panel = max(1, min(panel, k) // width)  # entry columns per panel (panel ≥ K: one panel)
-    panels = max(1, -(-groups // per_panel))
-    flat = np.flatnonzero(stored)  # row-major, columns sorted (2-D np.nonzero is several times slower)
+    flat = np.flatnonzero(stored_groups(w, width))  # row-major, columns sorted (2-D np.nonzero is several times slower)
     rows, cols = np.divmod(flat, groups)
     values = w.reshape(n * groups, width)[flat]
+    if panel is None:  # every non-zero of w is in a stored group
+        panel = panel_columns(k, np.count_nonzero(values) / max(n, 1), kind)
+    per_panel = max(1, min(panel, k) // width)  # entry columns per panel (panel ≥ K: one panel)
+    panels = max(1, -(-groups // per_panel))
     segment = rows * panels + cols // per_panel  # (row, panel) in entry order
     counts = np.bincount(segment, minlength=n * panels)
     odd = counts % 2 if kind == "csr" else np.zeros(n * panels, np.int64)
@@ -430,8 +431,7 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return out
-    threads = nb.get_num_threads()
-    bounds = task_rows(weight, shape[0], threads)
+    bounds = task_rows(weight, shape[0], nb.get_num_threads())
     if weight.panels == 1:
         scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
         _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale, gelu, scratch, out)
