@@ -82,7 +82,7 @@ def test_metadata_docs_and_metrics(minilm_server, pruned_minilm):
     httpx.post(f"{minilm_server}/v2/models/sentiment_analysis/infer", json={"sequences": ["fine"]})
     metrics = httpx.get(f"{minilm_server}/metrics").text
     for name in ("sparsecore_requests_total", "sparsecore_request_latency_seconds_bucket", "sparsecore_batch_items",
-                 "sparsecore_queue_depth"):
+                 "sparsecore_queue_depth", 'sparsecore_requests_in_flight{endpoint="sentiment_analysis"} 0.0'):
         assert name in metrics
 
 
@@ -155,16 +155,23 @@ def test_load_many_clients_nothing_lost(tiny_deployment):
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits(tiny_deployment):
-    """Requests held by a 400 ms batching window when SIGTERM arrives are all answered; then the server exits 0."""
+    """Requests held by a batching window when SIGTERM arrives are all answered; then the server exits 0."""
     proc, url = start("--task", "text-classification", "--model_path", tiny_deployment, "--batch_size", 8,
-                      "--max_batch_size", 512, "--max_delay_ms", 400, "--name", "tiny")
+                      "--max_batch_size", 512, "--max_delay_ms", 3000, "--name", "tiny")
 
     async def in_flight():
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             await client.get("/v2/health/ready")
             tasks = [asyncio.create_task(client.post("/v2/models/tiny/infer", json={"sequences": [text]}))
                      for text in TEXTS[:64]]
-            await asyncio.sleep(0.25)  # sent, waiting in the batching window
+            gauge = 'sparsecore_requests_in_flight{endpoint="tiny"} '
+            for _ in range(200):  # until the server holds all 64 (the 3 s window keeps them unanswered)
+                text = (await client.get("/metrics")).text
+                if gauge in text and float(text.split(gauge)[1].split()[0]) == 64:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"the server never held the 64 requests: {text}")
             proc.send_signal(signal.SIGTERM)
             return await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -44,6 +44,8 @@ def _metrics(registry: CollectorRegistry) -> dict:
         "batch": Histogram("sparsecore_batch_items", "Items per Pipeline call after micro-batching", ["endpoint"],
                            registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)),
         "queue": Gauge("sparsecore_queue_depth", "Requests waiting to join a batch", ["endpoint"], registry=registry),
+        "in_flight": Gauge("sparsecore_requests_in_flight", "Inference requests received and not yet answered",
+                           ["endpoint"], registry=registry),
     }
 
 
@@ -152,6 +154,8 @@ def _add_endpoint(app: FastAPI, e: Endpoint, pipeline, batcher: MicroBatcher, me
 
     async def infer(request: Request):
         start = time.perf_counter()
+        in_flight = metrics["in_flight"].labels(e.name)
+        in_flight.inc()
         try:
             items = parse_sequences(await request.body(), pairs)
             results = await batcher.submit(items)
@@ -162,6 +166,8 @@ def _add_endpoint(app: FastAPI, e: Endpoint, pipeline, batcher: MicroBatcher, me
             code, body = 422, {"error": str(exc)}
         except Exception as exc:  # the engine failed: the server keeps serving
             code, body = 500, {"error": f"inference failed ({type(exc).__name__}: {exc})"}
+        finally:
+            in_flight.dec()
         metrics["requests"].labels(e.name, str(code)).inc()
         if code >= 400:
             metrics["errors"].labels(e.name, str(code)).inc()
