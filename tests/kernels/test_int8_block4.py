@@ -34,7 +34,7 @@ def run(codes, xq, path, blocked=False):
     if blocked and codes.shape[1] % 4:
         pad = -codes.shape[1] % 4
         codes, xq = np.pad(codes, ((0, 0), (0, pad))), np.pad(xq, ((0, pad), (0, 0)), constant_values=9)
-    weight = pack_block4_int8(codes, pair_safe=blocked)  # split entries run on every path
+    weight = pack_block4_int8(codes, pair_safe=True)  # split entries run on every path
     return int8_matmul(weight, activations(weight, xq, path, blocked), xq.shape[1], path)
 
 
@@ -82,15 +82,16 @@ def test_every_runnable_path_gives_the_same_int32():
 
 
 def test_each_path_prefers_one_layout_and_reads_both():
-    """AVX2 multiplies 1×4 blocks on the quads' token-blocked layout (the one the LayerNorm and the FFN write); VNNI
-    keeps the interleaved one its dot product reads without unpacks. K not a multiple of 4: interleaved only."""
+    """Every path multiplies 1×4 blocks on the interleaved layout its dot product reads without unpacks
+    (``vpdpbusd``; ``vpmaddubsw`` on AVX2); the quads' token-blocked layout is read too. K not a multiple of 4:
+    interleaved only."""
     weight = pack_block4_int8(np.ones((3, 8), np.int8))
-    assert BLOCK4_PATHS == ("avx2",)
-    assert activation_shape(weight, 70, "avx2") == (2, 8, 64) and token_blocked(weight, "avx2")
+    assert BLOCK4_PATHS == ()
+    assert activation_shape(weight, 70, "avx2") == (2, 2, 64, 4) and not token_blocked(weight, "avx2")
     assert activation_shape(weight, 70, "avx512_vnni") == (1, 2, 128, 4) and not token_blocked(weight, "avx512_vnni")
-    assert activation_shape(weight, 70, "avx2", blocked=False) == (3, 2, 32, 4)
+    assert activation_shape(weight, 70, "avx2", blocked=True) == (2, 8, 64)
     with pytest.raises(ValueError, match="K = 7 .*interleaved layout only"):
-        activation_shape(pack_block4_int8(np.ones((3, 7), np.int8)), 5, "avx2")
+        activation_shape(pack_block4_int8(np.ones((3, 7), np.int8)), 5, "avx2", blocked=True)
     with pytest.raises(ValueError, match=r"C-contiguous \(2, 8, 64\) uint8 \(the 1×4-block kernels' token-blocked"):
         int8_matmul(weight, np.zeros((2, 8, 32), np.uint8), 70, "generic")
 
@@ -153,15 +154,25 @@ def _loop_lines(assembly: str) -> list[str]:
     ("avx512_vnni", "icelake-server", "vpdpbusd", "%zmm"),
     ("avx512_vnni", "znver4", "vpdpbusd", "%zmm"),
     ("avx_vnni", "alderlake", "vpdpbusd", "%ymm"),
-    ("avx2", "haswell", "vpmaddwd", "%ymm"),
+    ("avx2", "haswell", "vpmaddubsw", "%ymm"),
+    ("avx2", "znver3", "vpmaddubsw", "%ymm"),
 ])
 def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_registers(path, cpu, instruction,
                                                                                       register):
+    """One index load, one broadcast and per vector of tokens one load and one dot product (on AVX2 ``vpmaddubsw`` —
+    exact on the saturation-safe pairs AVX2 weights are packed in — then ``vpmaddwd`` by ones and an add): no
+    unpacks, no spills."""
     loop = _loop_lines(tile_assembly(path, cpu))
     dots = [ln for ln in loop if ln.startswith(instruction)]
     assert len(dots) == SHAPES[path][1] and all(register in ln for ln in dots)
     assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
-    assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # saturates u8·s8 pair sums at int16
+    assert not any(ln.startswith("vpunpck") for ln in loop)
+    assert sum(ln.startswith("movzwl") for ln in loop) == 1
+    if path == "avx2":
+        count = {op: sum(ln.startswith(op) for ln in loop) for op in ("vpmaddwd", "vpaddd", "vmovdqu", "vpbroadcastd")}
+        assert count == {"vpmaddwd": 8, "vpaddd": 8, "vmovdqu": 8, "vpbroadcastd": 1}
+    else:
+        assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # VNNI needs no saturation-safe pairs
 
 
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
@@ -205,7 +216,7 @@ def test_linear_epilogue_is_bias_then_scale_on_the_exact_sum(path, t, blocked):
     rng = np.random.default_rng(t)
     codes, xq = block_codes(48, 96, 0.7, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
     bias, scale = rng.standard_normal(48).astype(np.float32) * 100, rng.random(48).astype(np.float32) / 1000
-    weight = pack_block4_int8(codes, pair_safe=blocked)
+    weight = pack_block4_int8(codes, pair_safe=True)
     xb = activations(weight, xq, path, blocked)
     exact = naive_int8_products(codes, xq).astype(np.float32)  # |Σ| < 2²⁴ here: exact in float32
     expected = (exact + bias[:, None]) * scale[:, None]

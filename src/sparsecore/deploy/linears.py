@@ -161,7 +161,7 @@ class QLinearT:
         self.act = q.act
         self._bytes = fmt == "csr" and csr_activations() == "uint8"
         if fmt.startswith("block4 "):
-            self.weight = pack_block4_int8(q.codes, pair_safe=path in BLOCK4_PATHS)
+            self.weight = pack_block4_int8(q.codes, pair_safe=path == "avx2")  # vpmaddubsw on both layouts
         elif fmt.startswith("quads "):
             self.weight = pack_quads(q.codes)
         elif fmt.startswith("csr "):
@@ -187,7 +187,7 @@ class QLinearT:
         from sparsecore.kernels.quantize import quantize_u8_blocked, quantize_u8_interleave4
 
         t_total = xt.shape[1]
-        shape = activation_shape(self.weight, t_total, self._path)
+        shape = activation_shape(self.weight, t_total, self._path, self.token_blocked)
         quantize = quantize_u8_blocked if self.token_blocked else quantize_u8_interleave4
         xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
                       out=codes.view(shape, np.uint8))
@@ -232,7 +232,7 @@ class QLinearT:
         """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (a :attr:`token_blocked` Linear)."""
         from sparsecore.kernels.int8_linear import activation_shape
 
-        return activation_shape(self.weight, t_total, self._path)
+        return activation_shape(self.weight, t_total, self._path, True)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
                  scratch: Scratch | None = None, blocked_out: bool = False,

@@ -244,7 +244,7 @@ class SparseEncoder:
         if not (self.fused_inputs and reads_blocked_qkv(quant is not None) and isinstance(linear, QLinearT)
                 and linear.writes_blocked):
             return rows
-        blocks, _, tb = activation_shape(linear.weight, rows.shape[1], linear._path)[:3]
+        blocks, _, tb = activation_shape(linear.weight, rows.shape[1], linear._path, linear.token_blocked)[:3]
         return self._ws["qkv"][:blocks * rows.shape[0] * tb].reshape(blocks, rows.shape[0], tb)
 
     def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:

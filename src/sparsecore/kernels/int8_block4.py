@@ -37,7 +37,7 @@ from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic
 from sparsecore.kernels.simd import accumulate_loop
 
 # path → (tokens per accumulator vector, accumulator vectors); a tile is their product in tokens
-SHAPES = {"avx512_vnni": (16, 8), "avx_vnni": (8, 8), "avx2": (4, 8)}
+SHAPES = {"avx512_vnni": (16, 8), "avx_vnni": (8, 8), "avx2": (8, 8)}
 # path → tokens per block of the activation layout: one tile (the generic loop takes any)
 TOKENS = {**{path: lanes * vectors for path, (lanes, vectors) in SHAPES.items()}, "generic": 64}
 MAX_K = 65_792  # K·255·128 < 2³¹: int32 accumulation is exact up to here
@@ -64,44 +64,37 @@ def emit_tile(builder: ir.IRBuilder, path: str, index_ptr, values_ptr, j_start, 
     4·TB·c); ``out_ptr`` i32* TB results, written (not added). ``j_start``, ``j_end`` are i64.
     """
     lanes, vectors = SHAPES[path]
-    acc_type = ir.VectorType(_I32, 2 * lanes if path == "avx2" else lanes)  # avx2: (token, pair) sums
+    acc_type = ir.VectorType(_I32, lanes)
+    byte_type = ir.VectorType(_I8, 4 * lanes)
     module = builder.module
-    if path == "avx2":
-        dot = cgutils.get_or_insert_function(
-            module, ir.FunctionType(ir.VectorType(_I32, 8), [ir.VectorType(_I16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
+    if path == "avx2":  # vpmaddubsw: each token's two u8·s8 pair sums (exact on saturation-safe pairs), vpmaddwd by ones
+        word_type = ir.VectorType(_I16, 2 * lanes)
+        pair_sums = cgutils.get_or_insert_function(module, ir.FunctionType(word_type, [byte_type] * 2),
+                                                   "llvm.x86.avx2.pmadd.ub.sw")
+        widen = cgutils.get_or_insert_function(module, ir.FunctionType(acc_type, [word_type] * 2),
+                                               "llvm.x86.avx2.pmadd.wd")
+        ones = ir.Constant(word_type, [1] * word_type.count)
+
+        def dot(acc, x, weights):
+            return builder.add(acc, builder.call(widen, [builder.call(pair_sums, [x, weights]), ones]))
     else:
-        dot = cgutils.get_or_insert_function(module, ir.FunctionType(acc_type, [acc_type] * 3),
-                                             f"llvm.x86.avx512.vpdpbusd.{32 * lanes}")
-    zero = ir.Constant(acc_type, [0] * acc_type.count)
+        vpdpbusd = cgutils.get_or_insert_function(module, ir.FunctionType(acc_type, [acc_type] * 3),
+                                                  f"llvm.x86.avx512.vpdpbusd.{32 * lanes}")
+
+        def dot(acc, x, weights):
+            return builder.call(vpdpbusd, [acc, builder.bitcast(x, acc_type), builder.bitcast(weights, acc_type)])
 
     def step(j, accs):
         column = builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64)
-        packed = builder.load(builder.gep(values_ptr, [j]))
+        weights = builder.bitcast(_broadcast(builder, builder.load(builder.gep(values_ptr, [j])), lanes), byte_type)
         row = builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, 4 * TOKENS[path]))])
-        if path == "avx2":  # weights (w0, w1, w2, w3) as int16, repeated for the 4 tokens of a vector
-            w4 = builder.sext(builder.bitcast(packed, ir.VectorType(_I8, 4)), ir.VectorType(_I16, 4))
-            weights = builder.shuffle_vector(w4, ir.Constant(ir.VectorType(_I16, 4), ir.Undefined),
-                                             _const_vec(_I32, [0, 1, 2, 3] * 4))
-            new_accs = []
-            for v, acc in enumerate(accs):
-                p = builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * v)]), ir.VectorType(_I8, 16).as_pointer())
-                x = builder.zext(builder.load(p, align=1), ir.VectorType(_I16, 16))
-                new_accs.append(builder.add(acc, builder.call(dot, [x, weights])))
-            return new_accs
-        weights = _broadcast(builder, packed, lanes)  # vpdpbusd(acc, u8 activations, s8 weights)
-        return [builder.call(dot, [acc, builder.load(builder.bitcast(
-                    builder.gep(row, [ir.Constant(_I64, 4 * lanes * v)]), acc_type.as_pointer()), align=1), weights])
+        return [dot(acc, builder.load(builder.bitcast(builder.gep(row, [ir.Constant(_I64, 4 * lanes * v)]),
+                                                      byte_type.as_pointer()), align=1), weights)
                 for v, acc in enumerate(accs)]
 
-    accs = accumulate_loop(builder, j_start, j_end, zero, vectors, step)
-    out_type = ir.VectorType(_I32, lanes)
+    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * lanes), vectors, step)
     for v, acc in enumerate(accs):
-        if path == "avx2":  # per token: pair 0 + pair 1
-            undef = ir.Constant(acc_type, ir.Undefined)
-            even = builder.shuffle_vector(acc, undef, _const_vec(_I32, list(range(0, 2 * lanes, 2))))
-            odd = builder.shuffle_vector(acc, undef, _const_vec(_I32, list(range(1, 2 * lanes, 2))))
-            acc = builder.add(even, odd)
-        p = builder.bitcast(builder.gep(out_ptr, [ir.Constant(_I64, lanes * v)]), out_type.as_pointer())
+        p = builder.bitcast(builder.gep(out_ptr, [ir.Constant(_I64, lanes * v)]), acc_type.as_pointer())
         builder.store(acc, p, align=4)
 
 
@@ -127,12 +120,15 @@ block4_row = row_function(_TILES, _plain_tile, """One row's exact int32 products
 @dataclass(frozen=True)
 class Block4Int8:
     """1×4-block int8 weights: ``indptr (N+1,) int64``, ``index (S,) uint16`` block columns (K ≤ ``MAX_K``
-    keeps them below 2¹⁶), ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``."""
+    keeps them below 2¹⁶), ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``;
+    ``splits (N, P+1) int64``: where row r's entries on panel p of ``panel`` input columns start."""
 
     indptr: np.ndarray
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
+    splits: np.ndarray
+    panel: int
     pair_safe: bool = False  # every entry's weight pairs saturation-safe (the ``avx2`` token-blocked kernel needs it)
     tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
@@ -146,14 +142,20 @@ class Block4Int8:
         """The stored weights as ``(S, 4) int8`` (a view of ``values``)."""
         return self.values.view(np.int8).reshape(-1, 4)
 
+    @property
+    def panels(self) -> int:
+        return self.splits.shape[1] - 1
 
-def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False) -> Block4Int8:
+
+def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False, panel: int | None = None) -> Block4Int8:
     """Block format of an (N, K) int8 matrix: a block is stored when any of its four codes is non-zero; K is
     padded with zero codes to a multiple of 4. K ≤ ``MAX_K`` (beyond it int32 sums could overflow).
     ``pair_safe``: a block whose pair (w0, w1) or (w2, w3) could saturate ``vpmaddubsw``
     (:func:`~.int8_quads.saturation_safe`) is stored as two entries on its column, ``(w0, 0, w2, 0)`` and
-    ``(0, w1, 0, w3)`` — the layout of the ``avx2`` token-blocked kernel (:func:`~.int8_quads.blocks_row`)."""
-    from sparsecore.kernels.int8_quads import saturation_safe
+    ``(0, w1, 0, w3)`` — the layout of the ``avx2`` token-blocked kernel (:func:`~.int8_quads.blocks_row`).
+    ``panel``: where each row's entries on each panel of that many input columns start (a multiple of 4; None: one
+    panel), for the panelled token-blocked driver (:mod:`.int8_linear`)."""
+    from sparsecore.kernels.int8_quads import check_panel, saturation_safe
 
     codes = np.asarray(codes)
     if codes.dtype != np.int8 or codes.ndim != 2:
@@ -161,6 +163,7 @@ def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False) -> Block4Int8:
     n, k = codes.shape
     if k > MAX_K:
         raise ValueError(f"K = {k} > {MAX_K}: int32 sums of u8·s8 products could overflow")
+    width = check_panel(panel, -(-k // 4) * 4)
     padded = np.zeros((n, -(-k // 4) * 4), np.int8)
     padded[:, :k] = codes
     grouped = np.ascontiguousarray(padded.reshape(n, -1, 4))
@@ -177,7 +180,13 @@ def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False) -> Block4Int8:
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     index = cols.astype(np.uint16)
     values = np.ascontiguousarray(blocks).view(np.int32).reshape(-1)
-    return Block4Int8(indptr, index, values, (n, k), pair_safe)
+    panels = max(1, -(-k // width))
+    splits = np.empty((n, panels + 1), np.int64)
+    stride = grouped.shape[1] + 1  # entries ordered by row · stride + block column
+    starts = np.arange(n)[:, None] * stride + np.arange(panels)[None, :] * (width // 4)
+    splits[:, :panels] = np.searchsorted(rows * stride + cols, starts.reshape(-1)).reshape(n, panels)
+    splits[:, panels] = indptr[1:]
+    return Block4Int8(indptr, index, values, (n, k), splits, width, pair_safe)
 
 
 def interleave4(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
