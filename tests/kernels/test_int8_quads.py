@@ -181,6 +181,9 @@ def test_bad_inputs_are_one_clear_error():
         int8_matmul(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, "avx512")  # a float path's name
     with pytest.raises(ValueError, match="overflow"):
         pack_quads(np.ones((1, MAX_K + 1), np.int8))
+    with pytest.raises(ValueError, match="quad columns are uint16"):  # column 65536 would wrap to 0
+        pack_quads(np.ones((1, 65537), np.int8))
+    assert pack_quads(np.ones((1, 65536), np.int8)).columns.max() == 65535
     with pytest.raises(ValueError, match="float32 array of shape"):
         int8_linear_t(weight, token_blocks(np.zeros((8, 3), np.uint8), 64), 3, np.zeros(2), np.ones(2),
                             path="generic", out=np.zeros((2, 4), np.float32))

@@ -9,9 +9,10 @@ one broadcast and, per vector of tokens, one load and one integer dot-product in
 * ``avx512_vnni`` — ``vpdpbusd zmm``: 16 tokens × 4 u8·s8 products summed into int32 per instruction;
   8 accumulators = 128 tokens per tile.
 * ``avx_vnni`` — the same instruction on ymm: 8 tokens; 8 accumulators = 64 tokens.
-* ``avx2`` — codes widened to int16 (u8 zero-, s8 sign-extended; every product |255·128| < 2¹⁵) and
-  ``vpmaddwd``: per token two exact int32 pair sums, kept apart in the accumulator and added once per tile;
-  8 accumulators = 32 tokens. (``vpmaddubsw`` is never used: it saturates u8·s8 pair sums at int16.)
+* ``avx2`` — ``vpmaddubsw`` (each token's two u8·s8 pair sums in int16) and ``vpmaddwd`` by ones (the two
+  pairs added into int32), 8 tokens per ymm; 8 accumulators = 64 tokens. ``vpmaddubsw`` saturates at int16, so
+  the weights must be packed saturation-safe (``pack_block4_int8(codes, pair_safe=True)``: a pair's positive
+  weights, and its negative ones, sum to at most 128 in magnitude, and 255 · 128 < 2¹⁵).
 * ``generic`` — plain loops, any CPU.
 
 A token block's slab (K·TB bytes: 384 KB at K = 3072 on zmm) is contiguous and read by every row of a task
@@ -120,15 +121,12 @@ block4_row = row_function(_TILES, _plain_tile, """One row's exact int32 products
 @dataclass(frozen=True)
 class Block4Int8:
     """1×4-block int8 weights: ``indptr (N+1,) int64``, ``index (S,) uint16`` block columns (K ≤ ``MAX_K``
-    keeps them below 2¹⁶), ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``;
-    ``splits (N, P+1) int64``: where row r's entries on panel p of ``panel`` input columns start."""
+    keeps them below 2¹⁶), ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``."""
 
     indptr: np.ndarray
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
-    splits: np.ndarray
-    panel: int
     pair_safe: bool = False  # every entry's weight pairs saturation-safe (the ``avx2`` token-blocked kernel needs it)
     tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
@@ -142,20 +140,14 @@ class Block4Int8:
         """The stored weights as ``(S, 4) int8`` (a view of ``values``)."""
         return self.values.view(np.int8).reshape(-1, 4)
 
-    @property
-    def panels(self) -> int:
-        return self.splits.shape[1] - 1
 
-
-def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False, panel: int | None = None) -> Block4Int8:
+def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False) -> Block4Int8:
     """Block format of an (N, K) int8 matrix: a block is stored when any of its four codes is non-zero; K is
     padded with zero codes to a multiple of 4. K ≤ ``MAX_K`` (beyond it int32 sums could overflow).
     ``pair_safe``: a block whose pair (w0, w1) or (w2, w3) could saturate ``vpmaddubsw``
     (:func:`~.int8_quads.saturation_safe`) is stored as two entries on its column, ``(w0, 0, w2, 0)`` and
-    ``(0, w1, 0, w3)`` — the layout of the ``avx2`` token-blocked kernel (:func:`~.int8_quads.blocks_row`).
-    ``panel``: where each row's entries on each panel of that many input columns start (a multiple of 4; None: one
-    panel), for the panelled token-blocked driver (:mod:`.int8_linear`)."""
-    from sparsecore.kernels.int8_quads import check_panel, saturation_safe
+    ``(0, w1, 0, w3)`` — what the ``avx2`` kernels (``vpmaddubsw``, on either layout) need."""
+    from sparsecore.kernels.int8_quads import saturation_safe
 
     codes = np.asarray(codes)
     if codes.dtype != np.int8 or codes.ndim != 2:
@@ -163,7 +155,6 @@ def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False, panel: int | No
     n, k = codes.shape
     if k > MAX_K:
         raise ValueError(f"K = {k} > {MAX_K}: int32 sums of u8·s8 products could overflow")
-    width = check_panel(panel, -(-k // 4) * 4)
     padded = np.zeros((n, -(-k // 4) * 4), np.int8)
     padded[:, :k] = codes
     grouped = np.ascontiguousarray(padded.reshape(n, -1, 4))
@@ -180,13 +171,7 @@ def pack_block4_int8(codes: np.ndarray, pair_safe: bool = False, panel: int | No
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     index = cols.astype(np.uint16)
     values = np.ascontiguousarray(blocks).view(np.int32).reshape(-1)
-    panels = max(1, -(-k // width))
-    splits = np.empty((n, panels + 1), np.int64)
-    stride = grouped.shape[1] + 1  # entries ordered by row · stride + block column
-    starts = np.arange(n)[:, None] * stride + np.arange(panels)[None, :] * (width // 4)
-    splits[:, :panels] = np.searchsorted(rows * stride + cols, starts.reshape(-1)).reshape(n, panels)
-    splits[:, panels] = indptr[1:]
-    return Block4Int8(indptr, index, values, (n, k), splits, width, pair_safe)
+    return Block4Int8(indptr, index, values, (n, k), pair_safe)
 
 
 def interleave4(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:

@@ -25,8 +25,7 @@ from sparsecore.kernels import int8_block4, int8_quads
 from sparsecore.kernels._config import NJIT_FMA_PARALLEL
 from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
-from sparsecore.kernels.int8_quads import (BLOCK4_PATHS, Quads, blocks_row, blocks_row_add, blocks_row_last,
-                                           quads_row, quads_row_add, quads_row_last)
+from sparsecore.kernels.int8_quads import BLOCK4_PATHS, Quads, blocks_row, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
 from sparsecore.kernels.quantize import _params
 from sparsecore.kernels.row_kernels import task_rows
@@ -48,59 +47,10 @@ def _row_impl(marker, index, values, values4, j0, j1, xb, b, out):
         marker, index, values, values4, j0, j1, xb, b, out)
 
 
-def _row_add(marker, index, values, values4, j0, j1, xb, b, out):
-    """:func:`_row`'s ``add`` form (token-blocked layout): the products added to the kept sums in ``out``."""
-
-
-def _row_last(marker, index, values, values4, j0, j1, xb, b, out):
-    """:func:`_row`'s ``last`` form: added to the kept sums, the total written in token order."""
-
-
-def _panel_kernel(index_ndim: int, last: bool):
-    if index_ndim == 2:
-        return quads_row_last if last else quads_row_add
-    return blocks_row_last if last else blocks_row_add
-
-
-@overload(_row_add, inline="always")
-def _row_add_impl(marker, index, values, values4, j0, j1, xb, b, out):
-    kernel = _panel_kernel(index.ndim, False)
-    return lambda marker, index, values, values4, j0, j1, xb, b, out: kernel(
-        marker, index, values, values4, j0, j1, xb, b, out)
-
-
-@overload(_row_last, inline="always")
-def _row_last_impl(marker, index, values, values4, j0, j1, xb, b, out):
-    kernel = _panel_kernel(index.ndim, True)
-    return lambda marker, index, values, values4, j0, j1, xb, b, out: kernel(
-        marker, index, values, values4, j0, j1, xb, b, out)
-
-
 if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
     def _row(marker, index, values, values4, j0, j1, xb, b, out):
         _row_kernel(index.ndim, xb.ndim)(marker, index, values, values4, j0, j1, xb, b, out)
-
-    def _row_add(marker, index, values, values4, j0, j1, xb, b, out):
-        _panel_kernel(index.ndim, False)(marker, index, values, values4, j0, j1, xb, b, out)
-
-    def _row_last(marker, index, values, values4, j0, j1, xb, b, out):
-        _panel_kernel(index.ndim, True)(marker, index, values, values4, j0, j1, xb, b, out)
-
-
-@nb.njit(inline="always")
-def _group_sums(marker, splits, index, values, values4, xb, b, r0, r1, rows):
-    """Rows ``r0 … r1 - 1``'s exact sums for token block ``b`` into ``rows[0 : r1 - r0]`` (token order), panel after
-    panel of K: the group's rows stream past one panel's activations (in L1) before the next panel's; each row's
-    sums are kept in its ``rows`` row between panels."""
-    panels = splits.shape[1] - 1
-    rows[:r1 - r0] = 0
-    for p in range(panels - 1):
-        for r in range(r0, r1):
-            if splits[r, p + 1] > splits[r, p]:
-                _row_add(marker, index, values, values4, splits[r, p], splits[r, p + 1], xb, b, rows[r - r0])
-    for r in range(r0, r1):
-        _row_last(marker, index, values, values4, splits[r, panels - 1], splits[r, panels], xb, b, rows[r - r0])
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -115,24 +65,6 @@ def _products(marker, indptr, index, values, values4, xb, bounds, scratch, out):
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
             out[r, b * tb:b * tb + width] = acc[:width]
-
-
-@nb.njit(**NJIT_FMA_PARALLEL)
-def _products_panels(marker, splits, index, values, values4, xb, bounds, partial, out):
-    """:func:`_products` for weights in panels of K (:func:`_group_sums`): a task's rows in groups of
-    ``partial.shape[1]``, their sums in the thread's ``partial`` rows."""
-    tb = partial.shape[2]
-    chunks = bounds.size - 1
-    group = partial.shape[1]
-    for task in nb.prange(xb.shape[0] * chunks):
-        b, c = task // chunks, task % chunks
-        rows = partial[nb.get_thread_id()]
-        width = min(tb, out.shape[1] - b * tb)
-        for r0 in range(bounds[c], bounds[c + 1], group):
-            r1 = min(r0 + group, bounds[c + 1])
-            _group_sums(marker, splits, index, values, values4, xb, b, r0, r1, rows)
-            for r in range(r0, r1):
-                out[r, b * tb:b * tb + width] = rows[r - r0, :width]
 
 
 def _destination(out, r, b, tb):
@@ -165,27 +97,6 @@ def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gel
         for r in range(bounds[c], bounds[c + 1]):
             _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
             row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b, tb), qscale, zero)
-
-
-@nb.njit(**NJIT_FMA_PARALLEL)
-def _linear_panels(marker, splits, index, values, values4, xb, bounds, bias, scale, gelu, qscale, zero, partial,
-                   out):
-    """:func:`_linear` for weights in panels of K, tasks and row groups as in :func:`_products_panels`."""
-    tb = partial.shape[2]
-    chunks = bounds.size - 1
-    group = partial.shape[1]
-    for task in nb.prange(xb.shape[0] * chunks):
-        b, c = task // chunks, task % chunks
-        rows = partial[nb.get_thread_id()]
-        for r0 in range(bounds[c], bounds[c + 1], group):
-            r1 = min(r0 + group, bounds[c + 1])
-            _group_sums(marker, splits, index, values, values4, xb, b, r0, r1, rows)
-            for r in range(r0, r1):
-                row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b, tb), qscale,
-                             zero)
-
-
-GROUP = 64  # rows a panelled Linear keeps sums for at once (16 KB of int32 sums at 64 tokens)
 
 
 def _kind(weight):
@@ -257,11 +168,8 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
             raise ValueError("1×4-block weights on the avx2 kernels must be packed with "
                              "pack_block4_int8(codes, pair_safe=True): vpmaddubsw saturates other weight pairs")
         bounds = task_rows(weight, shape[0], key[4])
-        if blocked and weight.panels > 1:  # panels of K: sums kept per thread, rows in groups
-            arrays, scratch = (weight.splits, index, values, values4), (config.NUMBA_NUM_THREADS, GROUP, tokens[path])
-        else:
-            arrays, scratch = (weight.indptr, index, values, values4), (shape[0] * (bounds.size - 1), tokens[path])
-        call = weight.tasks[key] = (arrays, marker(path), bounds, shape, scratch)
+        call = weight.tasks[key] = ((weight.indptr, index, values, values4), marker(path), bounds, shape,
+                                    (shape[0] * (bounds.size - 1), tokens[path]))
     arrays, mark, bounds, shape, scratch_shape = call
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         layout = "token-blocked" if blocked else "interleaved"
@@ -275,7 +183,7 @@ def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: 
     token-blocked one). ``path``: an integer path (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
     arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
     out = np.empty((weight.shape[0], t_total), np.int32)
-    (_products_panels if scratch.ndim == 3 else _products)(mark, *arrays, xb, bounds, scratch, out)
+    _products(mark, *arrays, xb, bounds, scratch, out)
     return out
 
 
@@ -290,7 +198,7 @@ def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias
     codes (:func:`~.quantize.quantize_u8` of the fp32 Y, the same bits) — its input, ready."""
     arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
     n = weight.shape[0]
-    shape = (xb.shape[0], n, scratch.shape[-1]) if blocked_out else (n, t_total)
+    shape = (xb.shape[0], n, scratch.shape[1]) if blocked_out else (n, t_total)
     if codes is not None and not blocked_out:
         raise ValueError("codes need blocked_out=True: the codes are the next quad Linear's token-blocked input")
     qscale, zero = (1.0, 0) if codes is None else _params(*codes, 0, 255)
@@ -303,6 +211,5 @@ def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias
         bias, scale = np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32)
     if bias.shape != (n,) or scale.shape != (n,):
         raise ValueError(f"bias and scale must have shape ({n},), got {bias.shape} and {scale.shape}")
-    (_linear_panels if scratch.ndim == 3 else _linear)(mark, *arrays, xb, bounds, bias, scale, gelu,
-                                                       np.float32(qscale), np.float32(zero), scratch, out)
+    _linear(mark, *arrays, xb, bounds, bias, scale, gelu, np.float32(qscale), np.float32(zero), scratch, out)
     return out

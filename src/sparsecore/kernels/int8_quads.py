@@ -29,10 +29,10 @@ in magnitude, and 255 · 128 < 2¹⁵ — every pair sum is exact.
 *1×4-block* weights (:class:`~.int8_block4.Block4Int8`: one column index per block of four consecutive columns)
 run the same code on this layout (:func:`blocks_row`): a block is a quad whose four rows are ``4c … 4c + 3``, so one
 index load replaces four and a block's weights take 6 bytes instead of 12; on ``avx2`` a block whose fixed pairs
-could saturate is stored as two entries (``pack_block4_int8(codes, pair_safe=True)``). On ``avx2`` this is how
-1×4-block models run (:data:`BLOCK4_PATHS`): their Linears then share this layout with the LayerNorm, the attention and
-the FFN that write it (:mod:`.int8_linear`); VNNI paths keep :mod:`.int8_block4`'s interleaved layout, which
-``vpdpbusd`` reads without unpacks.
+could saturate is stored as two entries (``pack_block4_int8(codes, pair_safe=True)``). Models prefer
+:mod:`.int8_block4`'s interleaved layout on every path (:data:`BLOCK4_PATHS` names none): ``vpdpbusd``, and on
+``avx2`` ``vpmaddubsw``, read four features per token there without unpacks, which outweighs sharing this layout
+with the LayerNorm, the attention and the FFN that write it.
 
 All paths are exact: int32 sums cannot overflow while K ≤ ``MAX_K`` (K·255·128 < 2³¹). ``generic`` runs
 plain loops (any CPU, and coverage runs). The IR is pure llvmlite: :func:`block_assembly` compiles it for
@@ -41,7 +41,6 @@ any target CPU, so the VNNI code is checked on hosts that cannot run it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numba as nb
@@ -106,19 +105,14 @@ def _feature_rows(builder, index_ptr, j, slab_ptr, tb: int, blocks: bool) -> lis
     return rows
 
 
-MODES = ("store", "add", "last")  # emit_block: sums written; added to kept sums, kept; added, written
-
-
 def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_start, j_end, slab_ptr,
-               out_ptr, blocks: bool = False, mode: str = "store") -> None:
+               out_ptr, blocks: bool = False) -> None:
     """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} Σ_q values[j, q] · slab[columns[j, q], 0 : TB]`` (int32).
 
     Pointers: ``columns_ptr`` i16* four unsigned columns per quad (``blocks``: one block column c per entry, the
     columns ``4c + q``); ``values_ptr`` i32* four int8 weights per entry, packed little-endian; ``slab_ptr`` i8* one
-    token block (row k starts at byte k·TB); ``out_ptr`` i32* TB results. ``j_start``, ``j_end`` i64.
-    ``mode`` (:data:`MODES`): ``store`` writes the sums in token order; ``add`` starts the accumulators from ``out``
-    and leaves them there *kept* — in the accumulators' own order, no transpose (zeros kept are zeros) —, so a row's
-    sums can run panel by panel of K; ``last`` starts from kept sums and writes the total in token order."""
+    token block (row k starts at byte k·TB); ``out_ptr`` i32* TB results, written (not added). ``j_start``, ``j_end``
+    i64."""
     tb = TOKENS[path]
     per_vector = VECTOR_TOKENS[path]
     lanes = per_vector // 16
@@ -161,117 +155,66 @@ def emit_block(builder: ir.IRBuilder, path: str, columns_ptr, values_ptr, j_star
             new += [dot(acc, quad, weights) for acc, quad in zip(accs[4 * chunk:4 * chunk + 4], quads)]
         return new
 
-    def kept(v):
-        p = builder.gep(out_ptr, [ir.Constant(_I64, v * 4 * lanes)])
-        return builder.bitcast(p, acc_type.as_pointer())
-
-    if mode == "store":
-        starts = ir.Constant(acc_type, [0] * 4 * lanes)
-    else:
-        starts = [builder.load(kept(v), align=4) for v in range(4 * chunks)]
-    accs = accumulate_loop(builder, j_start, j_end, starts, 4 * chunks, step)
-    if mode == "add":
-        for v, acc in enumerate(accs):
-            builder.store(acc, kept(v), align=4)
-        return
+    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * 4 * lanes), 4 * chunks, step)
     for chunk in range(chunks):
         for m, vector in enumerate(_token_order(builder, accs[4 * chunk:4 * chunk + 4], lanes)):
             p = builder.gep(out_ptr, [ir.Constant(_I64, chunk * per_vector + 4 * lanes * m)])
             builder.store(vector, builder.bitcast(p, acc_type.as_pointer()), align=4)
 
 
-def _intrinsics(blocks: bool, mode: str) -> dict:
-    return {path: row_intrinsic(functools.partial(emit_block, blocks=blocks, mode=mode), path, 3, TOKENS[path])
-            for path in VECTOR_PATHS}
-
-
-@nb.njit(inline="always")
-def _quad_sum(columns, values4, j0, j1, xb, b, t):
-    total = np.int32(0)
-    for j in range(j0, j1):
-        for q in range(4):
-            total += np.int32(values4[j, q]) * np.int32(xb[b, columns[j, q], t])
-    return total
+_BLOCKS = {path: row_intrinsic(emit_block, path, 3, TOKENS[path]) for path in VECTOR_PATHS}
+_BLOCK4 = {path: row_intrinsic(lambda *args: emit_block(*args, blocks=True), path, 3, TOKENS[path])
+           for path in VECTOR_PATHS}
 
 
 @nb.njit(inline="always")
 def _plain_block(columns, values4, j0, j1, xb, b, out):
     """The generic path: ``out[t] = Σ_j Σ_q values4[j, q] · xb[b, columns[j, q], t]``."""
     for t in range(out.shape[0]):
-        out[t] = _quad_sum(columns, values4, j0, j1, xb, b, t)
+        total = np.int32(0)
+        for j in range(j0, j1):
+            for q in range(4):
+                total += np.int32(values4[j, q]) * np.int32(xb[b, columns[j, q], t])
+        out[t] = total
 
 
-@nb.njit(inline="always")
-def _plain_block_add(columns, values4, j0, j1, xb, b, out):
-    """The generic path's ``add`` and ``last`` forms: the sums added to ``out`` (kept in token order)."""
-    for t in range(out.shape[0]):
-        out[t] += _quad_sum(columns, values4, j0, j1, xb, b, t)
-
-
-_ROW_DOC = """One row's exact int32 products{what} for token block ``b``, into ``out`` (the block's tokens) as
-:func:`emit_block`'s ``{mode}`` mode does, on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`).
-"""
-_BLOCKS_DOC = """ of 1×4-block weights (``index`` block columns, ``values`` packed, ``values4`` their (S, 4) view) on
-this module's token-blocked layout"""
-quads_row = row_function(_intrinsics(False, "store"), _plain_block, _ROW_DOC.format(mode="store", what=""))
-quads_row_add = row_function(_intrinsics(False, "add"), _plain_block_add, _ROW_DOC.format(mode="add", what=""))
-quads_row_last = row_function(_intrinsics(False, "last"), _plain_block_add, _ROW_DOC.format(mode="last", what=""))
-
-
-@nb.njit(inline="always")
-def _block4_sum(index, values4, j0, j1, xb, b, t):
-    total = np.int32(0)
-    for j in range(j0, j1):
-        first = 4 * np.int64(index[j])
-        for q in range(4):
-            total += np.int32(values4[j, q]) * np.int32(xb[b, first + q, t])
-    return total
+quads_row = row_function(_BLOCKS, _plain_block, """One row's exact int32 products for token block ``b``, written to
+``out`` (the block's tokens), on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`).""")
 
 
 @nb.njit(inline="always")
 def _plain_block4(index, values4, j0, j1, xb, b, out):
     """The generic path of :func:`blocks_row`: ``out[t] = Σ_j Σ_q values4[j, q] · xb[b, 4·index[j] + q, t]``."""
     for t in range(out.shape[0]):
-        out[t] = _block4_sum(index, values4, j0, j1, xb, b, t)
+        total = np.int32(0)
+        for j in range(j0, j1):
+            first = 4 * np.int64(index[j])
+            for q in range(4):
+                total += np.int32(values4[j, q]) * np.int32(xb[b, first + q, t])
+        out[t] = total
 
 
-@nb.njit(inline="always")
-def _plain_block4_add(index, values4, j0, j1, xb, b, out):
-    for t in range(out.shape[0]):
-        out[t] += _block4_sum(index, values4, j0, j1, xb, b, t)
-
-
-blocks_row = row_function(_intrinsics(True, "store"), _plain_block4, _ROW_DOC.format(mode="store", what=_BLOCKS_DOC))
-blocks_row_add = row_function(_intrinsics(True, "add"), _plain_block4_add,
-                              _ROW_DOC.format(mode="add", what=_BLOCKS_DOC))
-blocks_row_last = row_function(_intrinsics(True, "last"), _plain_block4_add,
-                               _ROW_DOC.format(mode="last", what=_BLOCKS_DOC))
+blocks_row = row_function(_BLOCK4, _plain_block4, """One row of 1×4-block weights (``index`` block columns,
+``values`` packed, ``values4`` their (S, 4) view) on this module's token-blocked layout: exact int32 products for
+token block ``b`` written to ``out``, on the path ``marker``'s type names.""")
 
 
 @dataclass(frozen=True)
 class Quads:
     """Unstructured int8 weights in quads: ``indptr (N+1,) int64`` (in quads), ``columns (S, 4) uint16``,
-    ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``, ``nnz`` real non-zeros;
-    ``splits (N, P+1) int64``: where row r's quads on panel p of ``panel`` input columns start (a quad never spans
-    two panels; ``splits[:, 0]`` = ``indptr[:-1]``, ``splits[:, P]`` = ``indptr[1:]``)."""
+    ``values (S,) int32`` (four int8 weights packed little-endian), ``shape (N, K)``, ``nnz`` real non-zeros."""
 
     indptr: np.ndarray
     columns: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
     nnz: int
-    splits: np.ndarray
-    panel: int
     tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds
 
     @property
     def weights4(self) -> np.ndarray:
         """The stored weights as ``(S, 4) int8`` (a view of ``values``)."""
         return self.values.view(np.int8).reshape(-1, 4)
-
-    @property
-    def panels(self) -> int:
-        return self.splits.shape[1] - 1
 
 
 PAIR_LIMIT = 128  # 255 · 128 ≤ 2¹⁵ − 1: u8·s8 pair sums of same-sign weights up to this magnitude fit int16
@@ -338,22 +281,10 @@ def _safe_pairs(codes, nnz):
     return pair_cols[:p], pair_vals[:p], per_row
 
 
-def check_panel(panel: int | None, k: int) -> int:
-    """The panel width of ``panel`` input columns (None: all K, one panel) after checking it is a positive multiple
-    of 4 (the 1×4-block kernels' step)."""
-    if panel is None:
-        return max(k, 1)
-    if isinstance(panel, bool) or not isinstance(panel, (int, np.integer)) or panel < 4 or panel % 4:
-        raise ValueError(f"panel must be a positive multiple of 4 input columns (or None: one panel), got {panel!r}")
-    return int(panel)
-
-
-def pack_quads(codes: np.ndarray, panel: int | None = None) -> Quads:
+def pack_quads(codes: np.ndarray) -> Quads:
     """Quads of an (N, K) int8 matrix: every row's non-zeros in saturation-safe pairs (:func:`_safe_pairs`: what the
     ``avx2`` path's ``vpmaddubsw`` needs, harmless elsewhere), two pairs per quad, a row's odd last pair beside a
-    zero-weight pair on its own column. K ≤ ``MAX_K`` (beyond it int32 sums could overflow). ``panel``: K is cut
-    into panels of that many columns (a multiple of 4; None: one panel), each row paired and padded per panel —
-    a row's quads on a panel read that panel's columns only (:attr:`Quads.splits`)."""
+    zero-weight pair on its own column. K ≤ ``MAX_K`` (beyond it int32 sums could overflow)."""
     codes = np.asarray(codes)
     if codes.dtype != np.int8 or codes.ndim != 2:
         raise ValueError(f"codes must be a 2-D int8 array, got {codes.dtype} with shape {codes.shape}")
@@ -362,29 +293,8 @@ def pack_quads(codes: np.ndarray, panel: int | None = None) -> Quads:
         raise ValueError(f"K = {k} > {MAX_K}: int32 sums of u8·s8 products could overflow")
     if k > 1 << 16:
         raise ValueError(f"K = {k} > {1 << 16}: quad columns are uint16 — pack 1×4 blocks instead")
-    width = check_panel(panel, k)
-    panels = max(1, -(-k // width))
-    if panels > 1:  # row r's panel p is the virtual row r·P + p
-        padded = np.zeros((n, panels * width), np.int8)
-        padded[:, :k] = codes
-        codes = padded.reshape(n * panels, width)
-    quads = _pack(np.ascontiguousarray(codes))
-    indptr, columns, values, nnz = quads
-    rows = len(indptr) - 1
-    if panels > 1:
-        first = (np.arange(rows) % panels) * width  # each virtual row's first column
-        columns += np.repeat(first, np.diff(indptr)).astype(np.uint16)[:, None]
-    splits = np.empty((n, panels + 1), np.int64)
-    splits[:, :panels] = indptr[:-1].reshape(n, panels)
-    splits[:, panels] = indptr[panels::panels]
-    return Quads(np.ascontiguousarray(indptr[::panels]), columns, values, (n, k), nnz, splits, width)
-
-
-def _pack(codes: np.ndarray) -> tuple:
-    """(indptr, columns, values, nnz) of :func:`pack_quads` on one panel."""
-    n, k = codes.shape
     nnz = int(np.count_nonzero(codes))
-    pair_cols, pair_vals, pairs = _safe_pairs(codes, nnz)
+    pair_cols, pair_vals, pairs = _safe_pairs(np.ascontiguousarray(codes), nnz)
     quads = -(-pairs // 2)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(quads, out=indptr[1:])
@@ -396,7 +306,8 @@ def _pack(codes: np.ndarray) -> tuple:
     real = rank < pairs[half_row]
     columns = pair_cols[slots].astype(np.uint16).reshape(-1, 4)
     weights = np.where(real[:, None], pair_vals[slots], 0).astype(np.int8).reshape(-1, 4)
-    return indptr, np.ascontiguousarray(columns), np.ascontiguousarray(weights).view(np.int32).reshape(-1), nnz
+    return Quads(indptr, np.ascontiguousarray(columns), np.ascontiguousarray(weights).view(np.int32).reshape(-1),
+                 (n, k), nnz)
 
 
 def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
@@ -410,10 +321,9 @@ def token_blocks(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, -1, tb).transpose(1, 0, 2))
 
 
-def block_assembly(path: str, cpu: str, blocks: bool = False, mode: str = "store") -> str:
-    """Machine code of one ``path`` block (``blocks``: of 1×4-block weights; ``mode`` of :data:`MODES`) compiled for
-    ``cpu`` (an LLVM CPU name such as ``icelake-server`` or ``znver4``) from a stand-alone module — whatever CPU this
-    host is."""
+def block_assembly(path: str, cpu: str, blocks: bool = False) -> str:
+    """Machine code of one ``path`` block (``blocks``: of 1×4-block weights) compiled for ``cpu`` (an LLVM CPU name
+    such as ``icelake-server`` or ``znver4``) from a stand-alone module — whatever CPU this host is."""
     return assembly(f"int8_quads_{path}",
                     [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()],
-                    lambda builder, *args: emit_block(builder, path, *args, blocks=blocks, mode=mode), cpu)
+                    lambda builder, *args: emit_block(builder, path, *args, blocks=blocks), cpu)
