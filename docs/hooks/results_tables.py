@@ -242,6 +242,22 @@ def fp32_panels(data: dict) -> str:
                         "max abs Δlogit"], "lrlrrrr", body)
 
 
+def int8_block4_layout(data: dict) -> str:
+    """Whole 1×4-block int8 models on the interleaved layout, the token-blocked one, and by a threshold, alternated."""
+    m = data["machine"]
+    body = [[r["model"], r["batch"], f"{r['interleaved_ms']:.1f}", f"{r['token_blocked_ms']:.1f}",
+             f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f}",
+             f"{r['token_blocked']} of {r['linears']}" if r.get("threshold") is not None else "–",
+             f"{r['threshold_ms']:.1f}" if r.get("threshold") is not None else "–", f"{r['max_abs_diff']:.0e}"]
+            for r in data["rows"]]
+    threshold = data["rows"][0].get("threshold")
+    head = (f"Machine: {_cpu(m)}, {m['cores']} cores; seq {data['rows'][0]['seq']}, best of interleaved runs"
+            + (f"; threshold {threshold:g} stored weights per input column" if threshold is not None else "")
+            + f". Command: `{data['command']}`\n\n")
+    return head + rows(["model", "batch", "interleaved ms", "token-blocked ms", "interleaved / token-blocked",
+                        "threshold: token-blocked Linears", "threshold ms", "max abs Δlogit"], "lrrrrrrr", body)
+
+
 def _cpu(machine: dict) -> str:
     """The CPU of a result file's ``machine``: its name and ISA, then family/model and sparsecore's paths where
     recorded."""
@@ -283,4 +299,5 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "streams": ("streams.json", streams),
     "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
     "fp32_panels_avx2": ("fp32_panels_avx2.json", fp32_panels),
+    "int8_block4_layout_avx2": ("int8_block4_layout_avx2.json", int8_block4_layout),
 }

@@ -34,7 +34,7 @@ def qat_minilm(pruned_minilm, tmp_path_factory):
           recipe_args="num_epochs=1,observer_freeze_epoch=0.5,calibration_steps=2", distill_teacher="disable",
           max_train_samples=96, max_eval_samples=8, per_device_train_batch_size=16, pad_to_max_length=False,
           save_strategy="no", logging_strategy="no", disable_tqdm=True, do_train=True, do_eval=True, output_dir=out)
-    export(model_path=out)
+    export(model_path=out, num_validation_rows=64)  # the 872 rows are compared below, on each engine
     return out
 
 
@@ -176,10 +176,11 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
 @pytest.mark.skipif(integer_path() == "generic", reason="this CPU has no integer dot-product path")
 def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_minilm, reference):
     """The same int8 export with every Linear forced to 1×4 blocks (blocks holding zeros are stored whole): the integer
-    sums are the quads' sums, so the logits are bit for bit those of ``auto`` — whether the blocks read the
-    token-blocked layout that the LayerNorm, the attention and the FFN write (AVX2) or the interleaved one (VNNI)."""
+    sums are the quads' sums, so the logits are bit for bit those of ``auto`` — whether a block Linear reads the
+    token-blocked layout that the LayerNorm, the attention and the FFN write (below a stored-weight threshold) or the
+    interleaved one (the default on every path)."""
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
-    from sparsecore.kernels.int8_quads import BLOCK4_PATHS
+    from sparsecore.kernels.int8_linear import token_blocked
 
     feeds, _ = reference
     path = integer_path()
@@ -187,9 +188,9 @@ def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_mi
     quads = SparsecoreEngine(onnx_path, 32, [feeds["input_ids"].shape[1]])
     blocks = SparsecoreEngine(onnx_path, 32, [feeds["input_ids"].shape[1]], formats="block4")
     assert blocks.model.formats() == {f"int8 block4 {path}": 24}
-    fused = all(layer[k].token_blocked for layer in blocks.model.layers for k in ("qkv", "attn_out", "intermediate",
-                                                                                   "out"))
-    assert fused == (path in BLOCK4_PATHS)
+    linears = [layer[k] for layer in blocks.model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
+    assert all(linear.token_blocked == token_blocked(linear.weight, path) for linear in linears)
+    assert not any(linear.token_blocked for linear in linears)  # the default: interleaved on every path
     got = batched(blocks, feeds, 96)
     np.testing.assert_array_equal(got, batched(quads, feeds, 96))
     blocks.model.fused_inputs = False  # each Linear quantizes its own input: the same bits

@@ -188,12 +188,10 @@ def test_block_pruned_int8_codes_run_on_the_integer_units_like_the_widening_kern
     assert quads.format == f"int8 quads {integer_path()}"
     for gelu in (False, True):
         np.testing.assert_allclose(quads(xt, gelu), QLinearT(unstructured, "csr")(xt, gelu), rtol=1e-6, atol=1e-6)
-    # K not a multiple of 4: 1×4 blocks on the token-blocked layout cannot cover it, so AVX2 runs such codes as quads
-    from sparsecore.kernels.int8_quads import BLOCK4_PATHS
-
+    # K not a multiple of 4: 1×4 blocks read the interleaved layout (K padded with zero codes)
     odd = QuantLinear(codes[:, :126], q.bias, q.rescale, q.act)
     forced = QLinearT(odd, "block4")
-    assert forced.format == f"int8 {'quads' if integer_path() in BLOCK4_PATHS else 'block4'} {integer_path()}"
+    assert forced.format == f"int8 block4 {integer_path()}" and not forced.token_blocked
     np.testing.assert_allclose(forced(xt[:126]), QLinearT(odd, "csr")(xt[:126]), rtol=1e-6, atol=1e-6)
 
 
@@ -360,24 +358,26 @@ def _block_or_scattered(rng, n, k, blocks):
 @pytest.mark.skipif(integer_path() == "generic", reason="the int8 quad kernels need an integer path (VNNI or AVX2)")
 @pytest.mark.parametrize("kind", ["quads", "block4"])
 @pytest.mark.parametrize("tokens", [1, 64, 100])
-def test_int8_ffn_kept_token_blocked_gives_the_same_bits(tokens, kind):
-    """Two int8 Linears reading the token-blocked layout (quads; 1×4 blocks on AVX2): the first writes fp32
+def test_int8_ffn_kept_token_blocked_gives_the_same_bits(tokens, kind, monkeypatch):
+    """Two int8 Linears reading the token-blocked layout (quads; 1×4 blocks below a path's stored-weight threshold,
+    set here — by default they read the interleaved layout): the first writes fp32
     token-blocked and the second quantizes that elementwise, or the first writes the second's uint8 codes straight
     from its epilogue — every real token's result is bit for bit that of two plain calls."""
     from sparsecore.deploy.int8_model import ActQuant, QuantLinear
     from sparsecore.deploy.linears import QLinearT
-    from sparsecore.kernels.int8_quads import BLOCK4_PATHS
+    from sparsecore.kernels.int8_linear import TOKEN_BLOCKED_BELOW
 
     rng = np.random.default_rng(tokens)
     c1, c2 = _block_or_scattered(rng, 96, 32, kind == "block4"), _block_or_scattered(rng, 32, 96, kind == "block4")
+    if kind == "block4":
+        default = QLinearT(QuantLinear(c1, np.zeros(96, np.int64), np.ones(96, np.float32), ActQuant(0.05, 120)))
+        assert default.format == f"int8 block4 {integer_path()}" and not default.token_blocked
+        monkeypatch.setitem(TOKEN_BLOCKED_BELOW, integer_path(), 1e9)
     inner = QLinearT(QuantLinear(c1, rng.integers(-500, 500, 96), rng.random(96).astype(np.float32) / 50,
                                  ActQuant(0.05, 120)))
     outer = QLinearT(QuantLinear(c2, rng.integers(-500, 500, 32), rng.random(32).astype(np.float32) / 50,
                                  ActQuant(0.02, 10)))
     assert inner.format == outer.format == f"int8 {kind} {integer_path()}"
-    if kind == "block4" and integer_path() not in BLOCK4_PATHS:
-        assert not (inner.token_blocked or outer.token_blocked)  # VNNI: the interleaved layout
-        return
     assert inner.token_blocked and outer.token_blocked
     xt = rng.standard_normal((32, tokens)).astype(np.float32) * 3
     plain = outer(inner(xt, gelu=True))
@@ -394,7 +394,7 @@ def test_int8_ffn_kept_token_blocked_gives_the_same_bits(tokens, kind):
     # a 1×4-block Linear writes its output token-blocked too (Q, K, V for the attention): its plain output laid out
     blocks = QLinearT(QuantLinear(c1, rng.integers(-500, 500, 96), rng.random(96).astype(np.float32) / 50,
                                   ActQuant(0.05, 120)), "block4")
-    assert blocks.writes_blocked and blocks.token_blocked == (integer_path() in BLOCK4_PATHS)
+    assert blocks.writes_blocked and blocks.token_blocked == (integer_path() in TOKEN_BLOCKED_BELOW)  # 96 < 128
     laid = blocks(xt, blocked_out=True)
     tb = laid.shape[2]
     assert laid.shape == (-(-tokens // tb), 96, tb)

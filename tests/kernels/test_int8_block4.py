@@ -13,8 +13,15 @@ from reference import naive_int8_products
 
 from sparsecore.kernels import isa
 from sparsecore.kernels.int8_block4 import MAX_K, SHAPES, interleave4, pack_block4_int8, tile_assembly
-from sparsecore.kernels.int8_linear import activation_shape, activations, int8_linear_t, int8_matmul, token_blocked
-from sparsecore.kernels.int8_quads import BLOCK4_PATHS, block_assembly, saturation_safe
+from sparsecore.kernels.int8_linear import (
+    TOKEN_BLOCKED_BELOW,
+    activation_shape,
+    activations,
+    int8_linear_t,
+    int8_matmul,
+    token_blocked,
+)
+from sparsecore.kernels.int8_quads import block_assembly, saturation_safe
 from sparsecore.kernels.quantize import quantize_u8, quantize_u8_interleave4
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
@@ -81,15 +88,22 @@ def test_every_runnable_path_gives_the_same_int32():
         np.testing.assert_array_equal(got, results["generic", False], err_msg=str(key))
 
 
-def test_each_path_prefers_one_layout_and_reads_both():
-    """Every path multiplies 1×4 blocks on the interleaved layout its dot product reads without unpacks
-    (``vpdpbusd``; ``vpmaddubsw`` on AVX2); the quads' token-blocked layout is read too. K not a multiple of 4:
+def test_each_path_prefers_one_layout_and_reads_both(monkeypatch):
+    """1×4 blocks prefer the interleaved layout ``vpdpbusd`` (and ``vpmaddubsw`` on AVX2) reads without unpacks;
+    below a path's ``TOKEN_BLOCKED_BELOW`` stored weights per input column (none by default) the quads'
+    token-blocked layout its producers write codes into. Both layouts are read on every path. K not a multiple of 4:
     interleaved only."""
-    weight = pack_block4_int8(np.ones((3, 8), np.int8))
-    assert BLOCK4_PATHS == ()
+    assert TOKEN_BLOCKED_BELOW == {}
+    weight = pack_block4_int8(np.ones((3, 8), np.int8))  # 3 weights per column
+    heavy = pack_block4_int8(np.ones((128, 8), np.int8))  # 128
     assert activation_shape(weight, 70, "avx2") == (2, 2, 64, 4) and not token_blocked(weight, "avx2")
+    with monkeypatch.context() as m:
+        m.setitem(TOKEN_BLOCKED_BELOW, "avx2", 128.0)
+        assert activation_shape(weight, 70, "avx2") == (2, 8, 64) and token_blocked(weight, "avx2")
+        assert activation_shape(heavy, 70, "avx2") == (2, 2, 64, 4) and not token_blocked(heavy, "avx2")
+        assert not token_blocked(pack_block4_int8(np.ones((3, 7), np.int8)), "avx2")
     assert activation_shape(weight, 70, "avx512_vnni") == (1, 2, 128, 4) and not token_blocked(weight, "avx512_vnni")
-    assert activation_shape(weight, 70, "avx2", blocked=True) == (2, 8, 64)
+    assert activation_shape(weight, 70, "avx2", blocked=False) == (2, 2, 64, 4)
     with pytest.raises(ValueError, match="K = 7 .*interleaved layout only"):
         activation_shape(pack_block4_int8(np.ones((3, 7), np.int8)), 5, "avx2", blocked=True)
     with pytest.raises(ValueError, match=r"C-contiguous \(2, 8, 64\) uint8 \(the 1×4-block kernels' token-blocked"):

@@ -119,9 +119,10 @@ class QLinearT:
 
     ``int8 block4 <path>`` runs :mod:`sparsecore.kernels.int8_block4` on the CPU's integer dot-product
     instructions (the path :func:`~sparsecore.kernels.isa.integer_path` picks; activations quantized straight
-    into its interleaved layout) — on :data:`~sparsecore.kernels.int8_quads.BLOCK4_PATHS` (AVX2) the quad
-    kernels' code on their token-blocked layout instead (one index per block; K a multiple of 4, else quads). It is
-    taken for ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks.
+    into its interleaved layout) — or, below a path's stored-weight threshold
+    (:func:`~sparsecore.kernels.int8_linear.token_blocked`; none by default), the quad kernels' code on their
+    token-blocked layout, whose codes the LayerNorm, the attention and the previous Linear write. It is taken for
+    ``formats="block4"`` and, under ``"auto"``, for sparse codes pruned in 1×4 blocks.
     ``int8 quads <path>`` runs :mod:`sparsecore.kernels.int8_quads` (any sparsity pattern, each row's non-zeros in
     quads: ``vpdpbusd`` on VNNI, ``vpmaddubsw`` + ``vpmaddwd`` on saturation-safe pairs on AVX2): taken for
     ``formats="quads"`` and, under ``"auto"``, for every other sparse matrix on a host with an integer path.
@@ -138,16 +139,14 @@ class QLinearT:
         from sparsecore.kernels.fp32_rows import pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
         from sparsecore.kernels.int8_linear import token_blocked
-        from sparsecore.kernels.int8_quads import BLOCK4_PATHS, pack_quads
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS
+        from sparsecore.kernels.int8_quads import pack_quads
         from sparsecore.kernels.isa import csr_activations, float_path, integer_path
 
         fmt = _format(q.codes, formats)
         path = integer_path()
         if formats == "auto" and fmt == "csr" and path in QUAD_PATHS:  # every integer path runs both kernels
             fmt = "block4" if _block_structured(q.codes) else "quads"
-        if fmt == "block4" and path in BLOCK4_PATHS and q.codes.shape[1] % 4:
-            fmt = "quads"  # 1×4 blocks read the token-blocked layout there: K must be a multiple of 4
         if (fmt == "block4" and path != "generic") or (fmt == "quads" and path in QUAD_PATHS):
             fmt = f"{fmt} {path}"
             self._path = path

@@ -319,14 +319,14 @@ def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarra
 def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, int, int] | None:
     """The token-blocked shape of the FFN's inner activations when both its Linears run token-blocked kernels with
     the same layout (fp32 row kernels, or int8 quads / 1×4 blocks on one path and block width), else None."""
-    from sparsecore.kernels import fp32_rows, int8_linear
+    from sparsecore.kernels import fp32_rows
 
     if not (inner.token_blocked and outer.token_blocked):
         return None
     if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
         if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner._path == outer._path):
             return None  # int8 kernels on one path both sides (fp32 row kernels take any pair of their formats)
-        blocks, _, tb = int8_linear.activation_shape(inner.weight, tokens, inner._path)
+        blocks, _, tb = inner.input_shape(tokens)
         if outer.input_shape(tokens) != (blocks, inner.bias.size, tb):
             return None  # the output Linear reads another token block width
         return blocks, inner.bias.size, tb

@@ -2,9 +2,9 @@
 unstructured (:mod:`.int8_quads`) row kernels.
 
 ``Y (N, T) = W (N, K) int8 · X (K, T) uint8``, exact int32, with X in the layout the weight kind reads on the path
-(:func:`activation_shape`): quads, and 1×4 blocks on :data:`~.int8_quads.BLOCK4_PATHS`, read the token-blocked
-``(blocks, K, TB)`` layout (:func:`token_blocked`: the one a LayerNorm, the attention or a previous Linear can write);
-1×4 blocks on the other paths the interleaved one of :func:`~.int8_block4.interleave4`.
+(:func:`activation_shape`): quads, and 1×4-block Linears below a path's :data:`TOKEN_BLOCKED_BELOW`, read the
+token-blocked ``(blocks, K, TB)`` layout (:func:`token_blocked`: the one a LayerNorm, the attention or a previous
+Linear can write); other 1×4-block Linears the interleaved one of :func:`~.int8_block4.interleave4`.
 Work is split into (token block, row range) tasks, row ranges balanced by stored
 entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
@@ -25,7 +25,7 @@ from sparsecore.kernels import int8_block4, int8_quads
 from sparsecore.kernels._config import NJIT_FMA_PARALLEL
 from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
-from sparsecore.kernels.int8_quads import BLOCK4_PATHS, Quads, blocks_row, quads_row
+from sparsecore.kernels.int8_quads import Quads, blocks_row, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
 from sparsecore.kernels.quantize import _params
 from sparsecore.kernels.row_kernels import task_rows
@@ -107,11 +107,22 @@ def _kind(weight):
     raise TypeError(f"weight must be a Block4Int8 or Quads, got {type(weight).__name__}")
 
 
+# path → stored weights per input column below which a 1×4-block Linear reads the token-blocked layout, which the
+# LayerNorm, the attention and the previous Linear write its uint8 codes into; at or above it (and on paths not
+# listed) the interleaved one, read without unpacks, whose input the Linear quantizes itself. Empty: on the AVX2
+# machine no threshold measured better than the interleaved layout everywhere (benchmarks/int8_block4_layout.py).
+TOKEN_BLOCKED_BELOW: dict[str, float] = {}
+
+
 def token_blocked(weight: Block4Int8 | Quads, path: str) -> bool:
-    """``weight``'s kernel on ``path`` prefers the token-blocked ``(blocks, K, TB)`` layout (quads always; 1×4 blocks
-    on :data:`~.int8_quads.BLOCK4_PATHS`) to the interleaved one (1×4 blocks elsewhere)."""
+    """``weight``'s Linear on ``path`` prefers the token-blocked ``(blocks, K, TB)`` layout to the interleaved one:
+    quads always; 1×4 blocks with K a multiple of 4 and fewer than :data:`TOKEN_BLOCKED_BELOW` stored weights per
+    input column."""
     _kind(weight)
-    return isinstance(weight, Quads) or path in BLOCK4_PATHS
+    if isinstance(weight, Quads):
+        return True
+    k = weight.shape[1]
+    return k % 4 == 0 and weight.nnz < TOKEN_BLOCKED_BELOW.get(path, 0.0) * k
 
 
 def tokens_per_block(weight: Block4Int8 | Quads, path: str, blocked: bool | None = None) -> int:

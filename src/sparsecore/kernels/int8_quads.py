@@ -29,10 +29,11 @@ in magnitude, and 255 · 128 < 2¹⁵ — every pair sum is exact.
 *1×4-block* weights (:class:`~.int8_block4.Block4Int8`: one column index per block of four consecutive columns)
 run the same code on this layout (:func:`blocks_row`): a block is a quad whose four rows are ``4c … 4c + 3``, so one
 index load replaces four and a block's weights take 6 bytes instead of 12; on ``avx2`` a block whose fixed pairs
-could saturate is stored as two entries (``pack_block4_int8(codes, pair_safe=True)``). Models prefer
-:mod:`.int8_block4`'s interleaved layout on every path (:data:`BLOCK4_PATHS` names none): ``vpdpbusd``, and on
-``avx2`` ``vpmaddubsw``, read four features per token there without unpacks, which outweighs sharing this layout
-with the LayerNorm, the attention and the FFN that write it.
+could saturate is stored as two entries (``pack_block4_int8(codes, pair_safe=True)``). A model's 1×4-block Linear
+reads this layout — the one the LayerNorm, the attention and the FFN write its codes into — only below a path's
+:data:`~.int8_linear.TOKEN_BLOCKED_BELOW` stored weights per input column (:func:`~.int8_linear.token_blocked`;
+no path has one by default); otherwise :mod:`.int8_block4`'s interleaved layout, where ``vpdpbusd``, and on ``avx2``
+``vpmaddubsw``, read a token's four features without unpacks.
 
 All paths are exact: int32 sums cannot overflow while K ≤ ``MAX_K`` (K·255·128 < 2³¹). ``generic`` runs
 plain loops (any CPU, and coverage runs). The IR is pure llvmlite: :func:`block_assembly` compiles it for
@@ -56,7 +57,6 @@ from sparsecore.kernels.simd import accumulate_loop
 TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "avx2": 64, "generic": 64}
 VECTOR_TOKENS = {"avx512_vnni": 64, "avx_vnni": 32, "avx2": 32}  # tokens per accumulator pass: one zmm or ymm
 VECTOR_PATHS = ("avx512_vnni", "avx_vnni", "avx2")
-BLOCK4_PATHS = ()  # paths whose 1×4-block Linears prefer this layout (:func:`blocks_row`) to the interleaved one
 
 _I32, _I64, _I16, _I8 = ir.IntType(32), ir.IntType(64), ir.IntType(16), ir.IntType(8)
 

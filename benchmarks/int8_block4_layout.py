@@ -1,0 +1,100 @@
+"""1×4-block int8 models with all Linears on the interleaved layout, all on the quads' token-blocked one, and (with
+``--threshold``) each Linear's layout by a stored-weight threshold: whole models side by side in one process.
+
+    python benchmarks/int8_block4_layout.py runs/engine-bench-b4/bert-base-block4-80-int8 [more folders]
+        --batches 1,32 [--rounds 5] [--threshold 128] [--results benchmarks/results/int8_block4_layout.json]
+
+For each folder and batch, builds the engines from the same int8 export: one whose 1×4-block Linears all read the
+interleaved layout (``[block][K/4][TB][4]``: ``vpdpbusd``, or ``vpmaddubsw`` on AVX2, reads a token's four features
+without unpacks; each Linear quantizes its own input), one whose Linears all read the quads' token-blocked layout
+(``[block][K][TB]``, which the LayerNorm, the attention and the FFN write codes into; four rows unpacked per block),
+and with ``--threshold`` one whose Linears read the token-blocked layout below that many stored weights per input
+column (``sparsecore.kernels.int8_linear.TOKEN_BLOCKED_BELOW``). Checks they give the same logits, then times them
+in alternation (``--rounds`` rounds, best of each: this VM's speed drifts by more than the difference
+within minutes, so only interleaved timings compare). Prints a markdown table; ``--results`` writes the rows with the
+machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fp32_panels import _feeds
+
+
+def measure(folder: Path, batch: int, seq: int, rounds: int, threshold: float | None) -> dict:
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+    from sparsecore.kernels import int8_linear
+    from sparsecore.kernels.isa import integer_path
+
+    onnx_path = folder / "deployment" / "model.onnx"
+    onnx_path = onnx_path if onnx_path.is_file() else folder / "model.onnx"
+    default = dict(int8_linear.TOKEN_BLOCKED_BELOW)
+    engines = {}
+    layouts = {"interleaved": 0.0, "token-blocked": float("inf")}  # → TOKEN_BLOCKED_BELOW on the path
+    if threshold is not None:
+        layouts["threshold"] = threshold
+    for name, below in layouts.items():
+        int8_linear.TOKEN_BLOCKED_BELOW[integer_path()] = below  # what token_blocked() reads when a Linear is built
+        try:
+            engines[name] = SparsecoreEngine(onnx_path, batch, [seq])
+        finally:
+            int8_linear.TOKEN_BLOCKED_BELOW.clear()
+            int8_linear.TOKEN_BLOCKED_BELOW.update(default)
+    model = engines["threshold" if threshold is not None else "interleaved"].model
+    linears = [layer[k] for layer in model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
+    if not any("block4" in getattr(linear, "format", "") for linear in linears):
+        raise SystemExit(f"{folder}: no 1×4-block int8 Linear in this model — pass an int8 export pruned in 1×4 blocks")
+    feeds = _feeds(batch, seq)
+    logits = {name: engine(feeds) for name, engine in engines.items()}
+    best = {name: float("inf") for name in engines}
+    for _ in range(rounds):
+        for name, engine in engines.items():
+            start = time.perf_counter()
+            engine(feeds)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {"model": folder.name, "batch": batch, "seq": seq, "threshold": threshold,
+            "token_blocked": sum(linear.token_blocked for linear in linears) if threshold is not None else None,
+            "linears": len(linears), **{f"{name.replace('-', '_')}_ms": best[name] * 1e3 for name in engines},
+            "max_abs_diff": max(float(np.abs(logits[name] - logits["interleaved"]).max()) for name in engines)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folders", type=Path, nargs="+", help="trained folders with deployment/, or deployment folders")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5, help="alternations; batch 1 runs ten times as many")
+    ap.add_argument("--threshold", type=float, help="also time each Linear's layout by this many stored weights per "
+                    "input column (token-blocked below it)")
+    ap.add_argument("--results", type=Path, help="write the rows and the machine as JSON here")
+    args = ap.parse_args()
+    rows = []
+    print("| model | batch | interleaved ms | token-blocked ms | interleaved / token-blocked | threshold: "
+          "token-blocked Linears | threshold ms | max abs Δlogit |\n|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for folder in args.folders:
+        for batch in (int(b) for b in args.batches.split(",")):
+            r = measure(folder, batch, args.seq, args.rounds * (10 if batch == 1 else 1), args.threshold)
+            rows.append(r)
+            split = (f"{r['token_blocked']} of {r['linears']} | {r['threshold_ms']:.1f}" if args.threshold is not None
+                     else "– | –")
+            print(f"| {r['model']} | {batch} | {r['interleaved_ms']:.1f} | {r['token_blocked_ms']:.1f} | "
+                  f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f} | {split} | {r['max_abs_diff']:.1e} |",
+                  flush=True)
+    if args.results:
+        from engine_bench import machine
+
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps({"machine": machine(), "rows": rows, "command": " ".join(sys.argv)},
+                                           indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
