@@ -12,7 +12,15 @@ import pytest
 from reference import naive_int8_products
 
 from sparsecore.kernels import isa
-from sparsecore.kernels.int8_block4 import MAX_K, SHAPES, interleave4, pack_block4_int8, tile_assembly
+from sparsecore.kernels.int8_block4 import (
+    EXACT_TOKENS,
+    MAX_K,
+    SHAPES,
+    TOKENS,
+    interleave4,
+    pack_block4_int8,
+    tile_assembly,
+)
 from sparsecore.kernels.int8_linear import (
     TOKEN_BLOCKED_BELOW,
     activation_shape,
@@ -187,6 +195,49 @@ def test_machine_code_uses_the_integer_instruction_and_keeps_accumulators_in_reg
         assert count == {"vpmaddwd": 8, "vpaddd": 8, "vmovdqu": 8, "vpbroadcastd": 1}
     else:
         assert not any(ln.startswith("vpmaddubsw") for ln in loop)  # VNNI needs no saturation-safe pairs
+
+
+@pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")
+@pytest.mark.parametrize("cpu", ["haswell", "znver3"])
+def test_exact_avx2_tile_widens_and_never_saturates(cpu):
+    """The tile for any int8 weights (the quantized attention's codes − 128): codes widened to int16 and
+    ``vpmaddwd``, 4 tokens per vector, 8 accumulators — no ``vpmaddubsw``, which saturates u8·s8 pair sums."""
+    loop = _loop_lines(tile_assembly("avx2", cpu, exact=True))
+    assert sum(ln.startswith("vpmaddwd") for ln in loop) == 8
+    assert sum(ln.startswith("vpmovzxbw") for ln in loop) == 8
+    assert not any(ln.startswith("vpmaddubsw") for ln in loop)
+    assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
+    assert EXACT_TOKENS["avx2"] == 32 and TOKENS["avx2"] == 64
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_exact_rows_take_weights_that_are_not_saturation_safe(path):
+    """``block4_row_exact`` on the EXACT_TOKENS layout: same-sign pairs of large weights (vpmaddubsw would saturate
+    their pair sums at 255) summed exactly, against int64."""
+    import numba
+
+    from sparsecore.kernels.int8_block4 import block4_row_exact
+    from sparsecore.kernels.isa import marker
+
+    @numba.njit
+    def rows(mark, index, values, values4, indptr, xb, out, tb):
+        for r in range(indptr.size - 1):
+            for b in range(xb.shape[0]):
+                acc = np.empty(tb, np.int32)
+                block4_row_exact(mark, index, values, values4, indptr[r], indptr[r + 1], xb, b, acc)
+                width = min(tb, out.shape[1] - b * tb)
+                out[r, b * tb:b * tb + width] = acc[:width]
+
+    rng = np.random.default_rng(2)
+    codes = np.where(rng.random((6, 64)) < 0.5, 127, -128).astype(np.int8)
+    codes[1, 8:16] = 0
+    xq = rng.integers(200, 256, (64, 70)).astype(np.uint8)
+    weight = pack_block4_int8(codes)
+    assert not saturation_safe(weight.blocks4).all()
+    tb = EXACT_TOKENS[path]
+    out = np.zeros((6, 70), np.int32)
+    rows(marker(path), weight.index, weight.values, weight.blocks4, weight.indptr, interleave4(xq, tb), out, tb)
+    np.testing.assert_array_equal(out, naive_int8_products(codes, xq))
 
 
 @pytest.mark.skipif(not X86, reason="the integer paths are x86 instructions")

@@ -265,10 +265,11 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
                                               longest, out, into, qscale, qzero)
         elif in_scales.size and path != "generic":  # codes made here: both products on the integer units
             from sparsecore.kernels.int8_attention import _attention_int8
-            from sparsecore.kernels.int8_block4 import TOKENS
+            from sparsecore.kernels.int8_block4 import EXACT_TOKENS
 
             _attention_int8(marker(path), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
-                            int(p_zero), f(c_scale), in_scales, in_zeros, first_only, TOKENS[path], longest, out)
+                            int(p_zero), f(c_scale), in_scales, in_zeros, first_only, EXACT_TOKENS[path], longest,
+                            out)
         else:
             # the plain loops: one compiled version (the softmax one column at a time gives every path's bits)
             _attention_t(marker("generic"), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),

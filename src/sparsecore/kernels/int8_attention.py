@@ -1,5 +1,6 @@
 """The quantized attention products on the CPU's integer units: ``Σ q·k`` and ``Σ p·v`` as exact int32 sums of uint8
-codes, through the 1×4-block row kernel of :mod:`.int8_block4` (``vpdpbusd`` on VNNI, ``vpmaddwd`` on AVX2).
+codes, through the 1×4-block row kernel of :mod:`.int8_block4` exact for any int8 weights (``vpdpbusd`` on VNNI,
+``vpmaddwd`` on int16-widened codes on AVX2: :func:`~.int8_block4.block4_row_exact`).
 
 Per (sequence, head), with codes q, k, v, p ∈ [0, 255] and zero points zq, zk, zv, zp (d = head width, n = keys):
 
@@ -22,7 +23,7 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.int8_block4 import block4_row
+from sparsecore.kernels.int8_block4 import block4_row_exact
 from sparsecore.kernels.quantize import _round_clamp
 from sparsecore.kernels.softmax import exp_columns
 
@@ -78,8 +79,8 @@ def _interleave(codes, rows, columns, tb, out, column_sums):
 
 @nb.njit(**NJIT_FMA)
 def _row(marker, index, values, values4, j0, j1, xb, b, out):
-    """:func:`.int8_block4.block4_row`, compiled once per path for both products (not inlined at each)."""
-    block4_row(marker, index, values, values4, j0, j1, xb, b, out)
+    """:func:`.int8_block4.block4_row_exact`, compiled once per path for both products (not inlined at each)."""
+    block4_row_exact(marker, index, values, values4, j0, j1, xb, b, out)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)

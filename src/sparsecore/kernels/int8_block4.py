@@ -27,6 +27,7 @@ target CPU — a VNNI path is compile-checked on a host that cannot run it. :mod
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numba as nb
@@ -41,6 +42,9 @@ from sparsecore.kernels.simd import accumulate_loop
 SHAPES = {"avx512_vnni": (16, 8), "avx_vnni": (8, 8), "avx2": (8, 8)}
 # path → tokens per block of the activation layout: one tile (the generic loop takes any)
 TOKENS = {**{path: lanes * vectors for path, (lanes, vectors) in SHAPES.items()}, "generic": 64}
+# the tiles exact for *any* int8 weights (:func:`block4_row_exact`): avx2 widens to int16 (4 tokens per vector)
+EXACT_SHAPES = {**SHAPES, "avx2": (4, 8)}
+EXACT_TOKENS = {**{path: lanes * vectors for path, (lanes, vectors) in EXACT_SHAPES.items()}, "generic": 64}
 MAX_K = 65_792  # K·255·128 < 2³¹: int32 accumulation is exact up to here
 
 _I32, _I64, _I16, _I8 = ir.IntType(32), ir.IntType(64), ir.IntType(16), ir.IntType(8)
@@ -56,14 +60,18 @@ def _broadcast(builder, scalar, lanes: int):
     return builder.shuffle_vector(first, ir.Constant(vec, ir.Undefined), _const_vec(_I32, [0] * lanes))
 
 
-def emit_tile(builder: ir.IRBuilder, path: str, index_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr) -> None:
+def emit_tile(builder: ir.IRBuilder, path: str, index_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr,
+              exact: bool = False) -> None:
     """Emit ``out[0 : TB] = Σ_{j0 ≤ j < j1} dot4(values[j], slab[index[j], 0 : TB, :])`` (int32, TB =
     :data:`TOKENS` of the path: one tile).
 
     Pointers: ``index_ptr`` i16* block columns (unsigned); ``values_ptr`` i32* four int8 weights packed
     little-endian; ``slab_ptr`` i8* one token block of the interleaved activations (row ``c`` starts at byte
-    4·TB·c); ``out_ptr`` i32* TB results, written (not added). ``j_start``, ``j_end`` are i64.
+    4·TB·c); ``out_ptr`` i32* TB results, written (not added). ``j_start``, ``j_end`` are i64. ``exact``: the tile of
+    :data:`EXACT_SHAPES`, exact for any int8 weights (on ``avx2`` the weights need not be saturation-safe).
     """
+    if exact and path == "avx2":
+        return _emit_widening_tile(builder, index_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr)
     lanes, vectors = SHAPES[path]
     acc_type = ir.VectorType(_I32, lanes)
     byte_type = ir.VectorType(_I8, 4 * lanes)
@@ -99,7 +107,42 @@ def emit_tile(builder: ir.IRBuilder, path: str, index_ptr, values_ptr, j_start, 
         builder.store(acc, p, align=4)
 
 
+def _emit_widening_tile(builder, index_ptr, values_ptr, j_start, j_end, slab_ptr, out_ptr) -> None:
+    """The ``avx2`` tile of :data:`EXACT_SHAPES`: codes widened to int16 (u8 zero-, s8 sign-extended; every product
+    |255·128| < 2¹⁵) and ``vpmaddwd``: per token two exact int32 pair sums, kept apart in the accumulator and added
+    once per tile."""
+    path, (lanes, vectors) = "avx2", EXACT_SHAPES["avx2"]
+    acc_type = ir.VectorType(_I32, 2 * lanes)  # (token, pair) sums
+    dot = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VectorType(_I32, 8), [ir.VectorType(_I16, 16)] * 2), "llvm.x86.avx2.pmadd.wd")
+
+    def step(j, accs):
+        column = builder.zext(builder.load(builder.gep(index_ptr, [j])), _I64)
+        packed = builder.load(builder.gep(values_ptr, [j]))
+        row = builder.gep(slab_ptr, [builder.mul(column, ir.Constant(_I64, 4 * EXACT_TOKENS[path]))])
+        w4 = builder.sext(builder.bitcast(packed, ir.VectorType(_I8, 4)), ir.VectorType(_I16, 4))
+        weights = builder.shuffle_vector(w4, ir.Constant(ir.VectorType(_I16, 4), ir.Undefined),
+                                         _const_vec(_I32, [0, 1, 2, 3] * 4))  # (w0…w3) for the 4 tokens of a vector
+        new_accs = []
+        for v, acc in enumerate(accs):
+            p = builder.bitcast(builder.gep(row, [ir.Constant(_I64, 16 * v)]), ir.VectorType(_I8, 16).as_pointer())
+            x = builder.zext(builder.load(p, align=1), ir.VectorType(_I16, 16))
+            new_accs.append(builder.add(acc, builder.call(dot, [x, weights])))
+        return new_accs
+
+    accs = accumulate_loop(builder, j_start, j_end, ir.Constant(acc_type, [0] * acc_type.count), vectors, step)
+    out_type = ir.VectorType(_I32, lanes)
+    undef = ir.Constant(acc_type, ir.Undefined)
+    for v, acc in enumerate(accs):  # per token: pair 0 + pair 1
+        even = builder.shuffle_vector(acc, undef, _const_vec(_I32, list(range(0, 2 * lanes, 2))))
+        odd = builder.shuffle_vector(acc, undef, _const_vec(_I32, list(range(1, 2 * lanes, 2))))
+        p = builder.bitcast(builder.gep(out_ptr, [ir.Constant(_I64, lanes * v)]), out_type.as_pointer())
+        builder.store(builder.add(even, odd), p, align=4)
+
+
 _TILES = {path: row_intrinsic(emit_tile, path, 4, 4 * TOKENS[path]) for path in SHAPES}
+_EXACT_TILES = {path: row_intrinsic(functools.partial(emit_tile, exact=True), path, 4, 4 * EXACT_TOKENS[path])
+                for path in EXACT_SHAPES}
 
 
 @nb.njit(inline="always")
@@ -115,7 +158,10 @@ def _plain_tile(index, values4, j0, j1, xb, b, out):
 
 
 block4_row = row_function(_TILES, _plain_tile, """One row's exact int32 products for token block ``b``, written to
-``out`` (the block's tokens), on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`).""")
+``out`` (the block's tokens), on the path ``marker``'s type names (:data:`~sparsecore.kernels.isa.MARKERS`); on
+``avx2`` the weights must be saturation-safe (``pack_block4_int8(codes, pair_safe=True)``).""")
+block4_row_exact = row_function(_EXACT_TILES, _plain_tile, """:func:`block4_row` for any int8 weights, on the
+:data:`EXACT_TOKENS` layout of the path (the quantized attention's products: its "weights" are codes − 128).""")
 
 
 @dataclass(frozen=True)
@@ -186,9 +232,9 @@ def interleave4(xq: np.ndarray, tb: int, pad: int = 0) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(len(padded) // 4, 4, padded.shape[1] // tb, tb).transpose(2, 0, 3, 1))
 
 
-def tile_assembly(path: str, cpu: str) -> str:
-    """Machine code of one ``path`` tile compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server``
-    or ``haswell``) from a stand-alone module — whatever CPU this host is."""
+def tile_assembly(path: str, cpu: str, exact: bool = False) -> str:
+    """Machine code of one ``path`` tile (``exact``: of :data:`EXACT_SHAPES`) compiled for ``cpu`` (an LLVM CPU name
+    such as ``icelake-server`` or ``haswell``) from a stand-alone module — whatever CPU this host is."""
     return assembly(f"block4_int8_{path}",
                     [_I16.as_pointer(), _I32.as_pointer(), _I64, _I64, _I8.as_pointer(), _I32.as_pointer()],
-                    lambda builder, *args: emit_tile(builder, path, *args), cpu)
+                    lambda builder, *args: emit_tile(builder, path, *args, exact=exact), cpu)
