@@ -109,8 +109,8 @@ def _kind(weight):
 
 # path → stored weights per input column below which a 1×4-block Linear reads the token-blocked layout, which the
 # LayerNorm, the attention and the previous Linear write its uint8 codes into; at or above it (and on paths not
-# listed) the interleaved one, read without unpacks, whose input the Linear quantizes itself. Empty: on the AVX2
-# machine no threshold measured better than the interleaved layout everywhere (benchmarks/int8_block4_layout.py).
+# listed) the interleaved one, read without unpacks, whose input the Linear quantizes itself. Empty: every 1×4-block
+# Linear reads the interleaved layout (benchmarks/int8_block4_layout.py times a threshold against both).
 TOKEN_BLOCKED_BELOW: dict[str, float] = {}
 
 

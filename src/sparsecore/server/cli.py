@@ -83,6 +83,8 @@ def load_pipelines(config: ServerConfig) -> dict[str, object]:
         pipelines[e.name] = Pipeline.create(task=e.task.replace("_", "-"), model_path=e.model, engine=e.engine,
                                             batch_size=e.batch_size, sequence_length=e.sequence_lengths,
                                             num_streams=config.num_workers, num_cores=config.num_cores)
+        text = "warm-up"  # one inference before the server reports ready: the engine's kernels compiled or loaded
+        pipelines[e.name]([[text, text]] if pipelines[e.name].deployment.text_pairs else [text])
     return pipelines
 
 
