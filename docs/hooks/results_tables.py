@@ -288,6 +288,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_avx2_v2": ("engine_bench_avx2_v2.json", engine_bench),
     "engine_bench_avx2_v3": ("engine_bench_avx2_v3.json", engine_bench),
     "engine_bench_avx2_v4": ("engine_bench_avx2_v4.json", engine_bench),
+    "engine_bench_avx2_int8_v5": ("engine_bench_avx2_int8_v5.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
