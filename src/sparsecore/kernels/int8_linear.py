@@ -121,8 +121,8 @@ def token_blocked(weight: Block4Int8 | Quads, path: str) -> bool:
     _kind(weight)
     if isinstance(weight, Quads):
         return True
-    k = weight.shape[1]
-    return k % 4 == 0 and weight.nnz < TOKEN_BLOCKED_BELOW.get(path, 0.0) * k
+    below, k = TOKEN_BLOCKED_BELOW.get(path), weight.shape[1]
+    return below is not None and k % 4 == 0 and weight.nnz < below * k  # nnz counted only where a threshold is set
 
 
 def tokens_per_block(weight: Block4Int8 | Quads, path: str, blocked: bool | None = None) -> int:
