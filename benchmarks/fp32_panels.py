@@ -12,19 +12,13 @@ writes the rows with the machine they ran on.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-
-def _feeds(batch: int, seq: int) -> dict:
-    rng = np.random.default_rng(0)
-    return {"input_ids": rng.integers(1000, 30000, (batch, seq)), "attention_mask": np.ones((batch, seq), np.int64),
-            "token_type_ids": np.zeros((batch, seq), np.int64)}
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_ab import alternate, onnx_of, parser, runs, write_results
 
 
 def _panels(engine) -> list[str]:
@@ -38,8 +32,7 @@ def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
     from sparsecore.kernels import fp32_rows
 
-    onnx_path = folder / "deployment" / "model.onnx"
-    onnx_path = onnx_path if onnx_path.is_file() else folder / "model.onnx"
+    onnx_path = onnx_of(folder)
     default = fp32_rows.panel_columns
     engines = {"panels": SparsecoreEngine(onnx_path, batch, [seq])}
     fp32_rows.panel_columns = lambda k, *args, **kwargs: k
@@ -47,44 +40,24 @@ def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
         engines["one panel"] = SparsecoreEngine(onnx_path, batch, [seq])
     finally:
         fp32_rows.panel_columns = default
-    feeds = _feeds(batch, seq)
-    logits = {name: engine(feeds) for name, engine in engines.items()}
-    best = {name: float("inf") for name in engines}
-    for _ in range(rounds):
-        for name, engine in engines.items():
-            start = time.perf_counter()
-            engine(feeds)
-            best[name] = min(best[name], time.perf_counter() - start)
+    logits, best = alternate(engines, batch, seq, rounds)
     return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["panels"]),
             "panels_ms": best["panels"] * 1e3, "one_panel_ms": best["one panel"] * 1e3,
             "max_abs_diff": float(np.abs(logits["panels"] - logits["one panel"]).max())}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folders", type=Path, nargs="+", help="trained folders with deployment/, or deployment folders")
-    ap.add_argument("--batches", default="1,32")
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=5, help="alternations; batch 1 runs ten times as many")
-    ap.add_argument("--results", type=Path, help="write the rows and the machine as JSON here")
-    args = ap.parse_args()
+    args = parser(__doc__).parse_args()
     rows = []
     print("| model | batch | panels (first layer) | panels ms | one panel ms | ratio | max abs Δlogit |\n"
           "|---|---:|---|---:|---:|---:|---:|", flush=True)
-    for folder in args.folders:
-        for batch in (int(b) for b in args.batches.split(",")):
-            r = measure(folder, batch, args.seq, args.rounds * (10 if batch == 1 else 1))
-            rows.append(r)
-            print(f"| {r['model']} | {batch} | {', '.join(r['panels'])} | {r['panels_ms']:.1f} | "
-                  f"{r['one_panel_ms']:.1f} | {r['panels_ms'] / r['one_panel_ms']:.2f} | {r['max_abs_diff']:.1e} |",
-                  flush=True)
-    if args.results:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from engine_bench import machine
-
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps({"machine": machine(), "rows": rows, "command": " ".join(sys.argv)},
-                                           indent=1) + "\n")
+    for folder, batch, rounds in runs(args):
+        r = measure(folder, batch, args.seq, rounds)
+        rows.append(r)
+        print(f"| {r['model']} | {batch} | {', '.join(r['panels'])} | {r['panels_ms']:.1f} | "
+              f"{r['one_panel_ms']:.1f} | {r['panels_ms'] / r['one_panel_ms']:.2f} | {r['max_abs_diff']:.1e} |",
+              flush=True)
+    write_results(args.results, rows)
 
 
 if __name__ == "__main__":

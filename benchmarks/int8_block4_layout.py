@@ -17,16 +17,13 @@ machine they ran on.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fp32_panels import _feeds
+from engine_ab import alternate, onnx_of, parser, runs, write_results
 
 
 def measure(folder: Path, batch: int, seq: int, rounds: int, threshold: float | None) -> dict:
@@ -34,8 +31,7 @@ def measure(folder: Path, batch: int, seq: int, rounds: int, threshold: float | 
     from sparsecore.kernels import int8_linear
     from sparsecore.kernels.isa import integer_path
 
-    onnx_path = folder / "deployment" / "model.onnx"
-    onnx_path = onnx_path if onnx_path.is_file() else folder / "model.onnx"
+    onnx_path = onnx_of(folder)
     default = dict(int8_linear.TOKEN_BLOCKED_BELOW)
     engines = {}
     layouts = {"interleaved": 0.0, "token-blocked": float("inf")}  # → TOKEN_BLOCKED_BELOW on the path
@@ -52,14 +48,7 @@ def measure(folder: Path, batch: int, seq: int, rounds: int, threshold: float | 
     linears = [layer[k] for layer in model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
     if not any("block4" in getattr(linear, "format", "") for linear in linears):
         raise SystemExit(f"{folder}: no 1×4-block int8 Linear in this model — pass an int8 export pruned in 1×4 blocks")
-    feeds = _feeds(batch, seq)
-    logits = {name: engine(feeds) for name, engine in engines.items()}
-    best = {name: float("inf") for name in engines}
-    for _ in range(rounds):
-        for name, engine in engines.items():
-            start = time.perf_counter()
-            engine(feeds)
-            best[name] = min(best[name], time.perf_counter() - start)
+    logits, best = alternate(engines, batch, seq, rounds)
     return {"model": folder.name, "batch": batch, "seq": seq, "threshold": threshold,
             "token_blocked": sum(linear.token_blocked for linear in linears) if threshold is not None else None,
             "linears": len(linears), **{f"{name.replace('-', '_')}_ms": best[name] * 1e3 for name in engines},
@@ -67,33 +56,21 @@ def measure(folder: Path, batch: int, seq: int, rounds: int, threshold: float | 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folders", type=Path, nargs="+", help="trained folders with deployment/, or deployment folders")
-    ap.add_argument("--batches", default="1,32")
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=5, help="alternations; batch 1 runs ten times as many")
+    ap = parser(__doc__)
     ap.add_argument("--threshold", type=float, help="also time each Linear's layout by this many stored weights per "
                     "input column (token-blocked below it)")
-    ap.add_argument("--results", type=Path, help="write the rows and the machine as JSON here")
     args = ap.parse_args()
     rows = []
     print("| model | batch | interleaved ms | token-blocked ms | interleaved / token-blocked | threshold: "
           "token-blocked Linears | threshold ms | max abs Δlogit |\n|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
-    for folder in args.folders:
-        for batch in (int(b) for b in args.batches.split(",")):
-            r = measure(folder, batch, args.seq, args.rounds * (10 if batch == 1 else 1), args.threshold)
-            rows.append(r)
-            split = (f"{r['token_blocked']} of {r['linears']} | {r['threshold_ms']:.1f}" if args.threshold is not None
-                     else "– | –")
-            print(f"| {r['model']} | {batch} | {r['interleaved_ms']:.1f} | {r['token_blocked_ms']:.1f} | "
-                  f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f} | {split} | {r['max_abs_diff']:.1e} |",
-                  flush=True)
-    if args.results:
-        from engine_bench import machine
-
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps({"machine": machine(), "rows": rows, "command": " ".join(sys.argv)},
-                                           indent=1) + "\n")
+    for folder, batch, rounds in runs(args):
+        r = measure(folder, batch, args.seq, rounds, args.threshold)
+        rows.append(r)
+        split = (f"{r['token_blocked']} of {r['linears']} | {r['threshold_ms']:.1f}" if args.threshold is not None
+                 else "– | –")
+        print(f"| {r['model']} | {batch} | {r['interleaved_ms']:.1f} | {r['token_blocked_ms']:.1f} | "
+              f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f} | {split} | {r['max_abs_diff']:.1e} |", flush=True)
+    write_results(args.results, rows)
 
 
 if __name__ == "__main__":

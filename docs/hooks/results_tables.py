@@ -233,29 +233,31 @@ def engine_overhead(data: dict) -> str:
 
 def fp32_panels(data: dict) -> str:
     """Whole models with their fp32 Linears' K in panels against one panel, timed in alternation."""
-    m = data["machine"]
     body = [[r["model"], r["batch"], ", ".join(r["panels"]), f"{r['panels_ms']:.1f}", f"{r['one_panel_ms']:.1f}",
              f"{r['panels_ms'] / r['one_panel_ms']:.2f}", f"{r['max_abs_diff']:.0e}"] for r in data["rows"]]
-    head = (f"Machine: {_cpu(m)}, {m['cores']} cores; seq {data['rows'][0]['seq']}, best of interleaved runs. "
-            f"Command: `{data['command']}`\n\n")
-    return head + rows(["model", "batch", "panels per Linear (first layer)", "panels ms", "one panel ms", "ratio",
-                        "max abs Δlogit"], "lrlrrrr", body)
+    return _alternated(data) + rows(["model", "batch", "panels per Linear (first layer)", "panels ms", "one panel ms",
+                                     "ratio", "max abs Δlogit"], "lrlrrrr", body)
 
 
 def int8_block4_layout(data: dict) -> str:
     """Whole 1×4-block int8 models on the interleaved layout, the token-blocked one, and by a threshold, alternated."""
-    m = data["machine"]
     body = [[r["model"], r["batch"], f"{r['interleaved_ms']:.1f}", f"{r['token_blocked_ms']:.1f}",
              f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f}",
              f"{r['token_blocked']} of {r['linears']}" if r.get("threshold") is not None else "–",
              f"{r['threshold_ms']:.1f}" if r.get("threshold") is not None else "–", f"{r['max_abs_diff']:.0e}"]
             for r in data["rows"]]
     threshold = data["rows"][0].get("threshold")
-    head = (f"Machine: {_cpu(m)}, {m['cores']} cores; seq {data['rows'][0]['seq']}, best of interleaved runs"
-            + (f"; threshold {threshold:g} stored weights per input column" if threshold is not None else "")
-            + f". Command: `{data['command']}`\n\n")
-    return head + rows(["model", "batch", "interleaved ms", "token-blocked ms", "interleaved / token-blocked",
-                        "threshold: token-blocked Linears", "threshold ms", "max abs Δlogit"], "lrrrrrrr", body)
+    extra = f"; threshold {threshold:g} stored weights per input column" if threshold is not None else ""
+    return _alternated(data, extra) + rows(["model", "batch", "interleaved ms", "token-blocked ms",
+                                            "interleaved / token-blocked", "threshold: token-blocked Linears",
+                                            "threshold ms", "max abs Δlogit"], "lrrrrrrr", body)
+
+
+def _alternated(data: dict, extra: str = "") -> str:
+    """The line above a table of benchmarks/engine_ab.py's alternated whole-model timings."""
+    m = data["machine"]
+    return (f"Machine: {_cpu(m)}, {m['cores']} cores; seq {data['rows'][0]['seq']}, best of interleaved runs{extra}. "
+            f"Command: `{data['command']}`\n\n")
 
 
 def _cpu(machine: dict) -> str:
