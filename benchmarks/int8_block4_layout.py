@@ -1,13 +1,16 @@
-"""1×4-block int8 models with all Linears on the interleaved layout, all on the quads' token-blocked one, and (with
-``--threshold``) each Linear's layout by a stored-weight threshold: whole models side by side in one process.
+"""1×4-block int8 models with all Linears on the interleaved layout (their inputs' codes written by the stages
+before them, or quantized by each Linear itself), all on the quads' token-blocked one, and (with ``--threshold``)
+each Linear's layout by a stored-weight threshold: whole models side by side in one process.
 
     python benchmarks/int8_block4_layout.py runs/engine-bench-b4/bert-base-block4-80-int8 [more folders]
         --batches 1,32 [--rounds 5] [--threshold 128] [--results benchmarks/results/int8_block4_layout.json]
 
 For each folder and batch, builds the engines from the same int8 export: one whose 1×4-block Linears all read the
 interleaved layout (``[block][K/4][TB][4]``: ``vpdpbusd``, or ``vpmaddubsw`` on AVX2, reads a token's four features
-without unpacks; each Linear quantizes its own input), one whose Linears all read the quads' token-blocked layout
-(``[block][K][TB]``, which the LayerNorm, the attention and the FFN write codes into; four rows unpacked per block),
+without unpacks; the LayerNorms and the FFN's intermediate Linear write the codes of the next Linear's input in it),
+the same engine with every Linear quantizing its own input (``unfused``: a pass over each input), one whose Linears
+all read the quads' token-blocked layout (``[block][K][TB]``, which the LayerNorm, the attention and the FFN write
+codes into; four rows unpacked per block),
 and with ``--threshold`` one whose Linears read the token-blocked layout below that many stored weights per input
 column (``sparsecore.kernels.int8_linear.TOKEN_BLOCKED_BELOW``). Checks they give the same logits, then times them
 in alternation (``--rounds`` rounds, best of each: this VM's speed drifts by more than the difference
@@ -44,6 +47,8 @@ def measure(folder: Path, batch: int, seq: int, rounds: int, threshold: float | 
         finally:
             int8_linear.TOKEN_BLOCKED_BELOW.clear()
             int8_linear.TOKEN_BLOCKED_BELOW.update(default)
+    engines["unfused"] = SparsecoreEngine(onnx_path, batch, [seq])
+    engines["unfused"].model.fused_inputs = False  # each Linear quantizes its own input: the same bits
     model = engines["threshold" if threshold is not None else "interleaved"].model
     linears = [layer[k] for layer in model.layers for k in ("qkv", "attn_out", "intermediate", "out")]
     if not any("block4" in getattr(linear, "format", "") for linear in linears):
@@ -61,14 +66,16 @@ def main() -> None:
                     "input column (token-blocked below it)")
     args = ap.parse_args()
     rows = []
-    print("| model | batch | interleaved ms | token-blocked ms | interleaved / token-blocked | threshold: "
-          "token-blocked Linears | threshold ms | max abs Δlogit |\n|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("| model | batch | interleaved ms | unfused ms | interleaved / unfused | token-blocked ms | "
+          "interleaved / token-blocked | threshold: token-blocked Linears | threshold ms | max abs Δlogit |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for folder, batch, rounds in runs(args):
         r = measure(folder, batch, args.seq, rounds, args.threshold)
         rows.append(r)
         split = (f"{r['token_blocked']} of {r['linears']} | {r['threshold_ms']:.1f}" if args.threshold is not None
                  else "– | –")
-        print(f"| {r['model']} | {batch} | {r['interleaved_ms']:.1f} | {r['token_blocked_ms']:.1f} | "
+        print(f"| {r['model']} | {batch} | {r['interleaved_ms']:.1f} | {r['unfused_ms']:.1f} | "
+              f"{r['interleaved_ms'] / r['unfused_ms']:.2f} | {r['token_blocked_ms']:.1f} | "
               f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f} | {split} | {r['max_abs_diff']:.1e} |", flush=True)
     write_results(args.results, rows)
 

@@ -240,17 +240,21 @@ def fp32_panels(data: dict) -> str:
 
 
 def int8_block4_layout(data: dict) -> str:
-    """Whole 1×4-block int8 models on the interleaved layout, the token-blocked one, and by a threshold, alternated."""
-    body = [[r["model"], r["batch"], f"{r['interleaved_ms']:.1f}", f"{r['token_blocked_ms']:.1f}",
-             f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f}",
+    """Whole 1×4-block int8 models on the interleaved layout (fused producers, and each Linear quantizing its own input
+    where recorded), the token-blocked one, and by a threshold, alternated."""
+    unfused = "unfused_ms" in data["rows"][0]
+    body = [[r["model"], r["batch"], f"{r['interleaved_ms']:.1f}",
+             *([f"{r['unfused_ms']:.1f}", f"{r['interleaved_ms'] / r['unfused_ms']:.2f}"] if unfused else []),
+             f"{r['token_blocked_ms']:.1f}", f"{r['interleaved_ms'] / r['token_blocked_ms']:.2f}",
              f"{r['token_blocked']} of {r['linears']}" if r.get("threshold") is not None else "–",
              f"{r['threshold_ms']:.1f}" if r.get("threshold") is not None else "–", f"{r['max_abs_diff']:.0e}"]
             for r in data["rows"]]
     threshold = data["rows"][0].get("threshold")
     extra = f"; threshold {threshold:g} stored weights per input column" if threshold is not None else ""
-    return _alternated(data, extra) + rows(["model", "batch", "interleaved ms", "token-blocked ms",
-                                            "interleaved / token-blocked", "threshold: token-blocked Linears",
-                                            "threshold ms", "max abs Δlogit"], "lrrrrrrr", body)
+    head = ["model", "batch", "interleaved ms", *(["unfused ms", "interleaved / unfused"] if unfused else []),
+            "token-blocked ms", "interleaved / token-blocked", "threshold: token-blocked Linears", "threshold ms",
+            "max abs Δlogit"]
+    return _alternated(data, extra) + rows(head, "lr" + "r" * (len(head) - 2), body)
 
 
 def _alternated(data: dict, extra: str = "") -> str:

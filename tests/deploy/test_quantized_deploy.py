@@ -177,8 +177,8 @@ def test_sparsecore_engine_runs_the_integer_export(qat_minilm, reference):
 def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_minilm, reference):
     """The same int8 export with every Linear forced to 1×4 blocks (blocks holding zeros are stored whole): the integer
     sums are the quads' sums, so the logits are bit for bit those of ``auto`` — whether a block Linear reads the
-    token-blocked layout that the LayerNorm, the attention and the FFN write (below a stored-weight threshold) or the
-    interleaved one (the default on every path)."""
+    token-blocked layout (below a stored-weight threshold) or the interleaved one (the default on every path), and
+    whether the LayerNorms and the FFN write their codes in it or each Linear quantizes its own input."""
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
     from sparsecore.kernels.int8_linear import token_blocked
 
@@ -193,5 +193,9 @@ def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_mi
     assert not any(linear.token_blocked for linear in linears)  # the default: interleaved on every path
     got = batched(blocks, feeds, 96)
     np.testing.assert_array_equal(got, batched(quads, feeds, 96))
+    # the LayerNorms write the codes of the next Linear's input interleaved, and so does the FFN's intermediate Linear
+    plan = blocks.model._plan
+    assert plan[("qkv codes", 0)][2].ndim == 4 and plan[("inter codes", 0)][2].ndim == 4
+    assert len(plan[("ffn", 0)]) == 4
     blocks.model.fused_inputs = False  # each Linear quantizes its own input: the same bits
     np.testing.assert_array_equal(batched(blocks, feeds, 96), got)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from reference import naive_int8_products
 
-from sparsecore.kernels import isa
+from sparsecore.kernels import int8_quads, isa
 from sparsecore.kernels.int8_block4 import (
     EXACT_TOKENS,
     MAX_K,
@@ -298,3 +298,54 @@ def test_quantize_interleave4_matches_quantize_then_interleave(k, t, tb):
     xt[0, :4] = [0.05, 0.15, -0.05, 1e9][:t]  # ties at scale 0.1 round half to even; saturation
     np.testing.assert_array_equal(quantize_u8_interleave4(xt, 0.1, 128, tb),
                                   interleave4(quantize_u8(xt, 0.1, 128), tb, pad=128))
+
+
+def deinterleave(codes4, t):
+    """``(blocks, N/4, TB, 4)`` codes back to ``(N, t)``: rows 4c + q, the real tokens."""
+    blocks, groups, tb, _ = codes4.shape
+    return codes4.transpose(1, 3, 0, 2).reshape(4 * groups, blocks * tb)[:, :t]
+
+
+@pytest.mark.parametrize("blocked", LAYOUTS)
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("n,t", [(4, 1), (48, 50), (200, 333)])
+@pytest.mark.parametrize("gelu", [False, True])
+def test_interleaved_codes_out_are_the_codes_of_the_fp32_output(path, n, t, blocked, gelu):
+    """Four rows at a time, codes interleaved (the next 1×4-block Linear's input): quantize_u8_interleave4 of the fp32
+    output bit for bit, saturation at both ends included, over row ranges split between tasks."""
+    rng = np.random.default_rng(n + t)
+    codes, xq = block_codes(n, 96, 0.6, rng), rng.integers(0, 256, (96, t)).astype(np.uint8)
+    bias, scale = rng.standard_normal(n).astype(np.float32) * 2000, rng.random(n).astype(np.float32) / 1000
+    weight = pack_block4_int8(codes, pair_safe=True)
+    xb = activations(weight, xq, path, blocked)
+    fp32 = int8_linear_t(weight, xb, t, bias, scale, gelu=gelu, path=path)
+    got = int8_linear_t(weight, xb, t, bias, scale, gelu=gelu, path=path, blocked_out=True, codes=(0.02, 77),
+                        interleaved=True)
+    tb = (int8_quads.TOKENS if blocked else TOKENS)[path]
+    assert got.shape == (-(-t // tb), n // 4, tb, 4)
+    want = quantize_u8(fp32, 0.02, 77)
+    np.testing.assert_array_equal(deinterleave(got, t), want)
+    if t > 1:  # saturation: at both ends (GELU's outputs stay above the lowest code)
+        assert ({255} if gelu else {0, 255}) <= set(np.unique(want).tolist())
+
+
+def test_interleaved_codes_out_needs_codes_and_rows_in_fours():
+    rng = np.random.default_rng(1)
+    for n in (6, 8):
+        weight = pack_block4_int8(block_codes(n, 16, 0.5, rng), pair_safe=True)
+        xb = activations(weight, rng.integers(0, 256, (16, 9)).astype(np.uint8), isa.integer_path())
+        ones = np.ones(n, np.float32)
+        with pytest.raises(ValueError, match="interleaved output needs codes and a multiple of 4 output rows"):
+            int8_linear_t(weight, xb, 9, ones, ones, blocked_out=True, codes=None if n == 8 else (0.1, 3),
+                          interleaved=True)
+
+
+def test_row_ranges_in_fours_cover_every_row_once():
+    from sparsecore.kernels.row_kernels import row_bounds
+
+    rng = np.random.default_rng(2)
+    indptr = np.concatenate([[0], np.cumsum(rng.integers(0, 50, 203))])
+    for chunks in (1, 2, 3, 7, 60):
+        bounds = row_bounds(indptr, chunks, align=4)
+        assert bounds[0] == 0 and bounds[-1] == 203 and bounds.size == chunks + 1
+        assert np.all(np.diff(bounds) >= 0) and np.all(bounds[1:-1] % 4 == 0)

@@ -12,7 +12,7 @@ from reference import naive_layer_norm_t
 from sparsecore.kernels import isa
 from sparsecore.kernels import layer_norm as ln
 from sparsecore.kernels.layer_norm import add_layer_norm_t, chunk_assembly
-from sparsecore.kernels.quantize import quantize_u8_blocked
+from sparsecore.kernels.quantize import quantize_u8_blocked, quantize_u8_interleave4
 
 _NO_CODES = (None, np.float32(1.0), np.float32(0.0))
 
@@ -79,10 +79,11 @@ def test_every_path_and_position_gives_the_same_bits(path, threads):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("tb, tokens, threads", [(64, 128, 1), (64, 91, 2), (32, 77, 2), (16, 5, 1), (64, 600, 2)])
-def test_codes_are_quantize_u8_blocked_of_the_output(path, tb, tokens, threads):
-    """The fused codes: the bits of quantizing the LayerNorm output token-blocked, at every path, token position
-    (full chunks, single vectors, one at a time) and thread split; the fp32 output unchanged; padding tokens get the
-    zero point; saturation at both ends and exact ties round half to even."""
+@pytest.mark.parametrize("interleaved", [False, True], ids=["token-blocked", "interleaved"])
+def test_codes_are_quantize_u8_blocked_of_the_output(path, tb, tokens, threads, interleaved):
+    """The fused codes: the bits of quantizing the LayerNorm output token-blocked (or interleaved by four features),
+    at every path, token position (full chunks, single vectors, one at a time) and thread split; the fp32 output
+    unchanged; padding tokens get the zero point; saturation at both ends and exact ties round half to even."""
     rng = np.random.default_rng(tb + tokens)
     hidden, scale, zero = 96, 0.0625, 120
     x = (rng.standard_normal((hidden, tokens)) * 4).astype(np.float32)
@@ -91,13 +92,18 @@ def test_codes_are_quantize_u8_blocked_of_the_output(path, tb, tokens, threads):
     beta[:3] = (60.0, -60.0, 0.0)  # saturated codes
     beta[3] = 2.5 * scale  # near a tie (exact ties below)
     plain, fused = np.empty_like(x), np.empty_like(x)
-    codes = np.full((-(-tokens // tb), hidden, tb), 7, np.uint8)
+    blocks = -(-tokens // tb)
+    codes = np.full((blocks, hidden // 4, tb, 4) if interleaved else (blocks, hidden, tb), 7, np.uint8)
     ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, plain, threads, 32, *_NO_CODES)
     ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, fused, threads, 32, codes,
                          np.float32(scale), np.float32(zero))
     np.testing.assert_array_equal(fused, plain)
-    np.testing.assert_array_equal(codes, quantize_u8_blocked(plain, scale, zero, tb))
-    assert (codes[-1, :, tokens - (codes.shape[0] - 1) * tb:] == zero).all()
+    if interleaved:
+        np.testing.assert_array_equal(codes, quantize_u8_interleave4(plain, scale, zero, tb))
+        assert (codes[-1, :, tokens - (blocks - 1) * tb:] == zero).all()
+    else:
+        np.testing.assert_array_equal(codes, quantize_u8_blocked(plain, scale, zero, tb))
+        assert (codes[-1, :, tokens - (blocks - 1) * tb:] == zero).all()
     assert {0, 255} <= set(np.unique(codes).tolist())
     # exact ties: gamma 0 makes every output its beta, k + 0.5 steps of the scale
     ties = np.zeros_like(gamma)
@@ -105,7 +111,8 @@ def test_codes_are_quantize_u8_blocked_of_the_output(path, tb, tokens, threads):
     ln._add_layer_norm_t(isa.marker(path), x, r, True, ties, beta_ties, 1e-12, fused, threads, 32, codes,
                          np.float32(scale), np.float32(zero))
     expected = np.rint(beta_ties / np.float32(scale)).astype(np.int64) + zero  # numpy rint: half to even
-    np.testing.assert_array_equal(codes[0, :, 0], expected.astype(np.uint8))
+    first_token = codes[0, :, 0].reshape(-1)  # feature order either way
+    np.testing.assert_array_equal(first_token, expected.astype(np.uint8))
 
 
 def test_codes_through_the_public_call_and_bad_buffers():
@@ -116,9 +123,17 @@ def test_codes_through_the_public_call_and_bad_buffers():
     out = add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 3, codes))
     np.testing.assert_array_equal(out, add_layer_norm_t(x, gamma, beta, 1e-5))
     np.testing.assert_array_equal(codes, quantize_u8_blocked(out, 0.02, 3, 64))
-    for bad in (np.empty((1, 48, 64), np.uint8), np.empty((2, 48, 64), np.int8), np.empty((3, 48, 24), np.uint8)):
+    four = np.empty((2, 12, 64, 4), np.uint8)
+    add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 3, four))
+    np.testing.assert_array_equal(four, quantize_u8_interleave4(out, 0.02, 3, 64))
+    for bad in (np.empty((1, 48, 64), np.uint8), np.empty((2, 48, 64), np.int8), np.empty((3, 48, 24), np.uint8),
+                np.empty((2, 12, 64, 2), np.uint8), np.empty((2, 13, 64, 4), np.uint8)):
         with pytest.raises(ValueError, match="codes buffer must be"):
             add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 3, bad))
+    odd = rng.standard_normal((46, 70)).astype(np.float32)  # features not a multiple of 4: token-blocked codes only
+    with pytest.raises(ValueError, match=r"codes buffer must be .*\(ceil\(70/TB\), 46, TB\)"):
+        add_layer_norm_t(odd, np.ones(46, np.float32), np.zeros(46, np.float32), 1e-5,
+                         codes=(0.02, 3, np.empty((2, 12, 64, 4), np.uint8)))
     with pytest.raises(ValueError, match="zero_point 300"):
         add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 300, codes))
 

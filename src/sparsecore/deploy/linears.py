@@ -179,19 +179,20 @@ class QLinearT:
         self._own = Scratch()
 
     def _integer(self, xt: np.ndarray, gelu: bool, out: np.ndarray | None, codes: Scratch,
-                 blocked_out: bool = False, out_codes: tuple[float, int] | None = None) -> np.ndarray:
-        """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the kernel's token-blocked
-        layout, integer products and epilogue (:mod:`sparsecore.kernels.int8_linear`)."""
-        from sparsecore.kernels.int8_linear import activation_shape, int8_linear_t
+                 blocked_out: bool = False, out_codes: tuple[float, int] | None = None,
+                 interleaved: bool = False) -> np.ndarray:
+        """The ``int8 block4 <path>`` and ``int8 quads <path>`` calls: quantize into the layout the kernel reads,
+        integer products and epilogue (:mod:`sparsecore.kernels.int8_linear`)."""
+        from sparsecore.kernels.int8_linear import int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8_blocked, quantize_u8_interleave4
 
         t_total = xt.shape[1]
-        shape = activation_shape(self.weight, t_total, self._path, self.token_blocked)
+        shape = self.input_shape(t_total)
         quantize = quantize_u8_blocked if self.token_blocked else quantize_u8_interleave4
         xb = quantize(np.ascontiguousarray(xt), self.act.scale, self.act.zero, shape[2],
                       out=codes.view(shape, np.uint8))
         return int8_linear_t(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out,
-                             blocked_out=blocked_out, codes=out_codes)
+                             blocked_out=blocked_out, codes=out_codes, interleaved=interleaved)
 
     @property
     def token_blocked(self) -> bool:
@@ -203,8 +204,17 @@ class QLinearT:
     @property
     def writes_blocked(self) -> bool:
         """An ``int8 quads <path>`` or ``int8 block4 <path>`` Linear: it can write its output token-blocked
-        (``blocked_out``), ``(blocks, N, TB)`` with its kernel's TB."""
+        (``blocked_out``), ``(blocks, N, TB)`` with its kernel's TB, or as codes interleaved by four rows
+        (``interleaved``), and it reads uint8 codes in the layout of :meth:`input_shape` (:meth:`blocked`)."""
         return self.format.startswith(("int8 quads ", "int8 block4 "))
+
+    @property
+    def tokens_per_block(self) -> int:
+        """TB of the layout this Linear's kernel reads — and of the token-blocked output it writes (a
+        :attr:`writes_blocked` Linear)."""
+        from sparsecore.kernels.int8_linear import tokens_per_block
+
+        return tokens_per_block(self.weight, self._path, self.token_blocked)
 
     @property
     def activation_codes(self) -> tuple[float, int]:
@@ -214,31 +224,34 @@ class QLinearT:
 
     def blocked(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
                 scratch: Scratch | None = None, blocked_out: bool = False,
-                out_codes: tuple[float, int] | None = None) -> np.ndarray:
-        """``Yᵀ`` (N, T) from activations already token-blocked (:meth:`input_shape`, e.g. a previous quad Linear's
-        ``blocked_out``, or the codes a LayerNorm or the attention wrote for it): uint8 codes for
-        :attr:`activation_codes` (used as they are), or fp32 values (their codes are an elementwise quantization).
-        ``blocked_out``, ``out_codes`` as for :meth:`__call__`."""
+                out_codes: tuple[float, int] | None = None, interleaved: bool = False) -> np.ndarray:
+        """``Yᵀ`` (N, T) from activations already in the layout the kernel reads (:meth:`input_shape`: e.g. a previous
+        int8 Linear's ``blocked_out``, or the codes a LayerNorm or the attention wrote for it): uint8 codes for
+        :attr:`activation_codes` (used as they are), or — a :attr:`token_blocked` Linear — fp32 values (their codes are
+        an elementwise quantization). ``blocked_out``, ``out_codes``, ``interleaved`` as for :meth:`__call__`."""
         from sparsecore.kernels.int8_linear import int8_linear_t
         from sparsecore.kernels.quantize import quantize_u8
 
         codes = xb if xb.dtype == np.uint8 else quantize_u8(xb, self.act.scale, self.act.zero,
                                                             out=(scratch or self._own).view(xb.shape, np.uint8))
         return int8_linear_t(self.weight, codes, t_total, self.bias, self.rescale, gelu, self._path, out=out,
-                             blocked_out=blocked_out, codes=out_codes)
+                             blocked_out=blocked_out, codes=out_codes, interleaved=interleaved)
 
-    def input_shape(self, t_total: int) -> tuple[int, int, int]:
-        """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (a :attr:`token_blocked` Linear)."""
+    def input_shape(self, t_total: int) -> tuple[int, ...]:
+        """The shape of the uint8 codes :meth:`blocked` reads for ``t_total`` tokens (a :attr:`writes_blocked`
+        Linear): token-blocked ``(blocks, K, TB)`` for a :attr:`token_blocked` Linear, else interleaved by four features
+        ``(blocks, ceil(K/4), TB, 4)``."""
         from sparsecore.kernels.int8_linear import activation_shape
 
-        return activation_shape(self.weight, t_total, self._path, True)
+        return activation_shape(self.weight, t_total, self._path, self.token_blocked)
 
     def __call__(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None,
                  scratch: Scratch | None = None, blocked_out: bool = False,
-                 out_codes: tuple[float, int] | None = None) -> np.ndarray:
+                 out_codes: tuple[float, int] | None = None, interleaved: bool = False) -> np.ndarray:
         """``Yᵀ`` (N, T) float32, into ``out`` when given; ``scratch``: the activation-code buffer to use.
-        ``blocked_out`` (:attr:`writes_blocked`): Y token-blocked (for a next quad Linear's :meth:`blocked`, or the
-        attention); with ``out_codes`` (that Linear's :attr:`activation_codes`) as its uint8 codes."""
+        ``blocked_out`` (:attr:`writes_blocked`): Y token-blocked (for a next token-blocked Linear's :meth:`blocked`, or
+        the attention); with ``out_codes`` (that Linear's :attr:`activation_codes`) as its uint8 codes — interleaved by
+        four rows, ``(blocks, N/4, TB, 4)``, with ``interleaved``: a next 1×4-block Linear's input layout."""
         from sparsecore.kernels.quantize import quantize_f32, quantize_u8
         from sparsecore.kernels.sparse_matmul import gelu_inplace, sparse_linear_t
 
@@ -246,7 +259,7 @@ class QLinearT:
         if blocked_out and not self.writes_blocked:
             raise ValueError(f"blocked_out needs the int8 quads or block4 format, this Linear runs {self.format}")
         if self.format.startswith(("int8 block4 ", "int8 quads ")):
-            return self._integer(xt, gelu, out, code_buffer, blocked_out, out_codes)
+            return self._integer(xt, gelu, out, code_buffer, blocked_out, out_codes, interleaved)
         if self.format.startswith("int8 csr "):
             from sparsecore.kernels.fp32_rows import TOKENS, activation_shape, fp32_linear_t
             from sparsecore.kernels.quantize import quantize_f32_blocked

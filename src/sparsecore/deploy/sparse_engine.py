@@ -155,7 +155,7 @@ class SparseEncoder:
         if plan_key != self._plan_key:  # another token layout: the layers' buffers and layouts are worked out anew
             self._plan, self._plan_key = {}, plan_key
         memo = self._memo
-        # a token-blocked int8 Linear after a LayerNorm reads codes that LayerNorm wrote (no quantize pass of its own)
+        # an int8 Linear on the integer kernels after a LayerNorm reads codes that LayerNorm wrote (no quantize pass)
         codes = memo("qkv codes", 0, self._codes_for,
                      self.layers[0]["qkv"] if self.layers and self.project is None else None, ws["x"].shape[1])
         xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep, codes)  # in place
@@ -195,11 +195,12 @@ class SparseEncoder:
             inner = (inter_linear, xt) if codes is None else (inter_linear.blocked, codes[2], xt.shape[1])
             shape = memo("ffn", i, _ffn_blocks, inter_linear, out_linear, xt.shape[1])
             if shape is not None:
-                # the FFN's inner activations stay token-blocked: the output Linear reads them without a copy; int8
-                # Linears write them as the output Linear's uint8 codes
-                size = shape[0] * shape[1] * shape[2]
+                # the FFN's inner activations stay in the layout the output Linear reads (token-blocked, or int8
+                # codes interleaved by four features): no copy; int8 Linears write them as its uint8 codes
+                size = int(np.prod(shape))
                 if isinstance(out_linear, QLinearT):
-                    buffer, kw = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes}
+                    buffer, kw = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes,
+                                                                          "interleaved": len(shape) == 4}
                 else:
                     buffer, kw = ws["inter_flat"][:size], {}
                 inter = stage(names["intermediate"], *inner, gelu=True, out=buffer.reshape(shape),
@@ -248,9 +249,12 @@ class SparseEncoder:
         return self._ws["qkv"][:blocks * rows.shape[0] * tb].reshape(blocks, rows.shape[0], tb)
 
     def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:
-        """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, when ``linear`` is a
-        token-blocked int8 Linear (quads, or 1×4 blocks on AVX2: its uint8 layout); None otherwise."""
-        if not (isinstance(linear, QLinearT) and linear.token_blocked) or not self.fused_inputs:
+        """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, in the layout its
+        kernel reads, when ``linear`` is an int8 Linear on the integer kernels (quads or 1×4 blocks; the interleaved
+        layout needs its K a multiple of 4); None otherwise."""
+        if not (isinstance(linear, QLinearT) and linear.writes_blocked) or not self.fused_inputs:
+            return None
+        if not linear.token_blocked and linear.weight.shape[1] % 4:
             return None
         return (*linear.activation_codes, self.inputs.view(linear.input_shape(tokens), np.uint8))
 
@@ -316,20 +320,25 @@ def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarra
     return np.arange(batch + 1, dtype=np.int64) * seq, None, add_mask
 
 
-def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, int, int] | None:
-    """The token-blocked shape of the FFN's inner activations when both its Linears run token-blocked kernels with
-    the same layout (fp32 row kernels, or int8 quads / 1×4 blocks on one path and block width), else None."""
+def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, ...] | None:
+    """The shape of the FFN's inner activations when the intermediate Linear can write them in the layout the output
+    Linear reads: token-blocked (both on token-blocked kernels: fp32 row kernels, or int8 quads / 1×4 blocks on one
+    path and block width), or — int8 Linears on one path, the output Linear on the interleaved 1×4-block layout —
+    uint8 codes interleaved by four features, ``(blocks, N/4, TB, 4)``; else None."""
     from sparsecore.kernels import fp32_rows
 
+    if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
+        if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner._path == outer._path
+                and inner.writes_blocked and outer.writes_blocked):
+            return None  # int8 kernels on one path both sides (fp32 row kernels take any pair of their formats)
+        n, tb = inner.bias.size, inner.tokens_per_block
+        blocks = -(-tokens // tb)
+        want = (blocks, n, tb) if outer.token_blocked else (blocks, n // 4, tb, 4)
+        if outer.input_shape(tokens) != want or (not outer.token_blocked and n % 4):
+            return None  # the output Linear reads another token block width
+        return want
     if not (inner.token_blocked and outer.token_blocked):
         return None
-    if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
-        if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner._path == outer._path):
-            return None  # int8 kernels on one path both sides (fp32 row kernels take any pair of their formats)
-        blocks, _, tb = inner.input_shape(tokens)
-        if outer.input_shape(tokens) != (blocks, inner.bias.size, tb):
-            return None  # the output Linear reads another token block width
-        return blocks, inner.bias.size, tb
     return fp32_rows.activation_shape(inner.bias.size, tokens)
 
 

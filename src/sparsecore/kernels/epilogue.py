@@ -7,7 +7,8 @@ integer kernels or fp32 sums, ``out`` float32, ``out.size`` elements) as LLVM ve
 vector (every element on ``generic``) as one-element vectors: the same operations, so every path gives the same
 bits. Numba's loop vectoriser picks 256-bit vectors on AVX-512 hosts and keeps the GELU's rational erf in one
 dependent chain per vector; written out, the epilogue is one pass at the vector width with a row's elements
-independent.
+independent. ``rows_epilogue4`` runs four rows at once and writes their codes interleaved by four features (one
+i32 per token): the input layout of a next 1×4-block Linear (:mod:`.int8_block4`), with no quantize pass.
 
 GELU is ``0.5·x·(1 + erf(x/√2))`` with :func:`~.vecmath.erf32`'s rational approximation, operation for operation
 (the same fused multiply-adds, the same clamps). Tested across paths and against float64 in
@@ -111,6 +112,43 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
     in_vectors(builder, lanes, count, run)
 
 
+def emit_epilogue4(builder: ir.IRBuilder, lanes: int, acc_ptrs: list, integer: bool, biases: list, scales: list,
+                   gelu: bool, out_ptr, count, codes) -> None:
+    """Emit the epilogue of four rows at once, their codes interleaved: for each of the ``count`` (i64) tokens, the
+    uint8 codes (for ``codes = (qscale, zero)``) of ``(acc_q[i] + bias_q) · scale_q`` (then GELU), q < 4, as one
+    little-endian i32 at ``out_ptr[i]`` (i32*) — the layout of :func:`~.quantize.quantize_u8_interleave4`. Each
+    element goes through the operations of :func:`emit_epilogue`, so the codes are its codes, bit for bit."""
+    from sparsecore.kernels.row_kernels import in_vectors
+    from sparsecore.kernels.simd import accumulate_loop
+
+    def run(width, first, stop):
+        vec = ir.VectorType(_F32, width)
+        acc_vec = ir.VectorType(ir.IntType(32) if integer else _F32, width)
+        ints = ir.VectorType(ir.IntType(32), width)
+        bias_vs = [_broadcast(builder, b, vec) for b in biases]
+        scale_vs = [_broadcast(builder, s, vec) for s in scales]
+        constants = code_constants(builder, vec, *codes)
+
+        def step(v, _accs):
+            offset = builder.add(first, builder.mul(v, ir.Constant(_I64, width)))
+            ys = [builder.load(builder.bitcast(builder.gep(p, [offset]), acc_vec.as_pointer()), align=4)
+                  for p in acc_ptrs]
+            ys = [builder.fmul(builder.fadd(builder.sitofp(a, vec) if integer else a, b), s)
+                  for a, b, s in zip(ys, bias_vs, scale_vs)]
+            if gelu:
+                ys = emit_gelus(builder, ys)
+            word = None
+            for q, code in enumerate(emit_codes_of(builder, ys, *constants)):
+                code = builder.shl(code, ir.Constant(ints, [8 * q] * width)) if q else code
+                word = code if word is None else builder.or_(word, code)
+            builder.store(word, builder.bitcast(builder.gep(out_ptr, [offset]), ints.as_pointer()), align=1)
+            return []
+
+        accumulate_loop(builder, ir.Constant(_I64, 0), stop, None, 0, step)
+
+    in_vectors(builder, lanes, count, run)
+
+
 def code_constants(builder, vec, qscale, zero):
     """The vectors :func:`emit_codes` takes for activation parameters ``qscale``, ``zero`` (float scalars)."""
     qscale_v, zero_v = _broadcast(builder, qscale, vec), _broadcast(builder, zero, vec)
@@ -176,6 +214,45 @@ def _vector_epilogue(lanes: int):
 _VECTORS = {lanes: _vector_epilogue(lanes) for lanes in (1, 8, 16)}
 
 
+def _vector_epilogue4(lanes: int):
+    @intrinsic
+    def vectors4(typingctx, acc, bias, scale, row, gelu, qscale, zero, out):
+        ok = (isinstance(acc, types.Array) and acc.dtype in (types.int32, types.float32) and acc.ndim == 2 and
+              all(isinstance(a, types.Array) and a.dtype == types.float32 for a in (bias, scale)) and
+              isinstance(out, types.Array) and out.dtype == types.uint8 and out.ndim == 2 and
+              acc.layout == "C" and out.layout == "C" and isinstance(gelu, types.Boolean))
+        if not ok:
+            return None
+
+        def codegen(context, builder, signature, args):
+            from sparsecore.kernels.row_kernels import arg_readers
+
+            i64, struct = arg_readers(context, builder, signature, args)
+            accs = struct(0)
+            stride = cgutils.unpack_tuple(builder, accs.shape, 2)[1]
+            acc_ptrs = [builder.gep(accs.data, [builder.mul(stride, ir.Constant(_I64, q))]) for q in range(4)]
+            rows = [builder.add(i64(3), ir.Constant(_I64, q)) for q in range(4)]
+            biases = [builder.load(builder.gep(struct(1).data, [r])) for r in rows]
+            scales = [builder.load(builder.gep(struct(2).data, [r])) for r in rows]
+            outs = struct(7)
+            count = cgutils.unpack_tuple(builder, outs.shape, 2)[0]
+            out_ptr = builder.bitcast(outs.data, ir.IntType(32).as_pointer())
+            codes = tuple(context.cast(builder, args[i], signature.args[i], types.float32) for i in (5, 6))
+            integer = acc.dtype == types.int32
+            with builder.if_else(args[4]) as (with_gelu, plain):
+                for block, flag in ((with_gelu, True), (plain, False)):
+                    with block:
+                        emit_epilogue4(builder, lanes, acc_ptrs, integer, biases, scales, flag, out_ptr, count, codes)
+            return context.get_dummy_value()
+
+        return types.void(acc, bias, scale, row, gelu, qscale, zero, out), codegen
+
+    return vectors4
+
+
+_VECTORS4 = {lanes: _vector_epilogue4(lanes) for lanes in (1, 8, 16)}
+
+
 def _plain(acc, bias, scale, gelu, out, qscale, zero):
     """Coverage runs (``NUMBA_DISABLE_JIT``): the same arithmetic in Python."""
     f = np.float32
@@ -204,6 +281,28 @@ if not config.DISABLE_JIT:
 
         def impl(marker, acc, bias, scale, gelu, out, qscale=1.0, zero=0):
             kernel(acc, np.float32(bias), np.float32(scale), gelu, np.float32(qscale), np.float32(zero), out, out.size)
+
+        return impl
+
+
+def rows_epilogue4(marker, acc, bias, scale, row, gelu, out, qscale, zero):
+    """The epilogue of rows ``row … row+3`` (``acc (4, ≥ tb)`` their int32 or float32 sums, ``bias``/``scale`` the
+    Linear's (N,) float32 arrays) written as uint8 codes for ``qscale``, ``zero``, interleaved: ``out (tb, 4)``,
+    ``out[i, q]`` the code of row ``row + q`` at token i — :func:`row_epilogue`'s codes of each row, bit for bit."""
+    codes = np.empty(out.shape[0], np.uint8)
+    for q in range(4):
+        _plain(acc[q], bias[row + q], scale[row + q], gelu, codes, qscale, zero)
+        out[:, q] = codes
+
+
+if not config.DISABLE_JIT:
+
+    @overload(rows_epilogue4, inline="always")
+    def _rows_epilogue4_impl(marker, acc, bias, scale, row, gelu, out, qscale, zero):
+        kernel = _VECTORS4[LANES.get(marker_path(marker), 1)]
+
+        def impl(marker, acc, bias, scale, row, gelu, out, qscale, zero):
+            kernel(acc, bias, scale, row, gelu, np.float32(qscale), np.float32(zero), out)
 
         return impl
 

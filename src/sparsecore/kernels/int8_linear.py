@@ -23,7 +23,7 @@ from numba.extending import overload
 
 from sparsecore.kernels import int8_block4, int8_quads
 from sparsecore.kernels._config import NJIT_FMA_PARALLEL
-from sparsecore.kernels.epilogue import row_epilogue
+from sparsecore.kernels.epilogue import row_epilogue, rows_epilogue4
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, blocks_row, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
@@ -99,6 +99,20 @@ def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gel
             row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b, tb), qscale, zero)
 
 
+@nb.njit(**NJIT_FMA_PARALLEL)
+def _linear4(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, qscale, zero, scratch, out):
+    """:func:`_linear` writing uint8 codes interleaved by four output rows, ``out (blocks, N/4, TB, 4)``: each task
+    runs its rows four at a time (``bounds`` multiples of 4) into ``scratch (tasks, 4, TB)``, then their epilogue."""
+    chunks = bounds.size - 1
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
+        acc = scratch[task]
+        for r in range(bounds[c], bounds[c + 1], 4):
+            for q in range(4):
+                _row(marker, index, values, values4, indptr[r + q], indptr[r + q + 1], xb, b, acc[q])
+            rows_epilogue4(marker, acc, bias, scale, r, gelu, out[b, r // 4], qscale, zero)
+
+
 def _kind(weight):
     if isinstance(weight, Block4Int8):
         return weight.index, weight.values, weight.blocks4, "1×4-block"
@@ -160,14 +174,15 @@ def activations(weight: Block4Int8 | Quads, xq: np.ndarray, path: str, blocked: 
     return int8_block4.interleave4(xq, shape[2])
 
 
-def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
+def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None, rows_together: int = 1):
     """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight`` in the
-    layout its dimensions name (3: token-blocked, 4: interleaved); what does not depend on ``xb`` is kept in the
-    weight's ``tasks`` dict per (layout, token blocks, path, threads)."""
+    layout its dimensions name (3: token-blocked, 4: interleaved); ``rows_together``: rows per step of a task (its
+    row ranges multiples of it, the scratch one block per row of a step). What does not depend on ``xb`` is kept in
+    the weight's ``tasks`` dict per (layout, token blocks, path, threads, rows per step)."""
     path = integer_path() if path is None else path
     blocked = xb.ndim != 4
     tokens = int8_quads.TOKENS if blocked else int8_block4.TOKENS
-    key = ("call", blocked, -(-t_total // tokens.get(path, 1)), path, nb.get_num_threads())
+    key = ("call", blocked, -(-t_total // tokens.get(path, 1)), path, nb.get_num_threads(), rows_together)
     call = weight.tasks.get(key)
     if call is None:
         index, values, values4, name = _kind(weight)
@@ -178,9 +193,10 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None):
         if path == "avx2" and isinstance(weight, Block4Int8) and not weight.pair_safe:
             raise ValueError("1×4-block weights on the avx2 kernels must be packed with "
                              "pack_block4_int8(codes, pair_safe=True): vpmaddubsw saturates other weight pairs")
-        bounds = task_rows(weight, shape[0], key[4])
+        bounds = task_rows(weight, shape[0], key[4], rows_together)
+        steps = (rows_together,) if rows_together > 1 else ()
         call = weight.tasks[key] = ((weight.indptr, index, values, values4), marker(path), bounds, shape,
-                                    (shape[0] * (bounds.size - 1), tokens[path]))
+                                    (shape[0] * (bounds.size - 1), *steps, tokens[path]))
     arrays, mark, bounds, shape, scratch_shape = call
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         layout = "token-blocked" if blocked else "interleaved"
@@ -200,18 +216,25 @@ def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: 
 
 def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
                   gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
-                  blocked_out: bool = False, codes: tuple[float, int] | None = None) -> np.ndarray:
+                  blocked_out: bool = False, codes: tuple[float, int] | None = None,
+                  interleaved: bool = False) -> np.ndarray:
     """``Yᵀ (N, T) float32 = (W · X + bias) · scale`` per output row (then exact GELU when ``gelu``): the integer
     sum exact (int32), the epilogue in fp32 — a quantized Linear's output. Arguments as for :func:`int8_matmul`.
     ``blocked_out``: write Y token-blocked, ``(blocks, N, TB)`` with this kernel's TB (padding tokens hold the
     epilogue of their sums) — for a next quad Linear, whose codes are then an elementwise quantization of it.
     ``codes`` (with ``blocked_out``): that next Linear's activation ``(scale, zero_point)``: Y is written as its uint8
-    codes (:func:`~.quantize.quantize_u8` of the fp32 Y, the same bits) — its input, ready."""
-    arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
+    codes (:func:`~.quantize.quantize_u8` of the fp32 Y, the same bits) — its input, ready. ``interleaved`` (with
+    ``codes``, N a multiple of 4): the codes interleaved by four rows, ``(blocks, N/4, TB, 4)`` — the layout a next
+    1×4-block Linear reads (:func:`~.quantize.quantize_u8_interleave4` of Y, the same bits)."""
     n = weight.shape[0]
-    shape = (xb.shape[0], n, scratch.shape[1]) if blocked_out else (n, t_total)
     if codes is not None and not blocked_out:
         raise ValueError("codes need blocked_out=True: the codes are the next quad Linear's token-blocked input")
+    if interleaved and (codes is None or n % 4):
+        raise ValueError(f"interleaved output needs codes and a multiple of 4 output rows, got {n} rows"
+                         + ("" if codes is not None else " and no codes"))
+    arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path, 4 if interleaved else 1)
+    tb = scratch.shape[-1]
+    shape = (xb.shape[0], n // 4, tb, 4) if interleaved else (xb.shape[0], n, tb) if blocked_out else (n, t_total)
     qscale, zero = (1.0, 0) if codes is None else _params(*codes, 0, 255)
     dtype = np.float32 if codes is None else np.uint8
     if out is None:
@@ -222,5 +245,6 @@ def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias
         bias, scale = np.ascontiguousarray(bias, np.float32), np.ascontiguousarray(scale, np.float32)
     if bias.shape != (n,) or scale.shape != (n,):
         raise ValueError(f"bias and scale must have shape ({n},), got {bias.shape} and {scale.shape}")
-    _linear(mark, *arrays, xb, bounds, bias, scale, gelu, np.float32(qscale), np.float32(zero), scratch, out)
+    kernel = _linear4 if interleaved else _linear
+    kernel(mark, *arrays, xb, bounds, bias, scale, gelu, np.float32(qscale), np.float32(zero), scratch, out)
     return out

@@ -7,9 +7,11 @@ then the variance of the centred values, as PyTorch computes it in fp32) and one
 accumulators of a chunk stay in registers across the feature loop — 4 zmm or 2 × 4 ymm on the host's float path
 (:func:`~.isa.float_path`), one-element vectors for the tokens past the last full vector (the same operations, so a
 token's bits do not depend on where it sits). Threads take runs of whole chunks, at least ``SPAN`` tokens each.
-``out`` may be ``x`` (in place). With ``codes``, the write pass also stores each output's uint8 code in the int8
-quad kernels' token-blocked layout: a next quad Linear's input, without a quantize pass. Tested against float64
-(and the codes against :func:`~.quantize.quantize_u8_blocked`) in tests/kernels/test_layer_norm.py.
+``out`` may be ``x`` (in place). With ``codes``, the write pass also stores each output's uint8 code in a next int8
+Linear's input layout — token-blocked ``(blocks, H, TB)`` (quads) or interleaved by four features ``(blocks, H/4, TB,
+4)`` (1×4 blocks) — without a quantize pass. Tested against float64 (and the codes against
+:func:`~.quantize.quantize_u8_blocked` and :func:`~.quantize.quantize_u8_interleave4`) in
+tests/kernels/test_layer_norm.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from numba import config, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from sparsecore.kernels._config import NJIT_FMA_PARALLEL
+from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.isa import float_path, marker, marker_path
 
 CHUNK = 64  # tokens normalised together: 64 × H floats of x, residual and out stay in L2
@@ -40,9 +42,11 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     ``residual``) and ``out_ptr`` point at (float*; feature f at element ``f · stride``, i64), over ``hidden`` (i64)
     features with ``gamma_ptr``, ``beta_ptr`` (float*) and ``eps`` (float).
 
-    ``codes = (pointers, tb, qscale, zero)``: also write each output's uint8 code (:func:`~.epilogue.emit_codes`, the
-    bits of :func:`~.quantize.quantize_u8`) into a token-blocked array with ``tb`` (i64) tokens per block —
-    ``pointers[v]`` (i8*) is where vector v's tokens sit for feature 0, feature f ``f · tb`` bytes further."""
+    ``codes = (pointers, tb, qscale, zero, interleaved)``: also write each output's uint8 code
+    (:func:`~.epilogue.emit_codes`, the bits of :func:`~.quantize.quantize_u8`) into a token-blocked array with ``tb``
+    (i64) tokens per block — ``pointers[v]`` (i8*) is where vector v's tokens sit for feature 0, feature f ``f · tb``
+    bytes further; ``interleaved`` (``hidden`` a multiple of 4): the four codes of features 4g … 4g+3 of a token are
+    one little-endian i32, ``pointers[v]`` (i32*) where vector v's tokens sit for group 0, group g ``g · tb`` further."""
     from sparsecore.kernels.epilogue import code_constants, emit_codes
     from sparsecore.kernels.simd import accumulate_loop
 
@@ -86,25 +90,46 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     eps_v, one = splat(eps), ir.Constant(vec, [1.0] * lanes)
     rstds = [builder.fdiv(one, builder.call(sqrt, [builder.call(fma, [var, inv_h, eps_v])])) for var in variances]
 
+    interleaved = codes is not None and codes[4]
     if codes is not None:
-        code_ptrs, tb, qscale, zero_point = codes
+        code_ptrs, tb, qscale, zero_point, _ = codes
         constants = code_constants(builder, vec, qscale, zero_point)
-        byte_vec = ir.VectorType(ir.IntType(8), lanes)
+        byte_vec, int_vec = ir.VectorType(ir.IntType(8), lanes), ir.VectorType(ir.IntType(32), lanes)
 
-    def write_pass(f, _accs):
+    def normalised(f, v):
+        """Feature ``f``'s output for vector ``v``, stored; returned for its code."""
         g = splat(builder.load(builder.gep(gamma_ptr, [f])))
         b = splat(builder.load(builder.gep(beta_ptr, [f])))
+        d = builder.fsub(load(out_ptr, f, v), means[v])
+        y = builder.call(fma, [builder.fmul(d, rstds[v]), g, b])
+        builder.store(y, at(out_ptr, f, v), align=4)
+        return y
+
+    def write_pass(f, _accs):
         for v in range(vectors):
-            d = builder.fsub(load(out_ptr, f, v), means[v])
-            y = builder.call(fma, [builder.fmul(d, rstds[v]), g, b])
-            builder.store(y, at(out_ptr, f, v), align=4)
+            y = normalised(f, v)
             if codes is not None:
                 code = builder.trunc(emit_codes(builder, y, *constants), byte_vec)
                 dst = builder.gep(code_ptrs[v], [builder.mul(f, tb)])
                 builder.store(code, builder.bitcast(dst, byte_vec.as_pointer()), align=1)
         return []
 
-    accumulate_loop(builder, zero_i, hidden, None, 0, write_pass)
+    def write_groups(group, _accs):  # four features at a time, their codes one i32 per token
+        for v in range(vectors):
+            word = None
+            for q in range(4):
+                code = emit_codes(builder, normalised(builder.add(builder.mul(group, ir.Constant(_I64, 4)),
+                                                                  ir.Constant(_I64, q)), v), *constants)
+                code = builder.shl(code, ir.Constant(int_vec, [8 * q] * lanes)) if q else code
+                word = code if word is None else builder.or_(word, code)
+            dst = builder.gep(code_ptrs[v], [builder.mul(group, tb)])
+            builder.store(word, builder.bitcast(dst, int_vec.as_pointer()), align=1)
+        return []
+
+    if interleaved:
+        accumulate_loop(builder, zero_i, builder.sdiv(hidden, ir.Constant(_I64, 4)), None, 0, write_groups)
+    else:
+        accumulate_loop(builder, zero_i, hidden, None, 0, write_pass)
 
 
 def _chunk_intrinsic(lanes: int, vectors: int):
@@ -113,8 +138,9 @@ def _chunk_intrinsic(lanes: int, vectors: int):
         if not all(isinstance(a, types.Array) and a.dtype == types.float32 for a in (x, residual, gamma, beta, out)):
             return None
         with_codes = not isinstance(codes, types.NoneType)
-        if with_codes and not (isinstance(codes, types.Array) and codes.dtype == types.uint8 and codes.ndim == 3):
+        if with_codes and not (isinstance(codes, types.Array) and codes.dtype == types.uint8 and codes.ndim in (3, 4)):
             return None
+        interleaved = with_codes and codes.ndim == 4
 
         def codegen(context, builder, signature, args):
             a_x, a_r, a_has, a_gamma, a_beta, a_eps, a_out, a_t0, a_codes, a_qscale, a_zero = args
@@ -130,16 +156,17 @@ def _chunk_intrinsic(lanes: int, vectors: int):
             gamma_ptr, beta_ptr = struct(gamma, a_gamma).data, struct(beta, a_beta).data
             eps_f = context.cast(builder, a_eps, signature.args[5], types.float32)
             code_args = None
-            if with_codes:  # token t of feature 0 sits at byte (t // tb)·K·tb + t % tb
-                cs = struct(codes, a_codes)
-                _, k, tb = cgutils.unpack_tuple(builder, cs.shape, 3)
+            if with_codes:  # token t of feature (group) 0 sits at element (t // tb)·K·tb + t % tb: bytes, or
+                cs = struct(codes, a_codes)  # i32 words of four codes when interleaved (K: the groups)
+                _, k, tb = cgutils.unpack_tuple(builder, cs.shape, 4 if interleaved else 3)[:3]
+                data = builder.bitcast(cs.data, ir.IntType(32).as_pointer()) if interleaved else cs.data
                 pointers = []
                 for v in range(vectors):
                     tv = builder.add(t, ir.Constant(_I64, v * lanes))
                     block, within = builder.sdiv(tv, tb), builder.srem(tv, tb)
-                    pointers.append(builder.gep(cs.data, [builder.add(builder.mul(block, builder.mul(k, tb)), within)]))
+                    pointers.append(builder.gep(data, [builder.add(builder.mul(block, builder.mul(k, tb)), within)]))
                 code_args = (pointers, tb, context.cast(builder, a_qscale, signature.args[9], types.float32),
-                             context.cast(builder, a_zero, signature.args[10], types.float32))
+                             context.cast(builder, a_zero, signature.args[10], types.float32), interleaved)
             with builder.if_else(a_has) as (with_residual, alone):
                 for block, flag in ((with_residual, True), (alone, False)):
                     with block:
@@ -166,7 +193,11 @@ def _chunk(x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qsca
 
         tb = codes.shape[2]
         for t in range(t0, t1):
-            codes[t // tb, :, t % tb] = quantize_u8(np.ascontiguousarray(out[:, t]), qscale, int(zero))
+            column = quantize_u8(np.ascontiguousarray(out[:, t]), qscale, int(zero))
+            if codes.ndim == 4:
+                codes[t // tb, :, t % tb] = column.reshape(-1, 4)
+            else:
+                codes[t // tb, :, t % tb] = column
 
 
 def _tokens(marker, x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qscale, zero):
@@ -199,9 +230,9 @@ if not config.DISABLE_JIT:
 
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads, span, codes, qscale, zero):
-    """``codes``: None, or a token-blocked (blocks, H, TB) uint8 array that also receives the outputs' codes for
-    ``qscale``, ``zero`` (float32; tokens past the last one: ``zero``). Every argument is passed: Numba dispatches a
-    call with omitted defaults slowly."""
+    """``codes``: None, or a token-blocked (blocks, H, TB) or interleaved (blocks, H/4, TB, 4) uint8 array that also
+    receives the outputs' codes for ``qscale``, ``zero`` (float32; tokens past the last one: ``zero``). Every argument
+    is passed: Numba dispatches a call with omitted defaults slowly."""
     tokens = x.shape[1]
     chunks = (tokens + CHUNK - 1) // CHUNK
     tasks = max(1, min(threads, tokens // span))
@@ -210,12 +241,19 @@ def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, 
         _tokens(marker, x, residual, has_residual, gamma, beta, np.float32(eps), out, c0 * CHUNK,
                 min(tokens, c1 * CHUNK), codes, np.float32(qscale), np.float32(zero))
     if codes is not None and codes.shape[0]:
-        tb = codes.shape[2]
-        last = codes.shape[0] - 1
-        pad = np.uint8(zero)
-        for f in range(codes.shape[1]):  # element loops: a slice assignment here would be a parallel region per row
-            for i in range(tokens - last * tb, tb):
-                codes[last, f, i] = pad
+        _pad_codes(codes, tokens, np.uint8(zero))
+
+
+@nb.njit(**NJIT_FMA)
+def _pad_codes(codes, tokens, pad):
+    """Tokens ``tokens …`` of the last block of a token-blocked or interleaved code array set to ``pad``."""
+    tb = codes.shape[2]
+    last = codes.shape[0] - 1
+    flat = codes[last].reshape(codes.shape[1], -1)  # (rows or groups, tb · (1 or 4))
+    per = flat.shape[1] // tb
+    for f in range(flat.shape[0]):  # element loops: a slice assignment here would be a parallel region per row
+        for i in range((tokens - last * tb) * per, tb * per):
+            flat[f, i] = pad
 
 
 def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
@@ -223,9 +261,11 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
                      codes: tuple[float, int, np.ndarray] | None = None) -> np.ndarray:
     """``LayerNorm(x + residual)`` over axis 0 of ``x (H, T)``; ``out=x`` normalises in place.
 
-    ``codes = (scale, zero_point, buffer)``: also write the output's uint8 codes token-blocked into ``buffer``
-    ``(ceil(T/TB), H, TB)`` — :func:`~.quantize.quantize_u8_blocked` of the output, bit for bit (tokens past T: the
-    zero point) — the input a next int8 quad Linear reads, without a pass of its own. TB: a multiple of 16."""
+    ``codes = (scale, zero_point, buffer)``: also write the output's uint8 codes into ``buffer``, token-blocked
+    ``(ceil(T/TB), H, TB)`` — :func:`~.quantize.quantize_u8_blocked` of the output, bit for bit — or interleaved by four
+    features ``(ceil(T/TB), H/4, TB, 4)`` (H a multiple of 4) — :func:`~.quantize.quantize_u8_interleave4`'s bits
+    (tokens past T: the zero point): the input a next int8 Linear reads, without a pass of its own. TB: a multiple
+    of 16."""
     for name, a in (("x", x), ("residual", residual), ("out", out)):
         if a is not None and (a.dtype != np.float32 or a.ndim != 2 or not a.flags.c_contiguous or a.shape != x.shape):
             raise ValueError(f"{name} must be a C-contiguous float32 array of shape {x.shape}, got {a.dtype} {a.shape}")
@@ -241,7 +281,7 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
 
         scale, zero, buffer = codes
         qscale, zero = _params(scale, zero, 0, 255)
-        check_blocked(buffer, x.shape[0], x.shape[1], np.uint8, "the codes buffer", multiple=16)
+        check_blocked(buffer, x.shape[0], x.shape[1], np.uint8, "the codes buffer", multiple=16, interleaved=True)
     _add_layer_norm_t(marker(float_path()), x, x if residual is None else residual, residual is not None, gamma, beta,
                       eps, out, nb.get_num_threads(), SPAN, buffer, qscale, np.float32(zero))
     return out

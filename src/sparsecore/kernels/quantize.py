@@ -250,15 +250,21 @@ def quantize_u8_blocked(xt: np.ndarray, scale: float, zero_point: int, tb: int,
     return _blocked_codes(_quantize_blocked, xt, scale, zero_point, out, lambda k, t: (-(-t // tb), k, tb))
 
 
-def check_blocked(buffer: np.ndarray, rows: int, tokens: int, dtype, what: str, multiple: int = 1) -> int:
+def check_blocked(buffer: np.ndarray, rows: int, tokens: int, dtype, what: str, multiple: int = 1,
+                  interleaved: bool = False) -> int:
     """TB of ``buffer`` after checking it is a C-contiguous ``dtype`` array ``(ceil(tokens/TB), rows, TB)`` — a
-    token-blocked layout — with TB a multiple of ``multiple``; one ``ValueError`` naming ``what`` otherwise."""
-    tb = buffer.shape[-1] if buffer.ndim == 3 else 0
-    if (buffer.dtype != dtype or not tb or tb % multiple or buffer.shape != (-(-tokens // tb), rows, tb)
+    token-blocked layout — or, where ``interleaved`` is allowed, ``(ceil(tokens/TB), rows/4, TB, 4)`` (rows a multiple
+    of 4: the interleaved layout of :func:`quantize_u8_interleave4`), with TB a multiple of ``multiple``; one
+    ``ValueError`` naming ``what`` otherwise."""
+    four = interleaved and buffer.ndim == 4 and not rows % 4
+    tb = buffer.shape[2] if four else buffer.shape[-1] if buffer.ndim == 3 else 0
+    shape = (-(-tokens // tb), rows // 4, tb, 4) if four else (-(-tokens // tb), rows, tb) if tb else None
+    if (buffer.dtype != dtype or not tb or tb % multiple or buffer.shape != shape
             or not buffer.flags.c_contiguous):
         rule = f" with TB a multiple of {multiple}" if multiple > 1 else ""
+        other = f" or (ceil({tokens}/TB), {rows // 4}, TB, 4)" if interleaved and not rows % 4 else ""
         raise ValueError(f"{what} must be a C-contiguous {np.dtype(dtype).name} array (ceil({tokens}/TB), {rows}, "
-                         f"TB){rule}, got {buffer.dtype} {buffer.shape}")
+                         f"TB){other}{rule}, got {buffer.dtype} {buffer.shape}")
     return tb
 
 

@@ -114,11 +114,15 @@ def assembly(name: str, pointers: list, emit, cpu: str) -> str:
     return machine.emit_assembly(parsed)
 
 
-def row_bounds(indptr: np.ndarray, chunks: int) -> np.ndarray:
-    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored entries."""
+def row_bounds(indptr: np.ndarray, chunks: int, align: int = 1) -> np.ndarray:
+    """``chunks + 1`` row boundaries splitting the rows into ranges of about equal stored entries, each inner boundary
+    a multiple of ``align`` (ranges may then be empty)."""
     targets = indptr[-1] * np.arange(1, chunks) / chunks
     inner = np.searchsorted(indptr[1:], targets, side="left") + 1
-    return np.concatenate([[0], np.minimum(inner, len(indptr) - 1), [len(indptr) - 1]]).astype(np.int64)
+    inner = np.minimum(inner, len(indptr) - 1)
+    if align > 1:
+        inner = np.minimum((inner + align // 2) // align * align, (len(indptr) - 1) // align * align)
+    return np.concatenate([[0], inner, [len(indptr) - 1]]).astype(np.int64)
 
 
 def row_chunks(blocks: int, rows: int, threads: int) -> int:
@@ -129,12 +133,13 @@ def row_chunks(blocks: int, rows: int, threads: int) -> int:
     return chunks
 
 
-def task_rows(weight, blocks: int, threads: int) -> np.ndarray:
+def task_rows(weight, blocks: int, threads: int, align: int = 1) -> np.ndarray:
     """Row boundaries of the (token block, row range) tasks of a token-blocked Linear with ``blocks`` blocks, for a
-    packed ``weight`` (its ``indptr``), kept in its ``tasks`` dict: every call of a model's Linear at one batch
-    shape needs the same."""
-    key = (blocks, threads)
+    packed ``weight`` (its ``indptr``), inner boundaries multiples of ``align``; kept in its ``tasks`` dict: every call
+    of a model's Linear at one batch shape needs the same."""
+    key = (blocks, threads, align)
     bounds = weight.tasks.get(key)
     if bounds is None:
-        bounds = weight.tasks[key] = row_bounds(weight.indptr, row_chunks(blocks, len(weight.indptr) - 1, threads))
+        rows = len(weight.indptr) - 1
+        bounds = weight.tasks[key] = row_bounds(weight.indptr, row_chunks(blocks, rows, threads), align)
     return bounds
