@@ -85,14 +85,25 @@ def test_distill_keys_the_model_lacks_fail_before_training(cli, tmp_path):
 
 
 def test_sparseml_console_script_names_are_installed():
+    """SparseML's console-script names are installed and point at our CLIs; one of them runs (each ``--help`` imports
+    torch and transformers: the launchers differ only in the name, tests/test_checkout_layout.py runs the modules)."""
+    import os
     import shutil
     import subprocess
-    names = ("sparsecore.transformers.text_classification", "sparsecore.transformers.train.text_classification",
-             "sparsecore.transformers.export_onnx", "sparsecore-text-classification")
-    procs = {}  # started together: each one's --help imports torch and transformers
-    for name in names:
-        path = shutil.which(name) or str(Path(__import__("sys").executable).parent / name)
-        procs[name] = subprocess.Popen([path, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for name, proc in procs.items():
-        stdout, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0 and "--model_" in stdout, name
+    import sys
+    from importlib.metadata import entry_points
+
+    targets = {"sparsecore.transformers.text_classification": "sparsecore.cli.text_classification:main",
+               "sparsecore.transformers.train.text_classification": "sparsecore.cli.text_classification:main",
+               "sparsecore.transformers.export_onnx": "sparsecore.cli.export_onnx:main",
+               "sparsecore-text-classification": "sparsecore.cli.text_classification:main"}
+    scripts = {ep.name: ep for ep in entry_points(group="console_scripts")}
+    for name, target in targets.items():
+        assert scripts[name].value == target, name
+        assert callable(scripts[name].load()), name
+        path = shutil.which(name) or str(Path(sys.executable).parent / name)
+        assert os.access(path, os.X_OK), path
+    name = "sparsecore.transformers.text_classification"
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--model_" in proc.stdout, proc.stderr[-2000:]
