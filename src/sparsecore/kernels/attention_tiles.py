@@ -235,7 +235,10 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
     for task in nb.prange(bounds.size - 1):
         qb = np.zeros((qblocks, d, TOKENS), np.float32)  # queries · 1/√d (or their codes), token-blocked
         scores = np.empty((1, longest, TOKENS), np.float32)  # one block of Sᵀ / P: keys × queries
-        kv = np.empty((2 * d if codes else 0, longest), np.float32)  # the codes of K, then V (fp32: read from qkv)
+        # the codes of K, then V (fp32: read from qkv), rows an odd number of 64-byte lines apart: the Sᵀ tile reads
+        # one element of each of d rows per step, which a power-of-two row stride would pile onto a few cache sets
+        ld = 16 * ((longest + 15) // 16 | 1)
+        kv = np.empty((2 * d if codes else 0, ld), np.float32)
         tile = np.empty((ROWS, TOKENS), np.float32)
         colmax, colsum = np.empty(TOKENS, np.float32), np.empty(TOKENS, np.float32)
         st = scores[0]
@@ -259,11 +262,11 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                         for i in range(width):
                             dst[i] = src[blk * TOKENS + i] * scale
                     dst[width:] = 0.0
-            if codes:  # K and V as codes, rows of stride `longest`
+            if codes:  # K and V as codes, rows of stride `ld`
                 for e in range(d):
                     _codes(qkv[hidden + h * d + e, c0:c1], in_scales[1], in_zeros[1], kv[e, :seq])
                     _codes(qkv[2 * hidden + h * d + e, c0:c1], in_scales[2], in_zeros[2], kv[d + e, :seq])
-                a, k_at, v_at, stride = kv, 0, d * longest, longest
+                a, k_at, v_at, stride = kv, 0, d * ld, ld
             else:
                 a, k_at, v_at, stride = qkv, (hidden + h * d) * qkv.shape[1] + c0, (2 * hidden + h * d) * qkv.shape[
                     1] + c0, qkv.shape[1]

@@ -10,7 +10,8 @@ entries (the dense rows of an OBS-pruned matrix do not all land on one thread); 
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
 range per block; few (one short input): rows are split until every thread has work. The Linear's epilogue —
 ``(Σ + bias) · scale`` per output row, then exact GELU — runs on each row's block while it is in L1, at the
-vector width of the path (:mod:`.epilogue`).
+vector width of the path (:mod:`.epilogue`); it writes fp32 rows, fp32 or uint8 codes token-blocked, or — four rows
+at a time, row ranges in fours — uint8 codes interleaved by four rows: a next 1×4-block Linear's input.
 Tested against int64 sums in tests/kernels/test_int8_block4.py and test_int8_quads.py.
 """
 
