@@ -105,5 +105,5 @@ def test_sparseml_console_script_names_are_installed():
         assert os.access(path, os.X_OK), path
     name = "sparsecore.transformers.text_classification"
     path = shutil.which(name) or str(Path(sys.executable).parent / name)
-    proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([path, "--help"], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--model_" in proc.stdout, proc.stderr[-2000:]

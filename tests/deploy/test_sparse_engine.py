@@ -401,6 +401,37 @@ def test_int8_ffn_kept_token_blocked_gives_the_same_bits(tokens, kind, monkeypat
     np.testing.assert_array_equal(laid.transpose(1, 0, 2).reshape(96, -1)[:, :tokens], blocks(xt))
 
 
+@pytest.mark.skipif(integer_path() == "generic", reason="the int8 kernels need an integer path (VNNI or AVX2)")
+@pytest.mark.parametrize("outer_kind", ["block4", "quads"])
+@pytest.mark.parametrize("tokens", [1, 64, 100])
+def test_int8_ffn_into_the_layout_the_output_linear_reads(tokens, outer_kind):
+    """A 1×4-block intermediate Linear on the interleaved layout writes the output Linear's codes in the layout that
+    one reads — interleaved by four rows for a 1×4-block Linear, token-blocked for quads — and the engine's plan picks
+    that shape: every real token's result is bit for bit that of two plain calls."""
+    from sparsecore.deploy.int8_model import ActQuant, QuantLinear
+    from sparsecore.deploy.linears import QLinearT
+    from sparsecore.deploy.sparse_engine import _ffn_blocks
+
+    rng = np.random.default_rng(tokens)
+    c1 = _block_or_scattered(rng, 96, 32, True)
+    c2 = _block_or_scattered(rng, 32, 96, outer_kind == "block4")
+    inner = QLinearT(QuantLinear(c1, rng.integers(-500, 500, 96), rng.random(96).astype(np.float32) / 50,
+                                 ActQuant(0.05, 120)))
+    outer = QLinearT(QuantLinear(c2, rng.integers(-500, 500, 32), rng.random(32).astype(np.float32) / 50,
+                                 ActQuant(0.02, 10)))
+    assert inner.format == f"int8 block4 {integer_path()}" and not inner.token_blocked
+    assert outer.format == f"int8 {outer_kind} {integer_path()}"
+    shape = _ffn_blocks(inner, outer, tokens)
+    if inner.tokens_per_block != outer.tokens_per_block:  # quads with other token blocks (avx_vnni): no shared layout
+        assert shape is None
+        return
+    assert shape == outer.input_shape(tokens) and len(shape) == (4 if outer_kind == "block4" else 3)
+    xt = rng.standard_normal((32, tokens)).astype(np.float32) * 3
+    codes = inner(xt, gelu=True, blocked_out=True, out_codes=outer.activation_codes, interleaved=len(shape) == 4)
+    assert codes.shape == shape and codes.dtype == np.uint8
+    np.testing.assert_array_equal(outer.blocked(codes, tokens), outer(inner(xt, gelu=True)))
+
+
 def test_formats_is_checked_and_int8_only_formats_leave_fp32_linears_to_the_rule():
     from sparsecore.deploy.linears import FORMATS, build_linear
 
