@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sparsecore.kernels import isa
-from sparsecore.kernels.epilogue import LANES, epilogue_assembly, row_epilogue
+from sparsecore.kernels.epilogue import LANES, epilogue4_assembly, epilogue_assembly, row_epilogue
 from sparsecore.kernels.quantize import quantize_u8
 
 X86 = platform.machine() in ("x86_64", "AMD64")
@@ -99,3 +99,21 @@ def test_machine_code_runs_at_the_path_width(cpu, lanes, register, integer, code
     assert ("vcvtdq2ps\t" in code) == integer
     assert "call" not in code  # no libm: every operation is inline vector code
     assert set(LANES.values()) == {8, 16}
+
+
+@pytest.mark.skipif(not X86, reason="x86 machine code")
+@pytest.mark.parametrize("cpu,lanes,register", [("icelake-server", 16, "zmm"), ("znver4", 16, "zmm"),
+                                                ("haswell", 8, "ymm"), ("znver3", 8, "ymm")])
+@pytest.mark.parametrize("gelu", [False, True])
+def test_four_row_epilogue_machine_code_runs_at_the_path_width(cpu, lanes, register, gelu):
+    """The four-row epilogue that writes interleaved codes (rows_epilogue4): vector code at the path's width — the
+    AVX-512 variant compiled here even where it cannot run —, the codes shifted into one word per token, no calls.
+    (With GELU, four rows' chains do not fit 16 ymm registers: some vectors live on the stack, as in the one-row
+    epilogue's.)"""
+    code = epilogue4_assembly(lanes, gelu, cpu)
+    assert f"%{register}" in code and "vdivps" in code and "vcvtdq2ps" in code and "vcvttps2dq" in code
+    assert f"vpslld\t$8, %{register}" in code and f"vpslld\t$24, %{register}" in code
+    assert "call" not in code
+    if not gelu:
+        assert "(%rsp)" not in code  # bias, scale and codes of four rows fit the registers
+

@@ -318,3 +318,17 @@ def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str, codes: bo
     return assembly(f"epilogue_{lanes}", [acc_type.as_pointer(), out_type.as_pointer(), _I64],
                     lambda builder, acc, out, n: emit_epilogue(builder, lanes, acc, integer, ir.Constant(_F32, 0.5),
                                                                ir.Constant(_F32, 2.0), gelu, out, n, quant), cpu)
+
+
+def epilogue4_assembly(lanes: int, gelu: bool, cpu: str) -> str:
+    """Machine code of the four-row interleaving epilogue (``lanes`` wide, int32 sums, uint8 codes) compiled for
+    ``cpu`` (an LLVM CPU name) from a stand-alone module, whatever CPU this host is."""
+    from sparsecore.kernels.row_kernels import assembly
+
+    i32p = ir.IntType(32).as_pointer()
+    return assembly(f"epilogue4_{lanes}", [i32p, i32p, i32p, i32p, i32p, _I64],
+                    lambda builder, a0, a1, a2, a3, out, n: emit_epilogue4(
+                        builder, lanes, [a0, a1, a2, a3], True, [ir.Constant(_F32, 0.5 * q) for q in range(4)],
+                        [ir.Constant(_F32, 2.0 + q) for q in range(4)], gelu, out, n,
+                        (ir.Constant(_F32, 0.05), ir.Constant(_F32, 7.0))), cpu)
+
