@@ -137,10 +137,7 @@ def emit_epilogue4(builder: ir.IRBuilder, lanes: int, acc_ptrs: list, integer: b
                   for a, b, s in zip(ys, bias_vs, scale_vs)]
             if gelu:
                 ys = emit_gelus(builder, ys)
-            word = None
-            for q, code in enumerate(emit_codes_of(builder, ys, *constants)):
-                code = builder.shl(code, ir.Constant(ints, [8 * q] * width)) if q else code
-                word = code if word is None else builder.or_(word, code)
+            word = emit_word4(builder, emit_codes_of(builder, ys, *constants))
             builder.store(word, builder.bitcast(builder.gep(out_ptr, [offset]), ints.as_pointer()), align=1)
             return []
 
@@ -170,6 +167,16 @@ def emit_codes_of(builder, ys: list, qscale_v, zero_v, low, high) -> list:
     qs = [builder.fadd(q, _splat(vec, _MAGIC)) for q in qs]
     qs = [builder.fsub(q, _splat(vec, _MAGIC)) for q in qs]
     return [builder.fptosi(builder.fadd(q, zero_v), ir.VectorType(ir.IntType(32), vec.count)) for q in qs]
+
+
+def emit_word4(builder, codes: list):
+    """The four i32 code vectors ``codes`` (each lane a code in [0, 255], as :func:`emit_codes` gives them) as one i32
+    vector: lane i holds their four codes little-endian — a token's codes of four features in the interleaved
+    layout of :func:`~.quantize.quantize_u8_interleave4`."""
+    word = codes[0]
+    for q, code in enumerate(codes[1:], start=1):
+        word = builder.or_(word, builder.shl(code, ir.Constant(code.type, [8 * q] * code.type.count)))
+    return word
 
 
 def _broadcast(builder, scalar, vec):

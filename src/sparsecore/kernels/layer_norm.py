@@ -47,7 +47,7 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     (i64) tokens per block — ``pointers[v]`` (i8*) is where vector v's tokens sit for feature 0, feature f ``f · tb``
     bytes further; ``interleaved`` (``hidden`` a multiple of 4): the four codes of features 4g … 4g+3 of a token are
     one little-endian i32, ``pointers[v]`` (i32*) where vector v's tokens sit for group 0, group g ``g · tb`` further."""
-    from sparsecore.kernels.epilogue import code_constants, emit_codes
+    from sparsecore.kernels.epilogue import code_constants, emit_codes, emit_word4
     from sparsecore.kernels.simd import accumulate_loop
 
     vec = ir.VectorType(_F32, lanes)
@@ -116,12 +116,8 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
 
     def write_groups(group, _accs):  # four features at a time, their codes one i32 per token
         for v in range(vectors):
-            word = None
-            for q in range(4):
-                code = emit_codes(builder, normalised(builder.add(builder.mul(group, ir.Constant(_I64, 4)),
-                                                                  ir.Constant(_I64, q)), v), *constants)
-                code = builder.shl(code, ir.Constant(int_vec, [8 * q] * lanes)) if q else code
-                word = code if word is None else builder.or_(word, code)
+            features = [builder.add(builder.mul(group, ir.Constant(_I64, 4)), ir.Constant(_I64, q)) for q in range(4)]
+            word = emit_word4(builder, [emit_codes(builder, normalised(f, v), *constants) for f in features])
             dst = builder.gep(code_ptrs[v], [builder.mul(group, tb)])
             builder.store(word, builder.bitcast(dst, int_vec.as_pointer()), align=1)
         return []

@@ -67,7 +67,7 @@ def emit_interleave4(builder, lanes: int, rows, count, qscale, zero, dst) -> Non
     (the same operations)."""
     from llvmlite import ir
 
-    from sparsecore.kernels.epilogue import code_constants, emit_codes
+    from sparsecore.kernels.epilogue import code_constants, emit_codes, emit_word4
     from sparsecore.kernels.row_kernels import in_vectors
     from sparsecore.kernels.simd import accumulate_loop
 
@@ -79,12 +79,8 @@ def emit_interleave4(builder, lanes: int, rows, count, qscale, zero, dst) -> Non
 
         def step(v, _accs):
             offset = builder.add(first, builder.mul(v, ir.Constant(i64, width)))
-            word = None
-            for q, row in enumerate(rows):
-                x = builder.load(builder.bitcast(builder.gep(row, [offset]), vec.as_pointer()), align=4)
-                code = emit_codes(builder, x, *constants)
-                code = builder.shl(code, ir.Constant(ints, [8 * q] * width)) if q else code
-                word = code if word is None else builder.or_(word, code)
+            xs = [builder.load(builder.bitcast(builder.gep(row, [offset]), vec.as_pointer()), align=4) for row in rows]
+            word = emit_word4(builder, [emit_codes(builder, x, *constants) for x in xs])
             builder.store(word, builder.bitcast(builder.gep(dst, [offset]), ints.as_pointer()), align=1)
             return []
 
