@@ -294,18 +294,18 @@ def test_padding_is_dropped_with_the_padded_logits(pruned_minilm, rows):
 
 
 def test_token_layout_and_row_stride():
-    from sparsecore.deploy.sparse_engine import _row_stride, _token_layout
+    from sparsecore.deploy.token_layout import row_stride, token_layout
 
     mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
-    starts, keep, add_mask = _token_layout(mask)
+    starts, keep, add_mask = token_layout(mask)
     assert starts.tolist() == [0, 3, 4, 8] and add_mask is None
     assert [(int(r), int(c)) for r, c in zip(*keep)] == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1), (2, 2), (2, 3)]
-    assert _token_layout(np.ones((2, 5), np.int64))[1] is None  # nothing to drop: no gather
+    assert token_layout(np.ones((2, 5), np.int64))[1] is None  # nothing to drop: no gather
     for fallback in ([[0, 1, 1], [1, 1, 1]], [[1, 1, 0], [1, 0.5, 0]], [[1, 1, 2], [1, 1, 1]]):
-        starts, keep, add_mask = _token_layout(np.array(fallback))
+        starts, keep, add_mask = token_layout(np.array(fallback))
         assert starts.tolist() == [0, 3, 6] and keep is None and add_mask.shape == (2, 3)
     for tokens in [*range(600), 1024, 2048, 4096, 4097, 8192, 3 * 4096]:
-        stride = _row_stride(tokens)
+        stride = row_stride(tokens)
         if tokens < 512:
             assert stride == tokens
         else:
@@ -410,7 +410,7 @@ def test_int8_ffn_into_the_layout_the_output_linear_reads(tokens, outer_kind):
     that shape: every real token's result is bit for bit that of two plain calls."""
     from sparsecore.deploy.int8_model import ActQuant, QuantLinear
     from sparsecore.deploy.linears import QLinearT
-    from sparsecore.deploy.sparse_engine import _ffn_blocks
+    from sparsecore.deploy.token_layout import ffn_blocks
 
     rng = np.random.default_rng(tokens)
     c1 = _block_or_scattered(rng, 96, 32, True)
@@ -421,7 +421,7 @@ def test_int8_ffn_into_the_layout_the_output_linear_reads(tokens, outer_kind):
                                  ActQuant(0.02, 10)))
     assert inner.format == f"int8 block4 {integer_path()}" and not inner.token_blocked
     assert outer.format == f"int8 {outer_kind} {integer_path()}"
-    shape = _ffn_blocks(inner, outer, tokens)
+    shape = ffn_blocks(inner, outer, tokens)
     if inner.tokens_per_block != outer.tokens_per_block:  # quads with other token blocks (avx_vnni): no shared layout
         assert shape is None
         return

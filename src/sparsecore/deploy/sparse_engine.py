@@ -12,9 +12,9 @@ hidden state is ``Xᵀ (H, T)`` with T = batch·sequence tokens, so each Linear 
 Only dense-format Linears and the classifier head call BLAS.
 
 Padding costs nothing: the real tokens of a batch run side by side (T = the sum of the real lengths, see
-:func:`_token_layout`) and attention runs per sequence at its own length, so a batch of short sentences padded
-to 128 costs its real tokens, with the padded graph's logits. Buffer rows get a stride that is not a power of two
-(:func:`_row_stride`).
+:func:`~sparsecore.deploy.token_layout.token_layout`) and attention runs per sequence at its own length, so a batch
+of short sentences padded to 128 costs its real tokens, with the padded graph's logits. Buffer rows get a stride
+that is not a power of two (:func:`~sparsecore.deploy.token_layout.row_stride`).
 
 Linears and their format rule: :mod:`sparsecore.deploy.linears`. Integer exports run the same way
 with int8 Linears (uint8 activation codes × int8 weight codes, exact integer sums) and, where the graph
@@ -39,6 +39,7 @@ from sparsecore.deploy.hugepages import Scratch
 from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
 from sparsecore.deploy.linears import QLinearT, build_linear
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
+from sparsecore.deploy.token_layout import ffn_blocks, padded, row_stride, token_layout
 from sparsecore.errors import SparsecoreError
 
 _log = logging.getLogger("sparsecore")
@@ -148,9 +149,9 @@ class SparseEncoder:
 
         stage = _Stages(profile)
         eps = self.a.eps
-        starts, keep, add_mask = stage("padding removal", _token_layout, attention_mask)
+        starts, keep, add_mask = stage("padding removal", token_layout, attention_mask)
         self.last_tokens = int(starts[-1])
-        ws = self._workspace(_row_stride(self.last_tokens))
+        ws = self._workspace(row_stride(self.last_tokens))
         plan_key = (ws["x"].shape[1], starts.size, self.fused_inputs, self._ws_tokens)  # the last: grows with _ws
         if plan_key != self._plan_key:  # another token layout: the layers' buffers and layouts are worked out anew
             self._plan, self._plan_key = {}, plan_key
@@ -193,7 +194,7 @@ class SparseEncoder:
                   codes=codes)
             # the intermediate Linear's input: the LayerNorm's codes, or xt
             inner = (inter_linear, xt) if codes is None else (inter_linear.blocked, codes[2], xt.shape[1])
-            shape = memo("ffn", i, _ffn_blocks, inter_linear, out_linear, xt.shape[1])
+            shape = memo("ffn", i, ffn_blocks, inter_linear, out_linear, xt.shape[1])
             if shape is not None:
                 # the FFN's inner activations stay in the layout the output Linear reads (token-blocked, or int8
                 # codes interleaved by four features): no copy; int8 Linears write them as its uint8 codes
@@ -232,7 +233,7 @@ class SparseEncoder:
         """The last layer's buffers after attention: it runs the first token of each sequence only."""
         return {"ctx": np.empty((hidden, columns), np.float32), "h": np.empty((hidden, columns), np.float32),
                 "inter": np.empty((inter_rows, columns), np.float32),
-                "inter_flat": np.empty(inter_rows * _padded(columns), np.float32)}
+                "inter_flat": np.empty(inter_rows * padded(columns), np.float32)}
 
     def _qkv_target(self, linear, quant, rows: np.ndarray) -> np.ndarray:
         """Where the QKV Linear writes: the ``(3H, T)`` workspace ``rows``, or the same memory as ``(blocks, 3H, TB)``
@@ -273,7 +274,7 @@ class SparseEncoder:
         """Activation buffers ``(rows, tokens)``, on huge pages (:mod:`sparsecore.deploy.hugepages`) and kept
         between calls: fresh multi-MB arrays every layer would cost page faults on every call. Sized for the most
         tokens seen so far; smaller calls use the front of them. Columns past a call's real tokens (see
-        :func:`_row_stride`) hold zeros or earlier activations: always finite, never read into a real token."""
+        :func:`row_stride`) hold zeros or earlier activations: always finite, never read into a real token."""
         from sparsecore.deploy.hugepages import huge_page_arrays
 
         hidden = self.layers[0]["attn_out"].bias.size if self.layers else self.a.word.shape[1]
@@ -281,7 +282,7 @@ class SparseEncoder:
         rows = {"x": hidden, "qkv": 3 * hidden, "ctx": hidden, "h": hidden, "inter": inter}
         if tokens > self._ws_tokens:
             # the FFN's inner buffer and Q, K, V also hold activations token-blocked: room for whole blocks
-            sizes = {name: n * (_padded(tokens, name) if name in ("inter", "qkv") else tokens)
+            sizes = {name: n * (padded(tokens, name) if name in ("inter", "qkv") else tokens)
                      for name, n in rows.items()}
             self._ws = huge_page_arrays({name: (size,) for name, size in sizes.items()})  # zero-filled
             self._ws_tokens = tokens
@@ -299,66 +300,6 @@ class SparseEncoder:
             hidden = _ACTIVATIONS[activation](self.head_hidden(cls, scratch=self.scratch))
         # every int8 Linear of a forward uses this executor's buffers (a quantized head included)
         return np.ascontiguousarray(self.head_out(hidden, scratch=self.scratch).T)
-
-
-def _token_layout(mask: np.ndarray) -> tuple[np.ndarray, tuple | None, np.ndarray | None]:
-    """Which tokens the forward pass runs: ``(starts, keep, add_mask)``.
-
-    When every sequence's first token is real and the mask holds only 0 and 1, the padding is dropped: the real
-    tokens of each sequence run side by side (sequence b in columns ``starts[b]:starts[b+1]``, ``keep`` their
-    (row, column) indices, no additive mask). This gives the padded graph's logits exactly: a padded key's
-    softmax weight is exactly 0 and a padded query feeds nothing the head reads. Otherwise (left padding, an
-    empty sequence, a fractional mask) every position runs with Hugging Face's additive mask."""
-    batch, seq = mask.shape
-    real = mask != 0
-    if batch and real[:, 0].all() and np.array_equal(mask, real):
-        lengths = real.sum(axis=1)
-        starts = np.zeros(batch + 1, np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        return starts, (None if starts[-1] == batch * seq else np.nonzero(real)), None
-    add_mask = (1.0 - mask.astype(np.float32)) * np.finfo(np.float32).min  # HF's additive mask
-    return np.arange(batch + 1, dtype=np.int64) * seq, None, add_mask
-
-
-def _ffn_blocks(inner, outer, tokens: int) -> tuple[int, ...] | None:
-    """The shape of the FFN's inner activations when the intermediate Linear can write them in the layout the output
-    Linear reads: token-blocked (both on token-blocked kernels: fp32 row kernels, or int8 quads / 1×4 blocks on one
-    path and block width), or — int8 Linears on one path, the output Linear on the interleaved 1×4-block layout —
-    uint8 codes interleaved by four features, ``(blocks, N/4, TB, 4)``; else None."""
-    from sparsecore.kernels import fp32_rows
-
-    if isinstance(inner, QLinearT) or isinstance(outer, QLinearT):
-        if not (isinstance(inner, QLinearT) and isinstance(outer, QLinearT) and inner._path == outer._path
-                and inner.writes_blocked and outer.writes_blocked):
-            return None  # int8 kernels on one path both sides (fp32 row kernels take any pair of their formats)
-        n, tb = inner.bias.size, inner.tokens_per_block
-        blocks = -(-tokens // tb)
-        want = (blocks, n, tb) if outer.token_blocked else (blocks, n // 4, tb, 4)
-        if outer.input_shape(tokens) != want or (not outer.token_blocked and n % 4):
-            return None  # the output Linear reads another token block width
-        return want
-    if not (inner.token_blocked and outer.token_blocked):
-        return None
-    return fp32_rows.activation_shape(inner.bias.size, tokens)
-
-
-def _padded(tokens: int, buffer: str = "inter") -> int:
-    """``tokens`` rounded up to whole blocks of the token-blocked kernels that write ``buffer``: the FFN's inner
-    activations (fp32 row kernels, int8 quads), or Q, K, V (int8 1×4 blocks and quads, the widest blocks)."""
-    from sparsecore.kernels import fp32_rows, int8_block4
-
-    block = max(int8_block4.TOKENS.values()) if buffer == "qkv" else fp32_rows.TOKENS
-    return -(-tokens // block) * block
-
-
-def _row_stride(tokens: int) -> int:
-    """Columns of the activation buffers for ``tokens`` tokens: from 512 tokens on, a multiple of 16 (one
-    64-byte line of fp32) with an odd line count, so the rows of a buffer (the Linears read one strip of many
-    rows at once) spread over every cache set instead of piling onto the few a power-of-two stride reaches."""
-    if tokens < 512:
-        return tokens
-    lines = -(-tokens // 16)
-    return 16 * (lines + 1 - lines % 2)
 
 
 class _Stages:
