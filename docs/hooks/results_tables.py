@@ -257,6 +257,43 @@ def int8_block4_layout(data: dict) -> str:
     return _alternated(data, extra) + rows(head, "lr" + "r" * (len(head) - 2), body)
 
 
+TRANSFER_GOALS = {"transfer80": 0.985, "transfer90": 0.975, "transfer-quant80": 0.975}  # of dense, issue 30
+
+
+def sparse_transfer(data: dict) -> str:
+    """benchmarks/sparse_transfer.py: each transfer run against the dense fine-tuning of its task."""
+    body = []
+    for name, r in data.items():
+        if "-" not in name or name.startswith("dense-"):
+            continue
+        kind, task = name.rsplit("-", 1)
+        dense = data.get(f"dense-{task}")
+        share = r["score"] / dense["score"] if dense else None
+        body.append([task, r["metric"], f"{dense['score']:.4f}" if dense else "not run",
+                     f"upstream {kind[-2:]}%" + (" + QAT" if "quant" in kind else ""),
+                     f"{100 * r['encoder_sparsity']:.1f}%", f"{r['score']:.4f}",
+                     f"{100 * share:.1f}%" if share else "–", f"≥ {100 * TRANSFER_GOALS[kind]:.1f}%",
+                     f"{r['wall_time_s'] / dense['wall_time_s']:.2f}×" if dense else "–",
+                     f"{r['train_samples_per_second']:.1f}"])
+    head = ["task", "metric", "dense", "backbone", "encoder sparsity", "transfer", "of dense", "goal",
+            "wall time / dense", "train samples/s"]
+    return _machine_line(data) + rows(head, "lllrrrrrrr", body)
+
+
+def sparse_transfer_upstream(data: dict) -> str:
+    """benchmarks/sparse_transfer.py: the upstream runs that made the backbones."""
+    body = [[f"`{k}`", r["objective"], f"{r['corpus']['texts']:,}", f"{r['epochs']:g}",
+             f"{100 * r['encoder_sparsity']:.1f}%", f"{r['loss']:.4f}", f"{r['wall_time_s'] / 60:.0f} min",
+             f"{r['train_samples_per_second']:.1f}"] for k, r in data.items() if k.startswith("upstream")]
+    return _machine_line(data) + rows(["backbone", "objective", "texts", "epochs", "prunable sparsity",
+                                       "final training loss", "wall time", "samples/s"], "llrrrrrr", body)
+
+
+def _machine_line(data: dict) -> str:
+    cpus = sorted({_cpu(r["machine"]) + f", {r['machine']['cores']} cores" for r in data.values() if "machine" in r})
+    return f"Measured on: {'; '.join(cpus)}.\n\n" if cpus else ""
+
+
 def _alternated(data: dict, extra: str = "") -> str:
     """The line above a table of benchmarks/engine_ab.py's alternated whole-model timings."""
     m = data["machine"]
@@ -279,6 +316,8 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "full_data_throughput": ("full_data_accuracy.json", full_data_throughput),
     "full_data_oneshot": ("full_data_accuracy.json", full_data_oneshot),
     "demo_choices": ("demo_choices.json", demo_choices),
+    "sparse_transfer": ("sparse_transfer.json", sparse_transfer),
+    "sparse_transfer_upstream": ("sparse_transfer.json", sparse_transfer_upstream),
     "data_prep": ("data_prep.json", data_prep),
     "engine_bench": ("engine_bench.json", engine_bench),
     "engine_bench_v3": ("engine_bench_v3.json", engine_bench),

@@ -88,3 +88,26 @@ def test_obs_on_two_ranks_gathers_their_gradients_into_one_fisher(tiny_model, tm
     checks = json.loads((outs[2] / "sparsecore_ranks.json").read_text())["mask_checks"]
     assert len(checks) == 1 and len(set(checks[0]["checksums"])) == 1
     assert not (outs[1] / "sparsecore_ranks.json").exists()  # one process: nothing to compare
+
+
+def test_upstream_pruning_on_two_ranks(tmp_path):
+    """masked_language_modeling under torchrun: hidden-state distillation of a head-less encoder, the masks the same
+    on both ranks at every update, one backbone folder written by rank 0."""
+    from test_upstream import GMP, tiny
+
+    from sparsecore.tasks import load_data, sample_glue_dir
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:128]))
+    base = tiny(tmp_path / "encoder", "BertModel")
+    out = tmp_path / "backbone"
+    proc = torchrun(2, "-m", "sparsecore.transformers.masked_language_modeling", "--model_name_or_path", base,
+                    "--train_file", corpus, "--recipe", GMP, "--output_dir", out, "--max_seq_length", 32,
+                    "--per_device_train_batch_size", 16, "--save_strategy", "no", "--disable_tqdm")
+    assert proc.stdout.count('"objective": "distill"') == 1  # one rank reports
+    checks = json.loads((out / "sparsecore_ranks.json").read_text())
+    assert checks["world_size"] == 2 and len(checks["mask_checks"]) == 3  # updates at 0, 0.25 and 0.5 epochs
+    assert all(len(set(c["checksums"])) == 1 and len(c["checksums"]) == 2 for c in checks["mask_checks"])
+    report = json.loads((out / "sparsity_report.json").read_text())
+    encoder = [r for r in report["params"] if r["name"].startswith("encoder.")]
+    assert len(encoder) == 12 and all(abs(r["sparsity"] - 0.5) < 0.01 for r in encoder)

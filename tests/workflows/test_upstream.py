@@ -2,6 +2,7 @@
 none, a backbone folder that sparse transfer starts from, and bad input refused in one line."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -128,3 +129,60 @@ def test_corpus_from_tables_folders_and_many_files_skips_label_columns(tmp_path)
     pd.DataFrame({"label": moods}).to_csv(tmp_path / "labels.csv", index=False)
     with pytest.raises(SparsecoreError, match=r"no text column; label-like, not read: label \(named 'label'\)"):
         read_corpus([str(tmp_path / "labels.csv")], None, None)
+
+
+PARAMS = "['re:.*encoder.layer.*(query|key|value|dense).weight']"
+RECIPES = {
+    "obs": f"modifiers:\n  - !OBSPruningModifier\n    params: {PARAMS}\n    final_sparsity: 0.5\n    start_epoch: 0\n"
+           "    end_epoch: 0.5\n    update_frequency: 0.25\n    num_grads: 8\n    fisher_block_size: 8\n"
+           "    grad_sampler_kwargs: {batch_size: 4}\n  - !EpochRangeModifier\n    end_epoch: 1\n",
+    "block4": GMP.replace("update_frequency: 0.25\n", "update_frequency: 0.25\n    mask_type: block4\n"),
+    "qat": GMP + "  - !QuantizationModifier\n    start_epoch: 0.5\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RECIPES))
+def test_obs_block4_and_qat_recipes_prune_a_distilled_backbone(kind, corpus, tmp_path, caplog):
+    """OBS samples gradients of the distillation loss; block4 zeros whole groups of four inputs; a QAT run saves the
+    plain float weights of the backbone (no wrapper or observer keys) and says how to quantize again."""
+    from safetensors.torch import load_file
+
+    base = tiny(tmp_path / "encoder", "BertModel")
+    result = prune_upstream(model_name_or_path=str(base), train_file=[str(corpus)], recipe=RECIPES[kind],
+                            output_dir=tmp_path / "backbone", **FAST)
+    assert result.objective == "distill" and result.metrics["train_loss"] > 0
+    weights = load_file(tmp_path / "backbone" / "model.safetensors")
+    assert set(weights) == set(load_file(base / "model.safetensors"))  # the backbone's own names only
+    pruned = [w for name, w in weights.items() if re.fullmatch(r"encoder\.layer.*(query|key|value|dense)\.weight", name)]
+    zeros = sum(int((w == 0).sum()) for w in pruned) / sum(w.numel() for w in pruned)
+    assert len(pruned) == 12 and zeros == pytest.approx(0.5, abs=0.01)  # OBS ranks globally, GMP layer by layer
+    if kind == "block4":
+        for w in pruned:
+            groups = (w.reshape(w.shape[0], -1, 4) == 0).sum(-1)
+            assert set(groups.unique().tolist()) == {0, 4}  # every group of four inputs all zero or all kept
+    quant_notes = [r.message for r in caplog.records if "quantization-aware upstream" in r.message]
+    assert len(quant_notes) == (kind == "qat")
+
+
+def test_an_upstream_run_resumes_from_its_checkpoint(corpus, tmp_path):
+    """Two epochs saved each epoch; resuming a copy of the first epoch's checkpoint ends with the same masks and
+    weights as the run that was not interrupted."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    base = tiny(tmp_path / "encoder", "BertModel")
+    recipe = GMP.replace("end_epoch: 1\n", "end_epoch: 2\n")
+    flags = {**FAST, "save_strategy": "epoch"}
+    prune_upstream(model_name_or_path=str(base), train_file=[str(corpus)], recipe=recipe,
+                   output_dir=tmp_path / "whole", **flags)
+    assert sorted(p.name for p in (tmp_path / "whole").glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-8"]
+    (tmp_path / "resumed").mkdir()
+    shutil.copytree(tmp_path / "whole" / "checkpoint-4", tmp_path / "resumed" / "checkpoint-4")
+    prune_upstream(model_name_or_path=str(base), train_file=[str(corpus)], recipe=recipe,
+                   output_dir=tmp_path / "resumed", resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-4"),
+                   **flags)
+    whole, again = (load_file(tmp_path / d / "model.safetensors") for d in ("whole", "resumed"))
+    for name, w in whole.items():
+        assert torch.equal(again[name] == 0, w == 0), name
+        assert torch.allclose(again[name], w, atol=1e-5), name

@@ -5,7 +5,8 @@ and ``save_to_disk`` folders — label columns, by name or by their few distinct
 ``text_column`` names them), trains the backbone under a recipe (the same modifiers as downstream: GMP, OBS,
 block4, QAT, …) and writes a backbone folder without a task head: weights,
 tokenizer, ``recipe.yaml``, ``sparsity_report.json/.png`` and ``sparsecore_training.json`` (objective, text used,
-loss, time). The objective:
+loss, time); under ``torchrun``, rank 0 writes it and ``sparsecore_ranks.json`` (every rank's masks checksum after
+each mask update). The objective:
 
 * ``mlm``: masked-language modelling with the model's own MLM head (15% of tokens masked);
 * ``distill``: the dense starting model as a frozen teacher; the loss is the mean squared error between the
@@ -25,8 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparsecore import distributed
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_writable
+from sparsecore.workflows.training import RANKS_FILE
 
 log = logging.getLogger("sparsecore")
 OBJECTIVES = ("auto", "mlm", "distill")
@@ -141,6 +144,12 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
     plan = load_recipe(recipe, recipe_args) if recipe else None
     tokenizer = load_tokenizer(path)
     model, backbone, objective = upstream_model(path, objective)
+    if plan is not None and plan.quantizes:
+        from sparsecore.adapters.quant_attention import quantizable_attention
+
+        quantizable_attention(backbone)  # QKᵀ and attn·V become quantizable matmuls, as in downstream QAT
+        log.warning("quantization-aware upstream run: the backbone is saved as its float weights (trained under "
+                    "fake quantization); transfer with --recipe transfer-quant to quantize it again")
     log.warning(f"upstream objective: {objective}; {corpus['texts']:,} texts from {len(corpus['files'])} file(s)"
                 + (f", {corpus['empty_dropped']:,} empty rows dropped" if corpus["empty_dropped"] else ""))
     import datasets
@@ -172,6 +181,10 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
              "seconds": time.time() - started}, indent=1), encoding="utf-8")
         files |= {"model": out, "sparsity_report": out / "sparsity_report.png",
                   "training": out / "sparsecore_training.json"}
+        if distributed.world_size() > 1 and trainer.session is not None:
+            files["ranks"] = out / RANKS_FILE
+            files["ranks"].write_text(json.dumps({"world_size": distributed.world_size(),
+                                                  "mask_checks": trainer.session.rank_checks}, indent=1))
     else:
         table = {}
     return UpstreamResult(out, objective, metrics, table, files)

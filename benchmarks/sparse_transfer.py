@@ -1,0 +1,185 @@
+"""Sparse transfer learning on full GLUE data (MiniLM-L6): backbones pruned once upstream on unlabeled text, then
+fine-tuned with every zero held on SST-2, MRPC and STS-B (a task whose text no upstream run read), side by side with
+dense fine-tuning of the same length, one run at a time.
+
+    python benchmarks/sparse_transfer.py --run upstream80          # GMP to 80% on the corpus, hidden-state distillation
+    python benchmarks/sparse_transfer.py --run upstream90
+    python benchmarks/sparse_transfer.py --run dense-mrpc          # dense fine-tuning (dense-sst2, dense-stsb too)
+    python benchmarks/sparse_transfer.py --run transfer80-sst2     # `transfer` from runs/sparse-transfer/upstream80
+    python benchmarks/sparse_transfer.py --run transfer-quant80-sst2
+    python benchmarks/sparse_transfer.py --table                   # print the table, draw the PNG
+
+The upstream corpus is the text columns of the GLUE training files of CoLA, MRPC, RTE, SST-2 and WNLI plus QNLI's
+validation file (Wikipedia sentences and questions; QNLI is never evaluated here) — labels are never read, STS-B is
+left out, and no validation file of an evaluated task is read. A transfer run is as long as its dense run (same
+epochs, learning rate, batch and sequence length), with no teacher. Results accumulate in
+``benchmarks/results/sparse_transfer.json`` (one entry per run, with its command and wall time), so runs done in
+different sessions make one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("results") / "sparse_transfer.json"
+PICTURE = Path(__file__).resolve().parents[1] / "docs" / "sparse_transfer.png"
+CORPUS = ("cola/train.tsv", "mrpc/train.tsv", "rte/train.tsv", "sst2/train.tsv", "wnli/train.tsv",
+          "qnli/validation.tsv")
+TASKS = {  # task → (main metric, epochs, initial learning rate) of both its dense and its transfer runs
+    "sst2": ("accuracy", 1, 1e-4),
+    "mrpc": ("accuracy", 3, 1e-4),
+    "stsb": ("pearson", 3, 1e-4),
+}
+COMMON = {"pad_to_max_length": False, "max_seq_length": 128, "per_device_train_batch_size": 32,
+          "per_device_eval_batch_size": 64, "do_train": True, "do_eval": True, "save_strategy": "no",
+          "logging_steps": 100, "seed": 42, "overwrite_output_dir": True, "disable_tqdm": True,
+          "train_sampling_strategy": "group_by_length"}
+LINEARS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
+           r"intermediate\.dense|output\.dense)\.weight")
+UPSTREAM_EPOCHS = 1.5
+UPSTREAM = """
+num_epochs: {epochs}
+training_modifiers:
+  - !EpochRangeModifier
+    end_epoch: eval(num_epochs)
+  - !LearningRateFunctionModifier
+    lr_func: linear
+    init_lr: 1.0e-4
+    final_lr: 1.0e-6
+    end_epoch: eval(num_epochs)
+pruning_modifiers:
+  - !GMPruningModifier
+    params: ['{params}']
+    init_sparsity: 0.0
+    final_sparsity: {sparsity}
+    start_epoch: 0.0
+    end_epoch: {prune_end}
+    update_frequency: 0.05
+    inter_func: cubic
+    mask_type: unstructured
+    leave_enabled: true
+"""
+
+
+def record(name: str, entry: dict) -> None:
+    from engine_bench import machine
+
+    RESULTS.parent.mkdir(exist_ok=True)
+    rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    rows[name] = {**entry, "machine": machine()}
+    RESULTS.write_text(json.dumps(rows, indent=1))
+
+
+def upstream(sparsity: int, glue_dir: str, out: Path) -> dict:
+    from sparsecore.workflows.upstream import prune_upstream
+
+    recipe = UPSTREAM.format(epochs=UPSTREAM_EPOCHS, params=LINEARS, sparsity=sparsity / 100,
+                             prune_end=UPSTREAM_EPOCHS * 2 / 3)
+    started = time.time()
+    result = prune_upstream(model_name_or_path="minilm", train_file=[str(Path(glue_dir) / f) for f in CORPUS],
+                            recipe=recipe, objective="distill", output_dir=out / f"upstream{sparsity}",
+                            max_seq_length=128, per_device_train_batch_size=32, learning_rate=1e-4,
+                            logging_steps=100, save_strategy="no", disable_tqdm=True,
+                            train_sampling_strategy="group_by_length")
+    result_dir = Path(result.output_dir)
+    training = json.loads((result_dir / "sparsecore_training.json").read_text())
+    return {"objective": result.objective, "corpus": training["corpus"], "epochs": UPSTREAM_EPOCHS,
+            "loss": result.metrics.get("train_loss"), "wall_time_s": time.time() - started,
+            "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+            "encoder_sparsity": result.sparsity["total"]["sparsity"]}
+
+
+def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
+    """``dense-TASK``, ``transferS-TASK`` or ``transfer-quantS-TASK``."""
+    from sparsecore.workflows import train
+
+    kind, task = name.rsplit("-", 1)
+    metric, epochs, lr = TASKS[task]
+    if kind == "dense":
+        start, recipe = "minilm", "dense-finetune"
+    else:
+        recipe, sparsity = ("transfer-quant", kind[len("transfer-quant"):]) if kind.startswith("transfer-quant") \
+            else ("transfer", kind[len("transfer"):])
+        start = str(out / f"upstream{sparsity}")
+        if not Path(start).is_dir():
+            raise SystemExit(f"{start} is missing: run --run upstream{sparsity} first")
+    flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / name),
+             "model_name_or_path": start, "recipe": recipe, "recipe_args": f"num_epochs={epochs},init_lr={lr}"}
+    started = time.time()
+    result = train(**flags)
+    state = json.loads((out / name / "trainer_state.json").read_text())
+    speed = next(e for e in reversed(state["log_history"]) if "train_samples_per_second" in e)
+    return {"task": task, "metric": metric, "score": result.metrics[f"eval_{metric}"],
+            "metrics": {k: v for k, v in result.metrics.items() if k.startswith("eval_")},
+            "encoder_sparsity": result.metrics.get("encoder_sparsity"), "wall_time_s": time.time() - started,
+            "train_samples_per_second": speed["train_samples_per_second"],
+            "flags": {k: v for k, v in flags.items() if k not in ("glue_dir", "output_dir")}}
+
+
+def runs() -> list[str]:
+    names = ["upstream80", "upstream90"]
+    for task in TASKS:
+        names += [f"dense-{task}", f"transfer80-{task}", f"transfer90-{task}", f"transfer-quant80-{task}"]
+    return names
+
+
+def plot(data: dict, path: Path) -> None:
+    """Bars per task: dense fine-tuning and each transfer run, on the task's own metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [("dense", "dense fine-tuning", "#8a8a8a"), ("transfer80", "transfer, upstream 80%", "#3b7dd8"),
+             ("transfer90", "transfer, upstream 90%", "#1f4f99"), ("transfer-quant80", "transfer-quant, 80%", "#d88a3b")]
+    tasks = [t for t in TASKS if any(f"{k}-{t}" in data for k, _, _ in kinds)]
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    width = 0.8 / len(kinds)
+    for i, (kind, label, color) in enumerate(kinds):
+        xs = [j + i * width for j, t in enumerate(tasks) if f"{kind}-{t}" in data]
+        ys = [100 * data[f"{kind}-{t}"]["score"] for t in tasks if f"{kind}-{t}" in data]
+        if xs:
+            bars = ax.bar(xs, ys, width, label=label, color=color)
+            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tasks))],
+                  [f"{t.upper()} ({TASKS[t][0]})" for t in tasks])
+    ax.set_ylabel("validation score × 100")
+    ax.set_ylim(50, 100)
+    ax.set_title("MiniLM-L6: sparse transfer from upstream backbones vs dense fine-tuning")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", choices=runs())
+    parser.add_argument("--table", action="store_true")
+    parser.add_argument("--glue_dir", default=os.environ.get("SPARSECORE_GLUE_DIR", "../shared/data/glue"))
+    parser.add_argument("--out", default="runs/sparse-transfer")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.run:
+        entry = upstream(int(args.run[-2:]), args.glue_dir, out) if args.run.startswith("upstream") \
+            else fine_tune(args.run, args.glue_dir, out)
+        entry["command"] = " ".join(["python", *sys.argv])
+        record(args.run, entry)
+        print(json.dumps(entry, indent=1))
+    if args.table:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "hooks"))
+        from results_tables import sparse_transfer, sparse_transfer_upstream
+
+        data = json.loads(RESULTS.read_text())
+        print(sparse_transfer_upstream(data) + "\n\n" + sparse_transfer(data))
+        plot(data, PICTURE)
+        print(f"\nwrote {PICTURE}")
+
+
+if __name__ == "__main__":
+    main()
