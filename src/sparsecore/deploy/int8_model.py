@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.onnx_graph import GraphIndex
 from sparsecore.families import Family
+from sparsecore.kernels.embeddings import CodeTable
+from sparsecore.onnx_graph import GraphIndex
 
 _FIX = "re-export the model with sparsecore.transformers.export_onnx, or use engine='onnxruntime'"
 
@@ -147,8 +148,8 @@ class IntegerGraph:
                               self.act_quant(context.input[0], f"{prefix} softmax"),
                               self.act_quant(context.input[1], f"{prefix} V"), *rescales)
 
-    def embedding(self, gather_name: str) -> np.ndarray:
-        """The fp32 table ``(codes − zero) · scale`` of an int8 ``Gather → DequantizeLinear`` pair."""
+    def embedding(self, gather_name: str) -> CodeTable:
+        """The table of an int8 ``Gather → DequantizeLinear`` pair, kept as its codes (rows dequantized when read)."""
         gather = self.nodes.get(gather_name)
         if gather is None:
             self._fail(f"the export has no int8 embedding Gather {gather_name}")
@@ -156,12 +157,14 @@ class IntegerGraph:
         if dq is None or dq.op_type != "DequantizeLinear":
             self._fail(f"{gather_name} is not followed by DequantizeLinear")
         codes = self.array(gather.input[0])
-        scale = self.array(dq.input[1]).astype(np.float32)
-        zero = self.array(dq.input[2]).astype(np.float32) if len(dq.input) > 2 and dq.input[2] else np.float32(0)
-        table = codes.astype(np.float32)  # one allocation, then in place: the same fp32 operations in the same order
-        np.subtract(table, zero, out=table)
-        np.multiply(table, scale, out=table)
-        return table
+        zero = self.array(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else 0
+        scale = self.array(dq.input[1])
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        per_feature = np.size(scale) == codes.shape[1] and axis in (1, -1)
+        if np.ndim(scale) > 1 or np.ndim(zero) > 1 or not (np.size(scale) == 1 or per_feature) or \
+                np.size(zero) not in (1, np.size(scale)):
+            self._fail(f"{gather_name}'s DequantizeLinear is not per tensor or per embedding feature")
+        return CodeTable.of(codes, zero, scale)
 
 
 def fuse_qkv(parts: list[QuantLinear], where: str) -> QuantLinear:
@@ -178,7 +181,7 @@ TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 
 def read_integer_encoder(model, const, family: Family, n_layers: int, where: str) -> dict:
     """The integer parts of an encoder classifier export: ``layers`` (per layer {role: QuantLinear}),
-    ``attention`` (per layer AttentionQuant, None where fp32), ``tables`` {name: fp32 table}, and ``head``
+    ``attention`` (per layer AttentionQuant, None where fp32), ``tables`` {name: fp32 table; the word table a :class:`CodeTable`}, and ``head``
     (the head's hidden/output Linear, by position) and ``project`` where quantized. Parts left out are fp32 in
     the graph and read by the caller."""
     g = IntegerGraph(model, const, where)
@@ -191,7 +194,8 @@ def read_integer_encoder(model, const, family: Family, n_layers: int, where: str
         if node.op_type == "Gather" and name.endswith("/Gather_int8"):
             table = next((t for t in TABLES if f"/{t}/" in name), None)
             if table:
-                tables[table] = g.embedding(name)
+                codes = g.embedding(name)
+                tables[table] = codes if table == "word_embeddings" else codes.dense()
         if node.op_type != "MatMulInteger":
             continue
         if linear := family.block_linear(name, "MatMul_integer"):

@@ -22,6 +22,7 @@ from sparsecore import onnx_proto
 from sparsecore.deploy.int8_model import TABLES, AttentionQuant, QuantLinear, read_integer_encoder
 from sparsecore.errors import SparsecoreError
 from sparsecore.families import ROLES, Family, family_of
+from sparsecore.kernels.embeddings import CodeTable
 from sparsecore.onnx_graph import GraphIndex
 from sparsecore.onnx_proto import to_array
 
@@ -35,7 +36,7 @@ class EncoderArrays:
     :class:`QuantLinear`; ``attention_quant[i]`` holds layer i's attention quantizers (None: fp32)."""
 
     family: Family
-    word: np.ndarray
+    word: np.ndarray | CodeTable  # an int8 export's word table stays codes (CodeTable), dequantized row by row
     position: np.ndarray
     token_type: np.ndarray | None  # None: the family has no token types (DistilBERT)
     embed_ln: tuple[np.ndarray, np.ndarray]
