@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -80,9 +81,12 @@ def upstream(sparsity: int, glue_dir: str, out: Path) -> dict:
 
     recipe = UPSTREAM.format(epochs=UPSTREAM_EPOCHS, params=LINEARS, sparsity=sparsity / 100,
                              prune_end=UPSTREAM_EPOCHS * 2 / 3)
+    folder = out / f"upstream{sparsity}"
+    if folder.exists():  # a rerun rebuilds the backbone (transfer rows recorded from the old one are rerun too)
+        shutil.rmtree(folder)
     started = time.time()
     result = prune_upstream(model_name_or_path="minilm", train_file=[str(Path(glue_dir) / f) for f in CORPUS],
-                            recipe=recipe, objective="distill", output_dir=out / f"upstream{sparsity}",
+                            recipe=recipe, objective="distill", output_dir=folder,
                             max_seq_length=128, per_device_train_batch_size=32, learning_rate=1e-4,
                             logging_steps=100, save_strategy="no", disable_tqdm=True,
                             train_sampling_strategy="group_by_length")
@@ -108,8 +112,11 @@ def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
         start = str(out / f"upstream{sparsity}")
         if not Path(start).is_dir():
             raise SystemExit(f"{start} is missing: run --run upstream{sparsity} first")
+    recipe_args = f"num_epochs={epochs},init_lr={lr}"
+    if recipe == "transfer-quant":  # quantize over the last third, observers frozen for the last sixth
+        recipe_args += f",quantization_start_epoch={epochs * 2 / 3:g},observer_freeze_epoch={epochs * 5 / 6:g}"
     flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / name),
-             "model_name_or_path": start, "recipe": recipe, "recipe_args": f"num_epochs={epochs},init_lr={lr}"}
+             "model_name_or_path": start, "recipe": recipe, "recipe_args": recipe_args}
     started = time.time()
     result = train(**flags)
     state = json.loads((out / name / "trainer_state.json").read_text())
@@ -128,16 +135,20 @@ def runs() -> list[str]:
     return names
 
 
-def plot(data: dict, path: Path) -> None:
-    """Bars per task: dense fine-tuning and each transfer run, on the task's own metric."""
+def plot(data: dict, path: Path) -> bool:
+    """Bars per task: dense fine-tuning and each transfer run, on the task's own metric (False: no task run yet,
+    nothing drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     kinds = [("dense", "dense fine-tuning", "#8a8a8a"), ("transfer80", "transfer, upstream 80%", "#3b7dd8"),
-             ("transfer90", "transfer, upstream 90%", "#1f4f99"), ("transfer-quant80", "transfer-quant, 80%", "#d88a3b")]
+             ("transfer90", "transfer, upstream 90%", "#1f4f99"),
+             ("transfer-quant80", "transfer-quant, 80%", "#d88a3b")]
     tasks = [t for t in TASKS if any(f"{k}-{t}" in data for k, _, _ in kinds)]
+    if not tasks:
+        return False
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     width = 0.8 / len(kinds)
     for i, (kind, label, color) in enumerate(kinds):
@@ -155,6 +166,7 @@ def plot(data: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True
 
 
 def main(argv=None) -> None:
@@ -175,10 +187,12 @@ def main(argv=None) -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "hooks"))
         from results_tables import sparse_transfer, sparse_transfer_upstream
 
+        if not RESULTS.is_file():
+            raise SystemExit(f"{RESULTS} does not exist yet: run a --run first")
         data = json.loads(RESULTS.read_text())
         print(sparse_transfer_upstream(data) + "\n\n" + sparse_transfer(data))
-        plot(data, PICTURE)
-        print(f"\nwrote {PICTURE}")
+        if plot(data, PICTURE):
+            print(f"\nwrote {PICTURE}")
 
 
 if __name__ == "__main__":

@@ -257,40 +257,45 @@ def int8_block4_layout(data: dict) -> str:
     return _alternated(data, extra) + rows(head, "lr" + "r" * (len(head) - 2), body)
 
 
-TRANSFER_GOALS = {"transfer80": 0.985, "transfer90": 0.975, "transfer-quant80": 0.975}  # of dense, issue 30
+TRANSFER_GOALS = {"transfer80": 0.985, "transfer90": 0.975, "transfer-quant80": 0.975}  # share of dense to reach
 
 
 def sparse_transfer(data: dict) -> str:
     """benchmarks/sparse_transfer.py: each transfer run against the dense fine-tuning of its task."""
-    body = []
-    for name, r in data.items():
-        if "-" not in name or name.startswith("dense-"):
+    body, shown = [], []
+    for name, r in sorted(data.items(), key=lambda kv: (kv[1].get("task", ""), kv[0])):
+        if "-" not in name or name.startswith("dense-") or name.startswith("upstream"):
             continue
         kind, task = name.rsplit("-", 1)
         dense = data.get(f"dense-{task}")
-        share = r["score"] / dense["score"] if dense else None
+        share = r["score"] / dense["score"] if dense and dense["score"] else None
+        goal = TRANSFER_GOALS.get(kind)
         body.append([task, r["metric"], f"{dense['score']:.4f}" if dense else "not run",
-                     f"upstream {kind[-2:]}%" + (" + QAT" if "quant" in kind else ""),
+                     f"`upstream{kind[-2:]}`", "`transfer-quant`" if "quant" in kind else "`transfer`",
                      f"{100 * r['encoder_sparsity']:.1f}%", f"{r['score']:.4f}",
-                     f"{100 * share:.1f}%" if share else "–", f"≥ {100 * TRANSFER_GOALS[kind]:.1f}%",
+                     f"{100 * share:.1f}%" if share is not None else "–", f"≥ {100 * goal:.1f}%" if goal else "–",
                      f"{r['wall_time_s'] / dense['wall_time_s']:.2f}×" if dense else "–",
                      f"{r['train_samples_per_second']:.1f}"])
-    head = ["task", "metric", "dense", "backbone", "encoder sparsity", "transfer", "of dense", "goal",
+        shown += [r, *([dense] if dense else [])]
+    head = ["task", "metric", "dense", "backbone", "recipe", "encoder sparsity", "transfer", "of dense", "goal",
             "wall time / dense", "train samples/s"]
-    return _machine_line(data) + rows(head, "lllrrrrrrr", body)
+    return _machine_line(shown) + rows(head, "lllll" + "r" * 6, body)
 
 
 def sparse_transfer_upstream(data: dict) -> str:
     """benchmarks/sparse_transfer.py: the upstream runs that made the backbones."""
+    runs = {k: r for k, r in sorted(data.items()) if k.startswith("upstream")}
     body = [[f"`{k}`", r["objective"], f"{r['corpus']['texts']:,}", f"{r['epochs']:g}",
              f"{100 * r['encoder_sparsity']:.1f}%", f"{r['loss']:.4f}", f"{r['wall_time_s'] / 60:.0f} min",
-             f"{r['train_samples_per_second']:.1f}"] for k, r in data.items() if k.startswith("upstream")]
-    return _machine_line(data) + rows(["backbone", "objective", "texts", "epochs", "prunable sparsity",
-                                       "final training loss", "wall time", "samples/s"], "llrrrrrr", body)
+             f"{r['train_samples_per_second']:.1f}"] for k, r in runs.items()]
+    return _machine_line(list(runs.values())) + rows(
+        ["backbone", "objective", "texts", "epochs", "encoder sparsity", "final training loss", "wall time",
+         "samples/s"], "llrrrrrr", body)
 
 
-def _machine_line(data: dict) -> str:
-    cpus = sorted({_cpu(r["machine"]) + f", {r['machine']['cores']} cores" for r in data.values() if "machine" in r})
+def _machine_line(entries: list[dict]) -> str:
+    """"Measured on: …" for the machines the entries name (none: nothing)."""
+    cpus = sorted({_cpu(r["machine"]) + f", {r['machine']['cores']} cores" for r in entries if "machine" in r})
     return f"Measured on: {'; '.join(cpus)}.\n\n" if cpus else ""
 
 

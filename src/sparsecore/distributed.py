@@ -15,12 +15,16 @@ Without an initialized process group (or with one rank) every function here is a
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Iterable
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from sparsecore.errors import SparsecoreError
+
+RANKS_FILE = "sparsecore_ranks.json"  # every rank's masks checksum after each mask update
 
 
 def world_size() -> int:
@@ -38,6 +42,16 @@ def is_main() -> bool:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
+
+
+def write_rank_checks(folder: Path, checks: list[dict]) -> Path | None:
+    """With several ranks: write ``checks`` (each mask update's step and every rank's checksum) to
+    ``folder / RANKS_FILE`` and return its path; one process: nothing (None)."""
+    if world_size() == 1:
+        return None
+    path = Path(folder) / RANKS_FILE
+    path.write_text(json.dumps({"world_size": world_size(), "mask_checks": checks}, indent=1))
+    return path
 
 
 def own_samples(count: int) -> range:

@@ -7,8 +7,10 @@ back from it here (names from the exporter: ``/…/layer.3/intermediate/dense/Ma
 
 and for the two attention products of a layer (``…/attention/self/MatMul_integer`` = Q·Kᵀ and
 ``MatMul_1_integer`` = P·V) the four activation quantizers (Q, K, softmax P, V). Embedding tables are int8
-``Gather → DequantizeLinear`` (per-column scale); they are dequantized once at load, exactly as
-``DequantizeLinear`` does per gathered row. LayerNorm, softmax and GELU stay fp32, as in the graph.
+``Gather → DequantizeLinear`` (per-tensor or per-feature scale): the position and token-type tables are
+dequantized at load, the word table stays codes (:class:`~sparsecore.kernels.embeddings.CodeTable`) whose rows
+the lookup dequantizes, exactly as ``DequantizeLinear`` does per gathered row. LayerNorm, softmax and GELU stay
+fp32, as in the graph.
 """
 
 from __future__ import annotations
@@ -159,8 +161,8 @@ class IntegerGraph:
         codes = self.array(gather.input[0])
         zero = self.array(dq.input[2]) if len(dq.input) > 2 and dq.input[2] else 0
         scale = self.array(dq.input[1])
-        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
-        per_feature = np.size(scale) == codes.shape[1] and axis in (1, -1)
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)  # of the gathered (batch, seq, E) codes
+        per_feature = np.size(scale) == codes.shape[1] and axis in (2, -1)
         if np.ndim(scale) > 1 or np.ndim(zero) > 1 or not (np.size(scale) == 1 or per_feature) or \
                 np.size(zero) not in (1, np.size(scale)):
             self._fail(f"{gather_name}'s DequantizeLinear is not per tensor or per embedding feature")
@@ -181,7 +183,8 @@ TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 
 def read_integer_encoder(model, const, family: Family, n_layers: int, where: str) -> dict:
     """The integer parts of an encoder classifier export: ``layers`` (per layer {role: QuantLinear}),
-    ``attention`` (per layer AttentionQuant, None where fp32), ``tables`` {name: fp32 table; the word table a :class:`CodeTable`}, and ``head``
+    ``attention`` (per layer AttentionQuant, None where fp32), ``tables`` {name: fp32 table; the word table a
+    :class:`CodeTable`}, and ``head``
     (the head's hidden/output Linear, by position) and ``project`` where quantized. Parts left out are fp32 in
     the graph and read by the caller."""
     g = IntegerGraph(model, const, where)

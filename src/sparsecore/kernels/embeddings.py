@@ -6,27 +6,29 @@ thread takes blocks of ``BLOCK`` tokens and walks the features: per feature one 
 outputs, read from ``BLOCK`` table rows that stay in its cache — where a gather into (T, E) followed by a
 transposed copy moves every value twice and writes the copy with a stride of T floats.
 
-The word table may be a :class:`CodeTable` (an int8 export's codes with their zero point and scale): the rows a
-call reads are dequantized as they are read, ``(float32(code) − zero) · scale`` — the same two fp32 operations a
-dequantized table would have applied, so the same bits — and the table stays at one byte per value.
+The word table may be a :class:`CodeTable` (an int8 export's codes with their zero point and scale): each row is
+dequantized as it is read, ``(float32(code) − zero) · scale`` in fp32, bit for bit ``CodeTable.dense()[ids]``, and
+the table stays at one byte per value.
 Tested against numpy in tests/kernels/test_embeddings.py.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_PARALLEL
 
-BLOCK = 64  # tokens per task: 64 table rows (192 KB at E = 768) in L2, one 256-byte output run per feature
+BLOCK = 64  # tokens per task: 64 table rows (192 KB of fp32 at E = 768) in L2, one 256-byte output run per feature
 
 
-class CodeTable(NamedTuple):
+@dataclass(frozen=True)
+class CodeTable:
     """An embedding table kept as its integer codes: row ``i`` is ``(codes[i] − zero) · scale`` in fp32.
-    ``codes``: (V, E) int8 or uint8; ``zero``, ``scale``: (E,) float32 (a per-tensor value repeated)."""
+    ``codes``: (V, E) int8 or uint8; ``zero``, ``scale``: (E,) float32 (a per-tensor value repeated); each its own
+    copy (not a view into the file it was read from)."""
 
     codes: np.ndarray
     zero: np.ndarray
@@ -38,10 +40,10 @@ class CodeTable(NamedTuple):
 
     @classmethod
     def of(cls, codes: np.ndarray, zero, scale) -> CodeTable:
-        """From an export's codes and its per-tensor or per-feature zero point and scale."""
+        """From an export's codes and its per-tensor or per-feature zero point and scale (all copied)."""
         width = codes.shape[1]
-        return cls(codes, *(np.ascontiguousarray(np.broadcast_to(np.asarray(v, np.float32), (width,)))
-                            for v in (zero, scale)))
+        return cls(np.array(codes, order="C"), *(np.array(np.broadcast_to(np.asarray(v, np.float32), (width,)))
+                                                 for v in (zero, scale)))
 
     def dense(self) -> np.ndarray:
         """The whole fp32 table (for tests and callers that need it)."""

@@ -169,7 +169,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
         if training_args.do_train:
             notes.append("--one_shot applies the recipe without training: --do_train ignored")
             training_args.do_train = False
-    resume_dir = _resume_dir(training_args.resume_from_checkpoint, out, notes, with_session=recipe is not None)
+    resume_dir = resume_checkpoint(training_args.resume_from_checkpoint, out, notes, with_session=recipe is not None)
     if recipe is not None:
         notes += list(recipe.notes)
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
@@ -178,7 +178,7 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
     return Plan(model_path, teacher, recipe, data, out, resume_dir, notes)
 
 
-def _resume_dir(value: str | None, out: Path, notes: list[str], with_session: bool) -> str | None:
+def resume_checkpoint(value: str | None, out: Path, notes: list[str], with_session: bool) -> str | None:
     """``--resume_from_checkpoint``: a checkpoint folder, or true/last for the newest complete one in output_dir.
 
     Every file a resume reads is checked first (a run killed while saving leaves a partial checkpoint-N)."""

@@ -42,7 +42,6 @@ from sparsecore.workflows.features import tokenize_split, tokenizer_fingerprint
 from sparsecore.workflows.plan import Plan, make_plan
 
 log = logging.getLogger("sparsecore")
-RANKS_FILE = "sparsecore_ranks.json"  # under torchrun: every rank's masks checksum after each mask update
 
 
 @dataclass(frozen=True)
@@ -244,10 +243,8 @@ class _Job:
             text_columns=tuple(data.text_columns), max_seq_length=self.data_args.max_seq_length,
             recipe=plan.recipe.source if plan.recipe else None,
             model_name_or_path=self.model_name_or_path).write(out)
-        if distributed.world_size() > 1:
-            files["ranks"] = out / RANKS_FILE
-            files["ranks"].write_text(json.dumps({"world_size": distributed.world_size(),
-                                                  "mask_checks": self.rank_checks}, indent=1))
+        if (ranks := distributed.write_rank_checks(out, self.rank_checks)) is not None:
+            files["ranks"] = ranks
         distributed.barrier()
         return files
 

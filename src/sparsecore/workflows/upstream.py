@@ -5,8 +5,10 @@ and ``save_to_disk`` folders — label columns, by name or by their few distinct
 ``text_column`` names them), trains the backbone under a recipe (the same modifiers as downstream: GMP, OBS,
 block4, QAT, …) and writes a backbone folder without a task head: weights,
 tokenizer, ``recipe.yaml``, ``sparsity_report.json/.png`` and ``sparsecore_training.json`` (objective, text used,
-loss, time); under ``torchrun``, rank 0 writes it and ``sparsecore_ranks.json`` (every rank's masks checksum after
-each mask update). The objective:
+loss, time); under ``torchrun``, rank 0 writes it and, when a recipe runs, ``sparsecore_ranks.json`` (every rank's
+masks checksum after each mask update). ``resume_from_checkpoint`` (a checkpoint-N folder, or true/last for the
+newest complete one in ``output_dir``) restores the weights, the optimizer and the recipe's state (masks,
+schedules). The objective:
 
 * ``mlm``: masked-language modelling with the model's own MLM head (15% of tokens masked);
 * ``distill``: the dense starting model as a frozen teacher; the loss is the mean squared error between the
@@ -29,7 +31,7 @@ from pathlib import Path
 from sparsecore import distributed
 from sparsecore.errors import SparsecoreError
 from sparsecore.file_checks import check_writable
-from sparsecore.workflows.training import RANKS_FILE
+from sparsecore.workflows.plan import resume_checkpoint
 
 log = logging.getLogger("sparsecore")
 OBJECTIVES = ("auto", "mlm", "distill")
@@ -119,7 +121,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
                    resume_from_checkpoint: str | None = None, **training_args) -> UpstreamResult:
     """Prune a backbone on unlabeled text and write it as a backbone folder (see the module docstring).
     ``training_args``: more :class:`transformers.TrainingArguments` (``logging_steps``, ``save_strategy``, …)."""
-    from sparsecore.adapters.models import load_tokenizer, resolve_model_path
+    from sparsecore.adapters.models import family, load_tokenizer, resolve_model_path
     from sparsecore.adapters.trainer import SparseTrainer, seed_everything
     from sparsecore.adapters.upstream import collator, training_arguments, upstream_model
     from sparsecore.recipe.load import load_recipe, read_recipe_source
@@ -138,6 +140,10 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
         raise SparsecoreError("output_dir exists and is not empty", f"--output_dir {out}",
                               "pick a new folder, or pass --resume_from_checkpoint to continue a run there")
     check_writable(out, f"--output_dir {out}", "choose a folder you can write to")
+    notes: list[str] = []
+    resume = resume_checkpoint(resume_from_checkpoint, out, notes, with_session=recipe is not None)
+    for note in notes:
+        log.warning(note)
     seed_everything(seed)
     path = resolve_model_path(model_name_or_path)
     texts, corpus = read_corpus(list(train_file), text_column, max_train_samples)
@@ -164,9 +170,9 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
                               **{"save_strategy": "epoch", **training_args})
     trainer = SparseTrainer(model=model, args=args, train_dataset=features,
                             data_collator=collator(tokenizer, objective, mlm_probability), recipe=plan,
-                            problem_type="single_label_classification")
+                            problem_type="single_label_classification", resume_dir=resume)
     started = time.time()
-    metrics = trainer.train(resume_from_checkpoint=resume_from_checkpoint).metrics
+    metrics = trainer.train(resume_from_checkpoint=resume).metrics
     files = {}
     if args.should_save:
         backbone.save_pretrained(out)
@@ -174,17 +180,17 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
         if recipe:
             (out / "recipe.yaml").write_text(read_recipe_source(recipe)[0], encoding="utf-8")
             files["recipe"] = out / "recipe.yaml"
-        table = write_sparsity_report(backbone, out, title=f"{Path(path).name} upstream ({objective})")
+        table = write_sparsity_report(backbone, out, family(backbone).encoder_linears,
+                                      title=f"{Path(path).name} upstream ({objective})")
         (out / "sparsecore_training.json").write_text(json.dumps(
             {"kind": "backbone", "objective": objective, "model_name_or_path": model_name_or_path, "corpus": corpus,
              "recipe": recipe, "recipe_args": recipe_args, "metrics": metrics,
              "seconds": time.time() - started}, indent=1), encoding="utf-8")
         files |= {"model": out, "sparsity_report": out / "sparsity_report.png",
                   "training": out / "sparsecore_training.json"}
-        if distributed.world_size() > 1 and trainer.session is not None:
-            files["ranks"] = out / RANKS_FILE
-            files["ranks"].write_text(json.dumps({"world_size": distributed.world_size(),
-                                                  "mask_checks": trainer.session.rank_checks}, indent=1))
+        if trainer.session is not None and (ranks := distributed.write_rank_checks(
+                out, trainer.session.rank_checks)) is not None:
+            files["ranks"] = ranks
     else:
         table = {}
     return UpstreamResult(out, objective, metrics, table, files)
