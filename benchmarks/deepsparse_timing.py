@@ -1,7 +1,8 @@
 """Runs inside the DeepSparse environment (called by deploy_latency.py): median latency of deepsparse.Engine.
 
-    <deepsparse python> deepsparse_timing.py MODEL.onnx BATCH SEQ ITERATIONS
-Prints one JSON line {"median_ms": ..., "p90_ms": ...}.
+    <deepsparse python> deepsparse_timing.py MODEL.onnx BATCH SEQ ITERATIONS [--serve]
+Prints one JSON line {"median_ms": ..., "p90_ms": ...}; with ``--serve``, after the warm-up it answers timing
+requests on stdin instead (alternated_timing.serve: engines timed in turns).
 """
 
 import json
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from alternated_timing import serve
 from deepsparse import Engine
 
 path, batch, seq, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -25,6 +27,9 @@ with tempfile.TemporaryDirectory() as tmp:
              np.zeros((batch, seq), np.int64)]
     for _ in range(3):
         engine.run(feeds)
+    if "--serve" in sys.argv[5:]:
+        serve(lambda: engine.run(feeds))
+        sys.exit(0)
     times = []
     for _ in range(iters):
         t = time.perf_counter()

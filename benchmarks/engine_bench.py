@@ -2,7 +2,7 @@
 
     python benchmarks/engine_bench.py [--models minilm,bert-base] [--sparsities 0,0.8,0.9,0.95]
         [--structures unstructured,block4] [--precisions fp32,int8] [--batches 1,32] [--seq 128] [--iters 20]
-        [--first-call] [--out runs/engine-bench] [--results benchmarks/results/engine_bench.json]
+        [--first-call] [--rounds R] [--out runs/engine-bench] [--results benchmarks/results/engine_bench.json]
 
 Models: the real all-MiniLM-L6-v2 weights and a BERT-base-shaped model (random init: timing does not
 depend on trained values), each one-shot magnitude-pruned by our CLI per (sparsity, structure) and
@@ -16,7 +16,10 @@ and copies results.json to --results (benchmarks/results/, where the documentati
 The sparsecore column also gives the useful GFLOP/s of its encoder Linears (2 × stored non-zero weights ×
 tokens over the Linears' profiled time; GOP/s for int8) next to this machine's FMA peak measured in the same
 run (benchmarks/peak.py). ``--first-call`` adds what a user waits for the first answer (engine load + first
-forward) with Numba's cache cold (a fresh NUMBA_CACHE_DIR: every kernel compiles) and warm.
+forward) with Numba's cache cold (a fresh NUMBA_CACHE_DIR: every kernel compiles) and warm. ``--rounds R`` (R > 1)
+times DeepSparse and sparsecore in R alternating turns of --iters calls, each engine loaded once in its own serving
+process (benchmarks/alternated_timing.py): on a machine whose speed drifts, both engines see the same phases; each
+row then also records every round's medians and sparsecore / DeepSparse per round.
 """
 
 from __future__ import annotations
@@ -107,15 +110,57 @@ def sparsecore_ms(folder: Path, batch: int, seq: int, iters: int) -> dict:
 
     engine = SparsecoreEngine(folder / "deployment" / "model.onnx", batch, [seq])
     f = feeds(batch, seq)
-    ms = median_ms(lambda: engine(f), iters)
+    return {"ms": median_ms(lambda: engine(f), iters), **sparsecore_info(engine, f, iters)}
+
+
+def sparsecore_info(engine, f: dict, iters: int) -> dict:
+    """The Linears' formats, their profiled time and useful GFLOP/s over ``iters`` profiled calls (or, for a model
+    ONNX Runtime runs, the delegation)."""
     if engine.delegate is not None:  # no sparse Linear: ONNX Runtime runs it
-        return {"ms": ms, "formats": engine.describe()["linear_formats"], "delegated": "onnxruntime"}
+        return {"formats": engine.describe()["linear_formats"], "delegated": "onnxruntime"}
     profile: dict[str, float] = {}
     for _ in range(iters):
         engine(f, profile)
     linear_ms = sum(v for k, v in profile.items() if "Linear" in k) / iters
+    batch, seq = f["input_ids"].shape
     gflops = 2 * linear_nnz(engine.model) * batch * seq / (linear_ms * 1e6)
-    return {"ms": ms, "formats": engine.model.formats(), "linear_ms": linear_ms, "linear_gflops": gflops}
+    return {"formats": engine.model.formats(), "linear_ms": linear_ms, "linear_gflops": gflops}
+
+
+def serve_sparsecore(folder: Path, batch: int, seq: int, iters: int) -> None:
+    """Child of an alternated timing: load, warm up, then answer timing requests (alternated_timing.serve)."""
+    from alternated_timing import serve
+
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    engine = SparsecoreEngine(folder / "deployment" / "model.onnx", batch, [seq])
+    f = feeds(batch, seq)
+    engine(f)
+    serve(lambda: engine(f), info=lambda: sparsecore_info(engine, f, iters))
+
+
+def alternated(ds_python: Path, folder: Path, batch: int, seq: int, iters: int, rounds: int) -> dict:
+    """DeepSparse and sparsecore on the same export, each in its own serving process, timed in ``rounds`` turns
+    of ``iters`` calls (alternated_timing): ``deepsparse_ms``, ``sparsecore_ms`` (medians of all calls), each
+    round's medians, and sparsecore's formats and Linear throughput."""
+    from alternated_timing import Child, alternate, round_ratios
+
+    here = Path(__file__).parent
+    children = {}
+    try:
+        children["deepsparse"] = Child([str(ds_python), str(here / "deepsparse_timing.py"),
+                                        str(folder.resolve() / "deployment" / "model.onnx"), str(batch), str(seq), "0",
+                                        "--serve"], cwd=here, env=dict(os.environ, NM_DISABLE_ANALYTICS="1"))
+        children["sparsecore"] = Child([sys.executable, __file__, "--serve", str(folder.resolve()), str(batch),
+                                        str(seq), str(iters)], cwd=here)
+        result = alternate(children, rounds, iters)
+        info = children["sparsecore"].ask("info")
+    finally:
+        for child in children.values():
+            child.close()
+    return {"deepsparse_ms": result["deepsparse"]["ms"], "sparsecore_ms": result["sparsecore"]["ms"],
+            "round_ms": {k: v["round_ms"] for k, v in result.items()},
+            "round_ratios": round_ratios(result, "sparsecore", "deepsparse"), **info}
 
 
 def first_call_ms(folder: Path, seq: int) -> float:
@@ -193,11 +238,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/engine-bench"))
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "engine_bench.json",
                     help="where the run's JSON goes for the documentation (one file per machine kind)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="> 1: DeepSparse and sparsecore timed in this many alternating turns of --iters calls, "
+                         "each engine in its own serving process (a slow phase of the machine lands on both)")
     ap.add_argument("--one", nargs=5, metavar=("ENGINE", "FOLDER", "BATCH", "SEQ", "ITERS"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve", nargs=4, metavar=("FOLDER", "BATCH", "SEQ", "ITERS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:  # child process: time one engine, print JSON
         engine, folder, batch, seq, iters = args.one
         print(json.dumps(one(engine, Path(folder), int(batch), int(seq), int(iters))))
+        return
+    if args.serve:  # child process of an alternated timing
+        folder, batch, seq, iters = args.serve
+        serve_sparsecore(Path(folder), int(batch), int(seq), int(iters))
         return
     args.out.mkdir(parents=True, exist_ok=True)
     ds_python = Path(os.environ.get("SPARSECORE_DEEPSPARSE_PYTHON", python_of(DEFAULT)))
@@ -221,7 +274,12 @@ def main() -> None:
             iters = args.iters if batch == 1 else max(3, args.iters // 4)
             row = {"model": model, "sparsity": sparsity, "structure": structure, "precision": precision,
                    "batch": batch, "seq": args.seq}
+            turns = args.rounds > 1 and {"deepsparse", "sparsecore"} <= set(engines) and ds_python.is_file()
+            if turns:
+                row.update(alternated(ds_python, folder, batch, args.seq, iters, args.rounds))
             for engine in engines:
+                if turns and engine in ("deepsparse", "sparsecore"):
+                    continue
                 if engine == "deepsparse":
                     if ds_python.is_file():
                         row["deepsparse_ms"] = deepsparse_ms(ds_python, onnx_path, batch, args.seq, iters)
