@@ -120,9 +120,9 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
 def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropped: int = 0) -> list[str]:
     """What a user should know about the model they start from: a SparseML QAT checkpoint read as its float
     weights, a fresh classification head (the folder held a backbone only) or pooler (a masked-LM checkpoint), and
-    how sparse its prunable weights already are — with how to keep those zeros when no recipe modifier holds them
-    (training would fill them in)."""
-    from sparsecore.selectors import prunable_names
+    how sparse the blocks' Linears already are (what "encoder sparsity" counts) — with how to keep those zeros when
+    no recipe modifier holds them (training would fill them in)."""
+    from sparsecore.selectors import resolve_params
 
     notes = []
     if qat_dropped:
@@ -138,8 +138,7 @@ def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropp
     if pooler:
         notes.append(f"{where} holds no pooler (a masked-language-model checkpoint): the pooler the classification "
                      f"head reads ({', '.join(pooler)}) starts from random weights and is trained with the head")
-    params = dict(model.named_parameters())
-    weights = [params[n] for n in prunable_names(model) if n in params and not n.startswith(_head_prefixes(model))]
+    weights = [w for _, w in resolve_params(model, family(model).encoder_linears, where, strict=False)]
     total = sum(w.numel() for w in weights)
     zeros = sum(int((w == 0).sum()) for w in weights) if total else 0
     if total and zeros / total >= 0.05:
@@ -150,8 +149,3 @@ def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropp
             notes.append("no recipe modifier holds these zeros: training will fill them in — pass --recipe "
                          "transfer (or transfer-quant) to keep them")
     return notes
-
-
-def _head_prefixes(model) -> tuple[str, ...]:
-    """Module-path prefixes of the model's classification head (excluded from the backbone's sparsity)."""
-    return tuple(family(model).head) + ("classifier", "pre_classifier")
