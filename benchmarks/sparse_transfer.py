@@ -149,16 +149,17 @@ def plot(data: dict, path: Path) -> bool:
     tasks = [t for t in TASKS if any(f"{k}-{t}" in data for k, _, _ in kinds)]
     if not tasks:
         return False
+    kinds = [k for k in kinds if any(f"{k[0]}-{t}" in data for t in tasks)]
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     width = 0.8 / len(kinds)
     for i, (kind, label, color) in enumerate(kinds):
-        xs = [j + i * width for j, t in enumerate(tasks) if f"{kind}-{t}" in data]
+        xs = [j + (i - (len(kinds) - 1) / 2) * width for j, t in enumerate(tasks) if f"{kind}-{t}" in data]
         ys = [100 * data[f"{kind}-{t}"]["score"] for t in tasks if f"{kind}-{t}" in data]
         if xs:
             bars = ax.bar(xs, ys, width, label=label, color=color)
             ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tasks))],
-                  [f"{t.upper()} ({TASKS[t][0]})" for t in tasks])
+    ax.set_xticks(range(len(tasks)), [f"{t.upper()} ({TASKS[t][0]})" for t in tasks])
+    ax.set_xlim(-0.5, len(tasks) - 0.5)
     ax.set_ylabel("validation score × 100")
     ax.set_ylim(50, 100)
     ax.set_title("MiniLM-L6: sparse transfer from upstream backbones vs dense fine-tuning")

@@ -285,12 +285,13 @@ def sparse_transfer(data: dict) -> str:
 def sparse_transfer_upstream(data: dict) -> str:
     """benchmarks/sparse_transfer.py: the upstream runs that made the backbones."""
     runs = {k: r for k, r in sorted(data.items()) if k.startswith("upstream")}
-    body = [[f"`{k}`", r["objective"], f"{r['corpus']['texts']:,}", f"{r['epochs']:g}",
+    body = [[f"`{k}`", r["objective"], f"{r['corpus']['texts']:,}", f"{r['corpus'].get('pairs', 0):,}",
+             f"{r['epochs']:g}",
              f"{100 * r['encoder_sparsity']:.1f}%", f"{r['loss']:.4f}", f"{r['wall_time_s'] / 60:.0f} min",
              f"{r['train_samples_per_second']:.1f}"] for k, r in runs.items()]
     return _machine_line(list(runs.values())) + rows(
-        ["backbone", "objective", "texts", "epochs", "encoder sparsity", "final training loss", "wall time",
-         "samples/s"], "llrrrrrr", body)
+        ["backbone", "objective", "texts", "of them sentence pairs", "epochs", "encoder sparsity",
+         "final training loss", "wall time", "samples/s"], "llrrrrrrr", body)
 
 
 def _machine_line(entries: list[dict]) -> str:

@@ -112,8 +112,12 @@ def test_corpus_from_tables_folders_and_many_files_skips_label_columns(tmp_path)
     datasets.Dataset.from_dict({"sentence": texts[:12], "category": ["x"] * 12}).save_to_disk(str(tmp_path / "d"))
     (tmp_path / "e.txt").write_text("one line\n\nanother line\n")
     files = [str(tmp_path / n) for n in ("a.csv", "b.jsonl", "c.parquet", "d", "e.txt")]
-    got, record = read_corpus(files, None, None)
+    got, record = read_corpus(files, None, None, pairs="none")
     assert got == texts[:40] + texts[40:] + texts[:30] + texts[30:] + texts[:12] + ["one line", "another line"]
+    paired, pair_record = read_corpus(files, None, None)  # default: a two-text-column row is one pair
+    assert paired == texts[:40] + texts[40:] + list(zip(texts[:30], texts[30:])) + texts[:12] + [
+        "one line", "another line"]
+    assert pair_record["pairs"] == 30 and pair_record["files"][2]["as_pairs"] is True
     assert not {"positive", "negative", "entailment", "x"} & set(got)
     read = {f["file"].rsplit("/", 1)[-1]: f for f in record["files"]}
     assert read["a.csv"]["columns"] == ["sentence"] and "label" in read["a.csv"]["label_columns_skipped"]
@@ -123,7 +127,7 @@ def test_corpus_from_tables_folders_and_many_files_skips_label_columns(tmp_path)
     assert record["texts"] == len(got) and record["empty_dropped"] == 1
     named, _ = read_corpus([files[0]], ["label"], None)  # named: read, labels or not
     assert named == moods[:40]
-    assert read_corpus(files, None, 50)[0] == got[:50]
+    assert read_corpus(files, None, 50, pairs="none")[0] == got[:50]
     with pytest.raises(SparsecoreError, match="no text column 'body'.*columns: sentence, label"):
         read_corpus([files[0]], ["body"], None)
     pd.DataFrame({"label": moods}).to_csv(tmp_path / "labels.csv", index=False)
@@ -194,3 +198,31 @@ def test_an_upstream_run_resumes_from_its_checkpoint(corpus, tmp_path):
     for name, w in whole.items():
         assert torch.equal(again[name] == 0, w == 0), name
         assert torch.allclose(again[name], w, atol=1e-5), name
+
+
+def test_pair_rows_train_as_sentence_pairs(tmp_path, caplog):
+    """A two-text-column table gives pairs (a row with one empty side gives its other text, with two nothing) that
+    reach the model as two segments — the second with token type 1, as a pair task's input."""
+    import pandas as pd
+
+    from sparsecore.adapters.models import load_tokenizer
+    from sparsecore.workflows.upstream import _encoder
+
+    texts = [t[0] for t in load_data("sst2", sample_glue_dir()).evals["validation"].texts[:40]]
+    firsts, seconds = texts[:20], texts[20:]
+    seconds[3], firsts[5], firsts[7], seconds[7] = "  ", "", "", ""
+    pd.DataFrame({"sentence1": firsts, "sentence2": seconds}).to_csv(tmp_path / "pairs.csv", index=False)
+    got, record = read_corpus([str(tmp_path / "pairs.csv")], None, None)
+    assert record["pairs"] == 17 and record["empty_dropped"] == 1 and len(got) == 19
+    assert got[3] == firsts[3] and got[5] == seconds[5] and got[0] == (firsts[0], seconds[0])
+    tokenizer = load_tokenizer(str(tiny(tmp_path / "enc", "BertModel")))
+    encoded = _encoder(tokenizer, 64)({"text": [g[0] if isinstance(g, tuple) else g for g in got],
+                                       "text_pair": [g[1] if isinstance(g, tuple) else None for g in got]})
+    assert encoded["input_ids"][0] == tokenizer(firsts[0], seconds[0], truncation=True, max_length=64)["input_ids"]
+    assert 1 in encoded["token_type_ids"][0] and set(encoded["token_type_ids"][3]) == {0}
+    base = tiny(tmp_path / "encoder", "BertModel")
+    result = prune_upstream(model_name_or_path=str(base), train_file=[str(tmp_path / "pairs.csv")], recipe=GMP,
+                            output_dir=tmp_path / "backbone", **FAST)
+    assert result.metrics["train_loss"] > 0
+    info = json.loads((tmp_path / "backbone" / "sparsecore_training.json").read_text())
+    assert info["corpus"]["pairs"] == 17 and "17 sentence pairs" in caplog.text

@@ -20,7 +20,7 @@ from sparsecore.cli.parser import OneLineArgumentParser, user_errors
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sparsecore.workflows.upstream import LABEL_NAMES, MAX_CLASSES, OBJECTIVES, prune_upstream
+    from sparsecore.workflows.upstream import LABEL_NAMES, MAX_CLASSES, OBJECTIVES, PAIRS, prune_upstream
 
     p = OneLineArgumentParser(prog="sparsecore.transformers.masked_language_modeling", description=__doc__)
     p.add_argument("--model_name_or_path", default="minilm")
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--text_column", action="append", default=None, help="text column(s) of table files (default: "
                    f"every string column except labels: columns named {'/'.join(sorted(LABEL_NAMES))} or holding at "
                    f"most {MAX_CLASSES} distinct values over 10× as many rows)")
+    p.add_argument("--pairs", default="rows", choices=PAIRS,
+                   help="rows (default): a table row read from exactly two text columns is one sentence pair, as pair "
+                        "tasks feed it; none: every cell a text of its own")
     p.add_argument("--recipe", default=None)
     p.add_argument("--recipe_args", default=None)
     p.add_argument("--objective", default="auto", choices=OBJECTIVES)

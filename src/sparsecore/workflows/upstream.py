@@ -2,7 +2,8 @@
 
 :func:`prune_upstream` reads text (``.txt`` lines, or the text columns of csv/tsv/json/jsonl/parquet/arrow files
 and ``save_to_disk`` folders — label columns, by name or by their few distinct values, are not read unless
-``text_column`` names them), trains the backbone under a recipe (the same modifiers as downstream: GMP, OBS,
+``text_column`` names them; a row read from exactly two text columns is one sentence pair, two segments as a pair
+task feeds them, unless ``pairs="none"``), trains the backbone under a recipe (the same modifiers as downstream: GMP, OBS,
 block4, QAT, …) and writes a backbone folder without a task head: weights,
 tokenizer, ``recipe.yaml``, ``sparsity_report.json/.png`` and ``sparsecore_training.json`` (objective, text used,
 loss, time); under ``torchrun``, rank 0 writes it and, when a recipe runs, ``sparsecore_ranks.json`` (every rank's
@@ -35,6 +36,7 @@ from sparsecore.workflows.plan import resume_checkpoint
 
 log = logging.getLogger("sparsecore")
 OBJECTIVES = ("auto", "mlm", "distill")
+PAIRS = ("rows", "none")  # rows: a table row read from exactly two text columns is one sentence pair
 
 
 @dataclass
@@ -61,16 +63,19 @@ def _label_like(ds, column: str) -> str | None:
     return None
 
 
-def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | None) -> tuple[list[str], dict]:
-    """The non-empty texts of ``files`` and what was read (files, columns, rows, empty rows dropped). Without
+def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | None,
+                pairs: str = "rows") -> tuple[list[str | tuple[str, str]], dict]:
+    """The non-empty texts of ``files`` and what was read (files, columns, rows, pairs, empty rows dropped). Without
     ``columns``, a table's text columns are its string columns that are not labels (:func:`_label_like`: skipped
-    and listed in the record)."""
+    and listed in the record). ``pairs="rows"``: a table read from exactly two text columns gives one
+    ``(first, second)`` pair per row — the two segments a pair task feeds the encoder — or the one non-empty text of
+    a row; ``"none"``: every cell is a text of its own."""
     from sparsecore.tasks.columnar import is_text_column
     from sparsecore.tasks.tables import cache_root, open_table
 
     if not files:
         raise SparsecoreError("no text to train on", "--train_file", "give one or more text/csv/jsonl/parquet files")
-    texts, used, empty = [], [], 0
+    texts, used, empty, paired = [], [], 0, 0
     for name in files:
         path = Path(name).expanduser()
         if path.is_file() and path.suffix == ".txt":
@@ -97,11 +102,22 @@ def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | Non
                                       "--text_column")
             for column, why in skipped.items():
                 log.info("%s: column %r not read as text (%s); --text_column picks columns", path.name, column, why)
+            as_pairs = pairs == "rows" and len(wanted) == 2
             used.append({"file": str(path), "columns": wanted, "rows": len(ds),
+                         **({"as_pairs": True} if as_pairs else {}),
                          **({"label_columns_skipped": skipped} if skipped else {})})
-            chunk = [str(t) for c in wanted for t in ds[c] if t is not None]
+            if as_pairs:
+                chunk = []
+                for a, b in zip(*(("" if t is None else str(t) for t in ds[c]) for c in wanted)):
+                    kept = [t for t in (a, b) if t.strip()]
+                    chunk.append(tuple(kept) if len(kept) == 2 else kept[0] if kept else "")
+            else:
+                chunk = [str(t) for c in wanted for t in ds[c] if t is not None]
         for text in chunk:
-            if text.strip():
+            if isinstance(text, tuple):
+                texts.append(text)
+                paired += 1
+            elif text.strip():
                 texts.append(text)
             else:
                 empty += 1
@@ -110,13 +126,35 @@ def read_corpus(files: list[str], columns: list[str] | None, max_rows: int | Non
             break
     if not texts:
         raise SparsecoreError("the files hold no non-empty text", "--train_file", "give files with text in them")
-    return texts, {"files": used, "texts": len(texts), "empty_dropped": empty}
+    return texts, {"files": used, "texts": len(texts), "pairs": sum(isinstance(t, tuple) for t in texts),
+                   "empty_dropped": empty}
+
+
+def _encoder(tokenizer, max_seq_length: int):
+    """A batched ``datasets.map`` function: single texts and sentence pairs (``text_pair`` not None) tokenized as the
+    encoder reads them, in their order."""
+    def encode(batch: dict) -> dict:
+        firsts, seconds = batch["text"], batch["text_pair"]
+        out: dict[str, list] = {}
+        for rows, extra in (([i for i, s in enumerate(seconds) if s is None], None),
+                            ([i for i, s in enumerate(seconds) if s is not None], seconds)):
+            if not rows:
+                continue
+            encoded = tokenizer([firsts[i] for i in rows], None if extra is None else [extra[i] for i in rows],
+                                truncation=True, max_length=max_seq_length)
+            for key, values in encoded.items():
+                column = out.setdefault(key, [None] * len(firsts))
+                for i, value in zip(rows, values):
+                    column[i] = value
+        return out
+
+    return encode
 
 
 def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | tuple = (),
                    text_column: list[str] | None = None, recipe: str | None = None, recipe_args: str | None = None,
                    output_dir: str | Path = "out/backbone", objective: str = "auto", max_seq_length: int = 128,
-                   mlm_probability: float = 0.15, max_train_samples: int | None = None,
+                   mlm_probability: float = 0.15, max_train_samples: int | None = None, pairs: str = "rows",
                    per_device_train_batch_size: int = 16, learning_rate: float = 5e-5, seed: int = 42,
                    resume_from_checkpoint: str | None = None, **training_args) -> UpstreamResult:
     """Prune a backbone on unlabeled text and write it as a backbone folder (see the module docstring).
@@ -129,6 +167,8 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
 
     if objective not in OBJECTIVES:
         raise SparsecoreError(f"--objective {objective!r}", "--objective", f"use one of {', '.join(OBJECTIVES)}")
+    if pairs not in PAIRS:
+        raise SparsecoreError(f"--pairs {pairs!r}", "--pairs", f"use one of {', '.join(PAIRS)}")
     for name, value in (("max_seq_length", max_seq_length), ("per_device_train_batch_size",
                                                             per_device_train_batch_size)):
         if value < 1:
@@ -146,7 +186,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
         log.warning(note)
     seed_everything(seed)
     path = resolve_model_path(model_name_or_path)
-    texts, corpus = read_corpus(list(train_file), text_column, max_train_samples)
+    texts, corpus = read_corpus(list(train_file), text_column, max_train_samples, pairs)
     plan = load_recipe(recipe, recipe_args) if recipe else None
     tokenizer = load_tokenizer(path)
     model, backbone, objective = upstream_model(path, objective)
@@ -156,13 +196,15 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
         quantizable_attention(backbone)  # QKᵀ and attn·V become quantizable matmuls, as in downstream QAT
         log.warning("quantization-aware upstream run: the backbone is saved as its float weights (trained under "
                     "fake quantization); transfer with --recipe transfer-quant to quantize it again")
-    log.warning(f"upstream objective: {objective}; {corpus['texts']:,} texts from {len(corpus['files'])} file(s)"
+    log.warning(f"upstream objective: {objective}; {corpus['texts']:,} texts ({corpus['pairs']:,} sentence pairs) "
+                f"from {len(corpus['files'])} file(s)"
                 + (f", {corpus['empty_dropped']:,} empty rows dropped" if corpus["empty_dropped"] else ""))
     import datasets
 
-    features = datasets.Dataset.from_dict({"text": texts}).map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_seq_length), batched=True,
-        remove_columns=["text"], desc="tokenizing")
+    features = datasets.Dataset.from_dict({
+        "text": [t[0] if isinstance(t, tuple) else t for t in texts],
+        "text_pair": [t[1] if isinstance(t, tuple) else None for t in texts]}).map(
+        _encoder(tokenizer, max_seq_length), batched=True, remove_columns=["text", "text_pair"], desc="tokenizing")
     given_epochs = training_args.pop("num_train_epochs", 1.0)
     epochs = plan.num_epochs if plan is not None and plan.num_epochs else given_epochs
     args = training_arguments(output_dir=str(out), num_train_epochs=epochs, learning_rate=learning_rate,
