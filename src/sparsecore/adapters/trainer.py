@@ -48,7 +48,8 @@ def make_grad_sampler(model: torch.nn.Module, dataset, collator, default_batch_s
                     continue
                 model.zero_grad(set_to_none=False)
                 with torch.enable_grad():  # callers may hold no_grad around the sampling loop
-                    model(**{k: v.to(device) for k, v in batch.items()})["loss"].backward()  # ModelOutput or dict
+                    out = model(**{k: v.to(device) for k, v in batch.items()})
+                    (out["loss"] if isinstance(out, dict) else out.loss).backward()  # a ModelOutput is a dict
                 yield
         finally:
             model.zero_grad(set_to_none=True)
