@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from full_data_accuracy import COMMON, LINEARS  # the full-data runs' training flags and encoder-Linear selector
+
 RESULTS = Path(__file__).with_name("results") / "sparse_transfer.json"
 PICTURE = Path(__file__).resolve().parents[1] / "docs" / "sparse_transfer.png"
 CORPUS = ("cola/train.tsv", "mrpc/train.tsv", "rte/train.tsv", "sst2/train.tsv", "wnli/train.tsv",
@@ -36,12 +38,6 @@ TASKS = {  # task → (main metric, epochs, initial learning rate) of both its d
     "mrpc": ("accuracy", 3, 1e-4),
     "stsb": ("pearson", 3, 1e-4),
 }
-COMMON = {"pad_to_max_length": False, "max_seq_length": 128, "per_device_train_batch_size": 32,
-          "per_device_eval_batch_size": 64, "do_train": True, "do_eval": True, "save_strategy": "no",
-          "logging_steps": 100, "seed": 42, "overwrite_output_dir": True, "disable_tqdm": True,
-          "train_sampling_strategy": "group_by_length"}
-LINEARS = (r"re:.*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|"
-           r"intermediate\.dense|output\.dense)\.weight")
 UPSTREAM_EPOCHS = 1.5
 UPSTREAM = """
 num_epochs: {epochs}

@@ -54,23 +54,7 @@ class CodeTable:
 
 
 @nb.njit(**NJIT_PARALLEL)
-def _embed(word, position, token_type, ids, positions, types, out):
-    tokens = ids.size
-    with_types = token_type.shape[0] > 0
-    for b in nb.prange((tokens + BLOCK - 1) // BLOCK):
-        t0 = b * BLOCK
-        t1 = min(tokens, t0 + BLOCK)
-        for f in range(word.shape[1]):
-            dst = out[f]
-            for t in range(t0, t1):
-                v = word[ids[t], f] + position[positions[t], f]
-                if with_types:
-                    v += token_type[types[t], f]
-                dst[t] = v
-
-
-@nb.njit(**NJIT_PARALLEL)
-def _embed_codes(codes, zero, scale, position, token_type, ids, positions, types, out):
+def _embed(codes, zero, scale, position, token_type, ids, positions, types, out):
     tokens = ids.size
     with_types = token_type.shape[0] > 0
     for b in nb.prange((tokens + BLOCK - 1) // BLOCK):
@@ -105,8 +89,7 @@ def embed_tokens_t(word: np.ndarray | CodeTable, position: np.ndarray, token_typ
         if index.size and (index.min() < 0 or index.max() >= rows):
             bad = index[(index < 0) | (index >= rows)][0]
             raise ValueError(f"{name} {bad} is outside the embedding table's {rows} rows")
-    if isinstance(word, CodeTable):
-        _embed_codes(word.codes, word.zero, word.scale, position, table, ids, positions, types, out)
-    else:
-        _embed(word, position, table, ids, positions, types, out)
+    if not isinstance(word, CodeTable):  # (w − 0) · 1 is w, bit for bit: one kernel reads both kinds of table
+        word = CodeTable(word, np.zeros(word.shape[1], np.float32), np.ones(word.shape[1], np.float32))
+    _embed(word.codes, word.zero, word.scale, position, table, ids, positions, types, out)
     return out
