@@ -199,3 +199,13 @@ def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_mi
     assert len(plan[("ffn", 0)]) == 4
     blocks.model.fused_inputs = False  # each Linear quantizes its own input: the same bits
     np.testing.assert_array_equal(batched(blocks, feeds, 96), got)
+
+
+def test_int8_engine_bound_stage_calls_read_each_calls_inputs(qat_minilm):
+    """The int8 engine's bound calls (integer Linears, LayerNorms writing codes, quantized attention) follow each
+    call's tokens and masks: a fresh engine's logits, bit for bit."""
+    from engine_replay import check_bound_calls_follow_the_inputs
+
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    check_bound_calls_follow_the_inputs(lambda: SparsecoreEngine(qat_minilm / "deployment" / "model.onnx", 4, [40]))

@@ -442,3 +442,13 @@ def test_formats_is_checked_and_int8_only_formats_leave_fp32_linears_to_the_rule
         build_linear((w, b), "bogus")
     auto = build_linear((w, b)).format
     assert "csr blocked" in FORMATS and all(build_linear((w, b), f).format == auto for f in ("quads", "csr blocked"))
+
+
+def test_bound_stage_calls_read_each_calls_inputs(pruned_minilm):
+    """The fp32 engine binds each stage's kernel call once per token layout: later calls with other tokens (and
+    other padding masks) give a fresh engine's logits."""
+    from engine_replay import check_bound_calls_follow_the_inputs
+
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    check_bound_calls_follow_the_inputs(lambda: SparsecoreEngine(pruned_minilm / "deployment" / "model.onnx", 4, [40]))

@@ -14,6 +14,7 @@ Integer Linears follow the same rule on their int8 codes (format names ``int8 de
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -95,6 +96,27 @@ class LinearT:
 
         return fp32_linear_t(self.weight, xb, t_total, self.bias, gelu, self.format.split()[1], out=out,
                              blocked_out=blocked_out)
+
+    def blocked_call(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
+                     blocked_out: bool = False):
+        """:meth:`blocked` checked once and bound to these arrays: a callable without arguments that runs it on their
+        current contents (:func:`~sparsecore.kernels.fp32_rows.fp32_linear_call`)."""
+        from sparsecore.kernels.fp32_rows import fp32_linear_call
+
+        return fp32_linear_call(self.weight, xb, t_total, self.bias, gelu, self.format.split()[1], out=out,
+                                blocked_out=blocked_out)
+
+    def call(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None, scratch: Scratch | None = None,
+             blocked_out: bool = False):
+        """:meth:`__call__` bound to these arrays: a callable without arguments that runs it on their current contents
+        (token-blocked formats: the layout pass and the product checked once)."""
+        if not self.token_blocked:
+            return partial(self, xt, gelu, out, scratch, blocked_out)
+        from sparsecore.kernels.bound import chain
+        from sparsecore.kernels.fp32_rows import activation_shape, token_blocks_call
+
+        relayout = token_blocks_call(xt, out=(scratch or self._own).view(activation_shape(*xt.shape), np.float32))
+        return chain(relayout, self.blocked_call(relayout.result, xt.shape[1], gelu, out, blocked_out))
 
     def input_shape(self, t_total: int) -> tuple[int, int, int]:
         """The token-blocked shape :meth:`blocked` reads for ``t_total`` tokens (token-blocked formats)."""
@@ -236,6 +258,24 @@ class QLinearT:
                                                             out=(scratch or self._own).view(xb.shape, np.uint8))
         return int8_linear_t(self.weight, codes, t_total, self.bias, self.rescale, gelu, self._path, out=out,
                              blocked_out=blocked_out, codes=out_codes, interleaved=interleaved)
+
+    def call(self, xt: np.ndarray, gelu: bool = False, out: np.ndarray | None = None, scratch: Scratch | None = None,
+             blocked_out: bool = False, out_codes: tuple[float, int] | None = None, interleaved: bool = False):
+        """:meth:`__call__` bound to these arrays: a callable without arguments that runs it on their current
+        contents."""
+        return partial(self, xt, gelu, out, scratch, blocked_out, out_codes, interleaved)
+
+    def blocked_call(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
+                     scratch: Scratch | None = None, blocked_out: bool = False,
+                     out_codes: tuple[float, int] | None = None, interleaved: bool = False):
+        """:meth:`blocked` bound to these arrays: a callable without arguments that runs it on their current contents
+        (uint8 codes: the kernel call checked once, :func:`~sparsecore.kernels.int8_linear.int8_linear_call`)."""
+        if xb.dtype != np.uint8:
+            return partial(self.blocked, xb, t_total, gelu, out, scratch, blocked_out, out_codes, interleaved)
+        from sparsecore.kernels.int8_linear import int8_linear_call
+
+        return int8_linear_call(self.weight, xb, t_total, self.bias, self.rescale, gelu, self._path, out=out,
+                                blocked_out=blocked_out, codes=out_codes, interleaved=interleaved)
 
     def input_shape(self, t_total: int) -> tuple[int, ...]:
         """The shape of the uint8 codes :meth:`blocked` reads for ``t_total`` tokens (a :attr:`writes_blocked`

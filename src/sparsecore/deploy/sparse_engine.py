@@ -30,6 +30,7 @@ import queue
 import threading
 import time
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import numba
@@ -144,18 +145,19 @@ class SparseEncoder:
             return self._forward(input_ids, attention_mask, token_type_ids, profile)
 
     def _forward(self, input_ids, attention_mask, token_type_ids, profile) -> np.ndarray:
-        from sparsecore.kernels.attention import attention_seq_t
-        from sparsecore.kernels.layer_norm import add_layer_norm_t
+        from sparsecore.kernels.attention import attention_call
+        from sparsecore.kernels.layer_norm import add_layer_norm_call
 
         stage = _Stages(profile)
         eps = self.a.eps
         starts, keep, add_mask = stage("padding removal", token_layout, attention_mask)
         self.last_tokens = int(starts[-1])
         ws = self._workspace(row_stride(self.last_tokens))
-        plan_key = (ws["x"].shape[1], starts.size, self.fused_inputs, self._ws_tokens)  # the last: grows with _ws
-        if plan_key != self._plan_key:  # another token layout: the layers' buffers and layouts are worked out anew
+        # the last two: the buffers grow with _ws; the kernels split their work over this many threads
+        plan_key = (ws["x"].shape[1], starts.tobytes(), self.fused_inputs, self._ws_tokens, numba.get_num_threads())
+        if plan_key != self._plan_key:  # another token layout: the layers' buffers and calls are worked out anew
             self._plan, self._plan_key = {}, plan_key
-        memo = self._memo
+        memo, bind = self._memo, self._bound
         # an int8 Linear on the integer kernels after a LayerNorm reads codes that LayerNorm wrote (no quantize pass)
         codes = memo("qkv codes", 0, self._codes_for,
                      self.layers[0]["qkv"] if self.layers and self.project is None else None, ws["x"].shape[1])
@@ -170,30 +172,35 @@ class SparseEncoder:
             qkv_out, tokens = memo("qkv", i, self._qkv_target, layer["qkv"], layer["quant"], ws["qkv"]), xt.shape[1]
             blocked_qkv = {} if qkv_out.ndim == 2 else {"blocked_out": True}
             if codes is None:
-                qkv = stage(names["qkv"], layer["qkv"], xt, out=qkv_out, scratch=self.scratch, **blocked_qkv)
+                qkv = stage(names["qkv"], bind("qkv", i, layer["qkv"].call, xt, out=qkv_out, scratch=self.scratch,
+                                               **blocked_qkv))
             else:
-                qkv = stage(names["qkv"], layer["qkv"].blocked, codes[2], xt.shape[1], out=qkv_out, **blocked_qkv)
+                qkv = stage(names["qkv"], bind("qkv", i, layer["qkv"].blocked_call, codes[2], xt.shape[1],
+                                               out=qkv_out, **blocked_qkv))
             if last:
-                xt = np.ascontiguousarray(xt[:, first])  # (H, B)
-                ws = memo("last", i, self._first_tokens_workspace, *xt.shape, ws["inter"].shape[0])
+                ws = memo("last", i, self._first_tokens_workspace, xt.shape[0], first.size, ws["inter"].shape[0])
+                xt = np.take(xt, first, axis=1, out=ws["x"])  # (H, B), the same buffer on every call
                 first = np.arange(xt.shape[1])
             # a token-blocked attention output Linear reads the context as attention wrote it: token-blocked fp32,
             # or its uint8 codes
             attn_out = layer["attn_out"]
             into = memo("into", i, self._blocked_input, attn_out, xt.shape[1])
-            ctx = stage("attention (QKᵀ, softmax, ·V)", attention_seq_t, qkv, starts, self.a.heads, add_mask,
-                        out=None if into else ws["ctx"], first_only=last, tokens=tokens, **into,
-                        **layer["attention_kw"])
+            attention = (partial(bind, "attention", i) if add_mask is None else _call)(
+                attention_call, qkv, starts, self.a.heads, add_mask, out=None if into else ws["ctx"], first_only=last,
+                tokens=tokens, **into, **layer["attention_kw"])  # a mask's values change from call to call
+            ctx = stage("attention (QKᵀ, softmax, ·V)", attention)
             if into:
-                h = stage(names["attn_out"], attn_out.blocked, ctx, xt.shape[1], out=ws["h"])
+                h = stage(names["attn_out"], bind("attn_out", i, attn_out.blocked_call, ctx, xt.shape[1], out=ws["h"]))
             else:
-                h = stage(names["attn_out"], attn_out, ctx, out=ws["h"], scratch=self.scratch)
+                h = stage(names["attn_out"], bind("attn_out", i, attn_out.call, ctx, out=ws["h"],
+                                                  scratch=self.scratch))
             inter_linear, out_linear = layer["intermediate"], layer["out"]
             codes = memo("inter codes", i, self._codes_for, inter_linear, xt.shape[1])
-            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln1"], eps, residual=h, out=xt,
-                  codes=codes)
+            stage("residual add + LayerNorm ×2", bind("ln1", i, add_layer_norm_call, xt, *layer["ln1"], eps,
+                                                      residual=h, out=xt, codes=codes))
             # the intermediate Linear's input: the LayerNorm's codes, or xt
-            inner = (inter_linear, xt) if codes is None else (inter_linear.blocked, codes[2], xt.shape[1])
+            inner = (inter_linear.call, xt) if codes is None else (inter_linear.blocked_call, codes[2],
+                                                                        xt.shape[1])
             shape = memo("ffn", i, ffn_blocks, inter_linear, out_linear, xt.shape[1])
             if shape is not None:
                 # the FFN's inner activations stay in the layout the output Linear reads (token-blocked, or int8
@@ -202,20 +209,34 @@ class SparseEncoder:
                 if isinstance(out_linear, QLinearT):
                     buffer, kw = ws["inter_flat"].view(np.uint8)[:size], {"out_codes": out_linear.activation_codes,
                                                                           "interleaved": len(shape) == 4}
+                    outer_kw = {"scratch": self.scratch}
                 else:
-                    buffer, kw = ws["inter_flat"][:size], {}
-                inter = stage(names["intermediate"], *inner, gelu=True, out=buffer.reshape(shape),
-                              scratch=self.scratch, blocked_out=True, **kw)
-                h = stage(names["out"], out_linear.blocked, inter, xt.shape[1], out=ws["h"],
-                          **({"scratch": self.scratch} if isinstance(out_linear, QLinearT) else {}))
+                    buffer, kw, outer_kw = ws["inter_flat"][:size], {}, {}
+                inter = stage(names["intermediate"], bind("intermediate", i, *inner, gelu=True,
+                                                          out=buffer.reshape(shape), scratch=self.scratch,
+                                                          blocked_out=True, **kw))
+                h = stage(names["out"], bind("out", i, out_linear.blocked_call, inter, xt.shape[1], out=ws["h"],
+                                             **outer_kw))
             else:
-                inter = stage(names["intermediate"], *inner, gelu=True, out=ws["inter"], scratch=self.scratch)
-                h = stage(names["out"], out_linear, inter, out=ws["h"], scratch=self.scratch)
+                inter = stage(names["intermediate"], bind("intermediate", i, *inner, gelu=True, out=ws["inter"],
+                                                          scratch=self.scratch))
+                h = stage(names["out"], bind("out", i, out_linear.call, inter, out=ws["h"], scratch=self.scratch))
             codes = None if last else memo("qkv codes", i + 1, self._codes_for, self.layers[i + 1]["qkv"],
                                            xt.shape[1])
-            stage("residual add + LayerNorm ×2", add_layer_norm_t, xt, *layer["ln2"], eps, residual=h, out=xt,
-                  codes=codes)
+            stage("residual add + LayerNorm ×2", bind("ln2", i, add_layer_norm_call, xt, *layer["ln2"], eps,
+                                                      residual=h, out=xt, codes=codes))
         return stage("classifier head", self.head, xt, first)
+
+    def _bound(self, what: str, layer, make, *args, **kwargs):
+        """``make(*args, **kwargs)`` — a stage's kernel call bound to its buffers, a callable without arguments — made
+        once per token layout like :meth:`_memo`'s values: the arrays a stage reads and writes are the same memory on
+        every call of one layout (the workspace, the int8 codes buffers, the last layer's first-token buffers), and
+        what the kernel calls check and work out depends on shapes and parameters only."""
+        key = ("call", what, layer)
+        call = self._plan.get(key)
+        if call is None:
+            call = self._plan[key] = make(*args, **kwargs)
+        return call
 
     def _memo(self, what: str, layer, make, *args):
         """``make(*args)`` for (``what``, ``layer``), worked out once per token layout: which buffers and layouts a
@@ -230,8 +251,10 @@ class SparseEncoder:
 
     @staticmethod
     def _first_tokens_workspace(hidden: int, columns: int, inter_rows: int) -> dict[str, np.ndarray]:
-        """The last layer's buffers after attention: it runs the first token of each sequence only."""
-        return {"ctx": np.empty((hidden, columns), np.float32), "h": np.empty((hidden, columns), np.float32),
+        """The last layer's buffers after attention: it runs the first token of each sequence only (``x``: their
+        hidden states)."""
+        return {"x": np.empty((hidden, columns), np.float32), "ctx": np.empty((hidden, columns), np.float32),
+                "h": np.empty((hidden, columns), np.float32),
                 "inter": np.empty((inter_rows, columns), np.float32),
                 "inter_flat": np.empty(inter_rows * padded(columns), np.float32)}
 
@@ -300,6 +323,11 @@ class SparseEncoder:
             hidden = _ACTIVATIONS[activation](self.head_hidden(cls, scratch=self.scratch))
         # every int8 Linear of a forward uses this executor's buffers (a quantized head included)
         return np.ascontiguousarray(self.head_out(hidden, scratch=self.scratch).T)
+
+
+def _call(make, *args, **kwargs):
+    """``make(*args, **kwargs)`` made for this call only (a stage whose inputs are not the same arrays next time)."""
+    return make(*args, **kwargs)
 
 
 class _Stages:

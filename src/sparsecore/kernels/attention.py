@@ -36,7 +36,7 @@ import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.isa import float_path, integer_path, marker
-from sparsecore.kernels.quantize import _round_clamp
+from sparsecore.kernels.quantize import _round_clamp, pad_blocked
 from sparsecore.kernels.softmax import exp_columns
 
 
@@ -209,6 +209,18 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     ``qkv`` may also be token-blocked, ``(blocks, 3H, TB)`` (a QKV Linear's ``blocked_out``: token t in block t // TB),
     standing for a ``(3H, tokens)`` array (``tokens`` ≤ blocks·TB, default blocks·TB): read as it lies on a VNNI host
     (:mod:`.attention_vnni`), laid out as rows first elsewhere."""
+    return attention_call(qkv, starts, heads, add_mask, out, quant, qkv_quant, first_only, blocked_out, out_codes,
+                          tokens)()
+
+
+def attention_call(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np.ndarray | None = None,
+                   out: np.ndarray | None = None, quant: tuple[float, float, int, float] | None = None,
+                   qkv_quant: tuple[tuple[float, int], ...] | None = None, first_only: bool = False,
+                   blocked_out: np.ndarray | None = None, out_codes: tuple[float, int] | None = None,
+                   tokens: int | None = None):
+    """:func:`attention_seq_t` checked once and bound to these arrays: a callable without arguments that runs the
+    attention on their current contents (``starts`` and ``add_mask`` included: they are read at binding) and
+    returns the context."""
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     three_h, tokens = _qkv_shape(qkv, tokens)
     hidden = three_h // 3
@@ -242,8 +254,8 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     fpath = float_path()
     path = integer_path()
     vnni = reads_blocked_qkv(in_scales.size > 0)  # codes made here, both products on VNNI tiles
-    if qkv.ndim == 3 and not vnni:  # the other kernels read (3H, T) rows
-        qkv = np.ascontiguousarray(qkv.transpose(1, 0, 2).reshape(three_h, -1)[:, :tokens])
+    relayout = qkv.ndim == 3 and not vnni  # the other kernels read (3H, T) rows: laid out on every call
+    rows = np.empty((three_h, tokens), np.float32) if relayout else qkv
     exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
     tiles = vnni or fpath != "generic" and (quant is None or exact)  # fp32, or codes whose sums are exact in fp32
     into = blocked if tiles else None  # the tile kernel writes the token-blocked layout itself
@@ -253,41 +265,56 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
             batch if first_only else starts[-1]):
         raise ValueError(f"out must be a float32 ({hidden}, ≥ {batch if first_only else starts[-1]}) array, got "
                          f"{out.dtype} {out.shape}")
-    if starts[-1]:
-        f = np.float32
-        if vnni:
-            attention_vnni.attention_vnni_t(marker(path), qkv if qkv.ndim == 3 else qkv[None], starts, add_mask,
-                                            heads, order, bounds, f(s_scale), f(p_scale), int(p_zero), f(c_scale),
-                                            in_scales, in_zeros, first_only, longest, out, into, qscale, qzero)
-        elif tiles:
-            attention_tiles.attention_tiles_t(marker(fpath), qkv, starts, add_mask, heads, order, bounds, f(s_scale),
-                                              f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only,
-                                              longest, out, into, qscale, qzero)
-        elif in_scales.size and path != "generic":  # codes made here: both products on the integer units
-            from sparsecore.kernels.int8_attention import _attention_int8
-            from sparsecore.kernels.int8_block4 import EXACT_TOKENS
+    f = np.float32
+    if not starts[-1]:
+        kernel, args = None, ()
+    elif vnni:
+        kernel, args = attention_vnni.attention_vnni_t, (
+            marker(path), qkv if qkv.ndim == 3 else qkv[None], starts, add_mask, heads, order, bounds, f(s_scale),
+            f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only, longest, out, into, qscale, qzero)
+    elif tiles:
+        kernel, args = attention_tiles.attention_tiles_t, (
+            marker(fpath), rows, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale), int(p_zero),
+            f(c_scale), in_scales, in_zeros, first_only, longest, out, into, qscale, qzero)
+    elif in_scales.size and path != "generic":  # codes made here: both products on the integer units
+        from sparsecore.kernels.int8_attention import _attention_int8
+        from sparsecore.kernels.int8_block4 import EXACT_TOKENS
 
-            _attention_int8(marker(path), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
-                            int(p_zero), f(c_scale), in_scales, in_zeros, first_only, EXACT_TOKENS[path], longest,
-                            out)
-        else:
-            # the plain loops: one compiled version (the softmax one column at a time gives every path's bits)
-            _attention_t(marker("generic"), qkv, starts, add_mask, heads, order, bounds, f(s_scale), f(p_scale),
-                         int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
-    if blocked is None:
-        return out
-    from sparsecore.kernels.quantize import pad_blocked, quantize_u8_blocked
-
+        kernel, args = _attention_int8, (marker(path), rows, starts, add_mask, heads, order, bounds, f(s_scale),
+                                         f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only,
+                                         EXACT_TOKENS[path], longest, out)
+    else:
+        # the plain loops: one compiled version (the softmax one column at a time gives every path's bits)
+        kernel, args = _attention_t, (marker("generic"), rows, starts, add_mask, heads, order, bounds, f(s_scale),
+                                      f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only, out)
     real = batch if first_only else int(starts[-1])
-    if into is None:  # a kernel that writes (H, T) rows: the context laid out afterwards (the same values or codes)
-        blocks, _, tb = blocked.shape
-        ctx = np.zeros((hidden, blocks * tb), np.float32)
-        ctx[:, :real] = out[:, :real]  # a caller's out may stop at the real tokens
-        if out_codes is None:
-            blocked[...] = ctx.reshape(hidden, blocks, tb).transpose(1, 0, 2)
-        else:
-            quantize_u8_blocked(ctx, out_codes[0], out_codes[1], tb, out=blocked)
-    return pad_blocked(blocked, real, qzero)
+
+    def run() -> np.ndarray:
+        if relayout:
+            rows[...] = qkv.transpose(1, 0, 2).reshape(three_h, -1)[:, :tokens]
+        if kernel is not None:
+            kernel(*args)
+        if blocked is None:
+            return out
+        if into is None:  # a kernel that writes (H, T) rows: the context laid out afterwards (the same values/codes)
+            _relayout_context(out, blocked, real, out_codes)
+        return pad_blocked(blocked, real, qzero)
+
+    return run
+
+
+def _relayout_context(out: np.ndarray, blocked: np.ndarray, real: int, out_codes) -> None:
+    """The context's ``real`` columns of ``out (H, ≥ real)`` written token-blocked into ``blocked`` (fp32 values, or
+    their codes for ``out_codes``)."""
+    from sparsecore.kernels.quantize import quantize_u8_blocked
+
+    blocks, hidden, tb = blocked.shape
+    ctx = np.zeros((hidden, blocks * tb), np.float32)
+    ctx[:, :real] = out[:, :real]  # a caller's out may stop at the real tokens
+    if out_codes is None:
+        blocked[...] = ctx.reshape(hidden, blocks, tb).transpose(1, 0, 2)
+    else:
+        quantize_u8_blocked(ctx, out_codes[0], out_codes[1], tb, out=blocked)
 
 
 _NO_CODES = (np.zeros(0, np.float32), np.zeros(0, np.int64))

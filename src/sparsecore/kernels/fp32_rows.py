@@ -43,6 +43,7 @@ from numba.core import cgutils
 from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.bound import bound
 from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
 from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
@@ -385,6 +386,11 @@ def _token_blocks(xt, out):
 
 def token_blocks(xt: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``xt`` (K, T) float32 in the token-blocked layout :func:`activation_shape` (tokens past T: zeros)."""
+    return token_blocks_call(xt, out)()
+
+
+def token_blocks_call(xt: np.ndarray, out: np.ndarray | None = None):
+    """:func:`token_blocks` checked once and bound to these arrays (:func:`~.bound.bound`)."""
     if xt.dtype != np.float32 or xt.ndim != 2:
         raise ValueError(f"xt must be a 2-D float32 (K, T) array, got {xt.dtype} with shape {xt.shape}")
     shape = activation_shape(*xt.shape)
@@ -392,8 +398,7 @@ def token_blocks(xt: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
-    _token_blocks(xt, out)
-    return out
+    return bound(_token_blocks, out, xt, out)
 
 
 def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarray | None = None,
@@ -404,6 +409,14 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
     float32: exact products); ``scale`` (N,) per output row (None: 1); ``path`` one of ``avx512``/``avx2``/``generic``
     (default: :func:`~.isa.float_path`). ``blocked_out``: write Y token-blocked instead, ``(blocks, N, TB)`` — the
     next Linear's input layout, so it needs no copy; its padding tokens then hold the epilogue of a zero sum."""
+    return fp32_linear_call(weight, xb, t_total, bias, gelu, path, out, scale, blocked_out)()
+
+
+def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarray | None = None,
+                     gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
+                     scale: np.ndarray | None = None, blocked_out: bool = False):
+    """:func:`fp32_linear_t` checked once and bound to these arrays (:func:`~.bound.bound`): calling it runs the
+    product on ``xb``'s current values and returns ``out``."""
     if not isinstance(weight, RowsF32):
         raise TypeError(f"weight must be a RowsF32 (pack_rows), got {type(weight).__name__}")
     path = float_path() if path is None else path
@@ -430,16 +443,15 @@ def fp32_linear_t(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.ndarra
     elif out.shape != out_shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
-        return out
+        return lambda: out
     bounds = task_rows(weight, shape[0], nb.get_num_threads())
     if weight.panels == 1:
         scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
-        _linear(marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale, gelu, scratch, out)
-    else:  # one group of partial sums per thread
-        partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)
-        _linear_panels(marker(path), weight.splits, weight.index, weight.values, xb, bounds, bias, scale, gelu,
-                       partial, out)
-    return out
+        return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale,
+                     gelu, scratch, out)
+    partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group of partial sums per thread
+    return bound(_linear_panels, out, marker(path), weight.splits, weight.index, weight.values, xb, bounds, bias,
+                 scale, gelu, partial, out)
 
 
 def row_assembly(path: str, kind: str, cpu: str, add: bool = False) -> str:

@@ -24,6 +24,7 @@ from numba.extending import overload
 
 from sparsecore.kernels import int8_block4, int8_quads
 from sparsecore.kernels._config import NJIT_FMA_PARALLEL
+from sparsecore.kernels.bound import bound
 from sparsecore.kernels.epilogue import row_epilogue, rows_epilogue4
 from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, blocks_row, quads_row
@@ -227,6 +228,14 @@ def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias
     codes (:func:`~.quantize.quantize_u8` of the fp32 Y, the same bits) — its input, ready. ``interleaved`` (with
     ``codes``, N a multiple of 4): the codes interleaved by four rows, ``(blocks, N/4, TB, 4)`` — the layout a next
     1×4-block Linear reads (:func:`~.quantize.quantize_u8_interleave4` of Y, the same bits)."""
+    return int8_linear_call(weight, xb, t_total, bias, scale, gelu, path, out, blocked_out, codes, interleaved)()
+
+
+def int8_linear_call(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias: np.ndarray, scale: np.ndarray,
+                     gelu: bool = False, path: str | None = None, out: np.ndarray | None = None,
+                     blocked_out: bool = False, codes: tuple[float, int] | None = None, interleaved: bool = False):
+    """:func:`int8_linear_t` checked once and bound to these arrays (:func:`~.bound.bound`): calling it runs the
+    product on ``xb``'s current codes and returns ``out``."""
     n = weight.shape[0]
     if codes is not None and not blocked_out:
         raise ValueError("codes need blocked_out=True: the codes are the next quad Linear's token-blocked input")
@@ -247,5 +256,5 @@ def int8_linear_t(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, bias
     if bias.shape != (n,) or scale.shape != (n,):
         raise ValueError(f"bias and scale must have shape ({n},), got {bias.shape} and {scale.shape}")
     kernel = _linear4 if interleaved else _linear
-    kernel(mark, *arrays, xb, bounds, bias, scale, gelu, np.float32(qscale), np.float32(zero), scratch, out)
-    return out
+    return bound(kernel, out, mark, *arrays, xb, bounds, bias, scale, gelu, np.float32(qscale), np.float32(zero),
+                 scratch, out)

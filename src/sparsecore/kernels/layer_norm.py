@@ -24,6 +24,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
+from sparsecore.kernels.bound import bound
 from sparsecore.kernels.isa import float_path, marker, marker_path
 
 CHUNK = 64  # tokens normalised together: 64 × H floats of x, residual and out stay in L2
@@ -262,6 +263,14 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
     features ``(ceil(T/TB), H/4, TB, 4)`` (H a multiple of 4) — :func:`~.quantize.quantize_u8_interleave4`'s bits
     (tokens past T: the zero point): the input a next int8 Linear reads, without a pass of its own. TB: a multiple
     of 16."""
+    return add_layer_norm_call(x, gamma, beta, eps, residual, out, codes)()
+
+
+def add_layer_norm_call(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+                        residual: np.ndarray | None = None, out: np.ndarray | None = None,
+                        codes: tuple[float, int, np.ndarray] | None = None):
+    """:func:`add_layer_norm_t` checked once and bound to these arrays: a callable without arguments that runs the
+    kernel on their current contents and returns ``out`` (:func:`~.bound.bound`)."""
     for name, a in (("x", x), ("residual", residual), ("out", out)):
         if a is not None and (a.dtype != np.float32 or a.ndim != 2 or not a.flags.c_contiguous or a.shape != x.shape):
             raise ValueError(f"{name} must be a C-contiguous float32 array of shape {x.shape}, got {a.dtype} {a.shape}")
@@ -278,9 +287,9 @@ def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: fl
         scale, zero, buffer = codes
         qscale, zero = _params(scale, zero, 0, 255)
         check_blocked(buffer, x.shape[0], x.shape[1], np.uint8, "the codes buffer", multiple=16, interleaved=True)
-    _add_layer_norm_t(marker(float_path()), x, x if residual is None else residual, residual is not None, gamma, beta,
-                      eps, out, nb.get_num_threads(), SPAN, buffer, qscale, np.float32(zero))
-    return out
+    return bound(_add_layer_norm_t, out, marker(float_path()), x, x if residual is None else residual,
+                 residual is not None, gamma, beta, eps, out, nb.get_num_threads(), SPAN, buffer, qscale,
+                 np.float32(zero))
 
 
 def chunk_assembly(lanes: int, vectors: int, cpu: str) -> str:
