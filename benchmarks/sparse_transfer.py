@@ -4,8 +4,10 @@ dense fine-tuning of the same length, one run at a time.
 
     python benchmarks/sparse_transfer.py --run upstream80          # GMP to 80% on the corpus, hidden-state distillation
     python benchmarks/sparse_transfer.py --run upstream90
+    python benchmarks/sparse_transfer.py --run upstream80-layers   # the same, distilling every layer's token states
     python benchmarks/sparse_transfer.py --run dense-mrpc          # dense fine-tuning (dense-sst2, dense-stsb too)
     python benchmarks/sparse_transfer.py --run transfer80-sst2     # `transfer` from runs/sparse-transfer/upstream80
+    python benchmarks/sparse_transfer.py --run transfer80-layers-sst2   # from upstream80-layers
     python benchmarks/sparse_transfer.py --run transfer-quant80-sst2
     python benchmarks/sparse_transfer.py --table                   # print the table, draw the PNG
 
@@ -72,23 +74,27 @@ def record(name: str, entry: dict) -> None:
     RESULTS.write_text(json.dumps(rows, indent=1))
 
 
-def upstream(sparsity: int, glue_dir: str, out: Path) -> dict:
+def upstream(name: str, glue_dir: str, out: Path) -> dict:
+    """``upstream80``/``upstream90`` (the last layer's token states distilled), ``-layers``: every layer's."""
     from sparsecore.workflows.upstream import prune_upstream
 
-    recipe = UPSTREAM.format(epochs=UPSTREAM_EPOCHS, params=LINEARS, sparsity=sparsity / 100,
+    sparsity, _, variant = name[len("upstream"):].partition("-")
+    recipe = UPSTREAM.format(epochs=UPSTREAM_EPOCHS, params=LINEARS, sparsity=int(sparsity) / 100,
                              prune_end=UPSTREAM_EPOCHS * 2 / 3)
-    folder = out / f"upstream{sparsity}"
+    folder = out / name
     if folder.exists():  # a rerun rebuilds the backbone (transfer rows recorded from the old one are rerun too)
         shutil.rmtree(folder)
     started = time.time()
     result = prune_upstream(model_name_or_path="minilm", train_file=[str(Path(glue_dir) / f) for f in CORPUS],
                             recipe=recipe, objective="distill", output_dir=folder,
+                            distill_layers="all" if variant == "layers" else "last",
                             max_seq_length=128, per_device_train_batch_size=32, learning_rate=1e-4,
                             logging_steps=100, save_strategy="no", disable_tqdm=True,
                             train_sampling_strategy="group_by_length")
     result_dir = Path(result.output_dir)
     training = json.loads((result_dir / "sparsecore_training.json").read_text())
-    return {"objective": result.objective, "corpus": training["corpus"], "epochs": UPSTREAM_EPOCHS,
+    return {"objective": result.objective, "distill_layers": training["distill_layers"],
+            "corpus": training["corpus"], "epochs": UPSTREAM_EPOCHS,
             "loss": result.metrics.get("train_loss"), "wall_time_s": time.time() - started,
             "train_samples_per_second": result.metrics.get("train_samples_per_second"),
             "encoder_sparsity": result.sparsity["total"]["sparsity"]}
@@ -125,9 +131,10 @@ def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
 
 
 def runs() -> list[str]:
-    names = ["upstream80", "upstream90"]
+    names = ["upstream80", "upstream90", "upstream80-layers", "upstream90-layers"]
     for task in TASKS:
-        names += [f"dense-{task}", f"transfer80-{task}", f"transfer90-{task}", f"transfer-quant80-{task}"]
+        names += [f"dense-{task}", f"transfer80-{task}", f"transfer90-{task}", f"transfer-quant80-{task}",
+                  f"transfer80-layers-{task}", f"transfer90-layers-{task}"]
     return names
 
 
@@ -141,6 +148,7 @@ def plot(data: dict, path: Path) -> bool:
 
     kinds = [("dense", "dense fine-tuning", "#8a8a8a"), ("transfer80", "transfer, upstream 80%", "#3b7dd8"),
              ("transfer90", "transfer, upstream 90%", "#1f4f99"),
+             ("transfer80-layers", "transfer, upstream 80% (every layer distilled)", "#5fb3a1"),
              ("transfer-quant80", "transfer-quant, 80%", "#d88a3b")]
     tasks = [t for t in TASKS if any(f"{k}-{t}" in data for k, _, _ in kinds)]
     if not tasks:
@@ -175,7 +183,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.run:
-        entry = upstream(int(args.run[-2:]), args.glue_dir, out) if args.run.startswith("upstream") \
+        entry = upstream(args.run, args.glue_dir, out) if args.run.startswith("upstream") \
             else fine_tune(args.run, args.glue_dir, out)
         entry["command"] = " ".join(["python", *sys.argv])
         record(args.run, entry)

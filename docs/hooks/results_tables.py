@@ -257,7 +257,8 @@ def int8_block4_layout(data: dict) -> str:
     return _alternated(data, extra) + rows(head, "lr" + "r" * (len(head) - 2), body)
 
 
-TRANSFER_GOALS = {"transfer80": 0.985, "transfer90": 0.975, "transfer-quant80": 0.975}  # share of dense to reach
+TRANSFER_GOALS = {"transfer80": 0.985, "transfer90": 0.975, "transfer-quant80": 0.975,  # share of dense to reach
+                  "transfer80-layers": 0.985, "transfer90-layers": 0.975}
 
 
 def sparse_transfer(data: dict) -> str:
@@ -271,7 +272,8 @@ def sparse_transfer(data: dict) -> str:
         share = r["score"] / dense["score"] if dense and dense["score"] else None
         goal = TRANSFER_GOALS.get(kind)
         body.append([task, r["metric"], f"{dense['score']:.4f}" if dense else "not run",
-                     f"`upstream{kind[-2:]}`", "`transfer-quant`" if "quant" in kind else "`transfer`",
+                     f"`upstream{kind.removeprefix('transfer-quant').removeprefix('transfer')}`",
+                     "`transfer-quant`" if "quant" in kind else "`transfer`",
                      f"{100 * r['encoder_sparsity']:.1f}%", f"{r['score']:.4f}",
                      f"{100 * share:.1f}%" if share is not None else "–", f"≥ {100 * goal:.1f}%" if goal else "–",
                      f"{r['wall_time_s'] / dense['wall_time_s']:.2f}×" if dense else "–",
@@ -285,7 +287,8 @@ def sparse_transfer(data: dict) -> str:
 def sparse_transfer_upstream(data: dict) -> str:
     """benchmarks/sparse_transfer.py: the upstream runs that made the backbones."""
     runs = {k: r for k, r in sorted(data.items()) if k.startswith("upstream")}
-    body = [[f"`{k}`", r["objective"], f"{r['corpus']['texts']:,}", f"{r['corpus'].get('pairs', 0):,}",
+    body = [[f"`{k}`", r["objective"] + (" (every layer)" if r.get("distill_layers") == "all" else ""),
+             f"{r['corpus']['texts']:,}", f"{r['corpus'].get('pairs', 0):,}",
              f"{r['epochs']:g}",
              f"{100 * r['encoder_sparsity']:.1f}%", f"{r['loss']:.4f}", f"{r['wall_time_s'] / 60:.0f} min",
              f"{r['train_samples_per_second']:.1f}"] for k, r in runs.items()]

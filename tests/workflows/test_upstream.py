@@ -71,11 +71,47 @@ def test_distillation_when_the_model_has_no_mlm_head(corpus, tmp_path, capsys):
     assert printed["encoder_sparsity"] == pytest.approx(0.5, abs=0.01)  # the blocks' Linears (not the pooler)
 
 
+def test_distilling_every_layer_averages_their_token_errors(corpus, tmp_path):
+    """``distill_layers="all"``: the mean over layers of each layer's masked token MSE, plus the last layer's pooled
+    cosine term (the ``last`` loss uses the last layer's MSE only); the choice is recorded in the backbone folder."""
+    from transformers import BertModel
+
+    from sparsecore.adapters.upstream import HiddenStateDistiller
+
+    base = tiny(tmp_path / "encoder", "BertModel")
+    teacher, student = BertModel.from_pretrained(base), BertModel.from_pretrained(base)
+    with torch.no_grad():
+        for w in student.parameters():
+            w.add_(0.05 * torch.randn_like(w))
+    ids = torch.randint(1000, 2000, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    s_out, t_out = (m(input_ids=ids, attention_mask=mask, output_hidden_states=True) for m in (student, teacher))
+    real = mask.unsqueeze(-1).float()
+
+    def mse(h, t):
+        return (((h - t) ** 2) * real).sum() / (real.sum() * h.shape[-1])
+
+    pooled = [(h.last_hidden_state * real).sum(1) / real.sum(1) for h in (s_out, t_out)]
+    cosine = (1 - torch.nn.functional.cosine_similarity(*pooled, dim=-1)).mean()
+    every = torch.stack([mse(h, t) for h, t in zip(s_out.hidden_states[1:], t_out.hidden_states[1:])]).mean()
+    for layers, want in (("all", every + cosine), ("last", mse(s_out.last_hidden_state, t_out.last_hidden_state)
+                                                   + cosine)):
+        got = HiddenStateDistiller(student, teacher, layers)(ids, mask)["loss"]
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert not torch.isclose(every, mse(s_out.last_hidden_state, t_out.last_hidden_state))
+    prune_upstream(model_name_or_path=str(base), train_file=[str(corpus)], recipe=GMP, distill_layers="all",
+                   output_dir=tmp_path / "backbone", **{**FAST, "save_strategy": "epoch"})
+    training = json.loads((tmp_path / "backbone" / "sparsecore_training.json").read_text())
+    assert training["objective"] == "distill" and training["distill_layers"] == "all"
+
+
 @pytest.mark.parametrize("argv, pattern", [
     (["--objective", "mlm"], "has no masked-language-modelling head"),
     (["--train_file", "{tmp}/none.txt"], "text file not found"),
     (["--train_file", "{empty}"], "no non-empty text"),
     (["--mlm_probability", "1.5"], "--mlm_probability is 1.5"),
+    (["--distill_layers", "every"], "--distill_layers"),
 ])
 def test_bad_input_is_one_line(corpus, tmp_path, argv, pattern, capsys):
     base = tiny(tmp_path / "encoder", "BertModel")

@@ -10,30 +10,39 @@ from sparsecore.errors import SparsecoreError
 
 class HiddenStateDistiller(torch.nn.Module):
     """Student backbone trained to reproduce a frozen teacher's token states and sentence embedding. The teacher
-    is held outside the module tree, so recipe selectors (``__ALL_PRUNABLE__``) see the student only."""
+    is held outside the module tree, so recipe selectors (``__ALL_PRUNABLE__``) see the student only.
+    ``layers``: ``"last"`` matches the last layer's token states, ``"all"`` every layer's (the mean of their
+    per-layer errors); the sentence embedding is the last layer's either way."""
 
-    def __init__(self, student, teacher) -> None:
+    def __init__(self, student, teacher, layers: str = "last") -> None:
         super().__init__()
         self.student = student
         self.config = student.config
+        self.layers = layers
         self._teacher = [teacher.eval().requires_grad_(False)]
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, **_):
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        if self.layers == "all":
+            extra["output_hidden_states"] = True
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         teacher = self._teacher[0].to(input_ids.device)
         with torch.no_grad():
-            target = teacher(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
-        hidden = self.student(input_ids=input_ids, attention_mask=mask, **extra).last_hidden_state
-        real = mask.unsqueeze(-1).to(hidden.dtype)
-        tokens = ((hidden - target) ** 2 * real).sum() / (real.sum() * hidden.shape[-1])
-        pooled, pooled_t = ((h * real).sum(1) / real.sum(1).clamp(min=1) for h in (hidden, target))
+            target = teacher(input_ids=input_ids, attention_mask=mask, **extra)
+        student = self.student(input_ids=input_ids, attention_mask=mask, **extra)
+        real = mask.unsqueeze(-1).to(student.last_hidden_state.dtype)
+        pairs = (zip(student.hidden_states[1:], target.hidden_states[1:]) if self.layers == "all"
+                 else [(student.last_hidden_state, target.last_hidden_state)])
+        errors = [((h - t) ** 2 * real).sum() / (real.sum() * h.shape[-1]) for h, t in pairs]
+        tokens = sum(errors) / len(errors)
+        pooled, pooled_t = ((h * real).sum(1) / real.sum(1).clamp(min=1)
+                            for h in (student.last_hidden_state, target.last_hidden_state))
         sentence = (1 - torch.nn.functional.cosine_similarity(pooled, pooled_t, dim=-1)).mean()
         return {"loss": tokens + sentence}
 
 
-def upstream_model(path: str, objective: str):
-    """``(model to train, backbone inside it, objective)``."""
+def upstream_model(path: str, objective: str, distill_layers: str = "last"):
+    """``(model to train, backbone inside it, objective)``; ``distill_layers``: the distiller's ``layers``."""
     from transformers import AutoModel, AutoModelForMaskedLM
     from transformers.utils import logging as hf_logging
 
@@ -52,7 +61,7 @@ def upstream_model(path: str, objective: str):
                 raise SparsecoreError("the model has no masked-language-modelling head", "--objective mlm",
                                       "use --objective distill (or auto)")
         student, teacher = AutoModel.from_pretrained(path), AutoModel.from_pretrained(path)
-        return HiddenStateDistiller(student, teacher), student, "distill"
+        return HiddenStateDistiller(student, teacher, distill_layers), student, "distill"
     finally:
         hf_logging.set_verbosity(verbosity)
 

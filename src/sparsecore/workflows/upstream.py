@@ -13,8 +13,9 @@ schedules). The objective:
 
 * ``mlm``: masked-language modelling with the model's own MLM head (15% of tokens masked);
 * ``distill``: the dense starting model as a frozen teacher; the loss is the mean squared error between the
-  student's and the teacher's last hidden states over real tokens plus one minus the cosine of their mean-pooled
-  sentence embeddings (what a sentence-embedding model such as all-MiniLM-L6-v2, which has no MLM head, is for);
+  student's and the teacher's last hidden states over real tokens (``distill_layers="all"``: every layer's, their
+  mean) plus one minus the cosine of their mean-pooled sentence embeddings (what a sentence-embedding model such as
+  all-MiniLM-L6-v2, which has no MLM head, is for);
 * ``auto`` (default): ``mlm`` when the checkpoint holds an MLM head, else ``distill``.
 
 The result loads as any model folder (``--model_name_or_path``): a fresh classification head is added, and the
@@ -36,6 +37,7 @@ from sparsecore.workflows.plan import resume_checkpoint
 
 log = logging.getLogger("sparsecore")
 OBJECTIVES = ("auto", "mlm", "distill")
+DISTILL_LAYERS = ("last", "all")  # which layers' token states the distillation matches
 PAIRS = ("rows", "none")  # rows: a table row read from exactly two text columns is one sentence pair
 
 
@@ -155,6 +157,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
                    text_column: list[str] | None = None, recipe: str | None = None, recipe_args: str | None = None,
                    output_dir: str | Path = "out/backbone", objective: str = "auto", max_seq_length: int = 128,
                    mlm_probability: float = 0.15, max_train_samples: int | None = None, pairs: str = "rows",
+                   distill_layers: str = "last",
                    per_device_train_batch_size: int = 16, learning_rate: float = 5e-5, seed: int = 42,
                    resume_from_checkpoint: str | None = None, **training_args) -> UpstreamResult:
     """Prune a backbone on unlabeled text and write it as a backbone folder (see the module docstring).
@@ -167,6 +170,9 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
 
     if objective not in OBJECTIVES:
         raise SparsecoreError(f"--objective {objective!r}", "--objective", f"use one of {', '.join(OBJECTIVES)}")
+    if distill_layers not in DISTILL_LAYERS:
+        raise SparsecoreError(f"--distill_layers {distill_layers!r}", "--distill_layers",
+                              f"use one of {', '.join(DISTILL_LAYERS)}")
     if pairs not in PAIRS:
         raise SparsecoreError(f"--pairs {pairs!r}", "--pairs", f"use one of {', '.join(PAIRS)}")
     for name, value in (("max_seq_length", max_seq_length), ("per_device_train_batch_size",
@@ -189,7 +195,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
     texts, corpus = read_corpus(list(train_file), text_column, max_train_samples, pairs)
     plan = load_recipe(recipe, recipe_args) if recipe else None
     tokenizer = load_tokenizer(path)
-    model, backbone, objective = upstream_model(path, objective)
+    model, backbone, objective = upstream_model(path, objective, distill_layers)
     if plan is not None and plan.quantizes:
         from sparsecore.adapters.quant_attention import quantizable_attention
 
@@ -226,6 +232,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
                                       title=f"{Path(path).name} upstream ({objective})")
         (out / "sparsecore_training.json").write_text(json.dumps(
             {"kind": "backbone", "objective": objective, "model_name_or_path": model_name_or_path, "corpus": corpus,
+             **({"distill_layers": distill_layers} if objective == "distill" else {}),
              "recipe": recipe, "recipe_args": recipe_args, "metrics": metrics,
              "seconds": time.time() - started}, indent=1), encoding="utf-8")
         files |= {"model": out, "sparsity_report": out / "sparsity_report.png",
