@@ -127,6 +127,7 @@ def engine_bench(data: dict) -> str:
     def ms(row: dict, engine: str) -> str:
         return f"{row[engine + '_ms']:.1f}" if engine + "_ms" in row else "–"
 
+    rounds = any("round_ratios" in r for r in all_rows)  # DeepSparse and sparsecore timed in alternating turns
     body = []
     for r in all_rows:
         dense = next((d for d in all_rows if (d["model"], d["precision"], d["batch"], d["sparsity"])
@@ -135,7 +136,8 @@ def engine_bench(data: dict) -> str:
         body.append([r["model"], r["precision"], f"{r['sparsity']:.0%}", r["structure"], r["batch"],
                      ms(r, "onnxruntime"), ms(r, "deepsparse"), ms(r, "sparsecore"),
                      f"{dense['onnxruntime_ms'] / ours:.2f}×" if ours and "onnxruntime_ms" in dense else "–",
-                     f"{ours / r['deepsparse_ms']:.2f}" if ours and r.get("deepsparse_ms") else "–"])
+                     f"{ours / r['deepsparse_ms']:.2f}" if ours and r.get("deepsparse_ms") else "–",
+                     *([" / ".join(f"{x:.2f}" for x in r.get("round_ratios", []))] if rounds else [])])
     head = (f"Machine: {_cpu(m)}, {m['cores']} cores (fp32 FMA peak measured in the run: "
             f"{m['fma_peak_gflops']:.0f} GFLOP/s); sequence length {all_rows[0]['seq']}; medians in ms. "
             f"Command: `{data.get('command', 'python benchmarks/engine_bench.py')}`\n\n")
@@ -143,8 +145,9 @@ def engine_bench(data: dict) -> str:
                     f"batch 1): {f['cold'] / 1e3:.1f} s with Numba's cache cold, {f['warm'] / 1e3:.2f} s warm."
                     for precision, f in data.get("first_call", {}).items())
     return head + rows(["model", "precision", "sparsity", "structure", "batch", "ONNX Runtime", "DeepSparse",
-                        "sparsecore", "sparsecore speed-up vs ORT dense", "sparsecore / DeepSparse time"],
-                       "lllll" + "r" * 5, body) + first
+                        "sparsecore", "sparsecore speed-up vs ORT dense", "sparsecore / DeepSparse time",
+                        *(["… per alternated turn"] if rounds else [])],
+                       "lllll" + "r" * (6 if rounds else 5), body) + first
 
 
 def int8_kernels(data: dict) -> str:
@@ -345,6 +348,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_avx2_int8_v5": ("engine_bench_avx2_int8_v5.json", engine_bench),
     "engine_bench_avx2_int8_v6": ("engine_bench_avx2_int8_v6.json", engine_bench),
     "engine_bench_avx2_fp32_90_v6": ("engine_bench_avx2_fp32_90_v6.json", engine_bench),
+    "engine_bench_avx2_v7": ("engine_bench_avx2_v7.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
     "pipeline_throughput": ("pipeline_throughput.json", pipeline_throughput),
