@@ -9,6 +9,7 @@ dense fine-tuning of the same length, one run at a time.
     python benchmarks/sparse_transfer.py --run transfer80-sst2     # `transfer` from runs/sparse-transfer/upstream80
     python benchmarks/sparse_transfer.py --run transfer80-layers-sst2   # from upstream80-layers
     python benchmarks/sparse_transfer.py --run transfer-quant80-sst2
+    python benchmarks/sparse_transfer.py --run downstream80-stsb   # GMP to 80% on the task, from dense-stsb
     python benchmarks/sparse_transfer.py --table                   # print the table, draw the PNG
 
 The upstream corpus is the text columns of the GLUE training files of CoLA, MRPC, RTE, SST-2 and WNLI plus QNLI's
@@ -64,6 +65,29 @@ pruning_modifiers:
     leave_enabled: true
 """
 
+DOWNSTREAM = """
+num_epochs: {epochs}
+training_modifiers:
+  - !EpochRangeModifier
+    end_epoch: eval(num_epochs)
+  - !LearningRateFunctionModifier
+    lr_func: linear
+    init_lr: {lr}
+    final_lr: 0.0
+    end_epoch: eval(num_epochs)
+pruning_modifiers:
+  - !GMPruningModifier
+    params: ['{params}']
+    init_sparsity: 0.0
+    final_sparsity: {sparsity}
+    start_epoch: 0.0
+    end_epoch: {prune_end}
+    update_frequency: 0.1
+    inter_func: cubic
+    mask_type: unstructured
+    leave_enabled: true
+"""
+
 
 def record(name: str, entry: dict) -> None:
     from engine_bench import machine
@@ -101,20 +125,27 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
 
 
 def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
-    """``dense-TASK``, ``transferS-TASK`` or ``transfer-quantS-TASK``."""
+    """``dense-TASK``, ``transferS-TASK``, ``transfer-quantS-TASK`` or ``downstreamS-TASK`` (GMP on the task itself,
+    from the dense fine-tuned model, as long as the dense run, no teacher: the downstream side of the comparison)."""
     from sparsecore.workflows import train
 
     kind, task = name.rsplit("-", 1)
     metric, epochs, lr = TASKS[task]
+    recipe_args = f"num_epochs={epochs},init_lr={lr}"
     if kind == "dense":
         start, recipe = "minilm", "dense-finetune"
+    elif kind.startswith("downstream"):
+        start, recipe_args = str(out / f"dense-{task}"), None
+        recipe = DOWNSTREAM.format(epochs=epochs, lr=lr, params=LINEARS, sparsity=int(kind[len("downstream"):]) / 100,
+                                   prune_end=epochs * 2 / 3)
+        if not Path(start).is_dir():
+            raise SystemExit(f"{start} is missing: run --run dense-{task} first")
     else:
         recipe, sparsity = ("transfer-quant", kind[len("transfer-quant"):]) if kind.startswith("transfer-quant") \
             else ("transfer", kind[len("transfer"):])
         start = str(out / f"upstream{sparsity}")
         if not Path(start).is_dir():
             raise SystemExit(f"{start} is missing: run --run upstream{sparsity} first")
-    recipe_args = f"num_epochs={epochs},init_lr={lr}"
     if recipe == "transfer-quant":  # quantize over the last third, observers frozen for the last sixth
         recipe_args += f",quantization_start_epoch={epochs * 2 / 3:g},observer_freeze_epoch={epochs * 5 / 6:g}"
     flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / name),
@@ -133,7 +164,8 @@ def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
 def runs() -> list[str]:
     names = ["upstream80", "upstream90", "upstream80-layers", "upstream90-layers"]
     for task in TASKS:
-        names += [f"dense-{task}", f"transfer80-{task}", f"transfer90-{task}", f"transfer-quant80-{task}",
+        names += [f"dense-{task}", f"downstream80-{task}", f"transfer80-{task}", f"transfer90-{task}",
+                  f"transfer-quant80-{task}",
                   f"transfer80-layers-{task}", f"transfer90-layers-{task}"]
     return names
 

@@ -268,14 +268,17 @@ def sparse_transfer(data: dict) -> str:
     """benchmarks/sparse_transfer.py: each transfer run against the dense fine-tuning of its task."""
     body, shown = [], []
     for name, r in sorted(data.items(), key=lambda kv: (kv[1].get("task", ""), kv[0])):
-        if "-" not in name or name.startswith("dense-") or name.startswith("upstream"):
+        if "-" not in name or name.startswith(("dense-", "upstream")):
             continue
         kind, task = name.rsplit("-", 1)
         dense = data.get(f"dense-{task}")
         share = r["score"] / dense["score"] if dense and dense["score"] else None
         goal = TRANSFER_GOALS.get(kind)
+        downstream = kind.startswith("downstream")  # GMP on the task itself, from the dense fine-tuned model
         body.append([task, r["metric"], f"{dense['score']:.4f}" if dense else "not run",
+                     f"`dense-{task}`" if downstream else
                      f"`upstream{kind.removeprefix('transfer-quant').removeprefix('transfer')}`",
+                     f"GMP {kind[len('downstream'):]}% on the task" if downstream else
                      "`transfer-quant`" if "quant" in kind else "`transfer`",
                      f"{100 * r['encoder_sparsity']:.1f}%", f"{r['score']:.4f}",
                      f"{100 * share:.1f}%" if share is not None else "–", f"≥ {100 * goal:.1f}%" if goal else "–",
