@@ -16,8 +16,8 @@ from sparsecore.workflows.upstream import prune_upstream, read_corpus
 GMP = ("modifiers:\n  - !GMPruningModifier\n    params: ['re:.*encoder.layer.*(query|key|value|dense).weight']\n"
        "    final_sparsity: 0.5\n    start_epoch: 0\n    end_epoch: 0.5\n    update_frequency: 0.25\n"
        "  - !EpochRangeModifier\n    end_epoch: 1\n")
-FAST = dict(per_device_train_batch_size=16, max_seq_length=32, disable_tqdm=True, save_strategy="no",
-            logging_steps=1000)
+FAST = {"per_device_train_batch_size": 16, "max_seq_length": 32, "disable_tqdm": True, "save_strategy": "no",
+        "logging_steps": 1000}
 
 
 @pytest.fixture(scope="module")
