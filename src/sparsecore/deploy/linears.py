@@ -92,10 +92,7 @@ class LinearT:
                 blocked_out: bool = False) -> np.ndarray:
         """``Yᵀ`` from activations already token-blocked (``(blocks, K, 64)``, e.g. a previous Linear's
         ``blocked_out``), ``t_total`` real tokens; outputs as :meth:`__call__`."""
-        from sparsecore.kernels.fp32_rows import fp32_linear_t
-
-        return fp32_linear_t(self.weight, xb, t_total, self.bias, gelu, self.format.split()[1], out=out,
-                             blocked_out=blocked_out)
+        return self.blocked_call(xb, t_total, gelu, out, blocked_out)()
 
     def blocked_call(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
                      blocked_out: bool = False):

@@ -14,16 +14,16 @@ from collections.abc import Callable
 
 
 class Bound:
-    """``kernel(*args)`` then ``after()`` (when given) — its value is the result — else ``result``."""
+    """``kernel(*args)``, returning ``result``."""
 
-    __slots__ = ("after", "args", "kernel", "result")
+    __slots__ = ("args", "kernel", "result")
 
-    def __init__(self, kernel: Callable, result, args: tuple, after: Callable | None = None) -> None:
-        self.kernel, self.result, self.args, self.after = kernel, result, args, after
+    def __init__(self, kernel: Callable, result, args: tuple) -> None:
+        self.kernel, self.result, self.args = kernel, result, args
 
     def __call__(self):
         self.kernel(*self.args)
-        return self.result if self.after is None else self.after()
+        return self.result
 
 
 def bound(kernel: Callable, result, *args) -> Bound:
