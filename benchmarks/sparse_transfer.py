@@ -42,15 +42,15 @@ TASKS = {  # task → (main metric, epochs, initial learning rate) of both its d
     "stsb": ("pearson", 3, 1e-4),
 }
 UPSTREAM_EPOCHS = 1.5
-UPSTREAM = """
+GMP = """
 num_epochs: {epochs}
 training_modifiers:
   - !EpochRangeModifier
     end_epoch: eval(num_epochs)
   - !LearningRateFunctionModifier
     lr_func: linear
-    init_lr: 1.0e-4
-    final_lr: 1.0e-6
+    init_lr: {init_lr}
+    final_lr: {final_lr}
     end_epoch: eval(num_epochs)
 pruning_modifiers:
   - !GMPruningModifier
@@ -59,34 +59,11 @@ pruning_modifiers:
     final_sparsity: {sparsity}
     start_epoch: 0.0
     end_epoch: {prune_end}
-    update_frequency: 0.05
+    update_frequency: {update_frequency}
     inter_func: cubic
     mask_type: unstructured
     leave_enabled: true
-"""
-
-DOWNSTREAM = """
-num_epochs: {epochs}
-training_modifiers:
-  - !EpochRangeModifier
-    end_epoch: eval(num_epochs)
-  - !LearningRateFunctionModifier
-    lr_func: linear
-    init_lr: {lr}
-    final_lr: 0.0
-    end_epoch: eval(num_epochs)
-pruning_modifiers:
-  - !GMPruningModifier
-    params: ['{params}']
-    init_sparsity: 0.0
-    final_sparsity: {sparsity}
-    start_epoch: 0.0
-    end_epoch: {prune_end}
-    update_frequency: 0.1
-    inter_func: cubic
-    mask_type: unstructured
-    leave_enabled: true
-"""
+"""  # GMP (cubic, layer by layer) of the blocks' Linears, upstream and downstream
 
 
 def record(name: str, entry: dict) -> None:
@@ -103,8 +80,8 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
     from sparsecore.workflows.upstream import prune_upstream
 
     sparsity, _, variant = name[len("upstream"):].partition("-")
-    recipe = UPSTREAM.format(epochs=UPSTREAM_EPOCHS, params=LINEARS, sparsity=int(sparsity) / 100,
-                             prune_end=UPSTREAM_EPOCHS * 2 / 3)
+    recipe = GMP.format(epochs=UPSTREAM_EPOCHS, init_lr="1.0e-4", final_lr="1.0e-6", params=LINEARS,
+                        sparsity=int(sparsity) / 100, prune_end=UPSTREAM_EPOCHS * 2 / 3, update_frequency=0.05)
     folder = out / name
     if folder.exists():  # a rerun rebuilds the backbone (transfer rows recorded from the old one are rerun too)
         shutil.rmtree(folder)
@@ -136,8 +113,8 @@ def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
         start, recipe = "minilm", "dense-finetune"
     elif kind.startswith("downstream"):
         start, recipe_args = str(out / f"dense-{task}"), None
-        recipe = DOWNSTREAM.format(epochs=epochs, lr=lr, params=LINEARS, sparsity=int(kind[len("downstream"):]) / 100,
-                                   prune_end=epochs * 2 / 3)
+        recipe = GMP.format(epochs=epochs, init_lr=lr, final_lr=0.0, params=LINEARS,
+                            sparsity=int(kind[len("downstream"):]) / 100, prune_end=epochs * 2 / 3, update_frequency=0.1)
         if not Path(start).is_dir():
             raise SystemExit(f"{start} is missing: run --run dense-{task} first")
     else:
