@@ -10,6 +10,8 @@ dense fine-tuning of the same length, one run at a time.
     python benchmarks/sparse_transfer.py --run transfer80-layers-sst2   # from upstream80-layers
     python benchmarks/sparse_transfer.py --run transfer-quant80-sst2
     python benchmarks/sparse_transfer.py --run downstream80-stsb   # GMP to 80% on the task, from dense-stsb
+    python benchmarks/sparse_transfer.py --run transfer80-stsb --epochs 8 --lr 3e-4   # another schedule: recorded as
+                                                   # transfer80-stsb@e8-lr3e-4, compared with dense-stsb@e8-lr3e-4
     python benchmarks/sparse_transfer.py --table                   # print the table, draw the PNG
 
 The upstream corpus is the text columns of the GLUE training files of CoLA, MRPC, RTE, SST-2 and WNLI plus QNLI's
@@ -101,22 +103,30 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
             "encoder_sparsity": result.sparsity["total"]["sparsity"]}
 
 
-def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
+def schedule_suffix(epochs: float | None, lr: float | None) -> str:
+    """The run-name suffix of a schedule other than the task's own ('' for the task's own)."""
+    return f"@e{epochs:g}-lr{lr:g}" if epochs is not None else ""
+
+
+def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, lr: float | None = None) -> dict:
     """``dense-TASK``, ``transferS-TASK``, ``transfer-quantS-TASK`` or ``downstreamS-TASK`` (GMP on the task itself,
-    from the dense fine-tuned model, as long as the dense run, no teacher: the downstream side of the comparison)."""
+    from the dense fine-tuned model of the same schedule, no teacher: the downstream side of the comparison).
+    ``epochs``/``lr`` replace the task's schedule; the run is then named with :func:`schedule_suffix`."""
     from sparsecore.workflows import train
 
     kind, task = name.rsplit("-", 1)
-    metric, epochs, lr = TASKS[task]
+    metric, task_epochs, task_lr = TASKS[task]
+    suffix = schedule_suffix(epochs, lr)
+    epochs, lr = (epochs, lr) if epochs is not None else (task_epochs, task_lr)
     recipe_args = f"num_epochs={epochs},init_lr={lr}"
     if kind == "dense":
         start, recipe = "minilm", "dense-finetune"
     elif kind.startswith("downstream"):
-        start, recipe_args = str(out / f"dense-{task}"), None
+        start, recipe_args = str(out / f"dense-{task}{suffix}"), None
         recipe = GMP.format(epochs=epochs, init_lr=lr, final_lr=0.0, params=LINEARS,
                             sparsity=int(kind[len("downstream"):]) / 100, prune_end=epochs * 2 / 3, update_frequency=0.1)
         if not Path(start).is_dir():
-            raise SystemExit(f"{start} is missing: run --run dense-{task} first")
+            raise SystemExit(f"{start} is missing: run --run dense-{task} (with the same --epochs/--lr) first")
     else:
         recipe, sparsity = ("transfer-quant", kind[len("transfer-quant"):]) if kind.startswith("transfer-quant") \
             else ("transfer", kind[len("transfer"):])
@@ -125,16 +135,17 @@ def fine_tune(name: str, glue_dir: str, out: Path) -> dict:
             raise SystemExit(f"{start} is missing: run --run upstream{sparsity} first")
     if recipe == "transfer-quant":  # quantize over the last third, observers frozen for the last sixth
         recipe_args += f",quantization_start_epoch={epochs * 2 / 3:g},observer_freeze_epoch={epochs * 5 / 6:g}"
-    flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / name),
+    flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / (name + suffix)),
              "model_name_or_path": start, "recipe": recipe, "recipe_args": recipe_args}
     started = time.time()
     result = train(**flags)
-    state = json.loads((out / name / "trainer_state.json").read_text())
+    state = json.loads((out / (name + suffix) / "trainer_state.json").read_text())
     speed = next(e for e in reversed(state["log_history"]) if "train_samples_per_second" in e)
     return {"task": task, "metric": metric, "score": result.metrics[f"eval_{metric}"],
             "metrics": {k: v for k, v in result.metrics.items() if k.startswith("eval_")},
             "encoder_sparsity": result.metrics.get("encoder_sparsity"), "wall_time_s": time.time() - started,
             "train_samples_per_second": speed["train_samples_per_second"],
+            "epochs": epochs, "learning_rate": lr,
             "flags": {k: v for k, v in flags.items() if k not in ("glue_dir", "output_dir")}}
 
 
@@ -190,13 +201,18 @@ def main(argv=None) -> None:
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--glue_dir", default=os.environ.get("SPARSECORE_GLUE_DIR", "../shared/data/glue"))
     parser.add_argument("--out", default="runs/sparse-transfer")
+    parser.add_argument("--epochs", type=float, help="fine-tuning runs: epochs in place of the task's own (with --lr)")
+    parser.add_argument("--lr", type=float, help="fine-tuning runs: initial learning rate in place of the task's own")
     args = parser.parse_args(argv)
+    if (args.epochs is None) != (args.lr is None) or (args.epochs is not None and
+                                                      (not args.run or args.run.startswith("upstream"))):
+        parser.error("--epochs and --lr go together, with a fine-tuning --run (not an upstream one)")
     out = Path(args.out)
     if args.run:
         entry = upstream(args.run, args.glue_dir, out) if args.run.startswith("upstream") \
-            else fine_tune(args.run, args.glue_dir, out)
+            else fine_tune(args.run, args.glue_dir, out, args.epochs, args.lr)
         entry["command"] = " ".join(["python", *sys.argv])
-        record(args.run, entry)
+        record(args.run + schedule_suffix(args.epochs, args.lr), entry)
         print(json.dumps(entry, indent=1))
     if args.table:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "hooks"))

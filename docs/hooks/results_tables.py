@@ -270,12 +270,13 @@ def sparse_transfer(data: dict) -> str:
     for name, r in sorted(data.items(), key=lambda kv: (kv[1].get("task", ""), kv[0])):
         if "-" not in name or name.startswith(("dense-", "upstream")):
             continue
-        kind, task = name.rsplit("-", 1)
-        dense = data.get(f"dense-{task}")
+        base, at, schedule = name.partition("@")  # name@eE-lrLR: a schedule other than the task's own
+        kind, task = base.rsplit("-", 1)
+        dense = data.get(f"dense-{task}{at}{schedule}")
         share = r["score"] / dense["score"] if dense and dense["score"] else None
         goal = TRANSFER_GOALS.get(kind)
         downstream = kind.startswith("downstream")  # GMP on the task itself, from the dense fine-tuned model
-        body.append([task, r["metric"], f"{dense['score']:.4f}" if dense else "not run",
+        body.append([task, r["metric"], _schedule(r, dense), f"{dense['score']:.4f}" if dense else "not run",
                      f"`dense-{task}`" if downstream else
                      f"`upstream{kind.removeprefix('transfer-quant').removeprefix('transfer')}`",
                      f"GMP {kind[len('downstream'):]}% on the task" if downstream else
@@ -285,9 +286,21 @@ def sparse_transfer(data: dict) -> str:
                      f"{r['wall_time_s'] / dense['wall_time_s']:.2f}×" if dense else "–",
                      f"{r['train_samples_per_second']:.1f}"])
         shown += [r, *([dense] if dense else [])]
-    head = ["task", "metric", "dense", "backbone", "recipe", "encoder sparsity", "transfer", "of dense", "goal",
-            "wall time / dense", "train samples/s"]
-    return _machine_line(shown) + rows(head, "lllll" + "r" * 6, body)
+    head = ["task", "metric", "schedule", "dense", "backbone", "recipe", "encoder sparsity", "transfer", "of dense",
+            "goal", "wall time / dense", "train samples/s"]
+    return _machine_line(shown) + rows(head, "llllll" + "r" * 6, body)
+
+
+def _schedule(*entries: dict | None) -> str:
+    """"E ep, lr LR" of a fine-tuning run: its recorded epochs and learning rate, else those in the first entry's
+    recipe arguments (a downstream run has none: its dense run's)."""
+    for r in entries:
+        if r and "epochs" in r:
+            return f"{r['epochs']:g} ep, lr {r['learning_rate']:g}"
+        args = dict(kv.split("=", 1) for kv in ((r or {}).get("flags", {}).get("recipe_args") or "").split(",") if kv)
+        if "num_epochs" in args:
+            return f"{float(args['num_epochs']):g} ep, lr {float(args['init_lr']):g}"
+    return "–"
 
 
 def sparse_transfer_upstream(data: dict) -> str:

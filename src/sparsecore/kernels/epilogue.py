@@ -10,8 +10,8 @@ dependent chain per vector; written out, the epilogue is one pass at the vector 
 independent. ``rows_epilogue4`` runs four rows at once and writes their codes interleaved by four features (one
 i32 per token): the input layout of a next 1×4-block Linear (:mod:`.int8_block4`), with no quantize pass.
 
-GELU is ``0.5·x·(1 + erf(x/√2))`` with :func:`~.vecmath.erf32`'s rational approximation, operation for operation
-(the same fused multiply-adds, the same clamps). Tested across paths and against float64 in
+GELU is :func:`~.vecmath.gelu32`, operation for operation: ``h + h·erf(z)`` (one FMA) with h = x/2, z = x/√2
+clamped, erf(z) = z·P(z²)/Q(z²). Tested across paths and against float64 in
 tests/kernels/test_epilogue.py.
 """
 
@@ -25,15 +25,14 @@ from numba.extending import intrinsic, overload
 
 from sparsecore.kernels import vecmath
 from sparsecore.kernels.isa import marker_path
-from sparsecore.kernels.vecmath import erf32
+from sparsecore.kernels.vecmath import gelu32
 
 # fp32 lanes per vector of each path with vector code (other paths: one element at a time)
 LANES = {"avx512_vnni": 16, "avx512": 16, "avx_vnni": 8, "avx2": 8}
 GROUP = 2  # vectors per step of the epilogue loop, their operations interleaved
 
 _I64, _F32 = ir.IntType(64), ir.FloatType()
-_P = (vecmath._P13, vecmath._P11, vecmath._P9, vecmath._P7, vecmath._P5, vecmath._P3, vecmath._P1)
-_Q = (vecmath._Q8, vecmath._Q6, vecmath._Q4, vecmath._Q2, vecmath._Q0)
+_P, _Q = vecmath._GP[::-1], vecmath._GQ[::-1]  # highest power first: the Horner order
 
 
 def _splat(vec, value: float):
@@ -47,22 +46,23 @@ def _clamp(builder, x, low, high):
 
 
 def emit_gelus(builder: ir.IRBuilder, xs: list) -> list:
-    """GELU of each float vector of ``xs`` (one type), as :func:`~.vecmath.erf32` computes it, the vectors' operations
-    interleaved step by step: their dependent chains (two Horner polynomials, a division) overlap in the core."""
+    """GELU of each float vector of ``xs`` (one type), as :func:`~.vecmath.gelu32` computes it, the vectors'
+    operations interleaved step by step: their dependent chains (two Horner polynomials, a division) overlap in the
+    core."""
     vec = xs[0].type
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fma.v{vec.count}f32")
-    zs = [_clamp(builder, builder.fmul(x, _splat(vec, 0.7071067811865476)), _splat(vec, -4.0), _splat(vec, 4.0))
+    clamp = vecmath._GELU_CLAMP
+    zs = [_clamp(builder, builder.fmul(x, _splat(vec, vecmath._SQRT_HALF)), _splat(vec, -clamp), _splat(vec, clamp))
           for x in xs]
-    z2s = [builder.fmul(z, z) for z in zs]
+    us = [builder.fmul(z, z) for z in zs]
     ps, qs = [_splat(vec, _P[0])] * len(xs), [_splat(vec, _Q[0])] * len(xs)
     for i in range(1, len(_P)):
-        ps = [builder.call(fma, [p, z2, _splat(vec, _P[i])]) for p, z2 in zip(ps, z2s)]
+        ps = [builder.call(fma, [p, u, _splat(vec, _P[i])]) for p, u in zip(ps, us)]
         if i < len(_Q):
-            qs = [builder.call(fma, [q, z2, _splat(vec, _Q[i])]) for q, z2 in zip(qs, z2s)]
+            qs = [builder.call(fma, [q, u, _splat(vec, _Q[i])]) for q, u in zip(qs, us)]
     erfs = [builder.fdiv(builder.fmul(z, p), q) for z, p, q in zip(zs, ps, qs)]
-    erfs = [_clamp(builder, e, _splat(vec, -1.0), _splat(vec, 1.0)) for e in erfs]
-    return [builder.fmul(builder.fmul(_splat(vec, 0.5), x), builder.fadd(_splat(vec, 1.0), e))
-            for x, e in zip(xs, erfs)]
+    halves = [builder.fmul(_splat(vec, 0.5), x) for x in xs]
+    return [builder.call(fma, [h, e, h]) for h, e in zip(halves, erfs)]
 
 
 def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bias, scale, gelu: bool, out_ptr,
@@ -265,7 +265,7 @@ def _plain(acc, bias, scale, gelu, out, qscale, zero):
     f = np.float32
     for i in range(out.size):
         x = (f(acc[i]) + f(bias)) * f(scale)
-        x = f(0.5) * x * (f(1.0) + erf32(x * f(0.7071067811865476))) if gelu else x
+        x = gelu32(x) if gelu else x
         if out.dtype == np.uint8:
             q = min(max(x / f(qscale), f(-zero)), f(255 - zero))
             x = np.uint8(np.rint(q) + zero)

@@ -56,7 +56,7 @@ from numba.extending import overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.simd import WIDTH, row_tile
-from sparsecore.kernels.vecmath import erf32
+from sparsecore.kernels.vecmath import gelu32
 
 TILE = 128  # tokens per tile: one accumulator row is 512 B
 PANEL = 768  # columns of K per panel: a panel of Xᵀ is PANEL × TILE × 4 B = 384 KB, inside a 1 MB L2
@@ -154,7 +154,7 @@ def to_block4(w: np.ndarray) -> Block4:
 def _gelu_tile(acc):
     for t in range(acc.size):
         x = acc[t]
-        acc[t] = np.float32(0.5) * x * (np.float32(1.0) + erf32(x * np.float32(0.7071067811865476)))
+        acc[t] = gelu32(x)
 
 
 @nb.njit(inline="always", **NJIT_FMA)
