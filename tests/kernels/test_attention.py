@@ -178,15 +178,16 @@ def test_first_only_is_the_first_query_of_the_full_attention(quantized, masked):
 
 
 @pytest.mark.parametrize("path", ["avx512_vnni", "avx_vnni", "avx2"])
-@pytest.mark.parametrize("heads,hidden", [(3, 36), (5, 30)])  # head width 12, and 6 (not a multiple of 4)
+@pytest.mark.parametrize("heads,hidden", [(3, 36), (5, 30), (3, 21)])  # head width 12, 6 (not a multiple of 4), 7
 @pytest.mark.parametrize("first_only", [False, True])
-@pytest.mark.parametrize("kernel", ["vnni tiles", "float tiles", "integer units"])
+@pytest.mark.parametrize("kernel", ["vnni tiles", "pair tiles", "float tiles", "integer units"])
 def test_integer_units_and_tiles_give_the_float_paths_bits(path, heads, hidden, first_only, kernel, monkeypatch):
     """Quantized attention from fp32 Q, K, V: the products on VNNI register tiles (dwords of four codes, int32 sums),
-    on the integer row kernel (codes − 128 as int8, row and column sums for the zero points) and on the float tiles
-    (codes as floats, every sum exact) equal the exact fp32 sums of the generic path bit for bit — packed sequences of
-    odd lengths (one over 256 tokens), a padded batch under a mask, saturated codes."""
-    from sparsecore.kernels import attention_tiles, attention_vnni
+    on int16-pair register tiles (``vpmaddwd`` on centred codes), on the integer row kernel (codes − 128 as int8, row
+    and column sums for the zero points) and on the float tiles (codes as floats, every sum exact) equal the exact
+    fp32 sums of the generic path bit for bit — packed sequences of odd lengths (one over 256 tokens), a padded
+    batch under a mask, saturated codes, odd head widths."""
+    from sparsecore.kernels import attention_pairs, attention_tiles, attention_vnni
     from sparsecore.kernels.attention import attention_seq_t
     from sparsecore.kernels.isa import NEEDS, supported
 
@@ -194,8 +195,12 @@ def test_integer_units_and_tiles_give_the_float_paths_bits(path, heads, hidden, 
         pytest.skip(f"this CPU cannot run {path} (needs {', '.join(NEEDS[path])})")
     if kernel == "vnni tiles" and path not in attention_vnni.SHAPES:
         pytest.skip(f"{path} has no VNNI tiles")
+    if kernel == "pair tiles" and path not in attention_pairs.SHAPES:
+        pytest.skip(f"{path} has no int16-pair tiles")
     if kernel != "vnni tiles":  # the dispatch of a host without VNNI (an AVX-512 one: the avx512 float tiles)
         monkeypatch.setattr(attention_vnni, "SHAPES", {})
+    if kernel not in ("vnni tiles", "pair tiles"):
+        monkeypatch.setattr(attention_pairs, "SHAPES", {})
     if kernel == "integer units":  # the tiles take sequences up to MAX_EXACT tokens: none here
         monkeypatch.setattr(attention_tiles, "MAX_EXACT", 0)
     rng = np.random.default_rng(hidden + heads)
@@ -373,5 +378,20 @@ def test_vnni_tile_machine_code_keeps_its_sums_in_registers(path, cpu, register)
     code = tile_assembly(path, cpu).replace("{vex}", "")
     _, vectors, rows = SHAPES[path]
     assert len(re.findall(rf"vpdpbusd\t[^\n]*%{register}", code)) >= rows * vectors
+    assert not re.search(r"vfmadd", code)
+    assert not re.search(r"%[xyz]mm\d+, -?\d*\(%rsp\)", code)  # no spills
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 machine code")
+@pytest.mark.parametrize("cpu", ["haswell", "znver3"])
+def test_pair_tile_machine_code_keeps_its_sums_in_registers(cpu):
+    """The int16-pair attention tile compiled for AVX2 CPUs: one vpmaddwd per vector and row and no float product,
+    its R × 32 sums held in ymm registers."""
+    from sparsecore.kernels.attention_pairs import SHAPES, tile_assembly
+
+    code = tile_assembly("avx2", cpu)
+    _, vectors, rows = SHAPES["avx2"]
+    assert len(re.findall(r"vpmaddwd\t[^\n]*%ymm", code)) >= rows * vectors
+    assert len(re.findall(r"vpaddd\t[^\n]*%ymm", code)) >= rows * vectors
     assert not re.search(r"vfmadd", code)
     assert not re.search(r"%[xyz]mm\d+, -?\d*\(%rsp\)", code)  # no spills

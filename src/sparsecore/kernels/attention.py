@@ -20,10 +20,13 @@ slices are read (``qkv_quant``), or the caller has done it (:func:`sparsecore.ke
 both products then sum integers exactly, as
 ``MatMulInteger`` does, and are scaled in the graph's order: ``S = (Σ q·k)·(sq·sk)·(1/√d) + mask``; P =
 softmax(S) normalised, then its codes ``clip(round(P/sp) + zp, 0, 255) − zp``; ``ctx = (Σ p·v)·(sp·sv)``.
-On a host with an AVX2 or AVX-512 float path, fp32 attention and quantized attention whose codes are made here
-(``qkv_quant``) run on register tiles instead of the loops below (:mod:`.attention_tiles`: the same bits for codes,
-whose sums are exact, while every sequence is at most ``MAX_EXACT`` tokens); longer quantized sequences run both
-products on the integer units when the host has an integer path (:mod:`.int8_attention`, the same bits again).
+Quantized attention whose codes are made here (``qkv_quant``) runs both products on integer register tiles where
+the host's integer path has them — ``vpdpbusd`` on VNNI (:mod:`.attention_vnni`), ``vpmaddwd`` on int16 pairs on
+``avx2`` (:mod:`.attention_pairs`) —, reading a token-blocked ``qkv`` as it lies; elsewhere, on a host with an AVX2
+or AVX-512 float path, fp32 attention and those quantized sequences of at most ``MAX_EXACT`` tokens run on float
+register tiles (:mod:`.attention_tiles`: the same bits for codes, whose sums are exact); longer quantized sequences
+run both products on the integer units when the host has an integer path (:mod:`.int8_attention`). Every one gives
+the loops' bits.
 """
 
 from __future__ import annotations
@@ -249,11 +252,13 @@ def attention_call(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np
             raise ValueError(f"qkv_quant must be three (scale > 0, zero point in [0, 255]) pairs, with quant; "
                              f"got {qkv_quant}")
         in_scales, in_zeros = codes
-    from sparsecore.kernels import attention_tiles, attention_vnni
+    from sparsecore.kernels import attention_pairs, attention_tiles, attention_vnni
 
     fpath = float_path()
     path = integer_path()
-    vnni = reads_blocked_qkv(in_scales.size > 0)  # codes made here, both products on VNNI tiles
+    # codes made here, both products on integer tiles: VNNI dot4, or int16 pairs while their sums cannot overflow
+    vnni = reads_blocked_qkv(in_scales.size > 0) and (path in attention_vnni.SHAPES or
+                                                      longest <= attention_pairs.MAX_KEYS)
     relayout = qkv.ndim == 3 and not vnni  # the other kernels read (3H, T) rows: laid out on every call
     rows = np.empty((three_h, tokens), np.float32) if relayout else qkv
     exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
@@ -269,7 +274,8 @@ def attention_call(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np
     if not starts[-1]:
         kernel, args = None, ()
     elif vnni:
-        kernel, args = attention_vnni.attention_vnni_t, (
+        kernel = attention_vnni.attention_vnni_t if path in attention_vnni.SHAPES else attention_pairs.attention_pairs_t
+        kernel, args = kernel, (
             marker(path), qkv if qkv.ndim == 3 else qkv[None], starts, add_mask, heads, order, bounds, f(s_scale),
             f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only, longest, out, into, qscale, qzero)
     elif tiles:
@@ -350,10 +356,11 @@ def _code_arrays(qkv_quant: tuple) -> tuple[np.ndarray, np.ndarray] | None:
 
 def reads_blocked_qkv(quantized: bool) -> bool:
     """True when :func:`attention_seq_t` reads a token-blocked qkv as it lies (quantized attention with its codes made
-    in the kernel, on a VNNI path): a QKV Linear that can write its output token-blocked should."""
-    from sparsecore.kernels import attention_vnni
+    in the kernel, on a path with integer attention tiles: VNNI or int16 pairs): a QKV Linear that can write its
+    output token-blocked should."""
+    from sparsecore.kernels import attention_pairs, attention_vnni
 
-    return quantized and integer_path() in attention_vnni.SHAPES
+    return quantized and integer_path() in {**attention_vnni.SHAPES, **attention_pairs.SHAPES}
 
 
 def _qkv_shape(qkv: np.ndarray, tokens: int | None) -> tuple[int, int]:

@@ -48,17 +48,36 @@ ROWS = max(rows for _, _, rows in SHAPES.values())
 _I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
 
 
+PRODUCTS = ("fma", "dot4", "pairs")  # the tile's products: fp32 FMAs, VNNI dot4 of bytes, int16 pairs (vpmaddwd)
+
+
 def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr, s_stride, r_stride, depth, b_ptr,
-              out_ptr, integer: bool = False) -> None:
+              out_ptr, products: str = "fma") -> None:
     """Emit ``out[r, 0:W] = Σ_{s < depth} a[s·s_stride + r·r_stride] · b[s·64 : s·64 + W]`` for r < ``rows``, W = lanes ·
     vectors (float* ``a_ptr``, ``b_ptr`` — rows of 64 floats —, ``out_ptr`` rows of 64 floats; i64 strides and depth).
-    ``integer``: i32* pointers and ``dot4`` products instead — a dword of a is four int8, a dword of b four uint8, each
-    product the sum of their four products (one ``vpdpbusd`` per vector and row, int32 sums)."""
+    Integer ``products`` take i32* pointers and int32 sums: ``dot4`` — a dword of a is four int8, a dword of b four
+    uint8, each product the sum of their four products (one ``vpdpbusd`` per vector and row) —, ``pairs`` — a dword
+    is two int16 in both, each product the sum of their two products (``vpmaddwd`` and an add; exact unless both
+    pairs are −32768·−32768)."""
     from sparsecore.kernels.simd import accumulate_loop
 
+    if products not in PRODUCTS:
+        raise ValueError(f"products must be one of {PRODUCTS}, got {products!r}")
+    integer = products != "fma"
     vec = ir.VectorType(_I32 if integer else _F32, lanes)
-    name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}" if integer else f"llvm.fma.v{lanes}f32"
-    op = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), name)
+    if products == "pairs":
+        words = ir.VectorType(ir.IntType(16), 2 * lanes)
+        name = {8: "llvm.x86.avx2.pmadd.wd", 16: "llvm.x86.avx512.pmaddw.d.512"}[lanes]
+        pmadd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [words] * 2), name)
+
+        def product(acc, x, w):
+            return builder.add(acc, builder.call(pmadd, [builder.bitcast(x, words), builder.bitcast(w, words)]))
+    else:
+        name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}" if integer else f"llvm.fma.v{lanes}f32"
+        op = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), name)
+
+        def product(acc, x, w):
+            return builder.call(op, [acc, x, w] if integer else [w, x, acc])
 
     def const(value):
         return ir.Constant(_I64, value)
@@ -76,7 +95,7 @@ def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr,
                                        ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes))
             for v in range(vectors):
                 acc = accs[r * vectors + v]
-                new.append(builder.call(op, [acc, xs[v], w] if integer else [w, xs[v], acc]))
+                new.append(product(acc, xs[v], w))
         return new
 
     accs = accumulate_loop(builder, const(0), depth, ir.Constant(vec, [0 if integer else 0.0] * lanes), rows * vectors,
@@ -87,7 +106,9 @@ def emit_tile(builder: ir.IRBuilder, lanes: int, vectors: int, rows: int, a_ptr,
             builder.store(accs[r * vectors + v], builder.bitcast(p, vec.as_pointer()), align=4)
 
 
-def _tile_intrinsic(lanes: int, vectors: int, rows: int, integer: bool):
+def _tile_intrinsic(lanes: int, vectors: int, rows: int, products: str):
+    integer = products != "fma"
+
     @intrinsic
     def tile(typingctx, a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, out):
         arrays = all(isinstance(x, types.Array) for x in (a, slab, out)) and slab.ndim == 3
@@ -107,7 +128,7 @@ def _tile_intrinsic(lanes: int, vectors: int, rows: int, integer: bool):
             out_ptr = builder.gep(struct(8).data, [i64(7)])
             a_ptr = builder.bitcast(struct(0).data, (_I32 if integer else _F32).as_pointer())
             emit_tile(builder, lanes, vectors, rows, builder.gep(a_ptr, [i64(1)]), i64(2), i64(3), i64(4), b_ptr,
-                      out_ptr, integer)
+                      out_ptr, products)
             return context.get_dummy_value()
 
         return types.void(a, a_offset, s_stride, r_stride, depth, slab, blk, t_offset, out), codegen
@@ -115,11 +136,11 @@ def _tile_intrinsic(lanes: int, vectors: int, rows: int, integer: bool):
     return tile
 
 
-def tile_function(shapes: dict, integer: bool, plain, doc: str):
+def tile_function(shapes: dict, products: str, plain, doc: str):
     """``tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out)``: ``out[r, 0:64] = Σ_s
     a.flat[a_offset + s·s_stride + r·r_stride] · slab[blk, s, 0:64]`` for the R rows of the path ``marker`` names in
     ``shapes`` (path → lanes, vectors, R), or one row when ``rows_left`` < R; returns how many rows it computed. The
-    register tile of :func:`emit_tile` (``integer``: dot4 products), ``plain(rows, …)`` under ``NUMBA_DISABLE_JIT``."""
+    register tile of :func:`emit_tile` with ``products``, ``plain(rows, …)`` under ``NUMBA_DISABLE_JIT``."""
     most = max(rows for _, _, rows in shapes.values())
 
     def tiles(marker, rows_left, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
@@ -130,7 +151,7 @@ def tile_function(shapes: dict, integer: bool, plain, doc: str):
     tiles.__doc__ = doc
     if config.DISABLE_JIT:
         return tiles
-    kernels = {(path, r): _tile_intrinsic(lanes, vectors, r, integer) for path, (lanes, vectors, rows) in shapes.items()
+    kernels = {(path, r): _tile_intrinsic(lanes, vectors, r, products) for path, (lanes, vectors, rows) in shapes.items()
                for r in (rows, 1)}
 
     @overload(tiles, inline="always")
@@ -164,7 +185,7 @@ def _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
         out[r] = acc
 
 
-tiles = tile_function(SHAPES, False, _plain_tile, """The float register tile: see :func:`tile_function`.""")
+tiles = tile_function(SHAPES, "fma", _plain_tile, """The float register tile: see :func:`tile_function`.""")
 
 
 @nb.njit(inline="always", **NJIT_FMA)
@@ -302,13 +323,13 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                     e += rows
 
 
-def tile_assembly(path: str, cpu: str, shapes: dict = SHAPES, integer: bool = False) -> str:
-    """Machine code of the ``path`` tile kernel (``shapes[path]``; ``integer``: dot4 products) compiled for ``cpu`` (an
-    LLVM CPU name) from a stand-alone module, whatever CPU this host is."""
+def tile_assembly(path: str, cpu: str, shapes: dict = SHAPES, products: str = "fma") -> str:
+    """Machine code of the ``path`` tile kernel (``shapes[path]``, ``products``) compiled for ``cpu`` (an LLVM CPU
+    name) from a stand-alone module, whatever CPU this host is."""
     from sparsecore.kernels.row_kernels import assembly
 
     lanes, vectors, rows = shapes[path]
-    ptr = (_I32 if integer else _F32).as_pointer()
+    ptr = (_F32 if products == "fma" else _I32).as_pointer()
     return assembly(f"attention_tile_{path}", [ptr, _I64, _I64, _I64, ptr, ptr],
                     lambda builder, a, s_stride, r_stride, depth, b, out: emit_tile(
-                        builder, lanes, vectors, rows, a, s_stride, r_stride, depth, b, out, integer), cpu)
+                        builder, lanes, vectors, rows, a, s_stride, r_stride, depth, b, out, products), cpu)

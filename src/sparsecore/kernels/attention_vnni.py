@@ -8,7 +8,7 @@ cv = 128 − zv:
     Σ_e (q − zq)(k − zk) = Σ_e q·k' + ck·Σ_e q − zq·(Σ_e k' + ck·d)        scores, keys × queries
     Σ_j (v − zv)(p − zp) = Σ_j p·v' + cv·Σ_j p − zp·(Σ_j v' + cv·n)        context, value features × queries
 
-The first sums are register tiles (:func:`.attention_tiles.emit_tile` with ``integer``): ``tile[r, 0:64] = Σ_s
+The first sums are register tiles (:func:`.attention_tiles.emit_tile` with ``dot4`` products): ``tile[r, 0:64] = Σ_s
 dot4(A[s, r], B[s, 0:64])`` — B a row of 64 dwords, each the four uint8 codes of one query (Q: four features; P: four
 keys), A the four int8 values K' (four features of a key) or V' (four keys of a value feature) broadcast as one dword,
 so one ``vpdpbusd`` adds 4 products for 16 queries (8 on ``avx_vnni``). R rows × W queries stay in registers for the
@@ -52,7 +52,7 @@ def _plain_tile(rows, a, a_offset, s_stride, r_stride, depth, slab, blk, out):
             out[r, i] = sum(int(a4[a_offset + s * s_stride + r * r_stride] @ b4[TOKENS * s + i]) for s in range(depth))
 
 
-tiles = tile_function(SHAPES, True, _plain_tile, """The VNNI register tile (:func:`~.attention_tiles.tile_function`,
+tiles = tile_function(SHAPES, "dot4", _plain_tile, """The VNNI register tile (:func:`~.attention_tiles.tile_function`,
 dot4 products): ``a`` int32 or uint8 read as dwords of four int8, ``slab`` int32 dwords of four uint8.""")
 
 
@@ -199,4 +199,4 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
 def tile_assembly(path: str, cpu: str) -> str:
     """Machine code of the ``path`` VNNI tile compiled for ``cpu`` (an LLVM CPU name) from a stand-alone module,
     whatever CPU this host is."""
-    return _assembly(path, cpu, SHAPES, integer=True)
+    return _assembly(path, cpu, SHAPES, products="dot4")
