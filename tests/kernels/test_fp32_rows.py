@@ -259,3 +259,23 @@ def test_float_codes_in_blocks_equal_quantize_then_block(k, t):
         assert np.all(got[b, :, width:] == 120)  # tokens past T hold the zero point's code
     with pytest.raises(ValueError, match="C-contiguous float32 array of shape"):
         quantize_f32_blocked(xt, 0.05, 120, TOKENS, out=np.zeros((1, 1, 1), np.float32))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, kind, monkeypatch):
+    """A one-panel Linear sums EPILOGUE_ROWS rows, then runs their epilogues: group sizes of one row, of a size that
+    does not divide the rows and of more rows than there are give the same bits, GELU or not."""
+    import sparsecore.kernels.fp32_rows as fp32_rows
+
+    rng = np.random.default_rng(3)
+    w, x = pruned(45, 64, 0.9, kind, rng), rng.standard_normal((64, 150)).astype(np.float32)
+    weight, xb = pack_rows(w, kind), token_blocks(x)
+    assert weight.panels == 1
+    results = {}
+    for group in (1, 7, 32, 100):
+        monkeypatch.setattr(fp32_rows, "EPILOGUE_ROWS", group)
+        for gelu in (False, True):
+            results[group, gelu] = fp32_linear_t(weight, xb, 150, gelu=gelu, path=path)
+    for (group, gelu), got in results.items():
+        np.testing.assert_array_equal(got, results[1, gelu])

@@ -227,3 +227,30 @@ def test_avx2_machine_code_is_vpmaddubsw_then_vpmaddwd_by_ones_without_spills(cp
     assert all("%ymm" in ln for ln in loop if ln.startswith(("vpmaddubsw", "vpmaddwd")))
     assert not any(ln.endswith(("(%rsp)", "(%rbp)")) for ln in loop), "a spill inside the inner loop"
     assert not any(ln.startswith("vpdpbusd") for ln in loop)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, monkeypatch):
+    """A task sums EPILOGUE_ROWS rows, then runs their epilogues: any group size — one row, one that does not divide
+    the task's rows, more rows than a task has — gives the same floats and codes, GELU or not, for quads and for
+    1×4 blocks writing interleaved codes (groups of four rows)."""
+    import sparsecore.kernels.int8_linear as int8_linear
+    from sparsecore.kernels.int8_block4 import pack_block4_int8
+
+    rng = np.random.default_rng(7)
+    codes, xq = sparse_codes(52, 96, 0.8, rng), rng.integers(0, 256, (96, 150)).astype(np.uint8)
+    bias, scale = rng.standard_normal(52).astype(np.float32), rng.random(52).astype(np.float32) / 100
+    quads, block4 = pack_quads(codes), pack_block4_int8(codes, pair_safe=True)
+    xb = token_blocks(xq, TOKENS[path])
+    results = {}
+    for group in (4, 8, 32, 256):
+        monkeypatch.setattr(int8_linear, "EPILOGUE_ROWS", group)
+        for gelu in (False, True):
+            results[group, gelu] = (
+                int8_linear_t(quads, xb, 150, bias, scale, gelu=gelu, path=path),
+                int8_linear_t(quads, xb, 150, bias, scale, gelu=gelu, path=path, blocked_out=True, codes=(0.02, 9)),
+                int8_linear_t(block4, int8_linear.activations(block4, xq, path), 150, bias, scale, gelu=gelu,
+                              path=path, blocked_out=True, codes=(0.02, 9), interleaved=True))
+    for (group, gelu), outputs in results.items():
+        for got, want in zip(outputs, results[4, gelu]):
+            np.testing.assert_array_equal(got, want)

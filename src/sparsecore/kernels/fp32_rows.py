@@ -213,14 +213,19 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratch, out):
     """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) or token-blocked; task = (token block, row
-    range from ``bounds``)."""
+    range from ``bounds``), its rows in groups of ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's
+    sums, then its epilogues."""
     chunks = bounds.size - 1
+    group = scratch.shape[1]
     for task in nb.prange(xb.shape[0] * chunks):
         b, c = task // chunks, task % chunks
-        acc = scratch[task]
-        for r in range(bounds[c], bounds[c + 1]):
-            _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, acc)
-            row_epilogue(marker, acc, bias[r], scale[r], gelu, _destination(out, r, b))
+        accs = scratch[task]
+        for r0 in range(bounds[c], bounds[c + 1], group):
+            r1 = min(r0 + group, bounds[c + 1])
+            for r in range(r0, r1):
+                _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
+            for r in range(r0, r1):
+                row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -248,6 +253,7 @@ def _linear_panels(marker, splits, index, values, xb, bounds, bias, scale, gelu,
 
 
 GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them)
+EPILOGUE_ROWS = 32  # rows a one-panel Linear sums before their epilogues: each loop then runs back to back
 
 
 @dataclass(frozen=True)
@@ -446,7 +452,7 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         return lambda: out
     bounds = task_rows(weight, shape[0], nb.get_num_threads())
     if weight.panels == 1:
-        scratch = np.empty((shape[0] * (bounds.size - 1), TOKENS), np.float32)
+        scratch = np.empty((shape[0] * (bounds.size - 1), EPILOGUE_ROWS, TOKENS), np.float32)
         return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale,
                      gelu, scratch, out)
     partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group of partial sums per thread
