@@ -210,8 +210,8 @@ def attention_seq_t(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: n
     point.
 
     ``qkv`` may also be token-blocked, ``(blocks, 3H, TB)`` (a QKV Linear's ``blocked_out``: token t in block t // TB),
-    standing for a ``(3H, tokens)`` array (``tokens`` ≤ blocks·TB, default blocks·TB): read as it lies on a VNNI host
-    (:mod:`.attention_vnni`), laid out as rows first elsewhere."""
+    standing for a ``(3H, tokens)`` array (``tokens`` ≤ blocks·TB, default blocks·TB): read as it lies on a host with
+    integer attention tiles (:mod:`.attention_vnni`, :mod:`.attention_pairs`), laid out as rows first elsewhere."""
     return attention_call(qkv, starts, heads, add_mask, out, quant, qkv_quant, first_only, blocked_out, out_codes,
                           tokens)()
 
@@ -257,12 +257,12 @@ def attention_call(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np
     fpath = float_path()
     path = integer_path()
     # codes made here, both products on integer tiles: VNNI dot4, or int16 pairs while their sums cannot overflow
-    vnni = reads_blocked_qkv(in_scales.size > 0) and (path in attention_vnni.SHAPES or
-                                                      longest <= attention_pairs.MAX_KEYS)
-    relayout = qkv.ndim == 3 and not vnni  # the other kernels read (3H, T) rows: laid out on every call
+    integer_tiles = reads_blocked_qkv(in_scales.size > 0) and (path in attention_vnni.SHAPES or
+                                                               longest <= attention_pairs.MAX_KEYS)
+    relayout = qkv.ndim == 3 and not integer_tiles  # the other kernels read (3H, T) rows: laid out on every call
     rows = np.empty((three_h, tokens), np.float32) if relayout else qkv
     exact = in_scales.size and max(longest, hidden // heads) <= attention_tiles.MAX_EXACT
-    tiles = vnni or fpath != "generic" and (quant is None or exact)  # fp32, or codes whose sums are exact in fp32
+    tiles = integer_tiles or fpath != "generic" and (quant is None or exact)  # fp32, or codes whose sums are exact in fp32
     into = blocked if tiles else None  # the tile kernel writes the token-blocked layout itself
     if out is None:
         out = np.empty((hidden, 0 if into is not None else columns), np.float32)
@@ -273,9 +273,9 @@ def attention_call(qkv: np.ndarray, starts: np.ndarray, heads: int, add_mask: np
     f = np.float32
     if not starts[-1]:
         kernel, args = None, ()
-    elif vnni:
+    elif integer_tiles:
         kernel = attention_vnni.attention_vnni_t if path in attention_vnni.SHAPES else attention_pairs.attention_pairs_t
-        kernel, args = kernel, (
+        args = (
             marker(path), qkv if qkv.ndim == 3 else qkv[None], starts, add_mask, heads, order, bounds, f(s_scale),
             f(p_scale), int(p_zero), f(c_scale), in_scales, in_zeros, first_only, longest, out, into, qscale, qzero)
     elif tiles:
