@@ -366,6 +366,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_avx2_fp32_90_v6": ("engine_bench_avx2_fp32_90_v6.json", engine_bench),
     "engine_bench_avx2_v7": ("engine_bench_avx2_v7.json", engine_bench),
     "engine_bench_avx2_v8": ("engine_bench_avx2_v8.json", engine_bench),
+    "engine_first_call_avx2": ("engine_first_call_avx2.json", engine_bench),
     "engine_bench_avx2_int8_v7_unbound": ("engine_bench_avx2_int8_v7_unbound.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
