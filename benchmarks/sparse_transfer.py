@@ -12,6 +12,8 @@ dense fine-tuning of the same length, one run at a time.
     python benchmarks/sparse_transfer.py --run downstream80-stsb   # GMP to 80% on the task, from dense-stsb
     python benchmarks/sparse_transfer.py --run transfer80-stsb --epochs 8 --lr 3e-4   # another schedule: recorded as
                                                    # transfer80-stsb@e8-lr3e-4, compared with dense-stsb@e8-lr3e-4
+    python benchmarks/sparse_transfer.py --run zeroshot-upstream80 # STS-B with no training: cosine of mean-pooled
+                                                   # embeddings (zeroshot-dense: all-MiniLM-L6-v2 itself)
     python benchmarks/sparse_transfer.py --table                   # print the table, draw the PNG
 
 The upstream corpus is the text columns of the GLUE training files of CoLA, MRPC, RTE, SST-2 and WNLI plus QNLI's
@@ -103,6 +105,46 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
             "encoder_sparsity": result.sparsity["total"]["sparsity"]}
 
 
+def zero_shot(name: str, glue_dir: str, out: Path) -> dict:
+    """``zeroshot-BACKBONE``: the backbone as a sentence encoder with no training — STS-B validation pairs encoded one
+    sentence at a time, the Pearson correlation of the cosine of their mean-pooled last hidden states (real tokens)
+    with the gold scores: what a backbone keeps of the dense model's sentence embeddings, before any fine-tuning."""
+    import csv
+
+    import numpy as np
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from sparsecore.adapters.models import minilm_path
+
+    backbone = name[len("zeroshot-"):]
+    path = minilm_path() if backbone == "dense" else out / backbone
+    if not Path(path).is_dir():
+        raise SystemExit(f"{path} is missing: run --run {backbone} first")
+    with open(Path(glue_dir) / "stsb" / "validation.tsv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+    def embed(texts: list[str]) -> np.ndarray:
+        parts = []
+        with torch.no_grad():
+            for i in range(0, len(texts), 64):
+                batch = tokenizer(texts[i:i + 64], padding=True, truncation=True, max_length=128, return_tensors="pt")
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                parts.append(((model(**batch).last_hidden_state * mask).sum(1) / mask.sum(1)).numpy())
+        e = np.concatenate(parts)
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+    started = time.time()
+    cosine = (embed([r["sentence1"] for r in rows]) * embed([r["sentence2"] for r in rows])).sum(1)
+    gold = np.array([float(r["label"]) for r in rows])
+    report = Path(path) / "sparsity_report.json"
+    sparsity = json.loads(report.read_text())["total"]["sparsity"] if report.is_file() else 0.0
+    return {"task": "stsb", "metric": "pearson", "backbone": backbone, "pairs": len(rows),
+            "score": float(np.corrcoef(cosine, gold)[0, 1]), "encoder_sparsity": sparsity,
+            "wall_time_s": time.time() - started}
+
+
 def schedule_suffix(epochs: float | None, lr: float | None) -> str:
     """The run-name suffix of a schedule other than the task's own ('' for the task's own)."""
     return f"@e{epochs:g}-lr{lr:g}" if epochs is not None else ""
@@ -150,7 +192,8 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
 
 
 def runs() -> list[str]:
-    names = ["upstream80", "upstream90", "upstream80-layers", "upstream90-layers"]
+    names = ["upstream80", "upstream90", "upstream80-layers", "upstream90-layers", "zeroshot-dense",
+             "zeroshot-upstream80", "zeroshot-upstream90", "zeroshot-upstream80-layers"]
     for task in TASKS:
         names += [f"dense-{task}", f"downstream80-{task}", f"transfer80-{task}", f"transfer90-{task}",
                   f"transfer-quant80-{task}",
@@ -205,23 +248,24 @@ def main(argv=None) -> None:
     parser.add_argument("--lr", type=float, help="fine-tuning runs: initial learning rate in place of the task's own")
     args = parser.parse_args(argv)
     if (args.epochs is None) != (args.lr is None) or (args.epochs is not None and
-                                                      (not args.run or args.run.startswith("upstream"))):
+                                                      (not args.run or args.run.startswith(("upstream", "zeroshot")))):
         parser.error("--epochs and --lr go together, with a fine-tuning --run (not an upstream one)")
     out = Path(args.out)
     if args.run:
         entry = upstream(args.run, args.glue_dir, out) if args.run.startswith("upstream") \
+            else zero_shot(args.run, args.glue_dir, out) if args.run.startswith("zeroshot") \
             else fine_tune(args.run, args.glue_dir, out, args.epochs, args.lr)
         entry["command"] = " ".join(["python", *sys.argv])
         record(args.run + schedule_suffix(args.epochs, args.lr), entry)
         print(json.dumps(entry, indent=1))
     if args.table:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "hooks"))
-        from results_tables import sparse_transfer, sparse_transfer_upstream
+        from results_tables import sparse_transfer, sparse_transfer_upstream, sparse_transfer_zero_shot
 
         if not RESULTS.is_file():
             raise SystemExit(f"{RESULTS} does not exist yet: run a --run first")
         data = json.loads(RESULTS.read_text())
-        print(sparse_transfer_upstream(data) + "\n\n" + sparse_transfer(data))
+        print(sparse_transfer_upstream(data) + "\n\n" + sparse_transfer_zero_shot(data) + "\n\n" + sparse_transfer(data))
         if plot(data, PICTURE):
             print(f"\nwrote {PICTURE}")
 

@@ -268,7 +268,7 @@ def sparse_transfer(data: dict) -> str:
     """benchmarks/sparse_transfer.py: each transfer run against the dense fine-tuning of its task."""
     body, shown = [], []
     for name, r in sorted(data.items(), key=lambda kv: (kv[1].get("task", ""), kv[0])):
-        if "-" not in name or name.startswith(("dense-", "upstream")):
+        if "-" not in name or name.startswith(("dense-", "upstream", "zeroshot-")):
             continue
         base, at, schedule = name.partition("@")  # name@eE-lrLR: a schedule other than the task's own
         kind, task = base.rsplit("-", 1)
@@ -301,6 +301,17 @@ def _schedule(*entries: dict | None) -> str:
         if "num_epochs" in args:
             return f"{float(args['num_epochs']):g} ep, lr {float(args['init_lr']):g}"
     return "–"
+
+
+def sparse_transfer_zero_shot(data: dict) -> str:
+    """benchmarks/sparse_transfer.py: each backbone as a sentence encoder with no training (STS-B, cosine)."""
+    runs = {k: r for k, r in sorted(data.items()) if k.startswith("zeroshot-")}
+    dense = runs.get("zeroshot-dense")
+    body = [[f"`{r['backbone']}`" if r["backbone"] != "dense" else "all-MiniLM-L6-v2 (dense)",
+             f"{100 * r['encoder_sparsity']:.1f}%", f"{r['pairs']:,}", f"{r['score']:.4f}",
+             f"{100 * r['score'] / dense['score']:.1f}%" if dense else "–"] for r in runs.values()]
+    return _machine_line(list(runs.values())) + rows(
+        ["backbone", "encoder sparsity", "STS-B validation pairs", "Pearson of cosine", "of dense"], "lrrrr", body)
 
 
 def sparse_transfer_upstream(data: dict) -> str:
@@ -346,6 +357,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "demo_choices": ("demo_choices.json", demo_choices),
     "sparse_transfer": ("sparse_transfer.json", sparse_transfer),
     "sparse_transfer_upstream": ("sparse_transfer.json", sparse_transfer_upstream),
+    "sparse_transfer_zero_shot": ("sparse_transfer.json", sparse_transfer_zero_shot),
     "data_prep": ("data_prep.json", data_prep),
     "engine_bench": ("engine_bench.json", engine_bench),
     "engine_bench_v3": ("engine_bench_v3.json", engine_bench),

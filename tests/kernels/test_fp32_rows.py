@@ -266,7 +266,7 @@ def test_float_codes_in_blocks_equal_quantize_then_block(k, t):
 def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, kind, monkeypatch):
     """A one-panel Linear sums EPILOGUE_ROWS rows, then runs their epilogues: group sizes of one row, of a size that
     does not divide the rows and of more rows than there are give the same bits, GELU or not."""
-    import sparsecore.kernels.fp32_rows as fp32_rows
+    from sparsecore.kernels import fp32_rows
 
     rng = np.random.default_rng(3)
     w, x = pruned(45, 64, 0.9, kind, rng), rng.standard_normal((64, 150)).astype(np.float32)

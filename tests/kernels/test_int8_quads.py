@@ -234,7 +234,7 @@ def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, monk
     """A task sums EPILOGUE_ROWS rows, then runs their epilogues: any group size — one row, one that does not divide
     the task's rows, more rows than a task has — gives the same floats and codes, GELU or not, for quads and for
     1×4 blocks writing interleaved codes (groups of four rows)."""
-    import sparsecore.kernels.int8_linear as int8_linear
+    from sparsecore.kernels import int8_linear
     from sparsecore.kernels.int8_block4 import pack_block4_int8
 
     rng = np.random.default_rng(7)

@@ -1,4 +1,4 @@
-"""Vectorisable fp32 ``erf``, ``exp`` and exact-erf ``GELU`` for Numba kernels.
+"""Vectorisable fp32 ``erf``, ``exp`` and ``GELU`` (its erf form) for Numba kernels.
 
 ``math.erf`` / ``math.exp`` compile to scalar libm calls, so a loop using them runs one element at a
 time (this llvmlite has no SVML). These are plain arithmetic (clamp, polynomial, one division or one
