@@ -226,6 +226,17 @@ if not config.DISABLE_JIT:
 
 
 @nb.njit(inline="always", **NJIT_FMA)
+def item_span(order, item, heads, starts, first_only):
+    """``(b, h, c0, seq, nq, o0)`` of work item ``item`` (``order[item] = b·heads + h``): sequence b, head h, the
+    sequence's first token c0 and length seq, its queries nq (1 when ``first_only``) and where their context goes in
+    the output, o0 (column b when ``first_only``, else c0)."""
+    b, h = order[item] // heads, order[item] % heads
+    c0 = starts[b]
+    seq = starts[b + 1] - c0
+    return b, h, c0, seq, 1 if first_only else seq, b if first_only else c0
+
+
+@nb.njit(inline="always", **NJIT_FMA)
 def store_context(marker, acc, colsum, codes, c_scale, out, blocked, row, token, width, tbo, qscale, qzero):
     """Context row ``row`` of tokens ``token … token + width − 1`` from ``acc[0:width]`` (:func:`_write`): into ``out``,
     or into the token-blocked ``blocked`` (blocks of ``tbo`` tokens), the run split where it crosses a block."""
@@ -264,13 +275,9 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
         colmax, colsum = np.empty(TOKENS, np.float32), np.empty(TOKENS, np.float32)
         st = scores[0]
         for item in range(bounds[task], bounds[task + 1]):
-            b, h = order[item] // heads, order[item] % heads
-            c0, c1 = starts[b], starts[b + 1]
-            seq = c1 - c0
+            b, h, c0, seq, nq, o0 = item_span(order, item, heads, starts, first_only)
             if seq == 0:
                 continue
-            nq = 1 if first_only else seq
-            o0 = b if first_only else c0
             blocks = (nq + TOKENS - 1) // TOKENS
             for e in range(d):
                 src = qkv[h * d + e, c0:c0 + nq]
@@ -285,8 +292,8 @@ def attention_tiles_t(marker, qkv, starts, add_mask, heads, order, bounds, s_sca
                     dst[width:] = 0.0
             if codes:  # K and V as codes, rows of stride `ld`
                 for e in range(d):
-                    _codes(qkv[hidden + h * d + e, c0:c1], in_scales[1], in_zeros[1], kv[e, :seq])
-                    _codes(qkv[2 * hidden + h * d + e, c0:c1], in_scales[2], in_zeros[2], kv[d + e, :seq])
+                    _codes(qkv[hidden + h * d + e, c0:c0 + seq], in_scales[1], in_zeros[1], kv[e, :seq])
+                    _codes(qkv[2 * hidden + h * d + e, c0:c0 + seq], in_scales[2], in_zeros[2], kv[d + e, :seq])
                 a, k_at, v_at, stride = kv, 0, d * ld, ld
             else:
                 a, k_at, v_at, stride = qkv, (hidden + h * d) * qkv.shape[1] + c0, (2 * hidden + h * d) * qkv.shape[

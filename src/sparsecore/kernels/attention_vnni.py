@@ -32,7 +32,7 @@ import numba as nb
 import numpy as np
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
-from sparsecore.kernels.attention_tiles import TOKENS, store_context, tile_function
+from sparsecore.kernels.attention_tiles import TOKENS, item_span, store_context, tile_function
 from sparsecore.kernels.attention_tiles import tile_assembly as _assembly
 from sparsecore.kernels.int8_attention import _code
 from sparsecore.kernels.quantize import _round_clamp
@@ -116,13 +116,9 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
         tile = np.empty((ROWS, TOKENS), np.int32)
         colmax, colsum = np.empty(TOKENS, np.float32), np.empty(TOKENS, np.float32)
         for item in range(bounds[task], bounds[task + 1]):
-            b, h = order[item] // heads, order[item] % heads
-            c0, c1 = starts[b], starts[b + 1]
-            seq = c1 - c0
+            b, h, c0, seq, nq, o0 = item_span(order, item, heads, starts, first_only)
             if seq == 0:
                 continue
-            nq = 1 if first_only else seq
-            o0 = b if first_only else c0
             blocks = (nq + TOKENS - 1) // TOKENS
             n4 = (seq + 3) // 4
             qx[:blocks] = 0  # features past d and queries past nq stay 0
