@@ -139,7 +139,9 @@ def test_panels_of_k_give_the_sums_of_one_panel(path, kind):
         if SHAPES.get(path, (0, 0, 1))[2] == 1:
             np.testing.assert_array_equal(got, gelu_inplace(one.copy()))
         else:
-            np.testing.assert_allclose(got, gelu_inplace(one.copy()), rtol=1e-5, atol=1e-5)
+            # two chains sum in another order: float32 rounding, bounded by eps · Σ|w·x| (GELU's slope is < 1.13)
+            bound = 2e-6 * (np.abs(w) @ np.abs(floats)) + 1e-6
+            assert np.all(np.abs(got - gelu_inplace(one.copy())) <= bound)
 
 
 def test_panel_packing_keeps_each_run_on_its_panel_and_even():
