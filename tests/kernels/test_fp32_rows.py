@@ -281,3 +281,29 @@ def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, kind
             results[group, gelu] = fp32_linear_t(weight, xb, 150, gelu=gelu, path=path)
     for (group, gelu), got in results.items():
         np.testing.assert_array_equal(got, results[1, gelu])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_a_row_range_over_every_token_block_gives_the_per_block_bits(path, kind, monkeypatch):
+    """Up to BLOCKS_INSIDE token blocks a task is a row range run over every block (each weight read once per call);
+    with that off the bits are the same — one panel and K in panels, GELU, token-blocked output, one or two threads."""
+    from sparsecore.kernels import fp32_rows
+
+    rng = np.random.default_rng(4)
+    w = pruned(150, 256, 0.8, kind, rng)
+    for t in (TOKENS + 1, 2 * TOKENS):
+        xb = token_blocks(rng.standard_normal((256, t)).astype(np.float32))
+        results = {}
+        for panel in (256, 64):
+            weight = pack_rows(w, kind, panel=panel)
+            for inside in (2, 0):
+                monkeypatch.setattr(fp32_rows, "BLOCKS_INSIDE", inside)
+                for threads in (1, 2):
+                    nb.set_num_threads(min(threads, nb.config.NUMBA_NUM_THREADS))
+                    results[panel, inside, threads] = (fp32_linear_t(weight, xb, t, gelu=True, path=path),
+                                                       fp32_linear_t(weight, xb, t, path=path, blocked_out=True))
+        nb.set_num_threads(nb.config.NUMBA_NUM_THREADS)
+        for (panel, _, _), outputs in results.items():
+            for got, want in zip(outputs, results[panel, 0, 1]):
+                np.testing.assert_array_equal(got, want)

@@ -16,7 +16,9 @@ accumulators in registers for the whole row:
 int8 codes held as float32 (weights and activations, :func:`~.quantize.quantize_f32_blocked`) run the same kernels
 with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstructured int8 Linears of hosts without VNNI.
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
-stored entries (:func:`~.row_kernels.task_rows`); a thread's rows stream past one block's slab — K·TB·4 bytes,
+stored entries (:func:`~.row_kernels.task_rows`; up to :data:`~.row_kernels.BLOCKS_INSIDE` blocks a task is a row
+range that runs each group of rows over every block in turn, so each weight leaves memory once per call); a thread's
+rows stream past one block's slab — K·TB·4 bytes,
 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads are contiguous and no two share cache
 sets the way a (K, T) array's rows 16 KB apart do. K is cut into panels (:func:`panel_columns`: about
 :data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB slab, in L1 —, at most half
@@ -46,7 +48,7 @@ from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.bound import bound
 from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
-from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
+from sparsecore.kernels.row_kernels import BLOCKS_INSIDE, assembly, row_function, row_intrinsic, task_rows
 from sparsecore.kernels.simd import accumulate_loop
 
 TOKENS = 64  # tokens per block of the activation layout, every path
@@ -211,45 +213,49 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear(marker, indptr, index, values, xb, bounds, bias, scale, gelu, scratch, out):
+def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu, scratch, out):
     """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) or token-blocked; task = (token block, row
-    range from ``bounds``), its rows in groups of ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's
-    sums, then its epilogues."""
+    range from ``bounds``) — or, ``inside``, a row range over every token block —, its rows in groups of
+    ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's sums, then its epilogues, block after block."""
     chunks = bounds.size - 1
     group = scratch.shape[1]
-    for task in nb.prange(xb.shape[0] * chunks):
-        b, c = task // chunks, task % chunks
+    inner = xb.shape[0] if inside else 1
+    for task in nb.prange(xb.shape[0] // inner * chunks):
+        b0, c = task // chunks, task % chunks
         accs = scratch[task]
         for r0 in range(bounds[c], bounds[c + 1], group):
             r1 = min(r0 + group, bounds[c + 1])
-            for r in range(r0, r1):
-                _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
-            for r in range(r0, r1):
-                row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
+            for b in range(b0, b0 + inner):
+                for r in range(r0, r1):
+                    _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
+                for r in range(r0, r1):
+                    row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear_panels(marker, splits, index, values, xb, bounds, bias, scale, gelu, partial, out):
+def _linear_panels(marker, splits, index, values, xb, bounds, inside, bias, scale, gelu, partial, out):
     """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]``; a group runs panel after
     panel (``splits[r, p] : splits[r, p + 1]`` are row r's entries on panel p), its partial sums in the thread's
     ``partial`` rows, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's rows
-    stream past it."""
+    stream past it; ``inside``: a task is a row range, each group running every token block in turn."""
     chunks = bounds.size - 1
     panels = splits.shape[1] - 1
     group = partial.shape[1]
-    for task in nb.prange(xb.shape[0] * chunks):
-        b, c = task // chunks, task % chunks
+    inner = xb.shape[0] if inside else 1
+    for task in nb.prange(xb.shape[0] // inner * chunks):
+        b0, c = task // chunks, task % chunks
         rows = partial[nb.get_thread_id()]
         for r0 in range(bounds[c], bounds[c + 1], group):
             r1 = min(r0 + group, bounds[c + 1])
-            for r in range(r0, r1):
-                _row(marker, index, values, splits[r, 0], splits[r, 1], xb, b, rows[r - r0])
-            for p in range(1, panels):
+            for b in range(b0, b0 + inner):
                 for r in range(r0, r1):
-                    if splits[r, p + 1] > splits[r, p]:
-                        _row_add(marker, index, values, splits[r, p], splits[r, p + 1], xb, b, rows[r - r0])
-            for r in range(r0, r1):
-                row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
+                    _row(marker, index, values, splits[r, 0], splits[r, 1], xb, b, rows[r - r0])
+                for p in range(1, panels):
+                    for r in range(r0, r1):
+                        if splits[r, p + 1] > splits[r, p]:
+                            _row_add(marker, index, values, splits[r, p], splits[r, p + 1], xb, b, rows[r - r0])
+                for r in range(r0, r1):
+                    row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
 GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them)
@@ -450,14 +456,16 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return lambda: out
-    bounds = task_rows(weight, shape[0], nb.get_num_threads())
+    inside = 1 < shape[0] <= BLOCKS_INSIDE
+    bounds = task_rows(weight, 1 if inside else shape[0], nb.get_num_threads())
     if weight.panels == 1:
-        scratch = np.empty((shape[0] * (bounds.size - 1), EPILOGUE_ROWS, TOKENS), np.float32)
-        return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, bias, scale,
-                     gelu, scratch, out)
+        tasks = (1 if inside else shape[0]) * (bounds.size - 1)
+        scratch = np.empty((tasks, EPILOGUE_ROWS, TOKENS), np.float32)
+        return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, inside, bias,
+                     scale, gelu, scratch, out)
     partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group of partial sums per thread
-    return bound(_linear_panels, out, marker(path), weight.splits, weight.index, weight.values, xb, bounds, bias,
-                 scale, gelu, partial, out)
+    return bound(_linear_panels, out, marker(path), weight.splits, weight.index, weight.values, xb, bounds, inside,
+                 bias, scale, gelu, partial, out)
 
 
 def row_assembly(path: str, kind: str, cpu: str, add: bool = False) -> str:
