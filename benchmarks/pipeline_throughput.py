@@ -61,7 +61,7 @@ def theirs(python: Path, folder: Path, texts: list[str], batch: int, seq: int, r
 
 
 def in_subprocess(engine: str, folder: Path, args) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--one", engine, str(folder), "--glue_dir", str(args.glue_dir),
+    proc = subprocess.run([sys.executable, __file__, "--one", engine, str(folder), "--glue_dir", str(args.glue_dir.resolve()),
                            "--batch", str(args.batch), "--seq", str(args.seq), "--repeats", str(args.repeats)],
                           capture_output=True, text=True, check=False, cwd=Path(__file__).parent)
     if proc.returncode:

@@ -258,9 +258,9 @@ def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, monk
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_row_range_over_every_token_block_gives_the_per_block_bits(path, monkeypatch):
-    """Up to BLOCKS_INSIDE token blocks a task is a row range run over every block (each weight read once per call);
-    with that off — one (block, row range) per task — the floats and codes are the same, quads and 1×4 blocks
-    writing interleaved codes, one thread or two."""
+    """With BLOCKS_INSIDE set (off by default for int8), a task of up to that many token blocks is a row range run over
+    every block; with it off — one (block, row range) per task — the floats and codes are the same, quads and 1×4
+    blocks writing interleaved codes, one thread or two."""
     from sparsecore.kernels import int8_linear
     from sparsecore.kernels.int8_block4 import pack_block4_int8
 

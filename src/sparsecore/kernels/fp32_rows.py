@@ -16,7 +16,7 @@ accumulators in registers for the whole row:
 int8 codes held as float32 (weights and activations, :func:`~.quantize.quantize_f32_blocked`) run the same kernels
 with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstructured int8 Linears of hosts without VNNI.
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
-stored entries (:func:`~.row_kernels.task_rows`; up to :data:`~.row_kernels.BLOCKS_INSIDE` blocks a task is a row
+stored entries (:func:`~.row_kernels.task_rows`; up to :data:`BLOCKS_INSIDE` blocks a task is a row
 range that runs each group of rows over every block in turn, so each weight leaves memory once per call); a thread's
 rows stream past one block's slab — K·TB·4 bytes,
 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads are contiguous and no two share cache
@@ -48,7 +48,7 @@ from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.bound import bound
 from sparsecore.kernels.epilogue import row_epilogue
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
-from sparsecore.kernels.row_kernels import BLOCKS_INSIDE, assembly, row_function, row_intrinsic, task_rows
+from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
 from sparsecore.kernels.simd import accumulate_loop
 
 TOKENS = 64  # tokens per block of the activation layout, every path
@@ -259,6 +259,9 @@ def _linear_panels(marker, splits, index, values, xb, bounds, inside, bias, scal
 
 
 GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them)
+BLOCKS_INSIDE = 2  # up to this many token blocks (one 128-token sequence) a task is a row range run over every
+# block, group by group, instead of one (block, row range): each 6-byte weight leaves memory once per call, not once
+# per block — at batch 1 a BERT-base model's fp32 weights (100 MB at 80%) do not fit the caches
 EPILOGUE_ROWS = 32  # rows a one-panel Linear sums before their epilogues: each loop then runs back to back
 
 

@@ -8,8 +8,8 @@ Linear can write); other 1×4-block Linears the interleaved one of :func:`~.int8
 Work is split into (token block, row range) tasks, row ranges balanced by stored
 entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
-range per block; up to :data:`~.row_kernels.BLOCKS_INSIDE` blocks (one 128-token input): a task is a row range whose
-groups of rows run over every block in turn (each weight leaves memory once per call, not once per block). The Linear's epilogue —
+range per block; up to :data:`BLOCKS_INSIDE` blocks a task can instead be a row range whose groups of rows run
+over every block in turn (each weight leaves memory once per call, not once per block; off by default). The Linear's epilogue —
 ``(Σ + bias) · scale`` per output row, then exact GELU — runs on each row's block while it is in L1, at the
 vector width of the path (:mod:`.epilogue`); it writes fp32 rows, fp32 or uint8 codes token-blocked, or — four rows
 at a time, row ranges in fours — uint8 codes interleaved by four rows: a next 1×4-block Linear's input.
@@ -31,7 +31,7 @@ from sparsecore.kernels.int8_block4 import Block4Int8, block4_row
 from sparsecore.kernels.int8_quads import Quads, blocks_row, quads_row
 from sparsecore.kernels.isa import integer_path, marker, supported
 from sparsecore.kernels.quantize import _params
-from sparsecore.kernels.row_kernels import BLOCKS_INSIDE, task_rows
+from sparsecore.kernels.row_kernels import task_rows
 
 
 def _row_kernel(index_ndim: int, xb_ndim: int):
@@ -88,6 +88,9 @@ if config.DISABLE_JIT:
         return out[b, r] if out.ndim == 3 else out[r, b * tb:min(out.shape[1], (b + 1) * tb)]
 
 
+BLOCKS_INSIDE = 0  # token blocks up to which a task is a row range over every block (:mod:`.fp32_rows` runs 2): the
+# int8 weights take 3 bytes and stay in cache, and a row range balanced by stored weights ran MiniLM and BERT-base
+# at 90% 9-11% slower at batch 1 than one block of all rows per thread (AVX-512 VNNI machine)
 EPILOGUE_ROWS = 32  # rows a task sums before their epilogues (a multiple of 4): each loop then runs back to back —
 # an epilogue after every row's products cost 14–30% more than the two loops apart (AVX2, MiniLM/BERT shapes, 90–95%)
 

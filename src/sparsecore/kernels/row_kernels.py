@@ -125,11 +125,6 @@ def row_bounds(indptr: np.ndarray, chunks: int, align: int = 1) -> np.ndarray:
     return np.concatenate([[0], inner, [len(indptr) - 1]]).astype(np.int64)
 
 
-BLOCKS_INSIDE = 2  # up to this many token blocks (one 128-token sequence) a Linear's task is a row range run over
-# every block, group by group, instead of one (block, row range): each weight then comes from memory once per call,
-# not once per block — at batch 1 a BERT-base model's weights do not fit the caches
-
-
 def row_chunks(blocks: int, rows: int, threads: int) -> int:
     """Row ranges per token block: enough (block, range) tasks to share the blocks evenly between threads."""
     chunks = 1
