@@ -16,10 +16,9 @@ accumulators in registers for the whole row:
 int8 codes held as float32 (weights and activations, :func:`~.quantize.quantize_f32_blocked`) run the same kernels
 with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstructured int8 Linears of hosts without VNNI.
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
-stored entries (:func:`~.row_kernels.task_rows`; up to :data:`BLOCKS_INSIDE` blocks a task is a row
-range that runs each group of rows over every block in turn, so each weight leaves memory once per call); a thread's
-rows stream past one block's slab — K·TB·4 bytes,
-192 KB at K = 768 —, whatever the batch: the activation rows a weight reads are contiguous and no two share cache
+stored entries (:func:`~.row_kernels.task_rows`; up to :data:`BLOCKS_INSIDE` blocks a task is a row range that runs
+each group of rows over every block in turn, so each weight leaves memory once per call); a thread's rows stream
+past one block's slab — K·TB·4 bytes, 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads are contiguous and no two share cache
 sets the way a (K, T) array's rows 16 KB apart do. K is cut into panels (:func:`panel_columns`: about
 :data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB slab, in L1 —, at most half
 the L2): a task takes its rows in groups of :data:`GROUP`, runs each panel over the group (the row kernel's ``add``

@@ -202,9 +202,11 @@ def activations(weight: Block4Int8 | Quads, xq: np.ndarray, path: str, blocked: 
 
 def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None, rows_together: int = 1, group: int = 0,
              inside: bool = False):
-    """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight`` in the
-    layout its dimensions name (3: token-blocked, 4: interleaved); ``rows_together``: rows per step of a task (its
-    row ranges multiples of it); the scratch holds one block per task, or ``group`` blocks per task. What does not
+    """(kernel arrays, marker, bounds, inside, scratch) after checking the path runs here and ``xb`` fits ``weight`` in
+    the layout its dimensions name (3: token-blocked, 4: interleaved); ``rows_together``: rows per step of a task (its
+    row ranges multiples of it); ``inside``: tasks may be row ranges over every token block (up to
+    :data:`BLOCKS_INSIDE` blocks; the returned flag says whether they are); the scratch holds one block per task, or
+    ``group`` blocks per task. What does not
     depend on ``xb`` is kept in the weight's ``tasks`` dict per (layout, token blocks, path, threads, rows per step)."""
     path = integer_path() if path is None else path
     blocked = xb.ndim != 4
