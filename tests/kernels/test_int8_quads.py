@@ -254,36 +254,3 @@ def test_rows_grouped_before_their_epilogues_give_the_row_by_row_bits(path, monk
     for (group, gelu), outputs in results.items():
         for got, want in zip(outputs, results[4, gelu]):
             np.testing.assert_array_equal(got, want)
-
-
-@pytest.mark.parametrize("path", PATHS)
-def test_a_row_range_over_every_token_block_gives_the_per_block_bits(path, monkeypatch):
-    """With BLOCKS_INSIDE set (off by default for int8), a task of up to that many token blocks is a row range run over
-    every block; with it off — one (block, row range) per task — the floats and codes are the same, quads and 1×4
-    blocks writing interleaved codes, one thread or two."""
-    from sparsecore.kernels import int8_linear
-    from sparsecore.kernels.int8_block4 import pack_block4_int8
-
-    rng = np.random.default_rng(8)
-    codes, bias = sparse_codes(72, 96, 0.7, rng), rng.standard_normal(72).astype(np.float32)
-    scale = rng.random(72).astype(np.float32) / 100
-    quads, block4 = pack_quads(codes), pack_block4_int8(codes, pair_safe=True)
-    for t in (TOKENS[path] + 1, 2 * TOKENS[path]):  # two token blocks of the quads' layout
-        xq = rng.integers(0, 256, (96, t)).astype(np.uint8)
-        xb = token_blocks(xq, TOKENS[path])
-        results = {}
-        for inside in (2, 0):
-            monkeypatch.setattr(int8_linear, "BLOCKS_INSIDE", inside)
-            for threads in (1, 2):
-                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                results[inside, threads] = (
-                    int8_linear_t(quads, xb, t, bias, scale, gelu=True, path=path),
-                    int8_linear_t(quads, xb, t, bias, scale, path=path, blocked_out=True, codes=(0.02, 9)),
-                    int8_linear_t(block4, int8_linear.activations(block4, xq, path), t, bias, scale, path=path,
-                                  blocked_out=True, codes=(0.02, 9), interleaved=True))
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        monkeypatch.setattr(int8_linear, "BLOCKS_INSIDE", 2)
-        assert int8_linear._prepare(quads, xb, t, path, inside=True)[3]  # two blocks: a row range over both
-        for outputs in results.values():
-            for got, want in zip(outputs, results[0, 1]):
-                np.testing.assert_array_equal(got, want)

@@ -18,14 +18,14 @@ with exact products (|q·w| ≤ 255·128; sums exact below 2²⁴): the unstruct
 The driver (:func:`fp32_linear_t`) splits the work into (token block, row range) tasks, row ranges balanced by
 stored entries (:func:`~.row_kernels.task_rows`; up to :data:`BLOCKS_INSIDE` blocks a task is a row range that runs
 each group of rows over every block in turn, so each weight leaves memory once per call); a thread's rows stream
-past one block's slab — K·TB·4 bytes, 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads are contiguous and no two share cache
-sets the way a (K, T) array's rows 16 KB apart do. K is cut into panels (:func:`panel_columns`: about
-:data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB slab, in L1 —, at most half
-the L2): a task takes its rows in groups of :data:`GROUP`, runs each panel over the group (the row kernel's ``add``
-form continues a row's sums from memory, in the same order as one pass), so the activations a panel reads come
-from L1 instead of L2. The epilogue (bias, scale, GELU: :mod:`.epilogue`, at the path's vector width) runs on each
-row's block in L1. The IR is generic LLVM vector code
-(``llvm.fma``): :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
+past one block's slab — K·TB·4 bytes, 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads
+are contiguous and no two share cache sets the way a (K, T) array's rows 16 KB apart do. K is cut into panels
+(:func:`panel_columns`: about :data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB
+slab, in L1 —, at most half the L2): a task takes its rows in groups of :data:`GROUP`, runs each panel over the
+group (the row kernel's ``add`` form continues a row's sums from memory, in the same order as one pass), so the
+activations a panel reads come from L1 instead of L2. The epilogue (bias, scale, GELU: :mod:`.epilogue`, at the
+path's vector width) runs on each row's block in L1. The IR is generic LLVM vector code (``llvm.fma``):
+:func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
 AVX-512.
 Tested against float64 products in tests/kernels/test_fp32_rows.py.
 """
@@ -459,10 +459,10 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
     if t_total == 0:
         return lambda: out
     inside = 1 < shape[0] <= BLOCKS_INSIDE
-    bounds = task_rows(weight, 1 if inside else shape[0], nb.get_num_threads())
+    task_blocks = 1 if inside else shape[0]  # token blocks that take separate tasks
+    bounds = task_rows(weight, task_blocks, nb.get_num_threads())
     if weight.panels == 1:
-        tasks = (1 if inside else shape[0]) * (bounds.size - 1)
-        scratch = np.empty((tasks, EPILOGUE_ROWS, TOKENS), np.float32)
+        scratch = np.empty((task_blocks * (bounds.size - 1), EPILOGUE_ROWS, TOKENS), np.float32)
         return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, inside, bias,
                      scale, gelu, scratch, out)
     partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group of partial sums per thread

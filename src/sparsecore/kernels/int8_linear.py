@@ -8,8 +8,7 @@ Linear can write); other 1×4-block Linears the interleaved one of :func:`~.int8
 Work is split into (token block, row range) tasks, row ranges balanced by stored
 entries (the dense rows of an OBS-pruned matrix do not all land on one thread); a thread's consecutive tasks
 share a token block, whose slab stays in its cache while the rows stream by. Many blocks (batches): one row
-range per block; up to :data:`BLOCKS_INSIDE` blocks a task can instead be a row range whose groups of rows run
-over every block in turn (each weight leaves memory once per call, not once per block; off by default). The Linear's epilogue —
+range per block; few (one short input): rows are split until every thread has work. The Linear's epilogue —
 ``(Σ + bias) · scale`` per output row, then exact GELU — runs on each row's block while it is in L1, at the
 vector width of the path (:mod:`.epilogue`); it writes fp32 rows, fp32 or uint8 codes token-blocked, or — four rows
 at a time, row ranges in fours — uint8 codes interleaved by four rows: a next 1×4-block Linear's input.
@@ -88,55 +87,44 @@ if config.DISABLE_JIT:
         return out[b, r] if out.ndim == 3 else out[r, b * tb:min(out.shape[1], (b + 1) * tb)]
 
 
-BLOCKS_INSIDE = 0  # token blocks up to which a task is a row range over every block (:mod:`.fp32_rows` runs 2): the
-# int8 weights take 3 bytes and stay in cache, and a row range balanced by stored weights ran MiniLM and BERT-base
-# at 90% 9-11% slower at batch 1 than one block of all rows per thread (AVX-512 VNNI machine)
 EPILOGUE_ROWS = 32  # rows a task sums before their epilogues (a multiple of 4): each loop then runs back to back —
 # an epilogue after every row's products cost 14–30% more than the two loops apart (AVX2, MiniLM/BERT shapes, 90–95%)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear(marker, indptr, index, values, values4, xb, bounds, inside, bias, scale, gelu, qscale, zero, scratch,
-            out):
+def _linear(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, qscale, zero, scratch, out):
     """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) float32 or token-blocked (blocks, N, TB) float32,
-    or uint8 codes of those values for ``qscale``, ``zero``; tasks as in :func:`_products` — or, ``inside``, a row
-    range over every token block —, each running its rows in groups of ``scratch.shape[1]`` (``scratch (tasks, rows,
-    TB)``): the group's products, then its epilogues, block after block (the group's weights stay in cache)."""
+    or uint8 codes of those values for ``qscale``, ``zero``; tasks as in :func:`_products`, each running its rows in
+    groups of ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's products, then its epilogues."""
     tb = scratch.shape[2]
     group = scratch.shape[1]
     chunks = bounds.size - 1
-    inner = xb.shape[0] if inside else 1
-    for task in nb.prange(xb.shape[0] // inner * chunks):
-        b0, c = task // chunks, task % chunks
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
         accs = scratch[task]
         for r0 in range(bounds[c], bounds[c + 1], group):
             r1 = min(r0 + group, bounds[c + 1])
-            for b in range(b0, b0 + inner):
-                for r in range(r0, r1):
-                    _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
-                for r in range(r0, r1):
-                    row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b, tb), qscale,
-                                 zero)
+            for r in range(r0, r1):
+                _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
+            for r in range(r0, r1):
+                row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b, tb), qscale, zero)
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear4(marker, indptr, index, values, values4, xb, bounds, inside, bias, scale, gelu, qscale, zero, scratch,
-             out):
+def _linear4(marker, indptr, index, values, values4, xb, bounds, bias, scale, gelu, qscale, zero, scratch, out):
     """:func:`_linear` writing uint8 codes interleaved by four output rows, ``out (blocks, N/4, TB, 4)``: the epilogue
     runs four rows at a time (``bounds`` and ``scratch.shape[1]`` multiples of 4)."""
     group = scratch.shape[1]
     chunks = bounds.size - 1
-    inner = xb.shape[0] if inside else 1
-    for task in nb.prange(xb.shape[0] // inner * chunks):
-        b0, c = task // chunks, task % chunks
+    for task in nb.prange(xb.shape[0] * chunks):
+        b, c = task // chunks, task % chunks
         accs = scratch[task]
         for r0 in range(bounds[c], bounds[c + 1], group):
             r1 = min(r0 + group, bounds[c + 1])
-            for b in range(b0, b0 + inner):
-                for r in range(r0, r1):
-                    _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
-                for r in range(r0, r1, 4):
-                    rows_epilogue4(marker, accs[r - r0:r - r0 + 4], bias, scale, r, gelu, out[b, r // 4], qscale, zero)
+            for r in range(r0, r1):
+                _row(marker, index, values, values4, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
+            for r in range(r0, r1, 4):
+                rows_epilogue4(marker, accs[r - r0:r - r0 + 4], bias, scale, r, gelu, out[b, r // 4], qscale, zero)
 
 
 def _kind(weight):
@@ -200,20 +188,15 @@ def activations(weight: Block4Int8 | Quads, xq: np.ndarray, path: str, blocked: 
     return int8_block4.interleave4(xq, shape[2])
 
 
-def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None, rows_together: int = 1, group: int = 0,
-             inside: bool = False):
-    """(kernel arrays, marker, bounds, inside, scratch) after checking the path runs here and ``xb`` fits ``weight`` in
-    the layout its dimensions name (3: token-blocked, 4: interleaved); ``rows_together``: rows per step of a task (its
-    row ranges multiples of it); ``inside``: tasks may be row ranges over every token block (up to
-    :data:`BLOCKS_INSIDE` blocks; the returned flag says whether they are); the scratch holds one block per task, or
-    ``group`` blocks per task. What does not
+def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None, rows_together: int = 1, group: int = 0):
+    """(kernel arrays, marker, bounds, scratch) after checking the path runs here and ``xb`` fits ``weight`` in the
+    layout its dimensions name (3: token-blocked, 4: interleaved); ``rows_together``: rows per step of a task (its
+    row ranges multiples of it); the scratch holds one block per task, or ``group`` blocks per task. What does not
     depend on ``xb`` is kept in the weight's ``tasks`` dict per (layout, token blocks, path, threads, rows per step)."""
     path = integer_path() if path is None else path
     blocked = xb.ndim != 4
     tokens = int8_quads.TOKENS if blocked else int8_block4.TOKENS
-    blocks = -(-t_total // tokens.get(path, 1))
-    inside = inside and 1 < blocks <= BLOCKS_INSIDE
-    key = ("call", blocked, blocks, path, nb.get_num_threads(), rows_together, inside)
+    key = ("call", blocked, -(-t_total // tokens.get(path, 1)), path, nb.get_num_threads(), rows_together)
     call = weight.tasks.get(key)
     if call is None:
         index, values, values4, name = _kind(weight)
@@ -224,22 +207,22 @@ def _prepare(weight, xb: np.ndarray, t_total: int, path: str | None, rows_togeth
         if path == "avx2" and isinstance(weight, Block4Int8) and not weight.pair_safe:
             raise ValueError("1×4-block weights on the avx2 kernels must be packed with "
                              "pack_block4_int8(codes, pair_safe=True): vpmaddubsw saturates other weight pairs")
-        bounds = task_rows(weight, 1 if inside else shape[0], key[4], rows_together)
+        bounds = task_rows(weight, shape[0], key[4], rows_together)
         call = weight.tasks[key] = ((weight.indptr, index, values, values4), marker(path), bounds, shape,
-                                    ((1 if inside else shape[0]) * (bounds.size - 1), tokens[path]))
+                                    (shape[0] * (bounds.size - 1), tokens[path]))
     arrays, mark, bounds, shape, scratch_shape = call
     if xb.dtype != np.uint8 or xb.shape != shape or not xb.flags.c_contiguous:
         layout = "token-blocked" if blocked else "interleaved"
         raise ValueError(f"activations must be C-contiguous {shape} uint8 (the {_kind(weight)[3]} kernels' {layout} "
                          f"layout for {t_total} tokens), got {xb.dtype} {xb.shape}")
     tasks, tb = scratch_shape
-    return arrays, mark, bounds, inside, np.empty((tasks, group, tb) if group else (tasks, tb), np.int32)
+    return arrays, mark, bounds, np.empty((tasks, group, tb) if group else (tasks, tb), np.int32)
 
 
 def int8_matmul(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, path: str | None = None) -> np.ndarray:
     """``W · X`` as exact int32 ``(N, t_total)``; ``xb`` in either layout of :func:`activation_shape` (quads: the
     token-blocked one). ``path``: an integer path (default: :func:`~sparsecore.kernels.isa.integer_path`)."""
-    arrays, mark, bounds, _, scratch = _prepare(weight, xb, t_total, path)
+    arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path)
     out = np.empty((weight.shape[0], t_total), np.int32)
     _products(mark, *arrays, xb, bounds, scratch, out)
     return out
@@ -271,8 +254,7 @@ def int8_linear_call(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, b
     if interleaved and (codes is None or n % 4):
         raise ValueError(f"interleaved output needs codes and a multiple of 4 output rows, got {n} rows"
                          + ("" if codes is not None else " and no codes"))
-    arrays, mark, bounds, inside, scratch = _prepare(weight, xb, t_total, path, 4 if interleaved else 1,
-                                                     EPILOGUE_ROWS, inside=True)
+    arrays, mark, bounds, scratch = _prepare(weight, xb, t_total, path, 4 if interleaved else 1, EPILOGUE_ROWS)
     tb = scratch.shape[-1]
     shape = (xb.shape[0], n // 4, tb, 4) if interleaved else (xb.shape[0], n, tb) if blocked_out else (n, t_total)
     qscale, zero = (1.0, 0) if codes is None else _params(*codes, 0, 255)
@@ -286,5 +268,5 @@ def int8_linear_call(weight: Block4Int8 | Quads, xb: np.ndarray, t_total: int, b
     if bias.shape != (n,) or scale.shape != (n,):
         raise ValueError(f"bias and scale must have shape ({n},), got {bias.shape} and {scale.shape}")
     kernel = _linear4 if interleaved else _linear
-    return bound(kernel, out, mark, *arrays, xb, bounds, inside, bias, scale, gelu, np.float32(qscale),
-                 np.float32(zero), scratch, out)
+    return bound(kernel, out, mark, *arrays, xb, bounds, bias, scale, gelu, np.float32(qscale), np.float32(zero),
+                 scratch, out)
