@@ -12,6 +12,8 @@ dense fine-tuning of the same length, one run at a time.
     python benchmarks/sparse_transfer.py --run downstream80-stsb   # GMP to 80% on the task, from dense-stsb
     python benchmarks/sparse_transfer.py --run transfer80-stsb --epochs 8 --lr 3e-4   # another schedule: recorded as
                                                    # transfer80-stsb@e8-lr3e-4, compared with dense-stsb@e8-lr3e-4
+    python benchmarks/sparse_transfer.py --run transfer80-siamese-stsb   # pair tasks as siamese classifiers (each
+                                                   # text encoded alone): dense-siamese-TASK, ...-siamese-TASK
     python benchmarks/sparse_transfer.py --run zeroshot-upstream80 # STS-B with no training: cosine of mean-pooled
                                                    # embeddings (zeroshot-dense: all-MiniLM-L6-v2 itself)
     python benchmarks/sparse_transfer.py --table                   # print the table, draw the PNG
@@ -45,6 +47,7 @@ TASKS = {  # task → (main metric, epochs, initial learning rate) of both its d
     "mrpc": ("accuracy", 3, 1e-4),
     "stsb": ("pearson", 3, 1e-4),
 }
+PAIR_TASKS = ("mrpc", "stsb")  # also run as siamese pair classifiers (KIND-siamese-TASK)
 UPSTREAM_EPOCHS = 1.5
 GMP = """
 num_epochs: {epochs}
@@ -157,6 +160,8 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
     from sparsecore.workflows import train
 
     kind, task = name.rsplit("-", 1)
+    kind, siamese, _ = kind.partition("-siamese")  # KIND-siamese-TASK: each text of a pair encoded alone
+    encoding = "-siamese" if siamese else ""
     metric, task_epochs, task_lr = TASKS[task]
     suffix = schedule_suffix(epochs, lr)
     epochs, lr = (epochs, lr) if epochs is not None else (task_epochs, task_lr)
@@ -164,11 +169,12 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
     if kind == "dense":
         start, recipe = "minilm", "dense-finetune"
     elif kind.startswith("downstream"):
-        start, recipe_args = str(out / f"dense-{task}{suffix}"), None
+        start, recipe_args = str(out / f"dense{encoding}-{task}{suffix}"), None
         recipe = GMP.format(epochs=epochs, init_lr=lr, final_lr=0.0, params=LINEARS,
                             sparsity=int(kind[len("downstream"):]) / 100, prune_end=epochs * 2 / 3, update_frequency=0.1)
         if not Path(start).is_dir():
-            raise SystemExit(f"{start} is missing: run --run dense-{task} (with the same --epochs/--lr) first")
+            raise SystemExit(f"{start} is missing: run --run dense{encoding}-{task} (with the same --epochs/--lr) "
+                             "first")
     else:
         recipe, sparsity = ("transfer-quant", kind[len("transfer-quant"):]) if kind.startswith("transfer-quant") \
             else ("transfer", kind[len("transfer"):])
@@ -178,7 +184,8 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
     if recipe == "transfer-quant":  # quantize over the last third, observers frozen for the last sixth
         recipe_args += f",quantization_start_epoch={epochs * 2 / 3:g},observer_freeze_epoch={epochs * 5 / 6:g}"
     flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / (name + suffix)),
-             "model_name_or_path": start, "recipe": recipe, "recipe_args": recipe_args}
+             "model_name_or_path": start, "recipe": recipe, "recipe_args": recipe_args,
+             **({"pair_encoding": "siamese"} if siamese else {})}
     started = time.time()
     result = train(**flags)
     state = json.loads((out / (name + suffix) / "trainer_state.json").read_text())
@@ -198,6 +205,9 @@ def runs() -> list[str]:
         names += [f"dense-{task}", f"downstream80-{task}", f"transfer80-{task}", f"transfer90-{task}",
                   f"transfer-quant80-{task}",
                   f"transfer80-layers-{task}", f"transfer90-layers-{task}"]
+        if task in PAIR_TASKS:
+            names += [f"{kind}-siamese-{task}" for kind in ("dense", "downstream80", "transfer80", "transfer90",
+                                                            "transfer-quant80")]
     return names
 
 
@@ -213,7 +223,11 @@ def plot(data: dict, path: Path) -> bool:
              ("transfer80", "transfer, upstream 80%", "#3b7dd8"),
              ("transfer90", "transfer, upstream 90%", "#1f4f99"),
              ("transfer80-layers", "transfer, upstream 80% (every layer distilled)", "#5fb3a1"),
-             ("transfer-quant80", "transfer-quant, 80%", "#d88a3b")]
+             ("transfer-quant80", "transfer-quant, 80%", "#d88a3b"),
+             ("dense-siamese", "dense fine-tuning, siamese", "#c4c4c4"),
+             ("transfer80-siamese", "transfer, upstream 80%, siamese", "#7fb0f0"),
+             ("transfer90-siamese", "transfer, upstream 90%, siamese", "#4f7fc9"),
+             ("transfer-quant80-siamese", "transfer-quant, 80%, siamese", "#f0b27a")]
     tasks = [t for t in TASKS if any(f"{k}-{t}" in data for k, _, _ in kinds)]
     if not tasks:
         return False

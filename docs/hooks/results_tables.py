@@ -272,23 +272,28 @@ def sparse_transfer(data: dict) -> str:
             continue
         base, at, schedule = name.partition("@")  # name@eE-lrLR: a schedule other than the task's own
         kind, task = base.rsplit("-", 1)
-        dense = data.get(f"dense-{task}{at}{schedule}")
+        kind, siamese, _ = kind.partition("-siamese")  # KIND-siamese-TASK: a siamese pair classifier
+        dense = data.get(f"dense{siamese}-{task}{at}{schedule}")
         share = r["score"] / dense["score"] if dense and dense["score"] else None
+        denses = [d["score"] for e in ("", "-siamese") if (d := data.get(f"dense{e}-{task}{at}{schedule}"))]
         goal = TRANSFER_GOALS.get(kind)
         downstream = kind.startswith("downstream")  # GMP on the task itself, from the dense fine-tuned model
-        body.append([task, r["metric"], _schedule(r, dense), f"{dense['score']:.4f}" if dense else "not run",
-                     f"`dense-{task}`" if downstream else
+        body.append([task, "siamese" if siamese else "cross" if task != "sst2" else "–", r["metric"], _schedule(r, dense),
+                     f"{dense['score']:.4f}" if dense else "not run",
+                     f"`dense{siamese}-{task}`" if downstream else
                      f"`upstream{kind.removeprefix('transfer-quant').removeprefix('transfer')}`",
                      f"GMP {kind[len('downstream'):]}% on the task" if downstream else
                      "`transfer-quant`" if "quant" in kind else "`transfer`",
                      f"{100 * r['encoder_sparsity']:.1f}%", f"{r['score']:.4f}",
-                     f"{100 * share:.1f}%" if share is not None else "–", f"≥ {100 * goal:.1f}%" if goal else "–",
+                     f"{100 * share:.1f}%" if share is not None else "–",
+                     f"{100 * r['score'] / max(denses):.1f}%" if denses else "–",
+                     f"≥ {100 * goal:.1f}%" if goal else "–",
                      f"{r['wall_time_s'] / dense['wall_time_s']:.2f}×" if dense else "–",
                      f"{r['train_samples_per_second']:.1f}"])
         shown += [r, *([dense] if dense else [])]
-    head = ["task", "metric", "schedule", "dense", "backbone", "recipe", "encoder sparsity", "transfer", "of dense",
-            "goal", "wall time / dense", "train samples/s"]
-    return _machine_line(shown) + rows(head, "llllll" + "r" * 6, body)
+    head = ["task", "pairs encoded", "metric", "schedule", "dense", "backbone", "recipe", "encoder sparsity",
+            "transfer", "of dense", "of best dense", "goal", "wall time / dense", "train samples/s"]
+    return _machine_line(shown) + rows(head, "lllllll" + "r" * 7, body)
 
 
 def _schedule(*entries: dict | None) -> str:

@@ -89,6 +89,7 @@ class TrainingInfo(_Record):
     max_seq_length: int
     recipe: str | None = None
     model_name_or_path: str | None = None
+    pair_encoding: str = "cross"  # "siamese": each text of a pair encoded alone
 
     @property
     def text_pairs(self) -> bool:

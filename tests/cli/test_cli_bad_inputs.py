@@ -66,6 +66,8 @@ def cases(tmp):
                                             "is not before the end of training"),
         "quantization after flag epochs": (["--recipe", QAT + "    start_epoch: 4.0\n", "--num_train_epochs", "3"],
                                            "is not before the end of training"),
+        "siamese on single texts": (["--pair_encoding", "siamese"], "--pair_encoding siamese needs text pairs"),
+        "unknown pair encoding": (["--pair_encoding", "both"], "invalid choice|both"),
     }
 
 
@@ -76,7 +78,7 @@ CASES = ["missing data file", "unknown task", "bad column name", "bad label colu
          "predict without test file", "missing glue folder", "task without data", "one shot without recipe",
          "resume without checkpoint", "sequence longer than the model", "quantization bits outside 2-8",
          "unknown quantization strategy", "quantized submodule missing", "quantization after training end",
-         "quantization after flag epochs"]
+         "quantization after flag epochs", "siamese on single texts", "unknown pair encoding"]
 
 
 @pytest.mark.parametrize("name", CASES)

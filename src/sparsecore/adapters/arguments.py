@@ -32,6 +32,10 @@ class ModelArguments:
     distill_teacher: str = field(default="disable", metadata={
         "help": "Teacher for distillation: a local model folder trained on the task, 'self' (a frozen copy of the "
                 "starting model), or 'disable'."})
+    pair_encoding: str | None = field(default=None, metadata={
+        "choices": ["cross", "siamese"],
+        "help": "Text pairs: 'cross' reads a pair as one sequence (default); 'siamese' encodes each text alone and "
+                "classifies from the two mean-pooled embeddings (a bi-encoder; the default for a folder saved as one)."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
     cache_dir: str | None = field(default=None, metadata={
         "help": "Where hub downloads, converted data tables and tokenized features are cached "

@@ -35,7 +35,13 @@ def load_for_export(model_dir: Path):
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from sparsecore.adapters.pair_encoder import is_siamese
+
     config = AutoConfig.from_pretrained(str(model_dir))
+    if is_siamese(config):
+        raise SparsecoreError("the folder holds a siamese pair classifier, which export_onnx does not write yet",
+                              str(model_dir), "evaluate it with text_classification --do_eval, or train a "
+                              "cross-encoder (--pair_encoding cross) to deploy")
     if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         raise SparsecoreError("model folder does not hold a sequence classifier", str(model_dir),
                               "export a folder written by sparsecore.transformers.text_classification")

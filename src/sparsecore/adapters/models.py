@@ -73,11 +73,16 @@ def load_tokenizer(path: str, cache_dir: str | None = None):
 
 
 def load_classifier(path: str, problem_type: str, label_names: list[str], cache_dir: str | None = None,
-                    flag: str = "--model_name_or_path", loading: dict | None = None):
+                    flag: str = "--model_name_or_path", loading: dict | None = None, pair_encoding: str | None = None,
+                    label_range: tuple[float, float] | None = None):
     """A sequence-classification model with the dataset's labels written into its config. ``loading``, when
-    given, receives ``missing_keys``: the weights the folder did not hold (a fresh head, for a backbone)."""
+    given, receives ``missing_keys``: the weights the folder did not hold (a fresh head, for a backbone).
+    ``pair_encoding`` "siamese" (or a folder saved as one, with ``pair_encoding`` None) builds a
+    :class:`~sparsecore.adapters.pair_encoder.SiameseClassifier` (``label_range``: a fresh regression head's)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
+
+    from sparsecore.adapters.pair_encoder import is_siamese, load_siamese
 
     num_labels = 1 if problem_type == "regression" else len(label_names)
     try:
@@ -87,7 +92,13 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
                               "pass a local model folder, or 'minilm' (no downloads happen offline)") from None
     family_of(getattr(config, "model_type", None), f"{flag} {path}")
     trained_labels = getattr(config, "num_labels", None)
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    saved_siamese = is_siamese(config)
+    if saved_siamese and pair_encoding == "cross":
+        raise SparsecoreError("the model folder holds a siamese pair classifier", f"{flag} {path}",
+                              "drop --pair_encoding cross, or start from a cross-encoder or backbone folder")
+    siamese = saved_siamese or pair_encoding == "siamese"  # a cross-encoder's head is not reused by a siamese one
+    is_classifier = saved_siamese if siamese else \
+        any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
     if is_classifier and trained_labels != num_labels:
         raise SparsecoreError(f"model was trained with {trained_labels} labels but the data has {num_labels}",
                               f"{flag} {path}", "use a model trained on this task, or a base encoder")
@@ -96,6 +107,14 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
     if label_names:
         config.id2label = dict(enumerate(label_names))
         config.label2id = {name: i for i, name in enumerate(label_names)}
+    if siamese:
+        if Path(path).is_dir() and is_qat_checkpoint(Path(path)):
+            raise SparsecoreError("a SparseML fake-quant checkpoint cannot start a siamese pair classifier",
+                                  f"{flag} {path}", "start from its float model, or use --pair_encoding cross")
+        model, missing = load_siamese(path, config, cache_dir, label_range)
+        if loading is not None:
+            loading["missing_keys"], loading["qat_observers_dropped"] = missing, 0
+        return model
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
     qat = Path(path).is_dir() and is_qat_checkpoint(Path(path))
@@ -129,7 +148,7 @@ def backbone_notes(model, missing_keys: list[str], recipe, where: str, qat_dropp
         notes.append(f"{where} is a SparseML quantization-aware (fake-quant) checkpoint: its float weights were "
                      f"loaded and {qat_dropped} observer entries dropped — quantize again with --recipe "
                      "transfer-quant (or a QuantizationModifier)")
-    head = [k for k in missing_keys if k.split(".")[0] in ("classifier", "pre_classifier")]
+    head = [k for k in missing_keys if k.split(".")[0] in ("classifier", "pre_classifier", "head")]
     if head:
         labels = model.config.num_labels
         notes.append(f"{where} holds no classification head: a fresh one for {labels} label"

@@ -194,6 +194,15 @@ class SparseTrainer(Trainer):
         if recipe is not None:
             self.add_callback(SessionCallback(self))
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Trainer's save; a siamese classifier (no ``PreTrainedModel``: Trainer writes its state dict only) also
+        gets its config.json, so the folder and every checkpoint load again."""
+        super()._save(output_dir, state_dict)
+        from sparsecore.adapters.pair_encoder import is_siamese
+
+        if self.args.should_save and is_siamese(getattr(self.model, "config", None)):
+            self.model.config.save_pretrained(output_dir if output_dir is not None else self.args.output_dir)
+
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """The recipe's learning-rate modifiers own the rate: a :class:`RecipeOwnedLR` (stateless, so one
         per optimizer serves every ``train()`` call) instead of the flags' schedule."""

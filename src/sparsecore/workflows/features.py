@@ -45,32 +45,40 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256((body + extra).encode()).hexdigest()[:16]
 
 
-def features_fingerprint(split: Split, tokenizer_fp: str, max_seq_length: int, pad_to_max_length: bool) -> str:
+def features_fingerprint(split: Split, tokenizer_fp: str, max_seq_length: int, pad_to_max_length: bool,
+                         separate: bool = False) -> str:
     """The cache key of a split's features (24 hex digits): a SHA-256 over ``FEATURES_VERSION``, the split's
     content key and length, ``tokenizer_fp`` (:func:`tokenizer_fingerprint`), length and padding settings, the
-    text columns and the labels' dtype and bytes."""
+    text columns, the labels' dtype and bytes and, for ``separate`` features, that mark."""
     labels = b"" if split.labels is None else np.ascontiguousarray(split.labels).tobytes()
     ident = json.dumps([FEATURES_VERSION, split.key, len(split), tokenizer_fp, max_seq_length, pad_to_max_length,
                         list(split.columns), None if split.labels is None else str(split.labels.dtype),
-                        hashlib.sha256(labels).hexdigest()])
+                        hashlib.sha256(labels).hexdigest(), *(["separate"] if separate else [])])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
 def tokenize_split(split: Split, tokenizer, max_seq_length: int, pad_to_max_length: bool,
                    limit: int | None = None, *, tokenizer_fp: str | None = None, cache_dir=None,
-                   overwrite_cache: bool = False, num_proc: int | None = None):
+                   overwrite_cache: bool = False, num_proc: int | None = None, separate: bool = False):
     """A ``datasets.Dataset`` of input_ids / attention_mask (/ token_type_ids) / labels for the first ``limit``
-    rows of ``split``, memory-mapped from the cache (built now unless a matching one is there)."""
+    rows of ``split``, memory-mapped from the cache (built now unless a matching one is there). ``separate``
+    (text pairs of a siamese classifier): each text tokenized alone, the second as input_ids_b /
+    attention_mask_b, no token types."""
     split = split.head(limit)
     fp = features_fingerprint(split, tokenizer_fp or tokenizer_fingerprint(tokenizer), max_seq_length,
-                              pad_to_max_length)
+                              pad_to_max_length, separate)
     target = cache_root(cache_dir) / "features" / f"{fp}.arrow"
     target.parent.mkdir(parents=True, exist_ok=True)
     columns, labels = list(split.columns), split.labels
     tokenize = _encoder(tokenizer, max_seq_length, pad_to_max_length)
 
     def encode(batch: dict, indices: list[int]) -> dict:
-        out = tokenize([batch[c] for c in columns])
+        if separate:
+            first, second = (tokenize([batch[c]]) for c in columns)
+            out = {k: first[k] for k in ("input_ids", "attention_mask")}
+            out.update({f"{k}_b": second[k] for k in ("input_ids", "attention_mask")})
+        else:
+            out = tokenize([batch[c] for c in columns])
         if labels is not None:
             out["labels"] = labels[np.asarray(indices)].tolist()
         return out

@@ -28,6 +28,7 @@ class Plan:
     output_dir: Path
     resume_dir: str | None  # checkpoint folder to resume from
     notes: list[str]  # printed loudly before the run
+    pair_encoding: str = "cross"  # "siamese": each text of a pair encoded alone (sparsecore.adapters.pair_encoder)
 
 
 def _check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> Path:
@@ -175,7 +176,31 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
     elif teacher != "disable":
         notes.append("--distill_teacher is set but there is no recipe with a !DistillationModifier: teacher unused")
-    return Plan(model_path, teacher, recipe, data, out, resume_dir, notes)
+    encoding = _pair_encoding(model_args.pair_encoding, model_path, teacher, data, recipe)
+    return Plan(model_path, teacher, recipe, data, out, resume_dir, notes, encoding)
+
+
+def _pair_encoding(value: str | None, model_path: str, teacher: str, data: DataBundle, recipe: Recipe | None) -> str:
+    """``--pair_encoding`` checked against the model folder, the data's text columns and the teacher."""
+    from sparsecore.adapters.pair_encoder import ENCODINGS, folder_pair_encoding
+
+    if value is not None and value not in ENCODINGS:
+        raise SparsecoreError(f"--pair_encoding {value!r}", "--pair_encoding", f"use one of: {', '.join(ENCODINGS)}")
+    saved = folder_pair_encoding(model_path)
+    if saved == "siamese" and value == "cross":
+        raise SparsecoreError("the model folder holds a siamese pair classifier", f"--model_name_or_path {model_path}",
+                              "drop --pair_encoding cross, or start from a cross-encoder or backbone folder")
+    encoding = value or saved or "cross"
+    if encoding == "siamese" and len(data.text_columns) != 2:
+        raise SparsecoreError(f"--pair_encoding siamese needs text pairs; the data has one text column "
+                              f"({', '.join(data.text_columns)})", "--pair_encoding",
+                              "use a pair task (mrpc, stsb, qqp, ...) or two --input_column_names, or drop the flag")
+    if recipe is not None and recipe.distills and teacher not in ("disable", "self") \
+            and (taught := folder_pair_encoding(teacher) or "cross") != encoding:
+        raise SparsecoreError(f"the teacher is a {taught} pair classifier, the student {encoding}",
+                              f"--distill_teacher {teacher}",
+                              "pass a teacher trained with the same --pair_encoding, 'self', or 'disable'")
+    return encoding
 
 
 def resume_checkpoint(value: str | None, out: Path, notes: list[str], with_session: bool) -> str | None:

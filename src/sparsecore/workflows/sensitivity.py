@@ -56,6 +56,7 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     """:func:`sensitivity` on parsed arguments (the CLI's entry): check the arguments, load model and data,
     prune each layer alone at every grid sparsity, optionally search a joint allocation, write the folder."""
     from sparsecore.adapters.models import family, load_classifier, load_tokenizer, resolve_model_path
+    from sparsecore.adapters.pair_encoder import PairCollator, is_siamese
     from sparsecore.adapters.trainer import make_grad_sampler, padding_collator, seed_everything
 
     grid = _floats(args.sparsities, "--sparsities")
@@ -86,9 +87,11 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     tokenizer = load_tokenizer(str(model_path), None)
     model = load_classifier(str(model_path), data.problem_type, data.label_names, None, flag="--model_path")
     length = args.max_seq_length or (info.max_seq_length if info else 128)
-    rows = tokenize_split(data.evals["validation"], tokenizer, length, False, args.num_rows)
-    train = tokenize_split(data.train, tokenizer, length, False, max(args.num_grads * args.grad_batch_size, 1))
-    collator = padding_collator(tokenizer)
+    separate = is_siamese(model.config)  # a siamese pair classifier: each text tokenized alone
+    rows = tokenize_split(data.evals["validation"], tokenizer, length, False, args.num_rows, separate=separate)
+    train = tokenize_split(data.train, tokenizer, length, False, max(args.num_grads * args.grad_batch_size, 1),
+                           separate=separate)
+    collator = PairCollator(tokenizer) if separate else padding_collator(tokenizer)
     evaluate = _evaluator(model, rows, collator, args.batch_size, data.problem_type, metric_names_for(task,
                                                                                                   data.problem_type))
     sampler = make_grad_sampler(model, train, collator, args.grad_batch_size, "cpu", args.seed)

@@ -125,8 +125,10 @@ class _Job:
         self.tokenizer_fp = tokenizer_fingerprint(self.tokenizer)  # before any call changes its truncation state
         self.cache_dir = model_args.cache_dir
         loading: dict = {}
+        self.siamese = plan.pair_encoding == "siamese"
         self.model = load_classifier(plan.model_path, data.problem_type, data.label_names, model_args.cache_dir,
-                                     loading=loading)
+                                     loading=loading, pair_encoding=plan.pair_encoding,
+                                     label_range=_label_range(data))
         if distributed.is_main():
             for note in backbone_notes(self.model, loading["missing_keys"], plan.recipe,
                                        f"--model_name_or_path {model_args.model_name_or_path}",
@@ -154,7 +156,8 @@ class _Job:
         args = self.data_args
         return tokenize_split(split, self.tokenizer, args.max_seq_length, args.pad_to_max_length, max_rows,
                               tokenizer_fp=self.tokenizer_fp, cache_dir=self.cache_dir,
-                              overwrite_cache=args.overwrite_cache, num_proc=args.preprocessing_num_workers)
+                              overwrite_cache=args.overwrite_cache, num_proc=args.preprocessing_num_workers,
+                              separate=self.siamese)
 
     def trainer(self):
         from sparsecore.adapters.trainer import SparseTrainer, padding_collator
@@ -168,7 +171,12 @@ class _Job:
 
         if not torch.cuda.is_available():
             self.args.dataloader_pin_memory = False  # pinning needs an accelerator; avoids a warning per run
-        self.collator = padding_collator(self.tokenizer)
+        if self.siamese:
+            from sparsecore.adapters.pair_encoder import PairCollator
+
+            self.collator = PairCollator(self.tokenizer)
+        else:
+            self.collator = padding_collator(self.tokenizer)
         return SparseTrainer(model=self.model, args=self.args, train_dataset=self.train_ds,
                              eval_dataset=next(iter(self.eval_sets.values()), None), processing_class=self.tokenizer,
                              data_collator=self.collator, compute_metrics=metrics_fn, recipe=self.plan.recipe,
@@ -242,7 +250,7 @@ class _Job:
             task_name=data.task_name, problem_type=data.problem_type, label_names=tuple(data.label_names),
             text_columns=tuple(data.text_columns), max_seq_length=self.data_args.max_seq_length,
             recipe=plan.recipe.source if plan.recipe else None,
-            model_name_or_path=self.model_name_or_path).write(out)
+            model_name_or_path=self.model_name_or_path, pair_encoding=plan.pair_encoding).write(out)
         if (ranks := distributed.write_rank_checks(out, self.rank_checks)) is not None:
             files["ranks"] = ranks
         distributed.barrier()
@@ -262,7 +270,15 @@ def _load_teacher(plan: Plan, model, model_args):
         return copy.deepcopy(model)
     data = plan.data
     return load_classifier(plan.teacher, data.problem_type, data.label_names, model_args.cache_dir,
-                           flag="--distill_teacher")
+                           flag="--distill_teacher", pair_encoding=plan.pair_encoding)
+
+
+def _label_range(data) -> tuple[float, float] | None:
+    """(lowest, highest) training label of a regression task (a fresh siamese regression head starts on it)."""
+    labels = getattr(data.train, "labels", None) if data.train is not None else None
+    if data.problem_type != "regression" or labels is None or len(labels) == 0:
+        return None
+    return float(np.min(labels)), float(np.max(labels))
 
 
 def _predict(trainer, ds, data, out: Path) -> Path:

@@ -1,0 +1,136 @@
+"""Siamese (bi-encoder) pair classifiers: the forward is the head on each text's own mean-pooled embedding,
+training holds a backbone's zeros, the folder saves and loads again, and bad combinations are one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+from sparsecore.adapters.models import load_classifier
+from sparsecore.adapters.pair_encoder import MARKER, PairCollator, mean_pool
+from sparsecore.errors import SparsecoreError
+from sparsecore.folders import TrainingInfo
+from sparsecore.workflows import train
+
+PAIRS = [("a cat sat on the mat", "a cat is sitting on a mat", 4.6), ("he plays the guitar", "she eats rice", 0.2),
+         ("the market fell today", "stocks dropped sharply today", 3.8), ("it is raining", "the sun is out", 0.8),
+         ("a man rides a horse", "a person is riding a horse", 4.4), ("dogs bark", "an old piano", 0.0),
+         ("we met at noon", "we met at midday", 5.0), ("the film was long", "the movie ran for hours", 3.9)]
+FAST = {"max_seq_length": 32, "per_device_train_batch_size": 4, "per_device_eval_batch_size": 3,
+        "disable_tqdm": True, "save_strategy": "no", "logging_strategy": "no", "pad_to_max_length": False}
+
+
+def write_pairs(folder, classes: bool = False):
+    """A csv of 32 text pairs: a similarity score 0-5 (or, ``classes``, 'same'/'different')."""
+    rows = ["sentence1,sentence2,label"]
+    for i in range(4):
+        for a, b, score in PAIRS:
+            label = ("same" if score > 2.5 else "different") if classes else f"{score}"
+            rows.append(f"{a} {'!' * i},{b},{label}")
+    path = folder / ("classes.csv" if classes else "scores.csv")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def sparse_backbone(tiny_model, folder, sparsity=0.5):
+    """The tiny BERT's encoder with ``sparsity`` of every block Linear zeroed (a backbone, no head)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(tiny_model))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".layer." in name and name.endswith("weight") and p.dim() == 2:
+                p[torch.rand_like(p) < sparsity] = 0.0
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(tiny_model)).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("problem_type, labels", [("regression", []), ("single_label_classification", ["a", "b"])])
+def test_forward_is_the_head_on_each_texts_own_mean_pooled_embedding(tiny_model, problem_type, labels):
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    model = load_classifier(str(tiny_model), problem_type, labels, pair_encoding="siamese",
+                            label_range=(0.0, 5.0)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    first, second = ["a short one", "a much longer sentence than the other side has"], ["tiny", "also short"]
+    a, b = tokenizer(first, padding=True, return_tensors="pt"), tokenizer(second, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(input_ids=a["input_ids"], attention_mask=a["attention_mask"], input_ids_b=b["input_ids"],
+                       attention_mask_b=b["attention_mask"]).logits
+        for row in range(2):  # each text alone, no padding at all
+            u, v = (mean_pool(model.encoder_model(**{k: t[k][row:row + 1, :int(t["attention_mask"][row].sum())]
+                                                      for k in ("input_ids", "attention_mask")}).last_hidden_state,
+                              torch.ones(1, int(t["attention_mask"][row].sum()))) for t in (a, b))
+            if problem_type == "regression":
+                want = 5.0 * torch.nn.functional.cosine_similarity(u, v) + 0.0
+            else:
+                want = model.head(torch.cat([u, v, (u - v).abs(), u * v], -1))
+            torch.testing.assert_close(logits[row], want.reshape(-1), atol=2e-5, rtol=1e-5)
+    assert logits.shape == (2, 1 if problem_type == "regression" else 2)
+
+
+def test_pair_collator_pads_each_side_to_its_own_longest(tiny_model):
+    from transformers import AutoTokenizer
+
+    collate = PairCollator(AutoTokenizer.from_pretrained(str(tiny_model)))
+    batch = collate([{"input_ids": [101, 5, 102], "attention_mask": [1, 1, 1], "input_ids_b": [101, 102],
+                      "attention_mask_b": [1, 1], "labels": 1.5},
+                     {"input_ids": [101, 102], "attention_mask": [1, 1], "input_ids_b": [101, 7, 8, 9, 102],
+                      "attention_mask_b": [1, 1, 1, 1, 1], "labels": 0.5}])
+    assert batch["input_ids"].tolist() == [[101, 5, 102], [101, 102, 0]]
+    assert batch["attention_mask_b"].tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [1.5, 0.5]
+
+
+def test_transfer_holds_the_backbones_zeros_and_the_folder_loads_again(tiny_model, tmp_path, caplog):
+    backbone = sparse_backbone(tiny_model, tmp_path / "backbone")
+    data = write_pairs(tmp_path)
+    out = tmp_path / "siamese"
+    with caplog.at_level("WARNING", logger="sparsecore"):
+        result = train(model_name_or_path=backbone, train_file=data, validation_file=data, pair_encoding="siamese",
+                       recipe="transfer", recipe_args="num_epochs=2,init_lr=1e-3", output_dir=out, **FAST)
+    assert "fresh one for 1 label was added (head.weight, head.bias)" in caplog.text
+    assert result.metrics["encoder_sparsity"] >= 0.49  # every zero of the backbone held through training
+    config = json.loads((out / "config.json").read_text())
+    assert config[MARKER] == "siamese" and config["architectures"] == ["BertModel"]
+    assert TrainingInfo.read(out).pair_encoding == "siamese"
+    again = train(model_name_or_path=out, validation_file=data, train_file=data, do_eval=True,
+                  output_dir=tmp_path / "again", **FAST)  # the folder says siamese: no flag needed
+    assert again.metrics["eval_pearson"] == pytest.approx(result.metrics["eval_pearson"], abs=1e-5)
+    assert again.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"], rel=1e-4)
+
+
+def test_classification_of_pairs_learns_the_training_rows(tiny_model, tmp_path):
+    data = write_pairs(tmp_path, classes=True)
+    result = train(model_name_or_path=tiny_model, train_file=data, validation_file=data, pair_encoding="siamese",
+                   num_train_epochs=30, learning_rate=3e-3, output_dir=tmp_path / "out", **FAST)
+    assert result.metrics["eval_accuracy"] >= 0.9  # 32 rows, 8 distinct pairs: a working head fits them
+
+
+def test_bad_combinations_are_one_line_errors(tiny_model, tmp_path):
+    from sparsecore.workflows import export
+
+    data = write_pairs(tmp_path)
+    single = tmp_path / "single.csv"
+    single.write_text("text,label\ngood,1\nbad,0\n")
+    with pytest.raises(SparsecoreError, match="needs text pairs"):
+        train(model_name_or_path=tiny_model, train_file=single, validation_file=single, pair_encoding="siamese",
+              output_dir=tmp_path / "a", **FAST)
+    with pytest.raises(SparsecoreError, match="--pair_encoding 'both'"):
+        train(model_name_or_path=tiny_model, train_file=data, validation_file=data, pair_encoding="both",
+              output_dir=tmp_path / "b", **FAST)
+    out = tmp_path / "siamese"
+    train(model_name_or_path=tiny_model, train_file=data, validation_file=data, pair_encoding="siamese",
+          max_steps=1, output_dir=out, **FAST)
+    with pytest.raises(SparsecoreError, match="holds a siamese pair classifier"):
+        train(model_name_or_path=out, train_file=data, validation_file=data, pair_encoding="cross",
+              output_dir=tmp_path / "c", **FAST)
+    with pytest.raises(SparsecoreError, match="the teacher is a cross pair classifier, the student siamese"):
+        train(model_name_or_path=out, train_file=data, validation_file=data, distill_teacher=tiny_model,
+              recipe="minilm-gmp80-demo", output_dir=tmp_path / "d", **FAST)
+    with pytest.raises(SparsecoreError, match="siamese pair classifier, which export_onnx does not write yet"):
+        export(model_path=out)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
