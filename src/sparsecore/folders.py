@@ -106,3 +106,4 @@ class DeploymentInfo(_Record):
     sequence_length: int = 128
     onnx_file_name: str = "model.onnx"
     text_pairs: bool = False
+    pair_encoding: str = "cross"  # "siamese": the graph takes each text alone (input_ids_b, attention_mask_b)

@@ -74,6 +74,9 @@ def test_onnxruntime_drops_the_padding_every_row_of_a_batch_shares(pruned_minilm
     assert trim_padding({"attention_mask": np.zeros((2, 4), int)})["attention_mask"].shape == (2, 1)
     full = {"attention_mask": np.ones((1, 3), int)}
     assert trim_padding(full) is full
+    pair = trim_padding({"attention_mask": np.array([[1, 1, 0, 0]]), "input_ids": np.array([[1, 2, 0, 0]]),
+                         "attention_mask_b": np.array([[1, 1, 1, 0]]), "input_ids_b": np.array([[3, 4, 5, 0]])})
+    assert pair["input_ids"].tolist() == [[1, 2]] and pair["input_ids_b"].tolist() == [[3, 4, 5]]  # each side alone
 
 
 def _tiny_onnx(path):

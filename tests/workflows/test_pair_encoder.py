@@ -1,8 +1,10 @@
 """Siamese (bi-encoder) pair classifiers: the forward is the head on each text's own mean-pooled embedding,
-training holds a backbone's zeros, the folder saves and loads again, and bad combinations are one-line errors."""
+training holds a backbone's zeros, the folder saves and loads again, the export runs on ONNX Runtime and
+DeepSparse with the model's scores, and bad combinations are one-line errors."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -111,8 +113,6 @@ def test_classification_of_pairs_learns_the_training_rows(tiny_model, tmp_path):
 
 
 def test_bad_combinations_are_one_line_errors(tiny_model, tmp_path):
-    from sparsecore.workflows import export
-
     data = write_pairs(tmp_path)
     single = tmp_path / "single.csv"
     single.write_text("text,label\ngood,1\nbad,0\n")
@@ -131,6 +131,60 @@ def test_bad_combinations_are_one_line_errors(tiny_model, tmp_path):
     with pytest.raises(SparsecoreError, match="the teacher is a cross pair classifier, the student siamese"):
         train(model_name_or_path=out, train_file=data, validation_file=data, distill_teacher=tiny_model,
               recipe="minilm-gmp80-demo", output_dir=tmp_path / "d", **FAST)
-    with pytest.raises(SparsecoreError, match="siamese pair classifier, which export_onnx does not write yet"):
-        export(model_path=out)
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_export_runs_each_text_alone_on_onnx_runtime_with_the_models_scores(tiny_model, tmp_path):
+    """The exported graph takes input_ids/attention_mask and input_ids_b/attention_mask_b of any two lengths;
+    the Pipeline tokenizes each text alone and gets the PyTorch model's scores; our engine refuses in one line."""
+    from transformers import AutoTokenizer
+
+    from sparsecore import Pipeline
+    from sparsecore.workflows import export
+
+    backbone = sparse_backbone(tiny_model, tmp_path / "backbone")
+    data = write_pairs(tmp_path, classes=True)
+    out = tmp_path / "siamese"
+    train(model_name_or_path=backbone, train_file=data, validation_file=data, pair_encoding="siamese",
+          recipe="transfer", recipe_args="num_epochs=1,init_lr=1e-3", output_dir=out, **FAST)
+    result = export(model_path=out)
+    assert result.report["max_abs_diff"] <= 1e-4 and result.report["sparsity_preserved"]
+    info = json.loads((result.deployment / "sparsecore_deployment.json").read_text())
+    assert info["pair_encoding"] == "siamese" and info["text_pairs"] is True
+    pairs = [[a, b] for a, b, _ in PAIRS[:5]]
+    pipe = Pipeline.create(model_path=result.deployment, engine="onnxruntime", batch_size=2)
+    got = pipe.logits(pairs)
+    model = load_classifier(str(out), "single_label_classification", ["different", "same"]).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    a = tokenizer([p[0] for p in pairs], padding=True, return_tensors="pt")
+    b = tokenizer([p[1] for p in pairs], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = model(input_ids=a["input_ids"], attention_mask=a["attention_mask"], input_ids_b=b["input_ids"],
+                     attention_mask_b=b["attention_mask"]).logits.numpy()
+    assert abs(got - want).max() < 1e-4
+    assert {r["label"] for r in pipe(pairs)} <= {"different", "same"}
+    with pytest.raises(SparsecoreError, match="engine='sparsecore' runs cross-encoder graphs"):
+        Pipeline.create(model_path=result.deployment, engine="sparsecore")
+    with pytest.raises(SparsecoreError, match="trained on sentence pairs but got single texts"):
+        pipe("one text")
+
+
+def test_deepsparse_runs_a_siamese_export_with_onnx_runtimes_scores(tiny_model, tmp_path):
+    """The real DeepSparse 1.8 (its own environment) compiles the two-input-pair graph and agrees with ORT."""
+    from deepsparse_run import deepsparse_engine_logits, deepsparse_python
+
+    from sparsecore import Pipeline
+    from sparsecore.workflows import export
+
+    deepsparse_python()  # skips with the reason when the environment is absent
+    data = write_pairs(tmp_path, classes=True)
+    out = tmp_path / "siamese"
+    train(model_name_or_path=sparse_backbone(tiny_model, tmp_path / "backbone"), train_file=data,
+          validation_file=data, pair_encoding="siamese", recipe="transfer", recipe_args="num_epochs=1,init_lr=1e-3",
+          output_dir=out, **FAST)
+    deployment = export(model_path=out).deployment
+    pipe = Pipeline.create(model_path=deployment, engine="onnxruntime", batch_size=4, sequence_length=16)
+    feeds = pipe._features([[a, b] for a, b, _ in PAIRS[:4]])
+    assert feeds["input_ids"].shape == feeds["input_ids_b"].shape == (4, 16)
+    got = deepsparse_engine_logits(deployment / "model.onnx", feeds, tmp_path, batch=4)
+    np.testing.assert_allclose(got, pipe.engine.session.run(None, feeds)[0], atol=1e-4)

@@ -35,21 +35,25 @@ def load_for_export(model_dir: Path):
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from sparsecore.adapters.pair_encoder import is_siamese
+    from sparsecore.adapters.pair_encoder import is_siamese, load_siamese
 
     config = AutoConfig.from_pretrained(str(model_dir))
-    if is_siamese(config):
-        raise SparsecoreError("the folder holds a siamese pair classifier, which export_onnx does not write yet",
-                              str(model_dir), "evaluate it with text_classification --do_eval, or train a "
-                              "cross-encoder (--pair_encoding cross) to deploy")
-    if not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+    if is_siamese(config):  # encoder + head; each side its own encoder call in the graph
+        model, missing = load_siamese(str(model_dir), config)
+        if missing:
+            raise SparsecoreError(f"the siamese folder holds no {', '.join(missing)}", str(model_dir),
+                                  "export a complete folder written by text_classification")
+        model.set_attn_implementation("eager")
+        model.sides_apart = True
+    elif not any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         raise SparsecoreError("model folder does not hold a sequence classifier", str(model_dir),
                               "export a folder written by sparsecore.transformers.text_classification")
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
-    except OSError as exc:
-        raise SparsecoreError(f"cannot load the model weights: {str(exc).splitlines()[0]}", str(model_dir),
-                              "export a complete folder written by text_classification") from None
+    else:
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), attn_implementation="eager")
+        except OSError as exc:
+            raise SparsecoreError(f"cannot load the model weights: {str(exc).splitlines()[0]}", str(model_dir),
+                                  "export a complete folder written by text_classification") from None
     quantization = None
     if (model_dir / CONFIG_FILE).is_file():
         quantizable_attention(model)
@@ -68,31 +72,38 @@ def write_tokenizer_files(tokenizer, folder: Path) -> None:
         (folder / extra).unlink(missing_ok=True)
 
 
+def _encode(tokenizer, columns: list, names: tuple[str, ...], **kw) -> dict[str, np.ndarray]:
+    """The graph's inputs for rows of text ``columns``: a pair as one sequence, or — when ``names`` hold the
+    second text's inputs (a siamese graph) — each column tokenized alone, the second as ``…_b``."""
+    if SIDE_B_IDS not in names:
+        enc = tokenizer(*columns, truncation=True, return_tensors="np",
+                        return_token_type_ids="token_type_ids" in names, **kw)
+        return {name: enc[name].astype(np.int64) for name in names}
+    feeds = {}
+    for column, suffix in zip(columns, ("", "_b")):
+        enc = tokenizer(list(column), truncation=True, return_tensors="np", **kw)
+        feeds.update({f"{k}{suffix}": enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")})
+    return {name: feeds[name] for name in names}
+
+
+SIDE_B_IDS = "input_ids_b"
+
+
 def sample_cases(tokenizer, texts: list[tuple[str, ...]], lengths: tuple[int, ...],
                  names: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
-    """Real tokenized inputs: one batch per length (padded/truncated to it) plus one dynamic-length batch."""
+    """Real tokenized inputs: one batch per length (padded/truncated to it) plus one dynamic-length batch (a
+    siamese graph's: each text its own length)."""
     columns = list(zip(*texts))
-    cases = []
-    for length in lengths:
-        enc = tokenizer(*columns, truncation=True, max_length=length, padding="max_length", return_tensors="np",
-                        return_token_type_ids="token_type_ids" in names)
-        cases.append({name: enc[name].astype(np.int64) for name in names})
-    enc = tokenizer(*[c[:1] for c in columns], truncation=True, max_length=max(lengths), return_tensors="np",
-                    return_token_type_ids="token_type_ids" in names)
-    cases.append({name: enc[name].astype(np.int64) for name in names})
+    cases = [_encode(tokenizer, columns, names, max_length=length, padding="max_length") for length in lengths]
+    cases.append(_encode(tokenizer, [c[:1] for c in columns], names, max_length=max(lengths)))
     return cases
 
 
 def padded_batches(tokenizer, texts: list[tuple[str, ...]], max_length: int, size: int,
                    names: tuple[str, ...]) -> list[dict[str, np.ndarray]]:
     """``texts`` in batches of ``size``, each padded to its longest row (what a deployment sees)."""
-    cases = []
-    for start in range(0, len(texts), size):
-        columns = list(zip(*texts[start:start + size]))
-        enc = tokenizer(*columns, truncation=True, max_length=max_length, padding=True, return_tensors="np",
-                        return_token_type_ids="token_type_ids" in names)
-        cases.append({name: enc[name].astype(np.int64) for name in names})
-    return cases
+    return [_encode(tokenizer, list(zip(*texts[start:start + size])), names, max_length=max_length, padding=True)
+            for start in range(0, len(texts), size)]
 
 
 def copy_if_present(src: Path, dst: Path, names: tuple[str, ...]) -> list[str]:

@@ -25,6 +25,7 @@ from torch import nn
 MARKER = "sparsecore_pair_encoding"  # config.json key: "siamese" for this model
 ENCODINGS = ("cross", "siamese")
 SIDE_B = "_b"  # suffix of the second text's inputs: input_ids_b, attention_mask_b
+INPUTS = ("input_ids", "attention_mask", "input_ids_b", "attention_mask_b")  # the exported graph's inputs
 
 
 def is_siamese(config) -> bool:
@@ -50,7 +51,11 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class SiameseClassifier(nn.Module):
     """``forward(input_ids, attention_mask, input_ids_b, attention_mask_b, labels=None)`` →
-    a ``SequenceClassifierOutput`` (loss, logits); both sides run through the encoder as one batch (padded to the longer side)."""
+    a ``SequenceClassifierOutput`` (loss, logits); both sides run through the encoder as one batch (padded to the
+    longer side), or, with ``sides_apart`` (set for ONNX export: no shape-dependent padding in the graph), one
+    encoder call per side."""
+
+    sides_apart = False
 
     def __init__(self, encoder: nn.Module, config, head: nn.Linear) -> None:
         super().__init__()
@@ -72,12 +77,15 @@ class SiameseClassifier(nn.Module):
 
     def forward(self, input_ids=None, attention_mask=None, input_ids_b=None, attention_mask_b=None, labels=None,
                 **unused):
-        rows, width = input_ids.shape[0], max(input_ids.shape[1], input_ids_b.shape[1])
-        pad = self.config.pad_token_id or 0
-        ids = torch.cat([_widen(input_ids, width, pad), _widen(input_ids_b, width, pad)])
-        mask = torch.cat([_widen(attention_mask, width, 0), _widen(attention_mask_b, width, 0)])
-        both = self.embed(ids, mask)
-        u, v = both[:rows], both[rows:]
+        if self.sides_apart:
+            u, v = self.embed(input_ids, attention_mask), self.embed(input_ids_b, attention_mask_b)
+        else:
+            rows, width = input_ids.shape[0], max(input_ids.shape[1], input_ids_b.shape[1])
+            pad = self.config.pad_token_id or 0
+            ids = torch.cat([_widen(input_ids, width, pad), _widen(input_ids_b, width, pad)])
+            mask = torch.cat([_widen(attention_mask, width, 0), _widen(attention_mask_b, width, 0)])
+            both = self.embed(ids, mask)
+            u, v = both[:rows], both[rows:]
         if self.config.problem_type == "regression":
             logits = self.head(nn.functional.cosine_similarity(u, v, dim=-1).unsqueeze(-1))
         else:

@@ -94,12 +94,18 @@ def runtime_refused(what: str, exc: BaseException, onnx_path: Path) -> Sparsecor
 
 
 def trim_padding(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``feeds`` without the trailing columns whose ``attention_mask`` is 0 in every row (at least one column kept)."""
-    used = np.flatnonzero(feeds["attention_mask"].any(axis=0))
-    length = max(1, int(used[-1]) + 1 if used.size else 1)
-    if length == feeds["attention_mask"].shape[1]:
-        return feeds
-    return {n: a[:, :length] for n, a in feeds.items()}
+    """``feeds`` without the trailing columns whose ``attention_mask`` is 0 in every row (at least one column kept);
+    a siamese graph's second text (``…_b`` inputs, ``attention_mask_b``) is trimmed on its own."""
+    out = feeds
+    for side in ("", "_b"):
+        mask = feeds.get(f"attention_mask{side}")
+        if mask is None:
+            continue
+        used = np.flatnonzero(mask.any(axis=0))
+        length = max(1, int(used[-1]) + 1 if used.size else 1)
+        if length < mask.shape[1]:
+            out = {**out, **{n: a[:, :length] for n, a in feeds.items() if n.endswith("_b") == (side == "_b")}}
+    return out
 
 
 class DeepSparseEngine:
@@ -154,6 +160,12 @@ def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: l
         return DeepSparseEngine(onnx_path, batch_size, sequence_lengths, num_streams, num_cores)
     if name == "sparsecore":
         from sparsecore.deploy.sparse_engine import SparsecoreEngine
+        from sparsecore.folders import DeploymentInfo
+
+        info = DeploymentInfo.read(Path(onnx_path).parent)
+        if info is not None and info.pair_encoding == "siamese":
+            raise SparsecoreError("engine='sparsecore' runs cross-encoder graphs; this deployment is a siamese pair "
+                                  "classifier", str(onnx_path), "use engine='onnxruntime' or 'deepsparse'")
 
         return SparsecoreEngine(onnx_path, batch_size, sequence_lengths, num_streams=num_streams,
                                 num_cores=num_cores)

@@ -13,6 +13,7 @@ from sparsecore.families import Family, family_of
 from sparsecore.folders import DEPLOYMENT, DeploymentInfo
 
 REQUIRED_INPUTS = ("input_ids", "attention_mask")
+SIAMESE_INPUTS = ("input_ids", "attention_mask", "input_ids_b", "attention_mask_b")  # each text of a pair alone
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Deployment:
     position table holds (RoBERTa-style positions start past the padding id); ``default_sequence_length`` and
     ``text_pairs`` from ``sparsecore_deployment.json`` (defaults when absent); ``input_names`` are the ONNX graph's
     inputs; ``facts`` the embedding table sizes and position offset :func:`sparsecore.deploy.graph_checks.check_inputs`
-    checks.
+    checks; ``pair_encoding`` "siamese": the graph takes each text of a pair alone (:data:`SIAMESE_INPUTS`).
     """
 
     folder: Path
@@ -36,6 +37,7 @@ class Deployment:
     text_pairs: bool
     family: Family
     facts: GraphFacts = GraphFacts(None, None, None)
+    pair_encoding: str = "cross"
 
 
 def locate(model_path: str | Path) -> Deployment:
@@ -67,10 +69,11 @@ def locate(model_path: str | Path) -> Deployment:
     model = onnx_proto.read(onnx_path)
     try:
         inputs = _check_classifier(model, onnx_path, len(id2label) or None)
-        if set(inputs) != set(family.onnx_inputs):
-            raise SparsecoreError(f"the graph takes {', '.join(inputs)} but a {family.name} model takes "
-                                  f"{', '.join(family.onnx_inputs)} (config.json's model_type is "
-                                  f"{config.get('model_type')!r})", str(onnx_path),
+        expected = SIAMESE_INPUTS if meta.pair_encoding == "siamese" else family.onnx_inputs
+        if set(inputs) != set(expected):
+            kind = "siamese pair classifier" if meta.pair_encoding == "siamese" else f"{family.name} model"
+            raise SparsecoreError(f"the graph takes {', '.join(inputs)} but a {kind} takes {', '.join(expected)} "
+                                  f"(config.json's model_type is {config.get('model_type')!r})", str(onnx_path),
                                   "re-export the model: its config.json and model.onnx come from different models")
         facts = check_graph(model, config, family, len(id2label) or None, onnx_path)
     except SparsecoreError:
@@ -81,7 +84,7 @@ def locate(model_path: str | Path) -> Deployment:
     positions = facts.position_rows or int(config.get("max_position_embeddings") or 512)
     return Deployment(folder, onnx_path, id2label, config.get("problem_type") or "single_label_classification",
                       max(1, positions - facts.position_offset), meta.sequence_length, inputs, meta.text_pairs, family,
-                      facts)
+                      facts, meta.pair_encoding)
 
 
 def random_feeds(deployment: Deployment, batch: int, seq: int, seed: int = 0) -> dict:
@@ -92,6 +95,7 @@ def random_feeds(deployment: Deployment, batch: int, seq: int, seed: int = 0) ->
     vocab = int(_json(deployment.folder / "config.json").get("vocab_size", 30522))
     ids = np.random.default_rng(seed).integers(min(1000, vocab // 2), vocab, (batch, seq)).astype(np.int64)
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    feeds.update({"input_ids_b": ids[::-1].copy(), "attention_mask_b": np.ones_like(ids)})  # a siamese graph's
     return {name: feeds[name] for name in deployment.input_names}
 
 

@@ -82,7 +82,8 @@ class TextClassificationPipeline:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.buckets[-1])
         check_inputs(deployment.facts, self.tokenizer.get_vocab_size(with_added_tokens=True),
-                     self.buckets[-1] + deployment.facts.position_offset, deployment.text_pairs, deployment.onnx_path)
+                     self.buckets[-1] + deployment.facts.position_offset,
+                     deployment.text_pairs and deployment.pair_encoding == "cross", deployment.onnx_path)
         self.engine = make_engine(engine, deployment.onnx_path, batch_size, self.buckets, num_streams, num_cores)
         self.num_streams = num_streams
         self._executor = None
@@ -142,19 +143,23 @@ class TextClassificationPipeline:
         return logits
 
     def _features(self, batch: list) -> dict[str, np.ndarray]:
+        if self.deployment.pair_encoding == "siamese":  # each text alone; both sides padded to one bucket
+            sides = [self.tokenizer.encode_batch([pair[i] for pair in batch]) for i in (0, 1)]
+            length = self._bucket(max(len(e.ids) for side in sides for e in side))
+            feeds = {}
+            for side, suffix in zip(sides, ("", "_b")):
+                ids, mask, _ = _padded(side, length)
+                feeds.update({f"input_ids{suffix}": ids, f"attention_mask{suffix}": mask})
+            return feeds
         encodings = self.tokenizer.encode_batch(batch)
-        longest = max(len(e.ids) for e in encodings)
-        length = next((b for b in self.buckets if b >= longest), self.buckets[-1])
-        ids = np.zeros((len(batch), length), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
+        ids, mask, types = _padded(encodings, self._bucket(max(len(e.ids) for e in encodings)))
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.deployment.family.onnx_inputs:  # BERT, ELECTRA (not RoBERTa, DistilBERT)
             feeds["token_type_ids"] = types
         return feeds
+
+    def _bucket(self, longest: int) -> int:
+        return next((b for b in self.buckets if b >= longest), self.buckets[-1])
 
     def _labels(self, row: np.ndarray, k: int) -> list[dict]:
         kind = self.deployment.problem_type
@@ -168,6 +173,16 @@ class TextClassificationPipeline:
         order = np.argsort(-scores, kind="stable")[:k]
         return [{"label": self.deployment.id2label.get(int(i), f"LABEL_{int(i)}"), "score": float(scores[i])}
                 for i in order]
+
+
+def _padded(encodings, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids, attention mask and token types of ``encodings``, padded with zeros to ``length``."""
+    ids = np.zeros((len(encodings), length), dtype=np.int64)
+    mask, types = np.zeros_like(ids), np.zeros_like(ids)
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
+    return ids, mask, types
 
 
 def _buckets(value, max_positions: int) -> list[int]:

@@ -160,6 +160,8 @@ def _run(args: ExportArguments) -> ExportResult:
         write_tokenizer_files,
     )
     from sparsecore.adapters.models import family
+    from sparsecore.adapters.pair_encoder import INPUTS as SIAMESE_INPUTS
+    from sparsecore.adapters.pair_encoder import is_siamese
     from sparsecore.export import (
         QUANTIZED,
         Tolerance,
@@ -182,7 +184,9 @@ def _run(args: ExportArguments) -> ExportResult:
     # free-running label agreement measured to 0.4%), padded per batch of 64
     texts = _validation_texts(pairs=pairs, limit=args.num_validation_rows if quant is not None else 64)
     declared = family(model)
-    names = declared.onnx_inputs
+    siamese = is_siamese(model.config)  # each text of a pair its own inputs (sparsecore.adapters.pair_encoder)
+    names = SIAMESE_INPUTS if siamese else declared.onnx_inputs
+    axes = {n: {0: "batch", 1: "sequence_b" if n.endswith("_b") else "sequence"} for n in names}
     wrapper = LogitsOnly(model, names).eval()
     cases = sample_cases(tokenizer, texts[:8], tuple(sorted({min(16, length), length})), names)
     if quant is not None:  # label agreement needs rows: every bundled sentence, padded per batch
@@ -198,8 +202,8 @@ def _run(args: ExportArguments) -> ExportResult:
         onnx_path = tmp / args.onnx_file_name
         sample = {n: torch.from_numpy(v) for n, v in cases[0].items()}
         with quant.exporting() if quant is not None else contextlib.nullcontext():
-            onnx_model = export_onnx(wrapper, sample, onnx_path, ("logits",),
-                                     {**declared.dynamic_axes, "logits": {0: "batch"}}, opset=args.opset)
+            onnx_model = export_onnx(wrapper, sample, onnx_path, ("logits",), {**axes, "logits": {0: "batch"}},
+                                     opset=args.opset)
         converted = None
         if quant is not None:
             onnx_model, converted = finish_quantized(onnx_path, args.quantized_format)
@@ -220,7 +224,8 @@ def _run(args: ExportArguments) -> ExportResult:
         if quant is not None:
             report["quantized"] = {"format": args.quantized_format, "converted": converted}
         (tmp / "validation.json").write_text(json.dumps(report, indent=1))
-        DeploymentInfo(sequence_length=length, onnx_file_name=args.onnx_file_name, text_pairs=pairs).write(tmp)
+        DeploymentInfo(sequence_length=length, onnx_file_name=args.onnx_file_name, text_pairs=pairs,
+                       pair_encoding="siamese" if siamese else "cross").write(tmp)
         steps.update()
     steps.close()
     report["deployment"] = str(target)
