@@ -134,16 +134,18 @@ def test_bad_combinations_are_one_line_errors(tiny_model, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
-def test_export_runs_each_text_alone_on_onnx_runtime_with_the_models_scores(tiny_model, tmp_path):
+@pytest.mark.parametrize("classes", [True, False])
+def test_export_runs_each_text_alone_with_the_models_scores(tiny_model, tmp_path, classes):
     """The exported graph takes input_ids/attention_mask and input_ids_b/attention_mask_b of any two lengths;
-    the Pipeline tokenizes each text alone and gets the PyTorch model's scores; our engine refuses in one line."""
+    the Pipeline tokenizes each text alone and gets the PyTorch model's scores on ONNX Runtime and on our
+    engine (both sides as one batch of real tokens, mean-pooled, the pair head)."""
     from transformers import AutoTokenizer
 
     from sparsecore import Pipeline
     from sparsecore.workflows import export
 
     backbone = sparse_backbone(tiny_model, tmp_path / "backbone")
-    data = write_pairs(tmp_path, classes=True)
+    data = write_pairs(tmp_path, classes=classes)
     out = tmp_path / "siamese"
     train(model_name_or_path=backbone, train_file=data, validation_file=data, pair_encoding="siamese",
           recipe="transfer", recipe_args="num_epochs=1,init_lr=1e-3", output_dir=out, **FAST)
@@ -154,7 +156,8 @@ def test_export_runs_each_text_alone_on_onnx_runtime_with_the_models_scores(tiny
     pairs = [[a, b] for a, b, _ in PAIRS[:5]]
     pipe = Pipeline.create(model_path=result.deployment, engine="onnxruntime", batch_size=2)
     got = pipe.logits(pairs)
-    model = load_classifier(str(out), "single_label_classification", ["different", "same"]).eval()
+    model = load_classifier(str(out), *(("single_label_classification", ["different", "same"]) if classes
+                                        else ("regression", []))).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     a = tokenizer([p[0] for p in pairs], padding=True, return_tensors="pt")
     b = tokenizer([p[1] for p in pairs], padding=True, return_tensors="pt")
@@ -162,9 +165,17 @@ def test_export_runs_each_text_alone_on_onnx_runtime_with_the_models_scores(tiny
         want = model(input_ids=a["input_ids"], attention_mask=a["attention_mask"], input_ids_b=b["input_ids"],
                      attention_mask_b=b["attention_mask"]).logits.numpy()
     assert abs(got - want).max() < 1e-4
-    assert {r["label"] for r in pipe(pairs)} <= {"different", "same"}
-    with pytest.raises(SparsecoreError, match="engine='sparsecore' runs cross-encoder graphs"):
-        Pipeline.create(model_path=result.deployment, engine="sparsecore")
+    if classes:
+        assert {r["label"] for r in pipe(pairs)} <= {"different", "same"}
+    ours = Pipeline.create(model_path=result.deployment, engine="sparsecore", batch_size=2)
+    assert not ours.engine.describe()["delegated"]  # the 50% sparse Linears run on our kernels
+    assert abs(ours.logits(pairs) - want).max() < 1e-4
+    feeds = pipe._features(pairs[:2])  # left padding: every position runs, the pooling weighs by the mask
+    left = {n: np.stack([np.roll(row, int((m == 0).sum())) for row, m in
+                         zip(a, feeds["attention_mask_b" if n.endswith("_b") else "attention_mask"])])
+            for n, a in feeds.items()}
+    assert (left["attention_mask"][:, 0] == 0).any() or (left["attention_mask_b"][:, 0] == 0).any()
+    assert abs(ours.engine(left) - pipe.engine.session.run(None, left)[0]).max() < 1e-4
     with pytest.raises(SparsecoreError, match="trained on sentence pairs but got single texts"):
         pipe("one text")
 
@@ -188,3 +199,23 @@ def test_deepsparse_runs_a_siamese_export_with_onnx_runtimes_scores(tiny_model, 
     assert feeds["input_ids"].shape == feeds["input_ids_b"].shape == (4, 16)
     got = deepsparse_engine_logits(deployment / "model.onnx", feeds, tmp_path, batch=4)
     np.testing.assert_allclose(got, pipe.engine.session.run(None, feeds)[0], atol=1e-4)
+
+
+def test_transfer_quant_of_a_siamese_model_exports_and_runs_on_onnx_runtime(tiny_model, tmp_path):
+    """The built-in transfer-quant recipe (it excludes the pooler's Tanh) quantizes the siamese model: the pooler it
+    keeps but never runs gets no quantizer; the integer export passes its lockstep validation; our engine, which
+    runs float siamese exports, says so in one line."""
+    from sparsecore import Pipeline
+    from sparsecore.workflows import export
+
+    data = write_pairs(tmp_path, classes=True)
+    out = tmp_path / "siamese-quant"
+    train(model_name_or_path=sparse_backbone(tiny_model, tmp_path / "backbone"), train_file=data,
+          validation_file=data, pair_encoding="siamese", recipe="transfer-quant", output_dir=out,
+          recipe_args="num_epochs=2,init_lr=1e-3,quantization_start_epoch=1,observer_freeze_epoch=1.5", **FAST)
+    result = export(model_path=out)
+    assert result.quantized and result.report["free_running"]["label_agreement"] >= 0.9
+    pipe = Pipeline.create(model_path=result.deployment, engine="onnxruntime")
+    assert pipe([["a cat sat", "a cat sits"]])[0]["label"] in ("different", "same")
+    with pytest.raises(SparsecoreError, match="runs float siamese pair classifiers; this export is quantized"):
+        Pipeline.create(model_path=result.deployment, engine="sparsecore")

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sparsecore.quant.sites import NEVER_RUN_ATTR
+
 MARKER = "sparsecore_pair_encoding"  # config.json key: "siamese" for this model
 ENCODINGS = ("cross", "siamese")
 SIDE_B = "_b"  # suffix of the second text's inputs: input_ids_b, attention_mask_b
@@ -104,6 +106,11 @@ class SiameseClassifier(nn.Module):
         save_file(state, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
 
 
+def _no_pooling(*args, **kwargs) -> None:
+    """The forward of a siamese encoder's pooler: nothing (the head reads mean-pooled tokens, not the pooler)."""
+    return None
+
+
 def _widen(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
     return t if t.shape[1] == width else nn.functional.pad(t, (0, width - t.shape[1]), value=value)
 
@@ -140,10 +147,16 @@ def load_siamese(path: str, config, cache_dir: str | None = None,
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # a classifier folder's head and pooler are expected to be left out here
     try:
-        encoder = AutoModel.from_pretrained(path, config=config, cache_dir=cache_dir, add_pooling_layer=False) \
-            if _has_pooler_flag(config) else AutoModel.from_pretrained(path, config=config, cache_dir=cache_dir)
+        encoder = AutoModel.from_pretrained(path, config=config, cache_dir=cache_dir)
     finally:
         hf_logging.set_verbosity(verbosity)
+    pooler = getattr(encoder, "pooler", None)
+    if pooler is not None:  # kept (its weights stay in the folder; recipes name its modules, e.g. Tanh), never run
+        pooler.forward = _no_pooling
+        for module in pooler.modules():
+            setattr(module, NEVER_RUN_ATTR, True)  # no quantization site
+        for p in pooler.parameters():
+            p.requires_grad_(False)
     setattr(config, MARKER, "siamese")
     config.architectures = [type(encoder).__name__]
     hidden = config.hidden_size if hasattr(config, "hidden_size") else config.dim
@@ -158,10 +171,6 @@ def load_siamese(path: str, config, cache_dir: str | None = None,
             head.load_state_dict(stored)
             missing = []
     return SiameseClassifier(encoder, config, head), missing
-
-
-def _has_pooler_flag(config) -> bool:
-    return getattr(config, "model_type", None) in ("bert", "roberta", "xlm-roberta")
 
 
 class PairCollator:

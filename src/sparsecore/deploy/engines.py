@@ -160,12 +160,6 @@ def make_engine(name: str, onnx_path: Path, batch_size: int, sequence_lengths: l
         return DeepSparseEngine(onnx_path, batch_size, sequence_lengths, num_streams, num_cores)
     if name == "sparsecore":
         from sparsecore.deploy.sparse_engine import SparsecoreEngine
-        from sparsecore.folders import DeploymentInfo
-
-        info = DeploymentInfo.read(Path(onnx_path).parent)
-        if info is not None and info.pair_encoding == "siamese":
-            raise SparsecoreError("engine='sparsecore' runs cross-encoder graphs; this deployment is a siamese pair "
-                                  "classifier", str(onnx_path), "use engine='onnxruntime' or 'deepsparse'")
 
         return SparsecoreEngine(onnx_path, batch_size, sequence_lengths, num_streams=num_streams,
                                 num_cores=num_cores)

@@ -39,6 +39,7 @@ import numpy as np
 from sparsecore.deploy.hugepages import Scratch
 from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
 from sparsecore.deploy.linears import QLinearT, build_linear
+from sparsecore.deploy.pair_head import mean_pool_columns, pair_logits
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
 from sparsecore.deploy.token_layout import ffn_blocks, padded, row_stride, token_layout
 from sparsecore.errors import SparsecoreError
@@ -92,7 +93,8 @@ class SparseEncoder:
                 ("qkv", "QKV Linear"), ("attn_out", "attention output Linear"),
                 ("intermediate", "intermediate Linear + GELU"), ("out", "output Linear"))}
             self.layers.append(entry)
-        self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head)
+        self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head) if arrays.head else (None,
+                                                                                                             None)
         self.project = None if arrays.project is None else build_linear(arrays.project, "dense")
 
     def stream(self) -> SparseEncoder:
@@ -166,7 +168,9 @@ class SparseEncoder:
         for i, layer in enumerate(self.layers):
             # the last layer runs its queries and everything after attention on the first tokens only: the logits
             # depend on nothing else (the keys and values still come from every token)
-            last = i == len(self.layers) - 1
+            # (a siamese model's pooling reads every token: no such shortcut)
+            final = i == len(self.layers) - 1
+            last = final and self.a.pair_head is None
             names = layer["names"]
             # Q, K, V token-blocked when the attention reads them so (quantized attention on VNNI)
             qkv_out, tokens = memo("qkv", i, self._qkv_target, layer["qkv"], layer["quant"], ws["qkv"]), xt.shape[1]
@@ -221,10 +225,12 @@ class SparseEncoder:
                 inter = stage(names["intermediate"], bind("intermediate", i, *inner, gelu=True, out=ws["inter"],
                                                           scratch=self.scratch))
                 h = stage(names["out"], bind("out", i, out_linear.call, inter, out=ws["h"], scratch=self.scratch))
-            codes = None if last else memo("qkv codes", i + 1, self._codes_for, self.layers[i + 1]["qkv"],
-                                           xt.shape[1])
+            codes = None if final else memo("qkv codes", i + 1, self._codes_for, self.layers[i + 1]["qkv"],
+                                            xt.shape[1])
             stage("residual add + LayerNorm ×2", bind("ln2", i, add_layer_norm_call, xt, *layer["ln2"], eps,
                                                       residual=h, out=xt, codes=codes))
+        if self.a.pair_head is not None:  # a siamese model: each sequence's mean-pooled embedding (batch, H)
+            return stage("mean pooling", mean_pool_columns, xt, starts, None if add_mask is None else attention_mask)
         return stage("classifier head", self.head, xt, first)
 
     def _bound(self, what: str, layer, make, *args, **kwargs):
@@ -422,16 +428,32 @@ class SparsecoreEngine:
         token_types = feeds.get("token_type_ids")
         if token_types is None:
             token_types = np.zeros_like(ids)
+        mask = feeds["attention_mask"]
+        pair = self.model.a.pair_head
+        if pair is not None:  # a siamese model: both texts of every pair as one batch, then the pair head
+            width = max(ids.shape[1], feeds["input_ids_b"].shape[1])
+            ids, mask = (np.concatenate([_widen(feeds[n], width), _widen(feeds[f"{n}_b"], width)])
+                         for n in ("input_ids", "attention_mask"))
+            token_types = np.zeros_like(ids)
         encoder = self._free.get()  # waits while every executor is busy
         threads = numba.get_num_threads()
         try:
             # thread-local to this caller: other threads' kernels keep their setting
             numba.set_num_threads(self.threads if self._single_blas else 1)
             with self._turns, (SINGLE_BLAS if self._single_blas else nullcontext()):
-                return encoder(ids, feeds["attention_mask"], token_types, profile)
+                out = encoder(ids, mask, token_types, profile)
         finally:
             numba.set_num_threads(threads)
             self._free.put(encoder)
+        if pair is None:
+            return out
+        rows = feeds["input_ids"].shape[0]
+        return _Stages(profile)("pair head", pair_logits, out[:rows], out[rows:], pair, self.model.a.pair_regression)
+
+
+def _widen(a: np.ndarray, width: int) -> np.ndarray:
+    """``a`` (batch, n) padded with zeros to ``width`` columns."""
+    return a if a.shape[1] == width else np.pad(a, ((0, 0), (0, width - a.shape[1])))
 
 
 class _SingleBlas:

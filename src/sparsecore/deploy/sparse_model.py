@@ -47,6 +47,8 @@ class EncoderArrays:
     pad_id: int = 0  # RoBERTa positions count from pad_id + 1
     project: Linear | QuantLinear | None = None  # ELECTRA's embeddings → hidden projection
     attention_quant: list[AttentionQuant | None] | None = None
+    pair_head: Linear | None = None  # a siamese export's head (``head`` is then empty): sparsecore.deploy.pair_head
+    pair_regression: bool = False  # the siamese head reads the cosine of the two embeddings
 
     @property
     def quantized(self) -> bool:
@@ -99,12 +101,16 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
         return array(hits[0]) if hits else None
 
     n_layers = int(config.get("num_hidden_layers", config.get("n_layers", 0)))
+    siamese = any(i.name == "input_ids_b" for i in model.graph.input)  # sparsecore.adapters.pair_encoder's graph
+    if siamese and any(node.op_type == "MatMulInteger" for node in model.graph.node):
+        raise SparsecoreError("engine='sparsecore' runs float siamese pair classifiers; this export is quantized",
+                              str(onnx_path), "use engine='onnxruntime' or 'deepsparse' for it")
     integer = read_integer_encoder(model, const, family, n_layers, str(onnx_path)) if any(
         node.op_type == "MatMulInteger" for node in model.graph.node) else {
         "layers": [{} for _ in range(n_layers)], "attention": [None] * n_layers, "tables": {}, "head": {},
         "project": None}
     layers, head, project = integer["layers"], dict(integer["head"]), integer["project"]
-    gemms = [p.replace(".", "/") + "/Gemm" for p in family.head]
+    gemms = ["head/Gemm"] if siamese else [p.replace(".", "/") + "/Gemm" for p in family.head]
     for node in model.graph.node:
         if node.op_type == "MatMul" and resolve(node.input[1]):
             if linear := family.block_linear(node.name):
@@ -127,7 +133,11 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
                                   f"{_FIX} (float, or quantized in the default --quantized_format integer)")
         for key, norm in zip(("ln1", "ln2"), family.layer_norms):
             layer[key] = (param(f"{family.blocks}.{i}.{norm}.weight"), param(f"{family.blocks}.{i}.{norm}.bias"))
-    if set(head) != {0, 1}:
+    if siamese:
+        if set(head) != {0}:
+            raise SparsecoreError("the siamese export has no head Gemm", str(onnx_path), _FIX)
+        head = {"pair": head[0]}
+    elif set(head) != {0, 1}:
         raise SparsecoreError(f"the export has no {' / '.join(family.head)} Gemm", str(onnx_path),
                               f"export a {family.name} sequence classifier with sparsecore.transformers.export_onnx")
     if config.get("embedding_size", config.get("hidden_size")) != config.get("hidden_size") and project is None:
@@ -139,6 +149,7 @@ def load_encoder_arrays(onnx_path: Path, config_path: Path) -> EncoderArrays:
     return EncoderArrays(family, tables["word_embeddings"], tables["position_embeddings"],
                          tables["token_type_embeddings"],
                          (param("embeddings.LayerNorm.weight"), param("embeddings.LayerNorm.bias")),
-                         layers, (head[0], head[1]), int(config.get("num_attention_heads", config.get("n_heads", 0))),
+                         layers, () if siamese else (head[0], head[1]),
+                         int(config.get("num_attention_heads", config.get("n_heads", 0))),
                          float(config.get("layer_norm_eps", 1e-12)), int(config.get("pad_token_id") or 0), project,
-                         integer["attention"])
+                         integer["attention"], head.get("pair"), config.get("problem_type") == "regression")

@@ -16,6 +16,7 @@ from sparsecore.errors import SparsecoreError
 from sparsecore.selectors import match_names
 
 MATMULS_ATTR = "sparsecore_matmuls"  # a module's tuple of matmul names it runs through sparsecore_matmul_quant
+NEVER_RUN_ATTR = "sparsecore_never_run"  # True on modules a model keeps but never calls: no quantization site
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ def _within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def _kind(module: nn.Module, embeddings: bool) -> str | None:
+    if getattr(module, NEVER_RUN_ATTR, False):  # its observers would never see a value
+        return None
     if isinstance(module, nn.Linear):
         return "linear"
     if embeddings and isinstance(module, nn.Embedding):

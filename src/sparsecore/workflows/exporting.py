@@ -173,6 +173,7 @@ def _run(args: ExportArguments) -> ExportResult:
     )
     from sparsecore.export.qdq_to_integer import finish_quantized
     from sparsecore.quant.lockstep import in_lockstep
+    from sparsecore.quant.sites import NEVER_RUN_ATTR
     from sparsecore.selectors import ALL_PRUNABLE, resolve_params
 
     model_dir, target, length, trained = _check(args)
@@ -211,7 +212,9 @@ def _run(args: ExportArguments) -> ExportResult:
         tolerance = QUANTIZED if quant is not None else Tolerance(atol=declared.export_atol)
         lockstep = in_lockstep(reference) if quant is not None else None
         report = validate_onnx(onnx_path, cases, reference, tolerance, lockstep)
-        weights = [p.detach().numpy() for _, p in resolve_params(model, (ALL_PRUNABLE,), "export")]
+        never_run = {n for n, m in model.named_modules() if getattr(m, NEVER_RUN_ATTR, False)}  # not in the graph
+        weights = [p.detach().numpy() for n, p in resolve_params(model, (ALL_PRUNABLE,), "export")
+                   if n.rsplit(".", 1)[0] not in never_run]
         report["sparsity_preserved"] = sparsity_preserved(weights, onnx_model, quantized=quant is not None)
         if not report["sparsity_preserved"]:
             raise SparsecoreError("pruned zeros did not survive the export", str(onnx_path), "report this as a bug")
