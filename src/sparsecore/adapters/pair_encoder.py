@@ -9,10 +9,11 @@ checkpoints such as all-MiniLM-L6-v2 were trained, and what a backbone pruned fo
   training labels' range so that cosines 0…1 map onto it from the first step.
 
 The model's parameters keep the names a sequence classifier of the family has (``bert.encoder.layer.N…``), so
-recipes, masks, quantization and sparsity reports select the same weights; ``head.*`` is the head. A saved
-folder is ``config.json`` (the encoder's config with :data:`MARKER` set to ``"siamese"`` and the task's labels)
-plus ``model.safetensors`` (every parameter, ``head.*`` included): ``AutoModel.from_pretrained`` reads its
-encoder as from any classifier folder.
+recipes, masks, quantization and sparsity reports select the same weights; ``head.*`` is the head. The encoder's
+pooler stays (its weights, its module names) but never runs and gets no quantizer. A saved folder
+(``SparseTrainer`` writes it) is ``config.json`` (the encoder's config with :data:`MARKER` set to ``"siamese"``
+and the task's labels) plus ``model.safetensors`` (every parameter, ``head.*`` included):
+``AutoModel.from_pretrained`` reads its encoder as from any classifier folder.
 """
 
 from __future__ import annotations
@@ -88,27 +89,18 @@ class SiameseClassifier(nn.Module):
             mask = torch.cat([_widen(attention_mask, width, 0), _widen(attention_mask_b, width, 0)])
             both = self.embed(ids, mask)
             u, v = both[:rows], both[rows:]
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
         if self.config.problem_type == "regression":
             logits = self.head(nn.functional.cosine_similarity(u, v, dim=-1).unsqueeze(-1))
         else:
             logits = self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))
-        from transformers.modeling_outputs import SequenceClassifierOutput
-
         loss = _loss(self.config.problem_type, logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
-
-    def save(self, folder: str | Path) -> None:
-        """``config.json`` (with :data:`MARKER`) and ``model.safetensors`` of every parameter."""
-        from safetensors.torch import save_file
-
-        self.config.save_pretrained(str(folder))
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
 
 
 def _no_pooling(*args, **kwargs) -> None:
     """The forward of a siamese encoder's pooler: nothing (the head reads mean-pooled tokens, not the pooler)."""
-    return None
 
 
 def _widen(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
