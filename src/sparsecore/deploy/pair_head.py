@@ -2,7 +2,7 @@
 
 A siamese export (:mod:`sparsecore.adapters.pair_encoder`) runs the encoder once per text; the engine runs the
 texts of both sides as one batch of real tokens, pools each sequence's final hidden states over its real tokens and
-applies the head in float64-free numpy float32: ``[u, v, |u − v|, u ⊙ v] · Wᵀ + b`` (classification) or
+applies the head (numpy, float32): ``[u, v, |u − v|, u ⊙ v] · Wᵀ + b`` (classification) or
 ``w · cos(u, v) + b`` (regression).
 """
 

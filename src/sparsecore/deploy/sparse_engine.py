@@ -93,8 +93,8 @@ class SparseEncoder:
                 ("qkv", "QKV Linear"), ("attn_out", "attention output Linear"),
                 ("intermediate", "intermediate Linear + GELU"), ("out", "output Linear"))}
             self.layers.append(entry)
-        self.head_hidden, self.head_out = (build_linear(h, "dense") for h in arrays.head) if arrays.head else (None,
-                                                                                                             None)
+        heads = [build_linear(h, "dense") for h in arrays.head]  # none for a siamese model (deploy.pair_head)
+        self.head_hidden, self.head_out = heads or (None, None)
         self.project = None if arrays.project is None else build_linear(arrays.project, "dense")
 
     def stream(self) -> SparseEncoder:
@@ -352,7 +352,8 @@ class _Stages:
 
 
 class SparsecoreEngine:
-    """Pipeline engine: ``{input_ids, attention_mask, token_type_ids}`` → logits, any batch and length.
+    """Pipeline engine: ``{input_ids, attention_mask, token_type_ids}`` → logits, any batch and length (a siamese
+    export's ``{input_ids, attention_mask, input_ids_b, attention_mask_b}``: both sides run as one batch).
 
     ``num_streams`` executors (:meth:`SparseEncoder.stream`) share one set of packed weights, each with its own
     buffers: up to that many calls from different threads run at once, each on ``num_cores // num_streams``
