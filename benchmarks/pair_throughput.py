@@ -1,7 +1,7 @@
 """Real-pair throughput of a siamese deployment: a task's validation pairs through ``sparsecore.Pipeline`` on each
 engine, tokenization included.
 
-    python benchmarks/pair_throughput.py FOLDER [--task mrpc] [--glue_dir ../shared/data/glue] [--batch 32]
+    python benchmarks/pair_throughput.py FOLDER [--task TASK] [--glue_dir ../shared/data/glue] [--batch 32]
         [--repeats 3] [--engines sparsecore,onnxruntime,deepsparse] [--results benchmarks/results/pair_throughput.json]
 
 FOLDER is a siamese trained folder holding ``deployment/`` (``export_onnx`` of a ``--pair_encoding siamese`` run).
@@ -60,7 +60,7 @@ def table(data: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--task", default="mrpc")
+    ap.add_argument("--task", help="the GLUE pair task of the validation pairs (default: the folder's own task)")
     ap.add_argument("--glue_dir", type=Path, default=Path(os.environ.get("SPARSECORE_GLUE_DIR", ROOT.parent / "shared"
                                                                         / "data" / "glue")))
     ap.add_argument("--batch", type=int, default=32)
@@ -82,6 +82,10 @@ def main() -> None:
     if not (folder / "deployment" / "sparsecore_deployment.json").is_file():
         sys.exit(f"error: {folder} holds no deployment/: run python -m sparsecore.transformers.export_onnx "
                  f"--model_path {folder}")
+    training = json.loads((folder / "sparsecore_training.json").read_text())
+    if training.get("pair_encoding") != "siamese":
+        sys.exit(f"error: {folder} is not a siamese pair classifier (sparsecore_training.json)")
+    args.task = args.task or training["task_name"]
     if not (args.glue_dir / args.task).is_dir():
         sys.exit(f"error: no {args.task} folder under {args.glue_dir}; pass --glue_dir or set SPARSECORE_GLUE_DIR")
     pairs = [list(t) for t in load_data(args.task, args.glue_dir).evals["validation"].texts]
@@ -103,7 +107,6 @@ def main() -> None:
         if reference:
             same = [a == b if isinstance(a, str) else abs(a - b) < 1e-3 for a, b in zip(outputs, reference)]
             r["agreement_with_onnxruntime"] = round(sum(same) / len(same), 4)
-    training = json.loads((folder / "sparsecore_training.json").read_text())
     data = {"machine": machine(), "folder": str(args.folder), "task": args.task, "pairs": len(pairs),
             "batch": args.batch, "repeats": args.repeats, "pair_encoding": training.get("pair_encoding"),
             "command": "python benchmarks/pair_throughput.py " + " ".join(sys.argv[1:]), "engines": results}

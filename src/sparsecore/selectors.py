@@ -28,6 +28,9 @@ ALL = "__ALL__"
 _PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
+NEVER_RUN_ATTR = "sparsecore_never_run"  # True on modules a model keeps but never calls (a siamese pooler)
+
+
 def prunable_names(model: nn.Module) -> list[str]:
     names = []
     for mod_name, module in model.named_modules():
@@ -108,9 +111,11 @@ def resolve_params(model: nn.Module, selectors: tuple[str, ...] | list[str], whe
     """Return ``[(name, parameter), ...]`` selected by ``selectors``.
 
     ``strict=False`` (TrainableParamsModifier's ``params_strict: false``) skips selectors that
-    match nothing instead of failing.
+    match nothing instead of failing. Parameters of modules marked :data:`NEVER_RUN_ATTR` are never selected
+    (no gradient or value ever flows through them).
     """
-    params = dict(model.named_parameters())
+    never = tuple(f"{n}." for n, m in model.named_modules() if n and getattr(m, NEVER_RUN_ATTR, False))
+    params = {k: v for k, v in model.named_parameters() if not k.startswith(never)}
     order = {name: i for i, name in enumerate(params)}
     chosen: set[str] = set()
     for selector in selectors:

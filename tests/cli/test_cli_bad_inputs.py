@@ -67,7 +67,7 @@ def cases(tmp):
         "quantization after flag epochs": (["--recipe", QAT + "    start_epoch: 4.0\n", "--num_train_epochs", "3"],
                                            "is not before the end of training"),
         "siamese on single texts": (["--pair_encoding", "siamese"], "--pair_encoding siamese needs text pairs"),
-        "unknown pair encoding": (["--pair_encoding", "both"], "invalid choice|both"),
+        "unknown pair encoding": (["--pair_encoding", "both"], "invalid choice: 'both'"),
     }
 
 

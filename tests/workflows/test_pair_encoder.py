@@ -219,3 +219,47 @@ def test_transfer_quant_of_a_siamese_model_exports_and_runs_on_onnx_runtime(tiny
     assert pipe([["a cat sat", "a cat sits"]])[0]["label"] in ("different", "same")
     with pytest.raises(SparsecoreError, match="runs float siamese pair classifiers; this export is quantized"):
         Pipeline.create(model_path=result.deployment, engine="sparsecore")
+
+
+def test_a_checkpoint_resumes_with_its_encoding_and_exports_as_pairs(tiny_model, tmp_path):
+    """A siamese run's checkpoint resumes as siamese without the flag, refuses --pair_encoding cross in one line,
+    and exports (no sparsecore_training.json in it) as a pair deployment."""
+    from sparsecore.workflows import export
+
+    data = write_pairs(tmp_path)
+    out = tmp_path / "run"
+    flags = {**FAST, "save_strategy": "steps", "save_steps": 4, "train_file": data, "validation_file": data}
+    train(model_name_or_path=tiny_model, pair_encoding="siamese", max_steps=4, output_dir=out, **flags)
+    checkpoint = out / "checkpoint-4"
+    with pytest.raises(SparsecoreError, match="the checkpoint is a siamese pair classifier, this run cross"):
+        train(model_name_or_path=tiny_model, pair_encoding="cross", max_steps=8, output_dir=out,
+              resume_from_checkpoint=str(checkpoint), **flags)
+    resumed = train(model_name_or_path=tiny_model, max_steps=8, output_dir=out, resume_from_checkpoint=str(checkpoint),
+                    **flags)
+    assert TrainingInfo.read(out).pair_encoding == "siamese" and "eval_pearson" in resumed.metrics
+    deployment = export(model_path=checkpoint, output_dir=tmp_path / "deployment", sequence_length=32).deployment
+    info = json.loads((deployment / "sparsecore_deployment.json").read_text())
+    assert info["pair_encoding"] == "siamese" and info["text_pairs"] is True
+
+
+def test_the_kept_pooler_is_selected_by_no_recipe_and_quantized_by_no_site(tiny_model, tmp_path):
+    from sparsecore.adapters.batches import lengths_of
+    from sparsecore.quant.sites import select_sites
+    from sparsecore.selectors import ALL_PRUNABLE, resolve_params
+    from sparsecore.workflows.sensitivity import sensitivity
+
+    model = load_classifier(str(tiny_model), "regression", [], pair_encoding="siamese")
+    names = [n for n, _ in resolve_params(model, (ALL_PRUNABLE, "re:.*dense.weight"), "test")]
+    assert names and not any("pooler" in n for n in names) and "head.weight" in names
+    sites = select_sites(model, submodules=None, exclude_types=("Tanh",), ignore=None, embeddings=False,
+                         where="test")
+    assert sites and not any("pooler" in s.name for s in sites)
+    import datasets
+
+    assert lengths_of(datasets.Dataset.from_dict({"input_ids": [[1, 2]], "length": [5]})) == [5]
+    out = tmp_path / "siamese"
+    data = write_pairs(tmp_path, classes=True)  # two labels, as sst2
+    train(model_name_or_path=tiny_model, train_file=data, validation_file=data, pair_encoding="siamese",
+          max_steps=1, output_dir=out, **FAST)
+    with pytest.raises(SparsecoreError, match="is a siamese pair classifier but task 'sst2' has one text column"):
+        sensitivity(model_path=out, task_name="sst2", sparsities="0.5", methods="magnitude", num_rows=16)

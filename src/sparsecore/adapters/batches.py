@@ -13,7 +13,10 @@ import torch
 
 
 def lengths_of(dataset) -> list[int]:
-    """Token count of every row (``input_ids``), from the column when the dataset has columns."""
+    """Token count of every row (its ``length`` column where it has one — a siamese pair's longer text —, else
+    ``input_ids``), from the column when the dataset has columns."""
+    if "length" in (getattr(dataset, "column_names", None) or ()):
+        return list(dataset["length"])
     try:
         column = dataset["input_ids"]
     except (KeyError, TypeError, IndexError):

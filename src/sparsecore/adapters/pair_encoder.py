@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sparsecore.quant.sites import NEVER_RUN_ATTR
+from sparsecore.selectors import NEVER_RUN_ATTR
 
 MARKER = "sparsecore_pair_encoding"  # config.json key: "siamese" for this model
 ENCODINGS = ("cross", "siamese")
@@ -59,6 +59,7 @@ class SiameseClassifier(nn.Module):
     encoder call per side."""
 
     sides_apart = False
+    _keys_to_ignore_on_save = None  # what Trainer reads of a PreTrainedModel after loading a checkpoint
 
     def __init__(self, encoder: nn.Module, config, head: nn.Linear) -> None:
         super().__init__()
@@ -79,7 +80,8 @@ class SiameseClassifier(nn.Module):
         return mean_pool(hidden, attention_mask)
 
     def forward(self, input_ids=None, attention_mask=None, input_ids_b=None, attention_mask_b=None, labels=None,
-                **unused):
+                length=None, **unused):
+        """``length`` (the longer side's token count: what length-grouped batches sort by) is not read."""
         if self.sides_apart:
             u, v = self.embed(input_ids, attention_mask), self.embed(input_ids_b, attention_mask_b)
         else:
@@ -146,7 +148,7 @@ def load_siamese(path: str, config, cache_dir: str | None = None,
     if pooler is not None:  # kept (its weights stay in the folder; recipes name its modules, e.g. Tanh), never run
         pooler.forward = _no_pooling
         for module in pooler.modules():
-            setattr(module, NEVER_RUN_ATTR, True)  # no quantization site
+            setattr(module, NEVER_RUN_ATTR, True)  # no quantization site, no recipe selects its weights
         for p in pooler.parameters():
             p.requires_grad_(False)
     setattr(config, MARKER, "siamese")
@@ -174,7 +176,7 @@ class PairCollator:
         self.pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
 
     def __call__(self, features: list[dict]) -> dict:
-        first = [{k: v for k, v in f.items() if not k.endswith(SIDE_B)} for f in features]
+        first = [{k: v for k, v in f.items() if not k.endswith(SIDE_B) and k != "length"} for f in features]
         second = [{k[:-len(SIDE_B)]: v for k, v in f.items() if k.endswith(SIDE_B)} for f in features]
         batch = dict(self.pad(first))
         batch.update({f"{k}{SIDE_B}": v for k, v in self.pad(second).items()})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sparsecore import onnx_proto
@@ -69,6 +69,11 @@ def locate(model_path: str | Path) -> Deployment:
     model = onnx_proto.read(onnx_path)
     try:
         inputs = _check_classifier(model, onnx_path, len(id2label) or None)
+        if meta.pair_encoding not in ("cross", "siamese") or (meta.pair_encoding == "siamese" and not meta.text_pairs):
+            raise SparsecoreError(f"sparsecore_deployment.json has pair_encoding {meta.pair_encoding!r} with text_pairs "
+                                  f"{meta.text_pairs}", str(folder), "re-export the model with export_onnx")
+        if "input_ids_b" in inputs and not (folder / DeploymentInfo.FILE).is_file():  # a bare siamese graph
+            meta = replace(meta, pair_encoding="siamese", text_pairs=True)
         expected = SIAMESE_INPUTS if meta.pair_encoding == "siamese" else family.onnx_inputs
         if set(inputs) != set(expected):
             kind = "siamese pair classifier" if meta.pair_encoding == "siamese" else f"{family.name} model"

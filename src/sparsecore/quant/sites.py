@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from sparsecore.errors import SparsecoreError
-from sparsecore.selectors import match_names
+from sparsecore.selectors import NEVER_RUN_ATTR, match_names
 
 MATMULS_ATTR = "sparsecore_matmuls"  # a module's tuple of matmul names it runs through sparsecore_matmul_quant
-NEVER_RUN_ATTR = "sparsecore_never_run"  # True on modules a model keeps but never calls: no quantization site
 
 
 @dataclass(frozen=True)

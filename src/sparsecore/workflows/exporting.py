@@ -173,19 +173,18 @@ def _run(args: ExportArguments) -> ExportResult:
     )
     from sparsecore.export.qdq_to_integer import finish_quantized
     from sparsecore.quant.lockstep import in_lockstep
-    from sparsecore.quant.sites import NEVER_RUN_ATTR
     from sparsecore.selectors import ALL_PRUNABLE, resolve_params
 
     model_dir, target, length, trained = _check(args)
     steps = tqdm(total=4, desc="export", unit="step", file=sys.stderr)
     model, tokenizer, _, quant = load_for_export(model_dir)
     check_vocabulary(len(tokenizer), getattr(model.config, "vocab_size", None), f"--model_path {args.model_path}")
-    pairs = trained is not None and trained.text_pairs
+    siamese = is_siamese(model.config)  # each text of a pair its own inputs (sparsecore.adapters.pair_encoder)
+    pairs = siamese or (trained is not None and trained.text_pairs)
     # quantized: --num_validation_rows sentences (256: millions of activation codes checked in lockstep, the
     # free-running label agreement measured to 0.4%), padded per batch of 64
     texts = _validation_texts(pairs=pairs, limit=args.num_validation_rows if quant is not None else 64)
     declared = family(model)
-    siamese = is_siamese(model.config)  # each text of a pair its own inputs (sparsecore.adapters.pair_encoder)
     names = SIAMESE_INPUTS if siamese else declared.onnx_inputs
     axes = {n: {0: "batch", 1: "sequence_b" if n.endswith("_b") else "sequence"} for n in names}
     wrapper = LogitsOnly(model, names).eval()
@@ -212,9 +211,7 @@ def _run(args: ExportArguments) -> ExportResult:
         tolerance = QUANTIZED if quant is not None else Tolerance(atol=declared.export_atol)
         lockstep = in_lockstep(reference) if quant is not None else None
         report = validate_onnx(onnx_path, cases, reference, tolerance, lockstep)
-        never_run = {n for n, m in model.named_modules() if getattr(m, NEVER_RUN_ATTR, False)}  # not in the graph
-        weights = [p.detach().numpy() for n, p in resolve_params(model, (ALL_PRUNABLE,), "export")
-                   if n.rsplit(".", 1)[0] not in never_run]
+        weights = [p.detach().numpy() for _, p in resolve_params(model, (ALL_PRUNABLE,), "export")]
         report["sparsity_preserved"] = sparsity_preserved(weights, onnx_model, quantized=quant is not None)
         if not report["sparsity_preserved"]:
             raise SparsecoreError("pruned zeros did not survive the export", str(onnx_path), "report this as a bug")

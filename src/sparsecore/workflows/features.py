@@ -53,7 +53,7 @@ def features_fingerprint(split: Split, tokenizer_fp: str, max_seq_length: int, p
     labels = b"" if split.labels is None else np.ascontiguousarray(split.labels).tobytes()
     ident = json.dumps([FEATURES_VERSION, split.key, len(split), tokenizer_fp, max_seq_length, pad_to_max_length,
                         list(split.columns), None if split.labels is None else str(split.labels.dtype),
-                        hashlib.sha256(labels).hexdigest(), *(["separate"] if separate else [])])
+                        hashlib.sha256(labels).hexdigest(), *(["separate", "length"] if separate else [])])
     return hashlib.sha256(ident.encode()).hexdigest()[:24]
 
 
@@ -63,7 +63,7 @@ def tokenize_split(split: Split, tokenizer, max_seq_length: int, pad_to_max_leng
     """A ``datasets.Dataset`` of input_ids / attention_mask (/ token_type_ids) / labels for the first ``limit``
     rows of ``split``, memory-mapped from the cache (built now unless a matching one is there). ``separate``
     (text pairs of a siamese classifier): each text tokenized alone, the second as input_ids_b /
-    attention_mask_b, no token types."""
+    attention_mask_b, no token types, and ``length``: the longer text's tokens (what length grouping sorts by)."""
     split = split.head(limit)
     fp = features_fingerprint(split, tokenizer_fp or tokenizer_fingerprint(tokenizer), max_seq_length,
                               pad_to_max_length, separate)
@@ -77,6 +77,7 @@ def tokenize_split(split: Split, tokenizer, max_seq_length: int, pad_to_max_leng
             first, second = (tokenize([batch[c]]) for c in columns)
             out = {k: first[k] for k in ("input_ids", "attention_mask")}
             out.update({f"{k}_b": second[k] for k in ("input_ids", "attention_mask")})
+            out["length"] = [max(len(a), len(b)) for a, b in zip(first["input_ids"], second["input_ids"])]
         else:
             out = tokenize([batch[c] for c in columns])
         if labels is not None:

@@ -176,12 +176,14 @@ def make_plan(model_args, data_args, training_args, given: set[str]) -> Plan:
         notes += _reconcile(recipe, training_args, given, teacher, data_args.one_shot)
     elif teacher != "disable":
         notes.append("--distill_teacher is set but there is no recipe with a !DistillationModifier: teacher unused")
-    encoding = _pair_encoding(model_args.pair_encoding, model_path, teacher, data, recipe)
+    encoding = _pair_encoding(model_args.pair_encoding, model_path, teacher, data, recipe, resume_dir)
     return Plan(model_path, teacher, recipe, data, out, resume_dir, notes, encoding)
 
 
-def _pair_encoding(value: str | None, model_path: str, teacher: str, data: DataBundle, recipe: Recipe | None) -> str:
-    """``--pair_encoding`` checked against the model folder, the data's text columns and the teacher."""
+def _pair_encoding(value: str | None, model_path: str, teacher: str, data: DataBundle, recipe: Recipe | None,
+                   resume_dir: str | None = None) -> str:
+    """``--pair_encoding`` checked against the model folder, the checkpoint resumed, the data's text columns and the
+    teacher (a siamese model folder or checkpoint is siamese without the flag)."""
     from sparsecore.adapters.pair_encoder import ENCODINGS, folder_pair_encoding
 
     if value is not None and value not in ENCODINGS:
@@ -190,7 +192,12 @@ def _pair_encoding(value: str | None, model_path: str, teacher: str, data: DataB
     if saved == "siamese" and value == "cross":
         raise SparsecoreError("the model folder holds a siamese pair classifier", f"--model_name_or_path {model_path}",
                               "drop --pair_encoding cross, or start from a cross-encoder or backbone folder")
-    encoding = value or saved or "cross"
+    resumed = (folder_pair_encoding(resume_dir) or "cross") if resume_dir else None
+    encoding = value or saved or resumed or "cross"
+    if resumed is not None and resumed != encoding:
+        raise SparsecoreError(f"the checkpoint is a {resumed} pair classifier, this run {encoding}",
+                              f"--resume_from_checkpoint {resume_dir}",
+                              f"resume with --pair_encoding {resumed} (the run's own flags)")
     if encoding == "siamese" and len(data.text_columns) != 2:
         raise SparsecoreError(f"--pair_encoding siamese needs text pairs; the data has one text column "
                               f"({', '.join(data.text_columns)})", "--pair_encoding",

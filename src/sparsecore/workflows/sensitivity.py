@@ -88,6 +88,9 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     model = load_classifier(str(model_path), data.problem_type, data.label_names, None, flag="--model_path")
     length = args.max_seq_length or (info.max_seq_length if info else 128)
     separate = is_siamese(model.config)  # a siamese pair classifier: each text tokenized alone
+    if separate and len(data.text_columns) != 2:
+        raise SparsecoreError(f"{model_path} is a siamese pair classifier but task {task!r} has one text column",
+                              "--task_name", "pass a pair task (the one it was trained on)")
     rows = tokenize_split(data.evals["validation"], tokenizer, length, False, args.num_rows, separate=separate)
     train = tokenize_split(data.train, tokenizer, length, False, max(args.num_grads * args.grad_batch_size, 1),
                            separate=separate)
