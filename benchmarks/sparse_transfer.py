@@ -78,7 +78,7 @@ def record(name: str, entry: dict) -> None:
 
     RESULTS.parent.mkdir(exist_ok=True)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    rows[name] = {**entry, "machine": machine()}
+    rows[name] = {**entry, "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": machine()}
     RESULTS.write_text(json.dumps(rows, indent=1))
 
 
@@ -160,6 +160,7 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
     from sparsecore.workflows import train
 
     kind, task = name.rsplit("-", 1)
+    backbone_trained = None
     kind, siamese, _ = kind.partition("-siamese")  # KIND-siamese-TASK: each text of a pair encoded alone
     encoding = "-siamese" if siamese else ""
     metric, task_epochs, task_lr = TASKS[task]
@@ -181,6 +182,8 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
         start = str(out / f"upstream{sparsity}")
         if not Path(start).is_dir():
             raise SystemExit(f"{start} is missing: run --run upstream{sparsity} first")
+        upstream_entry = json.loads(RESULTS.read_text()).get(f"upstream{sparsity}", {}) if RESULTS.exists() else {}
+        backbone_trained = upstream_entry.get("date")  # which run of the backbone this transfer started from
     if recipe == "transfer-quant":  # quantize over the last third, observers frozen for the last sixth
         recipe_args += f",quantization_start_epoch={epochs * 2 / 3:g},observer_freeze_epoch={epochs * 5 / 6:g}"
     flags = {**COMMON, "task_name": task, "glue_dir": glue_dir, "output_dir": str(out / (name + suffix)),
@@ -194,7 +197,7 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
             "metrics": {k: v for k, v in result.metrics.items() if k.startswith("eval_")},
             "encoder_sparsity": result.metrics.get("encoder_sparsity"), "wall_time_s": time.time() - started,
             "train_samples_per_second": speed["train_samples_per_second"],
-            "epochs": epochs, "learning_rate": lr,
+            "epochs": epochs, "learning_rate": lr, **({"backbone_trained": backbone_trained} if backbone_trained else {}),
             "flags": {k: v for k, v in flags.items() if k not in ("glue_dir", "output_dir")}}
 
 

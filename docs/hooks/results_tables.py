@@ -281,7 +281,8 @@ def sparse_transfer(data: dict) -> str:
         body.append([task, "siamese" if siamese else "cross" if task != "sst2" else "–", r["metric"], _schedule(r, dense),
                      f"{dense['score']:.4f}" if dense else "not run",
                      f"`dense{siamese}-{task}`" if downstream else
-                     f"`upstream{kind.removeprefix('transfer-quant').removeprefix('transfer')}`",
+                     f"`upstream{kind.removeprefix('transfer-quant').removeprefix('transfer')}`"
+                     + (f" of {r['backbone_trained'][:10]}" if r.get("backbone_trained") else ""),
                      f"GMP {kind[len('downstream'):]}% on the task" if downstream else
                      "`transfer-quant`" if "quant" in kind else "`transfer`",
                      f"{100 * r['encoder_sparsity']:.1f}%", f"{r['score']:.4f}",
@@ -326,10 +327,10 @@ def sparse_transfer_upstream(data: dict) -> str:
              f"{r['corpus']['texts']:,}", f"{r['corpus'].get('pairs', 0):,}",
              f"{r['epochs']:g}",
              f"{100 * r['encoder_sparsity']:.1f}%", f"{r['loss']:.4f}", f"{r['wall_time_s'] / 60:.0f} min",
-             f"{r['train_samples_per_second']:.1f}"] for k, r in runs.items()]
+             f"{r['train_samples_per_second']:.1f}", r.get("date", "–")[:10]] for k, r in runs.items()]
     return _machine_line(list(runs.values())) + rows(
         ["backbone", "objective", "texts", "of them sentence pairs", "epochs", "encoder sparsity",
-         "final training loss", "wall time", "samples/s"], "llrrrrrrr", body)
+         "final training loss", "wall time", "samples/s", "trained"], "llrrrrrrrl", body)
 
 
 def _machine_line(entries: list[dict]) -> str:
