@@ -2,7 +2,7 @@
 engine, tokenization included.
 
     python benchmarks/pair_throughput.py FOLDER [--task TASK] [--glue_dir ../shared/data/glue] [--batch 32]
-        [--repeats 3] [--engines sparsecore,onnxruntime,deepsparse] [--results benchmarks/results/pair_throughput.json]
+        [--repeats 3] [--sequence_length 16,32,64,128] [--engines sparsecore,onnxruntime,deepsparse] [--results benchmarks/results/pair_throughput.json]
 
 FOLDER is a siamese trained folder holding ``deployment/`` (``export_onnx`` of a ``--pair_encoding siamese`` run).
 Every engine runs in a fresh process — ``deepsparse`` in the DeepSparse 1.8 environment (``python -m
@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("sparsecore", "onnxruntime", "deepsparse")
 
 
-def one(engine: str, folder: Path, pairs: list[list[str]], batch: int, repeats: int) -> dict:
+def one(engine: str, folder: Path, pairs: list[list[str]], batch: int, repeats: int, lengths: list[int] | None) -> dict:
     """This process's run of ``engine`` (the child side): pairs/s and each pair's label or score."""
     from sparsecore import Pipeline
 
-    pipe = Pipeline.create(model_path=folder, engine=engine, batch_size=batch)
+    pipe = Pipeline.create(model_path=folder, engine=engine, batch_size=batch, sequence_length=lengths)
     key = "score" if pipe.deployment.problem_type == "regression" else "label"
     speed, outputs = timed_passes(lambda chunk: [r[key] for r in pipe(chunk)], pairs, batch, repeats)
     return {"pairs_per_s": speed, "outputs": outputs}
@@ -41,7 +41,8 @@ def one(engine: str, folder: Path, pairs: list[list[str]], batch: int, repeats: 
 def in_subprocess(python: Path, engine: str, folder: Path, pairs_file: Path, args) -> dict:
     env = dict(os.environ, NM_DISABLE_ANALYTICS="1", PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.run([str(python), __file__, str(folder), "--one", engine, str(pairs_file), "--batch",
-                           str(args.batch), "--repeats", str(args.repeats)],
+                           str(args.batch), "--repeats", str(args.repeats),
+                           *(["--sequence_length", args.sequence_length] if args.sequence_length else [])],
                           capture_output=True, text=True, check=False, cwd=Path(__file__).parent, env=env)
     if proc.returncode:
         raise RuntimeError(f"{engine} run failed:\n{proc.stderr[-2000:]}")
@@ -66,13 +67,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--sequence_length", help="comma-separated bucket lengths, e.g. 16,32,64,128 (default: the "
+                                              "deployment's length; DeepSparse compiles one engine per bucket)")
     ap.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "pair_throughput.json")
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "PAIRS_JSON"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     folder = args.folder.resolve()
     if args.one:
         engine, pairs_file = args.one
-        print(json.dumps(one(engine, folder, json.loads(Path(pairs_file).read_text()), args.batch, args.repeats)))
+        lengths = [int(n) for n in args.sequence_length.split(",")] if args.sequence_length else None
+        print(json.dumps(one(engine, folder, json.loads(Path(pairs_file).read_text()), args.batch, args.repeats,
+                             lengths)))
         return
     from engine_bench import machine
 
@@ -108,7 +113,8 @@ def main() -> None:
             same = [a == b if isinstance(a, str) else abs(a - b) < 1e-3 for a, b in zip(outputs, reference)]
             r["agreement_with_onnxruntime"] = round(sum(same) / len(same), 4)
     data = {"machine": machine(), "folder": str(args.folder), "task": args.task, "pairs": len(pairs),
-            "batch": args.batch, "repeats": args.repeats, "pair_encoding": training.get("pair_encoding"),
+            "batch": args.batch, "repeats": args.repeats, "sequence_length": args.sequence_length or "deployment's",
+            "pair_encoding": training.get("pair_encoding"),
             "command": "python benchmarks/pair_throughput.py " + " ".join(sys.argv[1:]), "engines": results}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(data, indent=1))
