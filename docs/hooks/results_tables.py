@@ -333,6 +333,18 @@ def sparse_transfer_upstream(data: dict) -> str:
          "final training loss", "wall time", "samples/s", "trained"], "llrrrrrrrl", body)
 
 
+def pair_throughput(data: dict) -> str:
+    """benchmarks/pair_throughput.py: a siamese deployment's validation pairs through each engine's Pipeline."""
+    ds = data["engines"].get("deepsparse", {}).get("pairs_per_s")
+    body = [[engine, f"{r['pairs_per_s']:.1f}", f"{r['pairs_per_s'] / ds:.2f}×" if ds else "–",
+             f"{100 * r['agreement_with_onnxruntime']:.1f}%" if "agreement_with_onnxruntime" in r else "–"]
+            for engine, r in data["engines"].items()]
+    head = (f"{_cpu(data['machine'])}, {data['machine']['cores']} cores; {data['pairs']:,} {data['task'].upper()} "
+            f"validation pairs, batch {data['batch']}, lengths {data['sequence_length']}, median of {data['repeats']} "
+            f"passes. Command: `{data['command']}`\n\n")
+    return head + rows(["engine", "pairs/s", "throughput / DeepSparse's", "same outputs as ONNX Runtime"], "lrrr", body)
+
+
 def _machine_line(entries: list[dict]) -> str:
     """"Measured on: …" for the machines the entries name (none: nothing)."""
     cpus = sorted({_cpu(r["machine"]) + f", {r['machine']['cores']} cores" for r in entries if "machine" in r})
@@ -399,6 +411,8 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "pipeline_throughput_avx2_v4": ("pipeline_throughput_avx2_v4.json", pipeline_throughput),
     "pipeline_throughput_avx2_v6": ("pipeline_throughput_avx2_v6.json", pipeline_throughput),
     "pipeline_throughput_vnni_v1": ("pipeline_throughput_vnni_v1.json", pipeline_throughput),
+    "pair_throughput_vnni_v1": ("pair_throughput_vnni_v1.json", pair_throughput),
+    "pair_throughput_vnni_buckets_v1": ("pair_throughput_vnni_buckets_v1.json", pair_throughput),
     "streams": ("streams.json", streams),
     "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
     "fp32_panels_avx2": ("fp32_panels_avx2.json", fp32_panels),
