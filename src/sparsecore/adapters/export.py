@@ -72,6 +72,9 @@ def write_tokenizer_files(tokenizer, folder: Path) -> None:
         (folder / extra).unlink(missing_ok=True)
 
 
+SIDE_B_IDS = "input_ids_b"  # a siamese graph's second-text input (sparsecore.adapters.pair_encoder.INPUTS)
+
+
 def _encode(tokenizer, columns: list, names: tuple[str, ...], **kw) -> dict[str, np.ndarray]:
     """The graph's inputs for rows of text ``columns``: a pair as one sequence, or — when ``names`` hold the
     second text's inputs (a siamese graph) — each column tokenized alone, the second as ``…_b``."""
@@ -84,9 +87,6 @@ def _encode(tokenizer, columns: list, names: tuple[str, ...], **kw) -> dict[str,
         enc = tokenizer(list(column), truncation=True, return_tensors="np", **kw)
         feeds.update({f"{k}{suffix}": enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")})
     return {name: feeds[name] for name in names}
-
-
-SIDE_B_IDS = "input_ids_b"
 
 
 def sample_cases(tokenizer, texts: list[tuple[str, ...]], lengths: tuple[int, ...],
