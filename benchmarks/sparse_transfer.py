@@ -242,7 +242,7 @@ def plot(data: dict, path: Path) -> bool:
         ys = [100 * data[f"{kind}-{t}"]["score"] for t in tasks if f"{kind}-{t}" in data]
         if xs:
             bars = ax.bar(xs, ys, width, label=label, color=color)
-            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+            ax.bar_label(bars, fmt="%.1f", fontsize=6)
     ax.set_xticks(range(len(tasks)), [f"{t.upper()} ({TASKS[t][0]})" for t in tasks])
     ax.set_xlim(-0.5, len(tasks) - 0.5)
     ax.set_ylabel("validation score × 100")
