@@ -4,7 +4,10 @@ One owner (the session) attaches two optimizer hooks and always removes them:
 a step *pre*-hook zeroes the gradients of pruned entries (so AdamW moments stay
 zero there) and a step *post*-hook zeroes the pruned weights again (weight decay
 and momentum cannot revive them). Weights are also zeroed the moment a mask is
-set, so every forward pass sees exact zeros.
+set, so every forward pass sees exact zeros. Both hooks multiply by a float keep-mask (a
+vectorised multiply, several times faster than a boolean fill over millions of weights); a
+finite value at a pruned entry becomes exactly zero, a non-finite one (a diverged run) stays
+non-finite.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from torch import nn
 
 
 class MaskSet:
-    """``name → (parameter, pruned)``, pruned a bool tensor of the parameter's shape."""
+    """``name → (parameter, pruned)``, pruned a bool tensor of the parameter's shape (and its float keep-mask,
+    1 where the weight lives, 0 where it is pruned, what the hooks multiply by)."""
 
     def __init__(self) -> None:
         self._masks: dict[str, tuple[nn.Parameter, torch.Tensor]] = {}
+        self._keep: dict[str, torch.Tensor] = {}
         self.version = 0  # counts set/release calls: "did an update change the masks?"
 
     def __contains__(self, name: str) -> bool:
@@ -41,12 +46,14 @@ class MaskSet:
             raise ValueError(f"mask for {name} must be bool of shape {tuple(param.shape)}")
         pruned = pruned.to(param.device)
         self._masks[name] = (param, pruned)
+        self._keep[name] = (~pruned).to(param.dtype)
         self.version += 1
         param.masked_fill_(pruned, 0.0)
 
     def release(self, name: str) -> None:
         """Stop enforcing ``name``'s mask (its weights may grow back)."""
         if self._masks.pop(name, None) is not None:
+            self._keep.pop(name, None)
             self.version += 1
 
     def sparsity(self) -> float:
@@ -56,14 +63,14 @@ class MaskSet:
 
     @torch.no_grad()
     def apply(self) -> None:
-        for param, pruned in self._masks.values():
-            param.masked_fill_(pruned, 0.0)
+        for name, (param, _) in self._masks.items():
+            param.mul_(self._keep[name])
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for param, pruned in self._masks.values():
+        for name, (param, _) in self._masks.items():
             if param.grad is not None:
-                param.grad.masked_fill_(pruned, 0.0)
+                param.grad.mul_(self._keep[name])
 
     @contextmanager
     def enforced(self, optimizer: torch.optim.Optimizer | None) -> Iterator[None]:
