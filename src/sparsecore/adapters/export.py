@@ -11,6 +11,7 @@ import torch
 
 from sparsecore.adapters.models import load_tokenizer
 from sparsecore.adapters.quant_attention import quantizable_attention
+from sparsecore.deploy.model_folder import SIAMESE_INPUTS
 from sparsecore.errors import SparsecoreError
 from sparsecore.quant.qat import CONFIG_FILE, QuantState
 
@@ -72,13 +73,10 @@ def write_tokenizer_files(tokenizer, folder: Path) -> None:
         (folder / extra).unlink(missing_ok=True)
 
 
-SIDE_B_IDS = "input_ids_b"  # a siamese graph's second-text input (sparsecore.adapters.pair_encoder.INPUTS)
-
-
 def _encode(tokenizer, columns: list, names: tuple[str, ...], **kw) -> dict[str, np.ndarray]:
     """The graph's inputs for rows of text ``columns``: a pair as one sequence, or — when ``names`` hold the
     second text's inputs (a siamese graph) — each column tokenized alone, the second as ``…_b``."""
-    if SIDE_B_IDS not in names:
+    if names != SIAMESE_INPUTS:
         enc = tokenizer(*columns, truncation=True, return_tensors="np",
                         return_token_type_ids="token_type_ids" in names, **kw)
         return {name: enc[name].astype(np.int64) for name in names}

@@ -92,10 +92,7 @@ def load_classifier(path: str, problem_type: str, label_names: list[str], cache_
                               "pass a local model folder, or 'minilm' (no downloads happen offline)") from None
     family_of(getattr(config, "model_type", None), f"{flag} {path}")
     trained_labels = getattr(config, "num_labels", None)
-    saved_siamese = is_siamese(config)
-    if saved_siamese and pair_encoding == "cross":
-        raise SparsecoreError("the model folder holds a siamese pair classifier", f"{flag} {path}",
-                              "drop --pair_encoding cross, or start from a cross-encoder or backbone folder")
+    saved_siamese = is_siamese(config)  # the plan refuses --pair_encoding cross for such a folder
     siamese = saved_siamese or pair_encoding == "siamese"  # a cross-encoder's head is not reused by a siamese one
     is_classifier = saved_siamese if siamese else \
         any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))

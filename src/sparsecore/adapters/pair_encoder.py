@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from sparsecore.selectors import NEVER_RUN_ATTR
 
 MARKER = "sparsecore_pair_encoding"  # config.json key: "siamese" for this model
 ENCODINGS = ("cross", "siamese")
-SIDE_B = "_b"  # suffix of the second text's inputs: input_ids_b, attention_mask_b
-INPUTS = ("input_ids", "attention_mask", "input_ids_b", "attention_mask_b")  # the exported graph's inputs
+SIDE_B = "_b"  # suffix of the second text's inputs: input_ids_b, attention_mask_b (deploy.model_folder.SIAMESE_INPUTS)
 
 
 def is_siamese(config) -> bool:
@@ -91,8 +91,6 @@ class SiameseClassifier(nn.Module):
             mask = torch.cat([_widen(attention_mask, width, 0), _widen(attention_mask_b, width, 0)])
             both = self.embed(ids, mask)
             u, v = both[:rows], both[rows:]
-        from transformers.modeling_outputs import SequenceClassifierOutput
-
         if self.config.problem_type == "regression":
             logits = self.head(nn.functional.cosine_similarity(u, v, dim=-1).unsqueeze(-1))
         else:

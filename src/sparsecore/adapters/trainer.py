@@ -139,8 +139,13 @@ def seed_everything(seed: int) -> None:
     set_seed(seed)
 
 
-def padding_collator(tokenizer) -> DataCollatorWithPadding:
-    """Pads each batch to its longest example (rows are already padded with --pad_to_max_length)."""
+def padding_collator(tokenizer, separate: bool = False):
+    """Pads each batch to its longest example (rows are already padded with --pad_to_max_length); ``separate``
+    (features of a siamese pair classifier): each text of the pairs to its own side's longest."""
+    if separate:
+        from sparsecore.adapters.pair_encoder import PairCollator
+
+        return PairCollator(tokenizer)
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
 
 

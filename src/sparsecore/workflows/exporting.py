@@ -160,8 +160,8 @@ def _run(args: ExportArguments) -> ExportResult:
         write_tokenizer_files,
     )
     from sparsecore.adapters.models import family
-    from sparsecore.adapters.pair_encoder import INPUTS as SIAMESE_INPUTS
     from sparsecore.adapters.pair_encoder import is_siamese
+    from sparsecore.deploy.model_folder import SIAMESE_INPUTS
     from sparsecore.export import (
         QUANTIZED,
         Tolerance,

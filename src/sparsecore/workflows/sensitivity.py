@@ -56,7 +56,7 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     """:func:`sensitivity` on parsed arguments (the CLI's entry): check the arguments, load model and data,
     prune each layer alone at every grid sparsity, optionally search a joint allocation, write the folder."""
     from sparsecore.adapters.models import family, load_classifier, load_tokenizer, resolve_model_path
-    from sparsecore.adapters.pair_encoder import PairCollator, is_siamese
+    from sparsecore.adapters.pair_encoder import is_siamese
     from sparsecore.adapters.trainer import make_grad_sampler, padding_collator, seed_everything
 
     grid = _floats(args.sparsities, "--sparsities")
@@ -94,7 +94,7 @@ def run(args: SensitivityArguments) -> SensitivityRun:
     rows = tokenize_split(data.evals["validation"], tokenizer, length, False, args.num_rows, separate=separate)
     train = tokenize_split(data.train, tokenizer, length, False, max(args.num_grads * args.grad_batch_size, 1),
                            separate=separate)
-    collator = PairCollator(tokenizer) if separate else padding_collator(tokenizer)
+    collator = padding_collator(tokenizer, separate)
     evaluate = _evaluator(model, rows, collator, args.batch_size, data.problem_type, metric_names_for(task,
                                                                                                   data.problem_type))
     sampler = make_grad_sampler(model, train, collator, args.grad_batch_size, "cpu", args.seed)

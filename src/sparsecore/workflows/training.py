@@ -171,12 +171,7 @@ class _Job:
 
         if not torch.cuda.is_available():
             self.args.dataloader_pin_memory = False  # pinning needs an accelerator; avoids a warning per run
-        if self.siamese:
-            from sparsecore.adapters.pair_encoder import PairCollator
-
-            self.collator = PairCollator(self.tokenizer)
-        else:
-            self.collator = padding_collator(self.tokenizer)
+        self.collator = padding_collator(self.tokenizer, self.siamese)
         return SparseTrainer(model=self.model, args=self.args, train_dataset=self.train_ds,
                              eval_dataset=next(iter(self.eval_sets.values()), None), processing_class=self.tokenizer,
                              data_collator=self.collator, compute_metrics=metrics_fn, recipe=self.plan.recipe,
