@@ -8,11 +8,20 @@ default panels (``sparsecore.kernels.fp32_rows.panel_columns``) and one with K i
 give the same logits, then times them in alternation (``--rounds`` rounds, best of each: this VM's speed drifts by
 more than the difference within minutes, so only interleaved timings compare). Prints a markdown table; ``--results``
 writes the rows with the machine they ran on.
+
+    python benchmarks/fp32_panels.py FOLDER [more] --against tuned [--batches 1,32] [--results FILE]
+
+compares instead the rule's panels (``SPARSECORE_TUNE=0``) with the widths timed on this host at load
+(``sparsecore.kernels.panel_tuning``; its cache file is moved to a fresh folder first, so the timing runs and its
+seconds are reported).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +31,9 @@ from engine_ab import alternate, onnx_of, parser, runs, write_results
 
 
 def _panels(engine) -> list[str]:
-    """``NxK: P`` for each distinct fp32 Linear shape of the engine's first layer."""
+    """``NxK: P×W`` (P panels of W columns) for each fp32 Linear shape of the engine's first layer."""
     layer = engine.model.layers[0]
-    return [f"{layer[k].weight.shape[0]}x{layer[k].weight.shape[1]}: {layer[k].weight.panels}"
+    return [f"{layer[k].weight.shape[0]}x{layer[k].weight.shape[1]}: {layer[k].weight.panels}×{layer[k].weight.panel}"
             for k in ("qkv", "attn_out", "intermediate", "out") if hasattr(layer[k].weight, "panels")]
 
 
@@ -34,6 +43,7 @@ def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
 
     onnx_path = onnx_of(folder)
     default = fp32_rows.panel_columns
+    os.environ["SPARSECORE_TUNE"] = "0"
     engines = {"panels": SparsecoreEngine(onnx_path, batch, [seq])}
     fp32_rows.panel_columns = lambda k, *args, **kwargs: k
     try:
@@ -46,9 +56,40 @@ def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
             "max_abs_diff": float(np.abs(logits["panels"] - logits["one panel"]).max())}
 
 
+def measure_tuned(folder: Path, batch: int, seq: int, rounds: int, cache: Path) -> dict:
+    """The rule's panels against the widths timed at load, the timing's seconds included."""
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+
+    onnx_path = onnx_of(folder)
+    os.environ["SPARSECORE_TUNE"] = "0"
+    engines = {"rule": SparsecoreEngine(onnx_path, batch, [seq])}
+    os.environ["SPARSECORE_TUNE"], os.environ["SPARSECORE_CACHE_DIR"] = "1", str(cache)
+    start = time.perf_counter()
+    engines["tuned"] = SparsecoreEngine(onnx_path, batch, [seq])
+    load_s = time.perf_counter() - start
+    logits, best = alternate(engines, batch, seq, rounds)
+    return {"model": folder.name, "batch": batch, "seq": seq, "rule_panels": _panels(engines["rule"]),
+            "tuned_panels": _panels(engines["tuned"]), "tuned_load_s": load_s, "rule_ms": best["rule"] * 1e3,
+            "tuned_ms": best["tuned"] * 1e3, "max_abs_diff": float(np.abs(logits["rule"] - logits["tuned"]).max())}
+
+
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--against", choices=("one-panel", "tuned"), default="one-panel")
+    args = ap.parse_args()
     rows = []
+    if args.against == "tuned":
+        cache = Path(tempfile.mkdtemp(prefix="fp32-panels-"))
+        print("| model | batch | rule's panels (first layer) | tuned | load with timing s | rule ms | tuned ms | ratio "
+              "| max abs Δlogit |\n|---|---:|---|---|---:|---:|---:|---:|---:|", flush=True)
+        for folder, batch, rounds in runs(args):
+            r = measure_tuned(folder, batch, args.seq, rounds, cache)
+            rows.append(r)
+            print(f"| {r['model']} | {batch} | {', '.join(r['rule_panels'])} | {', '.join(r['tuned_panels'])} | "
+                  f"{r['tuned_load_s']:.1f} | {r['rule_ms']:.1f} | {r['tuned_ms']:.1f} | "
+                  f"{r['tuned_ms'] / r['rule_ms']:.2f} | {r['max_abs_diff']:.1e} |", flush=True)
+        write_results(args.results, rows)
+        return
     print("| model | batch | panels (first layer) | panels ms | one panel ms | ratio | max abs Δlogit |\n"
           "|---|---:|---|---:|---:|---:|---:|", flush=True)
     for folder, batch, rounds in runs(args):

@@ -19,6 +19,10 @@ atexit.register(shutil.rmtree, _DATA_CACHE, ignore_errors=True)
 os.environ["HF_DATASETS_CACHE"] = _DATA_CACHE
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# fp32 panel widths come from the rule, not from timing on a busy test machine (tests/kernels/test_panel_tuning.py
+# turns timing on where it is the subject), and nothing is written to the user's ~/.cache/sparsecore
+os.environ["SPARSECORE_TUNE"] = "0"
+os.environ["SPARSECORE_CACHE_DIR"] = _DATA_CACHE
 
 
 @pytest.fixture(scope="session")

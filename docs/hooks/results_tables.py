@@ -242,6 +242,16 @@ def fp32_panels(data: dict) -> str:
                                      "ratio", "max abs Δlogit"], "lrlrrrr", body)
 
 
+def fp32_panels_tuned(data: dict) -> str:
+    """Whole models with the rule's fp32 panel widths against the widths timed at load, in alternation."""
+    body = [[r["model"], r["batch"], ", ".join(r["rule_panels"]), ", ".join(r["tuned_panels"]),
+             f"{r['tuned_load_s']:.1f}", f"{r['rule_ms']:.1f}", f"{r['tuned_ms']:.1f}",
+             f"{r['tuned_ms'] / r['rule_ms']:.2f}", f"{r['max_abs_diff']:.0e}"] for r in data["rows"]]
+    return _alternated(data) + rows(["model", "batch", "rule: panels × columns (first layer)", "tuned",
+                                     "load with timing s", "rule ms", "tuned ms", "ratio", "max abs Δlogit"],
+                                    "lrllrrrrr", body)
+
+
 def int8_block4_layout(data: dict) -> str:
     """Whole 1×4-block int8 models on the interleaved layout (fused producers, and each Linear quantizing its own input
     where recorded), the token-blocked one, and by a threshold, alternated."""
@@ -416,5 +426,6 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "streams": ("streams.json", streams),
     "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
     "fp32_panels_avx2": ("fp32_panels_avx2.json", fp32_panels),
+    "fp32_panels_tuned_vnni": ("fp32_panels_tuned_vnni.json", fp32_panels_tuned),
     "int8_block4_layout_avx2": ("int8_block4_layout_avx2.json", int8_block4_layout),
 }

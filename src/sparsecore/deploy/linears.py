@@ -57,8 +57,11 @@ class LinearT:
         bias = np.ascontiguousarray(b, dtype=np.float32)
         path = float_path()
         if formats == "auto" and fmt == "csr" and path != "generic" and w.shape[1] <= MAX_COLUMNS:
+            from sparsecore.kernels.panel_tuning import panel_for
+
             kind = "block4" if _block_structured(w) else "csr"
-            return cls(pack_rows(np.ascontiguousarray(w, np.float32), kind), bias, f"{kind} {path}")
+            w = np.ascontiguousarray(w, np.float32)
+            return cls(pack_rows(w, kind, panel=panel_for(w, kind, path)), bias, f"{kind} {path}")
         weight = np.ascontiguousarray(w) if fmt == "dense" else _sparse(w, fmt)
         return cls(weight, bias, fmt)
 
