@@ -409,6 +409,8 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_first_call_avx2": ("engine_first_call_avx2.json", engine_bench),
     "engine_bench_vnni_v1": ("engine_bench_vnni_v1.json", engine_bench),
     "engine_bench_vnni_b1_v2": ("engine_bench_vnni_b1_v2.json", engine_bench),
+    "engine_bench_vnni_fp32_v2": ("engine_bench_vnni_fp32_v2.json", engine_bench),
+    "engine_bench_vnni_int8_b1_v3": ("engine_bench_vnni_int8_b1_v3.json", engine_bench),
     "engine_first_call_vnni": ("engine_first_call_vnni.json", engine_bench),
     "engine_bench_avx2_int8_v7_unbound": ("engine_bench_avx2_int8_v7_unbound.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),

@@ -6,9 +6,10 @@ another the narrow one wins. :func:`panel_for` times the candidates (:func:`cand
 random activations of each of :data:`TUNE_TOKENS` token counts — one sequence, whose two token blocks a task runs
 together, and a batch's worth, one block per task —, in alternated rounds on every thread the engine uses, and keeps
 the width whose times, each relative to the fastest at its token count, sum lowest (the rule's own width unless
-another beats it by :data:`MARGIN`: timings this close are noise), in a JSON file (:func:`cache_file`) under a key of the CPU, the thread count, the kernel path and the
-shape (kind, N, K, stored weights per row in steps of 1/:data:`DENSITY_STEPS` of K), so a later load of any model
-with that shape on this host reads it instead of timing again. The products are the same sums whatever the width
+another beats it by :data:`MARGIN`: timings this close are noise), in a JSON file (:func:`cache_file`) under a key
+of the CPU, the thread count, the kernel path and the shape (kind, N, K, stored weights per row in steps of
+1/:data:`DENSITY_STEPS` of K), so a later load of any model with that shape on this host reads it instead of timing
+again. The products are the same sums whatever the width
 (each row's partial sums continue from memory panel after panel); only the rounding order of fp32 additions moves.
 
 ``SPARSECORE_TUNE=0`` turns timing off (the rule of :func:`~.fp32_rows.panel_columns` decides, as it does for
