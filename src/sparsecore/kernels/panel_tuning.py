@@ -9,8 +9,8 @@ the width whose times, each relative to the fastest at its token count, sum lowe
 another beats it by :data:`MARGIN`: timings this close are noise), in a JSON file (:func:`cache_file`) under a key
 of the CPU, the thread count, the kernel path and the shape (kind, N, K, stored weights per row in steps of
 1/:data:`DENSITY_STEPS` of K), so a later load of any model with that shape on this host reads it instead of timing
-again. The products are the same sums whatever the width
-(each row's partial sums continue from memory panel after panel); only the rounding order of fp32 additions moves.
+again. The products are the same sums whatever the width (each row's partial sums continue from memory panel after
+panel); only the rounding order of fp32 additions moves.
 
 ``SPARSECORE_TUNE=0`` turns timing off (the rule of :func:`~.fp32_rows.panel_columns` decides, as it does for
 Linears too small to time reliably, under :data:`MIN_WORK` stored weights); ``SPARSECORE_CACHE_DIR`` moves the file
