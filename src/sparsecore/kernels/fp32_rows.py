@@ -311,13 +311,19 @@ PANEL_WEIGHTS = {"csr": 24, "block4": 48}  # stored weights a row should have on
 L1_COLUMNS = 128  # the narrowest panel: one token block's activations on it, 32 KB, in L1
 
 
+def panel_limit(l2: int | None = None) -> int:
+    """The widest panel (a multiple of 64 columns, at least :data:`L1_COLUMNS`) whose activations of one token block
+    fill at most half of an L2 of ``l2`` bytes (default :func:`l2_bytes`)."""
+    return max(L1_COLUMNS, (l2_bytes() if l2 is None else l2) // 2 // (TOKENS * 4) // 64 * 64)
+
+
 def panel_columns(k: int, weights: float, kind: str = "csr", l2: int | None = None) -> int:
     """Input columns per panel for K = ``k`` and ``weights`` stored weights per row on average: wide enough that a row
     has about :data:`PANEL_WEIGHTS` of them on each panel (short runs cost more per weight than the activations they
     keep in L1), at least :data:`L1_COLUMNS`, and never so wide that one token block's activations on it (columns ·
     TB floats) fill more than half the L2 (``l2`` bytes, default :func:`l2_bytes`). K is cut into equal panels (a
     multiple of 64 columns); ``k`` itself means one panel."""
-    limit = max(L1_COLUMNS, (l2_bytes() if l2 is None else l2) // 2 // (TOKENS * 4) // 64 * 64)
+    limit = panel_limit(l2)
     wanted = min(max(PANEL_WEIGHTS[kind] * k / max(weights, 1.0), L1_COLUMNS), limit)
     if k <= wanted:
         return k

@@ -109,15 +109,28 @@ def csr_activations() -> str:
 
 
 @functools.cache
-def cpu_name() -> str:
-    """The host CPU's model name (``/proc/cpuinfo``; LLVM's CPU name where that file is missing)."""
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of ``/proc/cpuinfo`` (``model name``, ``cpu family``, ``model``, …); empty where
+    that file is missing."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+                name, _, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
+    return fields
+
+
+@functools.cache
+def cpu_name() -> str:
+    """The host CPU's model name (``/proc/cpuinfo``; LLVM's CPU name where that file is missing)."""
+    name = cpu_info().get("model name")
+    if name is not None:
+        return name
     import llvmlite.binding as llvm
 
     return llvm.get_host_cpu_name()

@@ -26,9 +26,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 
-from sparsecore.kernels.fp32_rows import TOKENS, fp32_linear_call, pack_rows, panel_columns
+from sparsecore.kernels.fp32_rows import (
+    TOKENS,
+    fp32_linear_call,
+    l2_bytes,
+    pack_rows,
+    panel_columns,
+    panel_limit,
+    stored_groups,
+)
+from sparsecore.kernels.isa import cpu_info, cpu_name
 
 TUNE_TOKENS = (2 * TOKENS, 32 * TOKENS)  # one 128-token sequence (a task runs both blocks), 16 (a block a task)
 ROUNDS = {2 * TOKENS: 9, 32 * TOKENS: 3}  # alternated timing rounds per token count; each candidate's best counts
@@ -55,9 +65,7 @@ def candidates(k: int, weights_per_row: float, kind: str) -> list[int]:
     """Panel widths worth timing for K = ``k``: the rule's own (:func:`~.fp32_rows.panel_columns`) and multiples of 64
     from 64 up to the rule's limit — one token block's activations on a panel fill at most half the L2 — or K itself
     (one panel) where K is within it; without repeats."""
-    from sparsecore.kernels.fp32_rows import l2_bytes
-
-    limit = max(128, l2_bytes() // 2 // (TOKENS * 4) // 64 * 64)
+    limit = panel_limit()
     widths = [panel_columns(k, weights_per_row, kind), *(w for w in (64, 128, 192, 256, 384, 512, k) if w <= limit)]
     return sorted({min(w, k) for w in widths})
 
@@ -71,20 +79,7 @@ def shape_key(path: str, kind: str, n: int, k: int, weights_per_row: float, thre
 def host() -> str:
     """This CPU as the cache tells hosts apart: model name, family and model numbers (one model name can cover several
     generations), L2 per core."""
-    from sparsecore.kernels.fp32_rows import l2_bytes
-    from sparsecore.kernels.isa import cpu_name
-
-    fields = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                name, _, value = line.partition(":")
-                if name.strip() in ("cpu family", "model") and name.strip() not in fields:
-                    fields[name.strip()] = value.strip()
-                if not line.strip():
-                    break
-    except OSError:
-        pass
+    fields = cpu_info()
     return f"{cpu_name()} {fields.get('cpu family', '?')}/{fields.get('model', '?')} L2 {l2_bytes() >> 10} KB"
 
 
@@ -137,10 +132,6 @@ def panel_for(w: np.ndarray, kind: str, path: str) -> int | None:
     """The panel width to pack ``w`` (N, K) float32 with for the ``kind`` kernels on ``path``: this host's cached
     choice for its shape, else the fastest of :func:`candidates` (timed now, then cached); None — the rule of
     :func:`~.fp32_rows.panel_columns` — when timing is off or the Linear is small."""
-    import numba as nb
-
-    from sparsecore.kernels.fp32_rows import stored_groups
-
     width = 4 if kind == "block4" else 1
     stored = int(np.count_nonzero(stored_groups(w, width))) * width
     n, k = w.shape

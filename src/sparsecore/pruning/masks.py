@@ -20,12 +20,11 @@ from torch import nn
 
 
 class MaskSet:
-    """``name → (parameter, pruned)``, pruned a bool tensor of the parameter's shape (and its float keep-mask,
-    1 where the weight lives, 0 where it is pruned, what the hooks multiply by)."""
+    """``name → (parameter, pruned, keep)``, pruned a bool tensor of the parameter's shape and keep its float
+    complement (1 where the weight lives, 0 where it is pruned: what the hooks multiply by)."""
 
     def __init__(self) -> None:
-        self._masks: dict[str, tuple[nn.Parameter, torch.Tensor]] = {}
-        self._keep: dict[str, torch.Tensor] = {}
+        self._masks: dict[str, tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = {}
         self.version = 0  # counts set/release calls: "did an update change the masks?"
 
     def __contains__(self, name: str) -> bool:
@@ -45,32 +44,30 @@ class MaskSet:
         if pruned.shape != param.shape or pruned.dtype != torch.bool:
             raise ValueError(f"mask for {name} must be bool of shape {tuple(param.shape)}")
         pruned = pruned.to(param.device)
-        self._masks[name] = (param, pruned)
-        self._keep[name] = (~pruned).to(param.dtype)
+        self._masks[name] = (param, pruned, (~pruned).to(param.dtype))
         self.version += 1
         param.masked_fill_(pruned, 0.0)
 
     def release(self, name: str) -> None:
         """Stop enforcing ``name``'s mask (its weights may grow back)."""
         if self._masks.pop(name, None) is not None:
-            self._keep.pop(name, None)
             self.version += 1
 
     def sparsity(self) -> float:
         """Fraction of the masked parameters' entries that are pruned (0 with no masks)."""
-        total = sum(p.numel() for p, _ in self._masks.values())
-        return sum(int(m.sum()) for _, m in self._masks.values()) / total if total else 0.0
+        total = sum(p.numel() for p, _, _ in self._masks.values())
+        return sum(int(m.sum()) for _, m, _ in self._masks.values()) / total if total else 0.0
 
     @torch.no_grad()
     def apply(self) -> None:
-        for name, (param, _) in self._masks.items():
-            param.mul_(self._keep[name])
+        for param, _, keep in self._masks.values():
+            param.mul_(keep)
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for name, (param, _) in self._masks.items():
+        for param, _, keep in self._masks.values():
             if param.grad is not None:
-                param.grad.mul_(self._keep[name])
+                param.grad.mul_(keep)
 
     @contextmanager
     def enforced(self, optimizer: torch.optim.Optimizer | None) -> Iterator[None]:
@@ -87,4 +84,4 @@ class MaskSet:
             post.remove()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: pruned.cpu() for name, (_, pruned) in self._masks.items()}
+        return {name: pruned.cpu() for name, (_, pruned, _) in self._masks.items()}
