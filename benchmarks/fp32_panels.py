@@ -14,10 +14,16 @@ writes the rows with the machine they ran on.
 compares instead the rule's panels (``SPARSECORE_TUNE=0``) with the widths timed on this host at load
 (``sparsecore.kernels.panel_tuning``; its cache file is moved to a fresh folder first, so the timing runs and its
 seconds are reported).
+
+    python benchmarks/fp32_panels.py FOLDER [more] --against row-order [--batches 1,32] [--results FILE]
+
+compares the weights packed group by group (a group's runs on one panel back to back, the order the kernel reads
+them: ``pack_rows``' default) with each row's runs together (``group=1``), the same panels and kernel.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -73,11 +79,42 @@ def measure_tuned(folder: Path, batch: int, seq: int, rounds: int, cache: Path) 
             "tuned_ms": best["tuned"] * 1e3, "max_abs_diff": float(np.abs(logits["rule"] - logits["tuned"]).max())}
 
 
+def measure_order(folder: Path, batch: int, seq: int, rounds: int) -> dict:
+    """Weights packed group by group against row by row, the rule's panels for both."""
+    from sparsecore.deploy.sparse_engine import SparsecoreEngine
+    from sparsecore.kernels import fp32_rows
+
+    onnx_path = onnx_of(folder)
+    default = fp32_rows.pack_rows
+    os.environ["SPARSECORE_TUNE"] = "0"
+    engines = {"grouped": SparsecoreEngine(onnx_path, batch, [seq])}
+    fp32_rows.pack_rows = functools.partial(default, group=1)
+    try:
+        engines["row order"] = SparsecoreEngine(onnx_path, batch, [seq])
+    finally:
+        fp32_rows.pack_rows = default
+    logits, best = alternate(engines, batch, seq, rounds)
+    return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["grouped"]),
+            "grouped_ms": best["grouped"] * 1e3, "row_order_ms": best["row order"] * 1e3,
+            "max_abs_diff": float(np.abs(logits["grouped"] - logits["row order"]).max())}
+
+
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--against", choices=("one-panel", "tuned"), default="one-panel")
+    ap.add_argument("--against", choices=("one-panel", "tuned", "row-order"), default="one-panel")
     args = ap.parse_args()
     rows = []
+    if args.against == "row-order":
+        print("| model | batch | panels (first layer) | grouped ms | row order ms | ratio | max abs Δlogit |\n"
+              "|---|---:|---|---:|---:|---:|---:|", flush=True)
+        for folder, batch, rounds in runs(args):
+            r = measure_order(folder, batch, args.seq, rounds)
+            rows.append(r)
+            print(f"| {r['model']} | {batch} | {', '.join(r['panels'])} | {r['grouped_ms']:.1f} | "
+                  f"{r['row_order_ms']:.1f} | {r['grouped_ms'] / r['row_order_ms']:.2f} | {r['max_abs_diff']:.1e} |",
+                  flush=True)
+        write_results(args.results, rows)
+        return
     if args.against == "tuned":
         cache = Path(tempfile.mkdtemp(prefix="fp32-panels-"))
         print("| model | batch | rule's panels (first layer) | tuned | load with timing s | rule ms | tuned ms | ratio "

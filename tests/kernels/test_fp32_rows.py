@@ -147,25 +147,65 @@ def test_panels_of_k_give_the_sums_of_one_panel(path, kind):
 def test_panel_packing_keeps_each_run_on_its_panel_and_even():
     rng = np.random.default_rng(2)
     w = pruned(40, 300, 0.7, "csr", rng)
-    packed = pack_rows(w, "csr", panel=64)
-    assert packed.panel == 64 and packed.splits.shape == (40, 6) and packed.nnz == np.count_nonzero(w)
-    np.testing.assert_array_equal(packed.splits[:, 0], packed.indptr[:-1])
-    np.testing.assert_array_equal(packed.splits[:, -1], packed.indptr[1:])
-    for r in range(40):
-        for p in range(5):
-            j0, j1 = packed.splits[r, p], packed.splits[r, p + 1]
-            columns = packed.index[j0:j1].astype(int)
-            assert (j1 - j0) % 2 == 0 and np.all(columns // 64 == p) and np.all(np.diff(columns) >= 0)
-            stored = np.flatnonzero(w[r, 64 * p:64 * (p + 1)]) + 64 * p
-            assert set(columns) == set(stored)  # a padded run repeats its last column with a zero weight
-            np.testing.assert_array_equal(packed.values[j0:j1][packed.values[j0:j1] != 0], w[r, stored])
+    for group in (1, 7, 16, 40, 128):
+        packed = pack_rows(w, "csr", panel=64, group=group)
+        assert packed.panel == 64 and packed.panels == 5 and packed.nnz == np.count_nonzero(w)
+        assert packed.segments.shape == (201,) and packed.segments[-1] == packed.index.size == packed.indptr[-1]
+        for r in range(40):
+            sizes = []
+            for p in range(5):
+                j0, j1 = packed.run(r, p)
+                columns = packed.index[j0:j1].astype(int)
+                assert (j1 - j0) % 2 == 0 and np.all(columns // 64 == p) and np.all(np.diff(columns) >= 0)
+                stored = np.flatnonzero(w[r, 64 * p:64 * (p + 1)]) + 64 * p
+                assert set(columns) == set(stored)  # a padded run repeats its last column with a zero weight
+                np.testing.assert_array_equal(packed.values[j0:j1][packed.values[j0:j1] != 0], w[r, stored])
+                sizes.append(j1 - j0)
+            assert packed.indptr[r + 1] - packed.indptr[r] == sum(sizes)
     blocks = pack_rows(np.ones((2, 300), np.float32), "block4", panel=64)
-    assert blocks.panels == 5 and list(np.diff(blocks.splits[0])) == [16, 16, 16, 16, 11]
+    assert blocks.panels == 5 and [np.diff(blocks.run(0, p))[0] for p in range(5)] == [16, 16, 16, 16, 11]
     odd = pack_rows(np.ones((3, 6), np.float32))  # K not a multiple of 4: one panel
-    assert odd.panels == 1 and list(odd.indptr) == [0, 6, 12, 18]
+    assert odd.panels == 1 and list(odd.indptr) == [0, 6, 12, 18] and list(odd.segments) == [0, 6, 12, 18]
     assert pack_rows(np.ones((3, 6), np.float32), panel=8).panels == 1
     empty = pack_rows(np.ones((0, 6), np.float32))
-    assert list(empty.indptr) == [0] and empty.splits.shape == (0, 2)
+    assert list(empty.indptr) == [0] and empty.panels == 1 and list(empty.segments) == [0]
+
+
+def test_runs_are_stored_group_by_group_then_panel_by_panel():
+    """Rows 0-2 form a group of 3, rows 3-4 the short last one: within a group the runs of panel 0 come first, row by
+    row, then panel 1's; one row per group is the row-by-row order, and a one-panel matrix is row-major either way."""
+    w = np.zeros((5, 8), np.float32)
+    for r in range(5):
+        w[r, [r % 4, 4 + r % 4]] = [10 * r + 1, 10 * r + 2]  # one weight per panel of 4 columns
+    grouped = pack_rows(w, "csr", panel=4, group=3)
+    assert list(grouped.first) == [0, 1, 2, 6, 7] and list(grouped.stride) == [3, 3, 3, 2, 2]
+    # each run is one weight padded to two: runs in the order (r0 p0, r1 p0, r2 p0, r0 p1, …, r3 p0, r4 p0, r3 p1, r4 p1)
+    assert list(grouped.values[::2]) == [1, 11, 21, 2, 12, 22, 31, 41, 32, 42]
+    rows = pack_rows(w, "csr", panel=4, group=1)
+    assert list(rows.values[::2]) == [1, 2, 11, 12, 21, 22, 31, 32, 41, 42] and list(rows.stride) == [1] * 5
+    one = pack_rows(w, "csr", panel=8, group=3)
+    assert list(one.values) == [1, 2, 11, 12, 21, 22, 31, 32, 41, 42]  # two weights a row: no padding
+    np.testing.assert_array_equal(one.segments, one.indptr)
+    with pytest.raises(ValueError, match="group must be at least 1 row"):
+        pack_rows(w, group=0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_every_packing_group_gives_the_same_bits(path, kind, monkeypatch):
+    """The kernel's row groups follow the packing's; groups of 1 row, of sizes that do not divide N (so a task's
+    row range straddles two of them) and of more rows than there are give the same bits, batch 1 and batch 3."""
+    rng = np.random.default_rng(5)
+    w = pruned(150, 256, 0.8, kind, rng)
+    for t in (2 * TOKENS, 3 * TOKENS - 5):
+        xb = token_blocks(rng.standard_normal((256, t)).astype(np.float32))
+        want = fp32_linear_t(pack_rows(w, kind, panel=64, group=1), xb, t, gelu=True, path=path)
+        for group in (5, 64, 128, 1000):
+            for threads in (1, 2):
+                nb.set_num_threads(min(threads, nb.config.NUMBA_NUM_THREADS))
+                got = fp32_linear_t(pack_rows(w, kind, panel=64, group=group), xb, t, gelu=True, path=path)
+                np.testing.assert_array_equal(got, want)
+        nb.set_num_threads(nb.config.NUMBA_NUM_THREADS)
 
 
 def test_panel_width_follows_density_l1_and_l2():

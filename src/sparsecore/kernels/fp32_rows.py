@@ -23,7 +23,8 @@ are contiguous and no two share cache sets the way a (K, T) array's rows 16 KB a
 (:func:`panel_columns`: about :data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB
 slab, in L1 —, at most half the L2): a task takes its rows in groups of :data:`GROUP`, runs each panel over the
 group (the row kernel's ``add`` form continues a row's sums from memory, in the same order as one pass), so the
-activations a panel reads come from L1 instead of L2. The epilogue (bias, scale, GELU: :mod:`.epilogue`, at the
+activations a panel reads come from L1 instead of L2; the weights are packed in that order (a group's runs on one
+panel back to back, :class:`RowsF32`), so they stream from memory front to back. The epilogue (bias, scale, GELU: :mod:`.epilogue`, at the
 path's vector width) runs on each row's block in L1. The IR is generic LLVM vector code (``llvm.fma``):
 :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
 AVX-512.
@@ -232,13 +233,17 @@ def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear_panels(marker, splits, index, values, xb, bounds, inside, bias, scale, gelu, partial, out):
-    """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]``; a group runs panel after
-    panel (``splits[r, p] : splits[r, p + 1]`` are row r's entries on panel p), its partial sums in the thread's
-    ``partial`` rows, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's rows
-    stream past it; ``inside``: a task is a row range, each group running every token block in turn."""
+def _linear_panels(marker, segments, first, stride, index, values, xb, bounds, inside, bias, scale, gelu, partial,
+                   out):
+    """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]`` (:data:`GROUP`, the
+    packing's group by default; a group that straddles two of the packing's reads two streams of runs); a group runs
+    panel after panel (row r's entries on panel p are ``segments[s] :
+    segments[s + 1]``, ``s = first[r] + p · stride[r]``: one group's runs on a panel lie back to back), its partial
+    sums in the thread's ``partial`` rows, so the slab part a panel reads stays in L1 (L2 for the widest panels)
+    while the group's rows stream past it; ``inside``: a task is a row range, each group running every token block
+    in turn."""
     chunks = bounds.size - 1
-    panels = splits.shape[1] - 1
+    panels = (segments.size - 1) // max(first.size, 1)
     group = partial.shape[1]
     inner = xb.shape[0] if inside else 1
     for task in nb.prange(xb.shape[0] // inner * chunks):
@@ -248,16 +253,19 @@ def _linear_panels(marker, splits, index, values, xb, bounds, inside, bias, scal
             r1 = min(r0 + group, bounds[c + 1])
             for b in range(b0, b0 + inner):
                 for r in range(r0, r1):
-                    _row(marker, index, values, splits[r, 0], splits[r, 1], xb, b, rows[r - r0])
+                    s = first[r]
+                    _row(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
                 for p in range(1, panels):
                     for r in range(r0, r1):
-                        if splits[r, p + 1] > splits[r, p]:
-                            _row_add(marker, index, values, splits[r, p], splits[r, p + 1], xb, b, rows[r - r0])
+                        s = first[r] + p * stride[r]
+                        if segments[s + 1] > segments[s]:
+                            _row_add(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
                 for r in range(r0, r1):
                     row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
-GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them)
+GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them), and packs together: a group's
+# runs on one panel lie back to back, so the weights stream in the order the kernel reads them
 BLOCKS_INSIDE = 2  # up to this many token blocks (one 128-token sequence) a task is a row range run over every
 # block, group by group, instead of one (block, row range): each 6-byte weight leaves memory once per call, not once
 # per block — at batch 1 a BERT-base model's fp32 weights (100 MB at 80%) do not fit the caches
@@ -266,18 +274,23 @@ EPILOGUE_ROWS = 32  # rows a one-panel Linear sums before their epilogues: each 
 
 @dataclass(frozen=True)
 class RowsF32:
-    """fp32 weights for the token-blocked kernels: ``indptr (N+1,) int64``, ``index (S,) uint16`` entry columns (block
-    columns for block4), ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``; ``splits (N, P+1)
-    int64``: where each row's entries on each of the P panels of ``panel`` input columns start (``splits[:, 0]`` =
-    ``indptr[:-1]``, ``splits[:, P]`` = ``indptr[1:]``)."""
+    """fp32 weights for the token-blocked kernels: ``index (S,) uint16`` entry columns (block columns for block4),
+    ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``, K in ``panels`` panels of ``panel``
+    input columns. Entries are stored in runs — one per (row, panel), columns ascending — ordered group by group of
+    ``group`` rows, within a group panel by panel, within a panel row by row; run ``s = first[r] + p · stride[r]``
+    (row r, panel p) is ``index[segments[s] : segments[s + 1]]``. ``indptr (N+1,) int64`` counts each row's entries
+    (padding included): cumulative, so with one panel it is also where each row's entries start."""
 
     indptr: np.ndarray
     index: np.ndarray
     values: np.ndarray
     shape: tuple[int, int]
-    splits: np.ndarray
+    segments: np.ndarray
+    first: np.ndarray
+    stride: np.ndarray
     panel: int
-    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads) → row bounds, "ones"
+    group: int
+    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads, align) → row bounds, "ones"
 
     @property
     def kind(self) -> str:
@@ -290,7 +303,12 @@ class RowsF32:
 
     @property
     def panels(self) -> int:
-        return self.splits.shape[1] - 1
+        return (self.segments.size - 1) // max(self.shape[0], 1) if self.shape[0] else 1
+
+    def run(self, r: int, p: int) -> tuple[int, int]:
+        """Where row ``r``'s entries on panel ``p`` lie: ``(start, stop)`` in ``index`` and ``values``."""
+        s = int(self.first[r] + p * self.stride[r])
+        return int(self.segments[s]), int(self.segments[s + 1])
 
 
 @functools.cache
@@ -331,11 +349,12 @@ def panel_columns(k: int, weights: float, kind: str = "csr", l2: int | None = No
     return -(-per // 64) * 64
 
 
-def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> RowsF32:
+def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group: int | None = None) -> RowsF32:
     """``kind`` format of a dense (N, K) float32 matrix (entries equal to 0 dropped; a block4 block is stored when
     any of its four weights is non-zero, K % 4 == 0); ``panel``: input columns per panel (a multiple of 4; default
-    :func:`panel_columns`). csr entries are padded to an even count per row and panel with a zero weight on that
-    panel's last stored column (the avx512 path takes pairs)."""
+    :func:`panel_columns`); ``group``: rows whose runs are stored panel by panel together (default :data:`GROUP`; 1:
+    each row's runs together). csr runs are padded to an even count with a zero weight on the run's last stored
+    column (the avx512 path takes pairs)."""
     w = np.asarray(w)
     if w.dtype != np.float32 or w.ndim != 2:
         raise ValueError(f"weights must be a 2-D float32 array, got {w.dtype} with shape {w.shape}")
@@ -349,6 +368,9 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> Row
         raise ValueError(f"K = {k} has more than {MAX_COLUMNS} {'block ' if width == 4 else ''}columns (uint16)")
     if panel is not None and (panel <= 0 or panel % 4):
         raise ValueError(f"panel must be a positive multiple of 4, got {panel}")
+    group = GROUP if group is None else group
+    if group < 1:
+        raise ValueError(f"group must be at least 1 row, got {group}")
     groups = k // width
     flat = np.flatnonzero(stored_groups(w, width))  # row-major, columns sorted (2-D np.nonzero is several times slower)
     rows, cols = np.divmod(flat, groups)
@@ -357,22 +379,36 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None) -> Row
         panel = panel_columns(k, np.count_nonzero(values) / max(n, 1), kind)
     per_panel = max(1, min(panel, k) // width)  # entry columns per panel (panel ≥ K: one panel)
     panels = max(1, -(-groups // per_panel))
-    segment = rows * panels + cols // per_panel  # (row, panel) in entry order
+    first, stride = run_order(n, panels, group)
+    run_of = (first[:, None] + np.arange(panels)[None, :] * stride[:, None]).reshape(-1)  # (row, panel) → run
+    segment = rows * panels + cols // per_panel  # each entry's (row, panel), non-decreasing
     counts = np.bincount(segment, minlength=n * panels)
     odd = counts % 2 if kind == "csr" else np.zeros(n * panels, np.int64)
-    starts = np.zeros(n * panels + 1, np.int64)
-    np.cumsum(counts + odd, out=starts[1:])
-    shift = np.cumsum(odd) - odd  # padding slots before each segment
-    index = np.empty(starts[-1], np.uint16)
-    packed = np.zeros((starts[-1], width), np.float32)
-    dest = np.arange(rows.size) + shift[segment]
+    sizes = np.zeros(n * panels, np.int64)
+    sizes[run_of] = counts + odd
+    segments = np.zeros(n * panels + 1, np.int64)
+    np.cumsum(sizes, out=segments[1:])
+    begins = segments[run_of]  # where each (row, panel) run starts
+    entered = np.cumsum(counts) - counts  # each (row, panel)'s first entry in ``flat``
+    dest = begins[segment] + np.arange(rows.size) - entered[segment]
+    index = np.empty(segments[-1], np.uint16)
+    packed = np.zeros((segments[-1], width), np.float32)
     index[dest], packed[dest] = cols, values
-    pads = starts[1:][odd == 1] - 1  # an odd segment's last slot: a zero weight on its last column
+    pads = (begins + counts)[odd == 1]  # an odd run's last slot: a zero weight on its last column
     index[pads] = index[pads - 1]
-    splits = starts[np.arange(n)[:, None] * panels + np.arange(panels + 1)[None, :]]
-    return RowsF32(np.append(splits[:, 0], starts[-1]), index,
-                   np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k),
-                   np.ascontiguousarray(splits), per_panel * width)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum((counts + odd).reshape(n, panels).sum(axis=1), out=indptr[1:])
+    return RowsF32(indptr, index, np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k),
+                   segments, first, stride, per_panel * width, group)
+
+
+def run_order(n: int, panels: int, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, stride)`` (N,) int64 of :class:`RowsF32`: the runs of rows ``r0 … r0 + g - 1`` (a group of ``group``
+    rows, the last one shorter) are numbered panel by panel, row by row, after the runs of the rows before them."""
+    r = np.arange(n, dtype=np.int64)
+    r0 = r // group * group
+    stride = np.minimum(group, n - r0)
+    return r0 * panels + (r - r0), stride
 
 
 def stored_groups(w: np.ndarray, width: int) -> np.ndarray:
@@ -471,9 +507,9 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         scratch = np.empty((task_blocks * (bounds.size - 1), EPILOGUE_ROWS, TOKENS), np.float32)
         return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, inside, bias,
                      scale, gelu, scratch, out)
-    partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group of partial sums per thread
-    return bound(_linear_panels, out, marker(path), weight.splits, weight.index, weight.values, xb, bounds, inside,
-                 bias, scale, gelu, partial, out)
+    partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group's partial sums per thread
+    return bound(_linear_panels, out, marker(path), weight.segments, weight.first, weight.stride, weight.index,
+                 weight.values, xb, bounds, inside, bias, scale, gelu, partial, out)
 
 
 def row_assembly(path: str, kind: str, cpu: str, add: bool = False) -> str:

@@ -46,7 +46,7 @@ MARGIN = 0.03  # how much lower (relative) another width's score must be than th
 MIN_WORK = 50_000  # stored weights below which the rule decides (a call of about 0.1 ms at 128 tokens)
 DENSITY_STEPS = 20  # shape key: stored weights per row rounded to multiples of K / DENSITY_STEPS
 FILE = "fp32_panels.json"
-VERSION = 1  # bump when the kernels change enough that old choices no longer hold
+VERSION = 2  # bump when the kernels change enough that old choices no longer hold
 
 
 def enabled() -> bool:
