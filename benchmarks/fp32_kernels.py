@@ -23,7 +23,8 @@ import numpy as np
 from int8_kernels import SHAPES, cpu
 
 from sparsecore.deploy.hugepages import huge_page_arrays
-from sparsecore.kernels.fp32_rows import activation_shape, fp32_linear_t, pack_rows, token_blocks
+from sparsecore.kernels.fp32_packing import pack_rows
+from sparsecore.kernels.fp32_rows import activation_shape, fp32_linear_t, token_blocks
 from sparsecore.kernels.isa import FLOAT_PATHS, float_supported
 from sparsecore.kernels.sparse_matmul import sparse_linear_t, to_block4, to_csr
 

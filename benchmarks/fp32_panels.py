@@ -4,7 +4,7 @@
         [--rounds 5] [--results benchmarks/results/fp32_panels.json]
 
 For each folder and batch, builds two engines from the same export: one whose fp32 Linears are packed with the
-default panels (``sparsecore.kernels.fp32_rows.panel_columns``) and one with K in a single panel, checks that they
+default panels (``sparsecore.kernels.fp32_packing.panel_columns``) and one with K in a single panel, checks that they
 give the same logits, then times them in alternation (``--rounds`` rounds, best of each: this VM's speed drifts by
 more than the difference within minutes, so only interleaved timings compare). Prints a markdown table; ``--results``
 writes the rows with the machine they ran on.
@@ -45,17 +45,17 @@ def _panels(engine) -> list[str]:
 
 def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
-    from sparsecore.kernels import fp32_rows
+    from sparsecore.kernels import fp32_packing
 
     onnx_path = onnx_of(folder)
-    default = fp32_rows.panel_columns
+    default = fp32_packing.panel_columns
     os.environ["SPARSECORE_TUNE"] = "0"
     engines = {"panels": SparsecoreEngine(onnx_path, batch, [seq])}
-    fp32_rows.panel_columns = lambda k, *args, **kwargs: k
+    fp32_packing.panel_columns = lambda k, *args, **kwargs: k
     try:
         engines["one panel"] = SparsecoreEngine(onnx_path, batch, [seq])
     finally:
-        fp32_rows.panel_columns = default
+        fp32_packing.panel_columns = default
     logits, best = alternate(engines, batch, seq, rounds)
     return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["panels"]),
             "panels_ms": best["panels"] * 1e3, "one_panel_ms": best["one panel"] * 1e3,
@@ -82,17 +82,17 @@ def measure_tuned(folder: Path, batch: int, seq: int, rounds: int, cache: Path) 
 def measure_order(folder: Path, batch: int, seq: int, rounds: int) -> dict:
     """Weights packed group by group against row by row, the rule's panels for both."""
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
-    from sparsecore.kernels import fp32_rows
+    from sparsecore.kernels import fp32_packing
 
     onnx_path = onnx_of(folder)
-    default = fp32_rows.pack_rows
+    default = fp32_packing.pack_rows
     os.environ["SPARSECORE_TUNE"] = "0"
     engines = {"grouped": SparsecoreEngine(onnx_path, batch, [seq])}
-    fp32_rows.pack_rows = functools.partial(default, group=1)
+    fp32_packing.pack_rows = functools.partial(default, group=1)
     try:
         engines["row order"] = SparsecoreEngine(onnx_path, batch, [seq])
     finally:
-        fp32_rows.pack_rows = default
+        fp32_packing.pack_rows = default
     logits, best = alternate(engines, batch, seq, rounds)
     return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["grouped"]),
             "grouped_ms": best["grouped"] * 1e3, "row_order_ms": best["row order"] * 1e3,

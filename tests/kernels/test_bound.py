@@ -7,7 +7,8 @@ import pytest
 from sparsecore.kernels import isa
 from sparsecore.kernels.attention import attention_call, attention_seq_t
 from sparsecore.kernels.bound import bound, chain
-from sparsecore.kernels.fp32_rows import fp32_linear_call, fp32_linear_t, pack_rows, token_blocks, token_blocks_call
+from sparsecore.kernels.fp32_packing import pack_rows
+from sparsecore.kernels.fp32_rows import fp32_linear_call, fp32_linear_t, token_blocks, token_blocks_call
 from sparsecore.kernels.int8_linear import int8_linear_call, int8_linear_t
 from sparsecore.kernels.int8_quads import TOKENS, pack_quads
 from sparsecore.kernels.int8_quads import token_blocks as int8_token_blocks

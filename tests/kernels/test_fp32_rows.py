@@ -9,17 +9,8 @@ import numpy as np
 import pytest
 
 from sparsecore.kernels import isa
-from sparsecore.kernels.fp32_rows import (
-    MAX_COLUMNS,
-    SHAPES,
-    TOKENS,
-    activation_shape,
-    fp32_linear_t,
-    pack_rows,
-    panel_columns,
-    row_assembly,
-    token_blocks,
-)
+from sparsecore.kernels.fp32_packing import MAX_COLUMNS, TOKENS, pack_rows, panel_columns
+from sparsecore.kernels.fp32_rows import SHAPES, activation_shape, fp32_linear_t, row_assembly, token_blocks
 from sparsecore.kernels.sparse_matmul import gelu_inplace
 
 PATHS = [pytest.param(p, marks=pytest.mark.skipif(not isa.float_supported(p), reason=f"this CPU cannot run {p} "

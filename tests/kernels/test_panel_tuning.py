@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from sparsecore.kernels import panel_tuning
-from sparsecore.kernels.fp32_rows import fp32_linear_t, pack_rows, panel_columns, token_blocks
+from sparsecore.kernels.fp32_packing import pack_rows, panel_columns
+from sparsecore.kernels.fp32_rows import fp32_linear_t, token_blocks
 from sparsecore.kernels.isa import float_path
 
 
@@ -33,7 +34,7 @@ def tuning(tmp_path, monkeypatch):
 @pytest.mark.parametrize("k, per_row, kind", [(768, 154, "csr"), (3072, 614, "csr"), (384, 77, "block4"),
                                                (100, 30, "csr"), (4096, 100, "block4")])
 def test_candidates_hold_the_rule_and_one_panel_and_stay_within_k(k, per_row, kind):
-    from sparsecore.kernels.fp32_rows import TOKENS, l2_bytes
+    from sparsecore.kernels.fp32_packing import TOKENS, l2_bytes
 
     widths = panel_tuning.candidates(k, per_row, kind)
     assert widths == sorted(set(widths))

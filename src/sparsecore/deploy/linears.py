@@ -50,7 +50,7 @@ class LinearT:
     def build(cls, w: np.ndarray, b: np.ndarray, formats: str = "auto") -> LinearT:
         """The Linear for weight ``w`` (N, K) float32 and bias ``b`` (N,), stored as the format rule picks
         (``formats="auto"``) or as ``formats`` says."""
-        from sparsecore.kernels.fp32_rows import MAX_COLUMNS, pack_rows
+        from sparsecore.kernels.fp32_packing import MAX_COLUMNS, pack_rows
         from sparsecore.kernels.isa import float_path
 
         fmt = _format(w, formats)
@@ -128,7 +128,7 @@ class LinearT:
 def _block_structured(codes: np.ndarray) -> bool:
     """Most stored 1×4 blocks of ``codes`` (int8 codes or float weights) are full: packing by blocks adds at most 25%
     zero products."""
-    from sparsecore.kernels.fp32_rows import stored_groups
+    from sparsecore.kernels.fp32_packing import stored_groups
 
     if codes.shape[1] % 4:
         return False
@@ -158,7 +158,7 @@ class QLinearT:
     """
 
     def __init__(self, q: QuantLinear, formats: str = "auto") -> None:
-        from sparsecore.kernels.fp32_rows import pack_rows
+        from sparsecore.kernels.fp32_packing import pack_rows
         from sparsecore.kernels.int8_block4 import pack_block4_int8
         from sparsecore.kernels.int8_linear import token_blocked
         from sparsecore.kernels.int8_quads import VECTOR_PATHS as QUAD_PATHS

@@ -2,11 +2,11 @@
 
 Computes ``Yᵀ (N, T) = W (N, K) · Xᵀ (K, T) + b`` (then exact GELU) with Xᵀ *token-blocked*:
 ``xb[b, k, i] = Xᵀ[k, TB·b + i]``, ``(ceil(T/TB), K, TB)`` float32 (:func:`token_blocks`; tokens past T are zeros),
-TB = :data:`TOKENS` = 64 on every path. Weights (:func:`pack_rows`): each row's stored entries in column order —
-``csr`` (one weight per entry, a row padded to an even count with a zero weight on its last column) or ``block4``
-(1×4 blocks along K: an entry holds the weights of columns 4c … 4c+3). Per entry and token block a row kernel
-broadcasts the weight and runs one FMA per vector of the weight's activation row (256 contiguous bytes), the
-accumulators in registers for the whole row:
+TB = :data:`~.fp32_packing.TOKENS` = 64 on every path. Weights: :class:`~.fp32_packing.RowsF32`
+(:func:`~.fp32_packing.pack_rows`), per row and K panel a run of stored entries in column order — ``csr`` (one weight
+per entry) or ``block4`` (1×4 blocks along K). Per entry and token block a row kernel broadcasts the weight and runs
+one FMA per vector of the weight's activation row (256 contiguous bytes), the accumulators in registers for the whole
+run:
 
 * ``avx512`` — 4 zmm vectors × 2 accumulator chains (CSR entries alternate between the chains, a block's first and
   last weight pairs go to one each): 8 independent FMAs in flight, as the FMA latency × ports of these cores needs.
@@ -19,23 +19,16 @@ The driver (:func:`fp32_linear_t`) splits the work into (token block, row range)
 stored entries (:func:`~.row_kernels.task_rows`; up to :data:`BLOCKS_INSIDE` blocks a task is a row range that runs
 each group of rows over every block in turn, so each weight leaves memory once per call); a thread's rows stream
 past one block's slab — K·TB·4 bytes, 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads
-are contiguous and no two share cache sets the way a (K, T) array's rows 16 KB apart do. K is cut into panels
-(:func:`panel_columns`: about :data:`PANEL_WEIGHTS` stored weights per row on each, at least 128 columns — a 32 KB
-slab, in L1 —, at most half the L2): a task takes its rows in groups of :data:`GROUP`, runs each panel over the
-group (the row kernel's ``add`` form continues a row's sums from memory, in the same order as one pass), so the
-activations a panel reads come from L1 instead of L2; the weights are packed in that order (a group's runs on one
-panel back to back, :class:`RowsF32`), so they stream from memory front to back. The epilogue (bias, scale, GELU: :mod:`.epilogue`, at the
-path's vector width) runs on each row's block in L1. The IR is generic LLVM vector code (``llvm.fma``):
-:func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
-AVX-512.
-Tested against float64 products in tests/kernels/test_fp32_rows.py.
+are contiguous and no two share cache sets the way a (K, T) array's rows 16 KB apart do. With K in panels a task
+takes its rows in groups of :data:`~.fp32_packing.GROUP` and runs each panel over the group (the row kernel's ``add``
+form continues a row's sums from memory, in the same order as one pass), so the activations a panel reads come from
+L1 instead of L2, and the weights, packed in that order, stream front to back. The epilogue (bias, scale, GELU:
+:mod:`.epilogue`, at the path's vector width) runs on each row's block in L1. The IR is generic LLVM vector code
+(``llvm.fma``): :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
+AVX-512. Tested against float64 products in tests/kernels/test_fp32_rows.py.
 """
 
 from __future__ import annotations
-
-import functools
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numba as nb
 import numpy as np
@@ -47,15 +40,13 @@ from numba.extending import overload
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.bound import bound
 from sparsecore.kernels.epilogue import row_epilogue
+from sparsecore.kernels.fp32_packing import GROUP, TOKENS, RowsF32
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
 from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
 from sparsecore.kernels.simd import accumulate_loop
 
-TOKENS = 64  # tokens per block of the activation layout, every path
 # path → (fp32 lanes per vector, vectors, accumulator chains); lanes · vectors = TOKENS
 SHAPES = {"avx512": (16, 4, 2), "avx2": (8, 8, 1)}
-KINDS = ("csr", "block4")  # packed weight formats
-MAX_COLUMNS = 2**16  # entry columns (block columns for block4) are uint16
 
 _I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
 _FP32 = (types.uint16, types.float32, types.float32, types.float32)  # index, values, activations, out
@@ -76,7 +67,7 @@ def emit_row(builder: ir.IRBuilder, path: str, kind: str, index_ptr, values_ptr,
     Pointers: ``index_ptr`` i16* columns (unsigned), ``values_ptr`` float* weights (four per entry for block4),
     ``slab_ptr`` float* one token block (row k at element TB·k), ``out_ptr`` float* TB results, written (read first
     with ``add``). ``j_start``
-    and ``j_end`` (i64) are multiples of the path's chain count for csr (:func:`pack_rows` pads rows to even).
+    and ``j_end`` (i64) are multiples of the path's chain count for csr (``pack_rows`` pads runs to even).
     """
     lanes, vectors, chains = SHAPES[path]
     vec = ir.VectorType(_F32, lanes)
@@ -264,161 +255,10 @@ def _linear_panels(marker, segments, first, stride, index, values, xb, bounds, i
                     row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
-GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them), and packs together: a group's
-# runs on one panel lie back to back, so the weights stream in the order the kernel reads them
 BLOCKS_INSIDE = 2  # up to this many token blocks (one 128-token sequence) a task is a row range run over every
 # block, group by group, instead of one (block, row range): each 6-byte weight leaves memory once per call, not once
 # per block — at batch 1 a BERT-base model's fp32 weights (100 MB at 80%) do not fit the caches
 EPILOGUE_ROWS = 32  # rows a one-panel Linear sums before their epilogues: each loop then runs back to back
-
-
-@dataclass(frozen=True)
-class RowsF32:
-    """fp32 weights for the token-blocked kernels: ``index (S,) uint16`` entry columns (block columns for block4),
-    ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``, K in ``panels`` panels of ``panel``
-    input columns. Entries are stored in runs — one per (row, panel), columns ascending — ordered group by group of
-    ``group`` rows, within a group panel by panel, within a panel row by row; run ``s = first[r] + p · stride[r]``
-    (row r, panel p) is ``index[segments[s] : segments[s + 1]]``. ``indptr (N+1,) int64`` counts each row's entries
-    (padding included): cumulative, so with one panel it is also where each row's entries start."""
-
-    indptr: np.ndarray
-    index: np.ndarray
-    values: np.ndarray
-    shape: tuple[int, int]
-    segments: np.ndarray
-    first: np.ndarray
-    stride: np.ndarray
-    panel: int
-    group: int
-    tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads, align) → row bounds, "ones"
-
-    @property
-    def kind(self) -> str:
-        return "block4" if self.values.ndim == 2 else "csr"
-
-    @property
-    def nnz(self) -> int:
-        """Stored non-zero weights (padding and zeros inside blocks not counted)."""
-        return int(np.count_nonzero(self.values))
-
-    @property
-    def panels(self) -> int:
-        return (self.segments.size - 1) // max(self.shape[0], 1) if self.shape[0] else 1
-
-    def run(self, r: int, p: int) -> tuple[int, int]:
-        """Where row ``r``'s entries on panel ``p`` lie: ``(start, stop)`` in ``index`` and ``values``."""
-        s = int(self.first[r] + p * self.stride[r])
-        return int(self.segments[s]), int(self.segments[s + 1])
-
-
-@functools.cache
-def l2_bytes() -> int:
-    """This CPU's L2 cache per core (sysfs, read once), 512 KB where it cannot be read."""
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for entry in sorted(base.glob("index*")) if base.is_dir() else []:
-        try:
-            if (entry / "level").read_text().strip() == "2" and (entry / "type").read_text().strip() != "Instruction":
-                size = (entry / "size").read_text().strip().upper()
-                return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]] if size[-1] in "KM" else int(size)
-        except (OSError, ValueError):
-            break
-    return 512 << 10
-
-
-PANEL_WEIGHTS = {"csr": 24, "block4": 48}  # stored weights a row should have on each panel, on average
-L1_COLUMNS = 128  # the narrowest panel: one token block's activations on it, 32 KB, in L1
-
-
-def panel_limit(l2: int | None = None) -> int:
-    """The widest panel (a multiple of 64 columns, at least :data:`L1_COLUMNS`) whose activations of one token block
-    fill at most half of an L2 of ``l2`` bytes (default :func:`l2_bytes`)."""
-    return max(L1_COLUMNS, (l2_bytes() if l2 is None else l2) // 2 // (TOKENS * 4) // 64 * 64)
-
-
-def panel_columns(k: int, weights: float, kind: str = "csr", l2: int | None = None) -> int:
-    """Input columns per panel for K = ``k`` and ``weights`` stored weights per row on average: wide enough that a row
-    has about :data:`PANEL_WEIGHTS` of them on each panel (short runs cost more per weight than the activations they
-    keep in L1), at least :data:`L1_COLUMNS`, and never so wide that one token block's activations on it (columns ·
-    TB floats) fill more than half the L2 (``l2`` bytes, default :func:`l2_bytes`). K is cut into equal panels (a
-    multiple of 64 columns); ``k`` itself means one panel."""
-    limit = panel_limit(l2)
-    wanted = min(max(PANEL_WEIGHTS[kind] * k / max(weights, 1.0), L1_COLUMNS), limit)
-    if k <= wanted:
-        return k
-    per = -(-k // -(-k // int(wanted)))  # K over the fewest panels of at most ``wanted`` columns
-    return -(-per // 64) * 64
-
-
-def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group: int | None = None) -> RowsF32:
-    """``kind`` format of a dense (N, K) float32 matrix (entries equal to 0 dropped; a block4 block is stored when
-    any of its four weights is non-zero, K % 4 == 0); ``panel``: input columns per panel (a multiple of 4; default
-    :func:`panel_columns`); ``group``: rows whose runs are stored panel by panel together (default :data:`GROUP`; 1:
-    each row's runs together). csr runs are padded to an even count with a zero weight on the run's last stored
-    column (the avx512 path takes pairs)."""
-    w = np.asarray(w)
-    if w.dtype != np.float32 or w.ndim != 2:
-        raise ValueError(f"weights must be a 2-D float32 array, got {w.dtype} with shape {w.shape}")
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    n, k = w.shape
-    width = 4 if kind == "block4" else 1
-    if k % width:
-        raise ValueError(f"block4 needs K divisible by 4, got K = {k}")
-    if k // width > MAX_COLUMNS:
-        raise ValueError(f"K = {k} has more than {MAX_COLUMNS} {'block ' if width == 4 else ''}columns (uint16)")
-    if panel is not None and (panel <= 0 or panel % 4):
-        raise ValueError(f"panel must be a positive multiple of 4, got {panel}")
-    group = GROUP if group is None else group
-    if group < 1:
-        raise ValueError(f"group must be at least 1 row, got {group}")
-    groups = k // width
-    flat = np.flatnonzero(stored_groups(w, width))  # row-major, columns sorted (2-D np.nonzero is several times slower)
-    rows, cols = np.divmod(flat, groups)
-    values = w.reshape(n * groups, width)[flat]
-    if panel is None:  # every non-zero of w is in a stored group
-        panel = panel_columns(k, np.count_nonzero(values) / max(n, 1), kind)
-    per_panel = max(1, min(panel, k) // width)  # entry columns per panel (panel ≥ K: one panel)
-    panels = max(1, -(-groups // per_panel))
-    first, stride = run_order(n, panels, group)
-    run_of = (first[:, None] + np.arange(panels)[None, :] * stride[:, None]).reshape(-1)  # (row, panel) → run
-    segment = rows * panels + cols // per_panel  # each entry's (row, panel), non-decreasing
-    counts = np.bincount(segment, minlength=n * panels)
-    odd = counts % 2 if kind == "csr" else np.zeros(n * panels, np.int64)
-    sizes = np.zeros(n * panels, np.int64)
-    sizes[run_of] = counts + odd
-    segments = np.zeros(n * panels + 1, np.int64)
-    np.cumsum(sizes, out=segments[1:])
-    begins = segments[run_of]  # where each (row, panel) run starts
-    entered = np.cumsum(counts) - counts  # each (row, panel)'s first entry in ``flat``
-    dest = begins[segment] + np.arange(rows.size) - entered[segment]
-    index = np.empty(segments[-1], np.uint16)
-    packed = np.zeros((segments[-1], width), np.float32)
-    index[dest], packed[dest] = cols, values
-    pads = (begins + counts)[odd == 1]  # an odd run's last slot: a zero weight on its last column
-    index[pads] = index[pads - 1]
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum((counts + odd).reshape(n, panels).sum(axis=1), out=indptr[1:])
-    return RowsF32(indptr, index, np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k),
-                   segments, first, stride, per_panel * width, group)
-
-
-def run_order(n: int, panels: int, group: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, stride)`` (N,) int64 of :class:`RowsF32`: the runs of rows ``r0 … r0 + g - 1`` (a group of ``group``
-    rows, the last one shorter) are numbered panel by panel, row by row, after the runs of the rows before them."""
-    r = np.arange(n, dtype=np.int64)
-    r0 = r // group * group
-    stride = np.minimum(group, n - r0)
-    return r0 * panels + (r - r0), stride
-
-
-def stored_groups(w: np.ndarray, width: int) -> np.ndarray:
-    """``(N, K / width)`` bool: which groups of ``width`` consecutive weights along K hold a non-zero (0.0 and -0.0
-    are zero)."""
-    nonzero = np.ascontiguousarray(w != 0)
-    if width == 1:
-        return nonzero
-    return nonzero.reshape(w.shape[0], -1, width).view(np.uint32).reshape(w.shape[0], -1) != 0 if width == 4 else \
-        nonzero.reshape(w.shape[0], -1, width).any(axis=2)
 
 
 def activation_shape(k: int, t_total: int) -> tuple[int, int, int]:
@@ -474,7 +314,7 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
     """:func:`fp32_linear_t` checked once and bound to these arrays (:func:`~.bound.bound`): calling it runs the
     product on ``xb``'s current values and returns ``out``."""
     if not isinstance(weight, RowsF32):
-        raise TypeError(f"weight must be a RowsF32 (pack_rows), got {type(weight).__name__}")
+        raise TypeError(f"weight must be a RowsF32 (fp32_packing.pack_rows), got {type(weight).__name__}")
     path = float_path() if path is None else path
     if path not in FLOAT_PATHS or not float_supported(path):
         runnable = ", ".join(p for p in FLOAT_PATHS if float_supported(p))

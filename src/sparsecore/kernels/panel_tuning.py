@@ -12,7 +12,7 @@ of the CPU, the thread count, the kernel path and the shape (kind, N, K, stored 
 again. The products are the same sums whatever the width (each row's partial sums continue from memory panel after
 panel); only the rounding order of fp32 additions moves.
 
-``SPARSECORE_TUNE=0`` turns timing off (the rule of :func:`~.fp32_rows.panel_columns` decides, as it does for
+``SPARSECORE_TUNE=0`` turns timing off (the rule of :func:`~.fp32_packing.panel_columns` decides, as it does for
 Linears too small to time reliably, under :data:`MIN_WORK` stored weights); ``SPARSECORE_CACHE_DIR`` moves the file
 (default ``~/.cache/sparsecore``). A file that cannot be read or written is ignored: the timing then runs on
 every load.
@@ -29,15 +29,8 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
-from sparsecore.kernels.fp32_rows import (
-    TOKENS,
-    fp32_linear_call,
-    l2_bytes,
-    pack_rows,
-    panel_columns,
-    panel_limit,
-    stored_groups,
-)
+from sparsecore.kernels.fp32_packing import TOKENS, l2_bytes, pack_rows, panel_columns, panel_limit, stored_groups
+from sparsecore.kernels.fp32_rows import fp32_linear_call
 from sparsecore.kernels.isa import cpu_info, cpu_name
 
 TUNE_TOKENS = (2 * TOKENS, 32 * TOKENS)  # one 128-token sequence (a task runs both blocks), 16 (a block a task)
@@ -62,7 +55,7 @@ def cache_file() -> Path:
 
 
 def candidates(k: int, weights_per_row: float, kind: str) -> list[int]:
-    """Panel widths worth timing for K = ``k``: the rule's own (:func:`~.fp32_rows.panel_columns`) and multiples of 64
+    """Panel widths worth timing for K = ``k``: the rule's own (:func:`~.fp32_packing.panel_columns`) and multiples of 64
     from 64 up to the rule's limit — one token block's activations on a panel fill at most half the L2 — or K itself
     (one panel) where K is within it; without repeats."""
     limit = panel_limit()
@@ -131,7 +124,7 @@ def time_panels(w: np.ndarray, kind: str, path: str, widths: list[int], tokens: 
 def panel_for(w: np.ndarray, kind: str, path: str) -> int | None:
     """The panel width to pack ``w`` (N, K) float32 with for the ``kind`` kernels on ``path``: this host's cached
     choice for its shape, else the fastest of :func:`candidates` (timed now, then cached); None — the rule of
-    :func:`~.fp32_rows.panel_columns` — when timing is off or the Linear is small."""
+    :func:`~.fp32_packing.panel_columns` — when timing is off or the Linear is small."""
     width = 4 if kind == "block4" else 1
     stored = int(np.count_nonzero(stored_groups(w, width))) * width
     n, k = w.shape
