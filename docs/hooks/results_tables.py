@@ -252,6 +252,14 @@ def fp32_panels_tuned(data: dict) -> str:
                                     "lrllrrrrr", body)
 
 
+def fp32_order(data: dict) -> str:
+    """Whole models with their fp32 weights packed group by group against row by row, timed in alternation."""
+    body = [[r["model"], r["batch"], ", ".join(r["panels"]), f"{r['grouped_ms']:.1f}", f"{r['row_order_ms']:.1f}",
+             f"{r['grouped_ms'] / r['row_order_ms']:.2f}", f"{r['max_abs_diff']:.0e}"] for r in data["rows"]]
+    return _alternated(data) + rows(["model", "batch", "panels × columns (first layer)", "group by group ms",
+                                     "row by row ms", "ratio", "max abs Δlogit"], "lrlrrrr", body)
+
+
 def int8_block4_layout(data: dict) -> str:
     """Whole 1×4-block int8 models on the interleaved layout (fused producers, and each Linear quantizing its own input
     where recorded), the token-blocked one, and by a threshold, alternated."""
@@ -411,6 +419,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_vnni_v1": ("engine_bench_vnni_v1.json", engine_bench),
     "engine_bench_vnni_b1_v2": ("engine_bench_vnni_b1_v2.json", engine_bench),
     "engine_bench_vnni_fp32_v2": ("engine_bench_vnni_fp32_v2.json", engine_bench),
+    "engine_bench_vnni_fp32_v3": ("engine_bench_vnni_fp32_v3.json", engine_bench),
     "engine_bench_vnni_int8_b1_v3": ("engine_bench_vnni_int8_b1_v3.json", engine_bench),
     "engine_first_call_vnni": ("engine_first_call_vnni.json", engine_bench),
     "engine_first_call_vnni_v2": ("engine_first_call_vnni_v2.json", engine_bench),
@@ -431,5 +440,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_overhead_avx2_v1": ("engine_overhead_avx2_v1.json", engine_overhead),
     "fp32_panels_avx2": ("fp32_panels_avx2.json", fp32_panels),
     "fp32_panels_tuned_vnni": ("fp32_panels_tuned_vnni.json", fp32_panels_tuned),
+    "fp32_order_vnni": ("fp32_order_vnni.json", fp32_order),
+    "fp32_panels_tuned_vnni_v2": ("fp32_panels_tuned_vnni_v2.json", fp32_panels_tuned),
     "int8_block4_layout_avx2": ("int8_block4_layout_avx2.json", int8_block4_layout),
 }
