@@ -228,11 +228,10 @@ def _linear_panels(marker, segments, first, stride, index, values, xb, bounds, i
                    out):
     """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]`` (:data:`GROUP`, the
     packing's group by default; a group that straddles two of the packing's reads two streams of runs); a group runs
-    panel after panel (row r's entries on panel p are ``segments[s] :
-    segments[s + 1]``, ``s = first[r] + p · stride[r]``: one group's runs on a panel lie back to back), its partial
-    sums in the thread's ``partial`` rows, so the slab part a panel reads stays in L1 (L2 for the widest panels)
-    while the group's rows stream past it; ``inside``: a task is a row range, each group running every token block
-    in turn."""
+    panel after panel (row r's entries on panel p are ``segments[s] : segments[s + 1]``, ``s = first[r] + p ·
+    stride[r]``: one group's runs on a panel lie back to back), its partial sums in the thread's ``partial`` rows, so
+    the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's rows stream past it;
+    ``inside``: a task is a row range, each group running every token block in turn."""
     chunks = bounds.size - 1
     panels = (segments.size - 1) // max(first.size, 1)
     group = partial.shape[1]
