@@ -43,23 +43,36 @@ def _panels(engine) -> list[str]:
             for k in ("qkv", "attn_out", "intermediate", "out") if hasattr(layer[k].weight, "panels")]
 
 
-def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
+def _patched_pair(folder: Path, batch: int, seq: int, rounds: int, attribute: str, patch) -> tuple[dict, dict, dict]:
+    """Two engines from one export, the rule's panels (timing off): the default one and one built while
+    ``fp32_packing.<attribute>`` is ``patch(default)``; ``(engines, logits, best seconds)`` keyed "default" and
+    "patched", timed in alternation."""
     from sparsecore.deploy.sparse_engine import SparsecoreEngine
     from sparsecore.kernels import fp32_packing
 
     onnx_path = onnx_of(folder)
-    default = fp32_packing.panel_columns
+    default = getattr(fp32_packing, attribute)
     os.environ["SPARSECORE_TUNE"] = "0"
-    engines = {"panels": SparsecoreEngine(onnx_path, batch, [seq])}
-    fp32_packing.panel_columns = lambda k, *args, **kwargs: k
+    engines = {"default": SparsecoreEngine(onnx_path, batch, [seq])}
+    setattr(fp32_packing, attribute, patch(default))
     try:
-        engines["one panel"] = SparsecoreEngine(onnx_path, batch, [seq])
+        engines["patched"] = SparsecoreEngine(onnx_path, batch, [seq])
     finally:
-        fp32_packing.panel_columns = default
+        setattr(fp32_packing, attribute, default)
     logits, best = alternate(engines, batch, seq, rounds)
-    return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["panels"]),
-            "panels_ms": best["panels"] * 1e3, "one_panel_ms": best["one panel"] * 1e3,
-            "max_abs_diff": float(np.abs(logits["panels"] - logits["one panel"]).max())}
+    return engines, logits, best
+
+
+def _diff(logits: dict) -> float:
+    return float(np.abs(logits["default"] - logits["patched"]).max())
+
+
+def measure(folder: Path, batch: int, seq: int, rounds: int) -> dict:
+    """The rule's panels against K in one panel."""
+    engines, logits, best = _patched_pair(folder, batch, seq, rounds, "panel_columns",
+                                          lambda default: lambda k, *args, **kwargs: k)
+    return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["default"]),
+            "panels_ms": best["default"] * 1e3, "one_panel_ms": best["patched"] * 1e3, "max_abs_diff": _diff(logits)}
 
 
 def measure_tuned(folder: Path, batch: int, seq: int, rounds: int, cache: Path) -> dict:
@@ -81,60 +94,45 @@ def measure_tuned(folder: Path, batch: int, seq: int, rounds: int, cache: Path) 
 
 def measure_order(folder: Path, batch: int, seq: int, rounds: int) -> dict:
     """Weights packed group by group against row by row, the rule's panels for both."""
-    from sparsecore.deploy.sparse_engine import SparsecoreEngine
-    from sparsecore.kernels import fp32_packing
+    engines, logits, best = _patched_pair(folder, batch, seq, rounds, "pack_rows",
+                                          lambda default: functools.partial(default, group=1))
+    return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["default"]),
+            "grouped_ms": best["default"] * 1e3, "row_order_ms": best["patched"] * 1e3, "max_abs_diff": _diff(logits)}
 
-    onnx_path = onnx_of(folder)
-    default = fp32_packing.pack_rows
-    os.environ["SPARSECORE_TUNE"] = "0"
-    engines = {"grouped": SparsecoreEngine(onnx_path, batch, [seq])}
-    fp32_packing.pack_rows = functools.partial(default, group=1)
-    try:
-        engines["row order"] = SparsecoreEngine(onnx_path, batch, [seq])
-    finally:
-        fp32_packing.pack_rows = default
-    logits, best = alternate(engines, batch, seq, rounds)
-    return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["grouped"]),
-            "grouped_ms": best["grouped"] * 1e3, "row_order_ms": best["row order"] * 1e3,
-            "max_abs_diff": float(np.abs(logits["grouped"] - logits["row order"]).max())}
+
+MODES = {  # --against → (table head, one row of it from a measured dict)
+    "one-panel": (("| model | batch | panels (first layer) | panels ms | one panel ms | ratio | max abs Δlogit |\n"
+                  "|---|---:|---|---:|---:|---:|---:|"),
+                  lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['panels'])} | {r['panels_ms']:.1f} | "
+                            f"{r['one_panel_ms']:.1f} | {r['panels_ms'] / r['one_panel_ms']:.2f} | "
+                            f"{r['max_abs_diff']:.1e} |"),
+    "tuned": (("| model | batch | rule's panels (first layer) | tuned | load with timing s | rule ms | tuned ms | ratio "
+              "| max abs Δlogit |\n|---|---:|---|---|---:|---:|---:|---:|---:|"),
+              lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['rule_panels'])} | "
+                        f"{', '.join(r['tuned_panels'])} | {r['tuned_load_s']:.1f} | {r['rule_ms']:.1f} | "
+                        f"{r['tuned_ms']:.1f} | {r['tuned_ms'] / r['rule_ms']:.2f} | {r['max_abs_diff']:.1e} |"),
+    "row-order": (("| model | batch | panels (first layer) | grouped ms | row order ms | ratio | max abs Δlogit |\n"
+                  "|---|---:|---|---:|---:|---:|---:|"),
+                  lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['panels'])} | {r['grouped_ms']:.1f} | "
+                            f"{r['row_order_ms']:.1f} | {r['grouped_ms'] / r['row_order_ms']:.2f} | "
+                            f"{r['max_abs_diff']:.1e} |"),
+}
 
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--against", choices=("one-panel", "tuned", "row-order"), default="one-panel")
+    ap.add_argument("--against", choices=tuple(MODES), default="one-panel")
     args = ap.parse_args()
+    head, line = MODES[args.against]
+    if args.against == "tuned":  # the timing runs into a fresh cache, so its seconds are reported
+        measure_one = functools.partial(measure_tuned, cache=Path(tempfile.mkdtemp(prefix="fp32-panels-")))
+    else:
+        measure_one = measure_order if args.against == "row-order" else measure
+    print(head, flush=True)
     rows = []
-    if args.against == "row-order":
-        print("| model | batch | panels (first layer) | grouped ms | row order ms | ratio | max abs Δlogit |\n"
-              "|---|---:|---|---:|---:|---:|---:|", flush=True)
-        for folder, batch, rounds in runs(args):
-            r = measure_order(folder, batch, args.seq, rounds)
-            rows.append(r)
-            print(f"| {r['model']} | {batch} | {', '.join(r['panels'])} | {r['grouped_ms']:.1f} | "
-                  f"{r['row_order_ms']:.1f} | {r['grouped_ms'] / r['row_order_ms']:.2f} | {r['max_abs_diff']:.1e} |",
-                  flush=True)
-        write_results(args.results, rows)
-        return
-    if args.against == "tuned":
-        cache = Path(tempfile.mkdtemp(prefix="fp32-panels-"))
-        print("| model | batch | rule's panels (first layer) | tuned | load with timing s | rule ms | tuned ms | ratio "
-              "| max abs Δlogit |\n|---|---:|---|---|---:|---:|---:|---:|---:|", flush=True)
-        for folder, batch, rounds in runs(args):
-            r = measure_tuned(folder, batch, args.seq, rounds, cache)
-            rows.append(r)
-            print(f"| {r['model']} | {batch} | {', '.join(r['rule_panels'])} | {', '.join(r['tuned_panels'])} | "
-                  f"{r['tuned_load_s']:.1f} | {r['rule_ms']:.1f} | {r['tuned_ms']:.1f} | "
-                  f"{r['tuned_ms'] / r['rule_ms']:.2f} | {r['max_abs_diff']:.1e} |", flush=True)
-        write_results(args.results, rows)
-        return
-    print("| model | batch | panels (first layer) | panels ms | one panel ms | ratio | max abs Δlogit |\n"
-          "|---|---:|---|---:|---:|---:|---:|", flush=True)
     for folder, batch, rounds in runs(args):
-        r = measure(folder, batch, args.seq, rounds)
-        rows.append(r)
-        print(f"| {r['model']} | {batch} | {', '.join(r['panels'])} | {r['panels_ms']:.1f} | "
-              f"{r['one_panel_ms']:.1f} | {r['panels_ms'] / r['one_panel_ms']:.2f} | {r['max_abs_diff']:.1e} |",
-              flush=True)
+        rows.append(measure_one(folder, batch, args.seq, rounds))
+        print(line(rows[-1]), flush=True)
     write_results(args.results, rows)
 
 

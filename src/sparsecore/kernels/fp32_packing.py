@@ -55,7 +55,7 @@ class RowsF32:
 
     @property
     def panels(self) -> int:
-        return (self.segments.size - 1) // max(self.shape[0], 1) if self.shape[0] else 1
+        return (self.segments.size - 1) // self.shape[0] if self.shape[0] else 1
 
     def run(self, r: int, p: int) -> tuple[int, int]:
         """Where row ``r``'s entries on panel ``p`` lie: ``(start, stop)`` in ``index`` and ``values``."""
