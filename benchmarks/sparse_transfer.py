@@ -5,6 +5,8 @@ dense fine-tuning of the same length, one run at a time.
     python benchmarks/sparse_transfer.py --run upstream80          # GMP to 80% on the corpus, hidden-state distillation
     python benchmarks/sparse_transfer.py --run upstream90
     python benchmarks/sparse_transfer.py --run upstream80-layers   # the same, distilling every layer's token states
+    python benchmarks/sparse_transfer.py --run upstream80-short-mlm  # the objectives side by side, each 0.3 epochs:
+                                                   # short-distill, short-mlm (a fresh MLM head), short-mlmdistill
     python benchmarks/sparse_transfer.py --run dense-mrpc          # dense fine-tuning (dense-sst2, dense-stsb too)
     python benchmarks/sparse_transfer.py --run transfer80-sst2     # `transfer` from runs/sparse-transfer/upstream80
     python benchmarks/sparse_transfer.py --run transfer80-layers-sst2   # from upstream80-layers
@@ -49,6 +51,13 @@ TASKS = {  # task → (main metric, epochs, initial learning rate) of both its d
 }
 PAIR_TASKS = ("mrpc", "stsb")  # also run as siamese pair classifiers (KIND-siamese-TASK)
 UPSTREAM_EPOCHS = 1.5
+SHORT_EPOCHS = 0.3  # the objective comparison's upstream length, the same for every objective
+VARIANTS = {  # upstreamS-VARIANT → (objective, distilled layers); no variant: ("distill", "last") for UPSTREAM_EPOCHS
+    "layers": ("distill", "all"),
+    "short-distill": ("distill", "last"),
+    "short-mlm": ("mlm", "last"),
+    "short-mlmdistill": ("mlm+distill", "last"),
+}
 GMP = """
 num_epochs: {epochs}
 training_modifiers:
@@ -83,26 +92,28 @@ def record(name: str, entry: dict) -> None:
 
 
 def upstream(name: str, glue_dir: str, out: Path) -> dict:
-    """``upstream80``/``upstream90`` (the last layer's token states distilled), ``-layers``: every layer's."""
+    """``upstream80``/``upstream90`` (the last layer's token states distilled) and ``upstreamS-VARIANT``
+    (:data:`VARIANTS`: ``-layers`` every layer's; ``-short-OBJECTIVE`` the objectives side by side, shorter)."""
     from sparsecore.workflows.upstream import prune_upstream
 
     sparsity, _, variant = name[len("upstream"):].partition("-")
-    recipe = GMP.format(epochs=UPSTREAM_EPOCHS, init_lr="1.0e-4", final_lr="1.0e-6", params=LINEARS,
-                        sparsity=int(sparsity) / 100, prune_end=UPSTREAM_EPOCHS * 2 / 3, update_frequency=0.05)
+    objective, layers = VARIANTS.get(variant, ("distill", "last"))
+    epochs = SHORT_EPOCHS if variant.startswith("short-") else UPSTREAM_EPOCHS
+    recipe = GMP.format(epochs=epochs, init_lr="1.0e-4", final_lr="1.0e-6", params=LINEARS,
+                        sparsity=int(sparsity) / 100, prune_end=epochs * 2 / 3, update_frequency=epochs / 30)
     folder = out / name
     if folder.exists():  # a rerun rebuilds the backbone (transfer rows recorded from the old one are rerun too)
         shutil.rmtree(folder)
     started = time.time()
     result = prune_upstream(model_name_or_path="minilm", train_file=[str(Path(glue_dir) / f) for f in CORPUS],
-                            recipe=recipe, objective="distill", output_dir=folder,
-                            distill_layers="all" if variant == "layers" else "last",
+                            recipe=recipe, objective=objective, output_dir=folder, distill_layers=layers,
                             max_seq_length=128, per_device_train_batch_size=32, learning_rate=1e-4,
                             logging_steps=100, save_strategy="no", disable_tqdm=True,
                             train_sampling_strategy="group_by_length")
     result_dir = Path(result.output_dir)
     training = json.loads((result_dir / "sparsecore_training.json").read_text())
-    return {"objective": result.objective, "distill_layers": training["distill_layers"],
-            "corpus": training["corpus"], "epochs": UPSTREAM_EPOCHS,
+    return {"objective": result.objective, **({"distill_layers": layers} if "distill" in objective else {}),
+            "corpus": training["corpus"], "epochs": epochs,
             "loss": result.metrics.get("train_loss"), "wall_time_s": time.time() - started,
             "train_samples_per_second": result.metrics.get("train_samples_per_second"),
             "encoder_sparsity": result.sparsity["total"]["sparsity"]}
@@ -202,15 +213,16 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
 
 
 def runs() -> list[str]:
-    names = ["upstream80", "upstream90", "upstream80-layers", "upstream90-layers", "zeroshot-dense",
-             "zeroshot-upstream80", "zeroshot-upstream90", "zeroshot-upstream80-layers"]
+    backbones = ["upstream80", "upstream90", *(f"upstream80-{v}" for v in VARIANTS), "upstream90-layers"]
+    names = [*backbones, "zeroshot-dense", *(f"zeroshot-{b}" for b in backbones)]
+    short = [f"transfer80-{v}" for v in VARIANTS if v.startswith("short-")]
     for task in TASKS:
         names += [f"dense-{task}", f"downstream80-{task}", f"transfer80-{task}", f"transfer90-{task}",
                   f"transfer-quant80-{task}",
-                  f"transfer80-layers-{task}", f"transfer90-layers-{task}"]
+                  f"transfer80-layers-{task}", f"transfer90-layers-{task}", *(f"{k}-{task}" for k in short)]
         if task in PAIR_TASKS:
             names += [f"{kind}-siamese-{task}" for kind in ("dense", "downstream80", "transfer80", "transfer90",
-                                                            "transfer-quant80")]
+                                                            "transfer-quant80", *short)]
     return names
 
 
@@ -277,12 +289,18 @@ def main(argv=None) -> None:
         print(json.dumps(entry, indent=1))
     if args.table:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "hooks"))
-        from results_tables import sparse_transfer, sparse_transfer_upstream, sparse_transfer_zero_shot
+        from results_tables import (
+            sparse_transfer,
+            sparse_transfer_objectives,
+            sparse_transfer_upstream,
+            sparse_transfer_zero_shot,
+        )
 
         if not RESULTS.is_file():
             raise SystemExit(f"{RESULTS} does not exist yet: run a --run first")
         data = json.loads(RESULTS.read_text())
-        print(sparse_transfer_upstream(data) + "\n\n" + sparse_transfer_zero_shot(data) + "\n\n" + sparse_transfer(data))
+        print("\n\n".join(table(data) for table in (sparse_transfer_upstream, sparse_transfer_zero_shot, sparse_transfer,
+                                                      sparse_transfer_objectives)))
         if plot(data, PICTURE):
             print(f"\nwrote {PICTURE}")
 

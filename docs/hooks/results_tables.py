@@ -352,6 +352,35 @@ def sparse_transfer_upstream(data: dict) -> str:
          "final training loss", "wall time", "samples/s", "trained"], "llrrrrrrrl", body)
 
 
+def sparse_transfer_objectives(data: dict) -> str:
+    """benchmarks/sparse_transfer.py: the upstream objectives side by side (``upstream80-short-*``, each as long as
+    the others) — what each backbone keeps with no training and after transfer — and the full-length distilled
+    backbone for reference."""
+    names = {"upstream80-short-distill": "distill", "upstream80-short-mlm": "mlm (fresh head)",
+             "upstream80-short-mlmdistill": "mlm+distill", "upstream80": "distill (full length)"}
+    dense_zero = data.get("zeroshot-dense", {}).get("score")
+
+    def score(name: str, dense: str) -> str:
+        r, d = data.get(name), data.get(dense)
+        if not r:
+            return "not run"
+        return f"{r['score']:.4f}" + (f" ({100 * r['score'] / d['score']:.1f}%)" if d else "")
+
+    body = []
+    for name, label in names.items():
+        if name not in data:
+            continue
+        r, kind = data[name], "transfer" + name[len("upstream"):]
+        zero = data.get(f"zeroshot-{name}")
+        body.append([f"`{name}`", label, f"{r['epochs']:g}", f"{r['wall_time_s'] / 60:.0f} min",
+                     f"{zero['score']:.4f}" + (f" ({100 * zero['score'] / dense_zero:.1f}%)" if dense_zero else "")
+                     if zero else "not run",
+                     score(f"{kind}-siamese-stsb", "dense-siamese-stsb"), score(f"{kind}-sst2", "dense-sst2")])
+    return _machine_line([data[n] for n in names if n in data]) + rows(
+        ["backbone (80%)", "objective", "upstream epochs", "upstream wall time", "zero-shot STS-B (of dense)",
+         "transfer STS-B siamese (of dense)", "transfer SST-2 (of dense)"], "llrrrrr", body)
+
+
 def pair_throughput(data: dict) -> str:
     """benchmarks/pair_throughput.py: a siamese deployment's validation pairs through each engine's Pipeline."""
     ds = data["engines"].get("deepsparse", {}).get("pairs_per_s")
@@ -394,6 +423,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "demo_choices": ("demo_choices.json", demo_choices),
     "sparse_transfer": ("sparse_transfer.json", sparse_transfer),
     "sparse_transfer_upstream": ("sparse_transfer.json", sparse_transfer_upstream),
+    "sparse_transfer_objectives": ("sparse_transfer.json", sparse_transfer_objectives),
     "sparse_transfer_zero_shot": ("sparse_transfer.json", sparse_transfer_zero_shot),
     "data_prep": ("data_prep.json", data_prep),
     "engine_bench": ("engine_bench.json", engine_bench),

@@ -1,5 +1,6 @@
 """Upstream pruning on unlabeled text: MLM where the model has a head, hidden-state distillation where it has
-none, a backbone folder that sparse transfer starts from, and bad input refused in one line."""
+none, both summed on request (a fresh MLM head where there is none), a backbone folder that sparse transfer starts
+from, and bad input refused in one line."""
 
 import json
 import re
@@ -106,8 +107,51 @@ def test_distilling_every_layer_averages_their_token_errors(corpus, tmp_path):
     assert training["objective"] == "distill" and training["distill_layers"] == "all"
 
 
+def test_mlm_plus_distill_sums_both_losses_on_the_same_masked_input(tmp_path):
+    """``mlm+distill``: the masked-language model's own loss plus the distillation loss of its backbone against the
+    teacher, both reading the masked ids."""
+    from transformers import BertForMaskedLM, BertModel
+
+    from sparsecore.adapters.upstream import MlmDistiller, distillation_loss
+
+    base = tiny(tmp_path / "encoder", "BertModel")
+    mlm, teacher = BertForMaskedLM.from_pretrained(base), BertModel.from_pretrained(base)
+    with torch.no_grad():
+        for w in mlm.bert.parameters():
+            w.add_(0.05 * torch.randn_like(w))
+    ids = torch.randint(1000, 2000, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[2, 5:] = 0
+    labels = torch.full_like(ids, -100)
+    labels[:, 2] = ids[:, 2]
+    ids[:, 2] = 103  # [MASK]
+    for layers in ("last", "all"):
+        got = MlmDistiller(mlm, teacher, layers)(ids, mask, labels=labels)["loss"]
+        out = mlm(input_ids=ids, attention_mask=mask, labels=labels)
+        backbone = mlm.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        want = out.loss + distillation_loss(backbone, teacher, ids, mask, {}, layers)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        assert out.loss > 1 and want - out.loss > 0  # both terms count
+
+
+@pytest.mark.parametrize("objective", ["mlm", "mlm+distill"])
+def test_mlm_objectives_train_a_fresh_head_where_the_checkpoint_has_none(objective, corpus, tmp_path, caplog):
+    from safetensors.torch import load_file
+
+    base = tiny(tmp_path / "encoder", "BertModel")
+    result = prune_upstream(model_name_or_path=str(base), train_file=[str(corpus)], recipe=GMP, objective=objective,
+                            output_dir=tmp_path / "backbone", **{**FAST, "save_strategy": "epoch"})
+    assert result.objective == objective and result.metrics["train_loss"] > 0
+    assert "has no masked-language-modelling head: a fresh one is trained" in caplog.text
+    training = json.loads((tmp_path / "backbone" / "sparsecore_training.json").read_text())
+    assert training["objective"] == objective and ("distill_layers" in training) == (objective == "mlm+distill")
+    weights = load_file(tmp_path / "backbone" / "model.safetensors")
+    assert set(weights) == set(load_file(base / "model.safetensors"))  # the backbone only, not the fresh head
+    assert result.sparsity["total"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
 @pytest.mark.parametrize("argv, pattern", [
-    (["--objective", "mlm"], "has no masked-language-modelling head"),
+    (["--objective", "mlm-distill"], "--objective"),
     (["--train_file", "{tmp}/none.txt"], "text file not found"),
     (["--train_file", "{empty}"], "no non-empty text"),
     (["--mlm_probability", "1.5"], "--mlm_probability is 1.5"),

@@ -201,7 +201,18 @@ class SparseTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         """Trainer's save; a siamese classifier (no ``PreTrainedModel``: Trainer writes its state dict only) also
-        gets its config.json, so the folder and every checkpoint load again."""
+        gets its config.json, so the folder and every checkpoint load again. A state dict written that way keeps
+        one name per tied tensor (safetensors refuses shared memory; Trainer's resume loads it non-strictly and
+        the tie restores the others)."""
+        from transformers import PreTrainedModel
+
+        if state_dict is None and not isinstance(self.model, PreTrainedModel):
+            state_dict, seen = {}, set()
+            for name, tensor in self.model.state_dict().items():
+                key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+                if key not in seen:
+                    seen.add(key)
+                    state_dict[name] = tensor
         super()._save(output_dir, state_dict)
         from sparsecore.adapters.pair_encoder import is_siamese
 

@@ -2,7 +2,7 @@
 
     python -m sparsecore.transformers.masked_language_modeling --model_name_or_path minilm \
         --train_file corpus.txt [--train_file more.parquet --text_column sentence] --recipe RECIPE \
-        [--recipe_args k=v,...] [--objective auto|mlm|distill] [--distill_layers last|all] \
+        [--recipe_args k=v,...] [--objective auto|mlm|distill|mlm+distill] [--distill_layers last|all] \
         --output_dir out/backbone-80
 
 Writes a backbone folder (no task head) to fine-tune with ``--recipe transfer``; see
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--recipe_args", default=None)
     p.add_argument("--objective", default="auto", choices=OBJECTIVES)
     p.add_argument("--distill_layers", default="last", choices=DISTILL_LAYERS,
-                   help="distill objective: match the last layer's token states (default) or every layer's")
+                   help="distill objectives: match the last layer's token states (default) or every layer's")
     p.add_argument("--output_dir", required=True)
     p.add_argument("--max_seq_length", type=int, default=128)
     p.add_argument("--mlm_probability", type=float, default=0.15)

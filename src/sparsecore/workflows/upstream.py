@@ -11,11 +11,14 @@ masks checksum after each mask update). ``resume_from_checkpoint`` (a checkpoint
 newest complete one in ``output_dir``) restores the weights, the optimizer and the recipe's state (masks,
 schedules). The objective:
 
-* ``mlm``: masked-language modelling with the model's own MLM head (15% of tokens masked);
+* ``mlm``: masked-language modelling (15% of tokens masked) with the model's MLM head — a fresh one, trained
+  with the backbone, when the checkpoint has none;
 * ``distill``: the dense starting model as a frozen teacher; the loss is the mean squared error between the
   student's and the teacher's last hidden states over real tokens (``distill_layers="all"``: every layer's, their
   mean) plus one minus the cosine of their mean-pooled sentence embeddings (what a sentence-embedding model such as
   all-MiniLM-L6-v2, which has no MLM head, is for);
+* ``mlm+distill``: the sum of both losses, the teacher reading the same masked text (the Prune-OFA / oBERT
+  upstream objective, with hidden states in place of MLM logits);
 * ``auto`` (default): ``mlm`` when the checkpoint holds an MLM head, else ``distill``.
 
 The result loads as any model folder (``--model_name_or_path``): a fresh classification head is added, and the
@@ -36,7 +39,7 @@ from sparsecore.file_checks import check_writable
 from sparsecore.workflows.plan import resume_checkpoint
 
 log = logging.getLogger("sparsecore")
-OBJECTIVES = ("auto", "mlm", "distill")
+OBJECTIVES = ("auto", "mlm", "distill", "mlm+distill")
 DISTILL_LAYERS = ("last", "all")  # which layers' token states the distillation matches
 PAIRS = ("rows", "none")  # rows: a table row read from exactly two text columns is one sentence pair
 
@@ -232,7 +235,7 @@ def prune_upstream(model_name_or_path: str = "minilm", train_file: list[str] | t
                                       title=f"{Path(path).name} upstream ({objective})")
         (out / "sparsecore_training.json").write_text(json.dumps(
             {"kind": "backbone", "objective": objective, "model_name_or_path": model_name_or_path, "corpus": corpus,
-             **({"distill_layers": distill_layers} if objective == "distill" else {}),
+             **({"distill_layers": distill_layers} if "distill" in objective else {}),
              "recipe": recipe, "recipe_args": recipe_args, "metrics": metrics,
              "seconds": time.time() - started}, indent=1), encoding="utf-8")
         files |= {"model": out, "sparsity_report": out / "sparsity_report.png",
