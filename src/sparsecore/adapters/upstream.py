@@ -87,9 +87,8 @@ def upstream_model(path: str, objective: str, distill_layers: str = "last"):
                 head_missing = any(not k.startswith(mlm.base_model_prefix + ".") for k in info["missing_keys"])
             except ValueError:  # the family has no MLM class
                 mlm, head_missing = None, True
-            if mlm is not None:
-                mlm = _with_whole_backbone(mlm, path)
             if objective == "auto" and not head_missing:
+                mlm = _with_whole_backbone(mlm, path)
                 return mlm, mlm.base_model, "mlm"
             if objective != "auto":
                 if mlm is None:
@@ -98,6 +97,7 @@ def upstream_model(path: str, objective: str, distill_layers: str = "last"):
                 if head_missing:
                     log.warning("the checkpoint has no masked-language-modelling head: a fresh one is trained with "
                                 "the backbone (only the backbone is saved); --objective distill needs no head")
+                mlm = _with_whole_backbone(mlm, path)
                 if objective == "mlm":
                     return mlm, mlm.base_model, "mlm"
                 return MlmDistiller(mlm, AutoModel.from_pretrained(path), distill_layers), mlm.base_model, objective
