@@ -66,28 +66,3 @@ def tiny_deployment(tiny_model, tmp_path_factory):
 
     return export_half_pruned(tiny_model, tmp_path_factory.mktemp("dep") / "m")
 
-
-# The files that take longest (training runs, DeepSparse, several processes, many kernel compilations), longest
-# first: with the suite spread over the cores (pytest-xdist, a file at a time per worker: pyproject's addopts) they
-# then overlap one another and the short files fill the end, instead of a long file running alone at the end.
-LONG_FILES = (
-    "tests/deploy/test_quantized_deploy.py",
-    "tests/kernels/test_attention.py",
-    "tests/workflows/test_distributed.py",
-    "tests/server/test_server.py",
-    "tests/deploy/test_deepsparse_compat.py",
-    "tests/workflows/test_api.py",
-    "tests/deploy/test_sparse_engine.py",
-    "tests/pruning/test_obs_minilm.py",
-    "tests/cli/test_cli_glue.py",
-    "tests/cli/test_cli_sparseml_recipes.py",
-    "tests/cli/test_cli_faults.py",
-    "tests/deploy/test_deploy_clis.py",
-    "tests/workflows/test_pair_encoder.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    """:data:`LONG_FILES` first, in that order; every other test keeps its place (the sort is stable)."""
-    rank = {name: i for i, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))
