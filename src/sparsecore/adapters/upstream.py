@@ -34,23 +34,17 @@ class HiddenStateDistiller(torch.nn.Module):
         return {"loss": distillation_loss(student, self._teacher[0], input_ids, mask, extra, self.layers)}
 
 
-class MlmDistiller(torch.nn.Module):
-    """A masked-language model trained on the sum of its MLM loss and :class:`HiddenStateDistiller`'s loss: its
-    backbone's token states and sentence embedding against a frozen teacher backbone reading the same masked
-    input (the Prune-OFA / oBERT upstream objective, with hidden states in place of MLM logits, so it works on
-    models whose checkpoint has no MLM head to distill)."""
-
-    def __init__(self, mlm, teacher, layers: str = "last") -> None:
-        super().__init__()
-        self.mlm = mlm
-        self.config = mlm.config
-        self.layers = layers
-        self._teacher = [teacher.eval().requires_grad_(False)]
+class MlmDistiller(HiddenStateDistiller):
+    """A masked-language model (``student``) trained on the sum of its MLM loss and :class:`HiddenStateDistiller`'s
+    loss: its backbone's token states and sentence embedding against a frozen teacher backbone reading the same
+    masked input (the Prune-OFA / oBERT upstream objective, with hidden states in place of MLM logits, so it works
+    on models whose checkpoint has no MLM head to distill)."""
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, **_):
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        out = self.mlm(input_ids=input_ids, attention_mask=mask, labels=labels, output_hidden_states=True, **extra)
+        out = self.student(input_ids=input_ids, attention_mask=mask, labels=labels, output_hidden_states=True,
+                           **extra)
         backbone = SimpleNamespace(last_hidden_state=out.hidden_states[-1], hidden_states=out.hidden_states)
         return {"loss": out.loss + distillation_loss(backbone, self._teacher[0], input_ids, mask, extra, self.layers)}
 
