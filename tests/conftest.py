@@ -65,4 +65,3 @@ def tiny_deployment(tiny_model, tmp_path_factory):
     from tiny_models import export_half_pruned
 
     return export_half_pruned(tiny_model, tmp_path_factory.mktemp("dep") / "m")
-
