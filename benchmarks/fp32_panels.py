@@ -19,6 +19,11 @@ seconds are reported).
 
 compares the weights packed group by group (a group's runs on one panel back to back, the order the kernel reads
 them: ``pack_rows``' default) with each row's runs together (``group=1``), the same panels and kernel.
+
+    python benchmarks/fp32_panels.py FOLDER [more] --against run-order [--batches 1,32] [--results FILE]
+
+compares a group's runs on a panel stored longest first (``pack_rows``' default: runs of one length follow each other,
+so the kernel's loop exit is foreseen) with the same runs in row order (``longest_first=False``).
 """
 
 from __future__ import annotations
@@ -100,6 +105,15 @@ def measure_order(folder: Path, batch: int, seq: int, rounds: int) -> dict:
             "grouped_ms": best["default"] * 1e3, "row_order_ms": best["patched"] * 1e3, "max_abs_diff": _diff(logits)}
 
 
+def measure_run_order(folder: Path, batch: int, seq: int, rounds: int) -> dict:
+    """A (group, panel)'s runs longest first against row order, the rule's panels for both."""
+    engines, logits, best = _patched_pair(folder, batch, seq, rounds, "pack_rows",
+                                          lambda default: functools.partial(default, longest_first=False))
+    return {"model": folder.name, "batch": batch, "seq": seq, "panels": _panels(engines["default"]),
+            "longest_first_ms": best["default"] * 1e3, "row_order_ms": best["patched"] * 1e3,
+            "max_abs_diff": _diff(logits)}
+
+
 MODES = {  # --against → (table head, one row of it from a measured dict)
     "one-panel": (("| model | batch | panels (first layer) | panels ms | one panel ms | ratio | max abs Δlogit |\n"
                   "|---|---:|---|---:|---:|---:|---:|"),
@@ -116,6 +130,11 @@ MODES = {  # --against → (table head, one row of it from a measured dict)
                   lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['panels'])} | {r['grouped_ms']:.1f} | "
                             f"{r['row_order_ms']:.1f} | {r['grouped_ms'] / r['row_order_ms']:.2f} | "
                             f"{r['max_abs_diff']:.1e} |"),
+    "run-order": (("| model | batch | panels (first layer) | longest first ms | row order ms | ratio | max abs Δlogit |\n"
+                  "|---|---:|---|---:|---:|---:|---:|"),
+                  lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['panels'])} | {r['longest_first_ms']:.1f} | "
+                            f"{r['row_order_ms']:.1f} | {r['longest_first_ms'] / r['row_order_ms']:.2f} | "
+                            f"{r['max_abs_diff']:.1e} |"),
 }
 
 
@@ -127,7 +146,7 @@ def main() -> None:
     if args.against == "tuned":  # the timing runs into a fresh cache, so its seconds are reported
         measure_one = functools.partial(measure_tuned, cache=Path(tempfile.mkdtemp(prefix="fp32-panels-")))
     else:
-        measure_one = measure_order if args.against == "row-order" else measure
+        measure_one = {"row-order": measure_order, "run-order": measure_run_order}.get(args.against, measure)
     print(head, flush=True)
     rows = []
     for folder, batch, rounds in runs(args):

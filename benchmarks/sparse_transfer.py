@@ -5,6 +5,7 @@ dense fine-tuning of the same length, one run at a time.
     python benchmarks/sparse_transfer.py --run upstream80          # GMP to 80% on the corpus, hidden-state distillation
     python benchmarks/sparse_transfer.py --run upstream90
     python benchmarks/sparse_transfer.py --run upstream80-layers   # the same, distilling every layer's token states
+    python benchmarks/sparse_transfer.py --run upstream90-obs      # OBS (global, Fisher of the distillation loss)
     python benchmarks/sparse_transfer.py --run upstream80-short-mlm  # the objectives side by side, each 0.3 epochs:
                                                    # short-distill, short-mlm (a fresh MLM head), short-mlmdistill
     python benchmarks/sparse_transfer.py --run dense-mrpc          # dense fine-tuning (dense-sst2, dense-stsb too)
@@ -52,11 +53,13 @@ TASKS = {  # task → (main metric, epochs, initial learning rate) of both its d
 PAIR_TASKS = ("mrpc", "stsb")  # also run as siamese pair classifiers (KIND-siamese-TASK)
 UPSTREAM_EPOCHS = 1.5
 SHORT_EPOCHS = 0.3  # the objective comparison's upstream length, the same for every objective
-VARIANTS = {  # upstreamS-VARIANT → (objective, distilled layers); no variant: ("distill", "last") for UPSTREAM_EPOCHS
-    "layers": ("distill", "all"),
-    "short-distill": ("distill", "last"),
-    "short-mlm": ("mlm", "last"),
-    "short-mlmdistill": ("mlm+distill", "last"),
+VARIANTS = {  # upstreamS-VARIANT → (objective, distilled layers, pruner); no variant: ("distill", "last", GMP) for
+    # UPSTREAM_EPOCHS
+    "layers": ("distill", "all", "gmp"),
+    "obs": ("distill", "last", "obs"),
+    "short-distill": ("distill", "last", "gmp"),
+    "short-mlm": ("mlm", "last", "gmp"),
+    "short-mlmdistill": ("mlm+distill", "last", "gmp"),
 }
 GMP = """
 num_epochs: {epochs}
@@ -80,6 +83,22 @@ pruning_modifiers:
     mask_type: unstructured
     leave_enabled: true
 """  # GMP (cubic, layer by layer) of the blocks' Linears, upstream and downstream
+OBS_PRUNER = """
+  - !OBSPruningModifier
+    params: ['{params}']
+    init_sparsity: 0.0
+    final_sparsity: {sparsity}
+    start_epoch: 0.0
+    end_epoch: {prune_end}
+    update_frequency: {update_frequency}
+    inter_func: cubic
+    global_sparsity: true
+    num_grads: 128
+    fisher_block_size: 50
+    grad_sampler_kwargs: {{batch_size: 16}}
+    mask_type: unstructured
+    leave_enabled: true
+"""  # in place of GMP's pruner: OBS as in the full-data obs90 run (128 gradients, blocks of 50), ranked globally
 
 
 def record(name: str, entry: dict) -> None:
@@ -97,10 +116,13 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
     from sparsecore.workflows.upstream import prune_upstream
 
     sparsity, _, variant = name[len("upstream"):].partition("-")
-    objective, layers = VARIANTS.get(variant, ("distill", "last"))
+    objective, layers, pruner = VARIANTS.get(variant, ("distill", "last", "gmp"))
     epochs = SHORT_EPOCHS if variant.startswith("short-") else UPSTREAM_EPOCHS
-    recipe = GMP.format(epochs=epochs, init_lr="1.0e-4", final_lr="1.0e-6", params=LINEARS,
-                        sparsity=int(sparsity) / 100, prune_end=epochs * 2 / 3, update_frequency=epochs / 30)
+    schedule = {"params": LINEARS, "sparsity": int(sparsity) / 100, "prune_end": epochs * 2 / 3}
+    recipe = GMP.format(epochs=epochs, init_lr="1.0e-4", final_lr="1.0e-6", update_frequency=epochs / 30, **schedule)
+    if pruner == "obs":  # ten Fisher updates over the same pruning range
+        recipe = recipe[:recipe.index("  - !GMPruningModifier")] + OBS_PRUNER.format(update_frequency=epochs / 15,
+                                                                                     **schedule)[1:]
     folder = out / name
     if folder.exists():  # a rerun rebuilds the backbone (transfer rows recorded from the old one are rerun too)
         shutil.rmtree(folder)
@@ -213,16 +235,18 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
 
 
 def runs() -> list[str]:
-    backbones = ["upstream80", "upstream90", *(f"upstream80-{v}" for v in VARIANTS), "upstream90-layers"]
+    backbones = ["upstream80", "upstream90", *(f"upstream80-{v}" for v in VARIANTS if v != "obs"), "upstream90-layers",
+                 "upstream90-obs"]
     names = [*backbones, "zeroshot-dense", *(f"zeroshot-{b}" for b in backbones)]
     short = [f"transfer80-{v}" for v in VARIANTS if v.startswith("short-")]
     for task in TASKS:
         names += [f"dense-{task}", f"downstream80-{task}", f"transfer80-{task}", f"transfer90-{task}",
                   f"transfer-quant80-{task}",
-                  f"transfer80-layers-{task}", f"transfer90-layers-{task}", *(f"{k}-{task}" for k in short)]
+                  f"transfer80-layers-{task}", f"transfer90-layers-{task}", f"transfer90-obs-{task}",
+                  *(f"{k}-{task}" for k in short)]
         if task in PAIR_TASKS:
             names += [f"{kind}-siamese-{task}" for kind in ("dense", "downstream80", "transfer80", "transfer90",
-                                                            "transfer-quant80", *short)]
+                                                            "transfer90-obs", "transfer-quant80", *short)]
     return names
 
 

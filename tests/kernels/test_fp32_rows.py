@@ -141,7 +141,7 @@ def test_panel_packing_keeps_each_run_on_its_panel_and_even():
     for group in (1, 7, 16, 40, 128):
         packed = pack_rows(w, "csr", panel=64, group=group)
         assert packed.panel == 64 and packed.panels == 5 and packed.nnz == np.count_nonzero(w)
-        assert packed.segments.shape == (201,) and packed.segments[-1] == packed.index.size == packed.indptr[-1]
+        assert packed.segments[-1] == packed.index.size == packed.indptr[-1]
         for r in range(40):
             sizes = []
             for p in range(5):
@@ -162,22 +162,28 @@ def test_panel_packing_keeps_each_run_on_its_panel_and_even():
     assert list(empty.indptr) == [0] and empty.panels == 1 and list(empty.segments) == [0]
 
 
-def test_runs_are_stored_group_by_group_then_panel_by_panel():
-    """Rows 0-2 form a group of 3, rows 3-4 the short last one: within a group the runs of panel 0 come first, row by
-    row, then panel 1's; one row per group is the row-by-row order, and a one-panel matrix is row-major either way."""
+def test_runs_are_stored_group_by_group_then_panel_by_panel_longest_first():
+    """Rows 0-2 form a group of 3, rows 3-4 the short last one: within a group panel 0's runs come first, the longest
+    first (ties in row order), empty runs left out, then panel 1's; a one-panel matrix is row-major, empty rows kept."""
+    columns = {0: ([0], [4, 5, 6]), 1: ([0, 1, 2], []), 2: ([3], [7]), 3: ([0, 1], [4, 5]), 4: ([], [4, 5, 6, 7])}
     w = np.zeros((5, 8), np.float32)
-    for r in range(5):
-        w[r, [r % 4, 4 + r % 4]] = [10 * r + 1, 10 * r + 2]  # one weight per panel of 4 columns
-    grouped = pack_rows(w, "csr", panel=4, group=3)
-    assert list(grouped.first) == [0, 1, 2, 6, 7] and list(grouped.stride) == [3, 3, 3, 2, 2]
-    # each run is one weight padded to two: runs in the order (r0 p0, r1 p0, r2 p0, r0 p1, …, r3 p0, r4 p0, r3 p1, r4 p1)
-    assert list(grouped.values[::2]) == [1, 11, 21, 2, 12, 22, 31, 41, 32, 42]
-    rows = pack_rows(w, "csr", panel=4, group=1)
-    assert list(rows.values[::2]) == [1, 2, 11, 12, 21, 22, 31, 32, 41, 42] and list(rows.stride) == [1] * 5
+    for r, panels in columns.items():
+        for cols in panels:
+            w[r, cols] = [10 * r + c + 1 for c in cols]
+    grouped = pack_rows(w, "csr", panel=4, group=3)  # runs padded to even: sizes 2/4, 4/0, 2/2, 2/2, 0/4
+    assert grouped.panels == 2 and list(grouped.group_runs) == [0, 3, 5, 6, 8]
+    assert list(grouped.run_row) == [1, 0, 2, 0, 2, 0, 1, 0]  # rows within their group: r1 r0 r2 | r0 r2 | r3 | r4 r3
+    assert list(np.diff(grouped.segments)) == [4, 2, 2, 4, 2, 2, 4, 2]
+    assert list(grouped.values[grouped.segments[:-1]]) == [11, 1, 24, 5, 28, 31, 45, 35]  # each run's first weight
+    for r, panels in columns.items():
+        for p, cols in enumerate(panels):
+            j0, j1 = grouped.run(r, p)
+            assert list(grouped.index[j0:j1][:len(cols)]) == cols and j1 - j0 == len(cols) + len(cols) % 2
     one = pack_rows(w, "csr", panel=8, group=3)
-    assert list(one.values) == [1, 2, 11, 12, 21, 22, 31, 32, 41, 42]  # two weights a row: no padding
+    assert one.panels == 1 and list(one.run_row) == [0, 1, 2, 0, 1] and list(one.group_runs) == [0, 3, 5]
     np.testing.assert_array_equal(one.segments, one.indptr)
-    with pytest.raises(ValueError, match="group must be at least 1 row"):
+    assert list(one.values[one.indptr[1]:one.indptr[2]]) == [11, 12, 13, 0]  # row 1: three weights and a pad
+    with pytest.raises(ValueError, match="group must be 1 to 65536 rows"):
         pack_rows(w, group=0)
 
 
@@ -185,16 +191,18 @@ def test_runs_are_stored_group_by_group_then_panel_by_panel():
 @pytest.mark.parametrize("kind", ["csr", "block4"])
 def test_every_packing_group_gives_the_same_bits(path, kind, monkeypatch):
     """The kernel's row groups follow the packing's; groups of 1 row, of sizes that do not divide N (so a task's
-    row range straddles two of them) and of more rows than there are give the same bits, batch 1 and batch 3."""
+    row range straddles two of them) and of more rows than there are, runs longest first or in row order, give the
+    same bits, batch 1 and batch 3."""
     rng = np.random.default_rng(5)
     w = pruned(150, 256, 0.8, kind, rng)
     for t in (2 * TOKENS, 3 * TOKENS - 5):
         xb = token_blocks(rng.standard_normal((256, t)).astype(np.float32))
         want = fp32_linear_t(pack_rows(w, kind, panel=64, group=1), xb, t, gelu=True, path=path)
-        for group in (5, 64, 128, 1000):
+        for group, longest_first in ((5, True), (64, True), (128, True), (1000, True), (64, False)):
             for threads in (1, 2):
                 nb.set_num_threads(min(threads, nb.config.NUMBA_NUM_THREADS))
-                got = fp32_linear_t(pack_rows(w, kind, panel=64, group=group), xb, t, gelu=True, path=path)
+                packed = pack_rows(w, kind, panel=64, group=group, longest_first=longest_first)
+                got = fp32_linear_t(packed, xb, t, gelu=True, path=path)
                 np.testing.assert_array_equal(got, want)
         nb.set_num_threads(nb.config.NUMBA_NUM_THREADS)
 
@@ -274,6 +282,20 @@ def test_machine_code_is_fmas_on_full_vectors_without_spills(path, cpu, register
     per_iteration = vectors * (4 if kind == "block4" else chains)
     assert fmas and len(fmas) % per_iteration == 0 and all(register in ln for ln in fmas)
     assert not any("%rsp" in ln or "%rbp" in ln for ln in loop), "a spill inside the inner loop"
+
+
+@pytest.mark.skipif(not X86, reason="the vector paths are x86 code")
+@pytest.mark.parametrize("path,cpu,register", [("avx512", "icelake-server", "%zmm"), ("avx512", "znver4", "%zmm"),
+                                               ("avx2", "haswell", "%ymm"), ("avx2", "znver3", "%ymm")])
+@pytest.mark.parametrize("kind", ["csr", "block4"])
+def test_the_loop_over_runs_keeps_everything_in_registers(path, cpu, register, kind):
+    """The loop over a (group, panel)'s runs: the row kernel's FMAs inside, and nothing written to the stack (every
+    pointer, bound and accumulator stays in a register across runs; the stand-alone function reads its last two
+    arguments from the stack once, on entry)."""
+    code = row_assembly(path, kind, cpu, runs=True)
+    lines = [ln.strip() for ln in code.splitlines() if ln.strip() and not ln.strip().startswith(".")]
+    assert any(ln.startswith("vfmadd") and register in ln for ln in lines)
+    assert not any(ln.endswith("(%rsp)") for ln in lines), "a spill in the loop over runs"
 
 
 @pytest.mark.parametrize("k,t", [(3, 1), (70, 64), (200, 131)])

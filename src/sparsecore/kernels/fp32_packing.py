@@ -4,8 +4,9 @@ the order the kernels read them, and the panel width rule.
 A :class:`RowsF32` holds, per (row, panel), a run of entries — ``csr`` (one weight per entry, a run padded to an even
 count with a zero weight on its last column) or ``block4`` (1×4 blocks along K: an entry holds the weights of columns
 4c … 4c+3) — columns ascending. Runs are stored group by group of :data:`GROUP` rows, within a group panel by panel,
-within a panel row by row: the order :func:`~.fp32_rows.fp32_linear_t` reads them, so the weights stream front to
-back. Panel widths (:func:`panel_columns`) keep one token block's activations on a panel in L1 where a row still has
+within a panel longest run first (empty runs left out): the order :func:`~.fp32_rows.fp32_linear_t` reads them, so the
+weights stream front to back and consecutive runs mostly have the same length, which the branch predictor then
+foresees at the end of each run. Panel widths (:func:`panel_columns`) keep one token block's activations on a panel in L1 where a row still has
 enough weights on it. Tested in tests/kernels/test_fp32_rows.py.
 """
 
@@ -20,8 +21,9 @@ import numpy as np
 TOKENS = 64  # tokens per block of the activation layout, every path
 KINDS = ("csr", "block4")  # packed weight formats
 MAX_COLUMNS = 2**16  # entry columns (block columns for block4) are uint16
-GROUP = 128  # rows a panelled Linear carries partial sums for at once (32 KB of them), and packs together: a group's
-# runs on one panel lie back to back, so the weights stream in the order the kernel reads them
+GROUP = 256  # rows a panelled Linear carries partial sums for at once (64 KB of them), and packs together: a group's
+# runs on one panel lie back to back, longest first, so the weights stream in the order the kernel reads them and
+# long stretches of runs have one length
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,10 @@ class RowsF32:
     """fp32 weights for the token-blocked kernels: ``index (S,) uint16`` entry columns (block columns for block4),
     ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``, K in ``panels`` panels of ``panel``
     input columns. Entries are stored in runs — one per (row, panel), columns ascending — ordered group by group of
-    ``group`` rows, within a group panel by panel, within a panel row by row; run ``s = first[r] + p · stride[r]``
-    (row r, panel p) is ``index[segments[s] : segments[s + 1]]``. ``indptr (N+1,) int64`` counts each row's entries
+    ``group`` rows, within a group panel by panel, within a panel longest run first (equal lengths in row order; empty
+    runs left out); with one panel, row by row, empty runs kept. Run s is ``index[segments[s] : segments[s + 1]]``, of
+    row ``group · g + run_row[s]`` (``run_row`` uint16: the row within its group g); group g's runs on panel p are
+    ``group_runs[g · panels + p] : group_runs[g · panels + p + 1]``. ``indptr (N+1,) int64`` counts each row's entries
     (padding included): cumulative, so with one panel it is also where each row's entries start."""
 
     indptr: np.ndarray
@@ -38,8 +42,8 @@ class RowsF32:
     values: np.ndarray
     shape: tuple[int, int]
     segments: np.ndarray
-    first: np.ndarray
-    stride: np.ndarray
+    run_row: np.ndarray
+    group_runs: np.ndarray
     panel: int
     group: int
     tasks: dict = field(default_factory=dict, repr=False, compare=False)  # (blocks, threads, align) → row bounds, "ones"
@@ -55,11 +59,18 @@ class RowsF32:
 
     @property
     def panels(self) -> int:
-        return (self.segments.size - 1) // self.shape[0] if self.shape[0] else 1
+        groups = -(-self.shape[0] // self.group)
+        return (self.group_runs.size - 1) // groups if groups else 1
 
     def run(self, r: int, p: int) -> tuple[int, int]:
-        """Where row ``r``'s entries on panel ``p`` lie: ``(start, stop)`` in ``index`` and ``values``."""
-        s = int(self.first[r] + p * self.stride[r])
+        """Where row ``r``'s entries on panel ``p`` lie: ``(start, stop)`` in ``index`` and ``values`` (an empty range
+        when the row has none there)."""
+        g, offset = divmod(r, self.group)
+        s0, s1 = self.group_runs[g * self.panels + p], self.group_runs[g * self.panels + p + 1]
+        hits = np.flatnonzero(self.run_row[s0:s1] == offset)
+        if not hits.size:
+            return int(self.segments[s1]), int(self.segments[s1])
+        s = s0 + int(hits[0])
         return int(self.segments[s]), int(self.segments[s + 1])
 
 
@@ -101,12 +112,13 @@ def panel_columns(k: int, weights: float, kind: str = "csr", l2: int | None = No
     return -(-per // 64) * 64
 
 
-def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group: int | None = None) -> RowsF32:
+def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group: int | None = None,
+              longest_first: bool = True) -> RowsF32:
     """``kind`` format of a dense (N, K) float32 matrix (entries equal to 0 dropped; a block4 block is stored when
     any of its four weights is non-zero, K % 4 == 0); ``panel``: input columns per panel (a multiple of 4; default
     :func:`panel_columns`); ``group``: rows whose runs are stored panel by panel together (default :data:`GROUP`; 1:
-    each row's runs together). csr runs are padded to an even count with a zero weight on the run's last stored
-    column (the avx512 path takes pairs)."""
+    each row's runs together); ``longest_first=False``: a (group, panel)'s runs in row order. csr runs are padded to
+    an even count with a zero weight on the run's last stored column (the avx512 path takes pairs)."""
     w = np.asarray(w)
     if w.dtype != np.float32 or w.ndim != 2:
         raise ValueError(f"weights must be a 2-D float32 array, got {w.dtype} with shape {w.shape}")
@@ -121,8 +133,8 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group:
     if panel is not None and (panel <= 0 or panel % 4):
         raise ValueError(f"panel must be a positive multiple of 4, got {panel}")
     group = GROUP if group is None else group
-    if group < 1:
-        raise ValueError(f"group must be at least 1 row, got {group}")
+    if not 1 <= group <= MAX_COLUMNS:
+        raise ValueError(f"group must be 1 to {MAX_COLUMNS} rows, got {group}")
     groups = k // width
     flat = np.flatnonzero(stored_groups(w, width))  # row-major, columns sorted (2-D np.nonzero is several times slower)
     rows, cols = np.divmod(flat, groups)
@@ -131,16 +143,16 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group:
         panel = panel_columns(k, np.count_nonzero(values) / max(n, 1), kind)
     per_panel = max(1, min(panel, k) // width)  # entry columns per panel (panel ≥ K: one panel)
     panels = max(1, -(-groups // per_panel))
-    first, stride = run_order(n, panels, group)
-    run_of = (first[:, None] + np.arange(panels)[None, :] * stride[:, None]).reshape(-1)  # (row, panel) → run
     segment = rows * panels + cols // per_panel  # each entry's (row, panel), non-decreasing
     counts = np.bincount(segment, minlength=n * panels)
     odd = counts % 2 if kind == "csr" else np.zeros(n * panels, np.int64)
-    sizes = np.zeros(n * panels, np.int64)
-    sizes[run_of] = counts + odd
-    segments = np.zeros(n * panels + 1, np.int64)
+    run_rows, run_panels, group_runs = run_order((counts + odd).reshape(n, panels), group, longest_first)
+    sizes = (counts + odd)[run_rows * panels + run_panels]
+    segments = np.zeros(sizes.size + 1, np.int64)
     np.cumsum(sizes, out=segments[1:])
-    begins = segments[run_of]  # where each (row, panel) run starts
+    run_of = np.zeros(n * panels, np.int64)  # (row, panel) → run (empty runs left out: never read)
+    run_of[run_rows * panels + run_panels] = np.arange(sizes.size)
+    begins = segments[run_of]  # where each stored (row, panel) run starts
     entered = np.cumsum(counts) - counts  # each (row, panel)'s first entry in ``flat``
     dest = begins[segment] + np.arange(rows.size) - entered[segment]
     index = np.empty(segments[-1], np.uint16)
@@ -151,16 +163,25 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group:
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum((counts + odd).reshape(n, panels).sum(axis=1), out=indptr[1:])
     return RowsF32(indptr, index, np.ascontiguousarray(packed.reshape(-1) if kind == "csr" else packed), (n, k),
-                   segments, first, stride, per_panel * width, group)
+                   segments, (run_rows % group).astype(np.uint16), group_runs, per_panel * width, group)
 
 
-def run_order(n: int, panels: int, group: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, stride)`` (N,) int64 of :class:`RowsF32`: the runs of rows ``r0 … r0 + g - 1`` (a group of ``group``
-    rows, the last one shorter) are numbered panel by panel, row by row, after the runs of the rows before them."""
-    r = np.arange(n, dtype=np.int64)
-    r0 = r // group * group
-    stride = np.minimum(group, n - r0)
-    return r0 * panels + (r - r0), stride
+def run_order(sizes: np.ndarray, group: int, longest_first: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stored runs of :class:`RowsF32` for ``sizes (N, panels)`` entries per (row, panel): ``(rows, panels,
+    group_runs)`` — each run's row and panel, in storage order (group by group of ``group`` rows, panel by panel, the
+    longest run first — or row by row with ``longest_first=False`` —, equal lengths row by row, empty runs left out;
+    one panel: every row in order) — and where each (group, panel)'s runs start."""
+    n, panels = sizes.shape
+    groups = -(-n // group)
+    if panels == 1:
+        rows, at = np.arange(n, dtype=np.int64), np.zeros(n, np.int64)
+    else:
+        rows, at = np.nonzero(sizes)
+        length = -sizes[rows, at] if longest_first else np.zeros(rows.size, np.int64)
+        order = np.lexsort((rows, length, at, rows // group))  # the last key sorts first
+        rows, at = rows[order], at[order]
+    keys = rows // group * panels + at  # (group, panel) of each run, non-decreasing
+    return rows, at, np.searchsorted(keys, np.arange(groups * panels + 1)).astype(np.int64)
 
 
 def stored_groups(w: np.ndarray, width: int) -> np.ndarray:

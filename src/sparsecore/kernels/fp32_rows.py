@@ -20,9 +20,11 @@ stored entries (:func:`~.row_kernels.task_rows`; up to :data:`BLOCKS_INSIDE` blo
 each group of rows over every block in turn, so each weight leaves memory once per call); a thread's rows stream
 past one block's slab — K·TB·4 bytes, 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads
 are contiguous and no two share cache sets the way a (K, T) array's rows 16 KB apart do. With K in panels a task
-takes its rows in groups of :data:`~.fp32_packing.GROUP` and runs each panel over the group (the row kernel's ``add``
-form continues a row's sums from memory, in the same order as one pass), so the activations a panel reads come from
-L1 instead of L2, and the weights, packed in that order, stream front to back. The epilogue (bias, scale, GELU:
+takes its rows in the packing's groups (:data:`~.fp32_packing.GROUP`) and runs each panel over the group: one
+emitted loop (:func:`emit_runs`) walks the group's runs on the panel, longest first, each continuing its row's sums
+from memory with the row kernel's ``add`` form (the same order as one pass), so the activations a panel reads stay
+in cache while the weights, packed in that order, stream front to back, and runs of one length follow each other
+(the loop's exit branch is foreseen). The epilogue (bias, scale, GELU:
 :mod:`.epilogue`, at the path's vector width) runs on each row's block in L1. The IR is generic LLVM vector code
 (``llvm.fma``): :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
 AVX-512. Tested against float64 products in tests/kernels/test_fp32_rows.py.
@@ -35,13 +37,13 @@ import numpy as np
 from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.bound import bound
 from sparsecore.kernels.epilogue import row_epilogue
-from sparsecore.kernels.fp32_packing import GROUP, TOKENS, RowsF32
-from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker
+from sparsecore.kernels.fp32_packing import TOKENS, RowsF32
+from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker, marker_path
 from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
 from sparsecore.kernels.simd import accumulate_loop
 
@@ -223,34 +225,111 @@ def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu
                     row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
+def emit_runs(builder: ir.IRBuilder, path: str, kind: str, run_row_ptr, segments_ptr, s_start, s_end, index_ptr,
+              values_ptr, slab_ptr, partial_ptr) -> None:
+    """Emit, for each run ``s_start ≤ s < s_end`` in turn, :func:`emit_row`'s ``add`` form on entries
+    ``segments[s] : segments[s + 1]`` into row ``run_row[s]`` of ``partial`` (TB floats a row): one loop over a
+    (group, panel)'s runs, every pointer in a register. ``run_row_ptr`` i16* (unsigned), ``segments_ptr`` i64*."""
+    one = ir.Constant(_I64, 1)
+    with cgutils.for_range_slice(builder, s_start, s_end, one, inc=True) as (s, _):
+        row = builder.zext(builder.load(builder.gep(run_row_ptr, [s])), _I64)
+        j0 = builder.load(builder.gep(segments_ptr, [s]))
+        j1 = builder.load(builder.gep(segments_ptr, [builder.add(s, one)]))
+        emit_row(builder, path, kind, index_ptr, values_ptr, j0, j1, slab_ptr,
+                 builder.gep(partial_ptr, [builder.mul(row, ir.Constant(_I64, TOKENS))]), add=True)
+
+
+def _runs_intrinsic(path: str, kind: str):
+    """``f(run_row, segments, s0, s1, index, values, xb, b, partial)``: :func:`emit_runs` on token block ``b``."""
+
+    @intrinsic
+    def runs(typingctx, run_row, segments, s0, s1, index, values, xb, b, partial):
+        def codegen(context, builder, signature, args):
+            def data(i):
+                return cgutils.create_struct_proxy(signature.args[i])(context, builder, value=args[i]).data
+
+            def i64(i):
+                return context.cast(builder, args[i], signature.args[i], types.int64)
+
+            xs = cgutils.create_struct_proxy(signature.args[6])(context, builder, value=args[6])
+            features = cgutils.unpack_tuple(builder, xs.shape, 3)[1]
+            slab = builder.gep(xs.data, [builder.mul(builder.mul(i64(7), features), ir.Constant(_I64, TOKENS))])
+            emit_runs(builder, path, kind, data(0), data(1), i64(2), i64(3), data(4), data(5), slab, data(8))
+            return context.get_dummy_value()
+
+        return types.void(run_row, segments, s0, s1, index, values, xb, b, partial), codegen
+
+    return runs
+
+
+_RUNS = {(path, kind): _runs_intrinsic(path, kind) for path in SHAPES for kind in ("csr", "block4")}
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _plain_runs_csr(run_row, segments, s0, s1, index, values, xb, b, partial):
+    """The generic path, csr: each run's products added to its row of ``partial``."""
+    for s in range(s0, s1):
+        _plain_csr_add(index, values, segments[s], segments[s + 1], xb, b, partial[run_row[s]])
+
+
+@nb.njit(inline="always", **NJIT_FMA)
+def _plain_runs_block4(run_row, segments, s0, s1, index, values, xb, b, partial):
+    """The generic path, block4: each run's products added to its row of ``partial``."""
+    for s in range(s0, s1):
+        _plain_block4_add(index, values, segments[s], segments[s + 1], xb, b, partial[run_row[s]])
+
+
+def _runs(marker, run_row, segments, s0, s1, index, values, xb, b, partial):
+    """A (group, panel)'s runs ``s0 : s1`` added to their rows of ``partial``, on the path ``marker``'s type names."""
+    plain = _plain_runs_block4 if values.ndim == 2 else _plain_runs_csr
+    plain(run_row, segments, s0, s1, index, values, xb, b, partial)
+
+
+if not config.DISABLE_JIT:
+
+    @overload(_runs, inline="always")
+    def _runs_impl(marker, run_row, segments, s0, s1, index, values, xb, b, partial):
+        kernel = _RUNS.get((marker_path(marker), "block4" if values.ndim == 2 else "csr"))
+        if kernel is None:
+            kernel = _plain_runs_block4 if values.ndim == 2 else _plain_runs_csr
+        return lambda marker, run_row, segments, s0, s1, index, values, xb, b, partial: kernel(
+            run_row, segments, s0, s1, index, values, xb, b, partial)
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear_panels(marker, segments, first, stride, index, values, xb, bounds, inside, bias, scale, gelu, partial,
-                   out):
-    """:func:`_linear` with K in panels: a task's rows go in groups of ``partial.shape[1]`` (:data:`GROUP`, the
-    packing's group by default; a group that straddles two of the packing's reads two streams of runs); a group runs
-    panel after panel (row r's entries on panel p are ``segments[s] : segments[s + 1]``, ``s = first[r] + p ·
-    stride[r]``: one group's runs on a panel lie back to back), its partial sums in the thread's ``partial`` rows, so
-    the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's rows stream past it;
-    ``inside``: a task is a row range, each group running every token block in turn."""
+def _linear_panels(marker, group_runs, run_row, segments, index, values, xb, bounds, inside, bias, scale, gelu,
+                   partial, out):
+    """:func:`_linear` with K in panels: a task's rows go group by group of the packing (``partial.shape[1]`` rows:
+    :attr:`~.fp32_packing.RowsF32.group`); per token block a group's partial sums start at zero in the thread's
+    ``partial`` rows and each panel's runs (``group_runs[g · panels + p] : …[… + 1]``, longest first) are added to them
+    in one loop, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's runs stream
+    past it; then the rows' epilogues. A group a task's row range cuts (bounds need not fall on group boundaries) runs
+    the runs of its own rows only. ``inside``: a task is a row range, each group running every token block in turn."""
     chunks = bounds.size - 1
-    panels = (segments.size - 1) // max(first.size, 1)
     group = partial.shape[1]
+    n = bias.size
+    panels = (group_runs.size - 1) // max(1, -(-n // group))
     inner = xb.shape[0] if inside else 1
     for task in nb.prange(xb.shape[0] // inner * chunks):
         b0, c = task // chunks, task % chunks
         rows = partial[nb.get_thread_id()]
-        for r0 in range(bounds[c], bounds[c + 1], group):
-            r1 = min(r0 + group, bounds[c + 1])
+        lo, hi = bounds[c], bounds[c + 1]
+        for g in range(lo // group, -(-hi // group)):
+            r0 = g * group
+            first, last = max(lo, r0), min(hi, r0 + group)
+            whole = first == r0 and last == min(n, r0 + group)
             for b in range(b0, b0 + inner):
-                for r in range(r0, r1):
-                    s = first[r]
-                    _row(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
-                for p in range(1, panels):
-                    for r in range(r0, r1):
-                        s = first[r] + p * stride[r]
-                        if segments[s + 1] > segments[s]:
-                            _row_add(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
-                for r in range(r0, r1):
+                rows[first - r0:last - r0] = 0.0
+                for p in range(panels):
+                    s0, s1 = group_runs[g * panels + p], group_runs[g * panels + p + 1]
+                    if whole:
+                        _runs(marker, run_row, segments, s0, s1, index, values, xb, b, rows)
+                    else:
+                        for s in range(s0, s1):
+                            r = r0 + np.int64(run_row[s])
+                            if first <= r < last:
+                                _row_add(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
+                for r in range(first, last):
                     row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
 
 
@@ -346,15 +425,19 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         scratch = np.empty((task_blocks * (bounds.size - 1), EPILOGUE_ROWS, TOKENS), np.float32)
         return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, inside, bias,
                      scale, gelu, scratch, out)
-    partial = np.empty((nb.config.NUMBA_NUM_THREADS, GROUP, TOKENS), np.float32)  # a group's partial sums per thread
-    return bound(_linear_panels, out, marker(path), weight.segments, weight.first, weight.stride, weight.index,
+    # a group's partial sums, per thread
+    partial = np.empty((nb.config.NUMBA_NUM_THREADS, min(weight.group, n), TOKENS), np.float32)
+    return bound(_linear_panels, out, marker(path), weight.group_runs, weight.run_row, weight.segments, weight.index,
                  weight.values, xb, bounds, inside, bias, scale, gelu, partial, out)
 
 
-def row_assembly(path: str, kind: str, cpu: str, add: bool = False) -> str:
-    """Machine code of one ``path`` row kernel of ``kind`` (``add``: the one that adds to ``out``) compiled for ``cpu``
-    (an LLVM CPU name such as ``icelake-server`` or ``haswell``) from a stand-alone module — whatever CPU this host
-    is."""
-    return assembly(f"fp32_rows_{path}_{kind}",
-                    [ir.IntType(16).as_pointer(), _F32.as_pointer(), _I64, _I64, _F32.as_pointer(), _F32.as_pointer()],
+def row_assembly(path: str, kind: str, cpu: str, add: bool = False, runs: bool = False) -> str:
+    """Machine code of one ``path`` row kernel of ``kind`` (``add``: the one that adds to ``out``; ``runs``: the loop
+    over a (group, panel)'s runs, :func:`emit_runs`) compiled for ``cpu`` (an LLVM CPU name such as ``icelake-server``
+    or ``haswell``) from a stand-alone module — whatever CPU this host is."""
+    i16, f32 = ir.IntType(16).as_pointer(), _F32.as_pointer()
+    if runs:
+        return assembly(f"fp32_runs_{path}_{kind}", [i16, _I64.as_pointer(), _I64, _I64, i16, f32, f32, f32],
+                        lambda builder, *args: emit_runs(builder, path, kind, *args), cpu)
+    return assembly(f"fp32_rows_{path}_{kind}", [i16, f32, _I64, _I64, f32, f32],
                     lambda builder, *args: emit_row(builder, path, kind, *args, add=add), cpu)
