@@ -360,3 +360,42 @@ def test_a_row_range_over_every_token_block_gives_the_per_block_bits(path, kind,
         for (panel, _, _), outputs in results.items():
             for got, want in zip(outputs, results[panel, 0, 1]):
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("panel", [64, 256])
+def test_outputs_written_with_streaming_stores_hold_the_same_bits(path, panel, monkeypatch):
+    """With every output counted as large (``STREAM_BYTES`` 0), aligned outputs are written with non-temporal stores —
+    (N, T) rows when T is a multiple of 16, token-blocked always — and an output that is not aligned keeps ordinary
+    stores; the values are the same bits either way, one panel or several."""
+    from sparsecore.deploy.hugepages import huge_page_arrays
+    from sparsecore.kernels import fp32_rows
+
+    rng = np.random.default_rng(11)
+    w = pruned(96, 256, 0.8, "csr", rng)
+    packed = pack_rows(w, "csr", panel=panel)
+    for t in (2 * TOKENS, 3 * TOKENS - 16, 3 * TOKENS - 5):
+        xb = token_blocks(rng.standard_normal((256, t)).astype(np.float32))
+        want = fp32_linear_t(packed, xb, t, gelu=True, path=path)
+        want_blocked = fp32_linear_t(packed, xb, t, gelu=True, path=path, blocked_out=True)
+        monkeypatch.setattr(fp32_rows, "STREAM_BYTES", 0)
+        buffers = huge_page_arrays({"rows": (96 * t + 16,), "blocked": activation_shape(96, t)})
+        aligned = buffers["rows"][:96 * t].reshape(96, t)
+        shifted = buffers["rows"][1:96 * t + 1].reshape(96, t)  # 4 bytes past a 64-byte boundary
+        for out in (aligned, shifted):
+            np.testing.assert_array_equal(fp32_linear_t(packed, xb, t, gelu=True, path=path, out=out), want)
+        got = fp32_linear_t(packed, xb, t, gelu=True, path=path, out=buffers["blocked"], blocked_out=True)
+        np.testing.assert_array_equal(got, want_blocked)
+        monkeypatch.undo()
+
+
+@pytest.mark.skipif(not X86, reason="the vector paths are x86 code")
+@pytest.mark.parametrize("lanes,cpu,store", [(16, "znver4", "vmovntps\t%zmm"), (8, "haswell", "vmovntps\t%ymm")])
+def test_streaming_epilogue_stores_are_non_temporal(lanes, cpu, store):
+    from sparsecore.kernels.epilogue import epilogue_assembly
+
+    """The full vectors of a streaming epilogue leave through ``vmovntps`` (the one-element rest through ordinary
+    stores); the ordinary epilogue has none."""
+    streaming = epilogue_assembly(lanes, False, True, cpu, stream=True)
+    assert store in streaming
+    assert "vmovntps" not in epilogue_assembly(lanes, False, True, cpu)

@@ -17,6 +17,8 @@ tests/kernels/test_epilogue.py.
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 from llvmlite import ir
 from numba import config, types
@@ -66,13 +68,14 @@ def emit_gelus(builder: ir.IRBuilder, xs: list) -> list:
 
 
 def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bias, scale, gelu: bool, out_ptr,
-                  count, codes=None) -> None:
+                  count, codes=None, stream: bool = False) -> None:
     """Emit ``out[i] = (acc[i] + bias) · scale`` (then GELU) for the ``count`` (i64) elements at ``acc_ptr`` (i32* when
     ``integer``, else float*) and ``out_ptr``: vectors of ``lanes`` elements, then one-element vectors for the rest (the
     same operations, so every element gets the same bits); ``bias``, ``scale`` float scalars. ``codes``: None (``out``
     float*) or the float scalars ``(qscale, zero)`` of a next Linear's activations, whose uint8 codes are written
     instead (``out`` i8*): ``clamp(round_half_even(y / qscale), −zero, 255 − zero) + zero``, as
-    :func:`~.quantize.quantize_u8` computes them."""
+    :func:`~.quantize.quantize_u8` computes them. ``stream`` (float ``out`` whose full vectors are aligned to their
+    size): the full vectors are written with non-temporal stores, straight to memory."""
     from sparsecore.kernels.row_kernels import in_vectors
     from sparsecore.kernels.simd import accumulate_loop
 
@@ -96,8 +99,12 @@ def emit_epilogue(builder: ir.IRBuilder, lanes: int, acc_ptr, integer: bool, bia
                     ys = emit_gelus(builder, ys)
                 if codes:
                     ys = [builder.trunc(c, out_vec) for c in emit_codes_of(builder, ys, qscale_v, zero_v, low, high)]
+                nontemporal = stream and width > 1 and not codes
                 for y, o in zip(ys, offsets):
-                    builder.store(y, builder.bitcast(builder.gep(out_ptr, [o]), out_vec.as_pointer()), align=1)
+                    store = builder.store(y, builder.bitcast(builder.gep(out_ptr, [o]), out_vec.as_pointer()),
+                                          align=4 * width if nontemporal else 1)
+                    if nontemporal:
+                        store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
                 return []
 
             return step
@@ -185,7 +192,7 @@ def _broadcast(builder, scalar, vec):
                                   ir.Constant(ir.VectorType(ir.IntType(32), vec.count), [0] * vec.count))
 
 
-def _vector_epilogue(lanes: int):
+def _vector_epilogue(lanes: int, stream: bool = False):
     @intrinsic
     def vectors(typingctx, acc, bias, scale, gelu, qscale, zero, out, count):
         ok = (isinstance(acc, types.Array) and acc.dtype in (types.int32, types.float32) and
@@ -210,7 +217,8 @@ def _vector_epilogue(lanes: int):
             with builder.if_else(a_gelu) as (with_gelu, plain):
                 for block, flag in ((with_gelu, True), (plain, False)):
                     with block:
-                        emit_epilogue(builder, lanes, acc_ptr, integer, f32(1), f32(2), flag, out_ptr, n, codes)
+                        emit_epilogue(builder, lanes, acc_ptr, integer, f32(1), f32(2), flag, out_ptr, n, codes,
+                                      stream)
             return context.get_dummy_value()
 
         return types.void(acc, bias, scale, gelu, qscale, zero, out, count), codegen
@@ -219,6 +227,7 @@ def _vector_epilogue(lanes: int):
 
 
 _VECTORS = {lanes: _vector_epilogue(lanes) for lanes in (1, 8, 16)}
+_STREAMING = {lanes: _vector_epilogue(lanes, stream=True) for lanes in (1, 8, 16)}
 
 
 def _vector_epilogue4(lanes: int):
@@ -292,6 +301,45 @@ if not config.DISABLE_JIT:
         return impl
 
 
+def row_epilogue_stream(marker, acc, bias, scale, gelu, out):
+    """:func:`row_epilogue` to a float32 ``out`` whose full vectors are written with non-temporal stores (straight to
+    memory, no read of the lines first): for outputs too large to be read back from the caches. ``out``'s first
+    element must be aligned to the path's vector size (64 bytes covers every path); the bits are
+    :func:`row_epilogue`'s. A thread that wrote with it runs :func:`store_fence` before others read."""
+    _plain(acc, bias, scale, gelu, out, 1.0, 0)
+
+
+def store_fence():
+    """``sfence``: this thread's non-temporal stores are visible before any store it makes after."""
+
+
+if not config.DISABLE_JIT:
+
+    @overload(row_epilogue_stream, inline="always")
+    def _row_epilogue_stream_impl(marker, acc, bias, scale, gelu, out):
+        kernel = _STREAMING[LANES.get(marker_path(marker), 1)]
+
+        def impl(marker, acc, bias, scale, gelu, out):
+            kernel(acc, np.float32(bias), np.float32(scale), gelu, np.float32(1.0), np.float32(0.0), out, out.size)
+
+        return impl
+
+    @intrinsic
+    def _sfence(typingctx):
+        def codegen(context, builder, signature, args):
+            if platform.machine() in ("x86_64", "AMD64"):
+                fence = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                       "llvm.x86.sse.sfence")
+                builder.call(fence, [])
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    @overload(store_fence, inline="always")
+    def _store_fence_impl():
+        return lambda: _sfence()
+
+
 def rows_epilogue4(marker, acc, bias, scale, row, gelu, out, qscale, zero):
     """The epilogue of rows ``row … row+3`` (``acc (4, ≥ tb)`` their int32 or float32 sums, ``bias``/``scale`` the
     Linear's (N,) float32 arrays) written as uint8 codes for ``qscale``, ``zero``, interleaved: ``out (tb, 4)``,
@@ -314,9 +362,10 @@ if not config.DISABLE_JIT:
         return impl
 
 
-def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str, codes: bool = False) -> str:
-    """Machine code of the vector epilogue (``lanes`` wide; ``codes``: writing uint8 codes) compiled for ``cpu`` (an
-    LLVM CPU name) from a stand-alone module, whatever CPU this host is."""
+def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str, codes: bool = False,
+                      stream: bool = False) -> str:
+    """Machine code of the vector epilogue (``lanes`` wide; ``codes``: writing uint8 codes; ``stream``: non-temporal
+    stores) compiled for ``cpu`` (an LLVM CPU name) from a stand-alone module, whatever CPU this host is."""
     from sparsecore.kernels.row_kernels import assembly
 
     acc_type = ir.IntType(32) if integer else _F32
@@ -324,7 +373,8 @@ def epilogue_assembly(lanes: int, integer: bool, gelu: bool, cpu: str, codes: bo
     quant = (ir.Constant(_F32, 0.05), ir.Constant(_F32, 7.0)) if codes else None
     return assembly(f"epilogue_{lanes}", [acc_type.as_pointer(), out_type.as_pointer(), _I64],
                     lambda builder, acc, out, n: emit_epilogue(builder, lanes, acc, integer, ir.Constant(_F32, 0.5),
-                                                               ir.Constant(_F32, 2.0), gelu, out, n, quant), cpu)
+                                                               ir.Constant(_F32, 2.0), gelu, out, n, quant,
+                                                               stream), cpu)
 
 
 def epilogue4_assembly(lanes: int, gelu: bool, cpu: str) -> str:

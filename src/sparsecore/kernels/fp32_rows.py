@@ -41,7 +41,7 @@ from numba.extending import intrinsic, overload
 
 from sparsecore.kernels._config import NJIT_FMA, NJIT_FMA_PARALLEL
 from sparsecore.kernels.bound import bound
-from sparsecore.kernels.epilogue import row_epilogue
+from sparsecore.kernels.epilogue import row_epilogue, row_epilogue_stream, store_fence
 from sparsecore.kernels.fp32_packing import TOKENS, RowsF32
 from sparsecore.kernels.isa import FLOAT_PATHS, float_path, float_supported, marker, marker_path
 from sparsecore.kernels.row_kernels import assembly, row_function, row_intrinsic, task_rows
@@ -205,11 +205,21 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
         return out[b, r] if out.ndim == 3 else out[r, b * TOKENS:min(out.shape[1], (b + 1) * TOKENS)]
 
 
+@nb.njit(inline="always", **NJIT_FMA)
+def _epilogue(marker, acc, bias, scale, gelu, stream, out):
+    """The row epilogue, its full vectors stored non-temporally when ``stream``."""
+    if stream:
+        row_epilogue_stream(marker, acc, bias, scale, gelu, out)
+    else:
+        row_epilogue(marker, acc, bias, scale, gelu, out)
+
+
 @nb.njit(**NJIT_FMA_PARALLEL)
-def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu, scratch, out):
+def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu, stream, scratch, out):
     """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) or token-blocked; task = (token block, row
     range from ``bounds``) — or, ``inside``, a row range over every token block —, its rows in groups of
-    ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's sums, then its epilogues, block after block."""
+    ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's sums, then its epilogues, block after block.
+    ``stream``: the results go to memory with non-temporal stores."""
     chunks = bounds.size - 1
     group = scratch.shape[1]
     inner = xb.shape[0] if inside else 1
@@ -222,7 +232,9 @@ def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu
                 for r in range(r0, r1):
                     _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
                 for r in range(r0, r1):
-                    row_epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
+                    _epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, stream, _destination(out, r, b))
+        if stream:
+            store_fence()
 
 
 def emit_runs(builder: ir.IRBuilder, path: str, kind: str, run_row_ptr, segments_ptr, s_start, s_end, index_ptr,
@@ -298,13 +310,14 @@ if not config.DISABLE_JIT:
 
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _linear_panels(marker, group_runs, run_row, segments, index, values, xb, bounds, inside, bias, scale, gelu,
-                   partial, out):
+                   stream, partial, out):
     """:func:`_linear` with K in panels: a task's rows go group by group of the packing (``partial.shape[1]`` rows:
     :attr:`~.fp32_packing.RowsF32.group`); per token block a group's partial sums start at zero in the thread's
     ``partial`` rows and each panel's runs (``group_runs[g · panels + p] : …[… + 1]``, longest first) are added to them
     in one loop, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's runs stream
     past it; then the rows' epilogues. A group a task's row range cuts (bounds need not fall on group boundaries) runs
-    the runs of its own rows only. ``inside``: a task is a row range, each group running every token block in turn."""
+    the runs of its own rows only. ``inside``: a task is a row range, each group running every token block in turn;
+    ``stream``: the results go to memory with non-temporal stores."""
     chunks = bounds.size - 1
     group = partial.shape[1]
     n = bias.size
@@ -330,13 +343,16 @@ def _linear_panels(marker, group_runs, run_row, segments, index, values, xb, bou
                             if first <= r < last:
                                 _row_add(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
                 for r in range(first, last):
-                    row_epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, _destination(out, r, b))
+                    _epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, stream, _destination(out, r, b))
+        if stream:
+            store_fence()
 
 
 BLOCKS_INSIDE = 2  # up to this many token blocks (one 128-token sequence) a task is a row range run over every
 # block, group by group, instead of one (block, row range): each 6-byte weight leaves memory once per call, not once
 # per block — at batch 1 a BERT-base model's fp32 weights (100 MB at 80%) do not fit the caches
 EPILOGUE_ROWS = 32  # rows a one-panel Linear sums before their epilogues: each loop then runs back to back
+STREAM_BYTES = 16 << 20  # outputs from this size on (half a 32 MB L3) are written with non-temporal stores
 
 
 def activation_shape(k: int, t_total: int) -> tuple[int, int, int]:
@@ -418,17 +434,20 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return lambda: out
+    # an output larger than the caches leaves them before it is read: written straight to memory, where its vectors
+    # are aligned (a (N, T) output's rows start every T floats)
+    stream = out.nbytes >= STREAM_BYTES and out.ctypes.data % 64 == 0 and (blocked_out or t_total % 16 == 0)
     inside = 1 < shape[0] <= BLOCKS_INSIDE
     task_blocks = 1 if inside else shape[0]  # token blocks that take separate tasks
     bounds = task_rows(weight, task_blocks, nb.get_num_threads())
     if weight.panels == 1:
         scratch = np.empty((task_blocks * (bounds.size - 1), EPILOGUE_ROWS, TOKENS), np.float32)
         return bound(_linear, out, marker(path), weight.indptr, weight.index, weight.values, xb, bounds, inside, bias,
-                     scale, gelu, scratch, out)
+                     scale, gelu, stream, scratch, out)
     # a group's partial sums, per thread
     partial = np.empty((nb.config.NUMBA_NUM_THREADS, min(weight.group, n), TOKENS), np.float32)
     return bound(_linear_panels, out, marker(path), weight.group_runs, weight.run_row, weight.segments, weight.index,
-                 weight.values, xb, bounds, inside, bias, scale, gelu, partial, out)
+                 weight.values, xb, bounds, inside, bias, scale, gelu, stream, partial, out)
 
 
 def row_assembly(path: str, kind: str, cpu: str, add: bool = False, runs: bool = False) -> str:
