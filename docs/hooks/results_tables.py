@@ -260,6 +260,14 @@ def fp32_order(data: dict) -> str:
                                      "row by row ms", "ratio", "max abs Δlogit"], "lrlrrrr", body)
 
 
+def fp32_run_order(data: dict) -> str:
+    """Whole models with each (group, panel)'s fp32 runs stored longest first against row order, alternated."""
+    body = [[r["model"], r["batch"], ", ".join(r["panels"]), f"{r['row_order_ms']:.1f}", f"{r['longest_first_ms']:.1f}",
+             f"{r['longest_first_ms'] / r['row_order_ms']:.2f}", f"{r['max_abs_diff']:.0e}"] for r in data["rows"]]
+    return _alternated(data) + rows(["model", "batch", "panels × columns (first layer)", "row order ms",
+                                     "longest first ms", "ratio", "max abs Δlogit"], "lrlrrrr", body)
+
+
 def int8_block4_layout(data: dict) -> str:
     """Whole 1×4-block int8 models on the interleaved layout (fused producers, and each Linear quantizing its own input
     where recorded), the token-blocked one, and by a threshold, alternated."""
@@ -450,6 +458,8 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_vnni_b1_v2": ("engine_bench_vnni_b1_v2.json", engine_bench),
     "engine_bench_vnni_fp32_v2": ("engine_bench_vnni_fp32_v2.json", engine_bench),
     "engine_bench_vnni_fp32_v3": ("engine_bench_vnni_fp32_v3.json", engine_bench),
+    "engine_bench_vnni_fp32_v4": ("engine_bench_vnni_fp32_v4.json", engine_bench),
+    "engine_bench_vnni_fp32_v4_rerun": ("engine_bench_vnni_fp32_v4_rerun.json", engine_bench),
     "engine_bench_vnni_int8_b1_v3": ("engine_bench_vnni_int8_b1_v3.json", engine_bench),
     "engine_first_call_vnni": ("engine_first_call_vnni.json", engine_bench),
     "engine_first_call_vnni_v2": ("engine_first_call_vnni_v2.json", engine_bench),
@@ -472,6 +482,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "fp32_panels_avx2": ("fp32_panels_avx2.json", fp32_panels),
     "fp32_panels_tuned_vnni": ("fp32_panels_tuned_vnni.json", fp32_panels_tuned),
     "fp32_order_vnni": ("fp32_order_vnni.json", fp32_order),
+    "fp32_run_order_vnni": ("fp32_run_order_vnni.json", fp32_run_order),
     "fp32_panels_tuned_vnni_v2": ("fp32_panels_tuned_vnni_v2.json", fp32_panels_tuned),
     "int8_block4_layout_avx2": ("int8_block4_layout_avx2.json", int8_block4_layout),
 }

@@ -4,9 +4,8 @@ the order the kernels read them, and the panel width rule.
 A :class:`RowsF32` holds, per (row, panel), a run of entries — ``csr`` (one weight per entry, a run padded to an even
 count with a zero weight on its last column) or ``block4`` (1×4 blocks along K: an entry holds the weights of columns
 4c … 4c+3) — columns ascending. Runs are stored group by group of :data:`GROUP` rows, within a group panel by panel,
-within a panel longest run first (empty runs left out): the order :func:`~.fp32_rows.fp32_linear_t` reads them, so the
-weights stream front to back and consecutive runs mostly have the same length, which the branch predictor then
-foresees at the end of each run. Panel widths (:func:`panel_columns`) keep one token block's activations on a panel in L1 where a row still has
+within a panel row by row (empty runs left out): the order :func:`~.fp32_rows.fp32_linear_t` reads them, so the
+weights stream front to back. Panel widths (:func:`panel_columns`) keep one token block's activations on a panel in L1 where a row still has
 enough weights on it. Tested in tests/kernels/test_fp32_rows.py.
 """
 
@@ -22,8 +21,7 @@ TOKENS = 64  # tokens per block of the activation layout, every path
 KINDS = ("csr", "block4")  # packed weight formats
 MAX_COLUMNS = 2**16  # entry columns (block columns for block4) are uint16
 GROUP = 256  # rows a panelled Linear carries partial sums for at once (64 KB of them), and packs together: a group's
-# runs on one panel lie back to back, longest first, so the weights stream in the order the kernel reads them and
-# long stretches of runs have one length
+# runs on one panel lie back to back, so the weights stream in the order the kernel reads them
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,9 @@ class RowsF32:
     """fp32 weights for the token-blocked kernels: ``index (S,) uint16`` entry columns (block columns for block4),
     ``values`` ``(S,)`` (csr) or ``(S, 4)`` (block4) float32, ``shape (N, K)``, K in ``panels`` panels of ``panel``
     input columns. Entries are stored in runs — one per (row, panel), columns ascending — ordered group by group of
-    ``group`` rows, within a group panel by panel, within a panel longest run first (equal lengths in row order; empty
-    runs left out); with one panel, row by row, empty runs kept. Run s is ``index[segments[s] : segments[s + 1]]``, of
+    ``group`` rows, within a group panel by panel, within a panel row by row (or longest first: ``pack_rows``'
+    ``longest_first``), empty runs left out; with one panel, row by row, empty runs kept. Run s is
+    ``index[segments[s] : segments[s + 1]]``, of
     row ``group · g + run_row[s]`` (``run_row`` uint16: the row within its group g); group g's runs on panel p are
     ``group_runs[g · panels + p] : group_runs[g · panels + p + 1]``. ``indptr (N+1,) int64`` counts each row's entries
     (padding included): cumulative, so with one panel it is also where each row's entries start."""
@@ -113,12 +112,13 @@ def panel_columns(k: int, weights: float, kind: str = "csr", l2: int | None = No
 
 
 def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group: int | None = None,
-              longest_first: bool = True) -> RowsF32:
+              longest_first: bool = False) -> RowsF32:
     """``kind`` format of a dense (N, K) float32 matrix (entries equal to 0 dropped; a block4 block is stored when
     any of its four weights is non-zero, K % 4 == 0); ``panel``: input columns per panel (a multiple of 4; default
     :func:`panel_columns`); ``group``: rows whose runs are stored panel by panel together (default :data:`GROUP`; 1:
-    each row's runs together); ``longest_first=False``: a (group, panel)'s runs in row order. csr runs are padded to
-    an even count with a zero weight on the run's last stored column (the avx512 path takes pairs)."""
+    each row's runs together); ``longest_first``: a (group, panel)'s runs longest first instead of in row order. csr
+    runs are padded to an even count with a zero weight on the run's last stored column (the avx512 path takes
+    pairs)."""
     w = np.asarray(w)
     if w.dtype != np.float32 or w.ndim != 2:
         raise ValueError(f"weights must be a 2-D float32 array, got {w.dtype} with shape {w.shape}")
@@ -166,11 +166,12 @@ def pack_rows(w: np.ndarray, kind: str = "csr", panel: int | None = None, group:
                    segments, (run_rows % group).astype(np.uint16), group_runs, per_panel * width, group)
 
 
-def run_order(sizes: np.ndarray, group: int, longest_first: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_order(sizes: np.ndarray, group: int, longest_first: bool = False) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
     """The stored runs of :class:`RowsF32` for ``sizes (N, panels)`` entries per (row, panel): ``(rows, panels,
-    group_runs)`` — each run's row and panel, in storage order (group by group of ``group`` rows, panel by panel, the
-    longest run first — or row by row with ``longest_first=False`` —, equal lengths row by row, empty runs left out;
-    one panel: every row in order) — and where each (group, panel)'s runs start."""
+    group_runs)`` — each run's row and panel, in storage order (group by group of ``group`` rows, panel by panel, row
+    by row — or the longest run first, equal lengths row by row, with ``longest_first`` —, empty runs left out; one
+    panel: every row in order) — and where each (group, panel)'s runs start."""
     n, panels = sizes.shape
     groups = -(-n // group)
     if panels == 1:

@@ -21,10 +21,10 @@ each group of rows over every block in turn, so each weight leaves memory once p
 past one block's slab — K·TB·4 bytes, 192 KB at K = 768 —, whatever the batch: the activation rows a weight reads
 are contiguous and no two share cache sets the way a (K, T) array's rows 16 KB apart do. With K in panels a task
 takes its rows in the packing's groups (:data:`~.fp32_packing.GROUP`) and runs each panel over the group: one
-emitted loop (:func:`emit_runs`) walks the group's runs on the panel, longest first, each continuing its row's sums
-from memory with the row kernel's ``add`` form (the same order as one pass), so the activations a panel reads stay
-in cache while the weights, packed in that order, stream front to back, and runs of one length follow each other
-(the loop's exit branch is foreseen). The epilogue (bias, scale, GELU:
+emitted loop (:func:`emit_runs`) walks the group's runs on the panel, each continuing its row's sums from memory with
+the row kernel's ``add`` form (the same order as one pass), every pointer and bound in registers, so the activations
+a panel reads stay in cache while the weights, packed in that order, stream front to back. Outputs of
+:data:`STREAM_BYTES` and more go to memory with non-temporal stores. The epilogue (bias, scale, GELU:
 :mod:`.epilogue`, at the path's vector width) runs on each row's block in L1. The IR is generic LLVM vector code
 (``llvm.fma``): :func:`row_assembly` compiles it for any target CPU, so the 512-bit path is checked on hosts without
 AVX-512. Tested against float64 products in tests/kernels/test_fp32_rows.py.
@@ -313,7 +313,7 @@ def _linear_panels(marker, group_runs, run_row, segments, index, values, xb, bou
                    stream, partial, out):
     """:func:`_linear` with K in panels: a task's rows go group by group of the packing (``partial.shape[1]`` rows:
     :attr:`~.fp32_packing.RowsF32.group`); per token block a group's partial sums start at zero in the thread's
-    ``partial`` rows and each panel's runs (``group_runs[g · panels + p] : …[… + 1]``, longest first) are added to them
+    ``partial`` rows and each panel's runs (``group_runs[g · panels + p] : …[… + 1]``) are added to them
     in one loop, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's runs stream
     past it; then the rows' epilogues. A group a task's row range cuts (bounds need not fall on group boundaries) runs
     the runs of its own rows only. ``inside``: a task is a row range, each group running every token block in turn;
