@@ -5,8 +5,8 @@ A :class:`RowsF32` holds, per (row, panel), a run of entries — ``csr`` (one we
 count with a zero weight on its last column) or ``block4`` (1×4 blocks along K: an entry holds the weights of columns
 4c … 4c+3) — columns ascending. Runs are stored group by group of :data:`GROUP` rows, within a group panel by panel,
 within a panel row by row (empty runs left out): the order :func:`~.fp32_rows.fp32_linear_t` reads them, so the
-weights stream front to back. Panel widths (:func:`panel_columns`) keep one token block's activations on a panel in L1 where a row still has
-enough weights on it. Tested in tests/kernels/test_fp32_rows.py.
+weights stream front to back. Panel widths (:func:`panel_columns`) keep one token block's activations on a panel in L1
+where a row still has enough weights on it. Tested in tests/kernels/test_fp32_rows.py.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ class RowsF32:
     input columns. Entries are stored in runs — one per (row, panel), columns ascending — ordered group by group of
     ``group`` rows, within a group panel by panel, within a panel row by row (or longest first: ``pack_rows``'
     ``longest_first``), empty runs left out; with one panel, row by row, empty runs kept. Run s is
-    ``index[segments[s] : segments[s + 1]]``, of
-    row ``group · g + run_row[s]`` (``run_row`` uint16: the row within its group g); group g's runs on panel p are
-    ``group_runs[g · panels + p] : group_runs[g · panels + p + 1]``. ``indptr (N+1,) int64`` counts each row's entries
-    (padding included): cumulative, so with one panel it is also where each row's entries start."""
+    ``index[segments[s] : segments[s + 1]]``, of row ``group · g + run_row[s]`` (``run_row`` uint16: the row within
+    its group g); group g's runs on panel p are ``group_runs[g · panels + p] : group_runs[g · panels + p + 1]``.
+    ``indptr (N+1,) int64`` counts each row's entries (padding included): cumulative, so with one panel it is also
+    where each row's entries start."""
 
     indptr: np.ndarray
     index: np.ndarray

@@ -256,6 +256,12 @@ def _runs_intrinsic(path: str, kind: str):
 
     @intrinsic
     def runs(typingctx, run_row, segments, s0, s1, index, values, xb, b, partial):
+        dtypes = (types.uint16, types.int64, types.uint16, types.float32, types.float32, types.float32)
+        arrays = (run_row, segments, index, values, xb, partial)
+        if not (all(isinstance(a, types.Array) and a.dtype == d for a, d in zip(arrays, dtypes)) and xb.ndim == 3
+                and partial.ndim == 2 and values.ndim == (2 if kind == "block4" else 1)):
+            return None
+
         def codegen(context, builder, signature, args):
             def data(i):
                 return cgutils.create_struct_proxy(signature.args[i])(context, builder, value=args[i]).data
