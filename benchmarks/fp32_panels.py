@@ -130,8 +130,8 @@ MODES = {  # --against → (table head, one row of it from a measured dict)
                   lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['panels'])} | {r['grouped_ms']:.1f} | "
                             f"{r['row_order_ms']:.1f} | {r['grouped_ms'] / r['row_order_ms']:.2f} | "
                             f"{r['max_abs_diff']:.1e} |"),
-    "run-order": (("| model | batch | panels (first layer) | longest first ms | row order ms | ratio | max abs Δlogit |\n"
-                  "|---|---:|---|---:|---:|---:|---:|"),
+    "run-order": (("| model | batch | panels (first layer) | longest first ms | row order ms | ratio "
+                   "| max abs Δlogit |\n|---|---:|---|---:|---:|---:|---:|"),
                   lambda r: f"| {r['model']} | {r['batch']} | {', '.join(r['panels'])} | {r['longest_first_ms']:.1f} | "
                             f"{r['row_order_ms']:.1f} | {r['longest_first_ms'] / r['row_order_ms']:.2f} | "
                             f"{r['max_abs_diff']:.1e} |"),
