@@ -205,13 +205,31 @@ if config.DISABLE_JIT:  # coverage runs: no overloads outside compiled code
         return out[b, r] if out.ndim == 3 else out[r, b * TOKENS:min(out.shape[1], (b + 1) * TOKENS)]
 
 
-@nb.njit(inline="always", **NJIT_FMA)
+STREAMING, CACHED = np.float32(0), np.float64(0)  # a kernel's ``stream`` argument: its type picks the stores
+
+
 def _epilogue(marker, acc, bias, scale, gelu, stream, out):
-    """The row epilogue, its full vectors stored non-temporally when ``stream``."""
-    if stream:
-        row_epilogue_stream(marker, acc, bias, scale, gelu, out)
-    else:
-        row_epilogue(marker, acc, bias, scale, gelu, out)
+    """The row epilogue, its full vectors stored non-temporally when ``stream`` is :data:`STREAMING` (a type, so
+    a kernel compiles only the stores it uses)."""
+    (row_epilogue_stream if isinstance(stream, np.float32) else row_epilogue)(marker, acc, bias, scale, gelu, out)
+
+
+def _fence(stream):
+    """:func:`~.epilogue.store_fence` after :data:`STREAMING` stores; nothing otherwise."""
+
+
+if not config.DISABLE_JIT:
+
+    @overload(_epilogue, inline="always")
+    def _epilogue_impl(marker, acc, bias, scale, gelu, stream, out):
+        write = row_epilogue_stream if stream == types.float32 else row_epilogue
+        return lambda marker, acc, bias, scale, gelu, stream, out: write(marker, acc, bias, scale, gelu, out)
+
+    @overload(_fence, inline="always")
+    def _fence_impl(stream):
+        if stream == types.float32:
+            return lambda stream: store_fence()
+        return lambda stream: None
 
 
 @nb.njit(**NJIT_FMA_PARALLEL)
@@ -219,7 +237,7 @@ def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu
     """``out = (Σ + bias) · scale`` (then GELU) per row, ``out`` (N, T) or token-blocked; task = (token block, row
     range from ``bounds``) — or, ``inside``, a row range over every token block —, its rows in groups of
     ``scratch.shape[1]`` (``scratch (tasks, rows, TB)``): the group's sums, then its epilogues, block after block.
-    ``stream``: the results go to memory with non-temporal stores."""
+    ``stream`` :data:`STREAMING`: the results go to memory with non-temporal stores."""
     chunks = bounds.size - 1
     group = scratch.shape[1]
     inner = xb.shape[0] if inside else 1
@@ -233,8 +251,7 @@ def _linear(marker, indptr, index, values, xb, bounds, inside, bias, scale, gelu
                     _row(marker, index, values, indptr[r], indptr[r + 1], xb, b, accs[r - r0])
                 for r in range(r0, r1):
                     _epilogue(marker, accs[r - r0], bias[r], scale[r], gelu, stream, _destination(out, r, b))
-        if stream:
-            store_fence()
+        _fence(stream)
 
 
 def emit_runs(builder: ir.IRBuilder, path: str, kind: str, run_row_ptr, segments_ptr, s_start, s_end, index_ptr,
@@ -323,7 +340,7 @@ def _linear_panels(marker, group_runs, run_row, segments, index, values, xb, bou
     in one loop, so the slab part a panel reads stays in L1 (L2 for the widest panels) while the group's runs stream
     past it; then the rows' epilogues. A group a task's row range cuts (bounds need not fall on group boundaries) runs
     the runs of its own rows only. ``inside``: a task is a row range, each group running every token block in turn;
-    ``stream``: the results go to memory with non-temporal stores."""
+    ``stream`` :data:`STREAMING`: the results go to memory with non-temporal stores."""
     chunks = bounds.size - 1
     group = partial.shape[1]
     n = bias.size
@@ -350,8 +367,7 @@ def _linear_panels(marker, group_runs, run_row, segments, index, values, xb, bou
                                 _row_add(marker, index, values, segments[s], segments[s + 1], xb, b, rows[r - r0])
                 for r in range(first, last):
                     _epilogue(marker, rows[r - r0], bias[r], scale[r], gelu, stream, _destination(out, r, b))
-        if stream:
-            store_fence()
+        _fence(stream)
 
 
 BLOCKS_INSIDE = 2  # up to this many token blocks (one 128-token sequence) a task is a row range run over every
@@ -442,7 +458,8 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         return lambda: out
     # an output larger than the caches leaves them before it is read: written straight to memory, where its vectors
     # are aligned (a (N, T) output's rows start every T floats)
-    stream = out.nbytes >= STREAM_BYTES and out.ctypes.data % 64 == 0 and (blocked_out or t_total % 16 == 0)
+    large = out.nbytes >= STREAM_BYTES and out.ctypes.data % 64 == 0 and (blocked_out or t_total % 16 == 0)
+    stream = STREAMING if large else CACHED
     inside = 1 < shape[0] <= BLOCKS_INSIDE
     task_blocks = 1 if inside else shape[0]  # token blocks that take separate tasks
     bounds = task_rows(weight, task_blocks, nb.get_num_threads())
