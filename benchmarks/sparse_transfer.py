@@ -135,6 +135,7 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
     result_dir = Path(result.output_dir)
     training = json.loads((result_dir / "sparsecore_training.json").read_text())
     return {"objective": result.objective, **({"distill_layers": layers} if "distill" in objective else {}),
+            "pruner": pruner,
             "corpus": training["corpus"], "epochs": epochs,
             "loss": result.metrics.get("train_loss"), "wall_time_s": time.time() - started,
             "train_samples_per_second": result.metrics.get("train_samples_per_second"),
@@ -261,6 +262,7 @@ def plot(data: dict, path: Path) -> bool:
     kinds = [("dense", "dense fine-tuning", "#8a8a8a"), ("downstream80", "GMP 80% on the task", "#a05fb3"),
              ("transfer80", "transfer, upstream 80%", "#3b7dd8"),
              ("transfer90", "transfer, upstream 90%", "#1f4f99"),
+             ("transfer90-obs", "transfer, upstream 90% (OBS)", "#0b2a5c"),
              ("transfer80-layers", "transfer, upstream 80% (every layer distilled)", "#5fb3a1"),
              ("transfer-quant80", "transfer-quant, 80%", "#d88a3b"),
              ("dense-siamese", "dense fine-tuning, siamese", "#c4c4c4"),

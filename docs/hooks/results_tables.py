@@ -287,7 +287,7 @@ def int8_block4_layout(data: dict) -> str:
 
 
 TRANSFER_GOALS = {"transfer80": 0.985, "transfer90": 0.975, "transfer-quant80": 0.975,  # share of dense to reach
-                  "transfer80-layers": 0.985, "transfer90-layers": 0.975}
+                  "transfer80-layers": 0.985, "transfer90-layers": 0.975, "transfer90-obs": 0.975}
 
 
 def sparse_transfer(data: dict) -> str:
@@ -351,13 +351,14 @@ def sparse_transfer_upstream(data: dict) -> str:
     """benchmarks/sparse_transfer.py: the upstream runs that made the backbones."""
     runs = {k: r for k, r in sorted(data.items()) if k.startswith("upstream")}
     body = [[f"`{k}`", r["objective"] + (" (every layer)" if r.get("distill_layers") == "all" else ""),
+             r.get("pruner", "obs" if k.endswith("-obs") else "gmp").upper(),
              f"{r['corpus']['texts']:,}", f"{r['corpus'].get('pairs', 0):,}",
              f"{r['epochs']:g}",
              f"{100 * r['encoder_sparsity']:.1f}%", f"{r['loss']:.4f}", f"{r['wall_time_s'] / 60:.0f} min",
              f"{r['train_samples_per_second']:.1f}", r.get("date", "–")[:10]] for k, r in runs.items()]
     return _machine_line(list(runs.values())) + rows(
-        ["backbone", "objective", "texts", "of them sentence pairs", "epochs", "encoder sparsity",
-         "final training loss", "wall time", "samples/s", "trained"], "llrrrrrrrl", body)
+        ["backbone", "objective", "pruner", "texts", "of them sentence pairs", "epochs", "encoder sparsity",
+         "final training loss", "wall time", "samples/s", "trained"], "lllrrrrrrrl", body)
 
 
 def sparse_transfer_objectives(data: dict) -> str:
