@@ -268,6 +268,7 @@ def plot(data: dict, path: Path) -> bool:
              ("dense-siamese", "dense fine-tuning, siamese", "#c4c4c4"),
              ("transfer80-siamese", "transfer, upstream 80%, siamese", "#7fb0f0"),
              ("transfer90-siamese", "transfer, upstream 90%, siamese", "#4f7fc9"),
+             ("transfer90-obs-siamese", "transfer, upstream 90% (OBS), siamese", "#2d5aa0"),
              ("transfer-quant80-siamese", "transfer-quant, 80%, siamese", "#f0b27a")]
     tasks = [t for t in TASKS if any(f"{k}-{t}" in data for k, _, _ in kinds)]
     if not tasks:
