@@ -476,6 +476,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "pipeline_throughput_avx2_v6": ("pipeline_throughput_avx2_v6.json", pipeline_throughput),
     "pipeline_throughput_vnni_v1": ("pipeline_throughput_vnni_v1.json", pipeline_throughput),
     "pipeline_throughput_vnni_v2": ("pipeline_throughput_vnni_v2.json", pipeline_throughput),
+    "pipeline_throughput_vnni_v3": ("pipeline_throughput_vnni_v3.json", pipeline_throughput),
     "pair_throughput_vnni_v1": ("pair_throughput_vnni_v1.json", pair_throughput),
     "pair_throughput_vnni_buckets_v1": ("pair_throughput_vnni_buckets_v1.json", pair_throughput),
     "streams": ("streams.json", streams),
