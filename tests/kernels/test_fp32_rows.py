@@ -390,18 +390,21 @@ def test_outputs_written_with_streaming_stores_hold_the_same_bits(path, panel, m
         shifted = buffers["rows"][1:96 * t + 1].reshape(96, t)  # 4 bytes past a 64-byte boundary
         for out in (aligned, shifted):
             np.testing.assert_array_equal(fp32_linear_t(packed, xb, t, gelu=True, path=path, out=out), want)
+        assert fp32_rows.streams(aligned, t, False) == (t % 16 == 0) and not fp32_rows.streams(shifted, t, False)
         got = fp32_linear_t(packed, xb, t, gelu=True, path=path, out=buffers["blocked"], blocked_out=True)
         np.testing.assert_array_equal(got, want_blocked)
+        assert fp32_rows.streams(buffers["blocked"], t, True)
         monkeypatch.undo()
+        assert not fp32_rows.streams(buffers["blocked"], t, True)  # 16 MB and more only
 
 
 @pytest.mark.skipif(not X86, reason="the vector paths are x86 code")
 @pytest.mark.parametrize("lanes,cpu,store", [(16, "znver4", "vmovntps\t%zmm"), (8, "haswell", "vmovntps\t%ymm")])
 def test_streaming_epilogue_stores_are_non_temporal(lanes, cpu, store):
-    from sparsecore.kernels.epilogue import epilogue_assembly
-
     """The full vectors of a streaming epilogue leave through ``vmovntps`` (the one-element rest through ordinary
     stores); the ordinary epilogue has none."""
+    from sparsecore.kernels.epilogue import epilogue_assembly
+
     streaming = epilogue_assembly(lanes, False, True, cpu, stream=True)
     assert store in streaming
     assert "vmovntps" not in epilogue_assembly(lanes, False, True, cpu)

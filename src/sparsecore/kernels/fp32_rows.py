@@ -456,10 +456,7 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
         raise ValueError(f"out must be a C-contiguous float32 array of shape {out_shape}")
     if t_total == 0:
         return lambda: out
-    # an output larger than the caches leaves them before it is read: written straight to memory, where its vectors
-    # are aligned (a (N, T) output's rows start every T floats)
-    large = out.nbytes >= STREAM_BYTES and out.ctypes.data % 64 == 0 and (blocked_out or t_total % 16 == 0)
-    stream = STREAMING if large else CACHED
+    stream = STREAMING if streams(out, t_total, blocked_out) else CACHED
     inside = 1 < shape[0] <= BLOCKS_INSIDE
     task_blocks = 1 if inside else shape[0]  # token blocks that take separate tasks
     bounds = task_rows(weight, task_blocks, nb.get_num_threads())
@@ -471,6 +468,13 @@ def fp32_linear_call(weight: RowsF32, xb: np.ndarray, t_total: int, bias: np.nda
     partial = np.empty((nb.config.NUMBA_NUM_THREADS, min(weight.group, n), TOKENS), np.float32)
     return bound(_linear_panels, out, marker(path), weight.group_runs, weight.run_row, weight.segments, weight.index,
                  weight.values, xb, bounds, inside, bias, scale, gelu, stream, partial, out)
+
+
+def streams(out: np.ndarray, t_total: int, blocked_out: bool) -> bool:
+    """Whether a Linear writes ``out`` with non-temporal stores: an output of :data:`STREAM_BYTES` or more leaves the
+    caches before it is read, so it goes straight to memory — where every full vector is aligned (64-byte start, and
+    a (N, T) output's rows, T floats apart, on 64-byte boundaries too)."""
+    return out.nbytes >= STREAM_BYTES and out.ctypes.data % 64 == 0 and (blocked_out or t_total % 16 == 0)
 
 
 def row_assembly(path: str, kind: str, cpu: str, add: bool = False, runs: bool = False) -> str:
