@@ -72,7 +72,7 @@ training_modifiers:
     final_lr: {final_lr}
     end_epoch: eval(num_epochs)
 pruning_modifiers:
-  - !GMPruningModifier
+  - !{modifier}
     params: ['{params}']
     init_sparsity: 0.0
     final_sparsity: {sparsity}
@@ -80,25 +80,21 @@ pruning_modifiers:
     end_epoch: {prune_end}
     update_frequency: {update_frequency}
     inter_func: cubic
-    mask_type: unstructured
+{pruner_args}    mask_type: unstructured
     leave_enabled: true
-"""  # GMP (cubic, layer by layer) of the blocks' Linears, upstream and downstream
-OBS_PRUNER = """
-  - !OBSPruningModifier
-    params: ['{params}']
-    init_sparsity: 0.0
-    final_sparsity: {sparsity}
-    start_epoch: 0.0
-    end_epoch: {prune_end}
-    update_frequency: {update_frequency}
-    inter_func: cubic
-    global_sparsity: true
-    num_grads: 128
-    fisher_block_size: 50
-    grad_sampler_kwargs: {{batch_size: 16}}
-    mask_type: unstructured
-    leave_enabled: true
-"""  # in place of GMP's pruner: OBS as in the full-data obs90 run (128 gradients, blocks of 50), ranked globally
+"""  # gradual pruning (cubic) of the blocks' Linears, upstream and downstream: GMP layer by layer by default
+PRUNERS = {  # pruner → (modifier, its own lines) of GMP
+    "gmp": ("GMPruningModifier", ""),
+    # OBS as in the full-data obs90 run (128 gradients, blocks of 50), ranked globally
+    "obs": ("OBSPruningModifier", ("    global_sparsity: true\n    num_grads: 128\n    fisher_block_size: 50\n"
+                                   "    grad_sampler_kwargs: {batch_size: 16}\n")),
+}
+
+
+def gradual(pruner: str = "gmp", **fields) -> str:
+    """:data:`GMP` filled in with ``fields`` and the :data:`PRUNERS` entry ``pruner``."""
+    modifier, pruner_args = PRUNERS[pruner]
+    return GMP.format(modifier=modifier, pruner_args=pruner_args, **fields)
 
 
 def record(name: str, entry: dict) -> None:
@@ -118,11 +114,9 @@ def upstream(name: str, glue_dir: str, out: Path) -> dict:
     sparsity, _, variant = name[len("upstream"):].partition("-")
     objective, layers, pruner = VARIANTS.get(variant, ("distill", "last", "gmp"))
     epochs = SHORT_EPOCHS if variant.startswith("short-") else UPSTREAM_EPOCHS
-    schedule = {"params": LINEARS, "sparsity": int(sparsity) / 100, "prune_end": epochs * 2 / 3}
-    recipe = GMP.format(epochs=epochs, init_lr="1.0e-4", final_lr="1.0e-6", update_frequency=epochs / 30, **schedule)
-    if pruner == "obs":  # ten Fisher updates over the same pruning range
-        recipe = recipe[:recipe.index("  - !GMPruningModifier")] + OBS_PRUNER.format(update_frequency=epochs / 15,
-                                                                                     **schedule)[1:]
+    recipe = gradual(pruner, epochs=epochs, init_lr="1.0e-4", final_lr="1.0e-6", params=LINEARS,
+                     sparsity=int(sparsity) / 100, prune_end=epochs * 2 / 3,
+                     update_frequency=epochs / (15 if pruner == "obs" else 30))  # OBS: ten Fisher updates
     folder = out / name
     if folder.exists():  # a rerun rebuilds the backbone (transfer rows recorded from the old one are rerun too)
         shutil.rmtree(folder)
@@ -205,8 +199,8 @@ def fine_tune(name: str, glue_dir: str, out: Path, epochs: float | None = None, 
         start, recipe = "minilm", "dense-finetune"
     elif kind.startswith("downstream"):
         start, recipe_args = str(out / f"dense{encoding}-{task}{suffix}"), None
-        recipe = GMP.format(epochs=epochs, init_lr=lr, final_lr=0.0, params=LINEARS,
-                            sparsity=int(kind[len("downstream"):]) / 100, prune_end=epochs * 2 / 3, update_frequency=0.1)
+        recipe = gradual(epochs=epochs, init_lr=lr, final_lr=0.0, params=LINEARS,
+                         sparsity=int(kind[len("downstream"):]) / 100, prune_end=epochs * 2 / 3, update_frequency=0.1)
         if not Path(start).is_dir():
             raise SystemExit(f"{start} is missing: run --run dense{encoding}-{task} (with the same --epochs/--lr) "
                              "first")
