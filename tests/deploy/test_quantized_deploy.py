@@ -195,7 +195,7 @@ def test_block4_int8_kernels_give_the_quads_bits_through_the_whole_engine(qat_mi
     np.testing.assert_array_equal(got, batched(quads, feeds, 96))
     # the LayerNorms write the codes of the next Linear's input interleaved, and so does the FFN's intermediate Linear
     plan = blocks.model._plan
-    assert plan[("qkv codes", 0)][2].ndim == 4 and plan[("inter codes", 0)][2].ndim == 4
+    assert plan[("qkv feed", 0)]["codes"][2].ndim == 4 and plan[("inter feed", 0)]["codes"][2].ndim == 4
     assert len(plan[("ffn", 0)]) == 4
     blocks.model.fused_inputs = False  # each Linear quantizes its own input: the same bits
     np.testing.assert_array_equal(batched(blocks, feeds, 96), got)

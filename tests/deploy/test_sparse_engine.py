@@ -283,10 +283,14 @@ def test_padding_is_dropped_with_the_padded_logits(pruned_minilm, rows):
     left_logits = model(*left_feeds.values())
     np.testing.assert_allclose(left_logits, ort(left_feeds), atol=ATOL, rtol=0)
     assert model.last_tokens == 12 * 64
-    # the attention output Linear (token-blocked fp32 rows) reads the context as attention wrote it, token-blocked:
-    # the same bits as laying it out in a pass of its own, packed and padded
+    # the attention output Linear (token-blocked fp32 rows) reads the context as attention wrote it, token-blocked,
+    # and the QKV and intermediate Linears read the copies their LayerNorms wrote: the same bits as laying each input
+    # out in a pass of its own, packed and padded
     if model.layers[0]["attn_out"].token_blocked:
         assert model.inputs._buf.size > 0
+        plan = model._plan
+        assert {("qkv feed", 0), ("qkv feed", 1), ("inter feed", 0)} <= plan.keys()
+        assert all(plan[key]["blocked"].dtype == np.float32 for key in (("qkv feed", 1), ("inter feed", 0)))
         model.fused_inputs = False
         np.testing.assert_array_equal(model(*feeds), got)
         np.testing.assert_array_equal(model(*left_feeds.values()), left_logits)

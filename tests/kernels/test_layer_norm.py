@@ -138,6 +138,45 @@ def test_codes_through_the_public_call_and_bad_buffers():
         add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 300, codes))
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("tokens, threads", [(128, 1), (91, 2), (5, 1), (600, 2), (64, 2)])
+def test_blocked_copy_is_token_blocks_of_the_output(path, tokens, threads):
+    """The fused float copy: :func:`token_blocks` of the LayerNorm output bit for bit, at every path, token position
+    (full chunks, single vectors, one at a time) and thread split; the (H, T) output unchanged; padding tokens 0
+    whatever the buffer held."""
+    from sparsecore.kernels.fp32_rows import TOKENS, token_blocks
+
+    rng = np.random.default_rng(tokens)
+    hidden = 80
+    x = (rng.standard_normal((hidden, tokens)) * 4).astype(np.float32)
+    r = rng.standard_normal((hidden, tokens)).astype(np.float32)
+    gamma, beta = (rng.standard_normal(hidden) * 3).astype(np.float32), rng.standard_normal(hidden).astype(np.float32)
+    plain, fused = np.empty_like(x), np.empty_like(x)
+    copy = np.full((-(-tokens // TOKENS), hidden, TOKENS), np.nan, np.float32)
+    ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, plain, threads, 32, *_NO_CODES)
+    ln._add_layer_norm_t(isa.marker(path), x, r, True, gamma, beta, 1e-12, fused, threads, 32, copy,
+                         np.float32(1.0), np.float32(0.0))
+    np.testing.assert_array_equal(fused, plain)
+    np.testing.assert_array_equal(copy, token_blocks(plain))
+
+
+def test_blocked_copy_through_the_public_call_and_bad_buffers():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((48, 70)).astype(np.float32)
+    gamma, beta = np.ones(48, np.float32), np.zeros(48, np.float32)
+    copy = np.empty((2, 48, 64), np.float32)
+    out = add_layer_norm_t(x.copy(), gamma, beta, 1e-5, blocked=copy)
+    np.testing.assert_array_equal(out, add_layer_norm_t(x, gamma, beta, 1e-5))
+    np.testing.assert_array_equal(copy[0], out[:, :64])
+    np.testing.assert_array_equal(copy[1, :, :6], out[:, 64:])
+    assert not copy[1, :, 6:].any()
+    for bad in (np.empty((1, 48, 64), np.float32), np.empty((2, 48, 64), np.float64), np.empty((3, 48, 24), np.float32)):
+        with pytest.raises(ValueError, match="blocked buffer must be"):
+            add_layer_norm_t(x, gamma, beta, 1e-5, blocked=bad)
+    with pytest.raises(ValueError, match="codes or blocked, not both"):
+        add_layer_norm_t(x, gamma, beta, 1e-5, codes=(0.02, 3, np.empty((2, 48, 64), np.uint8)), blocked=copy)
+
+
 def test_long_inputs_split_over_threads_like_one_thread():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 1000)).astype(np.float32)

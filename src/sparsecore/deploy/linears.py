@@ -98,9 +98,10 @@ class LinearT:
         return self.blocked_call(xb, t_total, gelu, out, blocked_out)()
 
     def blocked_call(self, xb: np.ndarray, t_total: int, gelu: bool = False, out: np.ndarray | None = None,
-                     blocked_out: bool = False):
+                     blocked_out: bool = False, scratch: Scratch | None = None):
         """:meth:`blocked` checked once and bound to these arrays: a callable without arguments that runs it on their
-        current contents (:func:`~sparsecore.kernels.fp32_rows.fp32_linear_call`)."""
+        current contents (:func:`~sparsecore.kernels.fp32_rows.fp32_linear_call`). ``scratch`` is not used (its input
+        is laid out already): it is taken so one call site binds an fp32 or an int8 Linear alike."""
         from sparsecore.kernels.fp32_rows import fp32_linear_call
 
         return fp32_linear_call(self.weight, xb, t_total, self.bias, gelu, self.format.split()[1], out=out,

@@ -38,7 +38,7 @@ import numpy as np
 
 from sparsecore.deploy.hugepages import Scratch
 from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
-from sparsecore.deploy.linears import QLinearT, build_linear
+from sparsecore.deploy.linears import LinearT, QLinearT, build_linear
 from sparsecore.deploy.pair_head import mean_pool_columns, pair_logits
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
 from sparsecore.deploy.token_layout import ffn_blocks, padded, row_stride, token_layout
@@ -116,13 +116,13 @@ class SparseEncoder:
         return counts
 
     def embed_t(self, ids: np.ndarray, token_types: np.ndarray, out: np.ndarray,
-                keep: tuple[np.ndarray, np.ndarray] | None = None, codes: tuple | None = None) -> np.ndarray:
+                keep: tuple[np.ndarray, np.ndarray] | None = None, feed: dict | None = None) -> np.ndarray:
         """Embeddings of ``ids`` (batch, seq) → LayerNorm (→ ELECTRA's projection) written into ``out`` (H, ≥ T).
 
         ``keep``: the (row, column) indices of the tokens to embed, in order (None: every token); each keeps the
-        position it has in ``ids``. Columns of ``out`` after the T embedded tokens are zeroed. ``codes``: the
-        LayerNorm also writes the first layer's input codes (:func:`~sparsecore.kernels.layer_norm.add_layer_norm_t`;
-        not with a projection)."""
+        position it has in ``ids``. Columns of ``out`` after the T embedded tokens are zeroed. ``feed``: what the
+        LayerNorm also writes for the first layer's QKV Linear (:meth:`_feed_for`: its input codes or its token-blocked
+        input, :func:`~sparsecore.kernels.layer_norm.add_layer_norm_t`; not with a projection)."""
         from sparsecore.kernels.embeddings import embed_tokens_t
         from sparsecore.kernels.layer_norm import add_layer_norm_t
 
@@ -134,7 +134,7 @@ class SparseEncoder:
         if self.project is None:
             embed_tokens_t(a.word, a.position, a.token_type, ids, positions, token_types, out)
             out[:, tokens:] = 0.0
-            return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out, codes=codes)
+            return add_layer_norm_t(out, *a.embed_ln, a.eps, out=out, **(feed or {}))
         et = np.zeros((a.word.shape[1], out.shape[1]), np.float32)  # (E, T): ELECTRA's embedding width
         embed_tokens_t(a.word, a.position, a.token_type, ids, positions, token_types, et)
         return self.project(add_layer_norm_t(et, *a.embed_ln, a.eps, out=et), out=out, scratch=self.scratch)
@@ -160,10 +160,11 @@ class SparseEncoder:
         if plan_key != self._plan_key:  # another token layout: the layers' buffers and calls are worked out anew
             self._plan, self._plan_key = {}, plan_key
         memo, bind = self._memo, self._bound
-        # an int8 Linear on the integer kernels after a LayerNorm reads codes that LayerNorm wrote (no quantize pass)
-        codes = memo("qkv codes", 0, self._codes_for,
-                     self.layers[0]["qkv"] if self.layers and self.project is None else None, ws["x"].shape[1])
-        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep, codes)  # in place
+        # a token-blocked Linear after a LayerNorm reads its input as that LayerNorm wrote it: int8 codes or the fp32
+        # token-blocked copy (no quantize or layout pass of its own)
+        feed = memo("qkv feed", 0, self._feed_for,
+                    self.layers[0]["qkv"] if self.layers and self.project is None else None, ws["x"].shape[1])
+        xt = stage("embeddings + LayerNorm", self.embed_t, input_ids, token_type_ids, ws["x"], keep, feed)  # in place
         first = starts[:-1]  # the column of each sequence's first token: what the classifier head reads
         for i, layer in enumerate(self.layers):
             # the last layer runs its queries and everything after attention on the first tokens only: the logits
@@ -175,11 +176,11 @@ class SparseEncoder:
             # Q, K, V token-blocked when the attention reads them so (quantized attention on VNNI)
             qkv_out, tokens = memo("qkv", i, self._qkv_target, layer["qkv"], layer["quant"], ws["qkv"]), xt.shape[1]
             blocked_qkv = {} if qkv_out.ndim == 2 else {"blocked_out": True}
-            if codes is None:
+            if not feed:
                 qkv = stage(names["qkv"], bind("qkv", i, layer["qkv"].call, xt, out=qkv_out, scratch=self.scratch,
                                                **blocked_qkv))
             else:
-                qkv = stage(names["qkv"], bind("qkv", i, layer["qkv"].blocked_call, codes[2], xt.shape[1],
+                qkv = stage(names["qkv"], bind("qkv", i, layer["qkv"].blocked_call, _fed(feed), xt.shape[1],
                                                out=qkv_out, **blocked_qkv))
             if last:
                 ws = memo("last", i, self._first_tokens_workspace, xt.shape[0], first.size, ws["inter"].shape[0])
@@ -199,12 +200,11 @@ class SparseEncoder:
                 h = stage(names["attn_out"], bind("attn_out", i, attn_out.call, ctx, out=ws["h"],
                                                   scratch=self.scratch))
             inter_linear, out_linear = layer["intermediate"], layer["out"]
-            codes = memo("inter codes", i, self._codes_for, inter_linear, xt.shape[1])
+            feed = memo("inter feed", i, self._feed_for, inter_linear, xt.shape[1])
             stage("residual add + LayerNorm ×2", bind("ln1", i, add_layer_norm_call, xt, *layer["ln1"], eps,
-                                                      residual=h, out=xt, codes=codes))
-            # the intermediate Linear's input: the LayerNorm's codes, or xt
-            inner = (inter_linear.call, xt) if codes is None else (inter_linear.blocked_call, codes[2],
-                                                                        xt.shape[1])
+                                                      residual=h, out=xt, **feed))
+            # the intermediate Linear's input: what the LayerNorm wrote for it, or xt
+            inner = (inter_linear.call, xt) if not feed else (inter_linear.blocked_call, _fed(feed), xt.shape[1])
             shape = memo("ffn", i, ffn_blocks, inter_linear, out_linear, xt.shape[1])
             if shape is not None:
                 # the FFN's inner activations stay in the layout the output Linear reads (token-blocked, or int8
@@ -225,10 +225,9 @@ class SparseEncoder:
                 inter = stage(names["intermediate"], bind("intermediate", i, *inner, gelu=True, out=ws["inter"],
                                                           scratch=self.scratch))
                 h = stage(names["out"], bind("out", i, out_linear.call, inter, out=ws["h"], scratch=self.scratch))
-            codes = None if final else memo("qkv codes", i + 1, self._codes_for, self.layers[i + 1]["qkv"],
-                                            xt.shape[1])
+            feed = {} if final else memo("qkv feed", i + 1, self._feed_for, self.layers[i + 1]["qkv"], xt.shape[1])
             stage("residual add + LayerNorm ×2", bind("ln2", i, add_layer_norm_call, xt, *layer["ln2"], eps,
-                                                      residual=h, out=xt, codes=codes))
+                                                      residual=h, out=xt, **feed))
         if self.a.pair_head is not None:  # a siamese model: each sequence's mean-pooled embedding (batch, H)
             return stage("mean pooling", mean_pool_columns, xt, starts, None if add_mask is None else attention_mask)
         return stage("classifier head", self.head, xt, first)
@@ -278,15 +277,21 @@ class SparseEncoder:
         blocks, _, tb = activation_shape(linear.weight, rows.shape[1], linear._path, linear.token_blocked)[:3]
         return self._ws["qkv"][:blocks * rows.shape[0] * tb].reshape(blocks, rows.shape[0], tb)
 
-    def _codes_for(self, linear, tokens: int) -> tuple[float, int, np.ndarray] | None:
-        """``(scale, zero_point, buffer)`` for a LayerNorm to write ``linear``'s input codes into, in the layout its
-        kernel reads, when ``linear`` is an int8 Linear on the integer kernels (quads or 1×4 blocks; the interleaved
-        layout needs its K a multiple of 4); None otherwise."""
-        if not (isinstance(linear, QLinearT) and linear.writes_blocked) or not self.fused_inputs:
-            return None
+    def _feed_for(self, linear, tokens: int) -> dict:
+        """What a LayerNorm also writes for the token-blocked ``linear`` that reads its output next, as keywords of
+        :func:`~sparsecore.kernels.layer_norm.add_layer_norm_call`: ``codes=(scale, zero_point, buffer)`` — the input
+        codes of an int8 Linear on the integer kernels (quads or 1×4 blocks; the interleaved layout needs its K a
+        multiple of 4), in the layout its kernel reads —, ``blocked=buffer`` — the token-blocked copy an fp32 Linear
+        on the row kernels reads —, or nothing (``{}``: the Linear lays out its input itself)."""
+        if not self.fused_inputs:
+            return {}
+        if isinstance(linear, LinearT) and linear.token_blocked:
+            return {"blocked": self.inputs.view(linear.input_shape(tokens), np.float32)}
+        if not (isinstance(linear, QLinearT) and linear.writes_blocked):
+            return {}
         if not linear.token_blocked and linear.weight.shape[1] % 4:
-            return None
-        return (*linear.activation_codes, self.inputs.view(linear.input_shape(tokens), np.uint8))
+            return {}
+        return {"codes": (*linear.activation_codes, self.inputs.view(linear.input_shape(tokens), np.uint8))}
 
     def _blocked_input(self, linear, tokens: int) -> dict:
         """``attention_seq_t``'s ``blocked_out`` (and ``out_codes``) for a token-blocked ``linear`` that reads the
@@ -329,6 +334,11 @@ class SparseEncoder:
             hidden = _ACTIVATIONS[activation](self.head_hidden(cls, scratch=self.scratch))
         # every int8 Linear of a forward uses this executor's buffers (a quantized head included)
         return np.ascontiguousarray(self.head_out(hidden, scratch=self.scratch).T)
+
+
+def _fed(feed: dict) -> np.ndarray:
+    """The buffer a Linear reads from what :meth:`SparseEncoder._feed_for` had a LayerNorm write."""
+    return feed["blocked"] if "blocked" in feed else feed["codes"][2]
 
 
 def _call(make, *args, **kwargs):

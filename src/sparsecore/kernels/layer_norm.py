@@ -9,9 +9,10 @@ accumulators of a chunk stay in registers across the feature loop — 4 zmm or 2
 token's bits do not depend on where it sits). Threads take runs of whole chunks, at least ``SPAN`` tokens each.
 ``out`` may be ``x`` (in place). With ``codes``, the write pass also stores each output's uint8 code in a next int8
 Linear's input layout — token-blocked ``(blocks, H, TB)`` (quads) or interleaved by four features ``(blocks, H/4, TB,
-4)`` (1×4 blocks) — without a quantize pass. Tested against float64 (and the codes against
-:func:`~.quantize.quantize_u8_blocked` and :func:`~.quantize.quantize_u8_interleave4`) in
-tests/kernels/test_layer_norm.py.
+4)`` (1×4 blocks) — without a quantize pass; with ``blocked``, a copy of the output in the token-blocked float32 layout
+a next fp32 Linear reads (:func:`~.fp32_rows.token_blocks`), without a pass of its own. Tested against float64 (and
+the codes against :func:`~.quantize.quantize_u8_blocked` and :func:`~.quantize.quantize_u8_interleave4`, the copy
+against :func:`~.fp32_rows.token_blocks`) in tests/kernels/test_layer_norm.py.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     ``residual``) and ``out_ptr`` point at (float*; feature f at element ``f · stride``, i64), over ``hidden`` (i64)
     features with ``gamma_ptr``, ``beta_ptr`` (float*) and ``eps`` (float).
 
-    ``codes = (pointers, tb, qscale, zero, interleaved)``: also write each output's uint8 code
-    (:func:`~.epilogue.emit_codes`, the bits of :func:`~.quantize.quantize_u8`) into a token-blocked array with ``tb``
-    (i64) tokens per block — ``pointers[v]`` (i8*) is where vector v's tokens sit for feature 0, feature f ``f · tb``
-    bytes further; ``interleaved`` (``hidden`` a multiple of 4): the four codes of features 4g … 4g+3 of a token are
-    one little-endian i32, ``pointers[v]`` (i32*) where vector v's tokens sit for group 0, group g ``g · tb`` further."""
+    ``codes = (pointers, tb, qscale, zero, layout)``: also write each output into a token-blocked array with ``tb``
+    (i64) tokens per block. ``layout`` ``"codes"``: its uint8 code (:func:`~.epilogue.emit_codes`, the bits of
+    :func:`~.quantize.quantize_u8`), ``pointers[v]`` (i8*) where vector v's tokens sit for feature 0, feature f
+    ``f · tb`` bytes further; ``"interleaved"`` (``hidden`` a multiple of 4): the four codes of features 4g … 4g+3 of a
+    token as one little-endian i32, ``pointers[v]`` (i32*) where vector v's tokens sit for group 0, group g ``g · tb``
+    further; ``"float"``: the output itself, ``pointers[v]`` (float*) as for ``"codes"`` in floats
+    (``qscale``, ``zero`` unused)."""
     from sparsecore.kernels.epilogue import code_constants, emit_codes, emit_word4
     from sparsecore.kernels.simd import accumulate_loop
 
@@ -90,9 +93,11 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     eps_v, one = splat(eps), ir.Constant(vec, [1.0] * lanes)
     rstds = [builder.fdiv(one, builder.call(sqrt, [builder.call(fma, [var, inv_h, eps_v])])) for var in variances]
 
-    interleaved = codes is not None and codes[4]
+    layout = None if codes is None else codes[4]
+    interleaved = layout == "interleaved"
     if codes is not None:
         code_ptrs, tb, qscale, zero_point, _ = codes
+    if layout in ("codes", "interleaved"):
         constants = code_constants(builder, vec, qscale, zero_point)
         byte_vec, int_vec = ir.VectorType(ir.IntType(8), lanes), ir.VectorType(ir.IntType(32), lanes)
 
@@ -108,7 +113,10 @@ def emit_chunk(builder: ir.IRBuilder, lanes: int, vectors: int, x_ptr, r_ptr, re
     def write_pass(f, _accs):
         for v in range(vectors):
             y = normalised(f, v)
-            if codes is not None:
+            if layout == "float":
+                dst = builder.gep(code_ptrs[v], [builder.mul(f, tb)])
+                builder.store(y, builder.bitcast(dst, vec.as_pointer()), align=4)
+            elif layout == "codes":
                 code = builder.trunc(emit_codes(builder, y, *constants), byte_vec)
                 dst = builder.gep(code_ptrs[v], [builder.mul(f, tb)])
                 builder.store(code, builder.bitcast(dst, byte_vec.as_pointer()), align=1)
@@ -134,9 +142,11 @@ def _chunk_intrinsic(lanes: int, vectors: int):
         if not all(isinstance(a, types.Array) and a.dtype == types.float32 for a in (x, residual, gamma, beta, out)):
             return None
         with_codes = not isinstance(codes, types.NoneType)
-        if with_codes and not (isinstance(codes, types.Array) and codes.dtype == types.uint8 and codes.ndim in (3, 4)):
+        if with_codes and not (isinstance(codes, types.Array) and (codes.dtype == types.uint8 and codes.ndim in (3, 4)
+                                                                   or codes.dtype == types.float32 and codes.ndim == 3)):
             return None
         interleaved = with_codes and codes.ndim == 4
+        layout = "interleaved" if interleaved else "float" if with_codes and codes.dtype == types.float32 else "codes"
 
         def codegen(context, builder, signature, args):
             a_x, a_r, a_has, a_gamma, a_beta, a_eps, a_out, a_t0, a_codes, a_qscale, a_zero = args
@@ -152,8 +162,8 @@ def _chunk_intrinsic(lanes: int, vectors: int):
             gamma_ptr, beta_ptr = struct(gamma, a_gamma).data, struct(beta, a_beta).data
             eps_f = context.cast(builder, a_eps, signature.args[5], types.float32)
             code_args = None
-            if with_codes:  # token t of feature (group) 0 sits at element (t // tb)·K·tb + t % tb: bytes, or
-                cs = struct(codes, a_codes)  # i32 words of four codes when interleaved (K: the groups)
+            if with_codes:  # token t of feature (group) 0 sits at element (t // tb)·K·tb + t % tb: bytes, floats,
+                cs = struct(codes, a_codes)  # or i32 words of four codes when interleaved (K: the groups)
                 _, k, tb = cgutils.unpack_tuple(builder, cs.shape, 4 if interleaved else 3)[:3]
                 data = builder.bitcast(cs.data, ir.IntType(32).as_pointer()) if interleaved else cs.data
                 pointers = []
@@ -162,7 +172,7 @@ def _chunk_intrinsic(lanes: int, vectors: int):
                     block, within = builder.sdiv(tv, tb), builder.srem(tv, tb)
                     pointers.append(builder.gep(data, [builder.add(builder.mul(block, builder.mul(k, tb)), within)]))
                 code_args = (pointers, tb, context.cast(builder, a_qscale, signature.args[9], types.float32),
-                             context.cast(builder, a_zero, signature.args[10], types.float32), interleaved)
+                             context.cast(builder, a_zero, signature.args[10], types.float32), layout)
             with builder.if_else(a_has) as (with_residual, alone):
                 for block, flag in ((with_residual, True), (alone, False)):
                     with block:
@@ -184,7 +194,10 @@ def _chunk(x, residual, has_residual, gamma, beta, eps, out, t0, t1, codes, qsca
     centred = o - o.mean(axis=0, dtype=np.float32)
     rstd = np.float32(1.0) / np.sqrt((centred * centred).mean(axis=0, dtype=np.float32) + np.float32(eps))
     out[:, t0:t1] = centred * rstd * gamma[:, None] + beta[:, None]
-    if codes is not None:
+    if codes is not None and codes.dtype == np.float32:
+        for t in range(t0, t1):
+            codes[t // codes.shape[2], :, t % codes.shape[2]] = out[:, t]
+    elif codes is not None:
         from sparsecore.kernels.quantize import quantize_u8
 
         tb = codes.shape[2]
@@ -226,9 +239,10 @@ if not config.DISABLE_JIT:
 
 @nb.njit(**NJIT_FMA_PARALLEL)
 def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads, span, codes, qscale, zero):
-    """``codes``: None, or a token-blocked (blocks, H, TB) or interleaved (blocks, H/4, TB, 4) uint8 array that also
-    receives the outputs' codes for ``qscale``, ``zero`` (float32; tokens past the last one: ``zero``). Every argument
-    is passed: Numba dispatches a call with omitted defaults slowly."""
+    """``codes``: None, a token-blocked (blocks, H, TB) or interleaved (blocks, H/4, TB, 4) uint8 array that also
+    receives the outputs' codes for ``qscale``, ``zero`` (float32; tokens past the last one: ``zero``), or a
+    token-blocked float32 array that receives the outputs themselves (tokens past the last one: ``zero``, 0 there).
+    Every argument is passed: Numba dispatches a call with omitted defaults slowly."""
     tokens = x.shape[1]
     chunks = (tokens + CHUNK - 1) // CHUNK
     tasks = max(1, min(threads, tokens // span))
@@ -237,12 +251,13 @@ def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, 
         _tokens(marker, x, residual, has_residual, gamma, beta, np.float32(eps), out, c0 * CHUNK,
                 min(tokens, c1 * CHUNK), codes, np.float32(qscale), np.float32(zero))
     if codes is not None and codes.shape[0]:
-        _pad_codes(codes, tokens, np.uint8(zero))
+        _pad_codes(codes, tokens, zero)
 
 
 @nb.njit(**NJIT_FMA)
 def _pad_codes(codes, tokens, pad):
-    """Tokens ``tokens …`` of the last block of a token-blocked or interleaved code array set to ``pad``."""
+    """Tokens ``tokens …`` of the last block of a token-blocked or interleaved array set to ``pad`` (cast to its
+    dtype)."""
     tb = codes.shape[2]
     last = codes.shape[0] - 1
     flat = codes[last].reshape(codes.shape[1], -1)  # (rows or groups, tb · (1 or 4))
@@ -254,20 +269,22 @@ def _pad_codes(codes, tokens, pad):
 
 def add_layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
                      residual: np.ndarray | None = None, out: np.ndarray | None = None,
-                     codes: tuple[float, int, np.ndarray] | None = None) -> np.ndarray:
+                     codes: tuple[float, int, np.ndarray] | None = None,
+                     blocked: np.ndarray | None = None) -> np.ndarray:
     """``LayerNorm(x + residual)`` over axis 0 of ``x (H, T)``; ``out=x`` normalises in place.
 
     ``codes = (scale, zero_point, buffer)``: also write the output's uint8 codes into ``buffer``, token-blocked
     ``(ceil(T/TB), H, TB)`` — :func:`~.quantize.quantize_u8_blocked` of the output, bit for bit — or interleaved by four
     features ``(ceil(T/TB), H/4, TB, 4)`` (H a multiple of 4) — :func:`~.quantize.quantize_u8_interleave4`'s bits
     (tokens past T: the zero point): the input a next int8 Linear reads, without a pass of its own. TB: a multiple
-    of 16."""
-    return add_layer_norm_call(x, gamma, beta, eps, residual, out, codes)()
+    of 16. ``blocked``: also write the output into this float32 ``(ceil(T/TB), H, TB)`` array — the token-blocked
+    layout a next fp32 Linear reads, :func:`~.fp32_rows.token_blocks` of the output bit for bit (tokens past T: 0)."""
+    return add_layer_norm_call(x, gamma, beta, eps, residual, out, codes, blocked)()
 
 
 def add_layer_norm_call(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
                         residual: np.ndarray | None = None, out: np.ndarray | None = None,
-                        codes: tuple[float, int, np.ndarray] | None = None):
+                        codes: tuple[float, int, np.ndarray] | None = None, blocked: np.ndarray | None = None):
     """:func:`add_layer_norm_t` checked once and bound to these arrays: a callable without arguments that runs the
     kernel on their current contents and returns ``out`` (:func:`~.bound.bound`)."""
     for name, a in (("x", x), ("residual", residual), ("out", out)):
@@ -280,7 +297,14 @@ def add_layer_norm_call(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps:
     if out is None:
         out = np.empty_like(x)
     buffer, qscale, zero = None, np.float32(1.0), 0
-    if codes is not None:
+    if codes is not None and blocked is not None:
+        raise ValueError("pass codes or blocked, not both: a LayerNorm writes one next Linear's input")
+    if blocked is not None:
+        from sparsecore.kernels.quantize import check_blocked
+
+        check_blocked(blocked, x.shape[0], x.shape[1], np.float32, "the blocked buffer", multiple=16)
+        buffer = blocked
+    elif codes is not None:
         from sparsecore.kernels.quantize import _params, check_blocked
 
         scale, zero, buffer = codes
