@@ -37,18 +37,39 @@ def glue_dir() -> Path:
     pytest.skip("full GLUE data not found: set SPARSECORE_GLUE_DIR to a folder laid out like shared/data/glue")
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` run once per test run, whatever the number of xdist workers: the first worker to ask builds
+    ``<shared temp>/<name>/model`` under a file lock, the others wait for it and use the same folder (a session
+    fixture would build it once per worker). Tests treat the folder as read-only (they copy it to change it)."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder, done = root / "model", root / "built"
+    with FileLock(str(root) + ".lock"):
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # a build that failed half-way is started again
+            root.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def pruned_minilm(tmp_path_factory):
-    """A real MiniLM, 80% GMP-pruned while fine-tuned on 400 bundled SST-2 rows (about 20 s), exported."""
+    """A real MiniLM, 80% GMP-pruned while fine-tuned on 400 bundled SST-2 rows (about 20 s), exported; built once
+    for all workers."""
+    return built_once(tmp_path_factory, "pruned-minilm", _prune_minilm)
+
+
+def _prune_minilm(out: Path) -> None:
     from sparsecore.workflows import export, train
 
-    out = tmp_path_factory.mktemp("pruned-minilm") / "model"
     train(model_name_or_path="minilm", task_name="sst2", recipe="minilm-gmp80-demo",
           recipe_args="num_epochs=1,pruning_start_epoch=0,pruning_end_epoch=0.7,init_lr=1e-4", max_train_samples=400,
           max_eval_samples=8, per_device_train_batch_size=16, pad_to_max_length=False, max_seq_length=128,
           save_strategy="no", logging_strategy="no", disable_tqdm=True, do_train=True, output_dir=out)
     export(model_path=out, num_export_samples=2)
-    return out
 
 
 @pytest.fixture(scope="session")
