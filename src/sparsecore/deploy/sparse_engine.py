@@ -41,6 +41,7 @@ from sparsecore.deploy.int8_model import QuantLinear, fuse_qkv
 from sparsecore.deploy.linears import LinearT, QLinearT, build_linear
 from sparsecore.deploy.pair_head import mean_pool_columns, pair_logits
 from sparsecore.deploy.sparse_model import EncoderArrays, load_encoder_arrays
+from sparsecore.deploy.thread_pools import SINGLE_BLAS, threading_layer
 from sparsecore.deploy.token_layout import ffn_blocks, padded, row_stride, token_layout
 from sparsecore.errors import SparsecoreError
 
@@ -409,7 +410,7 @@ class SparsecoreEngine:
         # all dense: BLAS keeps its threads
         self._single_blas = any(not f.endswith("dense") for f in self._formats)
         # streams run Numba kernels from several threads at once: the workqueue layer cannot, so they take turns
-        self._turns = threading.Lock() if num_streams > 1 and _threading_layer() == "workqueue" else nullcontext()
+        self._turns = threading.Lock() if num_streams > 1 and threading_layer() == "workqueue" else nullcontext()
         global _DESCRIBED
         if not _DESCRIBED:  # once per process: which kernels this host gets
             _DESCRIBED = True
@@ -465,45 +466,3 @@ class SparsecoreEngine:
 def _widen(a: np.ndarray, width: int) -> np.ndarray:
     """``a`` (batch, n) padded with zeros to ``width`` columns."""
     return a if a.shape[1] == width else np.pad(a, ((0, 0), (0, width - a.shape[1])))
-
-
-class _SingleBlas:
-    """BLAS at one thread while any forward of a sparse model runs, in any thread: the first to enter sets the
-    limit, the last to leave restores the original (nested per-call limits would restore it while another
-    stream still runs)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._limiter = None
-        self._controller = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._users == 0:
-                from threadpoolctl import ThreadpoolController
-
-                self._controller = self._controller or ThreadpoolController()
-                self._limiter = self._controller.limit(limits=1, user_api="blas")
-            self._users += 1
-
-    def __exit__(self, *exc) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-SINGLE_BLAS = _SingleBlas()
-
-
-def _threading_layer() -> str:
-    """Numba's threading layer (omp, tbb or workqueue), started by one tiny parallel kernel if none ran yet."""
-    from sparsecore.kernels.quantize import codes_inplace
-
-    try:
-        return numba.threading_layer()
-    except ValueError:  # no parallel kernel has run in this process yet
-        codes_inplace(np.zeros(1, np.float32), 1.0, 0)
-        return numba.threading_layer()

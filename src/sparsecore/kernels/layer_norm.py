@@ -241,7 +241,7 @@ if not config.DISABLE_JIT:
 def _add_layer_norm_t(marker, x, residual, has_residual, gamma, beta, eps, out, threads, span, codes, qscale, zero):
     """``codes``: None, a token-blocked (blocks, H, TB) or interleaved (blocks, H/4, TB, 4) uint8 array that also
     receives the outputs' codes for ``qscale``, ``zero`` (float32; tokens past the last one: ``zero``), or a
-    token-blocked float32 array that receives the outputs themselves (tokens past the last one: ``zero``, 0 there).
+    token-blocked float32 array that receives the outputs themselves (tokens past the last one: ``zero``, passed as 0).
     Every argument is passed: Numba dispatches a call with omitted defaults slowly."""
     tokens = x.shape[1]
     chunks = (tokens + CHUNK - 1) // CHUNK
