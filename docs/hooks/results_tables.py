@@ -456,6 +456,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_avx2_v8": ("engine_bench_avx2_v8.json", engine_bench),
     "engine_first_call_avx2": ("engine_first_call_avx2.json", engine_bench),
     "engine_bench_vnni_v1": ("engine_bench_vnni_v1.json", engine_bench),
+    "engine_bench_vnni_v2": ("engine_bench_vnni_v2.json", engine_bench),
     "engine_bench_vnni_b1_v2": ("engine_bench_vnni_b1_v2.json", engine_bench),
     "engine_bench_vnni_fp32_v2": ("engine_bench_vnni_fp32_v2.json", engine_bench),
     "engine_bench_vnni_fp32_v3": ("engine_bench_vnni_fp32_v3.json", engine_bench),
