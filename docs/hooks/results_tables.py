@@ -465,6 +465,7 @@ TABLES = {  # marker name → (file in benchmarks/results/, table builder)
     "engine_bench_vnni_int8_b1_v3": ("engine_bench_vnni_int8_b1_v3.json", engine_bench),
     "engine_first_call_vnni": ("engine_first_call_vnni.json", engine_bench),
     "engine_first_call_vnni_v2": ("engine_first_call_vnni_v2.json", engine_bench),
+    "engine_first_call_vnni_v3": ("engine_first_call_vnni_v3.json", engine_bench),
     "engine_bench_avx2_int8_v7_unbound": ("engine_bench_avx2_int8_v7_unbound.json", engine_bench),
     "int8_kernels": ("int8_kernels.json", int8_kernels),
     "fp32_kernels": ("fp32_kernels.json", fp32_kernels),
