@@ -72,6 +72,17 @@ def _pack(src, scale, zero, flip, shift, dst, sums):
 
 
 @nb.njit(inline="always", **NJIT_FMA)
+def _pack_bytes(src, scale, zero, dst):
+    """``dst[i] = code(src[i]) ^ 0x80`` (the int8 byte of code − 128); returns ``Σ (code − 128)``."""
+    total = np.int32(0)
+    for i in range(src.size):
+        c = _code(src[i], scale, zero)
+        dst[i] = np.uint8(c ^ 128)
+        total += c - 128
+    return total
+
+
+@nb.njit(inline="always", **NJIT_FMA)
 def _pack_run(qkv, row, start, n, scale, zero, flip, shift, dst, sums):
     """:func:`_pack` of row ``row``'s tokens ``start … start + n − 1`` of the token-blocked ``qkv (blocks, 3H, TB)``
     into ``dst[:n]``, ``sums[:n]``, the run split where it crosses a block."""
@@ -139,11 +150,7 @@ def attention_vnni_t(marker, qkv, starts, add_mask, heads, order, bounds, s_scal
                 while j < seq:  # the run of keys, block by block of qkv
                     blk, at = (c0 + j) // tbi, (c0 + j) % tbi
                     m = min(seq - j, tbi - at)
-                    src = qkv[blk, 2 * hidden + h * d + e, at:at + m]
-                    for i in range(m):
-                        c = _code(src[i], sv, zv)
-                        row[j + i] = np.uint8(c ^ 128)
-                        total += c - 128
+                    total += _pack_bytes(qkv[blk, 2 * hidden + h * d + e, at:at + m], sv, zv, row[j:j + m])
                     j += m
                 row[seq:4 * n4] = 0  # keys past n: v' = 0
                 v_sums[e] = total
